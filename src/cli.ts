@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { globalOptions } from './commands/context.js';
+import { reportError } from './commands/report-error.js';
+import { listCommand } from './commands/list.js';
+import { usageError } from './errors.js';
+
+/** Builds the yargs program and nothing else: each command lives in src/commands/. */
+export function buildProgram(argv: string[]) {
+  return globalOptions(yargs(argv))
+    .scriptName('safe-run')
+    .usage('Usage: safe-run <script> [-- args]   (guarded run)\n       safe-run <command> [options]')
+    .command(listCommand)
+    .demandCommand(1, 'Name a script to run or a command; `safe-run list` shows the scripts.')
+    .parserConfiguration({ 'populate--': true })
+    .strict()
+    .version(packageVersion())
+    .help()
+    .alias('h', 'help')
+    .wrap(Math.min(100, process.stdout.columns ?? 100))
+    .fail((message, error) => {
+      throw error ?? usageError(message ?? 'Invalid arguments.', 'See `safe-run --help`.');
+    });
+}
+
+/** Walk up from the compiled file: dist/src/cli.js in the package, other depths in other build trees. */
+function packageVersion(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = path.join(dir, 'package.json');
+    if (existsSync(candidate)) {
+      const pkg = JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'safe-run' && pkg.version) return pkg.version;
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) return 'unknown';
+    dir = parent;
+  }
+}
+
+const argv = hideBin(process.argv);
+try {
+  await buildProgram(argv).parseAsync();
+} catch (error) {
+  process.exitCode = reportError(error, { json: argv.includes('--json'), verbose: argv.includes('--verbose') });
+}

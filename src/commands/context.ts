@@ -1,0 +1,44 @@
+import type { Argv } from 'yargs';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/config.js';
+import { ExitWith, type ExitCode } from '../errors.js';
+import { createLogger, type Logger } from '../logger.js';
+
+/** Options every command takes (SPEC "Commands"). */
+export interface GlobalArgs {
+  readonly db?: string;
+  readonly config?: string;
+  readonly json?: boolean;
+  readonly verbose?: boolean;
+}
+
+export interface CommandContext {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly json: boolean;
+}
+
+/** What a yargs handler does first: the checked config and a logger, nothing else. */
+export async function loadContext(argv: GlobalArgs): Promise<CommandContext> {
+  const log = createLogger({ verbose: argv.verbose });
+  const config = await loadConfig({ configPath: argv.config, db: argv.db });
+  return { config, log, json: argv.json === true };
+}
+
+/**
+ * The only place command results reach stdout: one JSON document with --json, the
+ * human rendering otherwise. A non-zero code ends the process after the output.
+ */
+export function emit<T>(ctx: { readonly json: boolean }, result: T, renderText: (result: T) => string, exitCode: ExitCode = 0): void {
+  const text = ctx.json ? `${JSON.stringify(result, null, 2)}\n` : renderText(result);
+  if (text) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  if (exitCode !== 0) throw new ExitWith(exitCode);
+}
+
+export function globalOptions<T>(yargs: Argv<T>): Argv<T & GlobalArgs> {
+  return yargs
+    .option('db', { type: 'string', describe: 'Database URL (default: DATABASE_URL)', global: true })
+    .option('config', { type: 'string', describe: 'Config file (default: ./safe-run.config.{ts,js,json})', global: true })
+    .option('json', { type: 'boolean', describe: 'Print one JSON document on stdout', global: true })
+    .option('verbose', { type: 'boolean', describe: 'Debug logs, and stack traces on errors', global: true }) as Argv<T & GlobalArgs>;
+}

@@ -1,0 +1,54 @@
+import type { CommandModule } from 'yargs';
+import type { Config } from '../config/config.js';
+import { findScriptFiles, loadScriptFile, type LoadedScript } from '../script/load.js';
+import { emit, loadContext, type GlobalArgs } from './context.js';
+
+export interface ListedScript {
+  readonly name: string;
+  readonly kind: 'ts' | 'sql';
+  readonly path: string;
+  readonly description: string;
+  readonly touches: LoadedScript['touches'];
+  readonly limits: LoadedScript['limits'];
+  readonly critical: LoadedScript['critical'];
+  readonly error?: string;
+}
+
+/** Every script in the scripts directories with its declared blast radius. One broken script does not hide the others. */
+export async function listScripts(config: Config): Promise<ListedScript[]> {
+  const listed: ListedScript[] = [];
+  for (const [name, file] of findScriptFiles(config.scriptsDirs)) {
+    try {
+      const s = await loadScriptFile(file);
+      listed.push({ name: s.name, kind: s.kind, path: s.path, description: s.description, touches: s.touches, limits: s.limits, critical: s.critical });
+    } catch (error) {
+      listed.push({ name, kind: file.endsWith('.sql') ? 'sql' : 'ts', path: file, description: '', touches: {}, limits: {}, critical: [], error: (error as Error).message });
+    }
+  }
+  return listed;
+}
+
+function renderList(scripts: ListedScript[]): string {
+  if (!scripts.length) return 'No scripts found. Put .ts or .sql scripts in ./scripts or set "scriptsDir".';
+  return scripts
+    .map((s) => {
+      const lines = [`${s.name}  (${s.kind})  ${s.description}`];
+      if (s.error) lines.push(`    ! ${s.error}`);
+      for (const [table, ops] of Object.entries(s.touches)) {
+        const limits = Object.entries(s.limits[table] ?? {}).map(([op, n]) => `${op} <= ${n}`);
+        lines.push(`    touches ${table}: ${ops.join(', ')}${limits.length ? `  (limit ${limits.join(', ')})` : ''}`);
+      }
+      if (s.critical.length) lines.push(`    critical ${s.critical.join(', ')}`);
+      return lines.join('\n');
+    })
+    .join('\n\n');
+}
+
+export const listCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'list',
+  describe: 'List the scripts with their description and declared blast radius',
+  handler: async (argv) => {
+    const ctx = await loadContext(argv);
+    emit(ctx, await listScripts(ctx.config), renderList);
+  },
+};

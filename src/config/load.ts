@@ -1,0 +1,112 @@
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createJiti } from 'jiti';
+import { usageError } from '../errors.js';
+import { tableKey } from '../db/names.js';
+import type { Config } from './config.js';
+import { parseDurationMs, rawConfigSchema, type RawConfig } from './schema.js';
+
+export interface ConfigSources {
+  /** --config */
+  readonly configPath?: string;
+  /** --db */
+  readonly db?: string;
+  readonly cwd?: string;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+const DEFAULT_FILES = ['safe-run.config.ts', 'safe-run.config.js', 'safe-run.config.mjs', 'safe-run.config.json'];
+
+export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
+  const cwd = sources.cwd ?? process.cwd();
+  const env = sources.env ?? process.env;
+  const file = findConfigFile(cwd, sources.configPath);
+  const raw = file ? validate(await readRawConfig(file), file) : {};
+  return resolveConfig(raw, file, cwd, env, sources.db);
+}
+
+function findConfigFile(cwd: string, explicit?: string): string | null {
+  if (explicit) {
+    const file = path.resolve(cwd, explicit);
+    if (!existsSync(file)) throw usageError(`Config file not found: ${file}`, 'Check the --config path.');
+    return file;
+  }
+  for (const name of DEFAULT_FILES) {
+    const candidate = path.join(cwd, name);
+    if (existsSync(candidate)) return candidate;
+  }
+  return null;
+}
+
+async function readRawConfig(file: string): Promise<unknown> {
+  if (file.endsWith('.json')) {
+    const text = readFileSync(file, 'utf8');
+    try {
+      return JSON.parse(text);
+    } catch (error) {
+      throw usageError(`${file}: malformed JSON: ${(error as Error).message}`, 'Fix the syntax; `npx json5 --validate` or `jq . FILE` shows where.');
+    }
+  }
+  try {
+    const jiti = createJiti(import.meta.url, { moduleCache: false });
+    return await jiti.import(file, { default: true });
+  } catch (error) {
+    throw usageError(`${file}: could not be loaded: ${(error as Error).message}`, 'Fix the file so that it default-exports the config object.');
+  }
+}
+
+/** Every problem at once, each naming the key and the file. */
+function validate(value: unknown, file: string): RawConfig {
+  const result = rawConfigSchema.safeParse(value);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      const parent = issue.path.length ? `${issue.path.join('.')}.` : '';
+      return issue.keys.map((k) => `unknown key "${parent}${k}"`).join('; ');
+    }
+    const key = issue.path.length ? issue.path.join('.') : '(top level)';
+    return `"${key}": ${issue.message}`;
+  });
+  throw usageError(`${file}: ${problems.join('; ')}`, 'See "Configuration" in the README for the valid keys.');
+}
+
+function resolveConfig(raw: RawConfig, file: string | null, cwd: string, env: NodeJS.ProcessEnv, db?: string): Config {
+  // Relative paths in a config file are relative to that file, not to wherever cron runs us.
+  const base = file ? path.dirname(file) : cwd;
+  const resolvePath = (p: string): string => path.resolve(base, expandHome(p));
+  const scriptsDirs = raw.scriptsDir === undefined ? ['scripts'] : Array.isArray(raw.scriptsDir) ? raw.scriptsDir : [raw.scriptsDir];
+  const configHome = env.XDG_CONFIG_HOME ?? path.join(os.homedir(), '.config');
+  return {
+    file,
+    databaseUrl: db ?? raw.database ?? env.DATABASE_URL ?? null,
+    scriptsDirs: scriptsDirs.map(resolvePath),
+    evidenceDir: env.SAFE_RUN_EVIDENCE_DIR ? path.resolve(cwd, env.SAFE_RUN_EVIDENCE_DIR) : resolvePath(raw.evidenceDir ?? 'snapshots'),
+    signingKey: env.SAFE_RUN_SIGNING_KEY
+      ? path.resolve(cwd, expandHome(env.SAFE_RUN_SIGNING_KEY))
+      : raw.signingKey
+        ? resolvePath(raw.signingKey)
+        : path.join(configHome, 'safe-run', 'signing.key'),
+    criticalTables: Object.fromEntries(Object.entries(raw.criticalTables ?? {}).map(([name, rule]) => [tableKey(name), rule])),
+    backup: {
+      scope: raw.backup?.scope ?? 'touched',
+      compress: raw.backup?.compress ?? 6,
+      jobs: raw.backup?.jobs ?? 1,
+      lockWaitTimeoutMs: parseDurationMs(raw.backup?.lockWaitTimeout ?? '30s'),
+    },
+    exactCountThreshold: raw.exactCountThreshold ?? 1_000_000,
+    statementTimeoutMs: parseDurationMs(raw.statementTimeout ?? '5min'),
+    lockTimeoutMs: parseDurationMs(raw.lockTimeout ?? '10s'),
+    pgBinDir: raw.pgBinDir ? resolvePath(raw.pgBinDir) : null,
+    environments: Object.fromEntries(
+      Object.entries(raw.environments ?? {}).map(([name, e]) => [
+        name,
+        { hostPattern: e.hostPattern, requireReason: e.requireReason ?? false, confirm: e.confirm ?? false },
+      ]),
+    ),
+  };
+}
+
+function expandHome(p: string): string {
+  return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p;
+}

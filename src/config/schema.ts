@@ -1,0 +1,53 @@
+import { z } from 'zod';
+
+/**
+ * The raw config as a user writes it (SPEC "Configuration"). `.strict()` everywhere: an
+ * unknown key is almost always a typo of a guard setting, and a silently ignored guard is
+ * worse than an error.
+ */
+const duration = z.string().regex(/^\d+\s*(ms|s|min|h)$/, 'expected a duration such as "500ms", "10s", "5min" or "1h"');
+
+export const rawConfigSchema = z
+  .object({
+    database: z.string().optional(),
+    scriptsDir: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+    evidenceDir: z.string().optional(),
+    signingKey: z.string().optional(),
+    criticalTables: z.record(z.string(), z.object({ maxDropPercent: z.number().min(0).max(100) }).strict()).optional(),
+    backup: z
+      .object({
+        scope: z.enum(['touched', 'full', 'none']).optional(),
+        compress: z.number().int().min(0).max(9).optional(),
+        jobs: z.number().int().min(1).max(64).optional(),
+        lockWaitTimeout: duration.optional(),
+      })
+      .strict()
+      .optional(),
+    exactCountThreshold: z.number().int().min(0).optional(),
+    statementTimeout: duration.optional(),
+    lockTimeout: duration.optional(),
+    // Directory holding pg_dump/pg_restore when neither PATH nor /usr/lib/postgresql/N/bin fits.
+    pgBinDir: z.string().optional(),
+    environments: z
+      .record(
+        z.string(),
+        z
+          .object({
+            hostPattern: z.string(),
+            requireReason: z.boolean().optional(),
+            confirm: z.boolean().optional(),
+          })
+          .strict(),
+      )
+      .optional(),
+  })
+  .strict();
+
+export type RawConfig = z.infer<typeof rawConfigSchema>;
+
+export function parseDurationMs(value: string): number {
+  const match = /^(\d+)\s*(ms|s|min|h)$/.exec(value);
+  if (!match) throw new Error(`not a duration: ${value}`);
+  const factor = { ms: 1, s: 1000, min: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'min' | 'h'];
+  return Number(match[1]) * factor;
+}

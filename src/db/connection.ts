@@ -1,0 +1,59 @@
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { ExitCode, SafeRunError } from '../errors.js';
+import { redactUrl } from './url.js';
+
+/**
+ * safe-run reads catalogs it does not know the shape of ahead of time, so its own handle is
+ * untyped; scripts may narrow it with their own database interface.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Db = Kysely<any>;
+
+// int8 and numeric come back as strings by default; counts and counters fit in a double.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+export interface DbOptions {
+  readonly applicationName?: string;
+  readonly maxConnections?: number;
+}
+
+export function createDb(url: URL | string, options: DbOptions = {}): Db {
+  const pool = new pg.Pool({
+    connectionString: typeof url === 'string' ? url : url.href,
+    max: options.maxConnections ?? 4,
+    application_name: options.applicationName ?? 'safe-run',
+    connectionTimeoutMillis: 10_000,
+  });
+  // An idle client that loses its server must not crash the process; the next query reports it.
+  pool.on('error', () => {});
+  return new Kysely({ dialect: new PostgresDialect({ pool }) });
+}
+
+/** Connect once up front so that a bad host or password is one clear message, not a stack. */
+export async function assertReachable(db: Db, url: URL): Promise<void> {
+  try {
+    await sql`select 1`.execute(db);
+  } catch (error) {
+    throw new SafeRunError(
+      `Cannot connect to ${redactUrl(url)}: ${connectionProblem(error)}`,
+      ExitCode.usage,
+      'Check that the server is running and that the URL, user and password are right (`safe-run doctor` checks all of it).',
+      { cause: error },
+    );
+  }
+}
+
+function connectionProblem(error: unknown): string {
+  const e = error as { code?: string; message?: string };
+  if (e.code === 'ECONNREFUSED') return 'connection refused';
+  if (e.code === 'ENOTFOUND') return 'host not found';
+  if (e.code === '28P01' || e.code === '28000') return 'authentication failed';
+  if (e.code === '3D000') return 'database does not exist';
+  return (e.message ?? String(error)).replace(/:\/\/[^@\s]*@/g, '://***@');
+}
+
+/** A single dedicated connection for work that needs session state (locks, exported snapshots). */
+export async function withClient<T>(db: Db, fn: (conn: Db) => Promise<T>): Promise<T> {
+  return db.connection().execute(fn);
+}

@@ -1,0 +1,161 @@
+import type { Snapshot, TableKey } from '../snapshot/types.js';
+
+/**
+ * The bodies of the audit entries a guarded run writes. They are the evidence format that
+ * `show`, `blame`, `check` and `report` read back, so fields are only ever added.
+ */
+
+export type Operation = 'insert' | 'update' | 'delete' | 'truncate' | 'ddl';
+
+export interface TableChange {
+  readonly inserted: number;
+  readonly updated: number;
+  readonly deleted: number;
+  readonly truncated: boolean;
+  /** The relfilenode changed without a TRUNCATE being the explanation (VACUUM FULL, ALTER ... TYPE). */
+  readonly rewritten?: boolean;
+  readonly ddl?: boolean;
+}
+
+export type ViolationRule =
+  | 'undeclared-table'
+  | 'undeclared-operation'
+  | 'limit-exceeded'
+  | 'critical-empty'
+  | 'critical-drop'
+  | 'undeclared-truncate'
+  | 'undeclared-ddl';
+
+export interface Violation {
+  readonly table: TableKey;
+  readonly rule: ViolationRule;
+  readonly detail: string;
+}
+
+export type DriftKind =
+  | 'count-changed'
+  | 'db-recreated'
+  | 'stats-reset'
+  | 'schema-changed'
+  | 'critical-empty'
+  | 'critical-drop'
+  | 'interrupted-run';
+
+export interface DriftFinding {
+  readonly kind: DriftKind;
+  readonly table?: TableKey;
+  readonly before?: unknown;
+  readonly after?: unknown;
+  readonly detail: string;
+}
+
+export interface Operator {
+  readonly osUser: string;
+  readonly gitUser: string | null;
+  readonly gitEmail: string | null;
+}
+
+export interface ScriptRecord {
+  readonly name: string;
+  readonly kind: 'ts' | 'sql';
+  readonly path: string;
+  readonly sha256: string;
+  readonly git: { readonly commit: string; readonly dirty: boolean } | null;
+  readonly touches: Readonly<Record<TableKey, readonly Operation[]>>;
+  readonly limits: Readonly<Record<TableKey, Partial<Record<Operation, number>>>>;
+  readonly critical: readonly TableKey[];
+}
+
+export interface BackupRecord {
+  readonly scope: 'touched' | 'full' | 'none';
+  readonly status: 'verified' | 'skipped' | 'failed';
+  /** Relative to the evidence directory. */
+  readonly path: string | null;
+  readonly format: 'custom' | 'directory' | null;
+  readonly sha256: string | null;
+  readonly bytes: number;
+  readonly tables: readonly TableKey[];
+  readonly pgDump: { readonly path: string; readonly version: string } | null;
+  readonly durationMs: number;
+  readonly error?: string;
+}
+
+export interface RunIntentBody {
+  readonly script: ScriptRecord;
+  readonly args: readonly string[];
+  readonly dryRun: boolean;
+  readonly operator: Operator;
+  readonly host: string;
+  readonly reason: string | null;
+  /** Connection URL without its password. */
+  readonly url: string;
+  readonly snapshot: Snapshot;
+  readonly backup: BackupRecord;
+}
+
+export type OutcomeStatus =
+  | 'committing'
+  | 'dry-run'
+  | 'rolled-back'
+  | 'guard-violation'
+  | 'backup-failed'
+  | 'interrupted'
+  | 'failed';
+
+export interface RunError {
+  readonly message: string;
+  readonly code?: string;
+  readonly detail?: string;
+  readonly hint?: string;
+  readonly position?: number;
+}
+
+export interface RunOutcomeBody {
+  readonly status: OutcomeStatus;
+  readonly changes: Readonly<Record<TableKey, TableChange>>;
+  /** Exact counts of the declared and critical tables, read inside the transaction. */
+  readonly inTxCounts: Readonly<Record<TableKey, number>>;
+  readonly violations: readonly Violation[];
+  readonly error: RunError | null;
+  readonly timingsMs: Readonly<Record<string, number>>;
+  /** The script transaction's id; txid_status(xid) settles a `committing` outcome. */
+  readonly xid: string | null;
+  readonly walLsnStart: string | null;
+  readonly sequencesUsed: readonly string[];
+  /** Changes since the previous observation of this database (see `check`). */
+  readonly drift: readonly DriftFinding[];
+}
+
+export interface RunPostBody {
+  readonly status: 'committed';
+  readonly snapshot: Snapshot;
+  readonly commitLsn: string;
+  readonly xid: string;
+}
+
+export interface RunCommitFailedBody {
+  readonly error: RunError;
+  readonly xid: string | null;
+}
+
+export interface SnapshotBody {
+  readonly label: string | null;
+  readonly snapshot: Snapshot;
+}
+
+/** What a guarded run returns and what `--json` prints (SPEC "Machine-readable output"). */
+export interface RunResult {
+  readonly runId: string;
+  readonly script: string;
+  readonly status: 'committed' | OutcomeStatus | 'commit-failed';
+  readonly exitCode: number;
+  readonly changes: Readonly<Record<TableKey, TableChange>>;
+  readonly counts: { readonly pre: Readonly<Record<TableKey, number>>; readonly post: Readonly<Record<TableKey, number>> };
+  readonly violations: readonly Violation[];
+  readonly backup: BackupRecord;
+  readonly drift: readonly DriftFinding[];
+  readonly error: RunError | null;
+  readonly timingsMs: Readonly<Record<string, number>>;
+  readonly sequencesUsed: readonly string[];
+  readonly scriptOutput?: unknown;
+}

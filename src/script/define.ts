@@ -1,0 +1,36 @@
+import type { Transaction } from 'kysely';
+import type { Logger } from '../logger.js';
+import type { Operation } from '../run/types.js';
+
+/** What a script receives. `db` is the guarded transaction: everything it does is measured. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export interface ScriptContext<DB = any> {
+  readonly db: Transaction<DB>;
+  /** The words after `--` on the command line. */
+  readonly args: readonly string[];
+  readonly log: Logger;
+  /** True under --dry-run: the transaction will be rolled back whatever the script does. */
+  readonly dryRun: boolean;
+}
+
+/**
+ * A maintenance script and its declared blast radius. Table names are `table` (public) or
+ * `schema.table`. Anything not declared in `touches` is forbidden; `truncate` and `ddl`
+ * must be declared explicitly.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export interface ScriptDefinition<DB = any> {
+  readonly name: string;
+  readonly description: string;
+  readonly touches: Readonly<Record<string, readonly Operation[]>>;
+  readonly limits?: Readonly<Record<string, Partial<Record<Operation, number>>>>;
+  /** Tables that must never be emptied or dropped beyond the configured percentage by this script. */
+  readonly critical?: readonly string[];
+  /** Whatever it returns is recorded in the outcome and shown in the summary. */
+  run(context: ScriptContext<DB>): Promise<unknown>;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function defineScript<DB = any>(definition: ScriptDefinition<DB>): ScriptDefinition<DB> {
+  return definition;
+}

@@ -1,0 +1,153 @@
+import { execa, type Options as ExecaOptions } from 'execa';
+import { spawnSync } from 'node:child_process';
+import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { SafeRunError, ExitCode } from '../errors.js';
+import { findBinDir } from './binaries.js';
+
+/**
+ * A throwaway PostgreSQL cluster for the tests, the demo and the benchmarks: initdb into a
+ * temp dir, pg_ctl start on a free port, removed again on stop or on SIGINT/SIGTERM.
+ * It never touches a cluster someone else left running.
+ */
+export interface ThrowawayPostgres {
+  /** Superuser URL of the `postgres` database. */
+  readonly url: string;
+  readonly port: number;
+  readonly dir: string;
+  /** True when we started it (false when an existing server from the environment is used). */
+  readonly owned: boolean;
+  stop(): Promise<void>;
+}
+
+export interface ThrowawayOptions {
+  /** An existing server to use instead (DATABASE_URL or TEST_DATABASE_URL). */
+  readonly existingUrl?: string;
+  readonly binDir?: string;
+  /** Extra `-c name=value` server settings. */
+  readonly settings?: Readonly<Record<string, string>>;
+}
+
+const SERVER_PROGRAMS = ['initdb', 'pg_ctl', 'postgres'];
+
+export async function startThrowawayPostgres(options: ThrowawayOptions = {}): Promise<ThrowawayPostgres> {
+  if (options.existingUrl) {
+    return { url: options.existingUrl, port: Number(new URL(options.existingUrl).port || 5432), dir: '', owned: false, stop: async () => {} };
+  }
+  const bins = findBinDir(SERVER_PROGRAMS, options.binDir ?? process.env.SAFE_RUN_PG_BIN);
+  if (!bins) {
+    throw new SafeRunError(
+      'PostgreSQL server programs (initdb, pg_ctl, postgres) not found on PATH or in /usr/lib/postgresql/*/bin.',
+      ExitCode.usage,
+      'Install them (Debian: apt-get install postgresql) or start one with `docker compose up -d` and set DATABASE_URL.',
+    );
+  }
+  const runAs = await unprivilegedUser();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'safe-run-pg-'));
+  if (runAs) chownSync(dir, runAs.uid, runAs.gid);
+  const dataDir = path.join(dir, 'data');
+  const port = await freePort();
+  const asOwner: ExecaOptions = runAs ? { uid: runAs.uid, gid: runAs.gid, cwd: dir } : { cwd: dir };
+  const bin = (name: string): string => path.join(bins.binDir, name);
+
+  let started = false;
+  const stop = async (): Promise<void> => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('exit', onExit);
+    if (started) {
+      started = false;
+      await execa(bin('pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], { ...asOwner, reject: false });
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  // A Ctrl-C during tests or the demo must not leave a server or a data dir behind.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    void stop().finally(() => process.kill(process.pid, signal));
+  };
+  const onExit = (): void => stopSync(bin('pg_ctl'), dataDir, dir, runAs);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  process.once('exit', onExit);
+
+  try {
+    await execa(bin('initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'], asOwner);
+    writeFileSync(path.join(dataDir, 'postgresql.auto.conf'), serverConfig(port, dir, options.settings ?? {}));
+    await execa(bin('pg_ctl'), ['-D', dataDir, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', 'start'], asOwner);
+    started = true;
+    const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+    await waitUntilReady(url);
+    return { url, port, dir, owned: true, stop };
+  } catch (error) {
+    await stop();
+    throw new SafeRunError(`Could not start a throwaway PostgreSQL: ${(error as Error).message}`, ExitCode.usage, undefined, { cause: error });
+  }
+}
+
+function serverConfig(port: number, socketDir: string, settings: Readonly<Record<string, string>>): string {
+  const all: Record<string, string> = {
+    port: String(port),
+    listen_addresses: "'127.0.0.1'",
+    unix_socket_directories: `'${socketDir}'`,
+    // A throwaway cluster trades durability for speed; it is deleted afterwards anyway.
+    fsync: 'off',
+    synchronous_commit: 'off',
+    full_page_writes: 'off',
+    max_connections: '200',
+    ...settings,
+  };
+  return Object.entries(all).map(([k, v]) => `${k} = ${v}\n`).join('');
+}
+
+/** initdb and postgres refuse to run as root; as root we run them as the `postgres` user. */
+async function unprivilegedUser(): Promise<{ uid: number; gid: number } | null> {
+  if (process.getuid?.() !== 0) return null;
+  const uid = await execa('id', ['-u', 'postgres'], { reject: false });
+  const gid = await execa('id', ['-g', 'postgres'], { reject: false });
+  if (uid.exitCode !== 0 || gid.exitCode !== 0) {
+    throw new SafeRunError('Running as root, and there is no `postgres` OS user to run the server as.', ExitCode.usage, 'Run as a normal user, or create the user: useradd --system postgres');
+  }
+  return { uid: Number(uid.stdout), gid: Number(gid.stdout) };
+}
+
+function stopSync(pgCtl: string, dataDir: string, dir: string, runAs: { uid: number; gid: number } | null): void {
+  try {
+    // At process exit only synchronous work runs, so this is the last-resort cleanup path.
+    spawnSync(pgCtl, ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], { stdio: 'ignore', ...(runAs ?? {}) });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitUntilReady(url: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const client = new pg.Client({ connectionString: url });
+    try {
+      await client.connect();
+      await client.query('select 1');
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+}

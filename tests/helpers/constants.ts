@@ -1,0 +1,1 @@
+export const TEMPLATE_DB = 'safe_run_template';

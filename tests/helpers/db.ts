@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import { createDb, type Db } from '../../src/db/connection.js';
+import { withDatabase } from '../../src/db/url.js';
+import { TEMPLATE_DB } from './constants.js';
+
+export interface TestDatabase {
+  readonly name: string;
+  readonly url: string;
+  /** A pool on the test database, for arranging and asserting. */
+  readonly db: Db;
+  drop(): Promise<void>;
+}
+
+export function serverUrl(): string {
+  const url = process.env.SAFE_RUN_TEST_SERVER_URL;
+  if (!url) throw new Error('SAFE_RUN_TEST_SERVER_URL is not set: run the tests through `npm test`.');
+  return url;
+}
+
+/** A fresh database cloned from the seeded demo template. */
+export async function createTestDatabase(prefix = 't'): Promise<TestDatabase> {
+  const name = `${prefix}_${randomBytes(5).toString('hex')}`;
+  const admin = createDb(serverUrl(), { maxConnections: 1 });
+  try {
+    await sql`create database ${sql.id(name)} template ${sql.id(TEMPLATE_DB)}`.execute(admin);
+  } finally {
+    await admin.destroy();
+  }
+  const url = withDatabase(serverUrl(), name);
+  const db = createDb(url);
+  return {
+    name,
+    url,
+    db,
+    drop: async () => {
+      await db.destroy();
+      const a = createDb(serverUrl(), { maxConnections: 1 });
+      try {
+        await sql`drop database if exists ${sql.id(name)} with (force)`.execute(a);
+      } finally {
+        await a.destroy();
+      }
+    },
+  };
+}
+
+export async function countRows(db: Db, table: string): Promise<number> {
+  const result = await sql<{ n: number }>`select count(*)::int as n from ${sql.table(table)}`.execute(db);
+  return result.rows[0]!.n;
+}

@@ -1,0 +1,6 @@
+import type { ThrowawayPostgres } from '../../src/throwaway/postgres.js';
+
+export default async function globalTeardown(): Promise<void> {
+  const server = (globalThis as { __SAFE_RUN_PG__?: ThrowawayPostgres }).__SAFE_RUN_PG__;
+  await server?.stop();
+}

@@ -27,3 +27,45 @@ export interface AuditEntry<B = unknown> {
 }
 
 export const GENESIS_PREV = '0'.repeat(64);
+
+/** Body of a `key.rotate` entry. The OLD key signs it, which is what makes the new key trustworthy. */
+export interface KeyRotateBody {
+  readonly newKeyId: string;
+  /** SPKI PEM of the new public key; verify trusts this copy because the old key signed it. */
+  readonly publicKey: string;
+  readonly previousKeyId: string;
+}
+
+/** A point of the chain: the last entry's seq and hash, as anchored in the database or passed as --expect-head. */
+export interface ChainHead {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+export type VerifyReason = 'hash-mismatch' | 'bad-signature' | 'unknown-key' | 'broken-link' | 'seq-gap' | 'truncated' | 'malformed';
+
+export interface VerifyProblem {
+  /** The seq of the bad entry (for a missing tail: the first missing seq). */
+  readonly seq: number;
+  /** 1-based line of audit.jsonl (for a missing tail: the line it would be on). */
+  readonly line: number;
+  readonly reason: VerifyReason;
+  readonly detail: string;
+}
+
+export interface VerifyResult {
+  readonly ok: boolean;
+  /** Entries that verified before the first bad one (all of them when ok). */
+  readonly entries: number;
+  /** The last entry that verified. */
+  readonly head: ChainHead | null;
+  readonly firstBad?: VerifyProblem;
+  /** Hash of entry 1; the database anchor is keyed by it. */
+  readonly logId: string | null;
+  /** Key ids that signed verified entries, in order of first use. */
+  readonly keys: readonly string[];
+  /** The head the database anchor holds for this log, when one was read. */
+  readonly anchor: ChainHead | null;
+  /** Problems that did not fail verification (e.g. the database was unreachable). */
+  readonly warnings: readonly string[];
+}

@@ -1,0 +1,78 @@
+import { createPublicKey } from 'node:crypto';
+import { ExitCode, SafeRunError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { MalformedEntryError, parseEntryLine, signEntry } from './entry.js';
+import { appendLineDurably, readLastLine } from './jsonl.js';
+import { publishPublicKey, type SigningKey } from './keys.js';
+import { withAuditLock } from './lock.js';
+import { auditLogPath } from './read.js';
+import { GENESIS_PREV, type AuditEntry, type EntryKind, type KeyRotateBody } from './types.js';
+
+export interface AppendRequest<B> {
+  readonly evidenceDir: string;
+  readonly log: Logger;
+  readonly kind: EntryKind;
+  readonly body: B;
+  readonly runId?: string;
+  /**
+   * The key to sign with, given the key the log currently expects (null for a new log).
+   * Called inside the lock, so a rotation by another process is already visible.
+   */
+  readonly chooseKey: (activeKeyId: string | null) => Promise<SigningKey>;
+  /** Runs inside the lock right after the entry is durable (rotation installs its new key here). */
+  readonly afterWrite?: (entry: AuditEntry<B>) => Promise<void>;
+}
+
+/**
+ * appendSignedEntry: under the lock, read the head (last line only), sign the next entry
+ * and write it durably. Only this function writes to audit.jsonl.
+ */
+export async function appendSignedEntry<B>(request: AppendRequest<B>): Promise<AuditEntry<B>> {
+  const file = auditLogPath(request.evidenceDir);
+  return withAuditLock(file, request.log, async () => {
+    const { head, size } = await readHead(file);
+    const key = await request.chooseKey(head ? activeKeyId(head) : null);
+    // The genesis key is the one whose public key is in keys/ when entry 1 is written.
+    if (!head) await publishPublicKey(request.evidenceDir, createPublicKey(key.privateKey));
+    const { entry, line } = signEntry(
+      { seq: head ? head.seq + 1 : 1, prev: head ? head.hash : GENESIS_PREV, kind: request.kind, body: request.body, runId: request.runId },
+      key,
+    );
+    await appendLineDurably(file, line, size);
+    await request.afterWrite?.(entry);
+    return entry;
+  });
+}
+
+/** The entry the next one links to, or null for a new log. Refuses to build on a damaged tail. */
+export async function readHead(file: string): Promise<{ head: AuditEntry | null; size: number }> {
+  const last = await readLastLine(file);
+  if (!last) return { head: null, size: 0 };
+  if (!last.complete) {
+    const keep = last.size - Buffer.byteLength(last.text);
+    throw new SafeRunError(
+      `${file} ends with an incomplete line (a write was cut short); refusing to append after it.`,
+      ExitCode.auditFailed,
+      `Run \`safe-run verify\`; if only that last partial line is bad, cut it off with \`truncate -s ${keep} ${file}\` (keep a copy first).`,
+    );
+  }
+  try {
+    return { head: parseEntryLine(last.text), size: last.size };
+  } catch (error) {
+    if (!(error instanceof MalformedEntryError)) throw error;
+    throw new SafeRunError(
+      `The last line of ${file} is not an audit entry (${error.message}); refusing to append after it.`,
+      ExitCode.auditFailed,
+      'Run `safe-run verify` to find out what happened to the log before writing to it again.',
+    );
+  }
+}
+
+/** Which key must sign the entry after `head`: its signer, or the key a rotation just introduced. */
+export function activeKeyId(head: AuditEntry): string {
+  if (head.kind === 'key.rotate') {
+    const body = head.body as Partial<KeyRotateBody> | null;
+    if (body && typeof body.newKeyId === 'string') return body.newKeyId;
+  }
+  return head.keyId;
+}

@@ -1,0 +1,97 @@
+import { mkdir } from 'node:fs/promises';
+import { usageError, errorMessage } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import type { ChainAnchor } from './anchor.js';
+import { activeKeyId, appendSignedEntry, readHead } from './append.js';
+import { parseEntryLine } from './entry.js';
+import { auditFailure, readFirstLine } from './jsonl.js';
+import { loadSigningKey, type SigningKey } from './keys.js';
+import { auditLogPath } from './read.js';
+import type { AuditEntry, EntryKind } from './types.js';
+
+export { databaseAnchor, type ChainAnchor } from './anchor.js';
+export { auditLogPath, readEntries } from './read.js';
+
+/** What the guarded run, `snapshot`, `exec` and `restore` write through. */
+export interface AuditLog {
+  /** Resolves once the entry is fsync'ed; the chain-head anchor is updated after that, best effort. */
+  append<B>(kind: EntryKind, body: B, options?: { runId?: string }): Promise<AuditEntry<B>>;
+}
+
+export interface OpenAuditLogOptions {
+  readonly evidenceDir: string;
+  readonly signingKeyPath: string;
+  readonly anchor?: ChainAnchor | null;
+  readonly log?: Logger;
+}
+
+/**
+ * Loads and checks the key and the log's head up front, so a missing key (exit 2) or an
+ * unwritable evidence directory (exit 5) stops a run before it has done anything.
+ */
+export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditLog> {
+  const { evidenceDir, signingKeyPath } = options;
+  const log = options.log ?? silentLogger;
+  const file = auditLogPath(evidenceDir);
+  let key = await loadSigningKey({ signingKeyPath, evidenceDir });
+  try {
+    await mkdir(evidenceDir, { recursive: true });
+  } catch (error) {
+    throw auditFailure(`Cannot create the evidence directory ${evidenceDir}`, error);
+  }
+  const { head } = await readHead(file);
+  if (head) assertKeyMatches(key, activeKeyId(head), file);
+
+  // After another process rotated the key, the key file holds the new key: pick it up.
+  const chooseKey = async (active: string | null): Promise<SigningKey> => {
+    if (active === null || active === key.keyId) return key;
+    const reloaded = await loadSigningKey({ signingKeyPath, evidenceDir });
+    assertKeyMatches(reloaded, active, file);
+    key = reloaded;
+    return key;
+  };
+
+  let logId: string | null = head?.seq === 1 ? head.hash : null;
+
+  // One process may append from several places at once; keep its own appends in order too.
+  let queue: Promise<unknown> = Promise.resolve();
+  return {
+    async append<B>(kind: EntryKind, body: B, appendOptions: { runId?: string } = {}): Promise<AuditEntry<B>> {
+      const next = queue.then(() => appendSignedEntry({ evidenceDir, log, kind, body, runId: appendOptions.runId, chooseKey }));
+      queue = next.catch(() => {});
+      const entry = await next;
+      log.debug('audit entry appended', { seq: entry.seq, kind, runId: appendOptions.runId });
+      if (options.anchor) logId = await recordChainHead(options.anchor, file, entry, logId, log);
+      return entry;
+    },
+  };
+}
+
+function assertKeyMatches(key: SigningKey, active: string, file: string): void {
+  if (key.keyId === active) return;
+  throw usageError(
+    `The signing key ${key.path} (key ${key.keyId}) is not the key ${file} is signed with now (key ${active}); entries it signed would not verify.`,
+    `Point SAFE_RUN_SIGNING_KEY (or "signingKey") at the private key of ${active}, or switch keys properly with \`safe-run keygen --rotate\` using that key.`,
+  );
+}
+
+/**
+ * Best effort: the entry is already durable, so a database that is down costs a warning,
+ * not the run. Returns the log id (hash of entry 1) for the next call to reuse.
+ */
+export async function recordChainHead(anchor: ChainAnchor, file: string, entry: AuditEntry, logId: string | null, log: Logger): Promise<string | null> {
+  try {
+    const id = entry.seq === 1 ? entry.hash : (logId ?? (await readLogId(file)));
+    await anchor.record(id, entry.seq, entry.hash);
+    return id;
+  } catch (error) {
+    log.warn('Could not record the audit chain head in the database; the entry itself is written', { seq: entry.seq, error: errorMessage(error) });
+    return logId;
+  }
+}
+
+async function readLogId(file: string): Promise<string> {
+  const first = await readFirstLine(file);
+  if (!first) throw new Error(`${file} is empty`);
+  return parseEntryLine(first).hash;
+}

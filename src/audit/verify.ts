@@ -1,0 +1,156 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { errorMessage } from '../errors.js';
+import type { ChainAnchor } from './anchor.js';
+import { checkEntryHash, MalformedEntryError, parseEntryLine, signatureValid } from './entry.js';
+import { keyIdOf, loadPublicKeys } from './keys.js';
+import { auditLogPath, readLines } from './read.js';
+import { GENESIS_PREV, type AuditEntry, type ChainHead, type KeyRotateBody, type VerifyProblem, type VerifyResult } from './types.js';
+
+export interface VerifyOptions {
+  readonly evidenceDir: string;
+  readonly anchor?: ChainAnchor | null;
+  readonly expectHead?: ChainHead;
+}
+
+/**
+ * verifyChain: one pass over audit.jsonl in constant memory. Each entry is checked first
+ * for itself (shape, hash, key, signature), then for its place (seq, prev), so the reason
+ * given is the most specific one: a forged entry is `unknown-key`, a deleted one `seq-gap`.
+ * It stops at the first bad entry; everything after it is untrusted anyway.
+ */
+export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
+  const file = auditLogPath(options.evidenceDir);
+  const published = await loadPublicKeys(options.evidenceDir);
+  const warnings: string[] = [...published.problems];
+  const keys = new Keyring(published.keys);
+  let head: ChainHead | null = null;
+  let logId: string | null = null;
+  let anchor: ChainHead | null = null;
+  let entries = 0;
+  let lines = 0;
+  const result = (firstBad?: VerifyProblem): VerifyResult => ({
+    ok: !firstBad,
+    entries,
+    head,
+    ...(firstBad ? { firstBad } : {}),
+    logId,
+    keys: keys.used,
+    anchor,
+    warnings,
+  });
+
+  for await (const raw of readLines(file)) {
+    lines = raw.line;
+    const expectedSeq = entries + 1;
+    const bad = (reason: VerifyProblem['reason'], detail: string, seq = expectedSeq) => result({ seq, line: raw.line, reason, detail });
+    if (!raw.terminated) return bad('truncated', 'the file ends in the middle of a line: the last write was cut short, or the file was cut');
+    let entry: AuditEntry;
+    try {
+      entry = parseEntryLine(raw.text);
+    } catch (error) {
+      if (!(error instanceof MalformedEntryError)) throw error;
+      return bad('malformed', `the line is not an audit entry: ${error.message}`);
+    }
+    const hashed = checkEntryHash(raw.text, entry);
+    if (!hashed.ok) return bad('hash-mismatch', hashed.detail, entry.seq);
+    const key = keys.signerOf(entry, expectedSeq === 1);
+    if (typeof key === 'string') return bad('unknown-key', key, entry.seq);
+    if (!signatureValid(entry, key)) return bad('bad-signature', `the Ed25519 signature does not verify with key ${entry.keyId}`, entry.seq);
+    if (entry.seq !== expectedSeq) return bad('seq-gap', seqProblem(entry.seq, expectedSeq), entry.seq);
+    const prev = head?.hash ?? GENESIS_PREV;
+    if (entry.prev !== prev) {
+      const should = head ? `the hash of entry ${head.seq} (${short(prev)})` : 'the genesis value (64 zeros)';
+      return bad('broken-link', `its prev ${short(entry.prev)} is not ${should}: an entry before it was replaced or reordered`, entry.seq);
+    }
+    if (entry.kind === 'key.rotate') {
+      const problem = keys.rotate(entry);
+      if (problem) return bad('malformed', problem, entry.seq);
+    }
+    if (entry.seq === 1) {
+      logId = entry.hash;
+      anchor = await readAnchor(options.anchor, logId, warnings);
+    }
+    for (const [what, pinned] of [['the database anchor', anchor], ['--expect-head', options.expectHead]] as const) {
+      if (pinned && pinned.seq === entry.seq && pinned.hash !== entry.hash) {
+        return bad('broken-link', `${what} records hash ${short(pinned.hash)} for entry ${pinned.seq}, this log has ${short(entry.hash)}: the log was rewritten from here or earlier`, entry.seq);
+      }
+    }
+    head = { seq: entry.seq, hash: entry.hash };
+    entries++;
+  }
+
+  // A log cut short is still a valid chain; only a head remembered elsewhere shows what is missing.
+  const have = head?.seq ?? 0;
+  for (const [what, pinned] of [['the database anchor', anchor], ['--expect-head', options.expectHead]] as const) {
+    if (pinned && pinned.seq > have) {
+      const missing = pinned.seq === have + 1 ? `entry ${pinned.seq} is` : `entries ${have + 1}…${pinned.seq} are`;
+      return result({ seq: have + 1, line: lines + 1, reason: 'truncated', detail: `${what} records head ${pinned.seq}:${pinned.hash}, but the log ends at entry ${have}: ${missing} missing` });
+    }
+  }
+  if (options.anchor && logId && !anchor && !warnings.some((w) => w.startsWith('Could not read'))) {
+    warnings.push(`The database holds no chain head for this log (id ${short(logId)}), so a cut-off tail cannot be detected against it.`);
+  }
+  return result();
+}
+
+/** Which key may sign the next entry: the genesis key from keys/, then each key a key.rotate introduced. */
+class Keyring {
+  readonly used: string[] = [];
+  private active: { id: string; key: KeyObject } | null = null;
+  private readonly retiredAt = new Map<string, number>();
+
+  constructor(private readonly published: ReadonlyMap<string, KeyObject>) {}
+
+  /** The key to check the signature with, or why there is none. */
+  signerOf(entry: AuditEntry, genesis: boolean): KeyObject | string {
+    if (genesis) {
+      const key = this.published.get(entry.keyId);
+      if (!key) return `entry ${entry.seq} is signed by key ${entry.keyId}, which is not in keys/`;
+      this.active = { id: entry.keyId, key };
+    }
+    const active = this.active!;
+    if (entry.keyId !== active.id) {
+      const retired = this.retiredAt.get(entry.keyId);
+      if (retired !== undefined) return `key ${entry.keyId} was retired by the key.rotate at entry ${retired}; only key ${active.id} may sign after it`;
+      if (this.published.has(entry.keyId)) return `key ${entry.keyId} is in keys/ but no key.rotate entry introduced it before this entry (the current key is ${active.id})`;
+      return `key ${entry.keyId} is not in keys/ and no key.rotate entry introduced it`;
+    }
+    if (!this.used.includes(active.id)) this.used.push(active.id);
+    return active.key;
+  }
+
+  /** After a verified key.rotate: the old key's signature vouches for the new public key. */
+  rotate(entry: AuditEntry): string | null {
+    const body = entry.body as Partial<KeyRotateBody> | null;
+    let key: KeyObject;
+    try {
+      key = createPublicKey(String(body?.publicKey));
+    } catch (error) {
+      return `the key.rotate body has no usable public key: ${errorMessage(error)}`;
+    }
+    if (key.asymmetricKeyType !== 'ed25519' || keyIdOf(key) !== body?.newKeyId) {
+      return `the key.rotate body names key ${String(body?.newKeyId)} but carries a different public key`;
+    }
+    this.retiredAt.set(this.active!.id, entry.seq);
+    this.active = { id: body.newKeyId, key };
+    return null;
+  }
+}
+
+function seqProblem(found: number, expected: number): string {
+  if (found < expected) return `expected entry ${expected}, found entry ${found} again: an entry was duplicated or moved back`;
+  const missing = found === expected + 1 ? `entry ${expected} is` : `entries ${expected}…${found - 1} are`;
+  return `expected entry ${expected}, found entry ${found}: ${missing} missing or out of order`;
+}
+
+async function readAnchor(anchor: ChainAnchor | null | undefined, logId: string, warnings: string[]): Promise<ChainHead | null> {
+  if (!anchor) return null;
+  try {
+    return await anchor.read(logId);
+  } catch (error) {
+    warnings.push(`Could not read the chain head anchored in the database (${errorMessage(error)}); the file was verified without it.`);
+    return null;
+  }
+}
+
+const short = (hash: string): string => `${hash.slice(0, 16)}…`;

@@ -1,0 +1,71 @@
+import type { Argv, CommandModule } from 'yargs';
+import { databaseAnchor } from '../audit/anchor.js';
+import { generateSigningKey } from '../audit/keys.js';
+import { rotateSigningKey } from '../audit/rotate.js';
+import type { Config } from '../config/config.js';
+import { createDb } from '../db/connection.js';
+import { parseDatabaseUrl } from '../db/url.js';
+import type { Logger } from '../logger.js';
+import { emit, loadContext, type GlobalArgs } from './context.js';
+
+export interface KeygenOptions {
+  readonly force?: boolean;
+  readonly rotate?: boolean;
+}
+
+export interface KeygenResult {
+  readonly keyId: string;
+  readonly privateKeyPath: string;
+  readonly publicKeyPath: string;
+  /** Set by --rotate: the retired key and the key.rotate entry that introduced the new one. */
+  readonly previousKeyId?: string;
+  readonly rotateEntrySeq?: number;
+}
+
+/** `safe-run keygen [--force | --rotate]`. */
+export async function keygen(config: Config, options: KeygenOptions, log: Logger): Promise<KeygenResult> {
+  const paths = { signingKeyPath: config.signingKey, evidenceDir: config.evidenceDir };
+  if (!options.rotate) return generateSigningKey({ ...paths, force: options.force });
+  // The rotation is an audit entry like any other, so it moves the database anchor too when there is one.
+  const db = config.databaseUrl ? createDb(parseDatabaseUrl(config.databaseUrl), { maxConnections: 1, applicationName: 'safe-run keygen' }) : null;
+  try {
+    const rotated = await rotateSigningKey({ ...paths, anchor: db ? databaseAnchor(db) : null, log });
+    return {
+      keyId: rotated.keyId,
+      privateKeyPath: rotated.privateKeyPath,
+      publicKeyPath: rotated.publicKeyPath,
+      previousKeyId: rotated.previousKeyId,
+      rotateEntrySeq: rotated.seq,
+    };
+  } finally {
+    await db?.destroy();
+  }
+}
+
+function renderKeygen(r: KeygenResult): string {
+  const lines = r.previousKeyId
+    ? [`Rotated the signing key: ${r.previousKeyId} -> ${r.keyId} (key.rotate is entry ${r.rotateEntrySeq}, signed by the old key).`]
+    : [`Created signing key ${r.keyId}.`];
+  lines.push(`  private key: ${r.privateKeyPath} (mode 0600; back it up, keep it out of the evidence directory)`);
+  lines.push(`  public key:  ${r.publicKeyPath}`);
+  return lines.join('\n');
+}
+
+interface KeygenArgs extends GlobalArgs {
+  readonly force?: boolean;
+  readonly rotate?: boolean;
+}
+
+export const keygenCommand: CommandModule<GlobalArgs, KeygenArgs> = {
+  command: 'keygen',
+  describe: 'Create the Ed25519 signing key pair (or rotate it with --rotate)',
+  builder: (yargs: Argv<GlobalArgs>) =>
+    yargs
+      .option('force', { type: 'boolean', describe: 'Replace an existing private key' })
+      .option('rotate', { type: 'boolean', describe: 'Switch to a new key; the old key signs a key.rotate entry introducing it' })
+      .conflicts('force', 'rotate'),
+  handler: async (argv) => {
+    const ctx = await loadContext(argv);
+    emit(ctx, await keygen(ctx.config, { force: argv.force, rotate: argv.rotate }, ctx.log), renderKeygen);
+  },
+};

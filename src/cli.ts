@@ -7,6 +7,8 @@ import { hideBin } from 'yargs/helpers';
 import { globalOptions } from './commands/context.js';
 import { reportError } from './commands/report-error.js';
 import { listCommand } from './commands/list.js';
+import { keygenCommand } from './commands/keygen.js';
+import { verifyCommand } from './commands/verify.js';
 import { usageError } from './errors.js';
 
 /** Builds the yargs program and nothing else: each command lives in src/commands/. */
@@ -15,6 +17,8 @@ export function buildProgram(argv: string[]) {
     .scriptName('safe-run')
     .usage('Usage: safe-run <script> [-- args]   (guarded run)\n       safe-run <command> [options]')
     .command(listCommand)
+    .command(verifyCommand)
+    .command(keygenCommand)
     .demandCommand(1, 'Name a script to run or a command; `safe-run list` shows the scripts.')
     .parserConfiguration({ 'populate--': true })
     .strict()

@@ -65,4 +65,6 @@ export interface SnapshotOptions {
   readonly exactCountThreshold: number;
   /** Parallel connections for the exact counts, all on the same exported snapshot. */
   readonly countConnections?: number;
+  /** The URL the handle was made from: host and port for DatabaseIdentity.key over a Unix socket. */
+  readonly url?: URL;
 }

@@ -1,0 +1,155 @@
+import { sql } from 'kysely';
+import type { TableCounters, TableKey, TableState } from '../snapshot/types.js';
+import type { Db } from './connection.js';
+import { keyOf } from './names.js';
+
+/**
+ * Every user table as the catalog sees it, without counting rows. The guarded run reads
+ * this before the script and again inside the script's transaction: a new relfilenode
+ * means TRUNCATE or a rewrite, a new fingerprint means DDL (SPEC "Facts measured").
+ *
+ * Exactly two statements whatever the number of tables, and no BEGIN of its own, so it can
+ * run on a pool, in the snapshot transaction or in the script's transaction alike.
+ */
+export interface CatalogTable extends Omit<TableState, 'rows' | 'rowsKind'> {
+  readonly key: TableKey;
+  /** reltuples, or n_live_tup for a table never analyzed; a partitioned parent sums its leaves. */
+  readonly estimate: number;
+  /** Leaf partitions of a partitioned table (any depth); empty for a plain table. */
+  readonly leafPartitions: readonly TableKey[];
+}
+
+export type TableCatalog = Readonly<Record<TableKey, CatalogTable>>;
+
+/** The statements readTableCatalog issues; tests hold the implementation to it. */
+export const CATALOG_QUERY_COUNT = 2;
+
+/**
+ * Schemas that hold no user tables: the system's, temp and toast namespaces, and
+ * safe-run's own (the chain head must not show up as drift in its own snapshots).
+ */
+export const userRelations = sql`
+  select c.oid, n.nspname, c.relname, c.relkind, c.reltuples
+    from pg_catalog.pg_class c
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+   where c.relkind in ('r', 'p')
+     and n.nspname not in ('pg_catalog', 'information_schema', 'safe_run')
+     and n.nspname !~ '^pg_(toast|temp)'`;
+
+export async function readTableCatalog(db: Db): Promise<TableCatalog> {
+  const [tables, fingerprints] = [await readTables(db), await readFingerprints(db)];
+  const keyByOid = new Map(tables.map((t) => [t.oid, keyOf(t.nspname, t.relname)]));
+  const entries = tables.map((t): CatalogTable => {
+    const partitioned = t.relkind === 'p';
+    const counters: TableCounters | null =
+      partitioned || t.n_tup_ins === null
+        ? null
+        : { n_tup_ins: t.n_tup_ins, n_tup_upd: t.n_tup_upd!, n_tup_del: t.n_tup_del!, n_live_tup: t.n_live_tup! };
+    return {
+      key: keyOf(t.nspname, t.relname),
+      schema: t.nspname,
+      name: t.relname,
+      oid: t.oid,
+      relfilenode: t.relfilenode,
+      kind: partitioned ? 'partitioned' : 'table',
+      estimate: t.estimate,
+      counters,
+      fingerprint: fingerprints.get(t.oid) ?? '',
+      // A leaf in an excluded schema has no key and is left out: it is not a user table here.
+      leafPartitions: (t.leaves ?? []).flatMap((oid) => keyByOid.get(Number(oid)) ?? []).sort(),
+    };
+  });
+  entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return Object.fromEntries(entries.map((e) => [e.key, e]));
+}
+
+interface TableRow {
+  readonly oid: number;
+  readonly nspname: string;
+  readonly relname: string;
+  readonly relkind: 'r' | 'p';
+  readonly relfilenode: number;
+  readonly estimate: number;
+  readonly n_tup_ins: number | null;
+  readonly n_tup_upd: number | null;
+  readonly n_tup_del: number | null;
+  readonly n_live_tup: number | null;
+  /** Oids as text: int8[] arrays are not covered by the int8 parser. */
+  readonly leaves: readonly string[] | null;
+}
+
+async function readTables(db: Db): Promise<readonly TableRow[]> {
+  // reltuples is -1 until the first ANALYZE (PostgreSQL 14+); n_live_tup is the better guess then.
+  const result = await sql<TableRow>`
+    with rels as (${userRelations}),
+    own as (
+      select r.*, s.n_tup_ins, s.n_tup_upd, s.n_tup_del, s.n_live_tup,
+             case when r.reltuples < 0 then coalesce(s.n_live_tup, 0) else r.reltuples end as own_estimate
+        from rels r
+        left join pg_catalog.pg_stat_user_tables s on s.relid = r.oid
+    )
+    select o.oid::int8 as oid, o.nspname, o.relname, o.relkind,
+           coalesce(pg_catalog.pg_relation_filenode(o.oid), 0)::int8 as relfilenode,
+           o.n_tup_ins, o.n_tup_upd, o.n_tup_del, o.n_live_tup,
+           round(case when o.relkind = 'p' then coalesce(p.estimate, 0) else o.own_estimate end)::int8 as estimate,
+           p.leaves
+      from own o
+      left join lateral (
+        select sum(case when lc.reltuples < 0 then coalesce(ls.n_live_tup, 0) else lc.reltuples end) as estimate,
+               array_agg(t.relid::int8::text) as leaves
+          from pg_catalog.pg_partition_tree(o.oid) t
+          join pg_catalog.pg_class lc on lc.oid = t.relid
+          left join pg_catalog.pg_stat_user_tables ls on ls.relid = t.relid
+         where t.isleaf and t.relid <> o.oid
+      ) p on o.relkind = 'p'`.execute(db);
+  return result.rows;
+}
+
+/**
+ * sha256 over what DDL changes: columns (name, type with typmod, not null, default,
+ * identity, generated), constraints, indexes, partition key and bound. Row changes never
+ * touch it. The pg_get_*def functions read the current catalog rather than the
+ * transaction's snapshot; inside one transaction that difference cannot show.
+ */
+async function readFingerprints(db: Db): Promise<ReadonlyMap<number, string>> {
+  const result = await sql<{ oid: number; fingerprint: string }>`
+    with rels as (${userRelations}),
+    cols as (
+      select a.attrelid as oid,
+             string_agg(concat_ws(' ', quote_ident(a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod),
+                                  case when a.attnotnull then 'not null' end,
+                                  'default ' || pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+                                  nullif('identity ' || a.attidentity::text, 'identity '),
+                                  nullif('generated ' || a.attgenerated::text, 'generated ')),
+                        E'\n' order by a.attnum) as def
+        from pg_catalog.pg_attribute a
+        join rels r on r.oid = a.attrelid
+        left join pg_catalog.pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+       where a.attnum > 0 and not a.attisdropped
+       group by a.attrelid
+    ),
+    cons as (
+      select c.conrelid as oid,
+             string_agg(quote_ident(c.conname) || ' ' || pg_catalog.pg_get_constraintdef(c.oid), E'\n' order by c.conname collate "C") as def
+        from pg_catalog.pg_constraint c
+        join rels r on r.oid = c.conrelid
+       group by c.conrelid
+    ),
+    idx as (
+      select i.indrelid as oid,
+             string_agg(pg_catalog.pg_get_indexdef(i.indexrelid), E'\n' order by pg_catalog.pg_get_indexdef(i.indexrelid) collate "C") as def
+        from pg_catalog.pg_index i
+        join rels r on r.oid = i.indrelid
+       group by i.indrelid
+    )
+    select r.oid::int8 as oid,
+           encode(sha256(convert_to(concat_ws(E'\n-- ',
+             'columns', cols.def, 'constraints', cons.def, 'indexes', idx.def,
+             'partition', pg_catalog.pg_get_partkeydef(r.oid), pg_catalog.pg_get_expr(c.relpartbound, r.oid)), 'UTF8')), 'hex') as fingerprint
+      from rels r
+      join pg_catalog.pg_class c on c.oid = r.oid
+      left join cols on cols.oid = r.oid
+      left join cons on cons.oid = r.oid
+      left join idx on idx.oid = r.oid`.execute(db);
+  return new Map(result.rows.map((row) => [row.oid, row.fingerprint]));
+}

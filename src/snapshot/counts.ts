@@ -1,0 +1,88 @@
+import { sql } from 'kysely';
+import type { CatalogTable, TableCatalog } from '../db/catalog.js';
+import type { Db } from '../db/connection.js';
+import type { TableKey } from './types.js';
+
+/**
+ * Which tables get an exact count(*), and how those counts are read inside an exported
+ * snapshot so that they agree with each other and with the catalog read.
+ */
+
+/**
+ * Declared tables always, small tables because counting them is cheap. A partitioned
+ * table is never scanned itself: its leaves are counted and summed, so asking for the
+ * parent asks for every leaf, and no row is counted twice.
+ */
+export function planExactCounts(catalog: TableCatalog, exactTables: ReadonlySet<TableKey>, threshold: number): Set<TableKey> {
+  const wanted = new Set<TableKey>();
+  for (const table of Object.values(catalog)) {
+    if (exactTables.has(table.key) || table.estimate <= threshold) {
+      wanted.add(table.key);
+      for (const leaf of table.leafPartitions) wanted.add(leaf);
+    }
+  }
+  return wanted;
+}
+
+/** The tables that need a scan of their own: plain tables (leaves included). */
+export function tablesToScan(catalog: TableCatalog, wanted: ReadonlySet<TableKey>): CatalogTable[] {
+  return [...wanted]
+    .map((key) => catalog[key])
+    .filter((t): t is CatalogTable => t !== undefined && t.kind === 'table')
+    // Biggest first, so the parallel workers finish at about the same time.
+    .sort((a, b) => b.estimate - a.estimate);
+}
+
+/** A partitioned table's exact count is the sum of its leaves' exact counts. */
+export function sumPartitions(catalog: TableCatalog, counts: Map<TableKey, number>, wanted: ReadonlySet<TableKey>): void {
+  for (const key of wanted) {
+    const table = catalog[key];
+    if (table?.kind !== 'partitioned') continue;
+    counts.set(key, table.leafPartitions.reduce((sum, leaf) => sum + (counts.get(leaf) ?? 0), 0));
+  }
+}
+
+export async function countTable(db: Db, table: Pick<CatalogTable, 'schema' | 'name'>): Promise<number> {
+  // `only`: an inheritance child is a table of its own in the snapshot; counting its rows
+  // under the parent as well would count them twice.
+  const result = await sql<{ n: number }>`select count(*)::int8 as n from only ${sql.id(table.schema, table.name)}`.execute(db);
+  return result.rows[0]!.n;
+}
+
+/**
+ * Counts `tables` over `connections` extra transactions that all import the exported
+ * snapshot, so every count describes the same instant as the catalog read. With zero
+ * connections (or nothing to count) the work stays on `fallback`, the exporting
+ * transaction itself, which sees the same snapshot by definition.
+ */
+export async function countInSnapshot(
+  db: Db,
+  fallback: Db,
+  snapshotId: string,
+  tables: readonly CatalogTable[],
+  connections: number,
+): Promise<Map<TableKey, number>> {
+  const counts = new Map<TableKey, number>();
+  const queue = [...tables];
+  const drain = async (conn: Db): Promise<void> => {
+    for (let table = queue.shift(); table; table = queue.shift()) counts.set(table.key, await countTable(conn, table));
+  };
+  const workers = Math.min(connections, queue.length);
+  if (workers <= 1) {
+    await drain(fallback);
+    return counts;
+  }
+  await Promise.all(
+    Array.from({ length: workers }, () =>
+      db
+        .transaction()
+        .setIsolationLevel('repeatable read')
+        .setAccessMode('read only')
+        .execute(async (trx) => {
+          await sql`set transaction snapshot ${sql.lit(snapshotId)}`.execute(trx);
+          await drain(trx);
+        }),
+    ),
+  );
+  return counts;
+}

@@ -150,7 +150,12 @@ export interface RunResult {
   readonly status: 'committed' | OutcomeStatus | 'commit-failed';
   readonly exitCode: number;
   readonly changes: Readonly<Record<TableKey, TableChange>>;
-  readonly counts: { readonly pre: Readonly<Record<TableKey, number>>; readonly post: Readonly<Record<TableKey, number>> };
+  readonly counts: {
+    readonly pre: Readonly<Record<TableKey, number>>;
+    readonly post: Readonly<Record<TableKey, number>>;
+    /** What the script's transaction saw at its end (for a dry run: what it would have left). */
+    readonly inTransaction: Readonly<Record<TableKey, number>>;
+  };
   readonly violations: readonly Violation[];
   readonly backup: BackupRecord;
   readonly drift: readonly DriftFinding[];

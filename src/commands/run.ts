@@ -1,0 +1,53 @@
+import type { CommandModule } from 'yargs';
+import type { Config } from '../config/config.js';
+import type { Logger } from '../logger.js';
+import { runGuarded, type RunOptions } from '../run/pipeline.js';
+import { renderRunSummary } from '../run/summary.js';
+import type { RunResult } from '../run/types.js';
+import { emit, loadContext, type GlobalArgs } from './context.js';
+
+export type { RunOptions };
+
+/** `safe-run <script>`: the guarded run. Returns the result; exit code is in result.exitCode. */
+export async function run(config: Config, options: RunOptions, log: Logger): Promise<RunResult> {
+  return runGuarded(config, options, log);
+}
+
+interface RunArgs extends GlobalArgs {
+  readonly script: string;
+  readonly 'dry-run'?: boolean;
+  readonly reason?: string;
+  readonly backup?: 'touched' | 'full' | 'none';
+  readonly yes?: boolean;
+  readonly '--'?: string[];
+}
+
+function buildRunCommand(command: string, describe: string): CommandModule<GlobalArgs, RunArgs> {
+  return {
+    command,
+    describe,
+    builder: (yargs) =>
+      yargs
+        .positional('script', { type: 'string', demandOption: true, describe: 'Script name (see `safe-run list`)' })
+        .option('dry-run', { type: 'boolean', describe: 'Run everything, then always roll back' })
+        .option('reason', { type: 'string', describe: 'Why this run happens (ticket, incident); recorded in the audit log' })
+        .option('backup', { choices: ['touched', 'full', 'none'] as const, describe: 'Backup scope for this run (default: config backup.scope)' })
+        .option('yes', { type: 'boolean', describe: 'Confirm environments that require confirmation' })
+        .example('$0 cleanup-invalid-sessions --dry-run', 'See what would change, change nothing')
+        .example('$0 cleanup-invalid-sessions --reason "INC-42"', 'Guarded run with a recorded reason')
+        .example('$0 my-script -- --days 30', 'Pass arguments to the script') as never,
+    handler: async (argv) => {
+      const ctx = await loadContext(argv);
+      const result = await run(
+        ctx.config,
+        { scriptName: argv.script, args: argv['--'] ?? [], dryRun: argv['dry-run'] === true, reason: argv.reason ?? null, backupScope: argv.backup, yes: argv.yes },
+        ctx.log,
+      );
+      emit(ctx, result, renderRunSummary, result.exitCode as never);
+    },
+  };
+}
+
+export const runCommand = buildRunCommand('run <script>', 'Guarded run of a script (same as `safe-run <script>`)');
+/** The default command: `safe-run cleanup-invalid-sessions`. */
+export const defaultRunCommand = buildRunCommand('$0 <script>', 'Guarded run: snapshot, verified backup, guarded transaction, signed audit entries');

@@ -1,0 +1,88 @@
+import { sql } from 'kysely';
+import type { Db } from '../db/connection.js';
+import { keyOf } from '../db/names.js';
+import type { TableChange } from '../run/types.js';
+import type { TableKey } from '../snapshot/types.js';
+
+/**
+ * What the script's own transaction did, measured from inside it. pg_stat_xact_user_tables
+ * may already hold counts of earlier, unflushed transactions of this backend, so changes are
+ * always current minus a baseline taken in the same transaction (SPEC "Facts").
+ */
+export interface TableShape {
+  readonly key: TableKey;
+  readonly schema: string;
+  readonly name: string;
+  readonly oid: number;
+  readonly relfilenode: number;
+  readonly fingerprint: string;
+}
+
+export interface XactCounters {
+  readonly ins: number;
+  readonly upd: number;
+  readonly del: number;
+}
+
+export interface XactState {
+  readonly counters: ReadonlyMap<number, XactCounters>;
+  readonly shapes: ReadonlyMap<TableKey, TableShape>;
+  readonly sequences: ReadonlyMap<string, string | null>;
+}
+
+export async function readXactCounters(trx: Db): Promise<Map<number, XactCounters>> {
+  const { rows } = await sql<{ relid: number; ins: number; upd: number; del: number }>`
+    select relid::int8 as relid, n_tup_ins as ins, n_tup_upd as upd, n_tup_del as del
+    from pg_stat_xact_user_tables`.execute(trx);
+  return new Map(rows.map((r) => [Number(r.relid), { ins: r.ins, upd: r.upd, del: r.del }]));
+}
+
+/** Sequence positions: nextval() survives a rollback, so a dry run must say it consumed some. */
+export async function readSequencePositions(trx: Db): Promise<Map<string, string | null>> {
+  const { rows } = await sql<{ schemaname: string; sequencename: string; last_value: string | null }>`
+    select schemaname, sequencename, last_value::text as last_value from pg_sequences
+    where schemaname not in ('pg_catalog', 'information_schema', 'safe_run')`.execute(trx);
+  return new Map(rows.map((r) => [keyOf(r.schemaname, r.sequencename), r.last_value]));
+}
+
+export interface Measurement {
+  readonly changes: Record<TableKey, TableChange>;
+  readonly sequencesUsed: TableKey[];
+}
+
+/** Per-table changes, keeping only tables with a non-zero change (SPEC "changes"). */
+export function measureChanges(baseline: XactState, current: XactState): Measurement {
+  const changes: Record<TableKey, TableChange> = {};
+  const keys = new Set([...baseline.shapes.keys(), ...current.shapes.keys()]);
+  for (const key of keys) {
+    const before = baseline.shapes.get(key);
+    const after = current.shapes.get(key);
+    const oid = (after ?? before)!.oid;
+    const b = baseline.counters.get(oid) ?? { ins: 0, upd: 0, del: 0 };
+    const c = current.counters.get(oid) ?? { ins: 0, upd: 0, del: 0 };
+    const ddl = !before || !after || before.fingerprint !== after.fingerprint || before.oid !== after.oid;
+    // A new relfilenode with the same shape is a TRUNCATE; with a new shape it is a rewrite by DDL.
+    const newStorage = !!before && !!after && before.relfilenode !== after.relfilenode;
+    const change: TableChange = {
+      inserted: Math.max(0, c.ins - b.ins),
+      updated: Math.max(0, c.upd - b.upd),
+      // TRUNCATE resets the transaction's n_tup_del, so a delta can go negative; clamp it.
+      deleted: Math.max(0, c.del - b.del),
+      truncated: newStorage && !ddl,
+      ...(newStorage && ddl ? { rewritten: true } : {}),
+      ...(ddl ? { ddl: true } : {}),
+    };
+    if (change.inserted || change.updated || change.deleted || change.truncated || change.ddl) changes[key] = change;
+  }
+  const sequencesUsed = [...current.sequences].filter(([name, value]) => baseline.sequences.get(name) !== value).map(([name]) => name);
+  return { changes, sequencesUsed };
+}
+
+export async function countRowsExact(trx: Db, tables: readonly { schema: string; name: string; key: TableKey }[]): Promise<Record<TableKey, number>> {
+  const counts: Record<TableKey, number> = {};
+  for (const t of tables) {
+    const { rows } = await sql<{ n: number }>`select count(*) as n from ${sql.id(t.schema, t.name)}`.execute(trx);
+    counts[t.key] = Number(rows[0]!.n);
+  }
+  return counts;
+}

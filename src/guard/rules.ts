@@ -1,0 +1,88 @@
+import type { Config } from '../config/config.js';
+import type { Operation, TableChange, Violation } from '../run/types.js';
+import type { LoadedScript } from '../script/load.js';
+import type { TableKey } from '../snapshot/types.js';
+
+/**
+ * The guards (SPEC "The guarded run", step 9). Pure: given what was declared and what was
+ * measured, list every violation. Anything not declared is forbidden.
+ */
+export interface GuardInput {
+  readonly script: Pick<LoadedScript, 'touches' | 'limits' | 'critical'>;
+  readonly criticalTables: Config['criticalTables'];
+  readonly changes: Readonly<Record<TableKey, TableChange>>;
+  /** Exact counts before the run (pre-snapshot) and inside the transaction after the script. */
+  readonly countsBefore: Readonly<Record<TableKey, number>>;
+  readonly countsAfter: Readonly<Record<TableKey, number>>;
+  /** Tables reached from declared ones by ON DELETE CASCADE / SET NULL, for clearer messages. */
+  readonly cascadeFrom?: Readonly<Record<TableKey, TableKey>>;
+}
+
+/** A script that names a table critical without a configured limit may not drop it at all beyond this. */
+export const DEFAULT_MAX_DROP_PERCENT = 10;
+
+export function evaluateGuards(input: GuardInput): Violation[] {
+  const violations: Violation[] = [];
+  for (const [table, change] of Object.entries(input.changes)) {
+    const declared = input.script.touches[table];
+    if (!declared) {
+      const via = input.cascadeFrom?.[table];
+      violations.push({ table, rule: 'undeclared-table', detail: `${describe(change)} in a table the script does not declare${via ? ` (reached through a foreign key cascade from ${via})` : ''}` });
+      continue;
+    }
+    violations.push(...operationViolations(table, change, declared));
+    violations.push(...limitViolations(table, change, input.script.limits[table] ?? {}));
+  }
+  violations.push(...criticalViolations(input));
+  return violations;
+}
+
+function operationViolations(table: TableKey, change: TableChange, declared: readonly Operation[]): Violation[] {
+  const out: Violation[] = [];
+  const used: [Operation, number][] = [['insert', change.inserted], ['update', change.updated], ['delete', change.deleted]];
+  for (const [op, n] of used) {
+    if (n > 0 && !declared.includes(op)) out.push({ table, rule: 'undeclared-operation', detail: `${n} row(s) ${pastTense(op)}, but the script declares only ${declared.join(', ')}` });
+  }
+  if (change.truncated && !declared.includes('truncate')) out.push({ table, rule: 'undeclared-truncate', detail: 'TRUNCATE (new relfilenode) without a declared truncate' });
+  if (change.ddl && !declared.includes('ddl')) out.push({ table, rule: 'undeclared-ddl', detail: 'the table definition changed (columns, constraints, indexes or the table itself) without a declared ddl' });
+  return out;
+}
+
+function limitViolations(table: TableKey, change: TableChange, limits: Partial<Record<Operation, number>>): Violation[] {
+  const out: Violation[] = [];
+  const used: [Operation, number][] = [['insert', change.inserted], ['update', change.updated], ['delete', change.deleted]];
+  for (const [op, n] of used) {
+    const limit = limits[op];
+    if (limit !== undefined && n > limit) out.push({ table, rule: 'limit-exceeded', detail: `${n} row(s) ${pastTense(op)}, limit ${limit}` });
+  }
+  return out;
+}
+
+function criticalViolations(input: GuardInput): Violation[] {
+  const out: Violation[] = [];
+  const critical = new Map<TableKey, number>(Object.entries(input.criticalTables).map(([t, r]) => [t, r.maxDropPercent]));
+  for (const t of input.script.critical) if (!critical.has(t)) critical.set(t, DEFAULT_MAX_DROP_PERCENT);
+  for (const [table, maxDropPercent] of critical) {
+    const before = input.countsBefore[table];
+    const after = input.countsAfter[table];
+    if (before === undefined || after === undefined || before === 0 || after >= before) continue;
+    const dropPercent = ((before - after) / before) * 100;
+    if (after === 0) out.push({ table, rule: 'critical-empty', detail: `critical table would go from ${before} rows to 0` });
+    else if (dropPercent > maxDropPercent) out.push({ table, rule: 'critical-drop', detail: `critical table would drop ${dropPercent.toFixed(1)}% (${before} -> ${after}), allowed ${maxDropPercent}%` });
+  }
+  return out;
+}
+
+function describe(change: TableChange): string {
+  const parts = [];
+  if (change.inserted) parts.push(`${change.inserted} inserted`);
+  if (change.updated) parts.push(`${change.updated} updated`);
+  if (change.deleted) parts.push(`${change.deleted} deleted`);
+  if (change.truncated) parts.push('truncated');
+  if (change.ddl) parts.push('DDL');
+  return parts.join(', ') || 'changed';
+}
+
+function pastTense(op: Operation): string {
+  return { insert: 'inserted', update: 'updated', delete: 'deleted', truncate: 'truncated', ddl: 'altered' }[op];
+}

@@ -1,0 +1,186 @@
+import { sql } from 'kysely';
+import { ulid } from 'ulid';
+import os from 'node:os';
+import { databaseAnchor, openAuditLog, type AuditLog } from '../audit/log.js';
+import { runBackup } from '../backup/backup.js';
+import { backupScope } from '../backup/scope.js';
+import type { Config } from '../config/config.js';
+import { assertReachable, createDb, withClient, type Db } from '../db/connection.js';
+import { readIdentity } from '../db/identity.js';
+import { withAdvisoryLock } from '../db/lock.js';
+import { parseDatabaseUrl, redactUrl } from '../db/url.js';
+import { ExitCode, SafeRunError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { loadScriptByName, type LoadedScript } from '../script/load.js';
+import { takeSnapshot } from '../snapshot/take.js';
+import type { DatabaseIdentity, Snapshot, TableKey } from '../snapshot/types.js';
+import { previousObservationDrift } from './drift.js';
+import { checkEnvironment } from './environment.js';
+import { watchInterrupts, type Interrupt } from './interrupt.js';
+import { readOperator, scriptGitState } from './operator.js';
+import { buildRunResult } from './result.js';
+import { toRunError } from './run-error.js';
+import { runScriptTransaction } from './transaction.js';
+import type { BackupRecord, DriftFinding, RunIntentBody, RunResult } from './types.js';
+
+/** The guarded run, SPEC "The guarded run" steps 1 to 12. */
+export interface RunOptions {
+  readonly scriptName: string;
+  readonly args: readonly string[];
+  readonly dryRun: boolean;
+  readonly reason: string | null;
+  readonly backupScope?: 'touched' | 'full' | 'none';
+  readonly yes?: boolean;
+}
+
+interface RunContext {
+  readonly config: Config;
+  readonly identity: DatabaseIdentity;
+  readonly options: RunOptions;
+  readonly script: LoadedScript;
+  readonly url: URL;
+  readonly runId: string;
+  readonly db: Db;
+  readonly session: Db;
+  readonly audit: AuditLog;
+  readonly interrupt: Interrupt;
+  readonly log: Logger;
+}
+
+export async function runGuarded(config: Config, options: RunOptions, log: Logger): Promise<RunResult> {
+  // Step 1: everything that can be checked without touching the database.
+  const script = await loadScriptByName(options.scriptName, config.scriptsDirs);
+  const url = parseDatabaseUrl(config.databaseUrl);
+  await checkEnvironment(config, url, options);
+  const runId = ulid();
+  const db = createDb(url, { applicationName: `safe-run:${script.name}:${runId}`, maxConnections: 6 });
+  const interrupt = watchInterrupts();
+  try {
+    await assertReachable(db, url);
+    return await withClient(db, async (session) => {
+      const audit = await openAuditLog({ evidenceDir: config.evidenceDir, signingKeyPath: config.signingKey, anchor: databaseAnchor(session), log });
+      const identity = await readIdentity(session, url);
+      const ctx: RunContext = { config, identity, options, script, url, runId, db, session, audit, interrupt, log };
+      return withAdvisoryLock(session, log, () => guardedRun(ctx));
+    });
+  } finally {
+    interrupt.dispose();
+    await db.destroy();
+  }
+}
+
+async function guardedRun(ctx: RunContext): Promise<RunResult> {
+  const { config, script, log } = ctx;
+  const timings: Record<string, number> = {};
+  const started = Date.now();
+  let t = started;
+  const declared = Object.keys(script.touches);
+  const scope = ctx.options.backupScope ?? config.backup.scope;
+  const closure = await backupScope(ctx.session, declared, 'touched');
+  const cascadeFrom = Object.fromEntries(closure.filter((k) => !declared.includes(k)).map((k) => [k, declared.join(', ')]));
+  const exactTables = new Set<TableKey>([...closure, ...script.critical, ...Object.keys(config.criticalTables)]);
+
+  // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot.
+  const { snapshot: pre, held } = await takeSnapshot(ctx.db, { url: ctx.url, exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2 }, async (snapshotId) => {
+    timings.snapshot = Date.now() - t;
+    t = Date.now();
+    try {
+      return await runBackup({
+        url: ctx.url, snapshotId, scope, tables: scope === 'full' ? [] : closure, evidenceDir: config.evidenceDir, runId: ctx.runId,
+        compress: config.backup.compress, jobs: config.backup.jobs, lockWaitTimeoutMs: config.backup.lockWaitTimeoutMs,
+        pgBinDir: config.pgBinDir, serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000), log,
+      });
+    } catch (error) {
+      return failedBackup(scope, closure, error);
+    } finally {
+      timings.backup = Date.now() - t;
+    }
+  });
+  const backup = held!;
+  const drift = await previousObservationDrift(config, pre).catch((error: unknown) => {
+    log.warn('could not compare with the previous observation', { error: (error as Error).message });
+    return [];
+  });
+
+  // Step 6: the intent, durable before the script can touch anything.
+  await ctx.audit.append('run.intent', await intentBody(ctx, pre, backup), { runId: ctx.runId });
+  if (backup.status === 'failed' || ctx.interrupt.signal) {
+    return recordEarlyStop(ctx, pre, backup, drift, timings);
+  }
+
+  // Steps 7-10.
+  t = Date.now();
+  const tx = await runScriptTransaction({ ...ctx, args: ctx.options.args, dryRun: ctx.options.dryRun, pre, drift, cascadeFrom });
+  timings.transaction = Date.now() - t;
+  Object.assign(timings, prefixed('tx.', tx.outcome.timingsMs));
+
+  // Step 11.
+  if (tx.outcome.status !== 'committing') {
+    await tx.trx.rollback().execute();
+    return buildRunResult({ runId: ctx.runId, script: script.name, status: tx.outcome.status, pre, post: null, outcome: tx.outcome, backup, timings, scriptOutput: tx.scriptOutput });
+  }
+  try {
+    await tx.trx.commit().execute();
+  } catch (error) {
+    const runError = toRunError(error);
+    await ctx.audit.append('run.commit-failed', { error: runError, xid: tx.outcome.xid }, { runId: ctx.runId });
+    return buildRunResult({ runId: ctx.runId, script: script.name, status: 'commit-failed', pre, post: null, outcome: { ...tx.outcome, error: runError }, backup, timings, scriptOutput: tx.scriptOutput });
+  }
+  t = Date.now();
+  const { rows } = await sql<{ lsn: string }>`select pg_current_wal_lsn()::text as lsn`.execute(ctx.session);
+  const { snapshot: post } = await takeSnapshot(ctx.db, { url: ctx.url, exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2 });
+  await appendPost(ctx, post, rows[0]!.lsn, tx.outcome.xid!);
+  timings.post = Date.now() - t;
+  timings.total = Date.now() - started;
+  return buildRunResult({ runId: ctx.runId, script: script.name, status: 'committed', pre, post, outcome: tx.outcome, backup, timings, scriptOutput: tx.scriptOutput });
+}
+
+async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xid: string): Promise<void> {
+  try {
+    await ctx.audit.append('run.post', { status: 'committed', snapshot: post, commitLsn, xid }, { runId: ctx.runId });
+  } catch (error) {
+    // The data is committed; only the confirmation is missing. txid_status(xid) still settles it.
+    throw new SafeRunError(
+      `Run ${ctx.runId} COMMITTED, but its run.post entry could not be written: ${(error as Error).message}`,
+      ExitCode.auditFailed,
+      '`safe-run check` and `safe-run show` resolve the outcome from the transaction id; fix the evidence directory.',
+      { cause: error },
+    );
+  }
+}
+
+/** Backup failed or a signal arrived before the script ran: record why, run nothing. */
+async function recordEarlyStop(ctx: RunContext, pre: Snapshot, backup: BackupRecord, drift: readonly DriftFinding[], timings: Record<string, number>): Promise<RunResult> {
+  const interrupted = ctx.interrupt.signal !== null;
+  const outcome = {
+    status: interrupted ? ('interrupted' as const) : ('backup-failed' as const),
+    changes: {}, inTxCounts: {}, violations: [],
+    error: { message: interrupted ? `interrupted by ${ctx.interrupt.signal} before the script ran` : backup.error ?? 'backup failed' },
+    timingsMs: timings, xid: null, walLsnStart: null, sequencesUsed: [], drift,
+  };
+  await ctx.audit.append('run.outcome', outcome, { runId: ctx.runId });
+  return buildRunResult({ runId: ctx.runId, script: ctx.script.name, status: outcome.status, pre, post: null, outcome, backup, timings, scriptOutput: undefined });
+}
+
+async function intentBody(ctx: RunContext, pre: Snapshot, backup: BackupRecord): Promise<RunIntentBody> {
+  const { script } = ctx;
+  return {
+    script: { name: script.name, kind: script.kind, path: script.path, sha256: script.sha256, git: await scriptGitState(script.path), touches: script.touches, limits: script.limits, critical: script.critical },
+    args: ctx.options.args,
+    dryRun: ctx.options.dryRun,
+    operator: await readOperator(),
+    host: os.hostname(),
+    reason: ctx.options.reason,
+    url: redactUrl(ctx.url),
+    snapshot: pre,
+    backup,
+  };
+}
+
+function failedBackup(scope: BackupRecord['scope'], tables: readonly TableKey[], error: unknown): BackupRecord {
+  return { scope, status: 'failed', path: null, format: null, sha256: null, bytes: 0, tables, pgDump: null, durationMs: 0, error: (error as Error).message };
+}
+
+function prefixed(prefix: string, record: Readonly<Record<string, number>>): Record<string, number> {
+  return Object.fromEntries(Object.entries(record).map(([k, v]) => [`${prefix}${k}`, v]));
+}

@@ -1,0 +1,82 @@
+import type { RunResult } from './types.js';
+
+/** The human summary of a run: what changed, the guards' verdict, the backup, the timings. */
+export function renderRunSummary(r: RunResult): string {
+  const lines = [`${r.script}  run ${r.runId}  ${headline(r)}`];
+  lines.push(...changeTable(r));
+  lines.push(guardLine(r));
+  for (const v of r.violations) lines.push(`    x ${v.table}: ${v.rule}: ${v.detail}`);
+  if (r.error) lines.push(`  error: ${r.error.message}${r.error.code ? ` (${r.error.code})` : ''}`, ...(r.error.detail ? [`    detail: ${r.error.detail}`] : []), ...(r.error.hint ? [`    hint: ${r.error.hint}`] : []));
+  if (r.sequencesUsed.length && r.status !== 'committed') lines.push(`  note: sequences advanced and stay advanced after a rollback: ${r.sequencesUsed.join(', ')}`);
+  lines.push(backupLine(r));
+  for (const d of r.drift) lines.push(`  drift since the last observation: ${d.kind}${d.table ? ` ${d.table}` : ''}: ${d.detail}`);
+  if (r.scriptOutput !== undefined) lines.push(`  script returned: ${JSON.stringify(r.scriptOutput)}`);
+  lines.push(`  timings: ${Object.entries(r.timingsMs).filter(([k]) => !k.startsWith('tx.')).map(([k, v]) => `${k} ${v}ms`).join(', ')}`);
+  lines.push(nextStep(r));
+  return lines.filter(Boolean).join('\n');
+}
+
+function headline(r: RunResult): string {
+  const words: Record<RunResult['status'], string> = {
+    committed: 'COMMITTED',
+    'dry-run': 'DRY RUN (rolled back)',
+    committing: 'COMMITTING',
+    failed: 'FAILED (rolled back)',
+    'rolled-back': 'ROLLED BACK',
+    'commit-failed': 'COMMIT FAILED',
+    'guard-violation': 'GUARD VIOLATION (rolled back)',
+    'backup-failed': 'BACKUP FAILED (script not run)',
+    interrupted: 'INTERRUPTED (rolled back)',
+  };
+  return words[r.status];
+}
+
+function changeTable(r: RunResult): string[] {
+  const entries = Object.entries(r.changes);
+  if (!entries.length) return [r.status === 'backup-failed' || r.status === 'interrupted' ? '' : '  no table changed'];
+  const width = Math.max(5, ...entries.map(([t]) => t.length));
+  const head = `  ${'table'.padEnd(width)}  inserted   updated   deleted   rows before -> after`;
+  const rows = entries.map(([table, c]) => {
+    const before = r.counts.pre[table];
+    const after = r.status === 'committed' ? r.counts.post[table] : r.counts.inTransaction[table];
+    const flags = [c.truncated ? 'TRUNCATE' : '', c.ddl ? 'DDL' : ''].filter(Boolean).join(' ');
+    const rowsText = before !== undefined && after !== undefined ? `${before} -> ${after}` : '';
+    return `  ${table.padEnd(width)}  ${String(c.inserted).padStart(8)}  ${String(c.updated).padStart(8)}  ${String(c.deleted).padStart(8)}   ${rowsText}${flags ? `  ${flags}` : ''}`;
+  });
+  return [head, ...rows];
+}
+
+function guardLine(r: RunResult): string {
+  if (r.status === 'backup-failed' || r.status === 'interrupted' || r.status === 'failed') return '';
+  return r.violations.length ? `  guards: ${r.violations.length} violation(s), transaction rolled back:` : '  guards: passed';
+}
+
+function backupLine(r: RunResult): string {
+  const b = r.backup;
+  if (b.status === 'skipped') return '  backup: none (scope "none")';
+  if (b.status === 'failed') return `  backup: FAILED: ${b.error ?? ''}`;
+  return `  backup: ${b.path}  ${formatBytes(b.bytes)}  sha256 ${b.sha256?.slice(0, 16)}…  verified, ${b.tables.length} table(s)`;
+}
+
+function nextStep(r: RunResult): string {
+  switch (r.status) {
+    case 'committed':
+      return `  next: safe-run show ${r.runId}`;
+    case 'guard-violation':
+      return '  next: declare the tables/operations in the script if this was intended, or fix the script. Nothing was changed.';
+    case 'backup-failed':
+      return '  next: fix the backup problem above (`safe-run doctor` checks pg_dump and the evidence directory). Nothing was changed.';
+    case 'failed':
+      return '  next: fix the script error above. Nothing was changed.';
+    case 'dry-run':
+      return '  next: run again without --dry-run to apply.';
+    default:
+      return '';
+  }
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} kB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}

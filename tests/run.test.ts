@@ -1,0 +1,172 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { EXPECTED_CLEANUP } from '../demo/seed.js';
+import { parseJson } from './helpers/cli.js';
+import { countRows } from './helpers/db.js';
+import { createWorkspace, type Workspace } from './helpers/workspace.js';
+import type { RunResult } from '../src/run/types.js';
+
+/** The guarded run end to end: the built CLI, a real PostgreSQL, the real pg_dump. */
+const TABLES = ['users', 'oidc_models', 'credit_allocation', 'subscriptions', 'usage_events', 'oauth_clients', 'models'];
+
+async function allCounts(ws: Workspace): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const t of TABLES) counts[t] = await countRows(ws.t.db, t);
+  return counts;
+}
+
+function auditKinds(ws: Workspace): string[] {
+  return readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { kind: string }).kind);
+}
+
+const rogue = (body: string, declarations = "touches: { oidc_models: ['delete'] },"): string => `
+import { defineScript, sql } from 'safe-run';
+export default defineScript({
+  name: 'rogue',
+  description: 'does more than it says',
+  ${declarations}
+  async run({ db }) { ${body} },
+});
+`;
+
+describe('safe-run <script>', () => {
+  let ws: Workspace;
+  beforeEach(async () => {
+    ws = await createWorkspace({ criticalTables: { users: { maxDropPercent: 10 } } });
+  });
+  afterEach(async () => {
+    await ws.cleanup();
+  });
+
+  it('runs the cleanup: exactly the invalid and expired sessions, nothing else', async () => {
+    const before = await allCounts(ws);
+    const result = await ws.cli(['cleanup-invalid-sessions', '--json', '--reason', 'test']);
+    expect(result.exitCode).toBe(0);
+    const json = parseJson<RunResult>(result);
+    expect(json.status).toBe('committed');
+    expect(json.changes).toEqual({ 'public.oidc_models': { inserted: 0, updated: 0, deleted: EXPECTED_CLEANUP.deleted, truncated: false } });
+    expect(json.scriptOutput).toEqual(EXPECTED_CLEANUP);
+    expect(json.counts.pre['public.users']).toBe(8);
+    expect(json.counts.post['public.users']).toBe(8);
+    expect(json.counts.post['public.oidc_models']).toBe(before.oidc_models! - EXPECTED_CLEANUP.deleted);
+    expect(json.backup.status).toBe('verified');
+    expect(json.backup.tables).toEqual(['public.oidc_models']);
+
+    const left = await sql<{ id: string }>`select id from oidc_models where kind = 'Session' order by id`.execute(ws.t.db);
+    expect(left.rows.map((r) => r.id)).toEqual(['sess-anon-1', 'sess-anon-2', 'sess-valid-admin', 'sess-valid-free', 'sess-valid-legacy', 'sess-valid-pro']);
+    expect({ ...(await allCounts(ws)), oidc_models: 0 }).toEqual({ ...before, oidc_models: 0 });
+    expect(auditKinds(ws)).toEqual(['run.intent', 'run.outcome', 'run.post']);
+  });
+
+  it('rolls back a script that deletes users it did not declare, naming every cascaded table', async () => {
+    ws.writeScript('rogue.ts', rogue("await sql`delete from users where email like '%example.com'`.execute(db);"));
+    const before = await allCounts(ws);
+    const result = await ws.cli(['rogue', '--json']);
+    expect(result.exitCode).toBe(3);
+    const json = parseJson<RunResult>(result);
+    expect(json.status).toBe('guard-violation');
+    const undeclared = json.violations.filter((v) => v.rule === 'undeclared-table').map((v) => v.table).sort();
+    expect(undeclared).toEqual(['public.credit_allocation', 'public.subscriptions', 'public.usage_events', 'public.users']);
+    expect(json.changes['public.users']?.deleted).toBe(3);
+    expect(json.changes['public.credit_allocation']?.deleted).toBe(6);
+    expect(json.changes['public.usage_events']?.updated).toBe(3);
+    expect(await allCounts(ws)).toEqual(before);
+    expect(auditKinds(ws)).toEqual(['run.intent', 'run.outcome']);
+  });
+
+  it.each([
+    ['an undeclared TRUNCATE', 'await sql`truncate oidc_models`.execute(db);', 'undeclared-truncate'],
+    ['undeclared DDL', 'await sql`alter table oidc_models add column note text`.execute(db);', 'undeclared-ddl'],
+    ['a limit exceeded', "await sql`delete from oidc_models where kind = 'AccessToken'`.execute(db);", 'limit-exceeded'],
+  ])('rolls back %s', async (_label, body, rule) => {
+    ws.writeScript('rogue.ts', rogue(body, "touches: { oidc_models: ['delete'] }, limits: { oidc_models: { delete: 5 } },"));
+    const before = await allCounts(ws);
+    const result = await ws.cli(['rogue', '--json']);
+    expect(result.exitCode).toBe(3);
+    expect(parseJson<RunResult>(result).violations.map((v) => v.rule)).toContain(rule);
+    expect(await allCounts(ws)).toEqual(before);
+    const columns = await sql<{ n: number }>`select count(*)::int as n from information_schema.columns where table_name = 'oidc_models'`.execute(ws.t.db);
+    expect(columns.rows[0]!.n).toBe(8);
+  });
+
+  it('rolls back a script that would empty a critical table, even when it declares it', async () => {
+    ws.writeScript(
+      'rogue.ts',
+      rogue('await sql`delete from users`.execute(db);', "touches: { users: ['delete'], credit_allocation: ['delete'], subscriptions: ['delete'], usage_events: ['update'] },"),
+    );
+    const result = await ws.cli(['rogue', '--json']);
+    expect(result.exitCode).toBe(3);
+    const json = parseJson<RunResult>(result);
+    expect(json.violations).toEqual([{ table: 'public.users', rule: 'critical-empty', detail: expect.stringContaining('8 rows to 0') }]);
+    expect(await countRows(ws.t.db, 'users')).toBe(8);
+  });
+
+  it('--dry-run shows the changes and leaves the database unchanged', async () => {
+    const before = await allCounts(ws);
+    const result = await ws.cli(['cleanup-invalid-sessions', '--dry-run', '--json']);
+    expect(result.exitCode).toBe(0);
+    const json = parseJson<RunResult>(result);
+    expect(json.status).toBe('dry-run');
+    expect(json.changes['public.oidc_models']?.deleted).toBe(EXPECTED_CLEANUP.deleted);
+    expect(json.counts.inTransaction['public.oidc_models']).toBe(before.oidc_models! - EXPECTED_CLEANUP.deleted);
+    expect(await allCounts(ws)).toEqual(before);
+  });
+
+  it('reports a script error with exit 1 and changes nothing', async () => {
+    ws.writeScript('rogue.ts', rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); throw new Error('boom');"));
+    const before = await allCounts(ws);
+    const result = await ws.cli(['rogue']);
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toContain('boom');
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+    expect(await allCounts(ws)).toEqual(before);
+    const outcome = JSON.parse(readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8').trim().split('\n')[1]!) as { body: { status: string } };
+    expect(outcome.body.status).toBe('failed');
+  });
+
+  it('points at the failing position of a SQL script', async () => {
+    ws.writeScript('bad.sql', '-- @description broken\n-- @touches oidc_models: delete\ndelete from oidc_models where nope = 1;\n');
+    const result = await ws.cli(['bad', '--json']);
+    expect(result.exitCode).toBe(1);
+    const json = parseJson<RunResult>(result);
+    expect(json.error?.code).toBe('42703');
+    expect(json.error?.message).toContain('^');
+  });
+
+  it('refuses an unknown script with exit 2, listing the known ones', async () => {
+    const result = await ws.cli(['no-such-script']);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain('Unknown script "no-such-script"');
+    expect(result.stderr).toContain('cleanup-invalid-sessions');
+  });
+
+  it('restores the backup to exactly the pre-snapshot counts', async () => {
+    const json = parseJson<RunResult>(await ws.cli(['cleanup-invalid-sessions', '--json']));
+    const { execa } = await import('execa');
+    const scratch = `${ws.t.name}_restore`;
+    await sql`create database ${sql.id(scratch)}`.execute(ws.t.db);
+    const url = new URL(ws.t.url);
+    await execa('/usr/lib/postgresql/15/bin/pg_restore', ['--no-owner', '-d', scratch, path.join(ws.evidenceDir, json.backup.path!)], {
+      env: { PGHOST: url.hostname, PGPORT: url.port, PGUSER: 'postgres' },
+    });
+    const { createDb } = await import('../src/db/connection.js');
+    const restored = createDb(ws.t.url.replace(/\/[^/]+$/, `/${scratch}`));
+    try {
+      expect(await countRows(restored, 'oidc_models')).toBe(json.counts.pre['public.oidc_models']);
+    } finally {
+      await restored.destroy();
+      await sql`drop database ${sql.id(scratch)} with (force)`.execute(ws.t.db);
+    }
+  });
+
+  it('exits 6 when another guarded run holds the lock, naming it', async () => {
+    ws.writeScript('slow.ts', rogue('await sql`select pg_sleep(4)`.execute(db);', "name: 'slow', touches: {},").replace("name: 'rogue',\n", ''));
+    const first = ws.cli(['slow']);
+    await new Promise((r) => setTimeout(r, 2500));
+    const second = await ws.cli(['cleanup-invalid-sessions']);
+    expect(second.exitCode).toBe(6);
+    expect(second.stderr).toContain('script slow');
+    expect((await first).exitCode).toBe(0);
+  });
+});

@@ -1,0 +1,162 @@
+import { execa } from 'execa';
+import { createHash } from 'node:crypto';
+import { createWriteStream, existsSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { errorMessage, ExitCode, SafeRunError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { BackupRecord } from '../run/types.js';
+import type { TableKey } from '../snapshot/types.js';
+import { hasTableEntry, hashDirectory, listArchive } from './archive.js';
+import { pgChildEnv } from './child-env.js';
+import { pgDumpArgs } from './pg-dump-args.js';
+import { resolvePgTool } from './pg-tools.js';
+import type { BackupScope } from './scope.js';
+import { lookupBackupTables, type BackupTable } from './tables.js';
+
+export interface BackupOptions {
+  readonly url: URL;
+  /** The pre-snapshot's exported id, so the archive holds exactly the rows it counted. */
+  readonly snapshotId: string | null;
+  readonly scope: BackupScope;
+  /** The scope's tables (backupScope); ignored for 'full', which holds every user table. */
+  readonly tables: readonly TableKey[];
+  readonly evidenceDir: string;
+  readonly runId: string;
+  readonly compress: number;
+  readonly jobs: number;
+  readonly lockWaitTimeoutMs: number;
+  readonly pgBinDir: string | null;
+  readonly serverMajor: number;
+  readonly log: Logger;
+}
+
+const NEXT_STEP =
+  'The script did not run. Fix the cause above and run it again; `safe-run doctor` checks pg_dump and the evidence directory.';
+
+/**
+ * Step 5 of the guarded run: pg_dump on the exported snapshot into
+ * `<evidenceDir>/backups/<runId>.dump` (custom format, streamed and hashed on the way to
+ * disk, never held in memory) or `<runId>.dir` (directory format, when jobs > 1), then
+ * `pg_restore --list` to prove every table in scope has its data in the archive.
+ * Any failure removes what was written and throws exit 4: the script must not run
+ * without the backup it was promised.
+ */
+export async function runBackup(options: BackupOptions): Promise<BackupRecord> {
+  try {
+    return await backup(options);
+  } catch (error) {
+    if (error instanceof SafeRunError) throw error;
+    const message = errorMessage(error);
+    throw new SafeRunError(`Backup failed: ${message}`, ExitCode.backupFailed, nextStep(message), { cause: error });
+  }
+}
+
+function nextStep(message: string): string {
+  if (/LOCK TABLE|lock timeout|statement timeout/i.test(message)) {
+    return 'Another session holds a conflicting lock on a table in scope (look in pg_locks). The script did not run. Retry when it is done, or raise "backup.lockWaitTimeout".';
+  }
+  return NEXT_STEP;
+}
+
+async function backup(options: BackupOptions): Promise<BackupRecord> {
+  const started = performance.now();
+  const skipped = (tables: readonly TableKey[]): BackupRecord => ({
+    scope: options.scope, status: 'skipped', path: null, format: null, sha256: null, bytes: 0, tables, pgDump: null,
+    durationMs: Math.round(performance.now() - started),
+  });
+  if (options.scope === 'none') return skipped([]);
+
+  const pgDump = await resolvePgTool('pg_dump', options.serverMajor, options.pgBinDir);
+  const pgRestore = await resolvePgTool('pg_restore', options.serverMajor, options.pgBinDir);
+  const tables = await lookupBackupTables(options.url, options.snapshotId, options.scope === 'full' ? null : options.tables);
+  // Without --table, pg_dump would dump everything: an empty scope means nothing to keep.
+  if (options.scope === 'touched' && tables.length === 0) return skipped([]);
+
+  const dir = path.join(options.evidenceDir, 'backups');
+  await mkdir(dir, { recursive: true }).catch((error: unknown) => {
+    throw new SafeRunError(`Cannot create the backup directory ${dir}: ${errorMessage(error)}`, ExitCode.backupFailed,
+      'Point "evidenceDir" (or SAFE_RUN_EVIDENCE_DIR) at a writable directory. The script did not run.', { cause: error });
+  });
+  const format = options.jobs > 1 ? 'directory' : 'custom';
+  const target = path.join(dir, `${options.runId}.${format === 'custom' ? 'dump' : 'dir'}`);
+  if (existsSync(target)) throw new Error(`${target} already exists; a backup is never overwritten`);
+  const env = pgChildEnv(options.url, 'safe-run backup');
+  const args = pgDumpArgs({ ...options, scope: options.scope, tables, directory: format === 'directory' ? target : undefined });
+  options.log.debug('pg_dump', { bin: pgDump.path, args, tables: tables.length });
+
+  try {
+    const written = format === 'custom' ? await dumpToFile(pgDump.path, args, env, target) : await dumpToDirectory(pgDump.path, args, env, target);
+    await verifyArchive(pgRestore.path, target, env, tables);
+    const record: BackupRecord = {
+      scope: options.scope,
+      status: 'verified',
+      path: path.relative(options.evidenceDir, target),
+      format,
+      sha256: written.sha256,
+      bytes: written.bytes,
+      tables: tables.map((t) => t.key),
+      pgDump: { path: pgDump.path, version: pgDump.version },
+      durationMs: Math.round(performance.now() - started),
+    };
+    options.log.info('backup verified', { path: record.path, bytes: record.bytes, tables: record.tables.length, sha256: record.sha256 });
+    return record;
+  } catch (error) {
+    // A partial archive must not look like evidence.
+    await rm(target, { recursive: true, force: true }).catch(() => {});
+    throw error;
+  }
+}
+
+interface Written {
+  readonly sha256: string;
+  readonly bytes: number;
+}
+
+/** pg_dump writes the custom format to stdout; we hash each chunk on its way to the file. */
+async function dumpToFile(bin: string, args: readonly string[], env: Record<string, string>, target: string): Promise<Written> {
+  const child = execa(bin, args, { env, extendEnv: false, stdin: 'ignore', buffer: { stdout: false }, reject: false });
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
+  // 'wx': never overwrite evidence, even if a file appeared since the check in backup().
+  const writing = pipeline(child.stdout, tap, createWriteStream(target, { flags: 'wx' })).then(
+    () => null,
+    (error: unknown) => {
+      child.kill();
+      return error;
+    },
+  );
+  const [result, writeError] = await Promise.all([child, writing]);
+  if (writeError) throw new Error(`cannot write ${target}: ${errorMessage(writeError)}`);
+  if (result.exitCode !== 0) throw new Error(childFailure('pg_dump', result));
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+async function dumpToDirectory(bin: string, args: readonly string[], env: Record<string, string>, target: string): Promise<Written> {
+  const result = await execa(bin, args, { env, extendEnv: false, stdin: 'ignore', reject: false });
+  if (result.exitCode !== 0) throw new Error(childFailure('pg_dump', result));
+  return hashDirectory(target);
+}
+
+async function verifyArchive(pgRestore: string, archive: string, env: Record<string, string>, tables: readonly BackupTable[]): Promise<void> {
+  const entries = await listArchive(pgRestore, archive, env);
+  const missing = tables.filter((t) => !hasTableEntry(entries, t.partitioned ? 'TABLE' : 'TABLE DATA', t));
+  if (missing.length) {
+    throw new Error(`the archive has no data for ${missing.map((t) => t.key).join(', ')} (pg_restore --list)`);
+  }
+}
+
+function childFailure(program: string, result: { exitCode?: number; signal?: string; stderr?: unknown }): string {
+  const stderr = String(result.stderr ?? '').trim();
+  const how = result.signal ? `killed by ${result.signal}` : `exit ${result.exitCode}`;
+  return `${program} failed (${how})${stderr ? `: ${stderr}` : ''}`;
+}

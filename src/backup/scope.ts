@@ -1,0 +1,84 @@
+import { sql } from 'kysely';
+import { userRelations } from '../db/catalog.js';
+import type { Db } from '../db/connection.js';
+import type { TableKey } from '../snapshot/types.js';
+
+export type BackupScope = 'touched' | 'full' | 'none';
+
+/**
+ * The tables a run's backup must hold (SPEC step 5): the declared tables, and every table a
+ * delete in them can change without the script naming it. ON DELETE CASCADE deletes child
+ * rows and SET NULL / SET DEFAULT rewrite them, transitively (child -> grandchild). A
+ * partitioned table's rows live in its partitions, so those come along too.
+ *
+ * Declared names that match no table are left out: a script that declares `ddl` may create
+ * the table it names, and there is nothing to back up yet.
+ *
+ * 'full' and 'none' return every user table and nothing, so callers can treat the three alike.
+ * Two statements whatever the size of the schema; the closure is walked here.
+ */
+export async function backupScope(db: Db, declared: readonly TableKey[], scope: BackupScope): Promise<TableKey[]> {
+  if (scope === 'none') return [];
+  const existing = await readTableKeys(db);
+  if (scope === 'full') return [...existing].sort();
+
+  const edges = await readDependentEdges(db);
+  const children = new Map<TableKey, TableKey[]>();
+  for (const edge of edges) {
+    if (!existing.has(edge.child)) continue;
+    const list = children.get(edge.parent) ?? [];
+    list.push(edge.child);
+    children.set(edge.parent, list);
+  }
+
+  const inScope = new Set<TableKey>();
+  const pending = declared.map((name) => normalizeKey(name, existing)).filter((key) => existing.has(key));
+  for (let key = pending.pop(); key !== undefined; key = pending.pop()) {
+    if (inScope.has(key)) continue;
+    inScope.add(key);
+    pending.push(...(children.get(key) ?? []));
+  }
+  return [...inScope].sort();
+}
+
+/** `users` means `public.users` (SPEC "Configuration"); a key that already exists wins. */
+function normalizeKey(name: TableKey, existing: ReadonlySet<TableKey>): TableKey {
+  if (existing.has(name) || name.includes('.')) return name;
+  return `public.${name}`;
+}
+
+async function readTableKeys(db: Db): Promise<Set<TableKey>> {
+  const result = await sql<{ key: string }>`
+    select r.nspname || '.' || r.relname as key from (${userRelations}) r`.execute(db);
+  return new Set(result.rows.map((row) => row.key));
+}
+
+interface Edge {
+  readonly parent: TableKey;
+  readonly child: TableKey;
+}
+
+/**
+ * parent -> child where a delete in the parent changes the child: foreign keys whose
+ * ON DELETE action is CASCADE (c), SET NULL (n) or SET DEFAULT (d), and partition -> leaf.
+ * A foreign key on a partitioned table has a clone per partition in pg_constraint, so the
+ * edges already reach the partitions on both sides.
+ */
+async function readDependentEdges(db: Db): Promise<readonly Edge[]> {
+  const result = await sql<Edge>`
+    select pn.nspname || '.' || p.relname as parent, cn.nspname || '.' || c.relname as child
+      from pg_catalog.pg_constraint k
+      join pg_catalog.pg_class p on p.oid = k.confrelid
+      join pg_catalog.pg_namespace pn on pn.oid = p.relnamespace
+      join pg_catalog.pg_class c on c.oid = k.conrelid
+      join pg_catalog.pg_namespace cn on cn.oid = c.relnamespace
+     where k.contype = 'f' and k.confdeltype in ('c', 'n', 'd')
+    union
+    select pn.nspname || '.' || p.relname, cn.nspname || '.' || c.relname
+      from pg_catalog.pg_inherits i
+      join pg_catalog.pg_class p on p.oid = i.inhparent and p.relkind = 'p'
+      join pg_catalog.pg_namespace pn on pn.oid = p.relnamespace
+      join pg_catalog.pg_class c on c.oid = i.inhrelid
+      join pg_catalog.pg_namespace cn on cn.oid = c.relnamespace`.execute(db);
+  return result.rows;
+}

@@ -1,0 +1,48 @@
+import { sql } from 'kysely';
+import { userRelations } from '../db/catalog.js';
+import { createDb, type Db } from '../db/connection.js';
+import type { TableKey } from '../snapshot/types.js';
+import type { DumpTable } from './pg-dump-args.js';
+
+export interface BackupTable extends DumpTable {
+  readonly key: TableKey;
+  /** A partitioned parent has no rows of its own, so its archive entry has no TABLE DATA. */
+  readonly partitioned: boolean;
+}
+
+/**
+ * Turns `schema.table` keys into exact schema and table names (a key cannot be split
+ * reliably at a dot: names may contain dots), and says which are partitioned. With
+ * `keys` null it lists what a full dump must hold: every user table except extension
+ * members, whose data pg_dump leaves to the extension.
+ *
+ * Read inside the exported snapshot when there is one, so this sees the tables pg_dump sees.
+ */
+export async function lookupBackupTables(url: URL, snapshotId: string | null, keys: readonly TableKey[] | null): Promise<BackupTable[]> {
+  const db = createDb(url, { maxConnections: 1, applicationName: 'safe-run backup' });
+  try {
+    if (!snapshotId) return await queryTables(db, keys);
+    return await db
+      .transaction()
+      .setIsolationLevel('repeatable read')
+      .setAccessMode('read only')
+      .execute(async (trx) => {
+        await sql`set transaction snapshot ${sql.lit(snapshotId)}`.execute(trx);
+        return queryTables(trx, keys);
+      });
+  } finally {
+    await db.destroy();
+  }
+}
+
+async function queryTables(db: Db, keys: readonly TableKey[] | null): Promise<BackupTable[]> {
+  const filter = keys
+    ? sql`r.nspname || '.' || r.relname = any(${[...keys]}::text[])`
+    : sql`not exists (select 1 from pg_catalog.pg_depend d
+                       where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = r.oid and d.deptype = 'e')`;
+  const result = await sql<{ nspname: string; relname: string; relkind: string }>`
+    select r.nspname, r.relname, r.relkind from (${userRelations}) r where ${filter}`.execute(db);
+  return result.rows
+    .map((row) => ({ key: `${row.nspname}.${row.relname}`, schema: row.nspname, name: row.relname, partitioned: row.relkind === 'p' }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}

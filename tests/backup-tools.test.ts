@@ -1,0 +1,100 @@
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { dbnameConninfo, pgChildEnv } from '../src/backup/child-env.js';
+import { pgDumpArgs, tablePattern } from '../src/backup/pg-dump-args.js';
+import { parsePgVersion, resolvePgTool } from '../src/backup/pg-tools.js';
+import { debianBinDirs } from '../src/throwaway/binaries.js';
+import { ExitCode, SafeRunError } from '../src/errors.js';
+
+describe('resolvePgTool', () => {
+  let fakeDir: string;
+  beforeAll(() => {
+    // Not a mock of pg_dump's behaviour: only its --version answer, to test the selection.
+    fakeDir = mkdtempSync(path.join(os.tmpdir(), 'safe-run-fake-pg-'));
+    writeFileSync(path.join(fakeDir, 'pg_dump'), '#!/bin/sh\necho "pg_dump (PostgreSQL) 9.6.0"\n');
+    chmodSync(path.join(fakeDir, 'pg_dump'), 0o755);
+  });
+  afterAll(() => rmSync(fakeDir, { recursive: true, force: true }));
+
+  it('parses the version line of every packaging', () => {
+    expect(parsePgVersion('pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)')).toEqual({ version: '15.18', major: 15 });
+    expect(parsePgVersion('pg_restore (PostgreSQL) 9.6.0')).toEqual({ version: '9.6.0', major: 9 });
+    expect(parsePgVersion('pg_dump (PostgreSQL) 17beta1')).toEqual({ version: '17', major: 17 });
+    expect(parsePgVersion('not postgres')).toBeNull();
+  });
+
+  it('finds a pg_dump at least as new as the server', async () => {
+    const tool = await resolvePgTool('pg_dump', 15);
+    expect(tool.major).toBeGreaterThanOrEqual(15);
+    expect(path.basename(tool.path)).toBe('pg_dump');
+  });
+
+  it('rejects a too-old pg_dump with exit 4 when nothing else fits, naming what it found', async () => {
+    const error = await resolvePgTool('pg_dump', 15, fakeDir, [fakeDir]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SafeRunError);
+    const e = error as SafeRunError;
+    expect(e.exitCode).toBe(ExitCode.backupFailed);
+    expect(e.message).toContain('PostgreSQL 15');
+    expect(e.message).toContain('9.6.0');
+    expect(e.message).toContain(fakeDir);
+    expect(e.hint).toContain('postgresql-client-15');
+    expect(e.hint).toContain('pgBinDir');
+  });
+
+  it('skips the too-old configured one for a newer candidate', async () => {
+    const dirs = [fakeDir, ...debianBinDirs(), '/usr/bin'];
+    const tool = await resolvePgTool('pg_dump', 15, fakeDir, dirs);
+    expect(tool.path).not.toContain(fakeDir);
+    expect(tool.major).toBeGreaterThanOrEqual(15);
+  });
+});
+
+describe('pg_dump argv and environment', () => {
+  const url = new URL('postgres://backup_role:s3cr%40t-pw@db.internal:6543/app%20db?sslmode=require');
+  const weird = [
+    { schema: 'Weird Schema', name: 'Mixed "Quoted" Table' },
+    { schema: 'public', name: 'star*?.x' },
+    { schema: 'public', name: 'Ünïcödé_表' },
+  ];
+
+  it('keeps every credential and the host out of argv', () => {
+    for (const jobs of [1, 4]) {
+      const args = pgDumpArgs({ scope: 'touched', tables: weird, snapshotId: '00000003-0000001B-1', compress: 6, jobs, lockWaitTimeoutMs: 10_000, directory: '/tmp/x.dir' });
+      const line = args.join(' ');
+      for (const secret of ['s3cr', 'backup_role', 'db.internal', '6543', 'postgres://']) expect(line).not.toContain(secret);
+      expect(args).toEqual(expect.arrayContaining(['--snapshot=00000003-0000001B-1', '--lock-wait-timeout=10000', '--no-password', '--compress=6']));
+    }
+    expect(dbnameConninfo(url)).toBe("dbname='app db'");
+  });
+
+  it('passes the credentials in PG* variables, and nothing inherited that could redirect it', () => {
+    const saved = process.env.PGDATABASE;
+    process.env.PGDATABASE = 'somewhere_else';
+    try {
+      const env = pgChildEnv(url, 'safe-run backup');
+      expect(env).toEqual(expect.objectContaining({ PGHOST: 'db.internal', PGPORT: '6543', PGUSER: 'backup_role', PGPASSWORD: 's3cr@t-pw', PGDATABASE: 'app db', PGSSLMODE: 'require' }));
+      const inherited = Object.keys(env).filter((k) => !k.startsWith('PG'));
+      expect(inherited.every((k) => ['PATH', 'HOME', 'LANG', 'LC_ALL', 'LC_MESSAGES', 'TZ'].includes(k))).toBe(true);
+    } finally {
+      if (saved === undefined) delete process.env.PGDATABASE;
+      else process.env.PGDATABASE = saved;
+    }
+  });
+
+  it('chooses the format from jobs and the tables from the scope', () => {
+    const custom = pgDumpArgs({ scope: 'touched', tables: weird, snapshotId: null, compress: 0, jobs: 1, lockWaitTimeoutMs: 1 });
+    expect(custom[0]).toBe('--format=custom');
+    expect(custom.some((a) => a.startsWith('--snapshot'))).toBe(false);
+    expect(custom.filter((a) => a.startsWith('--table='))).toEqual([
+      '--table="Weird Schema"."Mixed ""Quoted"" Table"',
+      '--table="public"."star*?.x"',
+      '--table="public"."Ünïcödé_表"',
+    ]);
+    const parallel = pgDumpArgs({ scope: 'full', tables: [], snapshotId: 'S', compress: 6, jobs: 3, lockWaitTimeoutMs: 1, directory: '/e/b/r.dir' });
+    expect(parallel.slice(0, 3)).toEqual(['--format=directory', '--jobs=3', '--file=/e/b/r.dir']);
+    expect(parallel).toContain('--exclude-schema=safe_run');
+    expect(parallel.some((a) => a.startsWith('--table'))).toBe(false);
+    expect(tablePattern({ schema: 'a', name: 'b' })).toBe('"a"."b"');
+  });
+});

@@ -1,0 +1,120 @@
+import { readEntries } from '../audit/read.js';
+import type { AuditEntry } from '../audit/types.js';
+import type { Snapshot, TableCounters, TableKey } from '../snapshot/types.js';
+import type { IdentityFacts } from './counters.js';
+import { liveRef, refOf, type EntryRef } from './entry-ref.js';
+
+/**
+ * An observation is a signed snapshot of a database: a `snapshot` entry, a run's
+ * pre-snapshot (run.intent) or post-snapshot (run.post), or any later entry kind whose body
+ * carries a `snapshot` (exec.*). Observations are matched on snapshot.database.key, so a
+ * database that was dropped and recreated under the same name keeps its history.
+ */
+export function snapshotOf(entry: AuditEntry): Snapshot | null {
+  const candidate = (entry.body as { snapshot?: unknown } | null)?.snapshot;
+  return isSnapshot(candidate) ? candidate : null;
+}
+
+function isSnapshot(value: unknown): value is Snapshot {
+  const s = value as Partial<Snapshot> | null | undefined;
+  return !!s && typeof s === 'object' && typeof s.database?.key === 'string' && typeof s.tables === 'object' && s.tables !== null;
+}
+
+export interface Observation {
+  readonly ref: EntryRef;
+  readonly snapshot: Snapshot;
+}
+
+/** The newest observation of one database; keeps a single snapshot however long the log is. */
+export class LatestObservationCollector {
+  private latest: Observation | null = null;
+
+  constructor(private readonly databaseKey: string) {}
+
+  add(entry: AuditEntry): void {
+    const snapshot = snapshotOf(entry);
+    if (snapshot && snapshot.database.key === this.databaseKey) this.latest = { ref: refOf(entry), snapshot };
+  }
+
+  get observation(): Observation | null {
+    return this.latest;
+  }
+}
+
+/** The guarded run uses this to fill RunOutcomeBody.drift. */
+export async function latestObservation(evidenceDir: string, databaseKey: string): Promise<Observation | null> {
+  const collector = new LatestObservationCollector(databaseKey);
+  for await (const entry of readEntries(evidenceDir)) collector.add(entry);
+  return collector.observation;
+}
+
+/**
+ * One table as one observation saw it: a few numbers instead of the whole snapshot, which
+ * is what lets blame walk 10,000 runs in constant memory per observation.
+ */
+export interface TableObservation {
+  readonly ref: EntryRef;
+  readonly takenAt: string;
+  readonly walLsn: string;
+  readonly database: IdentityFacts;
+  /** Null when the table did not exist at that moment. */
+  readonly table: ObservedTable | null;
+}
+
+export interface ObservedTable {
+  readonly oid: number;
+  readonly relfilenode: number;
+  readonly rows: number;
+  readonly rowsKind: 'exact' | 'estimate';
+  readonly counters: TableCounters | null;
+  readonly fingerprint: string;
+}
+
+export function observeTable(ref: EntryRef, snapshot: Snapshot, table: TableKey): TableObservation {
+  const t = snapshot.tables[table];
+  const d = snapshot.database;
+  return {
+    ref,
+    takenAt: snapshot.takenAt,
+    walLsn: snapshot.walLsn,
+    database: { key: d.key, oid: d.oid, systemIdentifier: d.systemIdentifier, statsReset: d.statsReset, postmasterStart: d.postmasterStart },
+    table: t ? { oid: t.oid, relfilenode: t.relfilenode, rows: t.rows, rowsKind: t.rowsKind, counters: t.counters, fingerprint: t.fingerprint } : null,
+  };
+}
+
+export function observeLive(snapshot: Snapshot, table: TableKey): TableObservation {
+  return observeTable(liveRef(snapshot.takenAt), snapshot, table);
+}
+
+/**
+ * Every observation of one table, per database key (blame decides which database it is
+ * about only once it knows the live one, or falls back to the newest key).
+ */
+export class TableObservationCollector {
+  private readonly byKey = new Map<string, TableObservation[]>();
+  private newestKey: string | null = null;
+
+  constructor(private readonly table: TableKey) {}
+
+  add(entry: AuditEntry): void {
+    const snapshot = snapshotOf(entry);
+    if (!snapshot) return;
+    const key = snapshot.database.key;
+    let list = this.byKey.get(key);
+    if (!list) this.byKey.set(key, (list = []));
+    list.push(observeTable(refOf(entry), snapshot, this.table));
+    this.newestKey = key;
+  }
+
+  of(databaseKey: string): TableObservation[] {
+    return this.byKey.get(databaseKey) ?? [];
+  }
+
+  get newestDatabaseKey(): string | null {
+    return this.newestKey;
+  }
+
+  get databaseKeys(): string[] {
+    return [...this.byKey.keys()];
+  }
+}

@@ -1,0 +1,116 @@
+import type { AuditEntry } from '../audit/types.js';
+import type { BackupRecord, Operator, OutcomeStatus, RunCommitFailedBody, RunIntentBody, RunOutcomeBody, RunPostBody, TableChange } from '../run/types.js';
+import type { TableKey } from '../snapshot/types.js';
+import { refOf, type EntryRef } from './entry-ref.js';
+
+/**
+ * One guarded run as `log`, `blame` and `report` need it: a few hundred bytes, however big
+ * the snapshots in its entries are. Over a log of 10,000 runs these summaries are all that
+ * stays in memory; the entries themselves are dropped as the stream moves on.
+ */
+export interface RunSummary {
+  readonly runId: string;
+  readonly intent: IntentSummary | null;
+  readonly outcome: OutcomeSummary | null;
+  readonly post: PostSummary | null;
+  readonly commitFailed: { readonly ref: EntryRef; readonly error: string } | null;
+}
+
+export interface IntentSummary {
+  readonly ref: EntryRef;
+  readonly script: string;
+  readonly scriptSha256: string;
+  readonly operator: Operator;
+  readonly reason: string | null;
+  readonly args: readonly string[];
+  readonly dryRun: boolean;
+  readonly databaseKey: string;
+  readonly systemIdentifier: string | null;
+  readonly backup: Pick<BackupRecord, 'status' | 'scope' | 'path' | 'sha256' | 'tables'>;
+}
+
+export interface OutcomeSummary {
+  readonly ref: EntryRef;
+  readonly status: OutcomeStatus;
+  readonly changes: Readonly<Record<TableKey, TableChange>>;
+  readonly inTxCounts: Readonly<Record<TableKey, number>>;
+  readonly xid: string | null;
+  readonly error: string | null;
+}
+
+export interface PostSummary {
+  readonly ref: EntryRef;
+  readonly commitLsn: string;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** Feed it every entry in log order; `runs` keeps first-intent order. */
+export class RunCollector {
+  private readonly byId = new Map<string, Mutable<RunSummary>>();
+
+  add(entry: AuditEntry): void {
+    if (!entry.runId || !entry.kind.startsWith('run.')) return;
+    const run = this.run(entry.runId);
+    switch (entry.kind) {
+      case 'run.intent':
+        run.intent = summarizeIntent(entry as AuditEntry<RunIntentBody>);
+        break;
+      case 'run.outcome': {
+        const body = (entry as AuditEntry<RunOutcomeBody>).body;
+        run.outcome = { ref: refOf(entry), status: body.status, changes: body.changes ?? {}, inTxCounts: body.inTxCounts ?? {}, xid: body.xid ?? null, error: body.error?.message ?? null };
+        break;
+      }
+      case 'run.post':
+        run.post = { ref: refOf(entry), commitLsn: (entry as AuditEntry<RunPostBody>).body.commitLsn };
+        break;
+      case 'run.commit-failed':
+        run.commitFailed = { ref: refOf(entry), error: (entry as AuditEntry<RunCommitFailedBody>).body.error?.message ?? 'COMMIT failed' };
+        break;
+      default:
+        break;
+    }
+  }
+
+  get runs(): RunSummary[] {
+    return [...this.byId.values()];
+  }
+
+  get(runId: string): RunSummary | undefined {
+    return this.byId.get(runId);
+  }
+
+  private run(runId: string): Mutable<RunSummary> {
+    let run = this.byId.get(runId);
+    if (!run) {
+      run = { runId, intent: null, outcome: null, post: null, commitFailed: null };
+      this.byId.set(runId, run);
+    }
+    return run;
+  }
+}
+
+function summarizeIntent(entry: AuditEntry<RunIntentBody>): IntentSummary {
+  const b = entry.body;
+  return {
+    ref: refOf(entry),
+    script: b.script.name,
+    scriptSha256: b.script.sha256,
+    operator: b.operator,
+    reason: b.reason,
+    args: b.args,
+    dryRun: b.dryRun,
+    databaseKey: b.snapshot.database.key,
+    systemIdentifier: b.snapshot.database.systemIdentifier,
+    backup: { status: b.backup.status, scope: b.backup.scope, path: b.backup.path, sha256: b.backup.sha256, tables: b.backup.tables },
+  };
+}
+
+/** The run's own change to one table, or null when its outcome recorded none. */
+export function changeOf(run: RunSummary, table: TableKey): TableChange | null {
+  return run.outcome?.changes[table] ?? null;
+}
+
+export function isNonZero(change: TableChange | null): boolean {
+  return !!change && (change.inserted > 0 || change.updated > 0 || change.deleted > 0 || change.truncated || change.ddl === true);
+}

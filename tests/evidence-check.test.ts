@@ -1,0 +1,117 @@
+import { sql } from 'kysely';
+import { createDb, type Db } from '../src/db/connection.js';
+import type { CheckResult } from '../src/evidence/check.js';
+import { parseJson } from './helpers/cli.js';
+import { createWorkspace, type Workspace } from './helpers/workspace.js';
+
+/**
+ * `safe-run snapshot` then `safe-run check`, through the built CLI on a real database. The
+ * out-of-band changes are made through plain connections, as the incident's were.
+ */
+type Finding = CheckResult['findings'][number] & { deltas?: { inserted: number; updated: number; deleted: number } | null };
+
+/** A plain session, like someone's psql. Its counters reach shared stats late, so wait for them. */
+async function outOfBand(url: string, statement: string, counter?: { table: string; deleted: number }): Promise<void> {
+  const plain = createDb(url, { maxConnections: 1 });
+  try {
+    await sql.raw(statement).execute(plain);
+  } finally {
+    await plain.destroy();
+  }
+  if (counter) await waitForDeletes(url, counter.table, counter.deleted);
+}
+
+async function waitForDeletes(url: string, table: string, atLeast: number): Promise<void> {
+  const db: Db = createDb(url, { maxConnections: 1 });
+  try {
+    for (let i = 0; i < 100; i++) {
+      const { rows } = await sql<{ n: number }>`select coalesce(sum(n_tup_del), 0)::int as n from pg_stat_user_tables where relname = ${table}`.execute(db);
+      if ((rows[0]?.n ?? 0) >= atLeast) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`n_tup_del of ${table} never reached ${atLeast}`);
+  } finally {
+    await db.destroy();
+  }
+}
+
+describe('safe-run snapshot + check', () => {
+  let ws: Workspace;
+  beforeEach(async () => {
+    ws = await createWorkspace({ criticalTables: { users: { maxDropPercent: 10 } } });
+  });
+  afterEach(async () => {
+    await ws.cleanup();
+  });
+
+  it('has nothing to compare with before the first observation (exit 2)', async () => {
+    const result = await ws.cli(['check']);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(/No signed observation/);
+    expect(result.stderr).toMatch(/safe-run snapshot/);
+  });
+
+  it('records a signed snapshot and finds the database clean right after it', async () => {
+    const snap = await ws.cli(['snapshot', '--label', 'cron', '--json']);
+    expect(snap.exitCode).toBe(0);
+    const body = parseJson<{ seq: number; label: string; tables: Record<string, { rows: number; rowsKind: string }> }>(snap);
+    expect(body).toMatchObject({ seq: 1, label: 'cron' });
+    expect(body.tables['public.users']).toEqual({ rows: 8, rowsKind: 'exact' });
+
+    const check = await ws.cli(['check', '--json']);
+    expect(check.exitCode).toBe(0);
+    expect(parseJson<CheckResult>(check)).toMatchObject({ status: 'clean', findings: [], against: { seq: 1, kind: 'snapshot' } });
+    expect((await ws.cli(['verify'])).exitCode).toBe(0);
+  });
+
+  it('sees DELETE FROM users as a delete: count-changed 8 -> 0 with n_tup_del +8, and critical-empty', async () => {
+    expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
+    await outOfBand(ws.t.url, 'delete from users', { table: 'users', deleted: 8 });
+
+    const check = await ws.cli(['check', '--json']);
+    expect(check.exitCode).toBe(10);
+    const result = parseJson<CheckResult>(check);
+    expect(result.status).toBe('drift');
+    const users = result.findings.find((f) => f.kind === 'count-changed' && f.table === 'public.users') as Finding;
+    expect(users).toMatchObject({ before: 8, after: 0, deltas: { inserted: 0, updated: 0, deleted: 8 } });
+    expect(result.findings).toContainEqual(expect.objectContaining({ kind: 'critical-empty', table: 'public.users', before: 8, after: 0 }));
+    // The cascade shows up too, where the rows really went.
+    expect(result.findings).toContainEqual(expect.objectContaining({ kind: 'count-changed', table: 'public.credit_allocation', after: 0 }));
+    expect(result.findings.some((f) => f.kind === 'db-recreated' || f.kind === 'stats-reset')).toBe(false);
+
+    const human = await ws.cli(['check']);
+    expect(human.exitCode).toBe(10);
+    expect(human.stdout).toMatch(/count-changed\s+public\.users: 8 -> 0 rows \(n_tup_ins \+0, n_tup_upd \+0, n_tup_del \+8\)/);
+    expect(human.stdout).toMatch(/critical-empty/);
+    expect(human.stdout).toMatch(/next: safe-run blame users/);
+  });
+
+  it('reports a partial loss of a critical table beyond maxDropPercent as critical-drop', async () => {
+    await ws.cli(['snapshot']);
+    await outOfBand(ws.t.url, "delete from users where email like '%example.com'", { table: 'users', deleted: 3 });
+    const result = parseJson<CheckResult>(await ws.cli(['check', '--json']));
+    expect(result.findings).toContainEqual(expect.objectContaining({ kind: 'critical-drop', table: 'public.users', before: 8, after: 5 }));
+    expect(result.findings.some((f) => f.kind === 'critical-empty')).toBe(false);
+  });
+
+  it('reports schema changes and a statistics reset', async () => {
+    await ws.cli(['snapshot']);
+    await outOfBand(ws.t.url, 'alter table models add column retired boolean');
+    await outOfBand(ws.t.url, 'create table scratch (id int)');
+    await outOfBand(ws.t.url, 'select pg_stat_reset()');
+    const check = await ws.cli(['check', '--json']);
+    expect(check.exitCode).toBe(10);
+    const kinds = parseJson<CheckResult>(check).findings.map((f) => `${f.kind} ${f.table ?? ''}`.trim());
+    expect(kinds).toEqual(expect.arrayContaining(['stats-reset', 'schema-changed public.models', 'schema-changed public.scratch']));
+    expect(kinds).not.toContain('db-recreated');
+  });
+
+  it('compares against the newest observation only', async () => {
+    await ws.cli(['snapshot']);
+    await outOfBand(ws.t.url, "delete from oauth_clients where client_id = 'cli'");
+    await ws.cli(['snapshot', '--label', 'after the known change']);
+    const check = await ws.cli(['check', '--json']);
+    expect(check.exitCode).toBe(0);
+    expect(parseJson<CheckResult>(check).against.seq).toBe(2);
+  });
+});

@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { EXPECTED_CLEANUP } from '../demo/seed.js';
-import { parseJson } from './helpers/cli.js';
+import { CLI_PATH, parseJson, runCli } from './helpers/cli.js';
 import { countRows } from './helpers/db.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
 import type { RunResult } from '../src/run/types.js';
@@ -169,4 +170,70 @@ describe('safe-run <script>', () => {
     expect(second.stderr).toContain('script slow');
     expect((await first).exitCode).toBe(0);
   });
+
+  it('stops with exit 4 before running the script when only a too-old pg_dump is configured', async () => {
+    const bin = path.join(ws.cwd, 'old-bin');
+    mkdirSync(bin);
+    for (const tool of ['pg_dump', 'pg_restore']) {
+      writeFileSync(path.join(bin, tool), `#!/bin/sh\necho "${tool} (PostgreSQL) 9.6.24"\n`, { mode: 0o755 });
+    }
+    ws.writeConfig({ pgBinDir: bin });
+    const before = await allCounts(ws);
+    const result = await ws.cli(['cleanup-invalid-sessions', '--json']);
+    expect(result.exitCode).toBe(4);
+    const json = parseJson<RunResult>(result);
+    expect(json.status).toBe('backup-failed');
+    expect(json.backup.error).toContain('9.6.24');
+    expect(json.scriptOutput).toBeUndefined();
+    expect(await allCounts(ws)).toEqual(before);
+    expect(auditKinds(ws)).toEqual(['run.intent', 'run.outcome']);
+  });
+
+  it('stops with exit 4 when the evidence directory cannot be written', async () => {
+    const file = path.join(ws.cwd, 'not-a-dir');
+    writeFileSync(file, '');
+    const before = await allCounts(ws);
+    const result = await runCli(['cleanup-invalid-sessions'], { cwd: ws.cwd, env: { ...ws.env, SAFE_RUN_EVIDENCE_DIR: path.join(file, 'evidence') } });
+    expect(result.exitCode).toBe(4);
+    expect(result.stderr).toContain('not writable (ENOTDIR)');
+    expect(result.stderr.trim().split('\n')).toHaveLength(2);
+    expect(await allCounts(ws)).toEqual(before);
+  });
+
+  it('rolls back and records an interrupted outcome on SIGINT', async () => {
+    ws.writeScript('rogue.ts', rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); await sql`select pg_sleep(30)`.execute(db);"));
+    const before = await allCounts(ws);
+    const child = execa(process.execPath, [CLI_PATH, 'rogue', '--json'], { cwd: ws.cwd, env: ws.env, reject: false });
+    await waitFor(() => auditKinds(ws).includes('run.intent'));
+    await new Promise((r) => setTimeout(r, 500));
+    child.kill('SIGINT');
+    const result = await child;
+    expect(result.exitCode).toBe(130);
+    expect(parseJson<RunResult>({ exitCode: 130, stdout: String(result.stdout), stderr: String(result.stderr) }).status).toBe('interrupted');
+    expect(auditKinds(ws)).toEqual(['run.intent', 'run.outcome']);
+    expect(await allCounts(ws)).toEqual(before);
+  });
+
+  it('keeps the database password out of the audit log, stderr and the summary', async () => {
+    const url = new URL(ws.t.url);
+    url.password = 'sup3r-s3cret';
+    const result = await runCli(['cleanup-invalid-sessions', '--json', '--verbose'], { cwd: ws.cwd, env: { ...ws.env, DATABASE_URL: url.href } });
+    expect(result.exitCode).toBe(0);
+    const log = readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8');
+    for (const text of [log, result.stdout, result.stderr]) expect(text).not.toContain('sup3r-s3cret');
+    expect(log).toContain(`postgres://postgres@127.0.0.1:${url.port}/`);
+  });
 });
+
+async function waitFor(predicate: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (predicate()) return;
+    } catch {
+      // The file may not exist yet.
+    }
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -16,6 +16,7 @@ import { takeSnapshot } from '../snapshot/take.js';
 import type { DatabaseIdentity, Snapshot, TableKey } from '../snapshot/types.js';
 import { previousObservationDrift } from './drift.js';
 import { checkEnvironment } from './environment.js';
+import { assertEvidenceWritable } from './preflight.js';
 import { watchInterrupts, type Interrupt } from './interrupt.js';
 import { readOperator, scriptGitState } from './operator.js';
 import { buildRunResult } from './result.js';
@@ -52,6 +53,7 @@ export async function runGuarded(config: Config, options: RunOptions, log: Logge
   const script = await loadScriptByName(options.scriptName, config.scriptsDirs);
   const url = parseDatabaseUrl(config.databaseUrl);
   await checkEnvironment(config, url, options);
+  await assertEvidenceWritable(config.evidenceDir);
   const runId = ulid();
   const db = createDb(url, { applicationName: `safe-run:${script.name}:${runId}`, maxConnections: 6 });
   const interrupt = watchInterrupts();

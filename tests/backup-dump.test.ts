@@ -182,6 +182,12 @@ describe('runBackup and restoreBackup', () => {
     }
   });
 
+  it('fails with exit 4 when a table in scope does not exist, instead of backing up less', async () => {
+    const error = await runBackup(options({ tables: ['public.users', 'public.dropped_meanwhile'] })).catch((e: unknown) => e);
+    expect((error as SafeRunError).exitCode).toBe(ExitCode.backupFailed);
+    expect((error as SafeRunError).message).toContain('public.dropped_meanwhile');
+  });
+
   it('fails with exit 4 when the evidence directory cannot be created', async () => {
     const parentIsFile = path.join(evidenceDir, 'not-a-dir');
     writeFileSync(parentIsFile, 'x');

@@ -72,8 +72,13 @@ async function backup(options: BackupOptions): Promise<BackupRecord> {
   const pgDump = await resolvePgTool('pg_dump', options.serverMajor, options.pgBinDir);
   const pgRestore = await resolvePgTool('pg_restore', options.serverMajor, options.pgBinDir);
   const tables = await lookupBackupTables(options.url, options.snapshotId, options.scope === 'full' ? null : options.tables);
-  // Without --table, pg_dump would dump everything: an empty scope means nothing to keep.
-  if (options.scope === 'touched' && tables.length === 0) return skipped([]);
+  if (options.scope === 'touched') {
+    // A table the caller put in scope and that is gone must fail loudly, not shrink the backup.
+    const missing = options.tables.filter((key) => !tables.some((t) => t.key === key));
+    if (missing.length) throw new Error(`no such table in the database: ${missing.join(', ')}`);
+    // Without --table, pg_dump would dump everything: an empty scope means nothing to keep.
+    if (tables.length === 0) return skipped([]);
+  }
 
   const dir = path.join(options.evidenceDir, 'backups');
   await mkdir(dir, { recursive: true }).catch((error: unknown) => {

@@ -23,7 +23,10 @@ const WEIRD_SCHEMA = sql`
   insert into public."with space" select generate_series(1, 3);
   insert into public."Ünïcödé_表" values (1);
   insert into public."star*?.x" values (1), (2);
-  insert into "Weird Schema".events select g, date '2023-06-01' + g * 30 from generate_series(1, 10) g`;
+  create table "Weird Schema".events_2025 partition of "Weird Schema".events for values from ('2025-01-01') to ('2026-01-01') partition by list (id);
+  create table "Weird Schema".events_2025_rest partition of "Weird Schema".events_2025 default;
+  insert into "Weird Schema".events select g, date '2023-06-01' + g * 30 from generate_series(1, 10) g;
+  insert into "Weird Schema".events values (100, '2025-03-01')`;
 
 /** Counts statements sent through a handle. */
 function counting(db: Db): { db: Db; count: () => number } {
@@ -57,12 +60,24 @@ describe('readTableCatalog and the snapshot on unusual schemas', () => {
     expect(rows('public.Ünïcödé_表')).toBe(1);
     expect(rows('public.star*?.x')).toBe(2);
     expect(rows('Weird Schema.events_2023')! + rows('Weird Schema.events_2024')!).toBe(10);
-    expect(rows('Weird Schema.events')).toBe(10);
+    expect(rows('Weird Schema.events')).toBe(11);
+    // Two levels: the sub-partitioned 2025 range is a partitioned table of its own.
+    expect(rows('Weird Schema.events_2025')).toBe(1);
+    expect(snapshot.tables['Weird Schema.events_2025']!.rowsKind).toBe('exact');
     expect(snapshot.tables['public.active_users']).toBeUndefined();
 
     const parent = snapshot.tables['Weird Schema.events']!;
     expect(parent).toEqual(expect.objectContaining({ kind: 'partitioned', relfilenode: 0, counters: null, rowsKind: 'exact' }));
     expect(snapshot.tables['Weird Schema.events_2023']!.kind).toBe('table');
+  });
+
+  it("estimates a partitioned table as the sum of its leaves' estimates", async () => {
+    await sql`analyze "Weird Schema".events`.execute(t.db);
+    const catalog = await readTableCatalog(t.db);
+    expect(catalog['Weird Schema.events']!.estimate).toBe(11);
+    expect(catalog['Weird Schema.events']!.leafPartitions).toEqual([
+      'Weird Schema.events_2023', 'Weird Schema.events_2024', 'Weird Schema.events_2025_rest',
+    ]);
   });
 
   it('changes the fingerprint on ADD COLUMN and CREATE INDEX, not on inserts', async () => {

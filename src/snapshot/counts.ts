@@ -33,12 +33,17 @@ export function tablesToScan(catalog: TableCatalog, wanted: ReadonlySet<TableKey
     .sort((a, b) => b.estimate - a.estimate);
 }
 
-/** A partitioned table's exact count is the sum of its leaves' exact counts. */
+/**
+ * A partitioned table's exact count is the sum of its leaves' exact counts. Any
+ * partitioned table whose leaves were all counted gets one, so a sub-partitioned level
+ * under a counted parent is exact too.
+ */
 export function sumPartitions(catalog: TableCatalog, counts: Map<TableKey, number>, wanted: ReadonlySet<TableKey>): void {
-  for (const key of wanted) {
-    const table = catalog[key];
-    if (table?.kind !== 'partitioned') continue;
-    counts.set(key, table.leafPartitions.reduce((sum, leaf) => sum + (counts.get(leaf) ?? 0), 0));
+  for (const table of Object.values(catalog)) {
+    if (table.kind !== 'partitioned') continue;
+    const leaves = table.leafPartitions;
+    if (leaves.length === 0 ? !wanted.has(table.key) : !leaves.every((leaf) => counts.has(leaf))) continue;
+    counts.set(table.key, leaves.reduce((sum, leaf) => sum + counts.get(leaf)!, 0));
   }
 }
 

@@ -24,34 +24,40 @@ export async function readLastLine(file: string): Promise<LastLine | null> {
   const handle = await openIfExists(file);
   if (!handle) return null;
   try {
-    const size = (await handle.stat()).size;
-    if (size === 0) return null;
-    const chunks: Buffer[] = [];
-    let end = size;
-    let complete = false;
-    for (let pos = size; pos > 0; ) {
-      const start = Math.max(0, pos - CHUNK);
-      const chunk = Buffer.alloc(pos - start);
-      await handle.read(chunk, 0, chunk.length, start);
-      if (pos === size) {
-        complete = chunk[chunk.length - 1] === NEWLINE;
-        if (complete) end = size - 1;
-      }
-      // The terminating newline of the last line is excluded by searching below `end`.
-      const searchTo = Math.min(chunk.length, end - start) - 1;
-      const nl = searchTo >= 0 ? chunk.lastIndexOf(NEWLINE, searchTo) : -1;
-      if (nl >= 0) {
-        chunks.unshift(chunk.subarray(nl + 1, end - start));
-        return { text: Buffer.concat(chunks).toString('utf8'), complete, size };
-      }
-      chunks.unshift(chunk.subarray(0, end - start));
-      end = start;
-      pos = start;
-    }
-    return { text: Buffer.concat(chunks).toString('utf8'), complete, size };
+    return await readLastLineOf(handle);
+  } catch (error) {
+    throw auditFailure(`Cannot read the audit log ${file}`, error);
   } finally {
     await handle.close();
   }
+}
+
+async function readLastLineOf(handle: FileHandle): Promise<LastLine | null> {
+  const size = (await handle.stat()).size;
+  if (size === 0) return null;
+  const chunks: Buffer[] = [];
+  let end = size;
+  let complete = false;
+  for (let pos = size; pos > 0; ) {
+    const start = Math.max(0, pos - CHUNK);
+    const chunk = Buffer.alloc(pos - start);
+    await handle.read(chunk, 0, chunk.length, start);
+    if (pos === size) {
+      complete = chunk[chunk.length - 1] === NEWLINE;
+      if (complete) end = size - 1;
+    }
+    // The terminating newline of the last line is excluded by searching below `end`.
+    const searchTo = Math.min(chunk.length, end - start) - 1;
+    const nl = searchTo >= 0 ? chunk.lastIndexOf(NEWLINE, searchTo) : -1;
+    if (nl >= 0) {
+      chunks.unshift(chunk.subarray(nl + 1, end - start));
+      return { text: Buffer.concat(chunks).toString('utf8'), complete, size };
+    }
+    chunks.unshift(chunk.subarray(0, end - start));
+    end = start;
+    pos = start;
+  }
+  return { text: Buffer.concat(chunks).toString('utf8'), complete, size };
 }
 
 /** The first line, read forwards until its newline; null for a missing or empty file. */

@@ -1,7 +1,9 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { generateSigningKey } from '../../src/audit/keys.js';
+import { auditLogPath } from '../../src/audit/read.js';
 
 export interface TestEvidence {
   /** Temp dir holding both the evidence directory and (outside it) the private key. */
@@ -28,4 +30,14 @@ export async function createEvidence(): Promise<TestEvidence> {
     env: { SAFE_RUN_EVIDENCE_DIR: evidenceDir, SAFE_RUN_SIGNING_KEY: signingKey },
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
+}
+
+/** The lines of audit.jsonl, for tests that tamper with it. */
+export function logLines(evidenceDir: string): string[] {
+  const text = readFileSync(auditLogPath(evidenceDir), 'utf8');
+  return text === '' ? [] : text.replace(/\n$/, '').split('\n');
+}
+
+export function writeLogLines(evidenceDir: string, lines: readonly string[]): void {
+  writeFileSync(auditLogPath(evidenceDir), lines.length ? `${lines.join('\n')}\n` : '');
 }

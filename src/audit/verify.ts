@@ -26,6 +26,8 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
   let head: ChainHead | null = null;
   let logId: string | null = null;
   let anchor: ChainHead | null = null;
+  // Heads remembered outside the file; the anchor joins once entry 1 gives the log id.
+  const pins: { readonly what: string; readonly head: ChainHead }[] = options.expectHead ? [{ what: '--expect-head', head: options.expectHead }] : [];
   let entries = 0;
   let lines = 0;
   const result = (firstBad?: VerifyProblem): VerifyResult => ({
@@ -69,9 +71,10 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
     if (entry.seq === 1) {
       logId = entry.hash;
       anchor = await readAnchor(options.anchor, logId, warnings);
+      if (anchor) pins.unshift({ what: 'the database anchor', head: anchor });
     }
-    for (const [what, pinned] of [['the database anchor', anchor], ['--expect-head', options.expectHead]] as const) {
-      if (pinned && pinned.seq === entry.seq && pinned.hash !== entry.hash) {
+    for (const { what, head: pinned } of pins) {
+      if (pinned.seq === entry.seq && pinned.hash !== entry.hash) {
         return bad('broken-link', `${what} records hash ${short(pinned.hash)} for entry ${pinned.seq}, this log has ${short(entry.hash)}: the log was rewritten from here or earlier`, entry.seq);
       }
     }
@@ -81,8 +84,8 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
 
   // A log cut short is still a valid chain; only a head remembered elsewhere shows what is missing.
   const have = head?.seq ?? 0;
-  for (const [what, pinned] of [['the database anchor', anchor], ['--expect-head', options.expectHead]] as const) {
-    if (pinned && pinned.seq > have) {
+  for (const { what, head: pinned } of pins) {
+    if (pinned.seq > have) {
       const missing = pinned.seq === have + 1 ? `entry ${pinned.seq} is` : `entries ${have + 1}…${pinned.seq} are`;
       return result({ seq: have + 1, line: lines + 1, reason: 'truncated', detail: `${what} records head ${pinned.seq}:${pinned.hash}, but the log ends at entry ${have}: ${missing} missing` });
     }

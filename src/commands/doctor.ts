@@ -1,0 +1,67 @@
+import type { CommandModule } from 'yargs';
+import type { Config } from '../config/config.js';
+import { doctorExitCode, type DoctorCheck } from '../doctor/check.js';
+import { checkPgTools, probeDatabase } from '../doctor/database-checks.js';
+import { checkAuditLog, checkDiskSpace, checkEvidenceDir } from '../doctor/evidence-checks.js';
+import { checkSigningKey } from '../doctor/key-checks.js';
+import type { ExitCode } from '../errors.js';
+import { emit, loadContext, type GlobalArgs } from './context.js';
+
+export interface DoctorReport {
+  readonly ok: boolean;
+  /** The exit code `safe-run doctor` ends with: 0, or the most severe failure (5 > 4 > 2). */
+  readonly exitCode: ExitCode;
+  readonly checks: readonly DoctorCheck[];
+}
+
+/**
+ * `safe-run doctor`: everything a guarded run needs, checked without running anything.
+ * Every check runs even after a failure, so one pass shows every problem.
+ */
+export async function doctor(config: Config): Promise<DoctorReport> {
+  const database = await probeDatabase(config);
+  try {
+    const checks: DoctorCheck[] = [
+      ...database.checks,
+      ...(await checkPgTools(config, database.identity)),
+      ...(await checkSigningKey(config)),
+      await checkEvidenceDir(config.evidenceDir),
+      await checkAuditLog(config.evidenceDir, database.db),
+      await checkDiskSpace(config.evidenceDir),
+    ];
+    const exitCode = doctorExitCode(checks);
+    return { ok: exitCode === 0, exitCode, checks };
+  } finally {
+    await database.db?.destroy();
+  }
+}
+
+export function renderDoctor(report: DoctorReport): string {
+  const width = Math.max(...report.checks.map((c) => c.name.length));
+  const lines = report.checks.flatMap((c) => {
+    const status = !c.ok ? 'FAIL' : c.warning ? 'WARN' : 'OK';
+    const line = `  ${status.padEnd(4)}  ${c.name.padEnd(width)}  ${c.detail}`;
+    return c.hint && (!c.ok || c.warning) ? [line, `        ${' '.repeat(width)}  next: ${c.hint}`] : [line];
+  });
+  const failed = report.checks.filter((c) => !c.ok).length;
+  lines.push(report.ok ? 'All checks passed.' : `${failed} check(s) failed; exit ${report.exitCode}. Fix them from the top: later checks often depend on earlier ones.`);
+  return lines.join('\n');
+}
+
+const EPILOG = `Exit codes: 0 all OK (a WARN does not fail), 2 configuration (bad URL, unreachable database, missing or unsafe key), 4 no pg_dump/pg_restore of the server's major version or newer, 5 evidence directory not writable or audit log does not verify.
+When several checks fail, the most severe code wins: 5 over 4 over 2 (a log that does not verify may mean tampering; it is never hidden behind a configuration problem).`;
+
+export const doctorCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'doctor',
+  describe: 'Check the database connection, pg_dump/pg_restore, the signing key and the evidence directory',
+  builder: (yargs) =>
+    yargs
+      .example('$0 doctor', 'One line per check, OK/WARN/FAIL, with the next step')
+      .example('$0 doctor --db postgres://app@db.internal/app --json', 'The same as { ok, checks: [...] }')
+      .epilog(EPILOG) as never,
+  handler: async (argv) => {
+    const ctx = await loadContext(argv);
+    const report = await doctor(ctx.config);
+    emit(ctx, report, renderDoctor, report.exitCode);
+  },
+};

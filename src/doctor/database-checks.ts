@@ -1,0 +1,69 @@
+import { resolvePgTool, type PgTool } from '../backup/pg-tools.js';
+import type { Config } from '../config/config.js';
+import { assertReachable, createDb, type Db } from '../db/connection.js';
+import { readIdentity, serverMajor } from '../db/identity.js';
+import { parseDatabaseUrl, redactUrl } from '../db/url.js';
+import { ExitCode } from '../errors.js';
+import type { DatabaseIdentity } from '../snapshot/types.js';
+import { fail, failFrom, pass, type DoctorCheck } from './check.js';
+
+export interface DatabaseProbe {
+  readonly checks: readonly DoctorCheck[];
+  /** Open when the database answered; the caller destroys it. The audit check reads the chain head through it. */
+  readonly db: Db | null;
+  readonly identity: DatabaseIdentity | null;
+}
+
+const CONNECT_HINT = 'Check that the server is running and that the URL, user and password are right (--db, DATABASE_URL or "database").';
+
+/** Connectivity and server version. The URL is only ever shown redacted. */
+export async function probeDatabase(config: Config): Promise<DatabaseProbe> {
+  let url: URL;
+  try {
+    url = parseDatabaseUrl(config.databaseUrl);
+  } catch (error) {
+    return { checks: [failFrom('database', error, ExitCode.usage, CONNECT_HINT), notChecked('server-version')], db: null, identity: null };
+  }
+  const db = createDb(url, { applicationName: 'safe-run doctor', maxConnections: 1 });
+  try {
+    await assertReachable(db, url);
+    const identity = await readIdentity(db, url);
+    return {
+      checks: [
+        pass('database', `connected to ${redactUrl(url)} as ${identity.currentUser}`),
+        pass('server-version', `PostgreSQL ${identity.serverVersion} (major ${serverMajor(identity)})`),
+      ],
+      db,
+      identity,
+    };
+  } catch (error) {
+    await db.destroy();
+    return { checks: [failFrom('database', error, ExitCode.usage, CONNECT_HINT), notChecked('server-version')], db: null, identity: null };
+  }
+}
+
+function notChecked(name: string): DoctorCheck {
+  return fail(name, 'not checked: the database did not answer', 'Fix the database check above first.', ExitCode.usage);
+}
+
+/**
+ * pg_dump and pg_restore of the server's major version or newer, found the way a run finds
+ * them. Without a server to compare with, any version found is shown but not vouched for.
+ */
+export async function checkPgTools(config: Config, identity: DatabaseIdentity | null): Promise<DoctorCheck[]> {
+  const tools: PgTool[] = ['pg_dump', 'pg_restore'];
+  return Promise.all(tools.map((tool) => checkPgTool(tool, config, identity)));
+}
+
+async function checkPgTool(tool: PgTool, config: Config, identity: DatabaseIdentity | null): Promise<DoctorCheck> {
+  const major = identity ? serverMajor(identity) : 0;
+  try {
+    const found = await resolvePgTool(tool, major, config.pgBinDir);
+    if (!identity) {
+      return fail(tool, `${found.path} (version ${found.version}); not compared with the server, which did not answer`, 'Fix the database check above, then run `safe-run doctor` again.', ExitCode.usage);
+    }
+    return pass(tool, `${found.path} (version ${found.version}, server ${major})`);
+  } catch (error) {
+    return failFrom(tool, error, ExitCode.backupFailed, `Install the PostgreSQL ${major} client programs, or set "pgBinDir" in the config.`);
+  }
+}

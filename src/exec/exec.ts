@@ -1,0 +1,144 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import os from 'node:os';
+import { ulid } from 'ulid';
+import { openAuditLog, type AuditLog } from '../audit/log.js';
+import { runBackup } from '../backup/backup.js';
+import type { Config } from '../config/config.js';
+import { assertReachable, createDb, withClient } from '../db/connection.js';
+import { readIdentity, serverMajor } from '../db/identity.js';
+import { withAdvisoryLock } from '../db/lock.js';
+import { parseDatabaseUrl, redactUrl } from '../db/url.js';
+import { errorMessage, usageError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { checkEnvironment } from '../run/environment.js';
+import { watchInterrupts, type Interrupt } from '../run/interrupt.js';
+import { readOperator } from '../run/operator.js';
+import type { BackupRecord, DriftFinding } from '../run/types.js';
+import { takeSnapshot } from '../snapshot/take.js';
+import type { Snapshot, SnapshotOptions } from '../snapshot/types.js';
+import { transientAnchor } from './anchor.js';
+import { execExitCode, execFindings, tableChanges } from './changes.js';
+import { runChild, type ChildOutcome } from './child.js';
+import { redactArgv } from './redact.js';
+import type { ExecIntentBody, ExecOptions, ExecOutcomeBody, ExecResult, ExecStatus } from './types.js';
+import { resolveCommand } from './which.js';
+
+/**
+ * Other backends' counters reach shared statistics up to about a second late (SPEC "Facts
+ * measured"); the wrapped command's own sessions have just ended when it exits.
+ */
+const STATS_SETTLE_MS = 1_100;
+
+interface ExecContext {
+  readonly config: Config;
+  readonly options: ExecOptions;
+  readonly url: URL;
+  readonly runId: string;
+  readonly program: string;
+  readonly audit: AuditLog;
+  readonly interrupt: Interrupt;
+  readonly log: Logger;
+}
+
+/** `safe-run exec -- <command...>`: snapshots, a backup and signed entries around a command that has no transaction. */
+export async function execWrapped(config: Config, options: ExecOptions, log: Logger): Promise<ExecResult> {
+  const [command] = options.command;
+  if (!command) throw usageError('No command given.', 'Put it after `--`: safe-run exec -- npm run db:reset');
+  const program = resolveCommand(command, process.cwd());
+  const url = parseDatabaseUrl(config.databaseUrl);
+  await checkEnvironment(config, url, { reason: options.reason, yes: options.yes, dryRun: false });
+  const runId = ulid();
+  // One connection, held for the lock only; everything else connects and disconnects around the command.
+  const lockDb = createDb(url, { applicationName: `safe-run:exec:${runId}`, maxConnections: 1 });
+  const interrupt = watchInterrupts();
+  try {
+    await assertReachable(lockDb, url);
+    const audit = await openAuditLog({ evidenceDir: config.evidenceDir, signingKeyPath: config.signingKey, anchor: transientAnchor(url), log });
+    const ctx: ExecContext = { config, options, url, runId, program, audit, interrupt, log };
+    return await withClient(lockDb, async (session) => {
+      const major = serverMajor(await readIdentity(session, url));
+      return withAdvisoryLock(session, log, () => wrap(ctx, major));
+    });
+  } finally {
+    interrupt.dispose();
+    await lockDb.destroy();
+  }
+}
+
+async function wrap(ctx: ExecContext, major: number): Promise<ExecResult> {
+  const { config, options, runId, log } = ctx;
+  const scope = options.backupScope ?? (config.backup.scope === 'none' ? 'none' : 'full');
+  const { snapshot: pre, held } = await snapshotOf(ctx, (snapshotId) =>
+    runBackup({
+      url: ctx.url, snapshotId, scope, tables: [], evidenceDir: config.evidenceDir, runId, compress: config.backup.compress, jobs: config.backup.jobs,
+      lockWaitTimeoutMs: config.backup.lockWaitTimeoutMs, pgBinDir: config.pgBinDir, serverMajor: major, log,
+    }).catch((error: unknown) => failedBackup(scope, error)),
+  );
+  const backup = held!;
+  const intent: ExecIntentBody = {
+    command: redactArgv(options.command), label: options.label, cwd: process.cwd(), operator: await readOperator(), host: os.hostname(),
+    reason: options.reason, url: redactUrl(ctx.url), snapshot: pre, backup,
+  };
+  await ctx.audit.append('exec.intent', intent, { runId });
+
+  if (backup.status === 'failed' || ctx.interrupt.signal) {
+    const status: ExecStatus = backup.status === 'failed' ? 'backup-failed' : 'interrupted';
+    const error = status === 'backup-failed' ? `backup failed, the command was not run: ${backup.error ?? ''}` : `interrupted by ${ctx.interrupt.signal} before the command ran`;
+    return finish(ctx, pre, backup, { status, exitCode: null, signal: null, durationMs: 0, error, snapshot: null, changes: {}, findings: [] });
+  }
+
+  log.info('running the wrapped command', { runId, command: intent.command });
+  const child = await runChild(ctx.program, options.command.slice(1), ctx.interrupt);
+  await sleep(STATS_SETTLE_MS);
+  const post = await snapshotOf(ctx).then(
+    (taken) => ({ snapshot: taken.snapshot, error: null }),
+    (error: unknown) => ({ snapshot: null, error: errorMessage(error) }),
+  );
+  const findings = post.snapshot ? execFindings(pre, post.snapshot, config) : unreadableAfter(pre, config, post.error!);
+  return finish(ctx, pre, backup, {
+    status: ctx.interrupt.signal ? 'interrupted' : child.exitCode === 0 ? 'completed' : 'failed',
+    exitCode: child.exitCode, signal: child.signal, durationMs: child.durationMs,
+    error: childError(child, post.error), snapshot: post.snapshot,
+    changes: post.snapshot ? tableChanges(pre, post.snapshot) : {}, findings,
+  });
+}
+
+/** A snapshot on a pool of its own, closed right after, so no idle connection of ours outlives it. */
+async function snapshotOf<T>(ctx: ExecContext, whileOpen?: (snapshotId: string) => Promise<T>): Promise<{ snapshot: Snapshot; held: T | undefined }> {
+  const db = createDb(ctx.url, { applicationName: `safe-run:exec:${ctx.runId}`, maxConnections: 3 });
+  const options: SnapshotOptions = {
+    exactTables: new Set(Object.keys(ctx.config.criticalTables)), exactCountThreshold: ctx.config.exactCountThreshold, countConnections: 2, url: ctx.url,
+  };
+  try {
+    return await takeSnapshot(db, options, whileOpen);
+  } finally {
+    await db.destroy();
+  }
+}
+
+async function finish(ctx: ExecContext, pre: Snapshot, backup: BackupRecord, outcome: ExecOutcomeBody): Promise<ExecResult> {
+  await ctx.audit.append('exec.outcome', outcome, { runId: ctx.runId });
+  const counts = (s: Snapshot | null) => Object.fromEntries(Object.entries(s?.tables ?? {}).map(([k, t]) => [k, t.rows]));
+  return {
+    runId: ctx.runId, label: ctx.options.label, command: redactArgv(ctx.options.command), status: outcome.status,
+    exitCode: execExitCode(outcome.status, outcome.exitCode, outcome.findings), commandExitCode: outcome.exitCode, signal: outcome.signal,
+    durationMs: outcome.durationMs, counts: { pre: counts(pre), post: counts(outcome.snapshot) }, changes: outcome.changes,
+    findings: outcome.findings, backup, error: outcome.error,
+  };
+}
+
+/** Unreadable afterwards (dropped and not recreated?): a critical table that had rows cannot be vouched for. */
+function unreadableAfter(pre: Snapshot, config: Config, error: string): DriftFinding[] {
+  return Object.keys(config.criticalTables)
+    .filter((key) => (pre.tables[key]?.rows ?? 0) > 0)
+    .map((key) => ({ kind: 'critical-empty', table: key, before: pre.tables[key]!.rows, after: null, detail: `Critical table ${key} could not be read after the command (${error}); treat it as lost until checked.` }));
+}
+
+function childError(child: ChildOutcome, postError: string | null): string | null {
+  const parts = [child.error, child.signal ? `the command was killed by ${child.signal}` : null, postError ? `post-snapshot failed: ${postError}` : null];
+  return parts.filter(Boolean).join('; ') || null;
+}
+
+function failedBackup(scope: 'full' | 'none', error: unknown): BackupRecord {
+  return { scope, status: 'failed', path: null, format: null, sha256: null, bytes: 0, tables: [], pgDump: null, durationMs: 0, error: errorMessage(error) };
+}

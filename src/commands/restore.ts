@@ -1,0 +1,74 @@
+import type { CommandModule } from 'yargs';
+import type { Config } from '../config/config.js';
+import type { Logger } from '../logger.js';
+import { restoreRun } from '../restore/restore.js';
+import type { RestoreOptions, RestoreResult } from '../restore/types.js';
+import { emit, loadContext, type GlobalArgs } from './context.js';
+
+export type { RestoreOptions, RestoreResult };
+
+/** `safe-run restore <run>`: data from that run's verified backup, by default into a new scratch database. */
+export async function restore(config: Config, options: RestoreOptions, log: Logger): Promise<RestoreResult> {
+  return restoreRun(config, options, log);
+}
+
+export function renderRestore(r: RestoreResult): string {
+  const lines = [
+    `Restored run ${r.runId} (${r.source}) from ${r.archive.path}  sha256 ${r.archive.sha256.slice(0, 16)}… matches the signed intent`,
+    r.mode === 'scratch' ? `  into the new database ${r.target}` : `  into the existing tables of ${r.target} (data only)`,
+  ];
+  const width = Math.max(5, ...r.tables.map((t) => t.length));
+  lines.push(`  ${'table'.padEnd(width)}  restored  before the run`);
+  for (const table of r.tables) {
+    const c = r.counts[table]!;
+    const pre = c.pre === null ? '?' : `${c.pre}${c.preKind === 'estimate' ? ' (estimate)' : ''}`;
+    const flag = c.pre !== null && c.preKind === 'exact' && c.pre !== c.restored ? '  <- differs' : '';
+    lines.push(`  ${table.padEnd(width)}  ${String(c.restored).padStart(8)}  ${pre.padStart(14)}${flag}`);
+  }
+  lines.push(`  recorded as audit entry #${r.entry.seq}`);
+  lines.push(...nextStep(r));
+  return lines.join('\n');
+}
+
+function nextStep(r: RestoreResult): string[] {
+  if (r.mode === 'into') return [`  next: check the rows, then \`safe-run check\` (the restore is recorded, so it is not drift).`];
+  const table = r.tables[0] ?? 'public.users';
+  const file = `${table.replace(/[^A-Za-z0-9_.-]/g, '_')}.csv`;
+  return [
+    `  next: look at the rows in ${r.database}; to copy rows back, e.g. ${table}:`,
+    `    psql "${r.target}" -c "\\copy ${table} to '${file}' csv header"`,
+    `    psql "$DATABASE_URL" -c "\\copy ${table} from '${file}' csv header"`,
+    `  or, if ${table} is empty in the live database: safe-run restore ${r.runId} --table ${table} --into "$DATABASE_URL"`,
+    `  drop the scratch database when done: dropdb ${r.database}`,
+  ];
+}
+
+interface RestoreArgs extends GlobalArgs {
+  readonly run: string;
+  readonly table?: string[];
+  readonly into?: string;
+}
+
+const EPILOG = `The archive's sha256 is checked against the run's signed intent before anything is restored (mismatch: exit 5, nothing restored).
+Default: a NEW database <db>_restore_<first 10 chars of the run id> on the same server (it must not exist yet): every backed-up table's definition, the rows of all of them (or only of the --table ones), schemas/types/functions the archive lacks copied from the live database; no owners, no grants, no foreign keys.
+--into URL: loads the rows (data only) into tables that already exist there and are EMPTY; it never merges with or overwrites rows. One transaction: all or nothing.
+A signed "restore" entry records the target and the counts. Exit codes: 0 restored, 2 unknown run or table / scratch exists / target not empty, 4 the run has no backup or pg_restore failed, 5 archive does not match its signed hash.`;
+
+export const restoreCommand: CommandModule<GlobalArgs, RestoreArgs> = {
+  command: 'restore <run>',
+  describe: "Restore data from a run's backup into a new scratch database (or --into an existing one)",
+  builder: (yargs) =>
+    yargs
+      .positional('run', { type: 'string', demandOption: true, describe: 'Run id, or a unique prefix of it (see `safe-run log`)' })
+      .option('table', { type: 'string', array: true, describe: 'Only this table (repeatable): `users` or `schema.table`' })
+      .option('into', { type: 'string', describe: 'Existing database URL to fill; its tables must exist and be empty' })
+      .example('$0 restore 01JD4Q', 'Everything the run backed up, into <db>_restore_01jd4q…')
+      .example('$0 restore 01JD4Q --table users', 'Only users, into a scratch database')
+      .example('$0 restore 01JD4Q --table users --into "$DATABASE_URL"', 'Refill the empty users table in place')
+      .epilog(EPILOG) as never,
+  handler: async (argv) => {
+    const ctx = await loadContext(argv);
+    const result = await restore(ctx.config, { run: argv.run, tables: argv.table ?? [], into: argv.into ?? null }, ctx.log);
+    emit(ctx, result, renderRestore);
+  },
+};

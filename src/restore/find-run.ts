@@ -1,0 +1,52 @@
+import { readEntries } from '../audit/read.js';
+import type { AuditEntry } from '../audit/types.js';
+import { usageError } from '../errors.js';
+import type { ExecIntentBody } from '../exec/types.js';
+import type { BackupRecord, RunIntentBody } from '../run/types.js';
+import type { Snapshot } from '../snapshot/types.js';
+
+/** A signed intent that promised a backup: a guarded run's, or a wrapped command's. */
+export interface RestorableRun {
+  readonly runId: string;
+  readonly kind: 'run.intent' | 'exec.intent';
+  readonly seq: number;
+  readonly hash: string;
+  readonly ts: string;
+  /** The script's name, or `exec <label or program>`. */
+  readonly source: string;
+  readonly backup: BackupRecord;
+  /** The pre-snapshot: the counts the backup holds. */
+  readonly snapshot: Snapshot;
+}
+
+/**
+ * The intent of a run or exec, by its id or a unique prefix of it (what an operator copies
+ * from `safe-run log`). Case is ignored: ULIDs are upper case, people type lower case.
+ */
+export async function findRestorableRun(evidenceDir: string, ref: string): Promise<RestorableRun> {
+  const wanted = ref.trim().toUpperCase();
+  if (!wanted) throw usageError('No run given.', 'Pass a run id or a prefix of one: `safe-run log` lists them.');
+  const matches: RestorableRun[] = [];
+  for await (const entry of readEntries(evidenceDir)) {
+    if ((entry.kind !== 'run.intent' && entry.kind !== 'exec.intent') || !entry.runId) continue;
+    const id = entry.runId.toUpperCase();
+    if (id === wanted) return restorable(entry);
+    if (id.startsWith(wanted)) matches.push(restorable(entry));
+  }
+  if (matches.length === 1) return matches[0]!;
+  if (matches.length === 0) {
+    throw usageError(`No run ${ref} in ${evidenceDir}.`, 'Check the id with `safe-run log`, and that SAFE_RUN_EVIDENCE_DIR / "evidenceDir" points at the right evidence.');
+  }
+  const listed = matches.slice(0, 5).map((m) => `${m.runId} (${m.source}, ${m.ts})`);
+  throw usageError(`${matches.length} runs start with ${ref}: ${listed.join(', ')}${matches.length > 5 ? ', …' : ''}.`, 'Give more characters of the run id.');
+}
+
+function restorable(entry: AuditEntry): RestorableRun {
+  const common = { runId: entry.runId!, seq: entry.seq, hash: entry.hash, ts: entry.ts };
+  if (entry.kind === 'exec.intent') {
+    const body = entry.body as ExecIntentBody;
+    return { ...common, kind: 'exec.intent', source: `exec ${body.label ?? body.command[0] ?? ''}`.trim(), backup: body.backup, snapshot: body.snapshot };
+  }
+  const body = entry.body as RunIntentBody;
+  return { ...common, kind: 'run.intent', source: body.script.name, backup: body.backup, snapshot: body.snapshot };
+}

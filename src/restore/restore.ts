@@ -1,0 +1,144 @@
+import os from 'node:os';
+import path from 'node:path';
+import { databaseAnchor, openAuditLog } from '../audit/log.js';
+import { listArchive } from '../backup/archive.js';
+import { pgChildEnv } from '../backup/child-env.js';
+import { resolvePgTool } from '../backup/pg-tools.js';
+import { restoreBackup } from '../backup/restore.js';
+import type { Config } from '../config/config.js';
+import { assertReachable, createDb, withClient, type Db } from '../db/connection.js';
+import { readIdentity, serverMajor } from '../db/identity.js';
+import { withAdvisoryLock } from '../db/lock.js';
+import { parseDatabaseUrl, redactUrl, withDatabase } from '../db/url.js';
+import type { Logger } from '../logger.js';
+import { readOperator } from '../run/operator.js';
+import { takeSnapshot } from '../snapshot/take.js';
+import type { Snapshot, TableKey } from '../snapshot/types.js';
+import { assertHasBackup, verifiedArchive, type VerifiedArchive } from './archive-check.js';
+import { findRestorableRun } from './find-run.js';
+import { restoreRowsInto } from './pg-restore.js';
+import { createScratchDatabase, dropDatabase, scratchDatabaseName } from './scratch.js';
+import { restoreTables } from './tables.js';
+import { assertEmptyTargets, countTables, orderByForeignKeys, type RestoreTable } from './target-tables.js';
+import { dataEntries } from './toc.js';
+import type { RestoreBody, RestoreOptions, RestoreResult } from './types.js';
+
+/**
+ * `safe-run restore`: find the run's signed intent, prove its archive is the one it signed,
+ * restore into a new scratch database (or, with --into, fill empty existing tables), count
+ * what arrived, and record a signed `restore` entry.
+ */
+export async function restoreRun(config: Config, options: RestoreOptions, log: Logger): Promise<RestoreResult> {
+  const run = await findRestorableRun(config.evidenceDir, options.run);
+  const { runId } = run;
+  assertHasBackup(runId, run.backup);
+  const tables = restoreTables(run, options.tables);
+  const serverUrl = parseDatabaseUrl(config.databaseUrl);
+  const into = options.into ? parseDatabaseUrl(options.into) : null;
+  const admin = createDb(serverUrl, { applicationName: `safe-run:restore:${runId}`, maxConnections: 2 });
+  try {
+    await assertReachable(admin, serverUrl);
+    // Opened first: a missing key must stop the restore before it creates anything.
+    const audit = await openAuditLog({ evidenceDir: config.evidenceDir, signingKeyPath: config.signingKey, anchor: databaseAnchor(admin), log });
+    const archive = await verifiedArchive(config.evidenceDir, runId, run.backup);
+    log.info('archive matches the signed intent', { path: archive.path, sha256: archive.sha256 });
+    const job: RestoreJob = { config, archive, tables, subset: options.tables.length > 0, log };
+    const restored = into
+      ? await restoreInto(job, into)
+      : await restoreIntoScratch(job, admin, serverUrl, scratchDatabaseName(run.snapshot.database.name, runId));
+
+    const pre = run.snapshot.tables;
+    const counts = Object.fromEntries(
+      tables.map((t) => [t.key, { restored: restored.counts[t.key] ?? 0, pre: pre[t.key]?.rows ?? null, preKind: pre[t.key]?.rowsKind ?? null }]),
+    );
+    const body: RestoreBody = {
+      runId,
+      source: run.source,
+      intent: { kind: run.kind, seq: run.seq, hash: run.hash },
+      archive: { path: path.relative(config.evidenceDir, archive.path), sha256: archive.sha256 },
+      mode: into ? 'into' : 'scratch',
+      target: redactUrl(restored.url),
+      database: restored.database,
+      tables: tables.map((t) => t.key),
+      counts,
+      operator: await readOperator(),
+      host: os.hostname(),
+      ...(restored.snapshot ? { snapshot: restored.snapshot } : {}),
+    };
+    const entry = await audit.append('restore', body, { runId });
+    const { snapshot: _omitted, ...summary } = body;
+    return { ...summary, entry: { seq: entry.seq, hash: entry.hash } };
+  } finally {
+    await admin.destroy();
+  }
+}
+
+interface RestoreJob {
+  readonly config: Config;
+  readonly archive: VerifiedArchive;
+  readonly tables: readonly RestoreTable[];
+  /** --table narrowed the backup. */
+  readonly subset: boolean;
+  readonly log: Logger;
+}
+
+interface Restored {
+  readonly url: URL;
+  readonly database: string;
+  readonly counts: Record<TableKey, number>;
+  readonly snapshot: Snapshot | null;
+}
+
+/**
+ * restoreBackup (src/backup) does the work: every backed-up table's definition, the rows of
+ * the chosen ones, schemas/types/functions the archive lacks copied from the live database,
+ * foreign keys left out (a cascade closure has keys to parents outside it).
+ */
+async function restoreIntoScratch(job: RestoreJob, admin: Db, serverUrl: URL, name: string): Promise<Restored> {
+  const major = serverMajor(await readIdentity(admin, serverUrl));
+  const url = new URL(withDatabase(serverUrl, name));
+  await createScratchDatabase(admin, name);
+  const db = createDb(url, { applicationName: 'safe-run restore', maxConnections: 1 });
+  try {
+    await restoreBackup({
+      archivePath: job.archive.path, targetUrl: url, tables: job.subset ? job.tables.map((t) => t.key) : undefined,
+      pgBinDir: job.config.pgBinDir, serverMajor: major, log: job.log, prerequisitesFrom: serverUrl,
+    });
+    return { url, database: name, counts: await countTables(db, job.tables), snapshot: null };
+  } catch (error) {
+    // We created it and it holds nothing useful; leaving it would block the next attempt.
+    await db.destroy();
+    await dropDatabase(admin, name).catch(() => {});
+    throw error;
+  } finally {
+    await db.destroy().catch(() => {});
+  }
+}
+
+/**
+ * Data only, into existing empty tables, under the run lock of that database (a restore
+ * must not interleave with a guarded run). Afterwards a snapshot, so that `check` sees the
+ * restored rows as recorded, not as drift.
+ */
+async function restoreInto(job: RestoreJob, url: URL): Promise<Restored> {
+  const { archive, tables, config } = job;
+  const db = createDb(url, { applicationName: 'safe-run restore', maxConnections: 4 });
+  try {
+    await assertReachable(db, url);
+    return await withClient(db, (session) =>
+      withAdvisoryLock(session, job.log, async () => {
+        const identity = await readIdentity(session, url);
+        const pgRestore = await resolvePgTool('pg_restore', serverMajor(identity), config.pgBinDir);
+        await assertEmptyTargets(session, tables);
+        const toc = await listArchive(pgRestore.path, archive.path, pgChildEnv(url, 'safe-run restore'));
+        const items = dataEntries(toc, await orderByForeignKeys(session, tables));
+        await restoreRowsInto({ bin: pgRestore.path, archive: archive.path, target: url, items });
+        const counts = await countTables(session, tables);
+        const { snapshot } = await takeSnapshot(db, { exactTables: new Set(tables.map((t) => t.key)), exactCountThreshold: config.exactCountThreshold, countConnections: 2, url });
+        return { url, database: identity.name, counts, snapshot };
+      }),
+    );
+  } finally {
+    await db.destroy();
+  }
+}

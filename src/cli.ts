@@ -9,6 +9,9 @@ import { reportError } from './commands/report-error.js';
 import { listCommand } from './commands/list.js';
 import { keygenCommand } from './commands/keygen.js';
 import { verifyCommand } from './commands/verify.js';
+import { doctorCommand } from './commands/doctor.js';
+import { restoreCommand } from './commands/restore.js';
+import { execCommand } from './commands/exec.js';
 import { usageError } from './errors.js';
 
 /** Builds the yargs program and nothing else: each command lives in src/commands/. */
@@ -19,6 +22,9 @@ export function buildProgram(argv: string[]) {
     .command(listCommand)
     .command(verifyCommand)
     .command(keygenCommand)
+    .command(doctorCommand)
+    .command(restoreCommand)
+    .command(execCommand)
     .demandCommand(1, 'Name a script to run or a command; `safe-run list` shows the scripts.')
     .parserConfiguration({ 'populate--': true })
     .strict()

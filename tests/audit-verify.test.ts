@@ -167,6 +167,19 @@ describe('verifyLog', () => {
     expect((await verify()).firstBad).toMatchObject({ seq: 6, line: 6, reason: 'truncated' });
   });
 
+  it('warns when the log was emptied or replaced under a new genesis while the database anchored the old one', async () => {
+    writeLogLines(ev.evidenceDir, []);
+    const emptied = await verify({ anchor: true });
+    expect(emptied).toMatchObject({ ok: true, entries: 0 });
+    expect(emptied.warnings.join('\n')).toMatch(/anchors \d+ other log\(s\).*it was emptied/);
+
+    const fresh = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
+    await fresh.append('snapshot', { label: 'a new beginning' });
+    const replaced = await verify({ anchor: true });
+    expect(replaced).toMatchObject({ ok: true, entries: 1, anchor: null });
+    expect(replaced.warnings.join('\n')).toMatch(/no chain head for this log[^]*it was replaced/);
+  });
+
   it('warns, without failing, when the database cannot be read', async () => {
     const gone = await createTestDatabase('gone');
     await gone.drop();

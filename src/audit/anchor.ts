@@ -10,6 +10,13 @@ import type { ChainHead } from './types.js';
 export interface ChainAnchor {
   record(logId: string, seq: number, hash: string): Promise<void>;
   read(logId: string): Promise<{ seq: number; hash: string } | null>;
+  /** Every log anchored here. Lets verify notice an evidence directory that was emptied or replaced wholesale. */
+  list?(): Promise<readonly AnchoredLog[]>;
+}
+
+export interface AnchoredLog extends ChainHead {
+  readonly logId: string;
+  readonly updatedAt: string;
 }
 
 /** Schema and table of the anchor; snapshots leave this schema out. */
@@ -52,6 +59,17 @@ export function databaseAnchor(db: Db): ChainAnchor {
       } catch (error) {
         const code = (error as { code?: string }).code;
         if (code === UNDEFINED_TABLE || code === INVALID_SCHEMA) return null;
+        throw error;
+      }
+    },
+    async list() {
+      try {
+        const { rows } = await sql<{ log_id: string; seq: number; hash: string; updated_at: Date }>`
+          select log_id, seq, hash, updated_at from safe_run.chain_head order by updated_at desc`.execute(db);
+        return rows.map((r) => ({ logId: r.log_id, seq: Number(r.seq), hash: r.hash, updatedAt: new Date(r.updated_at).toISOString() }));
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code === UNDEFINED_TABLE || code === INVALID_SCHEMA) return [];
         throw error;
       }
     },

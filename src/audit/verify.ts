@@ -90,8 +90,8 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
       return result({ seq: have + 1, line: lines + 1, reason: 'truncated', detail: `${what} records head ${pinned.seq}:${pinned.hash}, but the log ends at entry ${have}: ${missing} missing` });
     }
   }
-  if (options.anchor && logId && !anchor && !warnings.some((w) => w.startsWith('Could not read'))) {
-    warnings.push(`The database holds no chain head for this log (id ${short(logId)}), so a cut-off tail cannot be detected against it.`);
+  if (options.anchor && !anchor && !warnings.some((w) => w.startsWith('Could not read'))) {
+    warnings.push(...(await unanchoredWarnings(options.anchor, logId)));
   }
   return result();
 }
@@ -154,6 +154,26 @@ async function readAnchor(anchor: ChainAnchor | null | undefined, logId: string,
     warnings.push(`Could not read the chain head anchored in the database (${errorMessage(error)}); the file was verified without it.`);
     return null;
   }
+}
+
+/**
+ * Not failures, because one database may serve several evidence directories; but an
+ * emptied log, or one replaced wholesale under a new genesis, looks exactly like this.
+ */
+async function unanchoredWarnings(anchor: ChainAnchor, logId: string | null): Promise<string[]> {
+  const warnings = logId ? [`The database holds no chain head for this log (id ${short(logId)}), so a cut-off tail cannot be detected against it.`] : [];
+  try {
+    const others = (await anchor.list?.()) ?? [];
+    if (others.length) {
+      const latest = others[0]!;
+      warnings.push(
+        `The database anchors ${others.length} other log(s) (latest: id ${short(latest.logId)} at entry ${latest.seq}, ${latest.updatedAt}); if this evidence directory held one of them, it was ${logId ? 'replaced' : 'emptied'}.`,
+      );
+    }
+  } catch (error) {
+    warnings.push(`Could not list the chain heads anchored in the database (${errorMessage(error)}).`);
+  }
+  return warnings;
 }
 
 const short = (hash: string): string => `${hash.slice(0, 16)}…`;

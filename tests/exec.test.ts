@@ -70,8 +70,10 @@ describe('safe-run exec', () => {
   });
 
   it("passes the command's own failure through, and reports a non-critical loss without failing", async () => {
-    const failed = await ws.cli(['exec', '--json', '--backup', 'none', '--', process.execPath, '-e', 'process.exit(3)']);
+    const failed = await ws.cli(['exec', '--json', '--backup', 'none', '--', process.execPath, '-e', 'console.log("from the command"); process.exit(3)']);
     expect(failed.exitCode).toBe(3);
+    // With --json, the command's stdout goes to stderr: stdout stays one JSON document.
+    expect(failed.stderr).toContain('from the command');
     expect(parseJson<ExecResult>(failed)).toMatchObject({ status: 'failed', commandExitCode: 3, changes: {} });
 
     const loss = await ws.cli(['exec', '--json', '--backup', 'none', '--', PSQL, '-q', ws.t.url, '-c', 'delete from subscriptions']);

@@ -67,6 +67,7 @@ export const execCommand: CommandModule<GlobalArgs, ExecArgs> = {
   describe: 'Wrap an external command (e.g. a db reset) with snapshots, a backup and signed audit entries',
   builder: (yargs) =>
     yargs
+      .usage('safe-run exec [--label L] [--reason R] [--backup full|none] -- <command...>\n\nWrap an external command with snapshots, a backup and signed audit entries. safe-run\'s own options go before --.')
       .option('label', { type: 'string', describe: 'A name for this exec in the log (e.g. "nightly reset")' })
       .option('reason', { type: 'string', describe: 'Why (ticket, incident); recorded in the audit log' })
       .option('backup', { choices: ['full', 'none'] as const, describe: 'Backup before the command (default: full, or none if the config says backup.scope none)' })
@@ -78,7 +79,7 @@ export const execCommand: CommandModule<GlobalArgs, ExecArgs> = {
     const ctx = await loadContext(argv);
     const result = await exec(
       ctx.config,
-      { command: (argv['--'] ?? []).map(String), label: argv.label ?? null, reason: argv.reason ?? null, backupScope: argv.backup, yes: argv.yes },
+      { command: (argv['--'] ?? []).map(String), label: argv.label ?? null, reason: argv.reason ?? null, backupScope: argv.backup, yes: argv.yes, json: ctx.json },
       ctx.log,
     );
     emit(ctx, result, renderExec, result.exitCode as never);

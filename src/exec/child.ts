@@ -16,12 +16,14 @@ export interface ChildOutcome {
  * is the operator's), without a shell (argv is passed as given; nothing is re-parsed), and
  * with our environment, which is what the operator meant it to see.
  *
+ * With --json our stdout must hold one JSON document, so the child's stdout goes to stderr.
+ *
  * A SIGINT/SIGTERM that reaches safe-run is passed on to the child, and safe-run waits for
  * it to end: the post-snapshot and the outcome must still be recorded.
  */
-export async function runChild(file: string, args: readonly string[], interrupt: Interrupt): Promise<ChildOutcome> {
+export async function runChild(file: string, args: readonly string[], interrupt: Interrupt, stdoutToStderr: boolean): Promise<ChildOutcome> {
   const started = performance.now();
-  const child = execa(file, args, { stdio: 'inherit', reject: false, shell: false });
+  const child = execa(file, args, { stdin: 'inherit', stdout: stdoutToStderr ? 2 : 'inherit', stderr: 'inherit', reject: false, shell: false });
   interrupt.onInterrupt(() => {
     child.kill(interrupt.signal ?? 'SIGTERM');
   });

@@ -88,7 +88,7 @@ async function wrap(ctx: ExecContext, major: number): Promise<ExecResult> {
   }
 
   log.info('running the wrapped command', { runId, command: intent.command });
-  const child = await runChild(ctx.program, options.command.slice(1), ctx.interrupt);
+  const child = await runChild(ctx.program, options.command.slice(1), ctx.interrupt, options.json === true);
   await sleep(STATS_SETTLE_MS);
   const post = await snapshotOf(ctx).then(
     (taken) => ({ snapshot: taken.snapshot, error: null }),

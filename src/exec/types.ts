@@ -10,6 +10,8 @@ export interface ExecOptions {
   /** Default: full (the command declares nothing, so anything may change), or none if the config says none. */
   readonly backupScope?: 'full' | 'none';
   readonly yes?: boolean;
+  /** --json: the command's stdout goes to stderr, so stdout holds only the result. */
+  readonly json?: boolean;
 }
 
 /**

@@ -9,6 +9,12 @@ import { reportError } from './commands/report-error.js';
 import { listCommand } from './commands/list.js';
 import { keygenCommand } from './commands/keygen.js';
 import { verifyCommand } from './commands/verify.js';
+import { snapshotCommand } from './commands/snapshot.js';
+import { checkCommand } from './commands/check.js';
+import { logCommand } from './commands/log.js';
+import { showCommand } from './commands/show.js';
+import { blameCommand } from './commands/blame.js';
+import { reportCommand } from './commands/report.js';
 import { doctorCommand } from './commands/doctor.js';
 import { restoreCommand } from './commands/restore.js';
 import { execCommand } from './commands/exec.js';
@@ -22,6 +28,12 @@ export function buildProgram(argv: string[]) {
     .command(listCommand)
     .command(verifyCommand)
     .command(keygenCommand)
+    .command(snapshotCommand)
+    .command(checkCommand)
+    .command(logCommand)
+    .command(showCommand)
+    .command(blameCommand)
+    .command(reportCommand)
     .command(doctorCommand)
     .command(restoreCommand)
     .command(execCommand)

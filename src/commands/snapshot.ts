@@ -43,7 +43,8 @@ export async function recordSnapshot(config: Config, options: { readonly label: 
 }
 
 function renderSnapshot(r: SnapshotResult): string {
-  const tables = Object.entries(r.tables);
+  // Critical tables (exact counts) first: those are the ones a reader scans for.
+  const tables = Object.entries(r.tables).sort(([a, x], [b, y]) => Number(y.rowsKind === 'exact') - Number(x.rowsKind === 'exact') || a.localeCompare(b));
   const exact = tables.filter(([, t]) => t.rowsKind === 'exact').length;
   const shown = tables
     .slice(0, 8)

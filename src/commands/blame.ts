@@ -1,0 +1,55 @@
+import type { CommandModule } from 'yargs';
+import type { BlameChange } from '../evidence/attribute.js';
+import { blameTable, type BlameResult } from '../evidence/blame.js';
+import { formatDelta } from '../evidence/counters.js';
+import { optionalSince } from '../evidence/since.js';
+import { describeEvent } from '../evidence/window-events.js';
+import { emit, loadContext, type GlobalArgs } from './context.js';
+
+export { blameTable };
+
+function renderBlame(r: BlameResult): string {
+  const head = `blame ${r.table} on ${r.database ?? '?'}: ${r.observations.length} observations, ${r.changes.length} change(s)`;
+  if (!r.changes.length) {
+    const first = r.observations[0];
+    const last = r.observations[r.observations.length - 1];
+    return `${head}\n  no change: ${last?.rows ?? '-'} rows from ${first?.ts ?? '?'} to ${last?.ts ?? '?'}`;
+  }
+  return [head, ...r.changes.map(renderChange)].join('\n');
+}
+
+export function rowsText(n: number | null): string {
+  return n === null ? '(absent)' : String(n);
+}
+
+function renderChange(c: BlameChange): string {
+  const counts = `${rowsText(c.before)} -> ${rowsText(c.after)}${c.exact ? '' : ' (estimate)'}`;
+  if (c.attribution.type === 'run') {
+    const ch = c.change!;
+    return `  ${counts.padEnd(14)} run ${c.attribution.runId} ${c.attribution.script}: inserted ${ch.inserted}, updated ${ch.updated}, deleted ${ch.deleted}${ch.truncated ? ', TRUNCATE' : ''}  (${c.toTs})`;
+  }
+  const notes = [c.counters !== undefined ? `counters: ${formatDelta(c.counters ?? null)}` : '', ...c.events.map(describeEvent)].filter(Boolean);
+  return [`  ${counts.padEnd(14)} OUTSIDE any guarded run`, `      between ${c.attribution.after}`, `      and     ${c.attribution.before}`, ...(notes.length ? [`      ${notes.join('; ')}`] : [])].join('\n');
+}
+
+interface BlameArgs extends GlobalArgs {
+  readonly table: string;
+  readonly since?: string;
+  readonly live?: boolean;
+}
+
+export const blameCommand: CommandModule<GlobalArgs, BlameArgs> = {
+  command: 'blame <table>',
+  describe: "Timeline of a table's counts, each change attributed to a run or to the window outside runs",
+  builder: (yargs) =>
+    yargs
+      .positional('table', { type: 'string', demandOption: true, describe: 'schema.table (unqualified means public)' })
+      .option('since', { type: 'string', describe: 'Only changes since this ISO date or this long ago ("2h", "3d")' })
+      .option('live', { type: 'boolean', default: true, describe: 'Add the live table as the last observation (--no-live: the log only)' })
+      .example('$0 blame users', 'Who changed users, and what happened outside guarded runs') as never,
+  handler: async (argv) => {
+    const ctx = await loadContext(argv);
+    const since = optionalSince(argv.since);
+    emit(ctx, await blameTable(ctx.config, { table: argv.table, since, live: argv.live !== false }, ctx.log), renderBlame);
+  },
+};

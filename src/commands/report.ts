@@ -1,0 +1,44 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { CommandModule } from 'yargs';
+import { buildReport, type ReportFormat, type ReportResult } from '../evidence/report.js';
+import { usageError } from '../errors.js';
+import { emit, loadContext, type GlobalArgs } from './context.js';
+
+export { buildReport };
+
+interface ReportArgs extends GlobalArgs {
+  readonly subject: string;
+  readonly format?: ReportFormat;
+  readonly o?: string;
+  readonly live?: boolean;
+}
+
+/** With -o the document goes to the file and stdout gets one line saying where; otherwise stdout gets the document. */
+export const reportCommand: CommandModule<GlobalArgs, ReportArgs> = {
+  command: 'report <subject>',
+  describe: 'Write the post-mortem of a table or a run (Markdown or HTML)',
+  builder: (yargs) =>
+    yargs
+      .positional('subject', { type: 'string', demandOption: true, describe: 'A table (schema.table) or a run id (or a unique prefix)' })
+      .option('format', { choices: ['md', 'html'] as const, default: 'md' as ReportFormat, describe: 'Document format' })
+      .option('o', { alias: 'output', type: 'string', describe: 'Write the document to this file' })
+      .option('live', { type: 'boolean', default: true, describe: 'Include the live database (--no-live: the log only, e.g. when the database is gone)' })
+      .example('$0 report users -o users-empty.md', 'The post-mortem of the users table') as never,
+  handler: async (argv) => {
+    const ctx = await loadContext(argv);
+    const result = await buildReport(ctx.config, { subject: argv.subject, format: argv.format ?? 'md', live: argv.live !== false }, ctx.log);
+    if (!argv.o) {
+      emit(ctx, result, (r: ReportResult) => r.document);
+      return;
+    }
+    const file = path.resolve(argv.o);
+    try {
+      writeFileSync(file, result.document);
+    } catch (error) {
+      throw usageError(`Cannot write the report to ${file}: ${(error as Error).message}`, 'Choose a writable path for -o.');
+    }
+    const { document: _document, ...summary } = result;
+    emit(ctx, { ...summary, file }, (r) => `report on ${r.subject.type} ${r.subject.name} written to ${r.file}\n  ${r.verdict.join('\n  ')}`);
+  },
+};

@@ -1,0 +1,110 @@
+import type { TableChange } from '../run/types.js';
+import type { TableKey } from '../snapshot/types.js';
+import { counterDelta, isZeroDelta, type CounterDelta } from './counters.js';
+import { describeRef, shortRef } from './entry-ref.js';
+import type { TableObservation } from './observations.js';
+import { changeOf, isNonZero } from './runs.js';
+import { assignRunsToWindows, type RunFacts } from './windows.js';
+import { windowEvents, type WindowEvent } from './window-events.js';
+
+/**
+ * Blame's core: every change of one table between two consecutive observations goes either
+ * to the run whose signed outcome recorded it, with that outcome's exact numbers, or to
+ * "outside any guarded run between A and B". A run is only ever given what its own
+ * transaction measured; whatever the counts moved beyond that is outside, even inside the
+ * run's pre/post bracket (other sessions keep working while a run runs).
+ */
+export type Attribution =
+  | { readonly type: 'run'; readonly runId: string; readonly script: string }
+  | { readonly type: 'outside'; readonly after: string; readonly before: string };
+
+export interface BlameChange {
+  /** `#12 run.post` or `now`: the observations the change lies between. */
+  readonly from: string;
+  readonly to: string;
+  readonly fromSeq: number | null;
+  readonly toSeq: number | null;
+  readonly fromTs: string;
+  readonly toTs: string;
+  /** Null when the table did not exist. */
+  readonly before: number | null;
+  readonly after: number | null;
+  readonly exact: boolean;
+  /** The run's own inserted/updated/deleted (run attribution). */
+  readonly change?: TableChange;
+  /** What the cumulative counters moved beyond the runs in the window (outside attribution); null when not comparable. */
+  readonly counters?: CounterDelta | null;
+  readonly events: readonly WindowEvent[];
+  readonly attribution: Attribution;
+}
+
+const ZERO: CounterDelta = { inserted: 0, updated: 0, deleted: 0 };
+
+export function attributeChanges(table: TableKey, observations: readonly TableObservation[], runs: readonly RunFacts[]): BlameChange[] {
+  const windows = assignRunsToWindows(observations, runs);
+  const scriptOf = new Map(runs.map((r) => [r.run.runId, r.run.intent?.script ?? null]));
+  const label = (o: TableObservation): string => describeRef(o.ref, o.ref.runId ? scriptOf.get(o.ref.runId) : null);
+  const short = (o: TableObservation): string => shortRef(o.ref);
+  const changes: BlameChange[] = [];
+  // Counters reach shared statistics late: a run's deletes may only show up in the next
+  // window. What the runs did but the counters have not shown yet is carried forward.
+  let owed: CounterDelta = ZERO;
+  for (let i = 1; i < observations.length; i++) {
+    const a = observations[i - 1]!;
+    const b = observations[i]!;
+    const span = { from: short(a), to: short(b), fromSeq: a.ref.seq, toSeq: b.ref.seq, fromTs: a.takenAt, toTs: b.takenAt };
+    const exact = a.table?.rowsKind !== 'estimate' && b.table?.rowsKind !== 'estimate';
+    const inWindow = windows.get(i) ?? [];
+    let current = a.table ? a.table.rows : null;
+    let attempted = ZERO;
+    for (const facts of inWindow) {
+      const change = changeOf(facts.run, table);
+      if (!change) continue;
+      attempted = add(attempted, change);
+      if (!facts.status.committed || !isNonZero(change)) continue;
+      const after = runResult(current, change, facts, table);
+      changes.push({ ...span, before: current, after, exact, change, events: [], attribution: { type: 'run', runId: facts.run.runId, script: facts.run.intent?.script ?? '?' } });
+      current = after;
+    }
+    const events = windowEvents(a, b);
+    const deltas = counterDelta(a.database, a.table, b.database, b.table);
+    let residual: CounterDelta | null = null;
+    if (deltas) {
+      const settled = settle(deltas, add(attempted, owed));
+      residual = settled.residual;
+      owed = settled.owed;
+    } else owed = ZERO;
+    const after = b.table ? b.table.rows : null;
+    const countMoved = (after ?? 0) !== (current ?? 0) || (after === null) !== (current === null);
+    const structural = events.some((e) => e !== 'stats-reset');
+    if (countMoved || structural || (residual !== null && !isZeroDelta(residual))) {
+      changes.push({ ...span, before: current, after, exact, counters: residual, events, attribution: { type: 'outside', after: label(a), before: label(b) } });
+    }
+  }
+  return changes;
+}
+
+/** A TRUNCATE leaves no delete count behind; the in-transaction count says where it ended. */
+function runResult(current: number | null, change: TableChange, facts: RunFacts, table: TableKey): number {
+  const inTx = facts.run.outcome?.inTxCounts[table];
+  if (change.truncated && inTx !== undefined) return inTx;
+  return (current ?? 0) + change.inserted - change.deleted;
+}
+
+function add(a: CounterDelta, b: Pick<CounterDelta, 'inserted' | 'updated' | 'deleted'>): CounterDelta {
+  return { inserted: a.inserted + b.inserted, updated: a.updated + b.updated, deleted: a.deleted + b.deleted };
+}
+
+function settle(deltas: CounterDelta, expected: CounterDelta): { residual: CounterDelta; owed: CounterDelta } {
+  const part = (k: keyof CounterDelta) => {
+    const r = deltas[k] - expected[k];
+    return r >= 0 ? { residual: r, owed: 0 } : { residual: 0, owed: -r };
+  };
+  const ins = part('inserted');
+  const upd = part('updated');
+  const del = part('deleted');
+  return {
+    residual: { inserted: ins.residual, updated: upd.residual, deleted: del.residual },
+    owed: { inserted: ins.owed, updated: upd.owed, deleted: del.owed },
+  };
+}

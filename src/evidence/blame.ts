@@ -1,0 +1,119 @@
+import type { Config } from '../config/config.js';
+import { tableKey } from '../db/names.js';
+import { usageError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { TableKey } from '../snapshot/types.js';
+import { attributeChanges, type BlameChange } from './attribute.js';
+import { connectIfPossible, connectLive, readLiveIdentity, readLiveSnapshot } from './live.js';
+import { observeLive, TableObservationCollector, type TableObservation } from './observations.js';
+import { readLiveFacts, resolveStatus, type LiveFacts } from './run-status.js';
+import { RunCollector } from './runs.js';
+import { scanLog } from './scan.js';
+import { windowEvents, type WindowEvent } from './window-events.js';
+import type { RunFacts } from './windows.js';
+
+export interface BlameOptions {
+  readonly table: string;
+  readonly since: Date | null;
+  /** Add the live table as the last observation ("now"). */
+  readonly live: boolean;
+}
+
+/** One row of `blame --json` observations: what one signed entry (or the live database) saw. */
+export interface BlameObservation {
+  readonly seq: number | null;
+  readonly kind: string;
+  readonly ts: string;
+  readonly runId: string | null;
+  readonly script: string | null;
+  readonly hash: string | null;
+  readonly rows: number | null;
+  readonly rowsKind: 'exact' | 'estimate' | null;
+  readonly counters: { readonly n_tup_ins: number; readonly n_tup_upd: number; readonly n_tup_del: number } | null;
+  /** What happened since the previous observation: recreated database, stats reset, … */
+  readonly events: readonly WindowEvent[];
+}
+
+export interface BlameResult {
+  readonly table: TableKey;
+  readonly database: string | null;
+  readonly observations: readonly BlameObservation[];
+  readonly changes: readonly BlameChange[];
+}
+
+/** The full working set, for `report`, which needs the runs as well as the changes. */
+export interface BlameAnalysis extends BlameResult {
+  readonly runs: readonly RunFacts[];
+  readonly live: LiveFacts | null;
+  /** Every table's rows in the live database, when it was read. */
+  readonly current: { readonly at: string; readonly tables: Readonly<Record<TableKey, { readonly rows: number; readonly rowsKind: 'exact' | 'estimate' }>> } | null;
+  readonly rawObservations: readonly TableObservation[];
+}
+
+export async function blameTable(config: Config, options: BlameOptions, log: Logger): Promise<BlameResult> {
+  const a = await analyzeTable(config, options, log);
+  return { table: a.table, database: a.database, observations: a.observations, changes: a.changes };
+}
+
+export async function analyzeTable(config: Config, options: BlameOptions, log: Logger): Promise<BlameAnalysis> {
+  const table = tableKey(options.table);
+  const live = options.live ? await connectLive(config) : await connectIfPossible(config, log);
+  try {
+    const nowSnapshot = live && options.live ? await readLiveSnapshot(live, config, [table]) : null;
+    const identity = nowSnapshot?.database ?? (live ? await readLiveIdentity(live) : null);
+    const observed = new TableObservationCollector(table);
+    const runCollector = new RunCollector();
+    await scanLog(config.evidenceDir, [observed, runCollector]);
+
+    const key = identity?.key ?? observed.newestDatabaseKey;
+    if (!identity && key && observed.databaseKeys.length > 1) log.warn('no database connected: blaming the most recently observed one', { database: key });
+    const observations: TableObservation[] = key ? observed.of(key) : [];
+    if (nowSnapshot) observations.push(observeLive(nowSnapshot, table));
+    if (!observations.some((o) => o.table)) {
+      throw usageError(`No observation of ${table}${key ? ` in ${key}` : ''}: it is not in any snapshot in ${config.evidenceDir}${nowSnapshot ? ' nor in the live database' : ''}.`, 'Check the table name (schema.table; unqualified means public).');
+    }
+
+    const runs = runCollector.runs.filter((r) => r.intent?.databaseKey === key);
+    const facts = live && identity ? await readLiveFacts(live.db, identity, runs) : null;
+    const runFacts: RunFacts[] = runs.map((run) => ({ run, status: resolveStatus(run, facts) }));
+    const changes = attributeChanges(table, observations, runFacts);
+    const scripts = new Map(runs.map((r) => [r.runId, r.intent?.script ?? null]));
+    return {
+      table,
+      database: key,
+      observations: sinceFilter(viewObservations(observations, scripts), options.since, (o) => o.ts),
+      changes: options.since ? changes.filter((c) => Date.parse(c.toTs) >= options.since!.getTime()) : changes,
+      runs: runFacts,
+      live: facts,
+      current: nowSnapshot
+        ? { at: nowSnapshot.takenAt, tables: Object.fromEntries(Object.entries(nowSnapshot.tables).map(([k, t]) => [k, { rows: t.rows, rowsKind: t.rowsKind }])) }
+        : null,
+      rawObservations: observations,
+    };
+  } finally {
+    await live?.close();
+  }
+}
+
+function viewObservations(observations: readonly TableObservation[], scripts: ReadonlyMap<string, string | null>): BlameObservation[] {
+  return observations.map((o, i) => ({
+    seq: o.ref.seq,
+    kind: o.ref.kind,
+    ts: o.takenAt,
+    runId: o.ref.runId,
+    script: o.ref.runId ? (scripts.get(o.ref.runId) ?? null) : null,
+    hash: o.ref.hash,
+    rows: o.table?.rows ?? null,
+    rowsKind: o.table?.rowsKind ?? null,
+    counters: o.table?.counters ? { n_tup_ins: o.table.counters.n_tup_ins, n_tup_upd: o.table.counters.n_tup_upd, n_tup_del: o.table.counters.n_tup_del } : null,
+    events: i > 0 ? windowEvents(observations[i - 1]!, o) : [],
+  }));
+}
+
+/** Keeps the last observation before `since` as the baseline the first change starts from. */
+function sinceFilter<T>(items: readonly T[], since: Date | null, ts: (t: T) => string): T[] {
+  if (!since) return [...items];
+  const first = items.findIndex((t) => Date.parse(ts(t)) >= since.getTime());
+  if (first === -1) return items.slice(-1);
+  return items.slice(Math.max(0, first - 1));
+}

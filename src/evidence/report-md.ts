@@ -1,0 +1,27 @@
+import type { Block } from './report-blocks.js';
+
+export function renderMarkdown(blocks: readonly Block[]): string {
+  return `${blocks.map(renderBlock).join('\n\n')}\n`;
+}
+
+function renderBlock(block: Block): string {
+  switch (block.type) {
+    case 'title':
+      return `# ${block.text}`;
+    case 'heading':
+      return `## ${block.text}`;
+    case 'paragraph':
+      return block.text;
+    case 'list':
+      return block.items.map((i) => `- ${i}`).join('\n');
+    case 'table':
+      return [row(block.head), row(block.head.map(() => '---')), ...block.rows.map(row)].join('\n');
+    case 'code':
+      return `\`\`\`\n${block.text}\n\`\`\``;
+  }
+}
+
+/** A pipe inside a cell would start a new column. */
+function row(cells: readonly string[]): string {
+  return `| ${cells.map((c) => c.replace(/\|/g, '\\|').replace(/\n/g, ' ')).join(' | ')} |`;
+}

@@ -1,0 +1,41 @@
+import type { TableKey } from '../snapshot/types.js';
+import type { BlameChange } from './attribute.js';
+import type { TableObservation } from './observations.js';
+import type { RunFacts } from './windows.js';
+
+/**
+ * The backup to restore a table from: the newest verified backup that holds the table and
+ * was taken before the loss, with rows in it. Every guarded run's backup is taken on the
+ * pre-snapshot's exported snapshot, so its row count is exactly the pre-count.
+ */
+export interface RestoreSource {
+  readonly runId: string;
+  readonly script: string;
+  readonly ts: string;
+  readonly path: string;
+  readonly sha256: string | null;
+  readonly rows: number | null;
+  readonly command: string;
+}
+
+export function findRestoreSource(table: TableKey, runs: readonly RunFacts[], observations: readonly TableObservation[], loss: BlameChange | null): RestoreSource | null {
+  const lossFrom = loss && (loss.after ?? 0) < (loss.before ?? 0) ? (loss.fromSeq ?? Number.POSITIVE_INFINITY) : Number.POSITIVE_INFINITY;
+  const preRows = new Map<string, number | null>();
+  for (const o of observations) if (o.ref.kind === 'run.intent' && o.ref.runId) preRows.set(o.ref.runId, o.table?.rows ?? null);
+  let best: RestoreSource | null = null;
+  let bestSeq = -1;
+  for (const { run } of runs) {
+    const intent = run.intent;
+    const b = intent?.backup;
+    if (!intent || !b || b.status !== 'verified' || !b.path) continue;
+    if (b.scope !== 'full' && !b.tables.includes(table)) continue;
+    const seq = intent.ref.seq ?? 0;
+    const rows = preRows.get(run.runId) ?? null;
+    if (seq > lossFrom || seq < bestSeq) continue;
+    // Before a loss, a backup holding no rows of the table would restore nothing.
+    if (lossFrom !== Number.POSITIVE_INFINITY && rows === 0) continue;
+    best = { runId: run.runId, script: intent.script, ts: intent.ref.ts, path: b.path, sha256: b.sha256, rows, command: `safe-run restore ${run.runId} --table ${table}` };
+    bestSeq = seq;
+  }
+  return best;
+}

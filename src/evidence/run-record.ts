@@ -1,0 +1,102 @@
+import type { AuditEntry } from '../audit/types.js';
+import type { Config } from '../config/config.js';
+import type { Logger } from '../logger.js';
+import type { BackupRecord, DriftFinding, RunCommitFailedBody, RunError, RunIntentBody, RunOutcomeBody, RunPostBody, TableChange, Violation } from '../run/types.js';
+import type { Snapshot, TableKey } from '../snapshot/types.js';
+import { checkBackupFile, type BackupCheck } from './backup-check.js';
+import { connectIfPossible, readLiveIdentity } from './live.js';
+import { RunEntriesCollector } from './run-entries.js';
+import { readLiveFacts, resolveStatus, type ResolvedStatus } from './run-status.js';
+import { RunCollector } from './runs.js';
+import { scanLog } from './scan.js';
+
+/** Everything the log holds about one run, as `show --json` prints it. */
+export interface RunRecord {
+  readonly runId: string;
+  readonly status: ResolvedStatus;
+  readonly intent: Omit<RunIntentBody, 'snapshot'> | null;
+  readonly outcome: RunOutcomeBody | null;
+  readonly post: Omit<RunPostBody, 'snapshot'> | null;
+  readonly commitFailed: RunCommitFailedBody | null;
+  readonly changes: Readonly<Record<TableKey, TableChange>>;
+  readonly violations: readonly Violation[];
+  readonly drift: readonly DriftFinding[];
+  readonly error: RunError | null;
+  readonly counts: {
+    readonly pre: Readonly<Record<TableKey, number>>;
+    readonly post: Readonly<Record<TableKey, number>> | null;
+    readonly inTransaction: Readonly<Record<TableKey, number>>;
+  };
+  readonly backup: BackupRecord | null;
+  readonly backupCheck: BackupCheck | null;
+  /** Point-in-time recovery can stop at startLsn to land exactly before the run. */
+  readonly wal: { readonly preSnapshotLsn: string | null; readonly startLsn: string | null; readonly xid: string | null; readonly commitLsn: string | null; readonly postSnapshotLsn: string | null };
+  readonly database: string | null;
+  readonly entries: readonly { readonly seq: number; readonly kind: string; readonly ts: string; readonly hash: string; readonly prev: string; readonly keyId: string }[];
+  readonly related: readonly { readonly seq: number; readonly kind: string; readonly ts: string; readonly hash: string }[];
+  readonly snapshots: { readonly pre: Snapshot | null; readonly post: Snapshot | null };
+}
+
+export async function showRun(config: Config, runRef: string, log: Logger): Promise<RunRecord> {
+  const collector = new RunEntriesCollector(runRef.trim());
+  await scanLog(config.evidenceDir, [collector]);
+  const { runId, entries, related } = collector.result(config.evidenceDir);
+  const summary = new RunCollector();
+  for (const e of entries) summary.add(e);
+  const run = summary.get(runId)!;
+
+  const live = run.intent && !run.post && (!run.outcome || run.outcome.status === 'committing') ? await connectIfPossible(config, log) : null;
+  let status: ResolvedStatus;
+  try {
+    const identity = live ? await readLiveIdentity(live) : null;
+    status = resolveStatus(run, live && identity ? await readLiveFacts(live.db, identity, [run]) : null);
+  } finally {
+    await live?.close();
+  }
+
+  const intent = bodyOf<RunIntentBody>(entries, 'run.intent');
+  const outcome = bodyOf<RunOutcomeBody>(entries, 'run.outcome');
+  const post = bodyOf<RunPostBody>(entries, 'run.post');
+  const backup = intent?.backup ?? null;
+  return {
+    runId,
+    status,
+    intent: intent ? withoutSnapshot(intent) : null,
+    outcome,
+    post: post ? withoutSnapshot(post) : null,
+    commitFailed: bodyOf<RunCommitFailedBody>(entries, 'run.commit-failed'),
+    changes: outcome?.changes ?? {},
+    violations: outcome?.violations ?? [],
+    drift: outcome?.drift ?? [],
+    error: outcome?.error ?? null,
+    counts: { pre: rowsOf(intent?.snapshot), post: post ? rowsOf(post.snapshot) : null, inTransaction: outcome?.inTxCounts ?? {} },
+    backup,
+    backupCheck: backup ? await checkBackupFile(config.evidenceDir, backup) : null,
+    wal: {
+      preSnapshotLsn: intent?.snapshot.walLsn ?? null,
+      startLsn: outcome?.walLsnStart ?? null,
+      xid: outcome?.xid ?? null,
+      commitLsn: post?.commitLsn ?? null,
+      postSnapshotLsn: post?.snapshot.walLsn ?? null,
+    },
+    database: intent?.snapshot.database.key ?? null,
+    entries: entries.map((e) => ({ seq: e.seq, kind: e.kind, ts: e.ts, hash: e.hash, prev: e.prev, keyId: e.keyId })),
+    related: related.map((e) => ({ seq: e.seq, kind: e.kind, ts: e.ts, hash: e.hash })),
+    snapshots: { pre: intent?.snapshot ?? null, post: post?.snapshot ?? null },
+  };
+}
+
+function bodyOf<B>(entries: readonly AuditEntry[], kind: string): B | null {
+  const entry = entries.find((e) => e.kind === kind);
+  return entry ? (entry.body as B) : null;
+}
+
+function withoutSnapshot<B extends { snapshot: Snapshot }>(body: B): Omit<B, 'snapshot'> {
+  const { snapshot: _omit, ...rest } = body;
+  return rest;
+}
+
+export function rowsOf(snapshot: Snapshot | undefined): Record<TableKey, number> {
+  if (!snapshot) return {};
+  return Object.fromEntries(Object.entries(snapshot.tables).map(([k, t]) => [k, t.rows]));
+}

@@ -1,0 +1,75 @@
+import type { TableChange } from '../run/types.js';
+import type { TableKey } from '../snapshot/types.js';
+import type { BlameChange } from './attribute.js';
+import type { BlameAnalysis } from './blame.js';
+import { describeEvent } from './window-events.js';
+import type { RunFacts } from './windows.js';
+
+/**
+ * The report's answer in one or two sentences, built only from signed numbers:
+ * "cleanup-invalid-sessions deleted 0 rows from users; users went from 8 to 0 outside any
+ * guarded run between … and …". The decisive change is the latest loss of rows (the thing a
+ * post-mortem is about), or else the latest change.
+ */
+export interface Verdict {
+  readonly sentences: readonly string[];
+  readonly decisive: BlameChange | null;
+  /** The guarded run a reader would suspect: the last one to commit before the change. */
+  readonly suspect: RunFacts | null;
+}
+
+export function decideVerdict(analysis: Pick<BlameAnalysis, 'table' | 'changes' | 'runs' | 'observations'>): Verdict {
+  const name = shortName(analysis.table);
+  const decisive = [...analysis.changes].reverse().find((c) => (c.after ?? 0) < (c.before ?? 0)) ?? analysis.changes[analysis.changes.length - 1] ?? null;
+  if (!decisive) {
+    const obs = analysis.observations;
+    const first = obs[0];
+    const last = obs[obs.length - 1];
+    return { sentences: [`${name} did not change in the ${obs.length} signed observations from ${first?.ts ?? '?'} to ${last?.ts ?? '?'} (${last?.rows ?? '-'} rows).`], decisive: null, suspect: null };
+  }
+  const went = `${name} went from ${rows(decisive.before)} to ${rows(decisive.after)}`;
+  if (decisive.attribution.type === 'run') {
+    const { runId, script } = decisive.attribution;
+    return {
+      sentences: [`${runEffect(script, decisive.change ?? null, name)} in its own transaction (run ${runId}, signed outcome); ${went}.`],
+      decisive,
+      suspect: analysis.runs.find((r) => r.run.runId === runId) ?? null,
+    };
+  }
+  const suspect = lastCommittedBefore(analysis.runs, decisive.toSeq);
+  const suspectPart = suspect ? `${runEffect(suspect.run.intent?.script ?? '?', suspect.run.outcome?.changes[analysis.table] ?? null, name)}; ` : '';
+  const sentences = [`${suspectPart}${went} outside any guarded run between ${decisive.attribution.after} and ${decisive.attribution.before}.`];
+  const events = decisive.events.filter((e) => e !== 'stats-reset');
+  if (events.length) sentences.push(`In that window ${events.map(describeEvent).join(', and ')}.`);
+  if (decisive.counters && decisive.counters.deleted > 0) {
+    sentences.push(`The table's delete counter moved by ${decisive.counters.deleted} in that window: rows were deleted by a session that was not a guarded run.`);
+  } else if (decisive.counters === null) {
+    sentences.push('The statistics counters cannot be compared across that window, so they say nothing about how the rows went.');
+  }
+  return { sentences, decisive, suspect };
+}
+
+/** "cleanup-invalid-sessions deleted 0 rows from users" — zero is stated, not omitted. */
+export function runEffect(script: string, change: TableChange | null, table: string): string {
+  if (!change || (!change.inserted && !change.updated && !change.truncated)) return `${script} deleted ${change?.deleted ?? 0} rows from ${table}`;
+  if (change.truncated) return `${script} truncated ${table}`;
+  return `${script} inserted ${change.inserted}, updated ${change.updated} and deleted ${change.deleted} rows in ${table}`;
+}
+
+function lastCommittedBefore(runs: readonly RunFacts[], seq: number | null): RunFacts | null {
+  const limit = seq ?? Number.POSITIVE_INFINITY;
+  let found: RunFacts | null = null;
+  for (const r of runs) {
+    const at = r.run.outcome?.ref.seq;
+    if (r.status.committed && at !== undefined && at !== null && at < limit && (!found || at > found.run.outcome!.ref.seq!)) found = r;
+  }
+  return found;
+}
+
+export function shortName(table: TableKey): string {
+  return table.startsWith('public.') ? table.slice('public.'.length) : table;
+}
+
+function rows(n: number | null): string {
+  return n === null ? 'not existing' : String(n);
+}

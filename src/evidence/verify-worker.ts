@@ -1,0 +1,19 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { databaseAnchor } from '../audit/anchor.js';
+import { verifyLog } from '../audit/verify.js';
+import { createDb } from '../db/connection.js';
+import { errorMessage } from '../errors.js';
+
+/**
+ * verifyLog in its own thread (see verify-in-worker.ts). The anchor needs a database
+ * handle, and handles cannot cross threads, so the worker opens its own.
+ */
+const { evidenceDir, databaseUrl } = workerData as { evidenceDir: string; databaseUrl: string | null };
+const db = databaseUrl ? createDb(databaseUrl, { applicationName: 'safe-run verify', maxConnections: 1 }) : null;
+try {
+  parentPort!.postMessage({ result: await verifyLog({ evidenceDir, anchor: db ? databaseAnchor(db) : null }), error: null });
+} catch (error) {
+  parentPort!.postMessage({ result: null, error: errorMessage(error) });
+} finally {
+  await db?.destroy();
+}

@@ -6,6 +6,7 @@ import { openAuditLog } from '../src/audit/log.js';
 import { createDb } from '../src/db/connection.js';
 import type { BlameResult } from '../src/evidence/blame.js';
 import type { CheckResult } from '../src/evidence/check.js';
+import { driftBeforeRun } from '../src/evidence/before-run.js';
 import { driftSince } from '../src/evidence/drift.js';
 import type { History } from '../src/evidence/history.js';
 import type { RunRecord } from '../src/evidence/run-record.js';
@@ -174,5 +175,18 @@ export default defineScript({
     await sql`delete from oauth_clients where client_id = 'cli'`.execute(ws.t.db);
     const after = await snapshotOf(ws);
     expect(driftSince(before, after, { criticalTables: {} })).toEqual([expect.objectContaining({ kind: 'count-changed', table: 'public.oauth_clients', before: 4, after: 3 })]);
+  });
+
+  it('puts an interrupted run into the next run\'s drift, after which check stops repeating it', async () => {
+    const audit = await openAuditLog({ evidenceDir: ws.evidenceDir, signingKeyPath: ws.env.SAFE_RUN_SIGNING_KEY!, log: silentLogger });
+    const snapshot = await snapshotOf(ws);
+    await audit.append('run.intent', intentBody(snapshot, 'killed'), { runId: '01KKKKKKKKKKKKKKKKKKKKKKKK' });
+    const drift = await driftBeforeRun({ evidenceDir: ws.evidenceDir, criticalTables: {} }, await snapshotOf(ws), ws.t.db);
+    expect(drift).toEqual([expect.objectContaining({ kind: 'interrupted-run', runId: '01KKKKKKKKKKKKKKKKKKKKKKKK', status: 'interrupted' })]);
+    expect(parseJson<CheckResult>(await ws.cli(['check', '--json'])).findings).toEqual([expect.objectContaining({ kind: 'interrupted-run' })]);
+
+    expect((await ws.cli(['cleanup-invalid-sessions'])).exitCode).toBe(0);
+    expect(parseJson<CheckResult>(await ws.cli(['check', '--json'])).status).toBe('clean');
+    expect(parseJson<History>(await ws.cli(['log', '--json'])).runs[0]).toMatchObject({ script: 'killed', status: 'interrupted' });
   });
 });

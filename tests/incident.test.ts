@@ -11,6 +11,7 @@ import type { History } from '../src/evidence/history.js';
 import type { RunRecord } from '../src/evidence/run-record.js';
 import type { RunResult } from '../src/run/types.js';
 import { CLI_PATH, parseJson } from './helpers/cli.js';
+import { repoRoot } from './helpers/constants.js';
 import { serverUrl } from './helpers/db.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
 
@@ -167,6 +168,37 @@ describe('the incident, replayed', () => {
     expect(report.stdout).toContain('cleanup-invalid-sessions deleted 0 rows from users; users went from 8 to 0 outside any guarded run');
     expect(report.stdout).toMatch(/In that window the database was recreated/);
     expect(report.stdout).toContain(`safe-run restore ${run.runId} --table public.users`);
+  });
+
+  it('names a db:reset wrapped in `safe-run exec` as the window where the users went', async () => {
+    const run = await cleanupRun(ws);
+    // The reset, as a child process of exec: it empties users through its own connection.
+    const reset = `const pg = require(${JSON.stringify(path.join(repoRoot(), 'node_modules', 'pg'))});
+const c = new pg.Client(process.env.DATABASE_URL);
+c.connect().then(() => c.query('delete from users')).then(() => c.end());`;
+    const exec = await ws.cli(['exec', '--label', 'db:reset', '--json', '--', process.execPath, '-e', reset]);
+    expect(exec.exitCode).toBe(10);
+    const execRun = parseJson<{ runId: string; status: string }>(exec);
+    expect(execRun.status).toBe('completed');
+
+    const blame = parseJson<BlameResult>(await ws.cli(['blame', 'users', '--json']));
+    expect(blame.changes).toEqual([
+      expect.objectContaining({
+        before: 8,
+        after: 0,
+        attribution: { type: 'outside', after: expect.stringMatching(/exec\.intent of exec "db:reset"/), before: expect.stringMatching(/exec\.outcome of exec "db:reset"/) },
+      }),
+    ]);
+    const log = parseJson<History>(await ws.cli(['log', '--json']));
+    expect(log.runs.map((r) => [r.kind, r.script, r.status])).toEqual([['run', 'cleanup-invalid-sessions', 'committed'], ['exec', 'exec "db:reset"', 'completed']]);
+    expect(log.runs[1]!.counts).toMatchObject({ 'public.users': { before: 8, after: 0 } });
+    expect(parseJson<History>(await ws.cli(['log', '--table', 'users', '--json'])).runs.map((r) => r.runId)).toEqual([execRun.runId]);
+
+    const report = await ws.cli(['report', 'users']);
+    expect(report.stdout).toContain(`cleanup-invalid-sessions deleted 0 rows from users; users went from 8 to 0 outside any guarded run between #`);
+    // The newest backup from before the loss is the one exec took.
+    expect(report.stdout).toContain(`safe-run restore ${execRun.runId} --table public.users`);
+    expect(run.runId).not.toBe(execRun.runId);
   });
 
   it('shows a run killed with SIGKILL as interrupted', async () => {

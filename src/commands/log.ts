@@ -24,7 +24,9 @@ function renderHistory(h: History): string {
 
 function renderRow(r: HistoryRow, scriptWidth: number, statusWidth: number, showDatabase: boolean): string {
   const time = r.ts.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
-  const changes = Object.entries(r.changes).map(([t, c]) => formatChange(t, c));
+  const changes = r.counts
+    ? Object.entries(r.counts).map(([t, c]) => `${t.replace(/^public\./, '')} ${c.before ?? '(absent)'}->${c.after ?? '(absent)'}`)
+    : Object.entries(r.changes).map(([t, c]) => formatChange(t, c));
   const status = r.dryRun && r.status !== 'dry-run' ? `${r.status} (dry)` : r.status;
   return [time, r.runId, r.script.padEnd(scriptWidth), status.padEnd(statusWidth), r.operator, changes.join(', ') || '-', showDatabase ? `[${r.database}]` : '']
     .filter((s, i) => i < 6 || s)

@@ -40,9 +40,10 @@ export interface BlameChange {
 
 const ZERO: CounterDelta = { inserted: 0, updated: 0, deleted: 0 };
 
-export function attributeChanges(table: TableKey, observations: readonly TableObservation[], runs: readonly RunFacts[]): BlameChange[] {
+/** `names` labels the other entries that carry a run id (exec runs) in the "outside" wording. */
+export function attributeChanges(table: TableKey, observations: readonly TableObservation[], runs: readonly RunFacts[], names: ReadonlyMap<string, string> = new Map()): BlameChange[] {
   const windows = assignRunsToWindows(observations, runs);
-  const scriptOf = new Map(runs.map((r) => [r.run.runId, r.run.intent?.script ?? null]));
+  const scriptOf = new Map<string, string | null>([...names, ...runs.map((r) => [r.run.runId, r.run.intent?.script ?? null] as const)]);
   const label = (o: TableObservation): string => describeRef(o.ref, o.ref.runId ? scriptOf.get(o.ref.runId) : null);
   const short = (o: TableObservation): string => shortRef(o.ref);
   const changes: BlameChange[] = [];

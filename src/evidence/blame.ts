@@ -4,6 +4,7 @@ import { usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { TableKey } from '../snapshot/types.js';
 import { attributeChanges, type BlameChange } from './attribute.js';
+import { ExecCollector, type ExecSummary } from './exec-runs.js';
 import { connectIfPossible, connectLive, readLiveIdentity, readLiveSnapshot } from './live.js';
 import { observeLive, TableObservationCollector, type TableObservation } from './observations.js';
 import { readLiveFacts, resolveStatus, type LiveFacts } from './run-status.js';
@@ -44,6 +45,7 @@ export interface BlameResult {
 /** The full working set, for `report`, which needs the runs as well as the changes. */
 export interface BlameAnalysis extends BlameResult {
   readonly runs: readonly RunFacts[];
+  readonly execs: readonly ExecSummary[];
   readonly live: LiveFacts | null;
   /** Every table's rows in the live database, when it was read. */
   readonly current: { readonly at: string; readonly tables: Readonly<Record<TableKey, { readonly rows: number; readonly rowsKind: 'exact' | 'estimate' }>> } | null;
@@ -63,7 +65,8 @@ export async function analyzeTable(config: Config, options: BlameOptions, log: L
     const identity = nowSnapshot?.database ?? (live ? await readLiveIdentity(live) : null);
     const observed = new TableObservationCollector(table);
     const runCollector = new RunCollector();
-    await scanLog(config.evidenceDir, [observed, runCollector]);
+    const execCollector = new ExecCollector();
+    await scanLog(config.evidenceDir, [observed, runCollector, execCollector]);
 
     const key = identity?.key ?? observed.newestDatabaseKey;
     if (!identity && key && observed.databaseKeys.length > 1) log.warn('no database connected: blaming the most recently observed one', { database: key });
@@ -76,14 +79,17 @@ export async function analyzeTable(config: Config, options: BlameOptions, log: L
     const runs = runCollector.runs.filter((r) => r.intent?.databaseKey === key);
     const facts = live && identity ? await readLiveFacts(live.db, identity, runs) : null;
     const runFacts: RunFacts[] = runs.map((run) => ({ run, status: resolveStatus(run, facts) }));
-    const changes = attributeChanges(table, observations, runFacts);
-    const scripts = new Map(runs.map((r) => [r.runId, r.intent?.script ?? null]));
+    const execs = execCollector.execs.filter((e) => e.intent.databaseKey === key);
+    const names = new Map(execs.map((e) => [e.runId, e.intent.name]));
+    const changes = attributeChanges(table, observations, runFacts, names);
+    const scripts = new Map<string, string | null>([...names, ...runs.map((r) => [r.runId, r.intent?.script ?? null] as const)]);
     return {
       table,
       database: key,
       observations: sinceFilter(viewObservations(observations, scripts), options.since, (o) => o.ts),
       changes: options.since ? changes.filter((c) => Date.parse(c.toTs) >= options.since!.getTime()) : changes,
       runs: runFacts,
+      execs,
       live: facts,
       current: nowSnapshot
         ? { at: nowSnapshot.takenAt, tables: Object.fromEntries(Object.entries(nowSnapshot.tables).map(([k, t]) => [k, { rows: t.rows, rowsKind: t.rowsKind }])) }

@@ -3,6 +3,8 @@ import { tableKey } from '../db/names.js';
 import type { Logger } from '../logger.js';
 import type { TableChange } from '../run/types.js';
 import type { TableKey } from '../snapshot/types.js';
+import type { ExecStatus, ExecTableChange } from '../exec/types.js';
+import { ExecCollector, type ExecSummary } from './exec-runs.js';
 import { connectIfPossible, readLiveIdentity } from './live.js';
 import { readLiveFacts, resolveStatus, type DisplayStatus } from './run-status.js';
 import { isNonZero, RunCollector, type RunSummary } from './runs.js';
@@ -14,18 +16,23 @@ export interface HistoryFilter {
   readonly since?: Date | null;
 }
 
-/** One line of `safe-run log`. */
+/** One line of `safe-run log`: a guarded run, or an `exec` (e.g. `npm run db:reset`). */
 export interface HistoryRow {
+  readonly kind: 'run' | 'exec';
   readonly runId: string;
   readonly ts: string;
+  /** The script's name, or `exec "<command or label>"`. */
   readonly script: string;
-  readonly status: DisplayStatus;
+  readonly status: DisplayStatus | ExecStatus;
   readonly statusNote: string | null;
   readonly operator: string;
   readonly reason: string | null;
   readonly database: string;
   readonly dryRun: boolean;
+  /** A guarded run's exact changes (tables with a non-zero change). */
   readonly changes: Readonly<Record<TableKey, TableChange>>;
+  /** An exec's tables whose count moved (it has no transaction to measure inside). */
+  readonly counts?: Readonly<Record<TableKey, { readonly before: number | null; readonly after: number | null }>>;
 }
 
 export interface History {
@@ -37,25 +44,48 @@ export interface History {
 /** Run history from one pass over the log; statuses settled by the live database when it answers. */
 export async function runHistory(config: Config, filter: HistoryFilter, log: Logger): Promise<History> {
   const collector = new RunCollector();
-  await scanLog(config.evidenceDir, [collector]);
+  const execCollector = new ExecCollector();
+  await scanLog(config.evidenceDir, [collector, execCollector]);
   const all = collector.runs.filter((r) => r.intent);
   const table = filter.table ? tableKey(filter.table) : null;
   const since = filter.since?.getTime() ?? null;
-  const selected = all.filter(
-    (r) =>
-      (!filter.script || r.intent!.script === filter.script) &&
-      (since === null || Date.parse(r.intent!.ref.ts) >= since) &&
-      (!table || isNonZero(r.outcome?.changes[table] ?? null)),
-  );
+  const when = (ts: string): boolean => since === null || Date.parse(ts) >= since;
+  const selected = all.filter((r) => (!filter.script || r.intent!.script === filter.script) && when(r.intent!.ref.ts) && (!table || isNonZero(r.outcome?.changes[table] ?? null)));
+  // An exec has no script name to match, and its counts are not its own exact changes.
+  const execs = execCollector.execs.filter((e) => !filter.script && when(e.intent.ref.ts) && (!table || countMoved(e.outcome?.changes[table])));
 
   const live = needsDatabase(selected) ? await connectIfPossible(config, log) : null;
   try {
     const identity = live ? await readLiveIdentity(live) : null;
     const facts = live && identity ? await readLiveFacts(live.db, identity, selected) : null;
-    return { runs: selected.map((run) => row(run, resolveStatus(run, facts))), total: all.length };
+    const rows = [...selected.map((run) => row(run, resolveStatus(run, facts))), ...execs.map(execRow)];
+    return { runs: rows.sort((a, b) => a.ts.localeCompare(b.ts)), total: all.length + execCollector.execs.length };
   } finally {
     await live?.close();
   }
+}
+
+function countMoved(change: ExecTableChange | undefined): boolean {
+  return !!change && (change.before !== change.after || change.recreated || change.rewritten);
+}
+
+function execRow(e: ExecSummary): HistoryRow {
+  const op = e.intent.operator;
+  const changed = Object.entries(e.outcome?.changes ?? {}).filter(([, c]) => countMoved(c));
+  return {
+    kind: 'exec',
+    runId: e.runId,
+    ts: e.intent.ref.ts,
+    script: e.intent.name,
+    status: e.outcome?.status ?? 'interrupted',
+    statusNote: e.outcome ? null : 'exec.intent without exec.outcome: the process died while the command ran',
+    operator: op.gitUser && op.gitUser !== op.osUser ? `${op.osUser} (${op.gitUser})` : op.osUser,
+    reason: e.intent.reason,
+    database: e.intent.databaseKey,
+    dryRun: false,
+    changes: {},
+    counts: Object.fromEntries(changed.map(([t, c]) => [t, { before: c.before, after: c.after }])),
+  };
 }
 
 /** Only unfinished runs need the server's word; a clean history never opens a connection. */
@@ -67,6 +97,7 @@ function row(run: RunSummary, status: ReturnType<typeof resolveStatus>): History
   const intent = run.intent!;
   const op = intent.operator;
   return {
+    kind: 'run',
     runId: run.runId,
     ts: intent.ref.ts,
     script: intent.script,

@@ -93,9 +93,18 @@ function timelineRows(a: BlameAnalysis): string[][] {
   return rowsOut;
 }
 
+const WHAT: Readonly<Record<string, (owner: string) => string>> = {
+  'run.intent': (owner) => `before ${owner}`,
+  'run.post': (owner) => `after ${owner} committed`,
+  'exec.intent': (owner) => `before ${owner}`,
+  'exec.outcome': (owner) => `after ${owner}`,
+  snapshot: () => 'snapshot',
+  live: () => 'live database',
+};
+
 function whatHappened(o: BlameObservation): string {
-  const what =
-    o.kind === 'run.intent' ? `before ${o.script ?? 'run'} (${o.runId})` : o.kind === 'run.post' ? `after ${o.script ?? 'run'} committed (${o.runId})` : o.kind === 'live' ? 'live database' : o.kind;
+  const owner = `${o.script ?? 'run'} (${o.runId})`;
+  const what = WHAT[o.kind]?.(owner) ?? o.kind;
   return [what, ...o.events.map(describeEvent)].join('; ');
 }
 

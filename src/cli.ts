@@ -9,6 +9,7 @@ import { reportError } from './commands/report-error.js';
 import { listCommand } from './commands/list.js';
 import { keygenCommand } from './commands/keygen.js';
 import { verifyCommand } from './commands/verify.js';
+import { defaultRunCommand, runCommand } from './commands/run.js';
 import { snapshotCommand } from './commands/snapshot.js';
 import { checkCommand } from './commands/check.js';
 import { logCommand } from './commands/log.js';
@@ -25,6 +26,8 @@ export function buildProgram(argv: string[]) {
   return globalOptions(yargs(argv))
     .scriptName('safe-run')
     .usage('Usage: safe-run <script> [-- args]   (guarded run)\n       safe-run <command> [options]')
+    .command(defaultRunCommand)
+    .command(runCommand)
     .command(listCommand)
     .command(verifyCommand)
     .command(keygenCommand)
@@ -45,7 +48,10 @@ export function buildProgram(argv: string[]) {
     .alias('h', 'help')
     .wrap(Math.min(100, process.stdout.columns ?? 100))
     .fail((message, error) => {
-      throw error ?? usageError(message ?? 'Invalid arguments.', 'See `safe-run --help`.');
+      if (error) throw error;
+      // With the guarded run as the default command, "no command" surfaces as a missing positional.
+      const text = !message || /Not enough non-option arguments/.test(message) ? 'Name a script to run or a command; `safe-run list` shows the scripts.' : message;
+      throw usageError(text, 'See `safe-run --help`.');
     });
 }
 

@@ -5,6 +5,7 @@ import { databaseAnchor, openAuditLog, type AuditLog } from '../audit/log.js';
 import { runBackup } from '../backup/backup.js';
 import { backupScope } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
+import { driftBeforeRun } from '../evidence/before-run.js';
 import { assertReachable, createDb, withClient, type Db } from '../db/connection.js';
 import { readIdentity } from '../db/identity.js';
 import { withAdvisoryLock } from '../db/lock.js';
@@ -14,7 +15,6 @@ import type { Logger } from '../logger.js';
 import { loadScriptByName, type LoadedScript } from '../script/load.js';
 import { takeSnapshot } from '../snapshot/take.js';
 import type { DatabaseIdentity, Snapshot, TableKey } from '../snapshot/types.js';
-import { previousObservationDrift } from './drift.js';
 import { checkEnvironment } from './environment.js';
 import { assertEvidenceWritable } from './preflight.js';
 import { watchInterrupts, type Interrupt } from './interrupt.js';
@@ -99,7 +99,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     }
   });
   const backup = held!;
-  const drift = await previousObservationDrift(config, pre).catch((error: unknown) => {
+  const drift = await driftBeforeRun(config, pre, ctx.session).catch((error: unknown) => {
     log.warn('could not compare with the previous observation', { error: (error as Error).message });
     return [];
   });

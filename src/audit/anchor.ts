@@ -26,7 +26,6 @@ export const ANCHOR_TABLE = 'chain_head';
 const UNDEFINED_TABLE = '42P01';
 const INVALID_SCHEMA = '3F000';
 // Two first-time writers racing on CREATE ... IF NOT EXISTS can still collide in the catalog.
-// Concurrent first writers: unique_violation, duplicate_schema, duplicate_table, and duplicate_object (the row type).
 const CREATE_RACE = new Set(['23505', '42P06', '42P07', '42710']);
 
 /**

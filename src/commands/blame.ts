@@ -8,6 +8,8 @@ import { emit, loadContext, type GlobalArgs } from './context.js';
 
 export { blameTable };
 
+const MAX_SHOWN = 30;
+
 function renderBlame(r: BlameResult): string {
   const head = `blame ${r.table} on ${r.database ?? '?'}: ${r.observations.length} observations, ${r.changes.length} change(s)`;
   if (!r.changes.length) {
@@ -15,7 +17,10 @@ function renderBlame(r: BlameResult): string {
     const last = r.observations[r.observations.length - 1];
     return `${head}\n  no change: ${last?.rows ?? '-'} rows from ${first?.ts ?? '?'} to ${last?.ts ?? '?'}`;
   }
-  return [head, ...r.changes.map(renderChange)].join('\n');
+  // A terminal wants the recent story; --since or --json give the rest.
+  const shown = r.changes.slice(-MAX_SHOWN);
+  const hidden = r.changes.length - shown.length;
+  return [head, ...(hidden ? [`  … ${hidden} earlier change(s) not shown (narrow with --since, or use --json)`] : []), ...shown.map(renderChange)].join('\n');
 }
 
 export function rowsText(n: number | null): string {

@@ -3,7 +3,7 @@ import type { Block } from './report-blocks.js';
 /** A single self-contained page: no scripts, no external assets, printable. */
 export function renderHtml(blocks: readonly Block[]): string {
   const first = blocks.find((b) => b.type === 'title');
-  const pageTitle = first && first.type === 'title' ? escapeHtml(first.text) : 'safe-run report';
+  const pageTitle = first && first.type === 'title' ? escapeHtml(first.text.replace(/`|\*\*/g, '')) : 'safe-run report';
   return [
     '<!doctype html>',
     '<html lang="en"><head><meta charset="utf-8">',

@@ -32,7 +32,7 @@ export function tableReportBlocks(input: TableReportInput): Block[] {
     heading('Summary'),
     list([
       `Now: ${inlineCode(name)} has **${last?.rows ?? '-'}** rows (${last?.kind === 'live' ? 'live database' : `last observation ${last?.ts ?? '?'}`}).`,
-      `${a.observations.length} signed observations of ${inlineCode(a.table)}, ${a.runs.length} guarded runs on this database, ${runsOnTable.length} of which changed ${inlineCode(name)}.`,
+      `${a.observations.length} signed observations of ${inlineCode(a.table)}, ${a.runs.length} guarded run(s) on this database, ${runsOnTable.length} of which changed ${inlineCode(name)}.`,
       `${a.changes.length} change(s): ${a.changes.length - outside.length} made by guarded runs, ${outside.length} outside any guarded run.`,
       `Verdict: ${verdict.sentences[0] ?? ''}`,
     ]),
@@ -56,7 +56,7 @@ function currentState(a: BlameAnalysis): Block[] {
   return [
     heading('Current state'),
     paragraph(`Table counts in the live database at ${a.current.at}:`),
-    table(['table', 'rows', ''], rowsOf.map(([k, t]) => [k === a.table ? `**${k}**` : k, `${t.rows}${t.rowsKind === 'estimate' ? ' (estimate)' : ''}`, t.rows === 0 ? 'EMPTY' : ''])),
+    table(['table', 'rows', 'note'], rowsOf.map(([k, t]) => [k === a.table ? `**${k}**` : k, `${t.rows}${t.rowsKind === 'estimate' ? ' (estimate)' : ''}`, t.rows === 0 ? 'EMPTY' : ''])),
   ];
 }
 
@@ -128,7 +128,7 @@ function runsSection(a: BlameAnalysis, verdict: Verdict): Block[] {
   }
   const s = verdict.suspect;
   if (s && verdict.decisive?.attribution.type === 'outside') {
-    const own = Object.entries(s.run.outcome?.changes ?? {}).map(([t, c]) => `${t}: +${c.inserted} ~${c.updated} -${c.deleted}`);
+    const own = Object.entries(s.run.outcome?.changes ?? {}).map(([t, c]) => `${inlineCode(t)} (${c.inserted} inserted, ${c.updated} updated, ${c.deleted} deleted)`);
     blocks.push(paragraph(`The last guarded run before the change, ${s.run.intent?.script ?? '?'} (${inlineCode(s.run.runId)}, ${s.status.status}), changed only: ${own.join(', ') || 'nothing'}.`));
   }
   return blocks;

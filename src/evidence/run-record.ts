@@ -1,9 +1,12 @@
 import type { AuditEntry } from '../audit/types.js';
 import type { Config } from '../config/config.js';
+import { usageError } from '../errors.js';
+import type { ExecIntentBody } from '../exec/types.js';
 import type { Logger } from '../logger.js';
 import type { BackupRecord, DriftFinding, RunCommitFailedBody, RunError, RunIntentBody, RunOutcomeBody, RunPostBody, TableChange, Violation } from '../run/types.js';
 import type { Snapshot, TableKey } from '../snapshot/types.js';
 import { checkBackupFile, type BackupCheck } from './backup-check.js';
+import { execName } from './exec-runs.js';
 import { connectIfPossible, readLiveIdentity } from './live.js';
 import { RunEntriesCollector } from './run-entries.js';
 import { readLiveFacts, resolveStatus, type ResolvedStatus } from './run-status.js';
@@ -43,7 +46,14 @@ export async function showRun(config: Config, runRef: string, log: Logger): Prom
   const { runId, entries, related } = collector.result(config.evidenceDir);
   const summary = new RunCollector();
   for (const e of entries) summary.add(e);
-  const run = summary.get(runId)!;
+  const run = summary.get(runId);
+  if (!run) {
+    const exec = entries.find((e) => e.kind === 'exec.intent');
+    throw usageError(
+      `${runId} is ${exec ? `a \`safe-run exec\` run (${execName(exec.body as ExecIntentBody)})` : 'not a guarded run'}; \`show\` covers guarded runs.`,
+      '`safe-run log` lists it with its counts, and `safe-run blame <table>` places it in the timeline.',
+    );
+  }
 
   const live = run.intent && !run.post && (!run.outcome || run.outcome.status === 'committing') ? await connectIfPossible(config, log) : null;
   let status: ResolvedStatus;

@@ -46,6 +46,12 @@ export function decideVerdict(analysis: Pick<BlameAnalysis, 'table' | 'changes' 
   } else if (decisive.counters === null) {
     sentences.push('The statistics counters cannot be compared across that window, so they say nothing about how the rows went.');
   }
+  const earlier = analysis.changes.filter((c) => c !== decisive && c.attribution.type === 'outside' && (c.after ?? 0) < (c.before ?? 0));
+  if (earlier.length) {
+    const largest = earlier.reduce((x, y) => ((y.before ?? 0) - (y.after ?? 0) > (x.before ?? 0) - (x.after ?? 0) ? y : x));
+    const where = largest.attribution.type === 'outside' ? ` between ${largest.attribution.after} and ${largest.attribution.before}` : '';
+    sentences.push(`${name} also lost rows outside guarded runs ${earlier.length} other time(s); the largest: ${rows(largest.before)} to ${rows(largest.after)}${where}.`);
+  }
   return { sentences, decisive, suspect };
 }
 

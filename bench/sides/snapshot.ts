@@ -1,0 +1,101 @@
+import { sql } from 'kysely';
+import { backupScope } from '../../src/backup/scope.js';
+import type { Config } from '../../src/config/config.js';
+import { createDb, type Db } from '../../src/db/connection.js';
+import { loadScriptFile } from '../../src/script/load.js';
+import { takeSnapshot } from '../../src/snapshot/take.js';
+import type { TableKey } from '../../src/snapshot/types.js';
+import type { BenchDatabase } from '../data.js';
+import { alternate, timeMs, type SideSamples } from '../measure.js';
+import { cleanupScriptPath } from '../workspace.js';
+
+/**
+ * The snapshot a guarded run of the cleanup takes, with the options the pipeline gives it:
+ * the script's cascade closure and the critical tables counted exactly, everything else
+ * exact below the configured threshold and estimated above it.
+ */
+export interface SnapshotPlan {
+  readonly exactTables: ReadonlySet<TableKey>;
+  readonly exactCountThreshold: number;
+}
+
+export async function cleanupSnapshotPlan(db: Db, config: Config): Promise<SnapshotPlan> {
+  const script = await loadScriptFile(cleanupScriptPath);
+  const closure = await backupScope(db, Object.keys(script.touches), 'touched');
+  return { exactTables: new Set([...closure, ...script.critical, ...Object.keys(config.criticalTables)]), exactCountThreshold: config.exactCountThreshold };
+}
+
+function snapshotOnce(db: Db, url: string, plan: SnapshotPlan) {
+  return takeSnapshot(db, { exactTables: plan.exactTables, exactCountThreshold: plan.exactCountThreshold, countConnections: 2, url: new URL(url) });
+}
+
+/** What the incident's investigator did by hand: list the tables, count(*) each one, one after the other. */
+async function naiveCounts(db: Db): Promise<number> {
+  const { rows } = await sql<{ schema: string; name: string }>`
+    select schemaname as schema, relname as name from pg_stat_user_tables order by 1, 2`.execute(db);
+  let total = 0;
+  for (const t of rows) {
+    const r = await sql<{ n: number }>`select count(*)::int8 as n from ${sql.table(`${t.schema}.${t.name}`)}`.execute(db);
+    total += r.rows[0]!.n;
+  }
+  return total;
+}
+
+export interface SnapshotComparison {
+  readonly safeRun: SideSamples;
+  readonly naive: SideSamples;
+  /** The same two snapshots with nothing counted exactly: the catalog, identity and WAL reads alone, the floor. */
+  readonly catalogOnly: SideSamples;
+  readonly exactTables: number;
+}
+
+/** Pre + post snapshot against two rounds of exact counts (pre and post), on warm pools. */
+export async function compareSnapshotWithNaive(bench: BenchDatabase, plan: SnapshotPlan, rounds: number): Promise<SnapshotComparison> {
+  const db = createDb(bench.url, { maxConnections: 3, applicationName: 'safe-run-bench' });
+  try {
+    const none: SnapshotPlan = { exactTables: new Set(), exactCountThreshold: 0 };
+    const [safeRun, naive, catalogOnly] = await alternate(
+      [
+        { name: 'safe-run pre+post snapshot', run: () => timeMs(async () => { await snapshotOnce(db, bench.url, plan); await snapshotOnce(db, bench.url, plan); }) },
+        { name: 'count(*) every table, twice', run: () => timeMs(async () => { await naiveCounts(db); await naiveCounts(db); }) },
+        { name: 'snapshot without exact counts, twice', run: () => timeMs(async () => { await snapshotOnce(db, bench.url, none); await snapshotOnce(db, bench.url, none); }) },
+      ],
+      { rounds, label: 'snapshot vs naive' },
+    );
+    return { safeRun: safeRun!, naive: naive!, catalogOnly: catalogOnly!, exactTables: plan.exactTables.size };
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** The same snapshot on the full dataset and on its one-tenth twin (same tables, a tenth of the rows). */
+export interface GrowthComparison {
+  readonly full: SideSamples;
+  readonly tenth: SideSamples;
+  /** Rows the snapshot counted exactly on each side: the threshold decides, not the table count. */
+  readonly exactRows: { readonly full: number; readonly tenth: number };
+}
+
+async function exactRowsCounted(db: Db, url: string, plan: SnapshotPlan): Promise<number> {
+  const { snapshot } = await snapshotOnce(db, url, plan);
+  return Object.values(snapshot.tables).reduce((sum, t) => sum + (t.rowsKind === 'exact' ? t.rows : 0), 0);
+}
+
+export async function compareSnapshotGrowth(full: BenchDatabase, tenth: BenchDatabase, plan: SnapshotPlan, rounds: number): Promise<GrowthComparison> {
+  const fullDb = createDb(full.url, { maxConnections: 3, applicationName: 'safe-run-bench' });
+  const tenthDb = createDb(tenth.url, { maxConnections: 3, applicationName: 'safe-run-bench' });
+  try {
+    const [a, b] = await alternate(
+      [
+        { name: `snapshot, ${full.rows.toLocaleString('en')} rows`, run: () => timeMs(() => snapshotOnce(fullDb, full.url, plan)) },
+        { name: `snapshot, ${tenth.rows.toLocaleString('en')} rows`, run: () => timeMs(() => snapshotOnce(tenthDb, tenth.url, plan)) },
+      ],
+      { rounds, label: 'snapshot growth' },
+    );
+    const exactRows = { full: await exactRowsCounted(fullDb, full.url, plan), tenth: await exactRowsCounted(tenthDb, tenth.url, plan) };
+    return { full: a!, tenth: b!, exactRows };
+  } finally {
+    await fullDb.destroy();
+    await tenthDb.destroy();
+  }
+}

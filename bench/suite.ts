@@ -1,0 +1,178 @@
+import type { BenchArgs } from './args.js';
+import { wants } from './args.js';
+import { describeFailure, rssMethod, runCli } from './child.js';
+import type { BenchDatabase } from './data.js';
+import { progress } from './measure.js';
+import type { ComparisonRow, FigureName, Figures } from './report.js';
+import { BackupBench, compareBackups, compareParallel } from './sides/backup.js';
+import { measureCpuCeiling } from './sides/cpu.js';
+import { measureBlame, measureVerify, recordTemplate } from './sides/evidence.js';
+import { compareGuardWithBare, reseedSessions } from './sides/guard.js';
+import { cleanupSnapshotPlan, compareSnapshotGrowth, compareSnapshotWithNaive } from './sides/snapshot.js';
+import type { Workspace } from './workspace.js';
+import { createDb } from '../src/db/connection.js';
+import { SyntheticHistory, type RunTemplate } from './history.js';
+import { writeSignedBulk } from './signed-log.js';
+
+/**
+ * Every comparison, in an order that keeps the data warm for the next. Each one is fenced:
+ * a module that is missing or broken turns its figures into null with the reason, and the
+ * rest still run.
+ */
+export interface SuiteContext {
+  readonly args: BenchArgs;
+  readonly full: BenchDatabase;
+  readonly tenth: BenchDatabase | null;
+  readonly demoUrl: string;
+  readonly ws: Workspace;
+  readonly figures: Figures;
+  readonly rows: ComparisonRow[];
+  readonly details: Record<string, unknown>;
+  readonly notes: string[];
+}
+
+async function fenced(ctx: SuiteContext, figures: readonly FigureName[], label: string, fn: () => Promise<void>): Promise<void> {
+  progress(`\n== ${label}`);
+  try {
+    await fn();
+  } catch (error) {
+    const reason = `${label} failed: ${((error as Error).message ?? String(error)).split('\n')[0]!.slice(0, 300)}`;
+    progress(`!! ${reason}`);
+    for (const name of figures) if (ctx.figures.values.get(name) == null) ctx.figures.fail(name, reason);
+  }
+}
+
+export async function runSuite(ctx: SuiteContext): Promise<void> {
+  const { args, full, figures, rows, details } = ctx;
+  const config = await ctx.ws.config(full.url);
+  const db = createDb(full.url, { maxConnections: 1 });
+  const plan = await cleanupSnapshotPlan(db, config).finally(() => db.destroy());
+
+  if (wants(args, 'snapshot')) {
+    await fenced(ctx, ['snapshot_speedup_vs_naive'], 'snapshot against count(*) of every table', async () => {
+      const c = await compareSnapshotWithNaive(full, plan, args.rounds);
+      figures.set('snapshot_speedup_vs_naive', c.naive.medianMs / c.safeRun.medianMs);
+      rows.push(
+        { what: 'pre+post snapshot vs exact counts', a: c.naive.name, aMs: c.naive.medianMs, b: c.safeRun.name, bMs: c.safeRun.medianMs, ratio: c.naive.medianMs / c.safeRun.medianMs, ratioMeans: 'A/B, speedup' },
+        { what: 'the same, floor: nothing counted', a: c.naive.name, aMs: c.naive.medianMs, b: c.catalogOnly.name, bMs: c.catalogOnly.medianMs, ratio: c.naive.medianMs / c.catalogOnly.medianMs, ratioMeans: 'A/B, best possible' },
+      );
+      details.snapshot = c;
+    });
+  }
+  if (wants(args, 'growth') && ctx.tenth) {
+    const tenth = ctx.tenth;
+    await fenced(ctx, ['snapshot_growth_10x_rows'], 'snapshot time against 10x the rows', async () => {
+      const c = await compareSnapshotGrowth(full, tenth, plan, args.rounds);
+      figures.set('snapshot_growth_10x_rows', c.full.medianMs / c.tenth.medianMs);
+      rows.push({ what: 'snapshot, 10x rows, same tables', a: c.full.name, aMs: c.full.medianMs, b: c.tenth.name, bMs: c.tenth.medianMs, ratio: c.full.medianMs / c.tenth.medianMs, ratioMeans: 'A/B, growth' });
+      details.growth = c;
+    });
+  }
+  const made: { template: RunTemplate | null } = { template: null };
+  if (wants(args, 'verify') || wants(args, 'blame') || wants(args, 'guard')) {
+    await fenced(ctx, ['verify_entries_per_s', 'blame_10k_runs_ms'], 'a real guarded run to copy entries from', async () => {
+      made.template = await recordTemplate(ctx.demoUrl);
+    });
+  }
+  const template = made.template;
+  if (wants(args, 'guard')) {
+    await fenced(ctx, ['guard_overhead_ratio', 'guard_overhead_ms'], 'guarded cleanup against the bare script', async () => {
+      const c = await compareGuardWithBare(full, ctx.ws, args.rounds);
+      figures.set('guard_overhead_ratio', c.guarded.medianMs / c.bare.medianMs);
+      figures.set('guard_overhead_ms', c.guarded.medianMs - c.bare.medianMs);
+      rows.push({ what: `cleanup (${c.deletedPerRun} deletes), in-process`, a: c.guarded.name, aMs: c.guarded.medianMs, b: c.bare.name, bMs: c.bare.medianMs, ratio: c.guarded.medianMs / c.bare.medianMs, ratioMeans: 'A/B, overhead' });
+      details.guard = c;
+    });
+    if (template) {
+      const t: RunTemplate = template;
+      await fenced(ctx, [], 'the same, with 10,000 earlier runs in the audit log', async () => {
+        // Every guarded run reads the whole log for drift and unfinished runs, so its cost grows with the history.
+        const history = new SyntheticHistory(t, Date.now() - 10_100 * 3_600_000, 7_000);
+        await writeSignedBulk(ctx.ws.evidenceDir, ctx.ws.signingKey, 10_000, () => history.next());
+        const c = await compareGuardWithBare(full, ctx.ws, Math.min(args.rounds, 3));
+        rows.push({ what: 'the same, 10,000 runs already logged', a: c.guarded.name, aMs: c.guarded.medianMs, b: c.bare.name, bMs: c.bare.medianMs, ratio: c.guarded.medianMs / c.bare.medianMs, ratioMeans: 'A/B, overhead' });
+        details.guardLongLog = { ...c, overheadMs: c.guarded.medianMs - c.bare.medianMs };
+      });
+    }
+  }
+  if (wants(args, 'backup') || wants(args, 'parallel')) {
+    const bb = await BackupBench.open(full, ctx.ws);
+    try {
+      if (wants(args, 'backup')) await backupFigures(ctx, bb);
+      if (wants(args, 'parallel')) await parallelFigures(ctx, bb);
+    } finally {
+      await bb.close();
+    }
+  }
+  let verifyRss: number | null = null;
+  if ((wants(args, 'verify') || wants(args, 'rss')) && template) {
+    const t: RunTemplate = template;
+    await fenced(ctx, ['verify_entries_per_s'], 'verify a 100,000-entry log', async () => {
+      const { ws, result } = await measureVerify(t, 100_000, Math.min(args.rounds, 3), ctx.demoUrl);
+      ws.remove();
+      figures.set('verify_entries_per_s', result.entriesPerS);
+      verifyRss = result.cli.exitCode === 0 ? result.cli.peakRssMb : null;
+      details.verify = { ...result, cli: { exitCode: result.cli.exitCode, wallMs: result.cli.wallMs, peakRssMb: result.cli.peakRssMb } };
+      if (result.cli.exitCode !== 0) ctx.notes.push(describeFailure('safe-run verify (for peak RSS)', result.cli));
+    });
+  }
+  if (wants(args, 'blame') && template) {
+    const t: RunTemplate = template;
+    await fenced(ctx, ['blame_10k_runs_ms'], 'blame users over 10,000 runs', async () => {
+      const b = await measureBlame(t, 10_000, Math.min(args.rounds, 3), ctx.demoUrl);
+      figures.set('blame_10k_runs_ms', b.medianMs);
+      details.blame = { runs: b.runs, entries: b.entries, bytes: b.bytes, medianMs: b.medianMs, changes: b.changes, samplesMs: b.samples.map((s) => s.wallMs), peakRssMb: b.samples.map((s) => s.peakRssMb) };
+    });
+  }
+  if (wants(args, 'rss')) await rssFigures(ctx, verifyRss);
+}
+
+async function backupFigures(ctx: SuiteContext, bb: BackupBench): Promise<void> {
+  const names: FigureName[] = ['backup_wrapper_overhead_ratio', 'scoped_vs_full_backup_time_ratio', 'scoped_vs_full_backup_bytes_ratio'];
+  await fenced(ctx, names, 'backup: safe-run against pg_dump, touched against full', async () => {
+    const c = await compareBackups(bb, ctx.args.backupRounds);
+    ctx.figures.set('backup_wrapper_overhead_ratio', c.safeRunFull.medianMs / c.rawFull.medianMs);
+    ctx.figures.set('scoped_vs_full_backup_time_ratio', c.safeRunTouched.medianMs / c.safeRunFull.medianMs);
+    ctx.figures.set('scoped_vs_full_backup_bytes_ratio', c.bytes.touched / c.bytes.full);
+    ctx.rows.push(
+      { what: 'full backup, wrapper cost', a: c.safeRunFull.name, aMs: c.safeRunFull.medianMs, b: c.rawFull.name, bMs: c.rawFull.medianMs, ratio: c.safeRunFull.medianMs / c.rawFull.medianMs, ratioMeans: 'A/B, overhead' },
+      { what: 'touched backup, wrapper cost', a: c.safeRunTouched.name, aMs: c.safeRunTouched.medianMs, b: c.rawTouched.name, bMs: c.rawTouched.medianMs, ratio: c.safeRunTouched.medianMs / c.rawTouched.medianMs, ratioMeans: 'A/B, overhead' },
+      { what: `backup scope (${c.touchedTables.join(', ')})`, a: c.safeRunTouched.name, aMs: c.safeRunTouched.medianMs, b: c.safeRunFull.name, bMs: c.safeRunFull.medianMs, ratio: c.safeRunTouched.medianMs / c.safeRunFull.medianMs, ratioMeans: 'A/B, time' },
+    );
+    ctx.details.backup = c;
+  });
+}
+
+async function parallelFigures(ctx: SuiteContext, bb: BackupBench): Promise<void> {
+  await fenced(ctx, ['parallel_full_backup_speedup'], 'full backup, jobs=2 against jobs=1', async () => {
+    const c = await compareParallel(bb, ctx.args.backupRounds);
+    ctx.figures.set('parallel_full_backup_speedup', c.rawJobs1.medianMs / c.rawJobs2.medianMs);
+    ctx.rows.push(
+      { what: 'full backup, directory format', a: c.rawJobs1.name, aMs: c.rawJobs1.medianMs, b: c.rawJobs2.name, bMs: c.rawJobs2.medianMs, ratio: c.rawJobs1.medianMs / c.rawJobs2.medianMs, ratioMeans: 'A/B, speedup' },
+      { what: 'full backup jobs=2, wrapper cost', a: c.safeRunJobs2.name, aMs: c.safeRunJobs2.medianMs, b: c.rawJobs2.name, bMs: c.rawJobs2.medianMs, ratio: c.safeRunJobs2.medianMs / c.rawJobs2.medianMs, ratioMeans: 'A/B, overhead' },
+    );
+    const ceiling = await measureCpuCeiling(3);
+    ctx.details.parallel = { ...c, cpuCeiling: ceiling };
+    ctx.notes.push(`two CPU-bound processes at once run ${ceiling.speedup.toFixed(2)}x faster than one after the other on this machine: that is the ceiling for any jobs=2 speedup here`);
+  });
+}
+
+/** The CLI as a child under GNU time: a guarded run without and with a full backup, and verify. */
+async function rssFigures(ctx: SuiteContext, verifyRss: number | null): Promise<void> {
+  await fenced(ctx, ['peak_rss_mb'], 'peak memory of the CLI', async () => {
+    if (!rssMethod) throw new Error('/usr/bin/time is not installed (Debian package `time`)');
+    const measured: Record<string, number | null> = { verify: verifyRss };
+    const wall: Record<string, number> = {};
+    for (const [name, scope] of [['run', 'none'], ['backup', 'full']] as const) {
+      await reseedSessions(ctx.full);
+      const run = await runCli(['cleanup-invalid-sessions', '--backup', scope, '--json', '--config', ctx.ws.configFile, '--reason', 'bench rss'], ctx.ws.env(ctx.full.url), ctx.ws.dir);
+      if (run.exitCode !== 0) throw new Error(describeFailure(`safe-run cleanup-invalid-sessions --backup ${scope}`, run));
+      measured[name] = run.peakRssMb;
+      wall[name] = run.wallMs;
+    }
+    const known = Object.values(measured).filter((v): v is number => typeof v === 'number');
+    ctx.figures.set('peak_rss_mb', Math.max(...known));
+    ctx.details.peakRss = { method: rssMethod, mb: measured, cliWallMs: wall };
+    if (verifyRss === null) ctx.notes.push('peak_rss_mb does not include verify: `safe-run verify` did not run (see above)');
+  });
+}

@@ -1,0 +1,65 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateSigningKey } from '../src/audit/keys.js';
+import type { Config } from '../src/config/config.js';
+import { loadConfig } from '../src/config/load.js';
+
+/**
+ * A temp directory per bench run holding the evidence, the signing key and a config, so
+ * the bench never signs with or writes into an operator's real evidence. Paths are found
+ * from the compiled file, so the same code works from dist/ and from any other outDir.
+ */
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** The package root: the nearest directory above the compiled file with safe-run's package.json. */
+export const packageRoot = ((): string => {
+  for (let dir = here; ; dir = path.dirname(dir)) {
+    const pkg = path.join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'safe-run') return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no safe-run package.json above ${here}`);
+  }
+})();
+
+/** <outDir>/bench/workspace.js -> <outDir>/src/cli.js: the CLI built with this very bench. */
+export const cliPath = path.resolve(here, '../src/cli.js');
+
+export const cleanupScriptPath = path.join(packageRoot, 'scripts', 'cleanup-invalid-sessions.ts');
+
+export interface Workspace {
+  readonly dir: string;
+  readonly evidenceDir: string;
+  readonly signingKey: string;
+  readonly configFile: string;
+  /** The environment a CLI child needs: the key and the database, nothing from the operator's setup. */
+  env(url: string): Record<string, string>;
+  config(url: string, overrides?: Record<string, unknown>): Promise<Config>;
+  remove(): void;
+}
+
+export async function createWorkspace(name: string): Promise<Workspace> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `safe-run-bench-${name}-`));
+  const evidenceDir = path.join(dir, 'evidence');
+  const signingKey = path.join(dir, 'signing.key');
+  await generateSigningKey({ signingKeyPath: signingKey, evidenceDir });
+  const configFile = path.join(dir, 'safe-run.config.json');
+  const write = (overrides: Record<string, unknown>): void =>
+    writeFileSync(
+      configFile,
+      JSON.stringify({ scriptsDir: path.join(packageRoot, 'scripts'), evidenceDir, signingKey, criticalTables: { users: { maxDropPercent: 10 } }, ...overrides }, null, 2),
+    );
+  write({});
+  return {
+    dir,
+    evidenceDir,
+    signingKey,
+    configFile,
+    env: (url) => ({ DATABASE_URL: url, SAFE_RUN_SIGNING_KEY: signingKey, SAFE_RUN_EVIDENCE_DIR: evidenceDir }),
+    config: async (url, overrides = {}) => {
+      write(overrides);
+      return loadConfig({ configPath: configFile, db: url, cwd: dir, env: {} });
+    },
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}

@@ -8,19 +8,10 @@ import { auditLogPath } from '../src/audit/read.js';
 import { rotateSigningKey } from '../src/audit/rotate.js';
 import type { AuditEntry, KeyRotateBody } from '../src/audit/types.js';
 import { verifyLog } from '../src/audit/verify.js';
-import { ExitCode, SafeRunError } from '../src/errors.js';
+import { ExitCode } from '../src/errors.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createEvidence, logLines, type TestEvidence } from './helpers/evidence.js';
-
-async function rejection(promise: Promise<unknown>): Promise<SafeRunError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof SafeRunError) return error;
-    throw error;
-  }
-  throw new Error('expected a SafeRunError');
-}
+import { rejection } from './helpers/errors.js';
 
 describe('generateSigningKey', () => {
   let ev: TestEvidence;

@@ -12,10 +12,11 @@ import { auditLogPath, readEntries } from '../src/audit/read.js';
 import { GENESIS_PREV, type AuditEntry } from '../src/audit/types.js';
 import { verifyLog } from '../src/audit/verify.js';
 import { createDb } from '../src/db/connection.js';
-import { ExitCode, SafeRunError } from '../src/errors.js';
+import { ExitCode } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createEvidence, logLines, type TestEvidence } from './helpers/evidence.js';
+import { rejection } from './helpers/errors.js';
 
 /** A logger that keeps what it was told, to assert on warnings. */
 function recordingLogger(): Logger & { warnings: string[]; text(): string } {
@@ -39,16 +40,6 @@ async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const x of it) out.push(x);
   return out;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<SafeRunError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof SafeRunError) return error;
-    throw error;
-  }
-  throw new Error('expected a SafeRunError');
 }
 
 describe('canonical JSON', () => {

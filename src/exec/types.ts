@@ -1,5 +1,5 @@
 import type { CounterDelta } from '../evidence/counters.js';
-import type { BackupRecord, DriftFinding, Operator } from '../run/types.js';
+import type { BackupRecord, DriftFinding, IntentContext } from '../run/types.js';
 import type { Snapshot, TableKey } from '../snapshot/types.js';
 
 export interface ExecOptions {
@@ -18,18 +18,11 @@ export interface ExecOptions {
  * Body of `exec.intent`. `snapshot` is the pre-snapshot, under the same name as in
  * run.intent, so `check` and `blame` read it as an observation of the database.
  */
-export interface ExecIntentBody {
+export interface ExecIntentBody extends IntentContext {
   /** argv with anything that looks like a password replaced by ***. */
   readonly command: readonly string[];
   readonly label: string | null;
   readonly cwd: string;
-  readonly operator: Operator;
-  readonly host: string;
-  readonly reason: string | null;
-  /** Connection URL without its password. */
-  readonly url: string;
-  readonly snapshot: Snapshot;
-  readonly backup: BackupRecord;
 }
 
 export type ExecStatus = 'completed' | 'failed' | 'interrupted' | 'backup-failed';

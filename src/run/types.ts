@@ -80,10 +80,8 @@ export interface BackupRecord {
   readonly error?: string;
 }
 
-export interface RunIntentBody {
-  readonly script: ScriptRecord;
-  readonly args: readonly string[];
-  readonly dryRun: boolean;
+/** What every intent entry records besides what is being run: who, where, why, and the state before. */
+export interface IntentContext {
   readonly operator: Operator;
   readonly host: string;
   readonly reason: string | null;
@@ -91,6 +89,12 @@ export interface RunIntentBody {
   readonly url: string;
   readonly snapshot: Snapshot;
   readonly backup: BackupRecord;
+}
+
+export interface RunIntentBody extends IntentContext {
+  readonly script: ScriptRecord;
+  readonly args: readonly string[];
+  readonly dryRun: boolean;
 }
 
 export type OutcomeStatus =

@@ -25,7 +25,12 @@ import { usageError } from './errors.js';
 export function buildProgram(argv: string[]) {
   return globalOptions(yargs(argv))
     .scriptName('safe-run')
-    .usage('Usage: safe-run <script> [-- args]   (guarded run)\n       safe-run <command> [options]')
+    .usage('Usage:\n  safe-run <script> [-- args]    guarded run\n  safe-run <command> [options]')
+    .epilog(
+      'Exit codes: 0 ok or dry run, 1 script failed (rolled back), 2 usage/config error, 3 guard violated (rolled back),\n' +
+        '4 backup failed (script not run), 5 audit log not writable/verifiable, 6 another run holds the lock,\n' +
+        '10 drift found by check, 130 interrupted (rolled back). Runbooks: docs/ in the safe-run repository.',
+    )
     .command(defaultRunCommand)
     .command(runCommand)
     .command(listCommand)

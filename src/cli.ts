@@ -27,9 +27,13 @@ export function buildProgram(argv: string[]) {
     .scriptName('safe-run')
     .usage('Usage:\n  safe-run <script> [-- args]    guarded run\n  safe-run <command> [options]')
     .epilog(
-      'Exit codes: 0 ok or dry run, 1 script failed (rolled back), 2 usage/config error, 3 guard violated (rolled back),\n' +
-        '4 backup failed (script not run), 5 audit log not writable/verifiable, 6 another run holds the lock,\n' +
-        '10 drift found by check, 130 interrupted (rolled back). Runbooks: docs/ in the safe-run repository.',
+      [
+        'Exit codes:',
+        '0 ok, or a dry run           1 script failed, rolled back       2 usage or configuration error',
+        '3 guard violated, rolled back 4 backup failed, script not run    5 audit log not writable/verifiable',
+        '6 another run holds the lock  10 check found drift               130 interrupted, rolled back',
+        'Runbooks: docs/ in the safe-run repository.',
+      ].join('\n'),
     )
     .command(defaultRunCommand)
     .command(runCommand)

@@ -26,15 +26,7 @@ export function buildProgram(argv: string[]) {
   return globalOptions(yargs(argv))
     .scriptName('safe-run')
     .usage('Usage:\n  safe-run <script> [-- args]    guarded run\n  safe-run <command> [options]')
-    .epilog(
-      [
-        'Exit codes:',
-        '0 ok, or a dry run           1 script failed, rolled back       2 usage or configuration error',
-        '3 guard violated, rolled back 4 backup failed, script not run    5 audit log not writable/verifiable',
-        '6 another run holds the lock  10 check found drift               130 interrupted, rolled back',
-        'Runbooks: docs/ in the safe-run repository.',
-      ].join('\n'),
-    )
+    .epilog(`Exit codes:\n${EXIT_CODES_HELP}\nRunbooks: docs/ in the safe-run repository.`)
     .command(defaultRunCommand)
     .command(runCommand)
     .command(listCommand)
@@ -63,6 +55,14 @@ export function buildProgram(argv: string[]) {
       throw usageError(text, 'See `safe-run --help`.');
     });
 }
+
+const EXIT_CODES_HELP = [
+  ['0 ok, or a dry run', '1 script failed, rolled back', '2 usage or configuration error'],
+  ['3 guard violated, rolled back', '4 backup failed, script not run', '5 audit log not writable/verifiable'],
+  ['6 another run holds the lock', '10 check found drift', '130 interrupted, rolled back'],
+]
+  .map((row) => row.map((cell) => cell.padEnd(34)).join('').trimEnd())
+  .join('\n');
 
 /** Walk up from the compiled file: dist/src/cli.js in the package, other depths in other build trees. */
 function packageVersion(): string {

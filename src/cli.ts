@@ -58,10 +58,10 @@ export function buildProgram(argv: string[]) {
 
 const EXIT_CODES_HELP = [
   ['0 ok, or a dry run', '1 script failed, rolled back', '2 usage or configuration error'],
-  ['3 guard violated, rolled back', '4 backup failed, script not run', '5 audit log not writable/verifiable'],
+  ['3 guard violated, rolled back', '4 backup failed, script not run', '5 audit log unwritable or bad'],
   ['6 another run holds the lock', '10 check found drift', '130 interrupted, rolled back'],
 ]
-  .map((row) => row.map((cell) => cell.padEnd(34)).join('').trimEnd())
+  .map((row) => row.map((cell) => cell.padEnd(33)).join('').trimEnd())
   .join('\n');
 
 /** Walk up from the compiled file: dist/src/cli.js in the package, other depths in other build trees. */

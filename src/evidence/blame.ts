@@ -1,6 +1,6 @@
 import type { Config } from '../config/config.js';
 import { tableKey } from '../db/names.js';
-import { usageError } from '../errors.js';
+import { SafeRunError, usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { TableKey } from '../snapshot/types.js';
 import { attributeChanges, type BlameChange } from './attribute.js';
@@ -59,7 +59,7 @@ export async function blameTable(config: Config, options: BlameOptions, log: Log
 
 export async function analyzeTable(config: Config, options: BlameOptions, log: Logger): Promise<BlameAnalysis> {
   const table = tableKey(options.table);
-  const live = options.live ? await connectLive(config) : await connectIfPossible(config, log);
+  const live = options.live ? await connectLive(config).catch(offerNoLive) : await connectIfPossible(config, log);
   try {
     const nowSnapshot = live && options.live ? await readLiveSnapshot(live, config, [table]) : null;
     const identity = nowSnapshot?.database ?? (live ? await readLiveIdentity(live) : null);
@@ -99,6 +99,12 @@ export async function analyzeTable(config: Config, options: BlameOptions, log: L
   } finally {
     await live?.close();
   }
+}
+
+/** A post-mortem often happens after the database is gone: say how to work without it. */
+function offerNoLive(error: unknown): never {
+  if (error instanceof SafeRunError) throw new SafeRunError(error.message, error.exitCode, `${error.hint ?? ''} Or add --no-live to work from the audit log alone.`.trim(), { cause: error });
+  throw error;
 }
 
 function viewObservations(observations: readonly TableObservation[], scripts: ReadonlyMap<string, string | null>): BlameObservation[] {

@@ -192,4 +192,23 @@ describe('verifyLog', () => {
       await db.destroy();
     }
   });
+
+  it("in 'head' mode still catches a rewritten tail whose signatures were forged under the real key id", async () => {
+    const intruder = { keyId: ev.keyId, privateKey: newKeyPair().privateKey };
+    const lines = logLines(ev.evidenceDir);
+    let prev = entries[1]!.hash;
+    for (let seq = 3; seq <= 6; seq++) {
+      const body = seq === 3 ? { label: 'nothing to see', rows: { 'public.users': 8 } } : entries[seq - 1]!.body;
+      const forged = signEntry({ seq, prev, kind: 'snapshot', body, runId: `run-${seq}` }, intruder);
+      lines[seq - 1] = forged.line;
+      prev = forged.entry.hash;
+    }
+    writeLogLines(ev.evidenceDir, lines);
+    const head = await verifyLog({ evidenceDir: ev.evidenceDir, signatures: 'head' });
+    expect(head.firstBad).toMatchObject({ seq: 6, reason: 'bad-signature' });
+    expect((await verify()).firstBad).toMatchObject({ seq: 3, reason: 'bad-signature' });
+    lines[1] = lines[1]!.replace('"public.users":2', '"public.users":3');
+    writeLogLines(ev.evidenceDir, lines);
+    expect((await verifyLog({ evidenceDir: ev.evidenceDir, signatures: 'head' })).firstBad).toMatchObject({ seq: 2, reason: 'hash-mismatch' });
+  });
 });

@@ -118,7 +118,7 @@ describe('the incident, replayed', () => {
     expect(report.exitCode).toBe(0);
     expect(report.stdout).toContain(`cleanup-invalid-sessions deleted 0 rows from users; users went from 8 to 0 outside any guarded run between #${post.seq} run.post of cleanup-invalid-sessions ${run.runId}`);
     expect(report.stdout).toMatch(/delete counter moved by 8/);
-    expect(report.stdout).toMatch(/Signatures and hash chain verified/);
+    expect(report.stdout).toMatch(/Hash chain and head signature verified/);
     expect(report.stdout).toContain(`safe-run restore ${run.runId} --table public.users`);
     const html = path.join(ws.cwd, 'users.html');
     const written = await ws.cli(['report', 'users', '--format', 'html', '-o', html]);

@@ -41,7 +41,7 @@ export function verificationText(v: VerificationOutcome, cited: readonly CitedEn
   const anchor = r.anchor ? ` The chain head anchored in the database is #${r.anchor.seq}.` : ' No chain head was anchored in the database to compare with.';
   const keys = r.keys.length ? ` Signed by key${r.keys.length > 1 ? 's' : ''} ${r.keys.map(inlineCode).join(', ')} (Ed25519).` : '';
   const warnings = r.warnings.length ? ` Warnings: ${r.warnings.join('; ')}.` : '';
-  return `**Signatures and hash chain verified:** all ${r.entries} entries (${inlineCode('safe-run verify')}).${head}${keys}${anchor}${warnings}`;
+  return `**Hash chain and head signature verified:** all ${r.entries} entries are linked, and the head's Ed25519 signature covers every one of them through the chain (${inlineCode('safe-run verify')} also checks each entry's own signature).${head}${keys}${anchor}${warnings}`;
 }
 
 export function restoreBlocks(source: RestoreSource | null, tableName: string): Block[] {

@@ -11,7 +11,8 @@ import { errorMessage } from '../errors.js';
 const { evidenceDir, databaseUrl } = workerData as { evidenceDir: string; databaseUrl: string | null };
 const db = databaseUrl ? createDb(databaseUrl, { applicationName: 'safe-run verify', maxConnections: 1 }) : null;
 try {
-  parentPort!.postMessage({ result: await verifyLog({ evidenceDir, anchor: db ? databaseAnchor(db) : null }), error: null });
+  // 'head': every hash and link, and the head's signature, which covers the whole chain (see verifyLog).
+  parentPort!.postMessage({ result: await verifyLog({ evidenceDir, anchor: db ? databaseAnchor(db) : null, signatures: 'head' }), error: null });
 } catch (error) {
   parentPort!.postMessage({ result: null, error: errorMessage(error) });
 } finally {

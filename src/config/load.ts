@@ -1,7 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createJiti } from 'jiti';
 import { usageError } from '../errors.js';
 import { tableKey } from '../db/names.js';
 import type { Config } from './config.js';
@@ -49,6 +48,8 @@ async function readRawConfig(file: string): Promise<unknown> {
     }
   }
   try {
+    // Loaded on demand: most commands never read a TypeScript config, and start-up time counts.
+    const { createJiti } = await import('jiti');
     const jiti = createJiti(import.meta.url, { moduleCache: false });
     return await jiti.import(file, { default: true });
   } catch (error) {

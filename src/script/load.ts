@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createJiti } from 'jiti';
 import { sql } from 'kysely';
 import { tableKey } from '../db/names.js';
 import { usageError } from '../errors.js';
@@ -102,6 +101,7 @@ function sqlScript(file: string, source: string, sha256: string): LoadedScript {
 /** Scripts are TypeScript loaded at run time: users never build them. */
 async function importDefinition(file: string): Promise<ScriptDefinition> {
   const ourIndex = fileURLToPath(new URL('../index.js', import.meta.url));
+  const { createJiti } = await import('jiti');
   const jiti = createJiti(import.meta.url, {
     moduleCache: false,
     // A script imports 'safe-run' (and kysely) and must get this very installation.

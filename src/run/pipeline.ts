@@ -22,7 +22,7 @@ import { readOperator, scriptGitState } from './operator.js';
 import { buildRunResult } from './result.js';
 import { toRunError } from './run-error.js';
 import { runScriptTransaction } from './transaction.js';
-import type { BackupRecord, DriftFinding, RunIntentBody, RunResult } from './types.js';
+import type { BackupRecord, DriftFinding, RunIntentBody, RunOutcomeBody, RunResult } from './types.js';
 
 /** The guarded run, SPEC "The guarded run" steps 1 to 12. */
 export interface RunOptions {
@@ -110,6 +110,9 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     return recordEarlyStop(ctx, pre, backup, drift, timings);
   }
 
+  const finish = (status: RunResult['status'], outcome: RunOutcomeBody, post: Snapshot | null, scriptOutput: unknown): RunResult =>
+    buildRunResult({ runId: ctx.runId, script: script.name, status, pre, post, outcome, backup, timings: { ...timings, total: Date.now() - started }, scriptOutput });
+
   // Steps 7-10.
   t = Date.now();
   const tx = await runScriptTransaction({ ...ctx, args: ctx.options.args, dryRun: ctx.options.dryRun, pre, drift, cascadeFrom });
@@ -119,22 +122,21 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   // Step 11.
   if (tx.outcome.status !== 'committing') {
     await tx.trx.rollback().execute();
-    return buildRunResult({ runId: ctx.runId, script: script.name, status: tx.outcome.status, pre, post: null, outcome: tx.outcome, backup, timings, scriptOutput: tx.scriptOutput });
+    return finish(tx.outcome.status, tx.outcome, null, tx.scriptOutput);
   }
   try {
     await tx.trx.commit().execute();
   } catch (error) {
     const runError = toRunError(error);
     await ctx.audit.append('run.commit-failed', { error: runError, xid: tx.outcome.xid }, { runId: ctx.runId });
-    return buildRunResult({ runId: ctx.runId, script: script.name, status: 'commit-failed', pre, post: null, outcome: { ...tx.outcome, error: runError }, backup, timings, scriptOutput: tx.scriptOutput });
+    return finish('commit-failed', { ...tx.outcome, error: runError }, null, tx.scriptOutput);
   }
   t = Date.now();
   const { rows } = await sql<{ lsn: string }>`select pg_current_wal_lsn()::text as lsn`.execute(ctx.session);
   const { snapshot: post } = await takeSnapshot(ctx.db, { url: ctx.url, exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2 });
   await appendPost(ctx, post, rows[0]!.lsn, tx.outcome.xid!);
   timings.post = Date.now() - t;
-  timings.total = Date.now() - started;
-  return buildRunResult({ runId: ctx.runId, script: script.name, status: 'committed', pre, post, outcome: tx.outcome, backup, timings, scriptOutput: tx.scriptOutput });
+  return finish('committed', tx.outcome, post, tx.scriptOutput);
 }
 
 async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xid: string): Promise<void> {

@@ -121,7 +121,10 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
 
   // Step 11.
   if (tx.outcome.status !== 'committing') {
-    await tx.trx.rollback().execute();
+    await tx.trx.rollback().execute().catch((error: unknown) => {
+      // A dead connection has already aborted the transaction on the server; nothing is lost.
+      log.warn('ROLLBACK did not go through; the server aborts the transaction with the connection', { error: (error as Error).message });
+    });
     return finish(tx.outcome.status, tx.outcome, null, tx.scriptOutput);
   }
   try {

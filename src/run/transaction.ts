@@ -74,17 +74,22 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
   let sequencesUsed: string[] = [];
   if (!error && !input.interrupt.signal) {
     t = Date.now();
-    const current = await readXactState(trx);
-    ({ changes, sequencesUsed } = measureChanges(baseline, current));
-    inTxCounts = await countRowsExact(trx, guardedTables(input, current));
-    violations = evaluateGuards({
-      script,
-      criticalTables: config.criticalTables,
-      changes,
-      countsBefore: Object.fromEntries(Object.entries(input.pre.tables).map(([k, s]) => [k, s.rows])),
-      countsAfter: inTxCounts,
-      cascadeFrom: input.cascadeFrom,
-    });
+    try {
+      const current = await readXactState(trx);
+      ({ changes, sequencesUsed } = measureChanges(baseline, current));
+      inTxCounts = await countRowsExact(trx, guardedTables(input, current));
+      violations = evaluateGuards({
+        script,
+        criticalTables: config.criticalTables,
+        changes,
+        countsBefore: Object.fromEntries(Object.entries(input.pre.tables).map(([k, s]) => [k, s.rows])),
+        countsAfter: inTxCounts,
+        cascadeFrom: input.cascadeFrom,
+      });
+    } catch (e) {
+      // A run that cannot be measured cannot be judged, so it is not committed (e.g. the connection died).
+      error = e;
+    }
     timings.measure = Date.now() - t;
   }
 

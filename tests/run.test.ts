@@ -214,6 +214,17 @@ describe('safe-run <script>', () => {
     expect(await allCounts(ws)).toEqual(before);
   });
 
+  it('survives its connection dying mid-script: exit 1, a failed outcome, nothing changed', async () => {
+    ws.writeScript('rogue.ts', rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); await sql`select pg_terminate_backend(pg_backend_pid())`.execute(db);"));
+    const before = await allCounts(ws);
+    const result = await ws.cli(['rogue']);
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toContain('FAILED (rolled back)');
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+    expect(auditKinds(ws)).toEqual(['run.intent', 'run.outcome']);
+    expect(await allCounts(ws)).toEqual(before);
+  });
+
   it('keeps the database password out of the audit log, stderr and the summary', async () => {
     const url = new URL(ws.t.url);
     url.password = 'sup3r-s3cret';

@@ -25,8 +25,10 @@ export function createDb(url: URL | string, options: DbOptions = {}): Db {
     application_name: options.applicationName ?? 'safe-run',
     connectionTimeoutMillis: 10_000,
   });
-  // An idle client that loses its server must not crash the process; the next query reports it.
+  // A client that loses its server (killed backend, restart) emits 'error'; unhandled, that
+  // kills the process. The query in flight rejects anyway, and that is where it is reported.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   return new Kysely({ dialect: new PostgresDialect({ pool }) });
 }
 

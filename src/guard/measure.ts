@@ -16,6 +16,8 @@ export interface TableShape {
   readonly oid: number;
   readonly relfilenode: number;
   readonly fingerprint: string;
+  /** For a partitioned table: its leaf partitions, at any depth. */
+  readonly leafPartitions: readonly TableKey[];
 }
 
 export interface XactCounters {

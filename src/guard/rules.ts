@@ -16,6 +16,8 @@ export interface GuardInput {
   readonly countsAfter: Readonly<Record<TableKey, number>>;
   /** Tables reached from declared ones by ON DELETE CASCADE / SET NULL, for clearer messages. */
   readonly cascadeFrom?: Readonly<Record<TableKey, TableKey>>;
+  /** Leaf partition -> the declared partitioned table it belongs to (see declaredParents). */
+  readonly partitionParent?: Readonly<Record<TableKey, TableKey>>;
 }
 
 /** A script that names a table critical without a configured limit may not drop it at all beyond this. */
@@ -23,7 +25,7 @@ export const DEFAULT_MAX_DROP_PERCENT = 10;
 
 export function evaluateGuards(input: GuardInput): Violation[] {
   const violations: Violation[] = [];
-  for (const [table, change] of Object.entries(input.changes)) {
+  for (const [table, change] of Object.entries(rollUpPartitions(input.changes, input.partitionParent ?? {}))) {
     const declared = input.script.touches[table];
     if (!declared) {
       const via = input.cascadeFrom?.[table];
@@ -35,6 +37,19 @@ export function evaluateGuards(input: GuardInput): Violation[] {
   }
   violations.push(...criticalViolations(input));
   return violations;
+}
+
+/** Changes in leaves of a declared partitioned table count as changes of that table, summed. */
+function rollUpPartitions(changes: GuardInput['changes'], parents: Readonly<Record<TableKey, TableKey>>): Record<TableKey, TableChange> {
+  const out: Record<TableKey, TableChange> = {};
+  for (const [table, c] of Object.entries(changes)) {
+    const key = parents[table] ?? table;
+    const sum = out[key];
+    out[key] = sum
+      ? { inserted: sum.inserted + c.inserted, updated: sum.updated + c.updated, deleted: sum.deleted + c.deleted, truncated: sum.truncated || c.truncated, ...(sum.ddl || c.ddl ? { ddl: true } : {}) }
+      : c;
+  }
+  return out;
 }
 
 function operationViolations(table: TableKey, change: TableChange, declared: readonly Operation[]): Violation[] {

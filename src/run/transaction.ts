@@ -4,7 +4,7 @@ import type { Config } from '../config/config.js';
 import type { Db } from '../db/connection.js';
 import { evaluateGuards } from '../guard/rules.js';
 import { countRowsExact, measureChanges, readSequencePositions, readXactCounters, type XactState } from '../guard/measure.js';
-import { readTableShapes } from '../guard/shapes.js';
+import { declaredParents, readTableShapes } from '../guard/shapes.js';
 import type { Logger } from '../logger.js';
 import type { LoadedScript } from '../script/load.js';
 import type { Snapshot, TableKey } from '../snapshot/types.js';
@@ -85,6 +85,7 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
         countsBefore: Object.fromEntries(Object.entries(input.pre.tables).map(([k, s]) => [k, s.rows])),
         countsAfter: inTxCounts,
         cascadeFrom: input.cascadeFrom,
+        partitionParent: declaredParents(current.shapes, script.touches),
       });
     } catch (e) {
       // A run that cannot be measured cannot be judged, so it is not committed (e.g. the connection died).

@@ -21,7 +21,7 @@ export interface BenchDatabase {
   readonly rows: number;
 }
 
-const FORMAT = 'safe-run bench v1';
+const FORMAT = 'safe-run bench v2';
 
 export async function buildBenchDatabase(serverUrl: string, name: string, tables: number, rows: number, reuse: boolean): Promise<BenchDatabase> {
   const url = withDatabase(serverUrl, name);

@@ -121,7 +121,7 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
     await fenced(ctx, ['blame_10k_runs_ms'], 'blame users over 10,000 runs', async () => {
       const b = await measureBlame(t, 10_000, Math.min(args.rounds, 3), ctx.demoUrl);
       figures.set('blame_10k_runs_ms', b.medianMs);
-      details.blame = { runs: b.runs, entries: b.entries, bytes: b.bytes, medianMs: b.medianMs, changes: b.changes, samplesMs: b.samples.map((s) => s.wallMs), peakRssMb: b.samples.map((s) => s.peakRssMb) };
+      details.blame = { runs: b.runs, entries: b.entries, bytes: b.bytes, medianMs: b.medianMs, changes: b.changes, cliStartupMs: b.cliStartupMs, samplesMs: b.samples.map((s) => s.wallMs), peakRssMb: b.samples.map((s) => s.peakRssMb) };
     });
   }
   if (wants(args, 'rss')) await rssFigures(ctx, verifyRss);

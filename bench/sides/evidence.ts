@@ -75,6 +75,8 @@ export interface BlameMeasurement {
   readonly samples: readonly CliRun[];
   readonly medianMs: number;
   readonly changes: number | null;
+  /** `safe-run --version`: node start-up and module loading, which every CLI figure includes. */
+  readonly cliStartupMs: number;
 }
 
 /** 10,000 runs (30,000 entries), then `safe-run blame users --json` as a child process. */
@@ -93,13 +95,15 @@ export async function measureBlame(template: RunTemplate, runs: number, rounds: 
       samples.push(run);
       progress(`  blame users: round ${r + 1}/${rounds}: ${run.wallMs.toFixed(0)} ms`);
     }
+    const startup: number[] = [];
+    for (let r = 0; r < 3; r++) startup.push((await runCli(['--version'], ws.env(demoUrl), ws.dir)).wallMs);
     let changes: number | null = null;
     try {
       changes = (JSON.parse(samples.at(-1)!.stdout) as { changes?: unknown[] }).changes?.length ?? null;
     } catch {
       changes = null;
     }
-    return { runs, entries, bytes, samples, medianMs: median(samples.map((s) => s.wallMs)), changes };
+    return { runs, entries, bytes, samples, medianMs: median(samples.map((s) => s.wallMs)), changes, cliStartupMs: median(startup) };
   } finally {
     ws.remove();
   }

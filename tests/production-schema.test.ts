@@ -100,4 +100,13 @@ describe('a production-shaped schema', () => {
     expect(result.exitCode).toBe(0);
     expect(Object.keys(parseJson<RunResult>(result).changes).sort()).toEqual(['billing.events_2025', 'billing.events_2026']);
   });
+
+  it('check names an out-of-band TRUNCATE, which moves no counter', async () => {
+    expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
+    await sql`truncate billing.invoice_lines`.execute(ws.t.db);
+    const result = await ws.cli(['check', '--json']);
+    expect(result.exitCode).toBe(10);
+    const findings = parseJson<{ findings: { kind: string; table?: string; detail: string }[] }>(result).findings;
+    expect(findings).toContainEqual(expect.objectContaining({ kind: 'count-changed', table: 'billing.invoice_lines', detail: expect.stringContaining('TRUNCATE') }));
+  });
 });

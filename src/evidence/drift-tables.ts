@@ -37,7 +37,9 @@ export function countFindings(previous: Snapshot, live: Snapshot, recreated: boo
     if (!a || !b || a.rows === b.rows) continue;
     const deltas = recreated ? null : counterDelta(previous.database, a, live.database, b);
     const exact = a.rowsKind === 'exact' && b.rowsKind === 'exact';
-    if (!exact && deltas && deltas.inserted + deltas.deleted === 0) continue;
+    // TRUNCATE moves no counter; a new relfilenode under the same oid is what gives it away.
+    const newStorage = !recreated && a.oid === b.oid && a.kind === 'table' && a.relfilenode !== b.relfilenode;
+    if (!exact && deltas && deltas.inserted + deltas.deleted === 0 && !newStorage) continue;
     findings.push({
       kind: 'count-changed',
       table: key,
@@ -45,7 +47,7 @@ export function countFindings(previous: Snapshot, live: Snapshot, recreated: boo
       after: b.rows,
       deltas,
       rowsKind: exact ? 'exact' : 'estimate',
-      detail: `${key}: ${a.rows} -> ${b.rows} rows${exact ? '' : ' (estimate)'} (${recreated ? 'counters not comparable: database recreated' : formatDelta(deltas)}).`,
+      detail: `${key}: ${a.rows} -> ${b.rows} rows${exact ? '' : ' (estimate)'} (${recreated ? 'counters not comparable: database recreated' : formatDelta(deltas)})${newStorage ? '; new relfilenode: TRUNCATE or a table rewrite' : ''}.`,
     });
   }
   return findings;

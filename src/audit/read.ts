@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { ExitCode, SafeRunError } from '../errors.js';
 import { parseEntryLine } from './entry.js';
@@ -47,23 +48,70 @@ export async function* readLines(file: string): AsyncGenerator<RawLine> {
 }
 
 /**
+ * The lines of a file from the last to the first, reading 1 MiB blocks backwards: what
+ * happened most recently costs the same however long the history is.
+ */
+export async function* readLinesBackward(file: string): AsyncGenerator<string> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw auditFailure(`Cannot read the audit log ${file}`, error);
+  }
+  try {
+    const block = 1 << 20;
+    let position = (await handle.stat()).size;
+    let tail: Buffer = Buffer.alloc(0);
+    while (position > 0) {
+      const size = Math.min(block, position);
+      position -= size;
+      const chunk = Buffer.alloc(size);
+      await handle.read(chunk, 0, size, position);
+      let buffer = Buffer.concat([chunk, tail]);
+      // Each pass takes the line after the last newline that is not the buffer's own last byte.
+      for (;;) {
+        const nl = buffer.length >= 2 ? buffer.lastIndexOf(0x0a, buffer.length - 2) : -1;
+        if (nl < 0) break;
+        const text = buffer.subarray(nl + 1).toString('utf8').replace(/\n$/, '');
+        if (text) yield text;
+        buffer = buffer.subarray(0, nl + 1);
+      }
+      tail = buffer;
+    }
+    const first = tail.toString('utf8').replace(/\n$/, '');
+    if (first) yield first;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Entries newest first (see readLinesBackward); same checks as readEntries. */
+export async function* readEntriesBackward(evidenceDir: string): AsyncGenerator<AuditEntry> {
+  const file = auditLogPath(evidenceDir);
+  for await (const text of readLinesBackward(file)) yield parseOrFail(file, text, 'near the end');
+}
+
+/**
  * Every entry of audit.jsonl, in file order, for `show`, `blame`, `check` and friends.
  * It checks shape, not signatures (that is `verifyLog`), and it skips nothing: a line that
  * is not an entry stops the read with its line number.
  */
 export async function* readEntries(evidenceDir: string): AsyncGenerator<AuditEntry> {
   const file = auditLogPath(evidenceDir);
-  for await (const raw of readLines(file)) {
-    try {
-      yield parseEntryLine(raw.text);
-    } catch (error) {
-      if (error instanceof SafeRunError) throw error;
-      throw new SafeRunError(
-        `${file} line ${raw.line}: not a valid audit entry: ${(error as Error).message}`,
-        ExitCode.auditFailed,
-        'Run `safe-run verify` to see whether the log was damaged or tampered with.',
-        { cause: error },
-      );
-    }
+  for await (const raw of readLines(file)) yield parseOrFail(file, raw.text, `line ${raw.line}`);
+}
+
+function parseOrFail(file: string, text: string, where: string): AuditEntry {
+  try {
+    return parseEntryLine(text);
+  } catch (error) {
+    if (error instanceof SafeRunError) throw error;
+    throw new SafeRunError(
+      `${file} ${where}: not a valid audit entry: ${(error as Error).message}`,
+      ExitCode.auditFailed,
+      'Run `safe-run verify` to see whether the log was damaged or tampered with.',
+      { cause: error },
+    );
   }
 }

@@ -2,17 +2,18 @@ import type { Config } from '../config/config.js';
 import type { Db } from '../db/connection.js';
 import type { DriftFinding } from '../run/types.js';
 import type { Snapshot } from '../snapshot/types.js';
+import { readEntriesBackward } from '../audit/read.js';
 import { driftSince } from './drift.js';
-import { interruptedRunFindings, unsettledOpenRuns } from './interrupted.js';
-import { LatestObservationCollector } from './observations.js';
+import { refOf } from './entry-ref.js';
+import { interruptedRunFindings, isOpen, unsettledOpenRuns } from './interrupted.js';
+import { snapshotOf, type Observation } from './observations.js';
 import { readLiveFacts } from './run-status.js';
 import { RunCollector } from './runs.js';
-import { scanLog } from './scan.js';
 
 /**
  * What a guarded run should record in RunOutcomeBody.drift: the changes since the previous
  * observation of this database and the earlier runs that never finished (killed, or dead
- * around COMMIT), in one pass over the log. Recording them is what lets `check` stop
+ * around COMMIT), reading only the recent end of the log. Recording them is what lets `check` stop
  * repeating an interruption once a later run has put it on the record.
  *
  * `db` (a connection outside the run's transaction) settles `committing` outcomes through
@@ -20,11 +21,26 @@ import { scanLog } from './scan.js';
  */
 export async function driftBeforeRun(config: Pick<Config, 'evidenceDir' | 'criticalTables'>, current: Snapshot, db?: Db): Promise<DriftFinding[]> {
   const key = current.database.key;
-  const latest = new LatestObservationCollector(key);
-  const runs = new RunCollector();
-  await scanLog(config.evidenceDir, [latest, runs]);
+  const { previous, runs } = await recentHistory(config.evidenceDir, key);
   const open = unsettledOpenRuns(runs.runs, key);
   const facts = db && open.length ? await readLiveFacts(db, current.database, open) : null;
-  const previous = latest.observation;
   return [...(previous ? driftSince(previous.snapshot, current, config) : []), ...interruptedRunFindings(open, facts)];
+}
+
+/**
+ * The log read backwards, only as far as needed: past the newest observation of this
+ * database and the intent of its newest settled run. Anything older was already judged by
+ * that run's own drift (see unsettledOpenRuns), so a run costs the same on a log of ten
+ * entries and of a million.
+ */
+async function recentHistory(evidenceDir: string, key: string): Promise<{ previous: Observation | null; runs: RunCollector }> {
+  const runs = new RunCollector();
+  let previous: Observation | null = null;
+  for await (const entry of readEntriesBackward(evidenceDir)) {
+    runs.add(entry);
+    const snapshot = snapshotOf(entry);
+    if (!previous && snapshot?.database.key === key) previous = { ref: refOf(entry), snapshot };
+    if (entry.kind === 'run.intent' && snapshot?.database.key === key && !isOpen(runs.get(entry.runId!)!)) break;
+  }
+  return { previous, runs };
 }

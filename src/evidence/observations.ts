@@ -1,4 +1,3 @@
-import { readEntries } from '../audit/read.js';
 import type { AuditEntry } from '../audit/types.js';
 import type { Snapshot, TableCounters, TableKey } from '../snapshot/types.js';
 import type { IdentityFacts } from './counters.js';
@@ -39,13 +38,6 @@ export class LatestObservationCollector {
   get observation(): Observation | null {
     return this.latest;
   }
-}
-
-/** The guarded run uses this to fill RunOutcomeBody.drift. */
-export async function latestObservation(evidenceDir: string, databaseKey: string): Promise<Observation | null> {
-  const collector = new LatestObservationCollector(databaseKey);
-  for await (const entry of readEntries(evidenceDir)) collector.add(entry);
-  return collector.observation;
 }
 
 /**

@@ -44,7 +44,8 @@ export function errorMessage(error: unknown): string {
  * end with a non-zero code (a guard violation, drift found by `check`, a bad `verify`).
  */
 export class ExitWith extends Error {
-  constructor(readonly exitCode: ExitCode) {
+  // A number, not only ExitCode: `exec` passes the wrapped command's own exit status through.
+  constructor(readonly exitCode: number) {
     super(`exit ${exitCode}`);
     this.name = 'ExitWith';
   }

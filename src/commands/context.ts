@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/config.js';
-import { ExitWith, type ExitCode } from '../errors.js';
+import { ExitCode, ExitWith } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
 
 /** Options every command takes (SPEC "Commands"). */
@@ -29,7 +29,7 @@ export async function loadContext(argv: GlobalArgs): Promise<CommandContext> {
  * The only place command results reach stdout: one JSON document with --json, the
  * human rendering otherwise. A non-zero code ends the process after the output.
  */
-export function emit<T>(ctx: { readonly json: boolean }, result: T, renderText: (result: T) => string, exitCode: ExitCode = 0): void {
+export function emit<T>(ctx: { readonly json: boolean }, result: T, renderText: (result: T) => string, exitCode: number = ExitCode.ok): void {
   const text = ctx.json ? `${JSON.stringify(result, null, 2)}\n` : renderText(result);
   if (text) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   if (exitCode !== 0) throw new ExitWith(exitCode);

@@ -82,6 +82,6 @@ export const execCommand: CommandModule<GlobalArgs, ExecArgs> = {
       { command: (argv['--'] ?? []).map(String), label: argv.label ?? null, reason: argv.reason ?? null, backupScope: argv.backup, yes: argv.yes, json: ctx.json },
       ctx.log,
     );
-    emit(ctx, result, renderExec, result.exitCode as never);
+    emit(ctx, result, renderExec, result.exitCode);
   },
 };

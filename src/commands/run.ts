@@ -43,7 +43,7 @@ function buildRunCommand(command: string, describe: string): CommandModule<Globa
         { scriptName: argv.script, args: argv['--'] ?? [], dryRun: argv['dry-run'] === true, reason: argv.reason ?? null, backupScope: argv.backup, yes: argv.yes },
         ctx.log,
       );
-      emit(ctx, result, renderRunSummary, result.exitCode as never);
+      emit(ctx, result, renderRunSummary, result.exitCode);
     },
   };
 }

@@ -42,15 +42,6 @@ export function isZeroDelta(d: CounterDelta): boolean {
   return d.inserted === 0 && d.updated === 0 && d.deleted === 0;
 }
 
-export function subtractDelta(d: CounterDelta, minus: CounterDelta): CounterDelta {
-  // Counters count attempts and reach shared stats late, so a residue can dip below zero.
-  return {
-    inserted: Math.max(0, d.inserted - minus.inserted),
-    updated: Math.max(0, d.updated - minus.updated),
-    deleted: Math.max(0, d.deleted - minus.deleted),
-  };
-}
-
 export function formatDelta(d: CounterDelta | null): string {
   if (!d) return 'counters not comparable';
   return `n_tup_ins +${d.inserted}, n_tup_upd +${d.updated}, n_tup_del +${d.deleted}`;

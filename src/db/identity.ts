@@ -75,7 +75,7 @@ async function readSystemIdentifier(db: Db): Promise<string | null> {
 }
 
 export interface WalPosition {
-  /** pg_current_wal_lsn() (the replay position on a standby). */
+  /** pg_current_wal_insert_lsn() (the replay position on a standby). */
   readonly lsn: string;
   /** The current transaction's id, or null when it has not written anything yet. */
   readonly xid: string | null;
@@ -88,7 +88,7 @@ export interface WalPosition {
 export async function readWalPosition(db: Db): Promise<WalPosition> {
   const row = (
     await sql<{ lsn: string; xid: string | null }>`
-      select (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end)::text as lsn,
+      select (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_insert_lsn() end)::text as lsn,
              txid_current_if_assigned()::text as xid`.execute(db)
   ).rows[0]!;
   return { lsn: row.lsn, xid: row.xid };

@@ -135,7 +135,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     return finish('commit-failed', { ...tx.outcome, error: runError }, null, tx.scriptOutput);
   }
   t = Date.now();
-  const { rows } = await sql<{ lsn: string }>`select pg_current_wal_lsn()::text as lsn`.execute(ctx.session);
+  const { rows } = await sql<{ lsn: string }>`select pg_current_wal_insert_lsn()::text as lsn`.execute(ctx.session);
   const { snapshot: post } = await takeSnapshot(ctx.db, { url: ctx.url, exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2 });
   await appendPost(ctx, post, rows[0]!.lsn, tx.outcome.xid!);
   timings.post = Date.now() - t;

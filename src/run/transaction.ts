@@ -44,8 +44,10 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
   const { config, script, log } = input;
   const timings: Record<string, number> = {};
   const trx = await input.db.startTransaction().execute();
+  // The insert position, not the write position: the write position lags behind commits
+  // that are not flushed yet, and point-in-time recovery needs where this run really starts.
   const { rows } = await sql<{ pid: number; xid: string; lsn: string }>`
-    select pg_backend_pid() as pid, txid_current()::text as xid, pg_current_wal_lsn()::text as lsn`.execute(trx);
+    select pg_backend_pid() as pid, txid_current()::text as xid, pg_current_wal_insert_lsn()::text as lsn`.execute(trx);
   const { pid, xid, lsn } = rows[0]!;
   await sql`select set_config('application_name', ${`safe-run:${script.name}:${input.runId}`}, true),
                    set_config('statement_timeout', ${`${config.statementTimeoutMs}ms`}, true),

@@ -52,7 +52,7 @@ export interface DatabaseIdentity {
 export interface Snapshot {
   readonly takenAt: string;
   readonly database: DatabaseIdentity;
-  /** pg_current_wal_lsn() inside the snapshot's transaction. */
+  /** pg_current_wal_insert_lsn() inside the snapshot's transaction. */
   readonly walLsn: string;
   readonly tables: Readonly<Record<TableKey, TableState>>;
   readonly durationMs: number;

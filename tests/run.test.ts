@@ -225,6 +225,19 @@ describe('safe-run <script>', () => {
     expect(await allCounts(ws)).toEqual(before);
   });
 
+  it('enforces an environment that requires a reason and a confirmation', async () => {
+    ws.writeConfig({ environments: { production: { hostPattern: '^127\\.', requireReason: true, confirm: true } } });
+    const noReason = await ws.cli(['cleanup-invalid-sessions']);
+    expect(noReason.exitCode).toBe(2);
+    expect(noReason.stderr).toContain('The production environment requires a reason.');
+    const noConfirm = await ws.cli(['cleanup-invalid-sessions', '--reason', 'INC-1']);
+    expect(noConfirm.exitCode).toBe(2);
+    expect(noConfirm.stderr).toContain('--yes');
+    expect((await ws.cli(['cleanup-invalid-sessions', '--reason', 'INC-1', '--yes'])).exitCode).toBe(0);
+    const intent = JSON.parse(readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8').split('\n')[0]!) as { body: { reason: string } };
+    expect(intent.body.reason).toBe('INC-1');
+  });
+
   it('keeps the database password out of the audit log, stderr and the summary', async () => {
     const url = new URL(ws.t.url);
     url.password = 'sup3r-s3cret';

@@ -46,7 +46,7 @@ function nextStep(r: ExecResult): string {
     const restore = r.backup.status === 'verified' ? `; the rows are in the backup: safe-run restore ${r.runId} --table ${table}` : '';
     return `  exit 10: a critical table was emptied or dropped beyond its limit. exec has no transaction: this was recorded, not prevented${restore}`;
   }
-  return `  next: safe-run show ${r.runId}`;
+  return `  next: safe-run log (it lists this exec with its counts); safe-run check compares later changes against its post-snapshot`;
 }
 
 interface ExecArgs extends GlobalArgs {

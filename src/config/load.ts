@@ -44,7 +44,7 @@ async function readRawConfig(file: string): Promise<unknown> {
     try {
       return JSON.parse(text);
     } catch (error) {
-      throw usageError(`${file}: malformed JSON: ${(error as Error).message}`, 'Fix the syntax; `npx json5 --validate` or `jq . FILE` shows where.');
+      throw usageError(`${file}: malformed JSON: ${(error as Error).message}`, `Fix the syntax (\`jq . ${file}\` shows where).`);
     }
   }
   try {

@@ -114,7 +114,7 @@ describe(`evidence over ${RUNS} runs`, () => {
     expect(result.ms).toBeLessThan(LIMIT_MS);
   });
 
-  it('report users names the last run and verifies every signature', async () => {
+  it('report users names the last run and verifies the signed chain', async () => {
     const result = await timed(ws, ['report', 'users']);
     expect(result.stdout).toContain(`deleted 0 rows from users; users went from 8 to 0 outside any guarded run between #${RUNS * 3} run.post`);
     expect(result.stdout).toContain(`Hash chain and head signature verified:** all ${RUNS * 3} entries`);

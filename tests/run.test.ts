@@ -238,6 +238,20 @@ describe('safe-run <script>', () => {
     expect(intent.body.reason).toBe('INC-1');
   });
 
+  it('does not pin on a run what another session does to a critical table meanwhile', async () => {
+    ws.writeScript('rogue.ts', rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); await sql`select pg_sleep(3)`.execute(db);"));
+    const run = ws.cli(['rogue', '--json']);
+    await waitFor(() => auditKinds(ws).includes('run.intent'));
+    await sql`delete from users`.execute(ws.t.db);
+    const result = await run;
+    expect(result.exitCode).toBe(0);
+    const json = parseJson<RunResult>(result);
+    expect(json.violations).toEqual([]);
+    expect(Object.keys(json.changes)).toEqual(['public.oidc_models']);
+    const blame = parseJson<{ changes: { attribution: { type: string } }[] }>(await ws.cli(['blame', 'users', '--json']));
+    expect(blame.changes.map((c) => c.attribution.type)).toEqual(['outside']);
+  });
+
   it('keeps the database password out of the audit log, stderr and the summary', async () => {
     const url = new URL(ws.t.url);
     url.password = 'sup3r-s3cret';

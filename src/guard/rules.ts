@@ -25,7 +25,8 @@ export const DEFAULT_MAX_DROP_PERCENT = 10;
 
 export function evaluateGuards(input: GuardInput): Violation[] {
   const violations: Violation[] = [];
-  for (const [table, change] of Object.entries(rollUpPartitions(input.changes, input.partitionParent ?? {}))) {
+  const changes = rollUpPartitions(input.changes, input.partitionParent ?? {});
+  for (const [table, change] of Object.entries(changes)) {
     const declared = input.script.touches[table];
     if (!declared) {
       const via = input.cascadeFrom?.[table];
@@ -35,7 +36,7 @@ export function evaluateGuards(input: GuardInput): Violation[] {
     violations.push(...operationViolations(table, change, declared));
     violations.push(...limitViolations(table, change, input.script.limits[table] ?? {}));
   }
-  violations.push(...criticalViolations(input));
+  violations.push(...criticalViolations(input, changes));
   return violations;
 }
 
@@ -73,17 +74,29 @@ function limitViolations(table: TableKey, change: TableChange, limits: Partial<R
   return out;
 }
 
-function criticalViolations(input: GuardInput): Violation[] {
+/**
+ * Only the run's own drop counts: other sessions keep working during a run, and their
+ * deletes show in the in-transaction count but must not roll back (or be pinned on) this
+ * run. The transaction's counters give the run's own net deletes, but also count work in
+ * rolled-back savepoints; the observed drop includes other sessions. The smaller of the two
+ * is what the run itself can have done.
+ */
+function criticalViolations(input: GuardInput, changes: Readonly<Record<TableKey, TableChange>>): Violation[] {
   const out: Violation[] = [];
   const critical = new Map<TableKey, number>(Object.entries(input.criticalTables).map(([t, r]) => [t, r.maxDropPercent]));
   for (const t of input.script.critical) if (!critical.has(t)) critical.set(t, DEFAULT_MAX_DROP_PERCENT);
   for (const [table, maxDropPercent] of critical) {
     const before = input.countsBefore[table];
     const after = input.countsAfter[table];
-    if (before === undefined || after === undefined || before === 0 || after >= before) continue;
-    const dropPercent = ((before - after) / before) * 100;
-    if (after === 0) out.push({ table, rule: 'critical-empty', detail: `critical table would go from ${before} rows to 0` });
-    else if (dropPercent > maxDropPercent) out.push({ table, rule: 'critical-drop', detail: `critical table would drop ${dropPercent.toFixed(1)}% (${before} -> ${after}), allowed ${maxDropPercent}%` });
+    const change = changes[table];
+    if (before === undefined || after === undefined || before === 0 || !change) continue;
+    const counted = change.truncated ? before : change.deleted - change.inserted;
+    const drop = Math.min(counted, before - after);
+    if (drop <= 0) continue;
+    const ownAfter = before - drop;
+    const dropPercent = (drop / before) * 100;
+    if (ownAfter === 0) out.push({ table, rule: 'critical-empty', detail: `critical table would go from ${before} rows to 0` });
+    else if (dropPercent > maxDropPercent) out.push({ table, rule: 'critical-drop', detail: `critical table would drop ${dropPercent.toFixed(1)}% (${before} -> ${ownAfter}), allowed ${maxDropPercent}%` });
   }
   return out;
 }

@@ -252,6 +252,19 @@ describe('safe-run <script>', () => {
     expect(blame.changes.map((c) => c.attribution.type)).toEqual(['outside']);
   });
 
+  it("does not record another session's TRUNCATE or DDL during the run as the run's", async () => {
+    ws.writeScript('rogue.ts', rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); await sql`select pg_sleep(3)`.execute(db);"));
+    const run = ws.cli(['rogue', '--json']);
+    await waitFor(() => auditKinds(ws).includes('run.intent'));
+    await sql`truncate models cascade`.execute(ws.t.db);
+    await sql`alter table oauth_clients add column note text`.execute(ws.t.db);
+    const result = await run;
+    expect(result.exitCode).toBe(0);
+    const json = parseJson<RunResult>(result);
+    expect(json.violations).toEqual([]);
+    expect(Object.keys(json.changes)).toEqual(['public.oidc_models']);
+  });
+
   it('keeps the database password out of the audit log, stderr and the summary', async () => {
     const url = new URL(ws.t.url);
     url.password = 'sup3r-s3cret';

@@ -40,6 +40,21 @@ export async function readXactCounters(trx: Db): Promise<Map<number, XactCounter
 }
 
 /** Sequence positions: nextval() survives a rollback, so a dry run must say it consumed some. */
+/**
+ * Relations this transaction holds a lock on that DML never takes (SHARE UPDATE EXCLUSIVE
+ * and up). TRUNCATE, ALTER, CREATE/DROP INDEX and DROP/CREATE TABLE all take one, so a new
+ * relfilenode or fingerprint on a table outside this set was another session's doing: a
+ * concurrent TRUNCATE or DDL becomes visible inside a READ COMMITTED script, and must not
+ * be recorded as the run's.
+ */
+export async function readOwnStrongLocks(trx: Db): Promise<Set<number>> {
+  const { rows } = await sql<{ oid: number }>`
+    select relation::int8 as oid from pg_locks
+    where pid = pg_backend_pid() and locktype = 'relation' and granted
+      and mode in ('ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')`.execute(trx);
+  return new Set(rows.map((r) => Number(r.oid)));
+}
+
 export async function readSequencePositions(trx: Db): Promise<Map<string, string | null>> {
   const { rows } = await sql<{ schemaname: string; sequencename: string; last_value: string | null }>`
     select schemaname, sequencename, last_value::text as last_value from pg_sequences
@@ -53,7 +68,7 @@ export interface Measurement {
 }
 
 /** Per-table changes, keeping only tables with a non-zero change (SPEC "changes"). */
-export function measureChanges(baseline: XactState, current: XactState): Measurement {
+export function measureChanges(baseline: XactState, current: XactState, ownStrongLocks: ReadonlySet<number>): Measurement {
   const changes: Record<TableKey, TableChange> = {};
   const keys = new Set([...baseline.shapes.keys(), ...current.shapes.keys()]);
   for (const key of keys) {
@@ -62,9 +77,10 @@ export function measureChanges(baseline: XactState, current: XactState): Measure
     const oid = (after ?? before)!.oid;
     const b = baseline.counters.get(oid) ?? { ins: 0, upd: 0, del: 0 };
     const c = current.counters.get(oid) ?? { ins: 0, upd: 0, del: 0 };
-    const ddl = !before || !after || before.fingerprint !== after.fingerprint || before.oid !== after.oid;
+    const ours = ownStrongLocks.has(oid) || (!!before && ownStrongLocks.has(before.oid));
+    const ddl = ours && (!before || !after || before.fingerprint !== after.fingerprint || before.oid !== after.oid);
     // A new relfilenode with the same shape is a TRUNCATE; with a new shape it is a rewrite by DDL.
-    const newStorage = !!before && !!after && before.relfilenode !== after.relfilenode;
+    const newStorage = ours && !!before && !!after && before.relfilenode !== after.relfilenode;
     const change: TableChange = {
       inserted: Math.max(0, c.ins - b.ins),
       updated: Math.max(0, c.upd - b.upd),

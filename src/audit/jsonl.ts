@@ -86,7 +86,7 @@ export async function readFirstLine(file: string): Promise<string | null> {
 }
 
 /**
- * One write of the whole line, then fsync, so the entry is on disk before the caller moves
+ * The whole line, then fsync, so the entry is on disk before the caller moves
  * on (the outcome entry must be durable before COMMIT). A failed write is cut back to
  * `size` so that a full disk never leaves half a line for the next append to trip on.
  */
@@ -94,7 +94,14 @@ export async function appendLineDurably(file: string, line: string, size: number
   let handle: FileHandle | undefined;
   try {
     handle = await open(file, 'a', 0o644);
-    await handle.write(`${line}\n`);
+    // A nearly full disk can take part of a write without an error: keep writing until the
+    // whole line is down or the filesystem says why not (ENOSPC), never leave half a line.
+    const data = Buffer.from(`${line}\n`, 'utf8');
+    for (let offset = 0; offset < data.length; ) {
+      const { bytesWritten } = await handle.write(data, offset, data.length - offset);
+      if (bytesWritten === 0) throw Object.assign(new Error('no space left on device (the write made no progress)'), { code: 'ENOSPC' });
+      offset += bytesWritten;
+    }
     await handle.sync();
   } catch (error) {
     if (handle) await handle.truncate(size).catch(() => {});
@@ -121,7 +128,8 @@ export async function fsyncDir(dir: string): Promise<void> {
 /** Exit 5 with the path, the OS error and what to do about it. */
 export function auditFailure(what: string, error: unknown): SafeRunError {
   const e = error as NodeJS.ErrnoException;
-  const reason = e.code ? `${e.code}: ${e.message}` : String(e?.message ?? error);
+  // Node's own messages already start with the code ("ENOSPC: no space left…").
+  const reason = e.code && !String(e.message).startsWith(e.code) ? `${e.code}: ${e.message}` : String(e?.message ?? error);
   const hint =
     e.code === 'ENOSPC'
       ? 'Free disk space on that filesystem, then run `safe-run verify`.'

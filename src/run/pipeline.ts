@@ -1,6 +1,8 @@
 import { sql } from 'kysely';
 import { ulid } from 'ulid';
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import { databaseAnchor, openAuditLog, type AuditLog } from '../audit/log.js';
 import { runBackup } from '../backup/backup.js';
 import { backupScope } from '../backup/scope.js';
@@ -105,7 +107,13 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   });
 
   // Step 6: the intent, durable before the script can touch anything.
-  await ctx.audit.append('run.intent', await intentBody(ctx, pre, backup), { runId: ctx.runId });
+  try {
+    await ctx.audit.append('run.intent', await intentBody(ctx, pre, backup), { runId: ctx.runId });
+  } catch (error) {
+    // No intent refers to this backup, and a full disk is the usual cause: give the space back.
+    if (backup.path) await rm(path.join(config.evidenceDir, backup.path), { recursive: true, force: true }).catch(() => {});
+    throw error;
+  }
   if (backup.status === 'failed' || ctx.interrupt.signal) {
     return recordEarlyStop(ctx, pre, backup, drift, timings);
   }

@@ -265,6 +265,19 @@ describe('safe-run <script>', () => {
     expect(Object.keys(json.changes)).toEqual(['public.oidc_models']);
   });
 
+  it('warns on a dry run that drew from a sequence, and not about sequences other sessions used', async () => {
+    ws.writeScript('rogue.ts', rogue("await sql`insert into usage_events (tokens) values (1)`.execute(db);", "touches: { usage_events: ['insert'] },"));
+    const dry = await ws.cli(['rogue', '--dry-run']);
+    expect(dry.exitCode).toBe(0);
+    expect(dry.stdout).toContain('sequences advanced and stay advanced after a rollback: public.usage_events_id_seq');
+
+    ws.writeScript('rogue.ts', rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); await sql`select pg_sleep(3)`.execute(db);"));
+    const run = ws.cli(['rogue', '--dry-run', '--json']);
+    await waitFor(() => auditKinds(ws).filter((k) => k === 'run.intent').length === 2);
+    await sql`insert into usage_events (tokens) values (2)`.execute(ws.t.db);
+    expect(parseJson<RunResult>(await run).sequencesUsed).toEqual([]);
+  });
+
   it('keeps the database password out of the audit log, stderr and the summary', async () => {
     const url = new URL(ws.t.url);
     url.password = 'sup3r-s3cret';

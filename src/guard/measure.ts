@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
-import { keyOf } from '../db/names.js';
+import { keyOf, parseTableName } from '../db/names.js';
 import type { TableChange } from '../run/types.js';
 import type { TableKey } from '../snapshot/types.js';
 
@@ -62,8 +62,31 @@ export async function readSequencePositions(trx: Db): Promise<Map<string, string
   return new Map(rows.map((r) => [keyOf(r.schemaname, r.sequencename), r.last_value]));
 }
 
+/**
+ * Of the sequences that moved during the run, the ones this session drew from: currval()
+ * only answers in a session that called nextval(), so other sessions' inserts meanwhile
+ * are not reported as the run's. Each probe runs in a savepoint, because currval() of an
+ * unused sequence is an error.
+ */
+export async function sequencesDrawnHere(trx: Db, moved: readonly string[]): Promise<string[]> {
+  const drawn: string[] = [];
+  for (const name of moved) {
+    const { schema, table } = parseTableName(name);
+    await sql`savepoint safe_run_currval`.execute(trx);
+    try {
+      await sql`select currval(format('%I.%I', ${schema}::text, ${table}::text)::regclass)`.execute(trx);
+      drawn.push(name);
+      await sql`release savepoint safe_run_currval`.execute(trx);
+    } catch {
+      await sql`rollback to savepoint safe_run_currval`.execute(trx);
+    }
+  }
+  return drawn;
+}
+
 export interface Measurement {
   readonly changes: Record<TableKey, TableChange>;
+  /** Sequences whose position moved during the run, by anyone (see sequencesDrawnHere). */
   readonly sequencesUsed: TableKey[];
 }
 

@@ -3,7 +3,15 @@ import type { AuditLog } from '../audit/log.js';
 import type { Config } from '../config/config.js';
 import type { Db } from '../db/connection.js';
 import { evaluateGuards } from '../guard/rules.js';
-import { countRowsExact, measureChanges, readOwnStrongLocks, readSequencePositions, readXactCounters, type XactState } from '../guard/measure.js';
+import {
+  countRowsExact,
+  measureChanges,
+  readOwnStrongLocks,
+  readSequencePositions,
+  readXactCounters,
+  sequencesDrawnHere,
+  type XactState,
+} from '../guard/measure.js';
 import { declaredParents, readTableShapes } from '../guard/shapes.js';
 import type { Logger } from '../logger.js';
 import type { LoadedScript } from '../script/load.js';
@@ -78,7 +86,9 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
     t = Date.now();
     try {
       const current = await readXactState(trx);
-      ({ changes, sequencesUsed } = measureChanges(baseline, current, await readOwnStrongLocks(trx)));
+      const measured = measureChanges(baseline, current, await readOwnStrongLocks(trx));
+      changes = measured.changes;
+      sequencesUsed = await sequencesDrawnHere(trx, measured.sequencesUsed);
       inTxCounts = await countRowsExact(trx, guardedTables(input, current));
       violations = evaluateGuards({
         script,

@@ -278,6 +278,22 @@ describe('safe-run <script>', () => {
     expect(parseJson<RunResult>(await run).sequencesUsed).toEqual([]);
   });
 
+  it('refuses a SQL script with its own BEGIN/COMMIT, but not a DO block', async () => {
+    ws.writeScript('tx.sql', "-- @description has its own transaction\n-- @touches oidc_models: delete\nbegin;\ndelete from oidc_models where kind = 'Grant';\ncommit;\n");
+    const refused = await ws.cli(['tx']);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toContain('contains transaction control (begin, commit)');
+    ws.writeScript('tx.sql', "-- @description a DO block\n-- @touches oidc_models: delete\ndo $$ begin delete from oidc_models where kind = 'Grant'; end $$;\n");
+    expect((await ws.cli(['tx'])).exitCode).toBe(0);
+  });
+
+  it('reports a TypeScript script that commits the guarded transaction itself', async () => {
+    ws.writeScript('rogue.ts', rogue("await sql`commit`.execute(db);"));
+    const result = await ws.cli(['rogue', '--json']);
+    expect(result.exitCode).toBe(1);
+    expect(parseJson<RunResult>(result).error?.message).toContain('ended the guarded transaction itself');
+  });
+
   it('keeps the database password out of the audit log, stderr and the summary', async () => {
     const url = new URL(ws.t.url);
     url.password = 'sup3r-s3cret';

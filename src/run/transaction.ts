@@ -77,6 +77,7 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
     error = e;
   }
   timings.script = Date.now() - t;
+  if (!error) error = await escapedTransaction(trx, xid);
 
   let changes: Record<TableKey, TableChange> = {};
   let inTxCounts: Record<TableKey, number> = {};
@@ -127,6 +128,19 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
     throw appendError;
   }
   return { outcome, scriptOutput, trx };
+}
+
+/**
+ * A script that runs COMMIT or ROLLBACK itself (`sql\`commit\``) leaves the guarded
+ * transaction: what it did before is outside the guard, and the statements after it ran in
+ * autocommit. It cannot be undone here; it is reported as the script's error.
+ */
+async function escapedTransaction(trx: Db, xid: string): Promise<Error | null> {
+  const { rows } = await sql<{ xid: string | null }>`select txid_current_if_assigned()::text as xid`.execute(trx);
+  if (rows[0]?.xid === xid) return null;
+  return new Error(
+    'The script ended the guarded transaction itself (COMMIT or ROLLBACK). Its earlier changes were not guarded and may be committed; run `safe-run check` to see what changed.',
+  );
 }
 
 async function readXactState(trx: Db): Promise<XactState> {

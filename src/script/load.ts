@@ -9,6 +9,7 @@ import type { Operation } from '../run/types.js';
 import type { TableKey } from '../snapshot/types.js';
 import type { ScriptContext, ScriptDefinition } from './define.js';
 import { parseSqlHeader } from './sql-header.js';
+import { transactionControlStatements } from './sql-statements.js';
 
 /** A script ready to run: declarations normalised to `schema.table` keys. */
 export interface LoadedScript {
@@ -75,6 +76,13 @@ export async function loadScriptFile(file: string): Promise<LoadedScript> {
 }
 
 function sqlScript(file: string, source: string, sha256: string): LoadedScript {
+  const control = transactionControlStatements(source);
+  if (control.length) {
+    throw usageError(
+      `Script ${file} contains transaction control (${control.join(', ')}).`,
+      'Remove BEGIN/COMMIT/ROLLBACK: safe-run runs the whole file in one guarded transaction and commits it only if the guards pass.',
+    );
+  }
   let header;
   try {
     header = parseSqlHeader(source, file);

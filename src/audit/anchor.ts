@@ -79,7 +79,10 @@ export function databaseAnchor(db: Db): ChainAnchor {
 async function createAnchorTable(db: Db): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await sql`create schema if not exists safe_run`.execute(db);
+      // CREATE SCHEMA IF NOT EXISTS still needs CREATE on the database; a role that was
+      // given only the existing schema (see the warning in log.ts) must not trip on it.
+      const { rows } = await sql`select 1 from pg_catalog.pg_namespace where nspname = 'safe_run'`.execute(db);
+      if (!rows.length) await sql`create schema if not exists safe_run`.execute(db);
       await sql`
         create table if not exists safe_run.chain_head (
           log_id text primary key,

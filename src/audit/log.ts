@@ -52,6 +52,7 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
   };
 
   let logId: string | null = head?.seq === 1 ? head.hash : null;
+  let anchor = options.anchor ?? null;
 
   // One process may append from several places at once; keep its own appends in order too.
   let queue: Promise<unknown> = Promise.resolve();
@@ -61,7 +62,12 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
       queue = next.catch(() => {});
       const entry = await next;
       log.debug('audit entry appended', { seq: entry.seq, kind, runId: appendOptions.runId });
-      if (options.anchor) logId = await recordChainHead(options.anchor, file, entry, logId, log);
+      if (anchor) {
+        const recorded = await recordChainHead(anchor, file, entry, logId, log);
+        // Warn once: a role that may not write safe_run.chain_head will not be allowed on the next entry either.
+        if (recorded) logId = recorded;
+        else anchor = null;
+      }
       return entry;
     },
   };
@@ -77,7 +83,8 @@ function assertKeyMatches(key: SigningKey, active: string, file: string): void {
 
 /**
  * Best effort: the entry is already durable, so a database that is down costs a warning,
- * not the run. Returns the log id (hash of entry 1) for the next call to reuse.
+ * not the run. Returns the log id (hash of entry 1) for the next call to reuse, or null
+ * when the head could not be recorded.
  */
 export async function recordChainHead(anchor: ChainAnchor, file: string, entry: AuditEntry, logId: string | null, log: Logger): Promise<string | null> {
   try {
@@ -85,8 +92,11 @@ export async function recordChainHead(anchor: ChainAnchor, file: string, entry: 
     await anchor.record(id, entry.seq, entry.hash);
     return id;
   } catch (error) {
-    log.warn('Could not record the audit chain head in the database; the entry itself is written', { seq: entry.seq, error: errorMessage(error) });
-    return logId;
+    log.warn(
+      'Could not record the audit chain head in the database (the entry itself is written), so verify cannot catch a cut-off log tail. Let this role write it: CREATE SCHEMA safe_run; GRANT USAGE, CREATE ON SCHEMA safe_run TO <role> (as an owner)',
+      { seq: entry.seq, error: errorMessage(error) },
+    );
+    return null;
   }
 }
 

@@ -294,6 +294,25 @@ describe('safe-run <script>', () => {
     expect(parseJson<RunResult>(result).error?.message).toContain('ended the guarded transaction itself');
   });
 
+  it('runs as an ordinary role; the chain head needs only a schema an owner grants', async () => {
+    const role = `app_${ws.t.name}`;
+    await sql.raw(`create role ${role} login; grant usage on schema public to ${role};
+      grant select, insert, update, delete on all tables in schema public to ${role};
+      grant usage on all sequences in schema public to ${role}`).execute(ws.t.db);
+    const url = new URL(ws.t.url);
+    url.username = role;
+    const asApp = (args: string[]) => runCli(args, { cwd: ws.cwd, env: { ...ws.env, DATABASE_URL: url.href } });
+    const first = await asApp(['cleanup-invalid-sessions']);
+    expect(first.exitCode).toBe(0);
+    expect(first.stderr.split('Could not record the audit chain head').length - 1).toBe(1);
+
+    await sql.raw(`create schema safe_run; grant usage, create on schema safe_run to ${role}`).execute(ws.t.db);
+    expect((await asApp(['cleanup-invalid-sessions'])).exitCode).toBe(0);
+    const verify = parseJson<{ ok: boolean; anchor: { seq: number } | null }>(await asApp(['verify', '--json']));
+    expect(verify).toMatchObject({ ok: true, anchor: { seq: 6 } });
+    await sql.raw(`drop owned by ${role} cascade; drop role ${role}`).execute(ws.t.db);
+  });
+
   it('keeps the database password out of the audit log, stderr and the summary', async () => {
     const url = new URL(ws.t.url);
     url.password = 'sup3r-s3cret';

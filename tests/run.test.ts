@@ -6,7 +6,7 @@ import { EXPECTED_CLEANUP } from '../demo/seed.js';
 import { CLI_PATH, parseJson, runCli } from './helpers/cli.js';
 import { countRows } from './helpers/db.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
-import type { RunResult } from '../src/run/types.js';
+import type { RunIntentBody, RunResult } from '../src/run/types.js';
 
 /** The guarded run end to end: the built CLI, a real PostgreSQL, the real pg_dump. */
 const TABLES = ['users', 'oidc_models', 'credit_allocation', 'subscriptions', 'usage_events', 'oauth_clients', 'models'];
@@ -296,14 +296,18 @@ describe('safe-run <script>', () => {
 
   it('runs as an ordinary role; the chain head needs only a schema an owner grants', async () => {
     const role = `app_${ws.t.name}`;
+    await sql.raw('create table payroll (id int); insert into payroll values (1), (2)').execute(ws.t.db);
     await sql.raw(`create role ${role} login; grant usage on schema public to ${role};
       grant select, insert, update, delete on all tables in schema public to ${role};
       grant usage on all sequences in schema public to ${role}`).execute(ws.t.db);
     const url = new URL(ws.t.url);
     url.username = role;
     const asApp = (args: string[]) => runCli(args, { cwd: ws.cwd, env: { ...ws.env, DATABASE_URL: url.href } });
+    await sql.raw(`revoke all on payroll from ${role}`).execute(ws.t.db);
     const first = await asApp(['cleanup-invalid-sessions']);
     expect(first.exitCode).toBe(0);
+    const intent = JSON.parse(readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8').split('\n')[0]!) as { body: RunIntentBody };
+    expect(intent.body.snapshot.tables['public.payroll']?.rowsKind).toBe('estimate');
     expect(first.stderr.split('Could not record the audit chain head').length - 1).toBe(1);
 
     await sql.raw(`create schema safe_run; grant usage, create on schema safe_run to ${role}`).execute(ws.t.db);

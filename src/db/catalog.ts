@@ -17,6 +17,8 @@ export interface CatalogTable extends Omit<TableState, 'rows' | 'rowsKind'> {
   readonly estimate: number;
   /** Leaf partitions of a partitioned table (any depth); empty for a plain table. */
   readonly leafPartitions: readonly TableKey[];
+  /** Whether the connected role may SELECT from it: a table it cannot read is estimated, not counted. */
+  readonly readable: boolean;
 }
 
 export type TableCatalog = Readonly<Record<TableKey, CatalogTable>>;
@@ -57,6 +59,7 @@ export async function readTableCatalog(db: Db): Promise<TableCatalog> {
       fingerprint: fingerprints.get(t.oid) ?? '',
       // A leaf in an excluded schema has no key and is left out: it is not a user table here.
       leafPartitions: (t.leaves ?? []).flatMap((oid) => keyByOid.get(Number(oid)) ?? []).sort(),
+      readable: t.readable,
     };
   });
   entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -76,6 +79,7 @@ interface TableRow {
   readonly n_live_tup: number | null;
   /** Oids as text: int8[] arrays are not covered by the int8 parser. */
   readonly leaves: readonly string[] | null;
+  readonly readable: boolean;
 }
 
 async function readTables(db: Db): Promise<readonly TableRow[]> {
@@ -92,7 +96,8 @@ async function readTables(db: Db): Promise<readonly TableRow[]> {
            coalesce(pg_catalog.pg_relation_filenode(o.oid), 0)::int8 as relfilenode,
            o.n_tup_ins, o.n_tup_upd, o.n_tup_del, o.n_live_tup,
            round(case when o.relkind = 'p' then coalesce(p.estimate, 0) else o.own_estimate end)::int8 as estimate,
-           p.leaves
+           p.leaves,
+           pg_catalog.has_table_privilege(o.oid, 'SELECT') as readable
       from own o
       left join lateral (
         select sum(case when lc.reltuples < 0 then coalesce(ls.n_live_tup, 0) else lc.reltuples end) as estimate,

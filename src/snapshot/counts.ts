@@ -16,9 +16,11 @@ import type { TableKey } from './types.js';
 export function planExactCounts(catalog: TableCatalog, exactTables: ReadonlySet<TableKey>, threshold: number): Set<TableKey> {
   const wanted = new Set<TableKey>();
   for (const table of Object.values(catalog)) {
-    if (exactTables.has(table.key) || table.estimate <= threshold) {
+    // A table the role may not read is estimated: the snapshot must not fail on it. (The
+    // script's own tables are readable, or the script itself would fail.)
+    if (table.readable && (exactTables.has(table.key) || table.estimate <= threshold)) {
       wanted.add(table.key);
-      for (const leaf of table.leafPartitions) wanted.add(leaf);
+      for (const leaf of table.leafPartitions) if (catalog[leaf]?.readable) wanted.add(leaf);
     }
   }
   return wanted;

@@ -5,7 +5,7 @@ import { execWrapped } from '../exec/exec.js';
 import { formatArgv } from '../exec/redact.js';
 import type { ExecOptions, ExecResult } from '../exec/types.js';
 import type { Logger } from '../logger.js';
-import { formatBytes } from '../run/summary.js';
+import { backupLine } from '../run/summary.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
 
 export type { ExecOptions, ExecResult };
@@ -32,8 +32,7 @@ export function renderExec(r: ExecResult): string {
   }
   for (const f of r.findings) if (f.kind !== 'count-changed') lines.push(`  ! ${f.kind}: ${f.detail}`);
   if (r.error) lines.push(`  error: ${r.error}`);
-  const b = r.backup;
-  lines.push(b.status === 'verified' ? `  backup: ${b.path}  ${formatBytes(b.bytes)}  sha256 ${b.sha256?.slice(0, 16)}…  verified, ${b.tables.length} table(s)` : b.status === 'skipped' ? '  backup: none' : `  backup: FAILED: ${b.error ?? ''}`);
+  lines.push(backupLine(r.backup));
   lines.push(nextStep(r));
   return lines.join('\n');
 }

@@ -1,39 +1,25 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, statfs, unlink } from 'node:fs/promises';
+import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { databaseAnchor } from '../audit/anchor.js';
-import { auditFailure, fsyncDir } from '../audit/jsonl.js';
+import { auditFailure } from '../audit/jsonl.js';
 import { auditLogPath } from '../audit/read.js';
 import type { VerifyResult } from '../audit/types.js';
 import { verifyLog } from '../audit/verify.js';
 import type { Db } from '../db/connection.js';
 import { ExitCode } from '../errors.js';
+import { probeWritable } from '../run/preflight.js';
 import { fail, failFrom, pass, warn, type DoctorCheck } from './check.js';
 
 /** Below this, a full backup of a mid-sized database may not fit. */
 export const LOW_DISK_BYTES = 1024 ** 3;
 
-/**
- * Writable means what a run does: create the directory if needed, create a file, write,
- * fsync it and its directory. As root, permission bits never say no, so only doing it tells.
- */
+/** Writable means what a run does (probeWritable): create, write, fsync, remove. */
 export async function checkEvidenceDir(evidenceDir: string): Promise<DoctorCheck> {
   const existed = existsSync(evidenceDir);
-  const probe = path.join(evidenceDir, `.doctor-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
-    await mkdir(evidenceDir, { recursive: true });
-    const handle = await open(probe, 'wx', 0o600);
-    try {
-      await handle.write('safe-run doctor\n');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await unlink(probe);
-    await fsyncDir(evidenceDir);
+    await probeWritable(evidenceDir);
   } catch (error) {
-    await unlink(probe).catch(() => {});
     return failFrom('evidence-dir', auditFailure(`Cannot write to the evidence directory ${evidenceDir}`, error), ExitCode.auditFailed, '');
   }
   return pass('evidence-dir', `${evidenceDir} is writable${existed ? '' : ' (created it)'}`);

@@ -1,6 +1,32 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { fsyncDir } from '../audit/jsonl.js';
 import { ExitCode, SafeRunError } from '../errors.js';
+
+/**
+ * Create `dir` if needed and prove a file can be written, synced and removed there. As
+ * root, permission bits never say no, so only doing it tells. Throws the OS error.
+ * `doctor` runs the same probe.
+ */
+export async function probeWritable(dir: string): Promise<void> {
+  const probe = path.join(dir, `.probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    await mkdir(dir, { recursive: true });
+    const handle = await open(probe, 'wx', 0o600);
+    try {
+      await handle.write('safe-run probe\n');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await unlink(probe);
+    await fsyncDir(dir);
+  } catch (error) {
+    await unlink(probe).catch(() => {});
+    throw error;
+  }
+}
 
 /**
  * The backup and the audit entries both live in the evidence directory. If it cannot be
@@ -8,11 +34,8 @@ import { ExitCode, SafeRunError } from '../errors.js';
  * snapshots anything, with the OS error and the path.
  */
 export async function assertEvidenceWritable(evidenceDir: string): Promise<void> {
-  const probe = path.join(evidenceDir, 'backups', `.probe-${process.pid}`);
   try {
-    await mkdir(path.dirname(probe), { recursive: true });
-    await writeFile(probe, 'probe');
-    await rm(probe);
+    await probeWritable(path.join(evidenceDir, 'backups'));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
     throw new SafeRunError(

@@ -1,4 +1,4 @@
-import type { RunResult } from './types.js';
+import type { BackupRecord, RunResult } from './types.js';
 
 /** The human summary of a run: what changed, the guards' verdict, the backup, the timings. */
 export function renderRunSummary(r: RunResult): string {
@@ -8,7 +8,7 @@ export function renderRunSummary(r: RunResult): string {
   for (const v of r.violations) lines.push(`    x ${v.table}: ${v.rule}: ${v.detail}`);
   if (r.error) lines.push(`  error: ${r.error.message}${r.error.code ? ` (${r.error.code})` : ''}`, ...(r.error.detail ? [`    detail: ${r.error.detail}`] : []), ...(r.error.hint ? [`    hint: ${r.error.hint}`] : []));
   if (r.sequencesUsed.length && r.status !== 'committed') lines.push(`  note: sequences advanced and stay advanced after a rollback: ${r.sequencesUsed.join(', ')}`);
-  lines.push(backupLine(r));
+  lines.push(backupLine(r.backup));
   for (const d of r.drift) lines.push(`  drift since the last observation: ${d.kind}${d.table ? ` ${d.table}` : ''}: ${d.detail}`);
   if (r.scriptOutput !== undefined) lines.push(`  script returned: ${JSON.stringify(r.scriptOutput)}`);
   lines.push(`  timings: ${Object.entries(r.timingsMs).filter(([k]) => !k.startsWith('tx.')).map(([k, v]) => `${k} ${v}ms`).join(', ')}`);
@@ -51,8 +51,8 @@ function guardLine(r: RunResult): string {
   return r.violations.length ? `  guards: ${r.violations.length} violation(s), transaction rolled back:` : '  guards: passed';
 }
 
-function backupLine(r: RunResult): string {
-  const b = r.backup;
+/** One line for a backup record; `exec` prints the same. */
+export function backupLine(b: BackupRecord): string {
   if (b.status === 'skipped') return '  backup: none (scope "none")';
   if (b.status === 'failed') return `  backup: FAILED: ${b.error ?? ''}`;
   return `  backup: ${b.path}  ${formatBytes(b.bytes)}  sha256 ${b.sha256?.slice(0, 16)}…  verified, ${b.tables.length} table(s)`;
@@ -75,7 +75,7 @@ function nextStep(r: RunResult): string {
   }
 }
 
-export function formatBytes(n: number): string {
+function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} kB`;
   return `${(n / 1024 / 1024).toFixed(1)} MB`;

@@ -61,6 +61,14 @@ function nextStep(message: string): string {
   return NEXT_STEP;
 }
 
+/**
+ * The record of a backup that did not happen, for the intent entry: a run or an exec whose
+ * backup failed still records what was attempted and why, then runs nothing.
+ */
+export function failedBackupRecord(scope: BackupScope, tables: readonly TableKey[], error: unknown): BackupRecord {
+  return { scope, status: 'failed', path: null, format: null, sha256: null, bytes: 0, tables, pgDump: null, durationMs: 0, error: errorMessage(error) };
+}
+
 async function backup(options: BackupOptions): Promise<BackupRecord> {
   const started = performance.now();
   const skipped = (tables: readonly TableKey[]): BackupRecord => ({

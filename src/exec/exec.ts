@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import { ulid } from 'ulid';
 import { openAuditLog, type AuditLog } from '../audit/log.js';
-import { runBackup } from '../backup/backup.js';
+import { failedBackupRecord, runBackup } from '../backup/backup.js';
 import type { Config } from '../config/config.js';
 import { assertReachable, createDb, withClient } from '../db/connection.js';
 import { readIdentity, serverMajor } from '../db/identity.js';
@@ -72,7 +72,7 @@ async function wrap(ctx: ExecContext, major: number): Promise<ExecResult> {
     runBackup({
       url: ctx.url, snapshotId, scope, tables: [], evidenceDir: config.evidenceDir, runId, compress: config.backup.compress, jobs: config.backup.jobs,
       lockWaitTimeoutMs: config.backup.lockWaitTimeoutMs, pgBinDir: config.pgBinDir, serverMajor: major, log,
-    }).catch((error: unknown) => failedBackup(scope, error)),
+    }).catch((error: unknown) => failedBackupRecord(scope, [], error)),
   );
   const backup = held!;
   const intent: ExecIntentBody = {
@@ -139,6 +139,3 @@ function childError(child: ChildOutcome, postError: string | null): string | nul
   return parts.filter(Boolean).join('; ') || null;
 }
 
-function failedBackup(scope: 'full' | 'none', error: unknown): BackupRecord {
-  return { scope, status: 'failed', path: null, format: null, sha256: null, bytes: 0, tables: [], pgDump: null, durationMs: 0, error: errorMessage(error) };
-}

@@ -4,7 +4,7 @@ import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { databaseAnchor, openAuditLog, type AuditLog } from '../audit/log.js';
-import { runBackup } from '../backup/backup.js';
+import { failedBackupRecord, runBackup } from '../backup/backup.js';
 import { backupScope } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
 import { driftBeforeRun } from '../evidence/before-run.js';
@@ -95,7 +95,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
         pgBinDir: config.pgBinDir, serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000), log,
       });
     } catch (error) {
-      return failedBackup(scope, closure, error);
+      return failedBackupRecord(scope, closure, error);
     } finally {
       timings.backup = Date.now() - t;
     }
@@ -190,10 +190,6 @@ async function intentBody(ctx: RunContext, pre: Snapshot, backup: BackupRecord):
     snapshot: pre,
     backup,
   };
-}
-
-function failedBackup(scope: BackupRecord['scope'], tables: readonly TableKey[], error: unknown): BackupRecord {
-  return { scope, status: 'failed', path: null, format: null, sha256: null, bytes: 0, tables, pgDump: null, durationMs: 0, error: (error as Error).message };
 }
 
 function prefixed(prefix: string, record: Readonly<Record<string, number>>): Record<string, number> {

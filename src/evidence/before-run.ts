@@ -20,11 +20,25 @@ import { RunCollector } from './runs.js';
  * txid_status; without it they are reported unsettled.
  */
 export async function driftBeforeRun(config: Pick<Config, 'evidenceDir' | 'criticalTables'>, current: Snapshot, db?: Db): Promise<DriftFinding[]> {
+  return (await driftAgainstHistory(config, current, db)).findings;
+}
+
+export interface DriftAgainstHistory {
+  /** The newest signed observation of this database; null when there is none. */
+  readonly previous: Observation | null;
+  readonly findings: DriftFinding[];
+  /** Entries read; the whole log when there is no previous observation. */
+  readonly entriesRead: number;
+}
+
+/** What `check` and a guarded run both need: drift since the newest observation, and unfinished runs. */
+export async function driftAgainstHistory(config: Pick<Config, 'evidenceDir' | 'criticalTables'>, current: Snapshot, db?: Db): Promise<DriftAgainstHistory> {
   const key = current.database.key;
-  const { previous, runs } = await recentHistory(config.evidenceDir, key);
+  const { previous, runs, entriesRead } = await recentHistory(config.evidenceDir, key);
   const open = unsettledOpenRuns(runs.runs, key);
   const facts = db && open.length ? await readLiveFacts(db, current.database, open) : null;
-  return [...(previous ? driftSince(previous.snapshot, current, config) : []), ...interruptedRunFindings(open, facts)];
+  const findings = [...(previous ? driftSince(previous.snapshot, current, config) : []), ...interruptedRunFindings(open, facts)];
+  return { previous, findings, entriesRead };
 }
 
 /**
@@ -33,14 +47,16 @@ export async function driftBeforeRun(config: Pick<Config, 'evidenceDir' | 'criti
  * that run's own drift (see unsettledOpenRuns), so a run costs the same on a log of ten
  * entries and of a million.
  */
-async function recentHistory(evidenceDir: string, key: string): Promise<{ previous: Observation | null; runs: RunCollector }> {
+async function recentHistory(evidenceDir: string, key: string): Promise<{ previous: Observation | null; runs: RunCollector; entriesRead: number }> {
   const runs = new RunCollector();
   let previous: Observation | null = null;
+  let entriesRead = 0;
   for await (const entry of readEntriesBackward(evidenceDir)) {
+    entriesRead++;
     runs.add(entry);
     const snapshot = snapshotOf(entry);
     if (!previous && snapshot?.database.key === key) previous = { ref: refOf(entry), snapshot };
     if (entry.kind === 'run.intent' && snapshot?.database.key === key && !isOpen(runs.get(entry.runId!)!)) break;
   }
-  return { previous, runs };
+  return { previous, runs, entriesRead };
 }

@@ -2,13 +2,8 @@ import type { Config } from '../config/config.js';
 import { usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { DriftFinding } from '../run/types.js';
-import { driftSince } from './drift.js';
-import { interruptedRunFindings, unsettledOpenRuns } from './interrupted.js';
+import { driftAgainstHistory } from './before-run.js';
 import { connectLive, readLiveSnapshot } from './live.js';
-import { LatestObservationCollector } from './observations.js';
-import { readLiveFacts } from './run-status.js';
-import { RunCollector } from './runs.js';
-import { scanLog } from './scan.js';
 
 /** `check --json` (SPEC "Machine-readable output"). */
 export interface CheckResult {
@@ -21,26 +16,21 @@ export interface CheckResult {
 
 /**
  * The live database against its latest signed observation (a `snapshot`, a run's pre- or
- * post-snapshot, whichever is newest), plus the runs the log says never finished.
+ * post-snapshot, whichever is newest), plus the runs the log says never finished. It reads
+ * the log the way a guarded run does (driftAgainstHistory): backwards, only as far as needed.
  */
 export async function checkDatabase(config: Config, log: Logger): Promise<CheckResult> {
   const live = await connectLive(config);
   try {
     const now = await readLiveSnapshot(live, config);
     const key = now.database.key;
-    const latest = new LatestObservationCollector(key);
-    const runs = new RunCollector();
-    const scan = await scanLog(config.evidenceDir, [latest, runs]);
-    const previous = latest.observation;
+    const { previous, findings, entriesRead } = await driftAgainstHistory(config, now, live.db);
     if (!previous) {
       throw usageError(
-        `No signed observation of ${key} in ${config.evidenceDir} (${scan.entries} entries): nothing to compare with.`,
+        `No signed observation of ${key} in ${config.evidenceDir} (${entriesRead} entries): nothing to compare with.`,
         'Record one with `safe-run snapshot` (cron it every few minutes), or run a script through safe-run.',
       );
     }
-    const open = unsettledOpenRuns(runs.runs, key);
-    const facts = open.length ? await readLiveFacts(live.db, now.database, open) : null;
-    const findings = [...driftSince(previous.snapshot, now, config), ...interruptedRunFindings(open, facts)];
     log.debug('check compared', { against: previous.ref.seq, findings: findings.length });
     return {
       status: findings.length ? 'drift' : 'clean',

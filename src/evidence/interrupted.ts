@@ -27,7 +27,8 @@ export function isOpen(run: RunSummary): boolean {
 export function unsettledOpenRuns(runs: readonly RunSummary[], databaseKey: string): RunSummary[] {
   const mine = runs.filter((r) => r.intent?.databaseKey === databaseKey);
   const settledAt = Math.max(0, ...mine.filter((r) => !isOpen(r) && r.outcome?.ref.seq).map((r) => r.outcome!.ref.seq!));
-  return mine.filter((r) => isOpen(r) && r.intent!.ref.seq! > settledAt);
+  // In log order, whichever direction the log was read in.
+  return mine.filter((r) => isOpen(r) && r.intent!.ref.seq! > settledAt).sort((a, b) => a.intent!.ref.seq! - b.intent!.ref.seq!);
 }
 
 export function interruptedRunFindings(open: readonly RunSummary[], live: LiveFacts | null): InterruptedRunFinding[] {

@@ -24,22 +24,6 @@ export interface Observation {
   readonly snapshot: Snapshot;
 }
 
-/** The newest observation of one database; keeps a single snapshot however long the log is. */
-export class LatestObservationCollector {
-  private latest: Observation | null = null;
-
-  constructor(private readonly databaseKey: string) {}
-
-  add(entry: AuditEntry): void {
-    const snapshot = snapshotOf(entry);
-    if (snapshot && snapshot.database.key === this.databaseKey) this.latest = { ref: refOf(entry), snapshot };
-  }
-
-  get observation(): Observation | null {
-    return this.latest;
-  }
-}
-
 /**
  * One table as one observation saw it: a few numbers instead of the whole snapshot, which
  * is what lets blame walk 10,000 runs in constant memory per observation.

@@ -19,10 +19,6 @@ export interface AnchoredLog extends ChainHead {
   readonly updatedAt: string;
 }
 
-/** Schema and table of the anchor; snapshots leave this schema out. */
-export const ANCHOR_SCHEMA = 'safe_run';
-export const ANCHOR_TABLE = 'chain_head';
-
 const UNDEFINED_TABLE = '42P01';
 const INVALID_SCHEMA = '3F000';
 // Two first-time writers racing on CREATE ... IF NOT EXISTS can still collide in the catalog.

@@ -9,7 +9,7 @@ export interface Config {
   readonly scriptsDirs: readonly string[];
   readonly evidenceDir: string;
   readonly signingKey: string;
-  readonly criticalTables: Readonly<Record<TableKey, { readonly maxDropPercent: number }>>;
+  readonly criticalTables: Readonly<Record<TableKey, CriticalTableRule>>;
   readonly backup: {
     readonly scope: 'touched' | 'full' | 'none';
     readonly compress: number;
@@ -20,7 +20,23 @@ export interface Config {
   readonly statementTimeoutMs: number;
   readonly lockTimeoutMs: number;
   readonly pgBinDir: string | null;
+  /** Null: the script's session uses the runner's own login (recorded as trust "superuser" when it is one). */
+  readonly scriptRole: string | null;
+  readonly scriptDatabaseUrl: string | null;
+  readonly scriptUser: string;
+  readonly trustedKeys: readonly string[];
+  readonly witness: readonly { readonly command: string; readonly required: boolean }[];
   readonly environments: Readonly<
     Record<string, { readonly hostPattern: string; readonly requireReason: boolean; readonly confirm: boolean }>
   >;
 }
+
+export interface CriticalTableRule {
+  /** A run may not remove more than this share of the table's rows (default 10). */
+  readonly maxDropPercent: number;
+  /** A run may not update more than this share of the table's rows (default 50). */
+  readonly maxUpdatePercent: number;
+}
+
+export const DEFAULT_MAX_DROP_PERCENT = 10;
+export const DEFAULT_MAX_UPDATE_PERCENT = 50;

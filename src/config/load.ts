@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { usageError } from '../errors.js';
 import { tableKey } from '../db/names.js';
-import type { Config } from './config.js';
+import { DEFAULT_MAX_DROP_PERCENT, DEFAULT_MAX_UPDATE_PERCENT, type Config } from './config.js';
 import { parseDurationMs, rawConfigSchema, type RawConfig } from './schema.js';
 
 export interface ConfigSources {
@@ -88,7 +88,12 @@ function resolveConfig(raw: RawConfig, file: string | null, cwd: string, env: No
       : raw.signingKey
         ? resolvePath(raw.signingKey)
         : path.join(configHome, 'safe-run', 'signing.key'),
-    criticalTables: Object.fromEntries(Object.entries(raw.criticalTables ?? {}).map(([name, rule]) => [tableKey(name), rule])),
+    criticalTables: Object.fromEntries(
+      Object.entries(raw.criticalTables ?? {}).map(([name, rule]) => [
+        tableKey(name),
+        { maxDropPercent: rule.maxDropPercent ?? DEFAULT_MAX_DROP_PERCENT, maxUpdatePercent: rule.maxUpdatePercent ?? DEFAULT_MAX_UPDATE_PERCENT },
+      ]),
+    ),
     backup: {
       scope: raw.backup?.scope ?? 'touched',
       compress: raw.backup?.compress ?? 6,
@@ -99,6 +104,11 @@ function resolveConfig(raw: RawConfig, file: string | null, cwd: string, env: No
     statementTimeoutMs: parseDurationMs(raw.statementTimeout ?? '5min'),
     lockTimeoutMs: parseDurationMs(raw.lockTimeout ?? '10s'),
     pgBinDir: raw.pgBinDir ? resolvePath(raw.pgBinDir) : null,
+    scriptRole: raw.scriptRole ?? null,
+    scriptDatabaseUrl: raw.scriptDatabaseUrl ?? null,
+    scriptUser: raw.scriptUser ?? 'nobody',
+    trustedKeys: raw.trustedKeys ?? [],
+    witness: (raw.witness ?? []).map((w) => ({ command: w.command, required: w.required ?? false })),
     environments: Object.fromEntries(
       Object.entries(raw.environments ?? {}).map(([name, e]) => [
         name,

@@ -13,7 +13,12 @@ export const rawConfigSchema = z
     scriptsDir: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
     evidenceDir: z.string().optional(),
     signingKey: z.string().optional(),
-    criticalTables: z.record(z.string(), z.object({ maxDropPercent: z.number().min(0).max(100) }).strict()).optional(),
+    criticalTables: z
+      .record(
+        z.string(),
+        z.object({ maxDropPercent: z.number().min(0).max(100).optional(), maxUpdatePercent: z.number().min(0).max(100).optional() }).strict(),
+      )
+      .optional(),
     backup: z
       .object({
         scope: z.enum(['touched', 'full', 'none']).optional(),
@@ -28,6 +33,16 @@ export const rawConfigSchema = z
     lockTimeout: duration.optional(),
     // Directory holding pg_dump/pg_restore when neither PATH nor /usr/lib/postgresql/N/bin fits.
     pgBinDir: z.string().optional(),
+    // The script's session logs in as this role, so superuser-only escapes fail at the server.
+    scriptRole: z.string().min(1).optional(),
+    // A second URL for the script's session; its password never reaches argv or the log.
+    scriptDatabaseUrl: z.string().min(1).optional(),
+    // OS user of a TypeScript script's child process when safe-run runs as root.
+    scriptUser: z.string().min(1).optional(),
+    // Fingerprints of the signing keys this host accepts, kept outside the evidence directory.
+    trustedKeys: z.array(z.string().regex(/^[0-9a-f]{16,64}$/, 'expected a key fingerprint (hex, as `safe-run keygen` prints it)')).optional(),
+    // Commands that receive each new signed chain head as JSON on stdin.
+    witness: z.array(z.object({ command: z.string().min(1), required: z.boolean().optional() }).strict()).optional(),
     environments: z
       .record(
         z.string(),

@@ -1,4 +1,4 @@
-import type { Config } from '../config/config.js';
+import { DEFAULT_MAX_DROP_PERCENT, type Config } from '../config/config.js';
 import type { Operation, TableChange, Violation } from '../run/types.js';
 import type { LoadedScript } from '../script/load.js';
 import type { TableKey } from '../snapshot/types.js';
@@ -19,9 +19,6 @@ export interface GuardInput {
   /** Leaf partition -> the declared partitioned table it belongs to (see declaredParents). */
   readonly partitionParent?: Readonly<Record<TableKey, TableKey>>;
 }
-
-/** A script that names a table critical without a configured limit may not drop it at all beyond this. */
-export const DEFAULT_MAX_DROP_PERCENT = 10;
 
 export function evaluateGuards(input: GuardInput): Violation[] {
   const violations: Violation[] = [];

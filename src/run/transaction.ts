@@ -1,4 +1,5 @@
 import { sql, type ControlledTransaction } from 'kysely';
+import { directGate } from '../script/gate.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Config } from '../config/config.js';
 import type { Db } from '../db/connection.js';
@@ -72,7 +73,8 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
   let scriptOutput: unknown;
   let error: unknown = null;
   try {
-    scriptOutput = await script.run({ db: trx, args: input.args, log, dryRun: input.dryRun });
+    const context = { gate: directGate(trx), db: trx, args: input.args, log, dryRun: input.dryRun, signal: new AbortController().signal };
+    scriptOutput = await script.run(context);
   } catch (e) {
     error = e;
   }

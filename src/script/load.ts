@@ -2,12 +2,12 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sql } from 'kysely';
 import { tableKey } from '../db/names.js';
 import { usageError } from '../errors.js';
 import type { Operation } from '../run/types.js';
 import type { TableKey } from '../snapshot/types.js';
-import type { ScriptContext, ScriptDefinition } from './define.js';
+import type { ScriptDefinition } from './define.js';
+import type { ScriptRunContext } from './gate.js';
 import { parseSqlHeader } from './sql-header.js';
 import { transactionControlStatements } from './sql-statements.js';
 
@@ -24,7 +24,7 @@ export interface LoadedScript {
   readonly critical: readonly TableKey[];
   /** For SQL scripts, the statement text, so errors can point into it. */
   readonly sqlText?: string;
-  run(context: ScriptContext): Promise<unknown>;
+  run(context: ScriptRunContext): Promise<unknown>;
 }
 
 const EXTENSIONS = ['.ts', '.mts', '.js', '.mjs', '.sql'];
@@ -71,7 +71,8 @@ export async function loadScriptFile(file: string): Promise<LoadedScript> {
     source,
     sha256,
     ...normaliseDeclarations(file, definition.touches, definition.limits ?? {}, definition.critical ?? []),
-    run: (context) => definition.run(context),
+    // Interim: in process, until the child-process runner lands (issue 10).
+    run: (context) => definition.run({ db: (context as unknown as { db: never }).db, args: context.args, log: context.log, dryRun: context.dryRun }),
   };
 }
 
@@ -99,8 +100,8 @@ function sqlScript(file: string, source: string, sha256: string): LoadedScript {
     sqlText: source,
     ...normaliseDeclarations(file, header.touches, header.limits, header.critical),
     // No parameters, so pg uses the simple protocol and a file may hold several statements.
-    run: async ({ db }) => {
-      const result = await sql.raw(source).execute(db);
+    run: async ({ gate }) => {
+      const result = await gate({ sql: source, parameters: [] });
       return { rowsAffected: Number(result.numAffectedRows ?? 0) };
     },
   };

@@ -31,7 +31,7 @@ function run(runId: string, intent: number, outcome: number, post: number | null
   const summary: RunSummary = {
     runId,
     intent: { ref: ref(intent, 'run.intent', runId), script: 'cleanup', scriptSha256: 'x', operator: { osUser: 'ops', gitUser: null, gitEmail: null }, reason: null, args: [], dryRun: false, databaseKey: DB.key, systemIdentifier: '7', backup: { status: 'verified', scope: 'touched', path: 'b', sha256: null, tables: [T] } },
-    outcome: { ref: ref(outcome, 'run.outcome', runId), status, changes: deleted ? { [T]: { inserted: 0, updated: 0, deleted, truncated: false } } : {}, inTxCounts: {}, xid: '1', error: null },
+    outcome: { ref: ref(outcome, 'run.outcome', runId), status, changes: deleted ? { [T]: { inserted: 0, updated: 0, deleted, truncated: false } } : {}, inTxCounts: {}, xid: '1', error: null, trust: null },
     post: post === null ? null : { ref: ref(post, 'run.post', runId), commitLsn: `0/${post * 16}` },
     commitFailed: null,
   };
@@ -46,8 +46,9 @@ describe('attributeChanges', () => {
     const changes = attributeChanges(T, observations, [run('R1', 1, 2, 3, 5)]);
     expect(changes).toHaveLength(2);
     expect(changes[0]).toMatchObject({ before: 100, after: 95, attribution: { type: 'run', runId: 'R1', script: 'cleanup' }, change: { deleted: 5 } });
-    expect(changes[1]).toMatchObject({ before: 95, after: 92, counters: { inserted: 0, updated: 0, deleted: 3 }, attribution: { type: 'outside' } });
-    expect(changes[1]!.attribution).toEqual({ type: 'outside', after: '#1 run.intent of cleanup R1 at 2025-11-14T00:01:00Z', before: '#3 run.post of cleanup R1 at 2025-11-14T00:03:00Z' });
+    // Beyond the run's own deletes, inside its bracket: another session, during that run.
+    expect(changes[1]).toMatchObject({ before: 95, after: 92, counters: { inserted: 0, updated: 0, deleted: 3 }, attribution: { type: 'concurrent' } });
+    expect(changes[1]!.attribution).toEqual({ type: 'concurrent', runId: 'R1', script: 'cleanup', after: '#1 run.intent of cleanup R1 at 2025-11-14T00:01:00Z', before: '#3 run.post of cleanup R1 at 2025-11-14T00:03:00Z' });
   });
 
   it('never blames a run for a change it did not make', () => {

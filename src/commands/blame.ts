@@ -31,10 +31,12 @@ function renderChange(c: BlameChange): string {
   const counts = `${rowsText(c.before)} -> ${rowsText(c.after)}${c.exact ? '' : ' (estimate)'}`;
   if (c.attribution.type === 'run') {
     const ch = c.change!;
-    return `  ${counts.padEnd(14)} run ${c.attribution.runId} ${c.attribution.script}: inserted ${ch.inserted}, updated ${ch.updated}, deleted ${ch.deleted}${ch.truncated ? ', TRUNCATE' : ''}  (${c.toTs})`;
+    const marks = [c.attribution.escaped ? 'ESCAPED the guard: committed by the script itself' : '', c.attribution.trust ? `trust ${c.attribution.trust}` : ''].filter(Boolean);
+    return `  ${counts.padEnd(14)} run ${c.attribution.runId} ${c.attribution.script}: inserted ${ch.inserted}, updated ${ch.updated}, deleted ${ch.deleted}${ch.truncated ? ', TRUNCATE' : ''}  (${c.toTs})${marks.length ? `  [${marks.join('; ')}]` : ''}`;
   }
   const notes = [c.counters !== undefined ? `counters: ${formatDelta(c.counters ?? null)}` : '', ...c.events.map(describeEvent)].filter(Boolean);
-  return [`  ${counts.padEnd(14)} OUTSIDE any guarded run`, `      between ${c.attribution.after}`, `      and     ${c.attribution.before}`, ...(notes.length ? [`      ${notes.join('; ')}`] : [])].join('\n');
+  const who = c.attribution.type === 'concurrent' ? `OUTSIDE the run's transaction: another session, during run ${c.attribution.runId} ${c.attribution.script}` : 'OUTSIDE any guarded run';
+  return [`  ${counts.padEnd(14)} ${who}`, `      between ${c.attribution.after}`, `      and     ${c.attribution.before}`, ...(notes.length ? [`      ${notes.join('; ')}`] : [])].join('\n');
 }
 
 interface BlameArgs extends GlobalArgs {

@@ -1,3 +1,4 @@
+import { violationSubject } from '../run/types.js';
 import type { CommandModule } from 'yargs';
 import { showRun, type RunRecord } from '../evidence/run-record.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
@@ -20,7 +21,7 @@ function renderRun(r: RunRecord): string {
     if (i.args.length) lines.push(`  args      ${i.args.join(' ')}`);
   }
   lines.push('', ...changeLines(r));
-  for (const v of r.violations) lines.push(`  violation ${v.table}: ${v.rule}: ${v.detail}`);
+  for (const v of r.violations) lines.push(`  violation ${violationSubject(v)}: ${v.rule}: ${v.detail}`);
   if (r.error) lines.push(`  error     ${r.error.message}${r.error.code ? ` (${r.error.code})` : ''}`);
   for (const d of r.drift) lines.push(`  drift before the run: ${d.kind}${d.table ? ` ${d.table}` : ''}: ${d.detail}`);
   lines.push('', ...backupLines(r));

@@ -15,8 +15,17 @@ import { windowEvents, type WindowEvent } from './window-events.js';
  * run's pre/post bracket (other sessions keep working while a run runs).
  */
 export type Attribution =
-  | { readonly type: 'run'; readonly runId: string; readonly script: string }
-  | { readonly type: 'outside'; readonly after: string; readonly before: string };
+  | { readonly type: 'run'; readonly runId: string; readonly script: string; readonly escaped?: true; readonly trust?: 'role' | 'superuser' }
+  | { readonly type: 'outside'; readonly after: string; readonly before: string }
+  /** Outside the run's own transaction, but while it ran: another session wrote. */
+  | { readonly type: 'concurrent'; readonly runId: string; readonly script: string; readonly after: string; readonly before: string };
+
+/** Changes no run's own transaction recorded: plain outside, or by another session during a run. */
+export type OutsideAttribution = Exclude<Attribution, { type: 'run' }>;
+
+export function isOutside(a: Attribution): a is OutsideAttribution {
+  return a.type !== 'run';
+}
 
 export interface BlameChange {
   /** `#12 run.post` or `now`: the observations the change lies between. */
@@ -64,7 +73,7 @@ export function attributeChanges(table: TableKey, observations: readonly TableOb
       attempted = add(attempted, change);
       if (!facts.status.committed || !isNonZero(change)) continue;
       const after = runResult(current, change, facts, table);
-      changes.push({ ...span, before: current, after, exact, change, events: [], attribution: { type: 'run', runId: facts.run.runId, script: facts.run.intent?.script ?? '?' } });
+      changes.push({ ...span, before: current, after, exact, change, events: [], attribution: runAttribution(facts) });
       current = after;
     }
     const events = windowEvents(a, b);
@@ -79,10 +88,26 @@ export function attributeChanges(table: TableKey, observations: readonly TableOb
     const countMoved = (after ?? 0) !== (current ?? 0) || (after === null) !== (current === null);
     const structural = events.some((e) => e !== 'stats-reset');
     if (countMoved || structural || (residual !== null && !isZeroDelta(residual))) {
-      changes.push({ ...span, before: current, after, exact, counters: residual, events, attribution: { type: 'outside', after: label(a), before: label(b) } });
+      // A window that holds a run brackets it: what moved beyond the run's own was another session, during it.
+      const during = inWindow[0];
+      const attribution: OutsideAttribution = during
+        ? { type: 'concurrent', runId: during.run.runId, script: during.run.intent?.script ?? '?', after: label(a), before: label(b) }
+        : { type: 'outside', after: label(a), before: label(b) };
+      changes.push({ ...span, before: current, after, exact, counters: residual, events, attribution });
     }
   }
   return changes;
+}
+
+function runAttribution(facts: RunFacts): Attribution {
+  const outcome = facts.run.outcome;
+  return {
+    type: 'run',
+    runId: facts.run.runId,
+    script: facts.run.intent?.script ?? '?',
+    ...(outcome?.status === 'escaped' ? { escaped: true as const } : {}),
+    ...(outcome?.trust ? { trust: outcome.trust } : {}),
+  };
 }
 
 /** A TRUNCATE leaves no delete count behind; the in-transaction count says where it ended. */

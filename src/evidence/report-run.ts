@@ -1,3 +1,4 @@
+import { violationSubject } from '../run/types.js';
 import { heading, inlineCode, list, paragraph, table, title, type Block } from './report-blocks.js';
 import { evidenceBlocks, restoreBlocks, type VerificationOutcome } from './report-evidence.js';
 import type { RunRecord } from './run-record.js';
@@ -32,7 +33,7 @@ export function runReportBlocks(input: RunReportInput): Block[] {
     changed.length
       ? table(['table', 'inserted', 'updated', 'deleted', 'rows before', 'rows after'], changed.map((t) => changeRow(r, t)))
       : paragraph('No table changed.'),
-    ...(r.violations.length ? [heading('Guard violations'), list(r.violations.map((v) => `${inlineCode(v.table)} ${v.rule}: ${v.detail}`))] : []),
+    ...(r.violations.length ? [heading('Guard violations'), list(r.violations.map((v) => `${inlineCode(violationSubject(v))} ${v.rule}: ${v.detail}`))] : []),
     ...(r.drift.length ? [heading('Drift found before the run'), list(r.drift.map((d) => `${d.kind}${d.table ? ` ${inlineCode(d.table)}` : ''}: ${d.detail}`))] : []),
     heading('Point-in-time bracket'),
     paragraph(`Pre-snapshot at WAL ${r.wal.preSnapshotLsn ?? '?'}; the transaction (xid ${r.wal.xid ?? '?'}) started at ${r.wal.startLsn ?? '?'}${r.wal.commitLsn ? ` and committed by ${r.wal.commitLsn}` : ''}. Recovery to just before ${r.wal.startLsn ?? 'the start LSN'} lands exactly before this run.`),

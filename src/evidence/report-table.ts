@@ -1,4 +1,4 @@
-import type { BlameChange } from './attribute.js';
+import { isOutside, type BlameChange } from './attribute.js';
 import type { BlameAnalysis, BlameObservation } from './blame.js';
 import { formatDelta } from './counters.js';
 import { heading, inlineCode, list, paragraph, table, title, type Block } from './report-blocks.js';
@@ -24,7 +24,7 @@ export function tableReportBlocks(input: TableReportInput): Block[] {
   const { analysis: a, verdict } = input;
   const name = shortName(a.table);
   const runsOnTable = a.runs.filter((r) => r.run.outcome?.changes[a.table]);
-  const outside = a.changes.filter((c) => c.attribution.type === 'outside');
+  const outside = a.changes.filter((c) => isOutside(c.attribution));
   const last = a.observations[a.observations.length - 1];
   return [
     title(`Post-mortem: ${inlineCode(a.table)} on ${a.database ?? 'unknown database'}`),
@@ -66,7 +66,7 @@ function outsideSection(outside: readonly BlameChange[], name: string): Block[] 
   return [
     table(
       ['between', 'and', 'rows', 'counters', 'events'],
-      shown.map((c) => [c.attribution.type === 'outside' ? c.attribution.after : c.from, c.attribution.type === 'outside' ? c.attribution.before : c.to, `${rows(c.before)} → ${rows(c.after)}`, formatDelta(c.counters ?? null), c.events.map(describeEvent).join('; ') || '-']),
+      shown.map((c) => [isOutside(c.attribution) ? c.attribution.after : c.from, isOutside(c.attribution) ? c.attribution.before : c.to, `${rows(c.before)} → ${rows(c.after)}`, formatDelta(c.counters ?? null), c.events.map(describeEvent).join('; ') || '-']),
     ),
     ...(outside.length > shown.length ? [paragraph(`(the ${shown.length} most recent of ${outside.length} windows; \`safe-run blame ${name} --json\` has them all)`)] : []),
   ];
@@ -127,7 +127,7 @@ function runsSection(a: BlameAnalysis, verdict: Verdict): Block[] {
     blocks.push(paragraph(`No guarded run changed ${inlineCode(shortName(a.table))}: their signed outcomes record 0 inserted, 0 updated and 0 deleted rows for it.`));
   }
   const s = verdict.suspect;
-  if (s && verdict.decisive?.attribution.type === 'outside') {
+  if (s && verdict.decisive && isOutside(verdict.decisive.attribution)) {
     const own = Object.entries(s.run.outcome?.changes ?? {}).map(([t, c]) => `${inlineCode(t)} (${c.inserted} inserted, ${c.updated} updated, ${c.deleted} deleted)`);
     blocks.push(paragraph(`The last guarded run before the change, ${s.run.intent?.script ?? '?'} (${inlineCode(s.run.runId)}, ${s.status.status}), changed only: ${own.join(', ') || 'nothing'}.`));
   }

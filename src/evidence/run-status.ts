@@ -19,7 +19,8 @@ export type DisplayStatus =
   | 'rolled-back'
   | 'guard-violation'
   | 'backup-failed'
-  | 'failed';
+  | 'failed'
+  | 'escaped';
 
 export interface ResolvedStatus {
   readonly status: DisplayStatus;
@@ -36,6 +37,8 @@ export interface LiveFacts {
 }
 
 export function resolveStatus(run: RunSummary, live: LiveFacts | null): ResolvedStatus {
+  // Before run.post: an escaped run's post entry records what it left, not a COMMIT by safe-run.
+  if (run.outcome?.status === 'escaped') return { status: 'escaped', note: 'the script ended the guarded transaction itself; its changes are committed', committed: true };
   if (run.post) return { status: 'committed', note: null, committed: true };
   if (run.commitFailed) return { status: 'commit-failed', note: run.commitFailed.error, committed: false };
   const onLive = live !== null && run.intent !== null && sameCluster(run, live);

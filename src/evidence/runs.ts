@@ -36,6 +36,8 @@ export interface OutcomeSummary {
   readonly inTxCounts: Readonly<Record<TableKey, number>>;
   readonly xid: string | null;
   readonly error: string | null;
+  /** Absent in entries written before the run recorded it. */
+  readonly trust: 'role' | 'superuser' | null;
 }
 
 export interface PostSummary {
@@ -58,7 +60,7 @@ export class RunCollector {
         break;
       case 'run.outcome': {
         const body = (entry as AuditEntry<RunOutcomeBody>).body;
-        run.outcome = { ref: refOf(entry), status: body.status, changes: body.changes ?? {}, inTxCounts: body.inTxCounts ?? {}, xid: body.xid ?? null, error: body.error?.message ?? null };
+        run.outcome = { ref: refOf(entry), status: body.status, changes: body.changes ?? {}, inTxCounts: body.inTxCounts ?? {}, xid: body.xid ?? null, error: body.error?.message ?? null, trust: body.trust ?? null };
         break;
       }
       case 'run.post':

@@ -1,6 +1,6 @@
 import type { TableChange } from '../run/types.js';
 import type { TableKey } from '../snapshot/types.js';
-import type { BlameChange } from './attribute.js';
+import { isOutside, type BlameChange } from './attribute.js';
 import type { BlameAnalysis } from './blame.js';
 import { describeEvent } from './window-events.js';
 import type { RunFacts } from './windows.js';
@@ -30,15 +30,19 @@ export function decideVerdict(analysis: Pick<BlameAnalysis, 'table' | 'changes' 
   const went = `${name} went from ${rows(decisive.before)} to ${rows(decisive.after)}`;
   if (decisive.attribution.type === 'run') {
     const { runId, script } = decisive.attribution;
+    const escaped = decisive.attribution.escaped ? ' It ESCAPED the guard: the script committed by itself, and these numbers come from the statistics afterwards.' : '';
     return {
-      sentences: [`${runEffect(script, decisive.change ?? null, name)} in its own transaction (run ${runId}, signed outcome); ${went}.`],
+      sentences: [`${runEffect(script, decisive.change ?? null, name)} in its own transaction (run ${runId}, signed outcome); ${went}.${escaped}`],
       decisive,
       suspect: analysis.runs.find((r) => r.run.runId === runId) ?? null,
     };
   }
   const suspect = lastCommittedBefore(analysis.runs, decisive.toSeq);
   const suspectPart = suspect ? `${runEffect(suspect.run.intent?.script ?? '?', suspect.run.outcome?.changes[analysis.table] ?? null, name)}; ` : '';
-  const sentences = [`${suspectPart}${went} outside any guarded run between ${decisive.attribution.after} and ${decisive.attribution.before}.`];
+  const where = decisive.attribution.type === 'concurrent'
+    ? `outside the transaction of run ${decisive.attribution.runId} (${decisive.attribution.script}): another session wrote while it ran, between`
+    : 'outside any guarded run between';
+  const sentences = [`${suspectPart}${went} ${where} ${decisive.attribution.after} and ${decisive.attribution.before}.`];
   const events = decisive.events.filter((e) => e !== 'stats-reset');
   if (events.length) sentences.push(`In that window ${events.map(describeEvent).join(', and ')}.`);
   if (decisive.counters && decisive.counters.deleted > 0) {
@@ -46,10 +50,10 @@ export function decideVerdict(analysis: Pick<BlameAnalysis, 'table' | 'changes' 
   } else if (decisive.counters === null) {
     sentences.push('The statistics counters cannot be compared across that window, so they say nothing about how the rows went.');
   }
-  const earlier = analysis.changes.filter((c) => c !== decisive && c.attribution.type === 'outside' && (c.after ?? 0) < (c.before ?? 0));
+  const earlier = analysis.changes.filter((c) => c !== decisive && isOutside(c.attribution) && (c.after ?? 0) < (c.before ?? 0));
   if (earlier.length) {
     const largest = earlier.reduce((x, y) => ((y.before ?? 0) - (y.after ?? 0) > (x.before ?? 0) - (x.after ?? 0) ? y : x));
-    const where = largest.attribution.type === 'outside' ? ` between ${largest.attribution.after} and ${largest.attribution.before}` : '';
+    const where = isOutside(largest.attribution) ? ` between ${largest.attribution.after} and ${largest.attribution.before}` : '';
     sentences.push(`${name} also lost rows outside guarded runs ${earlier.length} other time(s); the largest: ${rows(largest.before)} to ${rows(largest.after)}${where}.`);
   }
   return { sentences, decisive, suspect };

@@ -35,7 +35,7 @@ export interface XactState {
 export async function readXactCounters(trx: Db): Promise<Map<number, XactCounters>> {
   const { rows } = await sql<{ relid: number; ins: number; upd: number; del: number }>`
     select relid::int8 as relid, n_tup_ins as ins, n_tup_upd as upd, n_tup_del as del
-    from pg_stat_xact_user_tables`.execute(trx);
+    from pg_catalog.pg_stat_xact_user_tables`.execute(trx);
   return new Map(rows.map((r) => [Number(r.relid), { ins: r.ins, upd: r.upd, del: r.del }]));
 }
 
@@ -49,15 +49,15 @@ export async function readXactCounters(trx: Db): Promise<Map<number, XactCounter
  */
 export async function readOwnStrongLocks(trx: Db): Promise<Set<number>> {
   const { rows } = await sql<{ oid: number }>`
-    select relation::int8 as oid from pg_locks
-    where pid = pg_backend_pid() and locktype = 'relation' and granted
+    select relation::int8 as oid from pg_catalog.pg_locks
+    where pid = pg_catalog.pg_backend_pid() and locktype = 'relation' and granted
       and mode in ('ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')`.execute(trx);
   return new Set(rows.map((r) => Number(r.oid)));
 }
 
 export async function readSequencePositions(trx: Db): Promise<Map<string, string | null>> {
   const { rows } = await sql<{ schemaname: string; sequencename: string; last_value: string | null }>`
-    select schemaname, sequencename, last_value::text as last_value from pg_sequences
+    select schemaname, sequencename, last_value::text as last_value from pg_catalog.pg_sequences
     where schemaname not in ('pg_catalog', 'information_schema', 'safe_run')`.execute(trx);
   return new Map(rows.map((r) => [keyOf(r.schemaname, r.sequencename), r.last_value]));
 }
@@ -74,7 +74,7 @@ export async function sequencesDrawnHere(trx: Db, moved: readonly string[]): Pro
     const { schema, table } = parseTableName(name);
     await sql`savepoint safe_run_currval`.execute(trx);
     try {
-      await sql`select currval(format('%I.%I', ${schema}::text, ${table}::text)::regclass)`.execute(trx);
+      await sql`select pg_catalog.currval(pg_catalog.format('%I.%I', ${schema}::text, ${table}::text)::pg_catalog.regclass)`.execute(trx);
       drawn.push(name);
       await sql`release savepoint safe_run_currval`.execute(trx);
     } catch {
@@ -122,7 +122,7 @@ export function measureChanges(baseline: XactState, current: XactState, ownStron
 export async function countRowsExact(trx: Db, tables: readonly { schema: string; name: string; key: TableKey }[]): Promise<Record<TableKey, number>> {
   const counts: Record<TableKey, number> = {};
   for (const t of tables) {
-    const { rows } = await sql<{ n: number }>`select count(*) as n from ${sql.id(t.schema, t.name)}`.execute(trx);
+    const { rows } = await sql<{ n: number }>`select pg_catalog.count(*) as n from ${sql.id(t.schema, t.name)}`.execute(trx);
     counts[t.key] = Number(rows[0]!.n);
   }
   return counts;

@@ -1,4 +1,4 @@
-import { DEFAULT_MAX_DROP_PERCENT, type Config } from '../config/config.js';
+import { DEFAULT_MAX_DROP_PERCENT, DEFAULT_MAX_UPDATE_PERCENT, type Config, type CriticalTableRule } from '../config/config.js';
 import type { Operation, TableChange, Violation } from '../run/types.js';
 import type { LoadedScript } from '../script/load.js';
 import type { TableKey } from '../snapshot/types.js';
@@ -80,22 +80,33 @@ function limitViolations(table: TableKey, change: TableChange, limits: Partial<R
  */
 function criticalViolations(input: GuardInput, changes: Readonly<Record<TableKey, TableChange>>): Violation[] {
   const out: Violation[] = [];
-  const critical = new Map<TableKey, number>(Object.entries(input.criticalTables).map(([t, r]) => [t, r.maxDropPercent]));
-  for (const t of input.script.critical) if (!critical.has(t)) critical.set(t, DEFAULT_MAX_DROP_PERCENT);
-  for (const [table, maxDropPercent] of critical) {
+  const critical = new Map<TableKey, CriticalTableRule>(Object.entries(input.criticalTables));
+  for (const t of input.script.critical) if (!critical.has(t)) critical.set(t, { maxDropPercent: DEFAULT_MAX_DROP_PERCENT, maxUpdatePercent: DEFAULT_MAX_UPDATE_PERCENT });
+  for (const [table, rule] of critical) {
     const before = input.countsBefore[table];
     const after = input.countsAfter[table];
     const change = changes[table];
     if (before === undefined || after === undefined || before === 0 || !change) continue;
-    const counted = change.truncated ? before : change.deleted - change.inserted;
-    const drop = Math.min(counted, before - after);
-    if (drop <= 0) continue;
-    const ownAfter = before - drop;
-    const dropPercent = (drop / before) * 100;
-    if (ownAfter === 0) out.push({ table, rule: 'critical-empty', detail: `critical table would go from ${before} rows to 0` });
-    else if (dropPercent > maxDropPercent) out.push({ table, rule: 'critical-drop', detail: `critical table would drop ${dropPercent.toFixed(1)}% (${before} -> ${ownAfter}), allowed ${maxDropPercent}%` });
+    const dropViolation = criticalDrop(table, before, after, change, rule.maxDropPercent);
+    if (dropViolation) out.push(dropViolation);
+    // Updates counted by the run's own counters: an UPDATE that blanks every email empties the table as surely as a DELETE.
+    const updatePercent = (change.updated / before) * 100;
+    if (updatePercent > rule.maxUpdatePercent) {
+      out.push({ table, rule: 'critical-update', detail: `critical table would have ${updatePercent.toFixed(1)}% of its rows updated (${change.updated} of ${before}), allowed ${rule.maxUpdatePercent}%` });
+    }
   }
   return out;
+}
+
+function criticalDrop(table: TableKey, before: number, after: number, change: TableChange, maxDropPercent: number): Violation | null {
+  const counted = change.truncated ? before : change.deleted - change.inserted;
+  const drop = Math.min(counted, before - after);
+  if (drop <= 0) return null;
+  const ownAfter = before - drop;
+  const dropPercent = (drop / before) * 100;
+  if (ownAfter === 0) return { table, rule: 'critical-empty', detail: `critical table would go from ${before} rows to 0` };
+  if (dropPercent > maxDropPercent) return { table, rule: 'critical-drop', detail: `critical table would drop ${dropPercent.toFixed(1)}% (${before} -> ${ownAfter}), allowed ${maxDropPercent}%` };
+  return null;
 }
 
 function describe(change: TableChange): string {

@@ -23,6 +23,7 @@ import { watchInterrupts, type Interrupt } from './interrupt.js';
 import { readOperator, scriptGitState } from './operator.js';
 import { buildRunResult } from './result.js';
 import { toRunError } from './run-error.js';
+import { openScriptSession, scriptSessionUrl } from './script-session.js';
 import { runScriptTransaction } from './transaction.js';
 import type { BackupRecord, DriftFinding, RunIntentBody, RunOutcomeBody, RunResult } from './types.js';
 
@@ -44,6 +45,7 @@ interface RunContext {
   readonly url: URL;
   readonly runId: string;
   readonly db: Db;
+  readonly scriptDb: Db;
   readonly session: Db;
   readonly audit: AuditLog;
   readonly interrupt: Interrupt;
@@ -57,18 +59,22 @@ export async function runGuarded(config: Config, options: RunOptions, log: Logge
   await checkEnvironment(config, url, options);
   await assertEvidenceWritable(config.evidenceDir);
   const runId = ulid();
-  const db = createDb(url, { applicationName: `safe-run:${script.name}:${runId}`, maxConnections: 6 });
+  const applicationName = `safe-run:${script.name}:${runId}`;
+  const db = createDb(url, { applicationName, maxConnections: 6, catalogFirst: true });
+  const scriptDb = openScriptSession(config, url, applicationName);
   const interrupt = watchInterrupts();
   try {
     await assertReachable(db, url);
+    await assertReachable(scriptDb, scriptSessionUrl(config, url));
     return await withClient(db, async (session) => {
       const audit = await openAuditLog({ evidenceDir: config.evidenceDir, signingKeyPath: config.signingKey, anchor: databaseAnchor(session), log });
       const identity = await readIdentity(session, url);
-      const ctx: RunContext = { config, identity, options, script, url, runId, db, session, audit, interrupt, log };
+      const ctx: RunContext = { config, identity, options, script, url, runId, db, scriptDb, session, audit, interrupt, log };
       return withAdvisoryLock(session, log, () => guardedRun(ctx));
     });
   } finally {
     interrupt.dispose();
+    await scriptDb.destroy();
     await db.destroy();
   }
 }
@@ -128,6 +134,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   Object.assign(timings, prefixed('tx.', tx.outcome.timingsMs));
 
   // Step 11.
+  if (!tx.trx) return finish(tx.outcome.status, tx.outcome, tx.post, tx.scriptOutput);
   if (tx.outcome.status !== 'committing') {
     await tx.trx.rollback().execute().catch((error: unknown) => {
       // A dead connection has already aborted the transaction on the server; nothing is lost.
@@ -143,7 +150,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     return finish('commit-failed', { ...tx.outcome, error: runError }, null, tx.scriptOutput);
   }
   t = Date.now();
-  const { rows } = await sql<{ lsn: string }>`select pg_current_wal_insert_lsn()::text as lsn`.execute(ctx.session);
+  const { rows } = await sql<{ lsn: string }>`select pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(ctx.session);
   const { snapshot: post } = await takeSnapshot(ctx.db, { url: ctx.url, exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2 });
   await appendPost(ctx, post, rows[0]!.lsn, tx.outcome.xid!);
   timings.post = Date.now() - t;

@@ -12,6 +12,8 @@ const EXIT_BY_STATUS: Record<RunResult['status'], number> = {
   'guard-violation': ExitCode.guardViolation,
   'backup-failed': ExitCode.backupFailed,
   interrupted: ExitCode.interrupted,
+  // What an escaped script did is committed: it is reported like a violation, with the real changes.
+  escaped: ExitCode.guardViolation,
 };
 
 export interface RunResultInput {
@@ -50,6 +52,8 @@ export function buildRunResult(input: RunResultInput): RunResult {
     error: outcome.error,
     timingsMs: input.timings,
     sequencesUsed: outcome.sequencesUsed,
+    ...(outcome.trust ? { trust: outcome.trust } : {}),
+    ...(outcome.concurrentWrites ? { concurrentWrites: outcome.concurrentWrites } : {}),
     ...(input.scriptOutput !== undefined ? { scriptOutput: input.scriptOutput } : {}),
   };
 }

@@ -1,11 +1,12 @@
-import type { BackupRecord, RunResult } from './types.js';
+import { violationSubject, type BackupRecord, type RunResult } from './types.js';
 
 /** The human summary of a run: what changed, the guards' verdict, the backup, the timings. */
 export function renderRunSummary(r: RunResult): string {
   const lines = [`${r.script}  run ${r.runId}  ${headline(r)}`];
   lines.push(...changeTable(r));
   lines.push(guardLine(r));
-  for (const v of r.violations) lines.push(`    x ${v.table}: ${v.rule}: ${v.detail}`);
+  if (r.trust) lines.push(trustLine(r.trust));
+  for (const v of r.violations) lines.push(`    x ${violationSubject(v)}: ${v.rule}: ${v.detail}`);
   if (r.error) lines.push(`  error: ${r.error.message}${r.error.code ? ` (${r.error.code})` : ''}`, ...(r.error.detail ? [`    detail: ${r.error.detail}`] : []), ...(r.error.hint ? [`    hint: ${r.error.hint}`] : []));
   if (r.sequencesUsed.length && r.status !== 'committed') lines.push(`  note: sequences advanced and stay advanced after a rollback: ${r.sequencesUsed.join(', ')}`);
   lines.push(backupLine(r.backup));
@@ -27,6 +28,7 @@ function headline(r: RunResult): string {
     'guard-violation': 'GUARD VIOLATION (rolled back)',
     'backup-failed': 'BACKUP FAILED (script not run)',
     interrupted: 'INTERRUPTED (rolled back)',
+    escaped: 'ESCAPED THE GUARD (the script committed by itself)',
   };
   return words[r.status];
 }
@@ -38,7 +40,7 @@ function changeTable(r: RunResult): string[] {
   const head = `  ${'table'.padEnd(width)}  inserted   updated   deleted   rows before -> after`;
   const rows = entries.map(([table, c]) => {
     const before = r.counts.pre[table];
-    const after = r.status === 'committed' ? r.counts.post[table] : r.counts.inTransaction[table];
+    const after = r.status === 'committed' || r.status === 'escaped' ? r.counts.post[table] : r.counts.inTransaction[table];
     const flags = [c.truncated ? 'TRUNCATE' : '', c.ddl ? 'DDL' : ''].filter(Boolean).join(' ');
     const rowsText = before !== undefined && after !== undefined ? `${before} -> ${after}` : '';
     return `  ${table.padEnd(width)}  ${String(c.inserted).padStart(8)}  ${String(c.updated).padStart(8)}  ${String(c.deleted).padStart(8)}   ${rowsText}${flags ? `  ${flags}` : ''}`;
@@ -48,6 +50,7 @@ function changeTable(r: RunResult): string[] {
 
 function guardLine(r: RunResult): string {
   if (r.status === 'backup-failed' || r.status === 'interrupted' || r.status === 'failed') return '';
+  if (r.status === 'escaped') return `  guards: ${r.violations.length} violation(s); the script's own COMMIT put its changes beyond rollback:`;
   return r.violations.length ? `  guards: ${r.violations.length} violation(s), transaction rolled back:` : '  guards: passed';
 }
 
@@ -70,9 +73,18 @@ function nextStep(r: RunResult): string {
       return '  next: fix the script error above. Nothing was changed.';
     case 'dry-run':
       return '  next: run again without --dry-run to apply.';
+    case 'escaped':
+      return `  next: the changes above are committed. Restore what is needed from this run's backup (safe-run restore ${r.runId}), and fix the script.`;
     default:
       return '';
   }
+}
+
+/** Whether the measurements could have been blinded from inside the script's session. */
+export function trustLine(trust: 'role' | 'superuser'): string {
+  return trust === 'role'
+    ? '  trust: role (the script ran as a non-superuser: it could not switch counting or triggers off)'
+    : '  trust: superuser (the script could switch counting off between statements; set scriptRole for full trust)';
 }
 
 function formatBytes(n: number): string {

@@ -1,32 +1,32 @@
 import { sql, type ControlledTransaction } from 'kysely';
-import { directGate } from '../script/gate.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Config } from '../config/config.js';
 import type { Db } from '../db/connection.js';
+import { readConcurrentWrites, uncountedChanges, type ConcurrentWrites } from '../guard/concurrent.js';
 import { evaluateGuards } from '../guard/rules.js';
-import {
-  countRowsExact,
-  measureChanges,
-  readOwnStrongLocks,
-  readSequencePositions,
-  readXactCounters,
-  sequencesDrawnHere,
-  type XactState,
-} from '../guard/measure.js';
+import { evidenceSchemaViolations, readEvidenceSchema, type EvidenceSchemaState } from '../guard/evidence-schema.js';
+import { countRowsExact, measureChanges, readOwnStrongLocks, readSequencePositions, readXactCounters, sequencesDrawnHere, type XactState } from '../guard/measure.js';
+import { applyRunnerSettings, readGuardedSettings, readTrust, settingViolations, useCatalogSearchPath, type SettingValues } from '../guard/settings.js';
 import { declaredParents, readTableShapes } from '../guard/shapes.js';
 import type { Logger } from '../logger.js';
 import type { LoadedScript } from '../script/load.js';
 import type { Snapshot, TableKey } from '../snapshot/types.js';
 import type { Interrupt } from './interrupt.js';
+import { recordEscape } from './escape.js';
 import { toRunError } from './run-error.js';
+import { runThroughGate } from './script-gate.js';
 import type { DriftFinding, OutcomeStatus, RunOutcomeBody, TableChange, Violation } from './types.js';
 
 /**
  * Steps 7 to 10 of the pipeline: the script's transaction, measured from inside, judged by
  * the guards, and an outcome entry that is durable before COMMIT or ROLLBACK is issued.
+ * The script's transaction runs on its own session (`scriptDb`, the scriptRole's login
+ * when configured); the runner's pool (`db`) never hosts script work, so nothing a script
+ * leaves in its session (temporary objects, settings) reaches the runner's other readings.
  */
 export interface TransactionInput {
   readonly db: Db;
+  readonly scriptDb: Db;
   /** The run's own session (holds the lock); used to cancel the script's query on a signal. */
   readonly session: Db;
   readonly config: Config;
@@ -45,63 +45,62 @@ export interface TransactionInput {
 export interface TransactionResult {
   readonly outcome: RunOutcomeBody;
   readonly scriptOutput: unknown;
-  /** Still open: the caller commits it (status `committing`) or rolls it back. */
-  readonly trx: ControlledTransaction<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Still open: the caller commits it (status `committing`) or rolls it back; null after an escape. */
+  readonly trx: ControlledTransaction<any> | null; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** After an escape: what the script left, read once its session had flushed its counters. */
+  readonly post: Snapshot | null;
+}
+
+interface Baseline {
+  readonly xact: XactState;
+  readonly evidence: EvidenceSchemaState;
+  readonly settings: SettingValues;
+}
+
+interface Measured {
+  readonly changes: Record<TableKey, TableChange>;
+  readonly inTxCounts: Record<TableKey, number>;
+  readonly violations: Violation[];
+  readonly sequencesUsed: string[];
+  readonly concurrent: ConcurrentWrites;
 }
 
 export async function runScriptTransaction(input: TransactionInput): Promise<TransactionResult> {
   const { config, script, log } = input;
   const timings: Record<string, number> = {};
-  const trx = await input.db.startTransaction().execute();
+  const trx = await input.scriptDb.startTransaction().execute();
   // The insert position, not the write position: the write position lags behind commits
   // that are not flushed yet, and point-in-time recovery needs where this run really starts.
   const { rows } = await sql<{ pid: number; xid: string; lsn: string }>`
-    select pg_backend_pid() as pid, txid_current()::text as xid, pg_current_wal_insert_lsn()::text as lsn`.execute(trx);
+    select pg_catalog.pg_backend_pid() as pid, pg_catalog.txid_current()::text as xid,
+           pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(trx);
   const { pid, xid, lsn } = rows[0]!;
-  await sql`select set_config('application_name', ${`safe-run:${script.name}:${input.runId}`}, true),
-                   set_config('statement_timeout', ${`${config.statementTimeoutMs}ms`}, true),
-                   set_config('lock_timeout', ${`${config.lockTimeoutMs}ms`}, true)`.execute(trx);
+  await applyRunnerSettings(trx, { applicationName: `safe-run:${script.name}:${input.runId}`, statementTimeoutMs: config.statementTimeoutMs, lockTimeoutMs: config.lockTimeoutMs });
   input.interrupt.onInterrupt(() => {
-    void sql`select pg_cancel_backend(${pid})`.execute(input.session).catch(() => {});
+    void sql`select pg_catalog.pg_cancel_backend(${pid})`.execute(input.session).catch(() => {});
   });
 
   let t = Date.now();
-  const baseline = await readXactState(trx);
+  const trust = await readTrust(trx);
+  const baseline: Baseline = { xact: await readXactState(trx), evidence: await readEvidenceSchema(trx), settings: await readGuardedSettings(trx) };
   timings.baseline = Date.now() - t;
 
   t = Date.now();
-  let scriptOutput: unknown;
-  let error: unknown = null;
-  try {
-    const context = { gate: directGate(trx), db: trx, args: input.args, log, dryRun: input.dryRun, signal: new AbortController().signal };
-    scriptOutput = await script.run(context);
-  } catch (e) {
-    error = e;
-  }
+  const ran = await runThroughGate(script, trx, { args: input.args, log, dryRun: input.dryRun, interrupt: input.interrupt });
   timings.script = Date.now() - t;
-  if (!error) error = await escapedTransaction(trx, xid);
 
-  let changes: Record<TableKey, TableChange> = {};
-  let inTxCounts: Record<TableKey, number> = {};
-  let violations: Violation[] = [];
-  let sequencesUsed: string[] = [];
+  if (await escapedTransaction(trx, xid)) {
+    await trx.rollback().execute().catch(() => {});
+    const { outcome, post } = await recordEscape({ ...input, xid, lsn, trust, timings, error: ran.error });
+    return { outcome, scriptOutput: ran.output, trx: null, post };
+  }
+
+  let error = ran.error;
+  let measured: Measured | null = null;
   if (!error && !input.interrupt.signal) {
     t = Date.now();
     try {
-      const current = await readXactState(trx);
-      const measured = measureChanges(baseline, current, await readOwnStrongLocks(trx));
-      changes = measured.changes;
-      sequencesUsed = await sequencesDrawnHere(trx, measured.sequencesUsed);
-      inTxCounts = await countRowsExact(trx, guardedTables(input, current));
-      violations = evaluateGuards({
-        script,
-        criticalTables: config.criticalTables,
-        changes,
-        countsBefore: Object.fromEntries(Object.entries(input.pre.tables).map(([k, s]) => [k, s.rows])),
-        countsAfter: inTxCounts,
-        cascadeFrom: input.cascadeFrom,
-        partitionParent: declaredParents(current.shapes, script.touches),
-      });
+      measured = await measure(input, trx, baseline, trust);
     } catch (e) {
       // A run that cannot be measured cannot be judged, so it is not committed (e.g. the connection died).
       error = e;
@@ -109,18 +108,20 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
     timings.measure = Date.now() - t;
   }
 
-  const status = decideStatus(input, error, violations);
+  const violations = [...ran.refusals, ...(measured?.violations ?? [])];
   const outcome: RunOutcomeBody = {
-    status,
-    changes,
-    inTxCounts,
+    status: decideStatus(input, error, violations),
+    changes: measured?.changes ?? {},
+    inTxCounts: measured?.inTxCounts ?? {},
     violations,
     error: error ? toRunError(error, script) : input.interrupt.signal ? { message: `interrupted by ${input.interrupt.signal}` } : null,
     timingsMs: timings,
     xid,
     walLsnStart: lsn,
-    sequencesUsed,
+    sequencesUsed: measured?.sequencesUsed ?? [],
     drift: input.drift,
+    trust,
+    ...(measured ? { concurrentWrites: measured.concurrent } : {}),
   };
   try {
     // Durable before the transaction ends: if this throws, nothing is committed.
@@ -129,20 +130,54 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
     await trx.rollback().execute().catch(() => {});
     throw appendError;
   }
-  return { outcome, scriptOutput, trx };
+  return { outcome, scriptOutput: ran.output, trx, post: null };
 }
 
 /**
- * A script that runs COMMIT or ROLLBACK itself (`sql\`commit\``) leaves the guarded
- * transaction: what it did before is outside the guard, and the statements after it ran in
- * autocommit. It cannot be undone here; it is reported as the script's error.
+ * Everything the guards judge, read inside the script's transaction. The settings are read
+ * first, as the script left them; then the runner's own search path goes in, so no object
+ * the script created can stand in for a catalog while the runner measures.
  */
-async function escapedTransaction(trx: Db, xid: string): Promise<Error | null> {
-  const { rows } = await sql<{ xid: string | null }>`select txid_current_if_assigned()::text as xid`.execute(trx);
-  if (rows[0]?.xid === xid) return null;
-  return new Error(
-    'The script ended the guarded transaction itself (COMMIT or ROLLBACK). Its earlier changes were not guarded and may be committed; run `safe-run check` to see what changed.',
-  );
+async function measure(input: TransactionInput, trx: Db, baseline: Baseline, trust: 'role' | 'superuser'): Promise<Measured> {
+  const { config, script } = input;
+  const settingsAfter = await readGuardedSettings(trx);
+  await useCatalogSearchPath(trx);
+  const current = await readXactState(trx);
+  const measured = measureChanges(baseline.xact, current, await readOwnStrongLocks(trx));
+  const watched = guardedTables(input, current);
+  const inTxCounts = await countRowsExact(trx, watched);
+  const concurrent = await readConcurrentWrites(input.db, input.pre, Object.keys(inTxCounts));
+  const violations = [
+    ...settingViolations(baseline.settings, settingsAfter),
+    ...evidenceSchemaViolations(baseline.evidence, await readEvidenceSchema(trx)),
+    ...evaluateGuards({
+      script,
+      criticalTables: config.criticalTables,
+      changes: measured.changes,
+      countsBefore: Object.fromEntries(Object.entries(input.pre.tables).map(([k, s]) => [k, s.rows])),
+      countsAfter: inTxCounts,
+      cascadeFrom: input.cascadeFrom,
+      partitionParent: declaredParents(current.shapes, script.touches),
+    }),
+  ];
+  // Only a superuser can switch counting off; under a role the counters are the whole story.
+  if (trust === 'superuser') violations.push(...(await uncountedChanges({ runnerDb: input.db, trx, tables: watched, changes: measured.changes })));
+  return { changes: measured.changes, inTxCounts, violations, sequencesUsed: await sequencesDrawnHere(trx, measured.sequencesUsed), concurrent };
+}
+
+/**
+ * A script that ends the guarded transaction (a COMMIT the policy did not see, a
+ * procedure) leaves the guard: what it did before is committed, and its later statements
+ * ran in autocommit. The transaction id tells: outside the transaction it is gone.
+ */
+async function escapedTransaction(trx: Db, xid: string): Promise<boolean> {
+  try {
+    const { rows } = await sql<{ xid: string | null }>`select pg_catalog.txid_current_if_assigned()::text as xid`.execute(trx);
+    return rows[0]?.xid !== xid;
+  } catch {
+    // Aborted by the script's error (25P02) or a dead connection: still inside, or gone with it.
+    return false;
+  }
 }
 
 async function readXactState(trx: Db): Promise<XactState> {
@@ -161,8 +196,9 @@ function guardedTables(input: TransactionInput, current: XactState): { schema: s
 
 function decideStatus(input: TransactionInput, error: unknown, violations: readonly Violation[]): OutcomeStatus {
   if (input.interrupt.signal) return 'interrupted';
-  if (error) return 'failed';
+  // A refused statement is a violation even when the script caught the error and went on.
   if (violations.length) return 'guard-violation';
+  if (error) return 'failed';
   if (input.dryRun) return 'dry-run';
   return 'committing';
 }

@@ -24,12 +24,26 @@ export type ViolationRule =
   | 'critical-empty'
   | 'critical-drop'
   | 'undeclared-truncate'
-  | 'undeclared-ddl';
+  | 'undeclared-ddl'
+  | 'critical-update'
+  | 'setting-changed'
+  | 'refused-statement'
+  | 'evidence-schema'
+  | 'unexplained-change'
+  | 'escaped';
 
 export interface Violation {
-  readonly table: TableKey;
+  /** The table, where the violation is about one. */
+  readonly table?: TableKey;
+  /** Otherwise what it is about: a setting, a catalog object, a statement. */
+  readonly object?: string;
   readonly rule: ViolationRule;
   readonly detail: string;
+}
+
+/** What a violation is about, for one line of output. */
+export function violationSubject(v: Violation): string {
+  return v.table ?? v.object ?? '(run)';
 }
 
 export type DriftKind =
@@ -104,7 +118,9 @@ export type OutcomeStatus =
   | 'guard-violation'
   | 'backup-failed'
   | 'interrupted'
-  | 'failed';
+  | 'failed'
+  /** The script ended the guarded transaction itself: what it did is committed, unguarded. */
+  | 'escaped';
 
 export interface RunError {
   readonly message: string;
@@ -128,10 +144,24 @@ export interface RunOutcomeBody {
   readonly sequencesUsed: readonly string[];
   /** Changes since the previous observation of this database (see `check`). */
   readonly drift: readonly DriftFinding[];
+  /**
+   * `role`: the script's session could not switch counting or triggers off (no superuser);
+   * `superuser`: it could, and a setting turned off and on between two statements is unseen.
+   */
+  readonly trust?: 'role' | 'superuser';
+  /** Other sessions' writes to the declared and critical tables during the run. */
+  readonly concurrentWrites?: ConcurrentWritesRecord;
+}
+
+export interface ConcurrentWritesRecord {
+  readonly tables: Readonly<Record<TableKey, { readonly inserted: number; readonly updated: number; readonly deleted: number }>>;
+  readonly observedMs: number;
+  readonly note: string;
 }
 
 export interface RunPostBody {
-  readonly status: 'committed';
+  /** `escaped`: the script committed by itself; the snapshot is what it left. */
+  readonly status: 'committed' | 'escaped';
   readonly snapshot: Snapshot;
   readonly commitLsn: string;
   readonly xid: string;
@@ -166,5 +196,7 @@ export interface RunResult {
   readonly error: RunError | null;
   readonly timingsMs: Readonly<Record<string, number>>;
   readonly sequencesUsed: readonly string[];
+  readonly trust?: 'role' | 'superuser';
+  readonly concurrentWrites?: ConcurrentWritesRecord;
   readonly scriptOutput?: unknown;
 }

@@ -19,7 +19,8 @@ export function toRunError(error: unknown, script?: Pick<LoadedScript, 'sqlText'
   };
 }
 
-function caretAt(text: string, position: number): string {
+/** The line holding `position` (characters, 1-based) with a caret under it. */
+export function caretAt(text: string, position: number): string {
   const before = text.slice(0, position - 1);
   const lineStart = before.lastIndexOf('\n') + 1;
   const lineEnd = text.indexOf('\n', lineStart);

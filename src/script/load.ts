@@ -9,7 +9,7 @@ import type { TableKey } from '../snapshot/types.js';
 import type { ScriptDefinition } from './define.js';
 import type { ScriptRunContext } from './gate.js';
 import { parseSqlHeader } from './sql-header.js';
-import { transactionControlStatements } from './sql-statements.js';
+import { policyError, refusedStatements, splitStatements } from '../guard/statement-policy.js';
 
 /** A script ready to run: declarations normalised to `schema.table` keys. */
 export interface LoadedScript {
@@ -76,14 +76,11 @@ export async function loadScriptFile(file: string): Promise<LoadedScript> {
   };
 }
 
-function sqlScript(file: string, source: string, sha256: string): LoadedScript {
-  const control = transactionControlStatements(source);
-  if (control.length) {
-    throw usageError(
-      `Script ${file} contains transaction control (${control.join(', ')}).`,
-      'Remove BEGIN/COMMIT/ROLLBACK: safe-run runs the whole file in one guarded transaction and commits it only if the guards pass.',
-    );
-  }
+async function sqlScript(file: string, source: string, sha256: string): Promise<LoadedScript> {
+  // Judged whole before anything is locked: one refused statement and none of the file runs.
+  const refusals = await refusedStatements(source, `Script ${file}`);
+  if (refusals.length) throw policyError(refusals, `Script ${file}`);
+  const statements = await splitStatements(source, `Script ${file}`);
   let header;
   try {
     header = parseSqlHeader(source, file);
@@ -99,12 +96,27 @@ function sqlScript(file: string, source: string, sha256: string): LoadedScript {
     sha256,
     sqlText: source,
     ...normaliseDeclarations(file, header.touches, header.limits, header.critical),
-    // No parameters, so pg uses the simple protocol and a file may hold several statements.
+    // One statement at a time, so the gate judges and runs exactly what the grammar cut.
     run: async ({ gate }) => {
-      const result = await gate({ sql: source, parameters: [] });
-      return { rowsAffected: Number(result.numAffectedRows ?? 0) };
+      let rowsAffected = 0;
+      for (const statement of statements) {
+        try {
+          const result = await gate({ sql: statement.text, parameters: [] });
+          rowsAffected += Number(result.numAffectedRows ?? 0);
+        } catch (error) {
+          throw positionInFile(error, statement.offset);
+        }
+      }
+      return { rowsAffected };
     },
   };
+}
+
+/** The server's error position counts from the statement; toRunError draws it into the whole file. */
+function positionInFile(error: unknown, offset: number): unknown {
+  const e = error as { position?: string } | null;
+  if (e && typeof e === 'object' && e.position) e.position = String(Number(e.position) + offset);
+  return error;
 }
 
 /** Scripts are TypeScript loaded at run time: users never build them. */

@@ -1,0 +1,89 @@
+import pgQuery from 'libpg-query';
+
+/**
+ * PostgreSQL's own lexer and grammar (libpg_query 17, compiled to WASM), behind three small
+ * functions. libpg-query 17.3.2 is the last 17.x release that still exports the PL/pgSQL
+ * parser, and its JavaScript wrapper has quirks this file absorbs so the policy never sees them:
+ * - a successful result whose JSON merely contains the word "ERROR" (`select 'ERROR'`) is
+ *   thrown as an Error whose message is the result: we take the result back;
+ * - a lexer error ("unterminated quoted string") is not recognised as an error and reaches
+ *   JSON.parse, which throws a SyntaxError that has lost the text: we report it as a lexical error;
+ * - positions are byte offsets into the UTF-8 text: `charOffsets` turns them into string indexes.
+ */
+
+/** A node of the parse tree as libpg_query's JSON gives it: `{ NodeType: { ...fields } }`. */
+export type PgNode = Readonly<Record<string, unknown>>;
+
+export interface RawStatement {
+  readonly stmt: PgNode;
+  /** Byte offset into the parsed text; absent for the first statement. */
+  readonly stmt_location?: number;
+  /** Length in bytes; absent for the last statement (it runs to the end of the text). */
+  readonly stmt_len?: number;
+}
+
+export interface ScanToken {
+  /** Byte offsets. */
+  readonly start: number;
+  readonly end: number;
+  readonly text: string;
+  readonly tokenName: string;
+}
+
+/** Why libpg_query could not read a text: grammar (with the token it names) or lexer. */
+export class PgParseError extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'syntax' | 'lexical',
+  ) {
+    super(message);
+    this.name = 'PgParseError';
+  }
+}
+
+let loaded: Promise<void> | undefined;
+
+/** The WASM module compiles once per process; every parse waits for it. */
+export function loadParser(): Promise<void> {
+  loaded ??= pgQuery.loadModule();
+  return loaded;
+}
+
+export function parseStatements(text: string): readonly RawStatement[] {
+  const result = call(() => pgQuery.parseSync(text)) as { stmts?: RawStatement[] };
+  return result.stmts ?? [];
+}
+
+/** The PL/pgSQL functions of a `CREATE FUNCTION`/`CREATE PROCEDURE`/`DO` statement text. */
+export function parsePlpgsqlFunctions(text: string): readonly PgNode[] {
+  const result = call(() => pgQuery.parsePlPgSQLSync(text)) as unknown as { plpgsql_funcs?: PgNode[] };
+  return result.plpgsql_funcs ?? [];
+}
+
+export function scanTokens(text: string): readonly ScanToken[] {
+  return (call(() => pgQuery.scanSync(text)) as { tokens?: ScanToken[] }).tokens ?? [];
+}
+
+function call<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof SyntaxError) throw new PgParseError('unterminated quoted string, comment or identifier', 'lexical');
+    const message = (error as Error).message;
+    if (message.startsWith('{')) return JSON.parse(message) as T;
+    throw new PgParseError(message, 'syntax');
+  }
+}
+
+/** String index of every byte offset of `text` in UTF-8 (one past the end included). */
+export function charOffsets(text: string): (byteOffset: number) => number {
+  const byteToChar: number[] = [];
+  let chars = 0;
+  for (const ch of text) {
+    const bytes = Buffer.byteLength(ch, 'utf8');
+    for (let i = 0; i < bytes; i++) byteToChar.push(chars);
+    chars += ch.length;
+  }
+  byteToChar.push(chars);
+  return (byteOffset) => byteToChar[Math.min(byteOffset, byteToChar.length - 1)] ?? chars;
+}

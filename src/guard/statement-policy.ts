@@ -1,0 +1,53 @@
+import { usageError, type SafeRunError } from '../errors.js';
+import { loadParser } from './pg-parser.js';
+import { POLICY_ADVICE, type PolicyRule } from './policy-rules.js';
+import { findingsIn } from './policy-walk.js';
+import { splitStatements, type SqlStatement } from './statement-split.js';
+
+export { GUARDED_SETTINGS, POLICY_ADVICE, REFUSED_FUNCTIONS, type PolicyRule } from './policy-rules.js';
+export { splitStatements, type SqlStatement } from './statement-split.js';
+
+/**
+ * The statement policy: what a guarded script may not send, decided on PostgreSQL's own parse
+ * tree (never on a regular expression, which a `$$` in a comment or an `E'\''` string fools).
+ * The same function judges a `.sql` file at load time and every statement a TypeScript script
+ * sends through the query gate.
+ */
+export interface Refusal {
+  readonly statement: SqlStatement;
+  readonly rule: PolicyRule;
+  /** One sentence for the operator: what was found, why it is refused, what to do instead. */
+  readonly reason: string;
+}
+
+/** Every refusal in a SQL text, in order. A text the grammar rejects throws a usage error. */
+export async function refusedStatements(text: string, source = 'SQL'): Promise<readonly Refusal[]> {
+  await loadParser();
+  const refusals: Refusal[] = [];
+  for (const statement of await splitStatements(text, source)) {
+    const seen = new Set<string>();
+    for (const { rule, what } of findingsIn(statement.node, statement.text)) {
+      if (seen.has(`${rule} ${what}`)) continue;
+      seen.add(`${rule} ${what}`);
+      refusals.push({ statement, rule, reason: refusalReason(rule, what) });
+    }
+  }
+  return refusals;
+}
+
+export const refusalReason = (rule: PolicyRule, what: string): string => `${what} is refused: ${POLICY_ADVICE[rule]}`;
+
+/** The usage error for a script with refused statements: each one with its line, then why. */
+export function policyError(refusals: readonly Refusal[], source: string): SafeRunError {
+  const lines = refusals.map((r) => `  line ${r.statement.line}: ${firstLine(r.statement.text)}\n    ${r.reason}`);
+  const count = refusals.length === 1 ? 'a statement' : `${refusals.length} statements`;
+  return usageError(
+    `${source} has ${count} that safe-run refuses to run:\n${lines.join('\n')}`,
+    'Nothing ran and nothing was locked. Change the script and run it again.',
+  );
+}
+
+function firstLine(text: string): string {
+  const line = text.trim().split('\n')[0] ?? '';
+  return line.length > 100 ? `${line.slice(0, 97)}...` : line;
+}

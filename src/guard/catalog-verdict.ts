@@ -1,0 +1,81 @@
+import type { Db } from '../db/connection.js';
+import {
+  catalogWritesDelta,
+  readCatalogState,
+  readCatalogWrites,
+  type CatalogState,
+  type CatalogWrites,
+} from './catalog-changes.js';
+import { diffCatalogState, storageChanges, temporaryObjectsChanged, type CatalogChange } from './catalog-diff.js';
+
+/** What the guard reads once before the script and once after, in the script's transaction. */
+export interface CatalogSnapshot {
+  readonly state: CatalogState;
+  readonly writes: CatalogWrites;
+}
+
+export interface CatalogVerdict {
+  /** Named changes outside temp namespaces, plus at most one `unidentified` (see judgeCatalogChanges). */
+  readonly changes: readonly CatalogChange[];
+  /** The transaction's catalog writes between the two snapshots, by catalog. */
+  readonly writes: CatalogWrites;
+  /** Relations given a new relfilenode: TRUNCATE and rewrites, judged elsewhere. */
+  readonly storageMoved: number;
+  readonly temporaryObjectsChanged: boolean;
+}
+
+/** Catalogs that creating, altering or dropping a temp table, view, sequence, type or function writes. */
+export const TEMP_OBJECT_CATALOGS: ReadonlySet<string> = new Set([
+  'pg_class', 'pg_attribute', 'pg_type', 'pg_depend', 'pg_attrdef', 'pg_constraint', 'pg_index', 'pg_rewrite',
+  'pg_proc', 'pg_trigger', 'pg_sequence', 'pg_inherits', 'pg_description', 'pg_namespace', 'pg_policy',
+]);
+
+export async function readCatalogSnapshot(trx: Db): Promise<CatalogSnapshot> {
+  // Writes first: reading the state writes nothing, but the order keeps the rule simple to state.
+  const writes = await readCatalogWrites(trx);
+  return { state: await readCatalogState(trx), writes };
+}
+
+/**
+ * The rule, in order:
+ * 1. Every object the diff names (outside temp namespaces) is a change.
+ * 2. If the diff names something, the catalog writes are recorded but add nothing: the
+ *    transaction changed the catalogs, and the named changes say how.
+ * 3. Otherwise each catalog with writes must be explained, or it is unidentified:
+ *    - pg_class updates only, no more than the relations whose relfilenode moved: TRUNCATE
+ *      or a rewrite, which the guard judges from relfilenodes;
+ *    - writes to a catalog that temp objects use (TEMP_OBJECT_CATALOGS), while the temp
+ *      namespace's objects changed between the two reads: temp work, allowed.
+ * 4. Unexplained writes give one `unidentified` change naming the catalogs and counts.
+ *    That is the case for objects created and dropped again (a trigger installed, used and
+ *    removed; equally a temp table dropped before the end: the counters cannot tell the two
+ *    apart, so a script should use ON COMMIT DROP), work in a rolled-back savepoint, and
+ *    any catalog the state does not read (text search, collations, operator classes...).
+ */
+export function judgeCatalogChanges(before: CatalogSnapshot, after: CatalogSnapshot): CatalogVerdict {
+  const named = diffCatalogState(before.state, after.state);
+  const writes = catalogWritesDelta(before.writes, after.writes);
+  const storageMoved = storageChanges(before.state, after.state);
+  const tempChanged = temporaryObjectsChanged(before.state, after.state);
+  const verdict = { writes, storageMoved, temporaryObjectsChanged: tempChanged };
+  if (named.length > 0) return { changes: named, ...verdict };
+
+  const unexplained = [...writes].filter(([catalog, w]) => {
+    if (catalog === 'pg_class' && w.ins === 0 && w.del === 0 && w.upd <= storageMoved) return false;
+    return !(tempChanged && TEMP_OBJECT_CATALOGS.has(catalog));
+  });
+  if (unexplained.length === 0) return { changes: [], ...verdict };
+  const counts = unexplained
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([catalog, w]) => `${catalog} (${[w.ins && `+${w.ins}`, w.upd && `~${w.upd}`, w.del && `-${w.del}`].filter(Boolean).join(' ')})`);
+  const unidentified: CatalogChange = {
+    action: 'unidentified',
+    objectType: 'catalog rows',
+    identity: unexplained.map(([catalog]) => catalog).join(', '),
+    catalog: unexplained[0]![0],
+    detail:
+      `the transaction wrote ${counts.join(', ')} but no lasting object change names it: objects created and dropped ` +
+      'again, work in a rolled-back savepoint, or a catalog safe-run does not read',
+  };
+  return { changes: [unidentified], ...verdict };
+}

@@ -28,6 +28,12 @@ export function keyIdOf(publicKey: KeyObject): string {
   return createHash('sha256').update(raw).digest('hex').slice(0, 16);
 }
 
+/** The full sha256 fingerprint; `trustedKeys` may pin any prefix of it of 16 or more digits (the key id is the first 16). */
+export function keyFingerprint(publicKey: KeyObject): string {
+  const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x ?? '', 'base64url');
+  return createHash('sha256').update(raw).digest('hex');
+}
+
 /** Throws a usage error (exit 2) for a missing, unsafe or unreadable key: nothing has been written yet. */
 export async function loadSigningKey(options: { signingKeyPath: string; evidenceDir: string }): Promise<SigningKey> {
   const file = options.signingKeyPath;

@@ -7,6 +7,7 @@ import { parseEntryLine } from './entry.js';
 import { auditFailure, readFirstLine } from './jsonl.js';
 import { loadSigningKey, type SigningKey } from './keys.js';
 import { auditLogPath } from './read.js';
+import { activeSigners } from './signers.js';
 import type { AuditEntry, EntryKind } from './types.js';
 
 export { databaseAnchor, type ChainAnchor } from './anchor.js';
@@ -40,12 +41,15 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
     throw auditFailure(`Cannot create the evidence directory ${evidenceDir}`, error);
   }
   const { head } = await readHead(file);
-  if (head) assertKeyMatches(key, activeKeyId(head), file);
+  // A second host's key (introduced by key.add) signs beside the head's signer.
+  const coSigns = async (k: SigningKey): Promise<boolean> => (await activeSigners(evidenceDir)).has(k.keyId);
+  if (head && activeKeyId(head) !== key.keyId && !(await coSigns(key))) assertKeyMatches(key, activeKeyId(head), file);
 
   // After another process rotated the key, the key file holds the new key: pick it up.
   const chooseKey = async (active: string | null): Promise<SigningKey> => {
-    if (active === null || active === key.keyId) return key;
+    if (active === null || active === key.keyId || (await coSigns(key))) return key;
     const reloaded = await loadSigningKey({ signingKeyPath, evidenceDir });
+    if (reloaded.keyId !== active && (await coSigns(reloaded))) return (key = reloaded);
     assertKeyMatches(reloaded, active, file);
     key = reloaded;
     return key;

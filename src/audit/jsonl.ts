@@ -2,6 +2,7 @@ import { constants as fsConstants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ExitCode, SafeRunError } from '../errors.js';
+import { EVIDENCE_FILE_MODE } from './modes.js';
 
 /**
  * The two ends of audit.jsonl and a durable append. The appender only ever needs the last
@@ -144,7 +145,7 @@ export function auditFailure(what: string, error: unknown): SafeRunError {
 }
 
 /** The log holds users' data and who did what: owner only, like the private key. */
-export const AUDIT_FILE_MODE = 0o600;
+export const AUDIT_FILE_MODE = EVIDENCE_FILE_MODE;
 const { O_RDONLY, O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW } = fsConstants;
 
 /**

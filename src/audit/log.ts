@@ -1,10 +1,12 @@
 import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { usageError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import type { ChainAnchor } from './anchor.js';
+import { evidenceDirIdentity, type ChainAnchor } from './anchor.js';
 import { activeKeyId, appendSignedEntry, readHead } from './append.js';
 import { parseEntryLine } from './entry.js';
 import { auditFailure, readFirstLine } from './jsonl.js';
+import { EVIDENCE_DIR_MODE } from './modes.js';
 import { loadSigningKey, type SigningKey } from './keys.js';
 import { auditLogPath } from './read.js';
 import { activeSigners } from './signers.js';
@@ -36,7 +38,7 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
   const file = auditLogPath(evidenceDir);
   let key = await loadSigningKey({ signingKeyPath, evidenceDir });
   try {
-    await mkdir(evidenceDir, { recursive: true });
+    await mkdir(evidenceDir, { recursive: true, mode: EVIDENCE_DIR_MODE });
   } catch (error) {
     throw auditFailure(`Cannot create the evidence directory ${evidenceDir}`, error);
   }
@@ -93,7 +95,7 @@ function assertKeyMatches(key: SigningKey, active: string, file: string): void {
 export async function recordChainHead(anchor: ChainAnchor, file: string, entry: AuditEntry, logId: string | null, log: Logger): Promise<string | null> {
   try {
     const id = entry.seq === 1 ? entry.hash : (logId ?? (await readLogId(file)));
-    await anchor.record(id, entry.seq, entry.hash);
+    await anchor.record(id, entry.seq, entry.hash, { keyId: entry.keyId, evidenceDir: evidenceDirIdentity(path.dirname(file)) });
     return id;
   } catch (error) {
     log.warn(

@@ -10,6 +10,7 @@ import { EVIDENCE_DIR_MODE } from './modes.js';
 import { loadSigningKey, type SigningKey } from './keys.js';
 import { auditLogPath } from './read.js';
 import { activeSigners } from './signers.js';
+import { configuredWitnesses, notifyWitnesses, witnessedHead, type Witness } from './witness.js';
 import type { AuditEntry, EntryKind } from './types.js';
 
 export { databaseAnchor, type ChainAnchor } from './anchor.js';
@@ -26,6 +27,8 @@ export interface OpenAuditLogOptions {
   readonly signingKeyPath: string;
   readonly anchor?: ChainAnchor | null;
   readonly log?: Logger;
+  /** Default: the witnesses the command layer configured for this evidence directory (configureWitnesses). */
+  readonly witnesses?: readonly Witness[];
 }
 
 /**
@@ -59,6 +62,7 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
 
   let logId: string | null = head?.seq === 1 ? head.hash : null;
   let anchor = options.anchor ?? null;
+  const witnesses = options.witnesses ?? configuredWitnesses(evidenceDir);
 
   // One process may append from several places at once; keep its own appends in order too.
   let queue: Promise<unknown> = Promise.resolve();
@@ -73,6 +77,10 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
         // Warn once: a role that may not write safe_run.chain_head will not be allowed on the next entry either.
         if (recorded) logId = recorded;
         else anchor = null;
+      }
+      if (witnesses.length) {
+        logId ??= entry.seq === 1 ? entry.hash : await readLogId(file);
+        await notifyWitnesses(evidenceDir, witnesses, witnessedHead(logId, entry), log);
       }
       return entry;
     },

@@ -63,7 +63,8 @@ export type VerifyReason =
   | 'seq-gap'
   | 'truncated'
   | 'malformed'
-  | 'witness-mismatch';
+  | 'witness-mismatch'
+  | 'log-behind-anchor';
 
 /**
  * Where trust in the signing keys came from. `pinned`: config trustedKeys and/or the key the

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { ExitCode } from '../errors.js';
 import { checkDatabase, type CheckResult } from '../evidence/check.js';
-import { emit, loadContext, type GlobalArgs } from './context.js';
+import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
 
 export { checkDatabase };
 
@@ -21,7 +21,7 @@ export const checkCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'check',
   describe: 'Compare the live database with its last signed observation (exit 10 on drift)',
   handler: async (argv) => {
-    const ctx = await loadContext(argv);
+    const ctx = await loadEvidenceContext(argv);
     const result = await checkDatabase(ctx.config, ctx.log);
     emit(ctx, result, renderCheck, result.status === 'drift' ? ExitCode.drift : ExitCode.ok);
   },

@@ -79,7 +79,7 @@ describe('safe-run keygen and verify (CLI)', () => {
     expect(json).toMatchObject({ ok: true, entries: 4, head: { seq: 4, hash: entries[3]!.hash } });
     expect(json.firstBad).toBeUndefined();
     const human = await runCli(['verify'], { cwd: dir, env });
-    expect(human.stdout).toMatch(new RegExp(`^OK: 4 entries, head 4:${entries[3]!.hash}, signed by keys [0-9a-f]{16}$`));
+    expect(human.stdout).toMatch(new RegExp(`^OK: 4 entries, head 4:${entries[3]!.hash}, signed by keys [0-9a-f]{16}\n  trust: first use of entry 1's key`));
 
     const lines = logLines(evidenceDir());
     lines[1] = lines[1]!.replace('"i":2', '"i":7');

@@ -11,7 +11,7 @@ import type { ChainHead } from './types.js';
  */
 export interface ChainAnchor {
   record(logId: string, seq: number, hash: string, pin?: AnchorPin): Promise<void>;
-  read(logId: string): Promise<AnchoredHead | null>;
+  read(logId: string): Promise<ChainHead | null>;
   /** Every log anchored here. Lets verify notice an evidence directory that was emptied or replaced wholesale. */
   list?(): Promise<readonly AnchoredLog[]>;
 }
@@ -91,7 +91,8 @@ export function databaseAnchor(db: Db): ChainAnchor {
       await write(logId, seq, hash, pin);
     },
     async read(logId) {
-      return (await readAnchorRows(db, logId))[0] ?? null;
+      const row = (await readAnchorRows(db, logId))[0];
+      return row ? { seq: row.seq, hash: row.hash } : null;
     },
     async list() {
       return readAnchorRows(db, null);

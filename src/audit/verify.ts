@@ -138,8 +138,7 @@ function seqProblem(found: number, expected: number): string {
 async function readAnchor(anchor: ChainAnchor | null | undefined, logId: string, warnings: string[]): Promise<ChainHead | null> {
   if (!anchor) return null;
   try {
-    const row = await anchor.read(logId);
-    return row ? { seq: row.seq, hash: row.hash } : null;
+    return await anchor.read(logId);
   } catch (error) {
     warnings.push(`Could not read the chain head anchored in the database (${errorMessage(error)}); the file was verified without it.`);
     return null;

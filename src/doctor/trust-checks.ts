@@ -19,7 +19,8 @@ export async function checkEvidenceModes(evidenceDir: string): Promise<DoctorChe
       const info = await stat(file);
       if ((info.mode & 0o777 & ~allowed) !== 0) loose.push(`${file} ${octal(info.mode)}`);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      // Missing, or a file in the way: the evidence-dir check already says so.
+      if (!['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
     }
   };
   await look(evidenceDir, EVIDENCE_DIR_MODE);
@@ -39,7 +40,7 @@ export async function checkEvidenceModes(evidenceDir: string): Promise<DoctorChe
 
 /** A witness that keeps failing leaves the log's off-site copy behind; say since when. */
 export async function checkWitnesses(evidenceDir: string, configured: number): Promise<DoctorCheck> {
-  const pending = await readPendingWitnesses(evidenceDir);
+  const pending = await readPendingWitnesses(evidenceDir).catch(() => []);
   if (!pending.length) return pass('witness', configured ? `${configured} witness(es), none behind` : 'no witness configured');
   const lines = pending.map((w) => `\`${w.command}\` missed heads since entry ${w.since.seq} (${w.since.ts}): ${w.lastError}`);
   return warn('witness', lines.join('; '), 'Fix the witness command (run it by hand with a head on stdin); it gets the newest head at the next append.');

@@ -67,9 +67,10 @@ describe('safe-run keygen and verify (CLI)', () => {
 
   it('verify: exit 0 on a clean log, exit 5 naming the entry on a tampered one', async () => {
     expect((await runCli(['keygen'], { cwd: dir, env })).exitCode).toBe(0);
+    // No log and no anchor: nothing to verify is a configuration problem, and it says where it looked.
     const empty = await runCli(['verify', '--json'], { cwd: dir, env });
-    expect(empty.exitCode).toBe(0);
-    expect(parseJson<VerifyJson>(empty)).toMatchObject({ ok: true, entries: 0, head: null });
+    expect(empty.exitCode).toBe(2);
+    expect(empty.stderr).toMatch(/No audit log at .*audit\.jsonl and .*no database/);
 
     const entries = await appendSome(4);
     const clean = await runCli(['verify', '--json'], { cwd: dir, env });
@@ -78,7 +79,7 @@ describe('safe-run keygen and verify (CLI)', () => {
     expect(json).toMatchObject({ ok: true, entries: 4, head: { seq: 4, hash: entries[3]!.hash } });
     expect(json.firstBad).toBeUndefined();
     const human = await runCli(['verify'], { cwd: dir, env });
-    expect(human.stdout).toMatch(new RegExp(`^OK: 4 entries, head 4:${entries[3]!.hash}, signed by keys [0-9a-f]{16}$`));
+    expect(human.stdout).toMatch(new RegExp(`^OK: 4 entries, head 4:${entries[3]!.hash}, signed by keys [0-9a-f]{16}\n  trust: first use of entry 1's key`));
 
     const lines = logLines(evidenceDir());
     lines[1] = lines[1]!.replace('"i":2', '"i":7');
@@ -102,11 +103,11 @@ describe('safe-run keygen and verify (CLI)', () => {
 
     const withDb = await runCli(['verify', '--json', '--db', t.url], { cwd: dir, env });
     expect(withDb.exitCode).toBe(5);
-    expect(parseJson<VerifyJson>(withDb).firstBad).toMatchObject({ seq: 4, line: 4, reason: 'truncated' });
+    expect(parseJson<VerifyJson>(withDb).firstBad).toMatchObject({ seq: 4, line: 4, reason: 'log-behind-anchor' });
 
     const viaEnv = await runCli(['verify'], { cwd: dir, env: { ...env, DATABASE_URL: t.url } });
     expect(viaEnv.exitCode).toBe(5);
-    expect(viaEnv.stdout).toMatch(/^TAMPERED: entry 4 \(line 4\): truncated — the database anchor records head 5:/);
+    expect(viaEnv.stdout).toMatch(/^TAMPERED: entry 4 \(line 4\): log-behind-anchor — the database anchors this log .* at entry 5 .* ends at entry 3/);
 
     const expected = await runCli(['verify', '--json', '--expect-head', `5:${entries[4]!.hash}`], { cwd: dir, env });
     expect(expected.exitCode).toBe(5);

@@ -86,7 +86,7 @@ describe('key rotation', () => {
     appendFileSync(auditLogPath(ev.evidenceDir), `${signEntry({ seq: 4, prev: head.hash, kind: 'snapshot', body: { early: true } }, key).line}\n`);
     const result = await verifyLog({ evidenceDir: ev.evidenceDir });
     expect(result.firstBad).toMatchObject({ seq: 4, line: 4, reason: 'unknown-key' });
-    expect(result.firstBad!.detail).toMatch(/in keys\/ but no key.rotate entry introduced it/);
+    expect(result.firstBad!.detail).toMatch(/in keys\/ but no key.rotate or key.add entry introduced it/);
   });
 
   it('retires the old key: an entry it signs after the rotation is unknown-key', async () => {

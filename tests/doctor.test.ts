@@ -30,6 +30,7 @@ describe('safe-run doctor', () => {
     expect(report.ok).toBe(true);
     expect(report.checks.map((c) => c.name)).toEqual([
       'database', 'server-version', 'pg_dump', 'pg_restore', 'signing-key', 'public-key', 'evidence-dir', 'audit-log', 'disk-space',
+      'evidence-modes', 'witness',
     ]);
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
     expect(check(report, 'pg_dump').detail).toMatch(/pg_dump \(version \d+/);

@@ -47,7 +47,7 @@ describe('safe-run snapshot + check', () => {
   it('has nothing to compare with before the first observation (exit 2)', async () => {
     const result = await ws.cli(['check']);
     expect(result.exitCode).toBe(2);
-    expect(result.stderr).toMatch(/No signed observation/);
+    expect(result.stderr).toMatch(/No audit log at .* and no chain head for it in the database/);
     expect(result.stderr).toMatch(/safe-run snapshot/);
   });
 

@@ -1,3 +1,5 @@
+import os from 'node:os';
+import path from 'node:path';
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import type { ChainHead } from './types.js';
@@ -8,18 +10,41 @@ import type { ChainHead } from './types.js';
  * recorded elsewhere shows that it used to be longer.
  */
 export interface ChainAnchor {
-  record(logId: string, seq: number, hash: string): Promise<void>;
-  read(logId: string): Promise<{ seq: number; hash: string } | null>;
+  record(logId: string, seq: number, hash: string, pin?: AnchorPin): Promise<void>;
+  read(logId: string): Promise<ChainHead | null>;
   /** Every log anchored here. Lets verify notice an evidence directory that was emptied or replaced wholesale. */
   list?(): Promise<readonly AnchoredLog[]>;
 }
 
-export interface AnchoredLog extends ChainHead {
+/**
+ * What the anchor pins besides the head: the key that signed it (so a log re-signed with a
+ * key dropped into keys/ fails) and the evidence directory it was written from (so a
+ * directory whose log was removed or replaced wholesale is still recognised as this one).
+ */
+export interface AnchorPin {
+  readonly keyId: string;
+  /** `host:absolute path` of the evidence directory (see evidenceDirIdentity). */
+  readonly evidenceDir: string;
+}
+
+export interface AnchoredHead extends ChainHead {
+  /** Null for a row written before the column existed, or by a role that could not add it. */
+  readonly keyId: string | null;
+  readonly evidenceDir: string | null;
+}
+
+export interface AnchoredLog extends AnchoredHead {
   readonly logId: string;
   readonly updatedAt: string;
 }
 
+/** Host and absolute path: two hosts may each keep a `/srv/evidence` for one database. */
+export function evidenceDirIdentity(evidenceDir: string): string {
+  return `${os.hostname()}:${path.resolve(evidenceDir)}`;
+}
+
 const UNDEFINED_TABLE = '42P01';
+const UNDEFINED_COLUMN = '42703';
 const INVALID_SCHEMA = '3F000';
 // Two first-time writers racing on CREATE ... IF NOT EXISTS can still collide in the catalog.
 const CREATE_RACE = new Set(['23505', '42P06', '42P07', '42710']);
@@ -34,43 +59,80 @@ export function databaseAnchor(db: Db): ChainAnchor {
     insert into safe_run.chain_head as h (log_id, seq, hash) values (${logId}, ${seq}, ${hash})
     on conflict (log_id) do update set seq = excluded.seq, hash = excluded.hash, updated_at = now()
     where h.seq < excluded.seq`.execute(db);
+  const upsertPinned = (logId: string, seq: number, hash: string, pin: AnchorPin) => sql`
+    insert into safe_run.chain_head as h (log_id, seq, hash, key_id, evidence_dir)
+    values (${logId}, ${seq}, ${hash}, ${pin.keyId}, ${pin.evidenceDir})
+    on conflict (log_id) do update set seq = excluded.seq, hash = excluded.hash, key_id = excluded.key_id,
+      evidence_dir = excluded.evidence_dir, updated_at = now()
+    where h.seq < excluded.seq`.execute(db);
+  const write = async (logId: string, seq: number, hash: string, pin?: AnchorPin): Promise<void> => {
+    if (!pin) return void (await upsert(logId, seq, hash));
+    try {
+      await upsertPinned(logId, seq, hash, pin);
+    } catch (error) {
+      if (codeOf(error) !== UNDEFINED_COLUMN) throw error;
+      // An anchor table from before the pin columns: add them, or (a role that does not own
+      // the table) keep recording the head without them rather than lose the anchor.
+      if (await addPinColumns(db)) await upsertPinned(logId, seq, hash, pin);
+      else await upsert(logId, seq, hash);
+    }
+  };
 
   return {
-    async record(logId, seq, hash) {
+    async record(logId, seq, hash, pin) {
       try {
-        await upsert(logId, seq, hash);
+        await write(logId, seq, hash, pin);
         return;
       } catch (error) {
-        const code = (error as { code?: string }).code;
+        const code = codeOf(error);
         if (code !== UNDEFINED_TABLE && code !== INVALID_SCHEMA) throw error;
       }
       await createAnchorTable(db);
-      await upsert(logId, seq, hash);
+      await write(logId, seq, hash, pin);
     },
     async read(logId) {
-      try {
-        const { rows } = await sql<ChainHead>`select seq, hash from safe_run.chain_head where log_id = ${logId}`.execute(db);
-        const row = rows[0];
-        return row ? { seq: Number(row.seq), hash: row.hash } : null;
-      } catch (error) {
-        const code = (error as { code?: string }).code;
-        if (code === UNDEFINED_TABLE || code === INVALID_SCHEMA) return null;
-        throw error;
-      }
+      const row = (await readAnchorRows(db, logId))[0];
+      return row ? { seq: row.seq, hash: row.hash } : null;
     },
     async list() {
-      try {
-        const { rows } = await sql<{ log_id: string; seq: number; hash: string; updated_at: Date }>`
-          select log_id, seq, hash, updated_at from safe_run.chain_head order by updated_at desc`.execute(db);
-        return rows.map((r) => ({ logId: r.log_id, seq: Number(r.seq), hash: r.hash, updatedAt: new Date(r.updated_at).toISOString() }));
-      } catch (error) {
-        const code = (error as { code?: string }).code;
-        if (code === UNDEFINED_TABLE || code === INVALID_SCHEMA) return [];
-        throw error;
-      }
+      return readAnchorRows(db, null);
     },
   };
 }
+
+/** to_jsonb(h) reads the pin columns when they exist and simply lacks them on an older table. */
+async function readAnchorRows(db: Db, logId: string | null): Promise<AnchoredLog[]> {
+  try {
+    const { rows } = await sql<{ row: Record<string, unknown> }>`
+      select to_jsonb(h) as row from safe_run.chain_head h
+      where ${logId}::text is null or h.log_id = ${logId} order by h.updated_at desc`.execute(db);
+    return rows.map(({ row: r }) => ({
+      logId: String(r.log_id),
+      seq: Number(r.seq),
+      hash: String(r.hash),
+      keyId: typeof r.key_id === 'string' ? r.key_id : null,
+      evidenceDir: typeof r.evidence_dir === 'string' ? r.evidence_dir : null,
+      updatedAt: new Date(String(r.updated_at)).toISOString(),
+    }));
+  } catch (error) {
+    const code = codeOf(error);
+    if (code === UNDEFINED_TABLE || code === INVALID_SCHEMA) return [];
+    throw error;
+  }
+}
+
+async function addPinColumns(db: Db): Promise<boolean> {
+  try {
+    await sql`alter table safe_run.chain_head add column if not exists key_id text, add column if not exists evidence_dir text`.execute(db);
+    return true;
+  } catch (error) {
+    if (codeOf(error) === INSUFFICIENT_PRIVILEGE) return false;
+    throw error;
+  }
+}
+
+const INSUFFICIENT_PRIVILEGE = '42501';
+const codeOf = (error: unknown): string | undefined => (error as { code?: string }).code;
 
 async function createAnchorTable(db: Db): Promise<void> {
   for (let attempt = 1; ; attempt++) {
@@ -84,8 +146,11 @@ async function createAnchorTable(db: Db): Promise<void> {
           log_id text primary key,
           seq bigint not null,
           hash text not null,
+          key_id text,
+          evidence_dir text,
           updated_at timestamptz not null default now()
         )`.execute(db);
+      await addPinColumns(db);
       return;
     } catch (error) {
       if (attempt >= 3 || !CREATE_RACE.has((error as { code?: string }).code ?? '')) throw error;

@@ -35,7 +35,7 @@ export async function appendSignedEntry<B>(request: AppendRequest<B>): Promise<A
     // The genesis key is the one whose public key is in keys/ when entry 1 is written.
     if (!head) await publishPublicKey(request.evidenceDir, createPublicKey(key.privateKey));
     const { entry, line } = signEntry(
-      { seq: head ? head.seq + 1 : 1, prev: head ? head.hash : GENESIS_PREV, kind: request.kind, body: request.body, runId: request.runId },
+      { seq: head ? head.seq + 1 : 1, prev: head ? head.hash : GENESIS_PREV, kind: request.kind, body: request.body, runId: request.runId, ts: nextTs(head) },
       key,
     );
     await appendLineDurably(file, line, size);
@@ -66,6 +66,13 @@ export async function readHead(file: string): Promise<{ head: AuditEntry | null;
       'Run `safe-run verify` to find out what happened to the log before writing to it again.',
     );
   }
+}
+
+/** Now, or the head's ts when the clock went back (verify fails a log whose time goes backwards). */
+function nextTs(head: AuditEntry | null): string {
+  const now = new Date();
+  const last = head ? Date.parse(head.ts) : Number.NaN;
+  return !Number.isNaN(last) && last > now.getTime() ? head!.ts : now.toISOString();
 }
 
 /** Which key must sign the entry after `head`: its signer, or the key a rotation just introduced. */

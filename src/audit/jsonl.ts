@@ -1,6 +1,8 @@
+import { constants as fsConstants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ExitCode, SafeRunError } from '../errors.js';
+import { EVIDENCE_FILE_MODE } from './modes.js';
 
 /**
  * The two ends of audit.jsonl and a durable append. The appender only ever needs the last
@@ -93,7 +95,7 @@ export async function readFirstLine(file: string): Promise<string | null> {
 export async function appendLineDurably(file: string, line: string, size: number): Promise<void> {
   let handle: FileHandle | undefined;
   try {
-    handle = await open(file, 'a', 0o644);
+    handle = await openAuditFile(file, 'append');
     // A nearly full disk can take part of a write without an error: keep writing until the
     // whole line is down or the filesystem says why not (ENOSPC), never leave half a line.
     const data = Buffer.from(`${line}\n`, 'utf8');
@@ -105,6 +107,7 @@ export async function appendLineDurably(file: string, line: string, size: number
     await handle.sync();
   } catch (error) {
     if (handle) await handle.truncate(size).catch(() => {});
+    if (error instanceof SafeRunError) throw error;
     throw auditFailure(`Cannot append to the audit log ${file}`, error);
   } finally {
     await handle?.close().catch(() => {});
@@ -141,11 +144,35 @@ export function auditFailure(what: string, error: unknown): SafeRunError {
   return new SafeRunError(`${what}: ${reason}`, ExitCode.auditFailed, hint, { cause: error });
 }
 
+/** The log holds users' data and who did what: owner only, like the private key. */
+export const AUDIT_FILE_MODE = EVIDENCE_FILE_MODE;
+const { O_RDONLY, O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW } = fsConstants;
+
+/**
+ * Every open of audit.jsonl goes through here, with O_NOFOLLOW: a symlink in its place
+ * could send the appends somewhere nobody verifies, or make verify read another log.
+ */
+export async function openAuditFile(file: string, how: 'read' | 'append'): Promise<FileHandle> {
+  const flags = how === 'read' ? O_RDONLY | O_NOFOLLOW : O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW;
+  try {
+    return await open(file, flags, AUDIT_FILE_MODE);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ELOOP') throw error;
+    throw new SafeRunError(
+      `The audit log ${file} is a symbolic link; safe-run never follows one (the log could be anywhere, or be another log).`,
+      ExitCode.auditFailed,
+      `Find out who replaced it (\`ls -l ${file}\`); put the real log file back in its place, then run \`safe-run verify\`.`,
+      { cause: error },
+    );
+  }
+}
+
 async function openIfExists(file: string): Promise<FileHandle | null> {
   try {
-    return await open(file, 'r');
+    return await openAuditFile(file, 'read');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if (error instanceof SafeRunError) throw error;
     throw auditFailure(`Cannot read the audit log ${file}`, error);
   }
 }

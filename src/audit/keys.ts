@@ -4,6 +4,7 @@ import { chmod, mkdir, open, readFile, readdir, rename, stat, unlink } from 'nod
 import path from 'node:path';
 import { ExitCode, SafeRunError, usageError } from '../errors.js';
 import { auditFailure, fsyncDir } from './jsonl.js';
+import { EVIDENCE_DIR_MODE } from './modes.js';
 
 /** A loaded private key. The key material stays inside the KeyObject and is never logged. */
 export interface SigningKey {
@@ -26,6 +27,12 @@ export const publicKeyPath = (evidenceDir: string, keyId: string): string => pat
 export function keyIdOf(publicKey: KeyObject): string {
   const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x ?? '', 'base64url');
   return createHash('sha256').update(raw).digest('hex').slice(0, 16);
+}
+
+/** The full sha256 fingerprint; `trustedKeys` may pin any prefix of it of 16 or more digits (the key id is the first 16). */
+export function keyFingerprint(publicKey: KeyObject): string {
+  const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x ?? '', 'base64url');
+  return createHash('sha256').update(raw).digest('hex');
 }
 
 /** Throws a usage error (exit 2) for a missing, unsafe or unreadable key: nothing has been written yet. */
@@ -129,7 +136,7 @@ export async function publishPublicKey(evidenceDir: string, publicKey: KeyObject
   const file = publicKeyPath(evidenceDir, keyIdOf(publicKey));
   if (await exists(file)) return file;
   try {
-    await mkdir(keysDir(evidenceDir), { recursive: true });
+    await mkdir(keysDir(evidenceDir), { recursive: true, mode: EVIDENCE_DIR_MODE });
     const handle = await open(`${file}.tmp`, 'w', 0o644);
     try {
       await handle.writeFile(publicKey.export({ format: 'pem', type: 'spki' }).toString());

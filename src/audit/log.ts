@@ -1,12 +1,16 @@
 import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { usageError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import type { ChainAnchor } from './anchor.js';
+import { evidenceDirIdentity, type ChainAnchor } from './anchor.js';
 import { activeKeyId, appendSignedEntry, readHead } from './append.js';
 import { parseEntryLine } from './entry.js';
 import { auditFailure, readFirstLine } from './jsonl.js';
+import { EVIDENCE_DIR_MODE } from './modes.js';
 import { loadSigningKey, type SigningKey } from './keys.js';
 import { auditLogPath } from './read.js';
+import { activeSigners } from './signers.js';
+import { configuredWitnesses, notifyWitnesses, witnessedHead, type Witness } from './witness.js';
 import type { AuditEntry, EntryKind } from './types.js';
 
 export { databaseAnchor, type ChainAnchor } from './anchor.js';
@@ -23,6 +27,8 @@ export interface OpenAuditLogOptions {
   readonly signingKeyPath: string;
   readonly anchor?: ChainAnchor | null;
   readonly log?: Logger;
+  /** Default: the witnesses the command layer configured for this evidence directory (configureWitnesses). */
+  readonly witnesses?: readonly Witness[];
 }
 
 /**
@@ -35,17 +41,20 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
   const file = auditLogPath(evidenceDir);
   let key = await loadSigningKey({ signingKeyPath, evidenceDir });
   try {
-    await mkdir(evidenceDir, { recursive: true });
+    await mkdir(evidenceDir, { recursive: true, mode: EVIDENCE_DIR_MODE });
   } catch (error) {
     throw auditFailure(`Cannot create the evidence directory ${evidenceDir}`, error);
   }
   const { head } = await readHead(file);
-  if (head) assertKeyMatches(key, activeKeyId(head), file);
+  // A second host's key (introduced by key.add) signs beside the head's signer.
+  const coSigns = async (k: SigningKey): Promise<boolean> => (await activeSigners(evidenceDir)).has(k.keyId);
+  if (head && activeKeyId(head) !== key.keyId && !(await coSigns(key))) assertKeyMatches(key, activeKeyId(head), file);
 
   // After another process rotated the key, the key file holds the new key: pick it up.
   const chooseKey = async (active: string | null): Promise<SigningKey> => {
-    if (active === null || active === key.keyId) return key;
+    if (active === null || active === key.keyId || (await coSigns(key))) return key;
     const reloaded = await loadSigningKey({ signingKeyPath, evidenceDir });
+    if (reloaded.keyId !== active && (await coSigns(reloaded))) return (key = reloaded);
     assertKeyMatches(reloaded, active, file);
     key = reloaded;
     return key;
@@ -53,6 +62,7 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
 
   let logId: string | null = head?.seq === 1 ? head.hash : null;
   let anchor = options.anchor ?? null;
+  const witnesses = options.witnesses ?? configuredWitnesses(evidenceDir);
 
   // One process may append from several places at once; keep its own appends in order too.
   let queue: Promise<unknown> = Promise.resolve();
@@ -67,6 +77,10 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
         // Warn once: a role that may not write safe_run.chain_head will not be allowed on the next entry either.
         if (recorded) logId = recorded;
         else anchor = null;
+      }
+      if (witnesses.length) {
+        logId ??= entry.seq === 1 ? entry.hash : await readLogId(file);
+        await notifyWitnesses(evidenceDir, witnesses, witnessedHead(logId, entry), log);
       }
       return entry;
     },
@@ -89,7 +103,7 @@ function assertKeyMatches(key: SigningKey, active: string, file: string): void {
 export async function recordChainHead(anchor: ChainAnchor, file: string, entry: AuditEntry, logId: string | null, log: Logger): Promise<string | null> {
   try {
     const id = entry.seq === 1 ? entry.hash : (logId ?? (await readLogId(file)));
-    await anchor.record(id, entry.seq, entry.hash);
+    await anchor.record(id, entry.seq, entry.hash, { keyId: entry.keyId, evidenceDir: evidenceDirIdentity(path.dirname(file)) });
     return id;
   } catch (error) {
     log.warn(

@@ -1,9 +1,7 @@
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { ExitCode, SafeRunError } from '../errors.js';
 import { parseEntryLine } from './entry.js';
-import { auditFailure } from './jsonl.js';
+import { auditFailure, openAuditFile } from './jsonl.js';
 import type { AuditEntry } from './types.js';
 
 export function auditLogPath(evidenceDir: string): string {
@@ -23,7 +21,15 @@ export interface RawLine {
  * only, unlike readline, so a "\r" added to a line stays part of it and fails its hash.
  */
 export async function* readLines(file: string): AsyncGenerator<RawLine> {
-  const stream = createReadStream(file, { highWaterMark: 1 << 20 });
+  let handle;
+  try {
+    handle = await openAuditFile(file, 'read');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if (error instanceof SafeRunError) throw error;
+    throw auditFailure(`Cannot read the audit log ${file}`, error);
+  }
+  const stream = handle.createReadStream({ highWaterMark: 1 << 20 });
   let carry: Buffer[] = [];
   let line = 0;
   try {
@@ -54,9 +60,10 @@ export async function* readLines(file: string): AsyncGenerator<RawLine> {
 export async function* readLinesBackward(file: string): AsyncGenerator<string> {
   let handle;
   try {
-    handle = await open(file, 'r');
+    handle = await openAuditFile(file, 'read');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if (error instanceof SafeRunError) throw error;
     throw auditFailure(`Cannot read the audit log ${file}`, error);
   }
   try {

@@ -11,7 +11,8 @@ export type EntryKind =
   | 'exec.intent'
   | 'exec.outcome'
   | 'restore'
-  | 'key.rotate';
+  | 'key.rotate'
+  | 'key.add';
 
 export interface AuditEntry<B = unknown> {
   readonly seq: number;
@@ -36,13 +37,43 @@ export interface KeyRotateBody {
   readonly previousKeyId: string;
 }
 
+/**
+ * Body of a `key.add` entry: a second signer (another host appending to the same log). A
+ * key already trusted signs it; both keys may sign from the next entry on.
+ */
+export interface KeyAddBody {
+  readonly newKeyId: string;
+  /** SPKI PEM of the added public key. */
+  readonly publicKey: string;
+}
+
 /** A point of the chain: the last entry's seq and hash, as anchored in the database or passed as --expect-head. */
 export interface ChainHead {
   readonly seq: number;
   readonly hash: string;
 }
 
-export type VerifyReason = 'hash-mismatch' | 'bad-signature' | 'unknown-key' | 'broken-link' | 'seq-gap' | 'truncated' | 'malformed';
+export type VerifyReason =
+  | 'hash-mismatch'
+  | 'bad-signature'
+  | 'unknown-key'
+  | 'untrusted-key'
+  | 'time-order'
+  | 'broken-link'
+  | 'seq-gap'
+  | 'truncated'
+  | 'malformed'
+  | 'witness-mismatch'
+  | 'log-behind-anchor';
+
+/**
+ * Where trust in the signing keys came from. `pinned`: config trustedKeys and/or the key the
+ * database anchor recorded. `first-use`: neither exists, so entry 1's key is taken on trust.
+ */
+export interface KeyTrust {
+  readonly mode: 'pinned' | 'first-use';
+  readonly pinned: readonly string[];
+}
 
 export interface VerifyProblem {
   /** The seq of the bad entry (for a missing tail: the first missing seq). */
@@ -66,6 +97,7 @@ export interface VerifyResult {
   readonly keys: readonly string[];
   /** The head the database anchor holds for this log, when one was read. */
   readonly anchor: ChainHead | null;
+  readonly trust: KeyTrust;
   /** Problems that did not fail verification (e.g. the database was unreachable). */
   readonly warnings: readonly string[];
 }

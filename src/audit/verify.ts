@@ -1,10 +1,12 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { errorMessage } from '../errors.js';
 import type { ChainAnchor } from './anchor.js';
 import { checkEntryHash, MalformedEntryError, parseEntryLine, signatureValid } from './entry.js';
-import { keyIdOf, loadPublicKeys } from './keys.js';
+import { INTRODUCING_KINDS, Keyring } from './keyring.js';
+import { loadPublicKeys } from './keys.js';
 import { auditLogPath, readLines } from './read.js';
-import { GENESIS_PREV, type AuditEntry, type ChainHead, type KeyRotateBody, type VerifyProblem, type VerifyResult } from './types.js';
+import { anchoredKeys, keyTrust, untrustedSigners, type KeyPins } from './trust.js';
+import { GENESIS_PREV, type AuditEntry, type ChainHead, type VerifyProblem, type VerifyResult } from './types.js';
 
 export interface VerifyOptions {
   readonly evidenceDir: string;
@@ -18,6 +20,8 @@ export interface VerifyOptions {
    * broken link or a bad head signature) at a fraction of the cost. For reports over long logs.
    */
   readonly signatures?: 'every' | 'head';
+  /** Config `trustedKeys`: key fingerprints pinned outside the evidence directory (see trust.ts). */
+  readonly trustedKeys?: readonly string[];
 }
 
 /**
@@ -34,8 +38,11 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
   let head: ChainHead | null = null;
   let logId: string | null = null;
   let anchor: ChainHead | null = null;
+  let pins: KeyPins = { trustedKeys: options.trustedKeys ?? [], anchorKeys: [] };
+  let genesis: { readonly keyId: string; readonly line: number } | null = null;
+  let lastTs = Number.NEGATIVE_INFINITY;
   // Heads remembered outside the file; the anchor joins once entry 1 gives the log id.
-  const pins: { readonly what: string; readonly head: ChainHead }[] = options.expectHead ? [{ what: '--expect-head', head: options.expectHead }] : [];
+  const heads: { readonly what: string; readonly head: ChainHead }[] = options.expectHead ? [{ what: '--expect-head', head: options.expectHead }] : [];
   let entries = 0;
   let lines = 0;
   const everySignature = options.signatures !== 'head';
@@ -48,6 +55,7 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
     logId,
     keys: keys.used,
     anchor,
+    trust: keyTrust(pins),
     warnings,
   });
 
@@ -67,7 +75,7 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
     if (!hashed.ok) return bad('hash-mismatch', hashed.detail, entry.seq);
     const key = keys.signerOf(entry, expectedSeq === 1);
     if (typeof key === 'string') return bad('unknown-key', key, entry.seq);
-    if (everySignature || entry.seq === 1 || entry.kind === 'key.rotate') {
+    if (everySignature || entry.seq === 1 || INTRODUCING_KINDS.has(entry.kind)) {
       if (!signatureValid(entry, key)) return bad('bad-signature', `the Ed25519 signature does not verify with key ${entry.keyId}`, entry.seq);
       unsigned = null;
     } else unsigned = { entry, key, line: raw.line };
@@ -77,16 +85,22 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
       const should = head ? `the hash of entry ${head.seq} (${short(prev)})` : 'the genesis value (64 zeros)';
       return bad('broken-link', `its prev ${short(entry.prev)} is not ${should}: an entry before it was replaced or reordered`, entry.seq);
     }
-    if (entry.kind === 'key.rotate') {
-      const problem = keys.rotate(entry);
+    // A clock set back could otherwise place an entry inside an earlier window of the timeline.
+    const ts = Date.parse(entry.ts);
+    if (Number.isNaN(ts)) return bad('malformed', `its ts ${JSON.stringify(entry.ts)} is not a timestamp`, entry.seq);
+    if (ts < lastTs) return bad('time-order', `its ts ${entry.ts} is earlier than entry ${entry.seq - 1}'s ${new Date(lastTs).toISOString()}: entries never go back in time`, entry.seq);
+    lastTs = ts;
+    if (INTRODUCING_KINDS.has(entry.kind)) {
+      const problem = keys.introduce(entry);
       if (problem) return bad('malformed', problem, entry.seq);
     }
     if (entry.seq === 1) {
       logId = entry.hash;
+      genesis = { keyId: entry.keyId, line: raw.line };
       anchor = await readAnchor(options.anchor, logId, warnings);
-      if (anchor) pins.unshift({ what: 'the database anchor', head: anchor });
+      if (anchor) heads.unshift({ what: 'the database anchor', head: anchor });
     }
-    for (const { what, head: pinned } of pins) {
+    for (const { what, head: pinned } of heads) {
       if (pinned.seq === entry.seq && pinned.hash !== entry.hash) {
         return bad('broken-link', `${what} records hash ${short(pinned.hash)} for entry ${pinned.seq}, this log has ${short(entry.hash)}: the log was rewritten from here or earlier`, entry.seq);
       }
@@ -100,60 +114,19 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
   }
   // A log cut short is still a valid chain; only a head remembered elsewhere shows what is missing.
   const have = head?.seq ?? 0;
-  for (const { what, head: pinned } of pins) {
+  for (const { what, head: pinned } of heads) {
     if (pinned.seq > have) {
       const missing = pinned.seq === have + 1 ? `entry ${pinned.seq} is` : `entries ${have + 1}…${pinned.seq} are`;
       return result({ seq: have + 1, line: lines + 1, reason: 'truncated', detail: `${what} records head ${pinned.seq}:${pinned.hash}, but the log ends at entry ${have}: ${missing} missing` });
     }
   }
+  pins = { ...pins, anchorKeys: await anchoredKeys(options.anchor, logId, options.evidenceDir, warnings) };
+  const untrusted = untrustedSigners(pins, keys.signers, genesis);
+  if (untrusted) return result(untrusted);
   if (options.anchor && !anchor && !warnings.some((w) => w.startsWith('Could not read'))) {
     warnings.push(...(await unanchoredWarnings(options.anchor, logId)));
   }
   return result();
-}
-
-/** Which key may sign the next entry: the genesis key from keys/, then each key a key.rotate introduced. */
-class Keyring {
-  readonly used: string[] = [];
-  private active: { id: string; key: KeyObject } | null = null;
-  private readonly retiredAt = new Map<string, number>();
-
-  constructor(private readonly published: ReadonlyMap<string, KeyObject>) {}
-
-  /** The key to check the signature with, or why there is none. */
-  signerOf(entry: AuditEntry, genesis: boolean): KeyObject | string {
-    if (genesis) {
-      const key = this.published.get(entry.keyId);
-      if (!key) return `entry ${entry.seq} is signed by key ${entry.keyId}, which is not in keys/`;
-      this.active = { id: entry.keyId, key };
-    }
-    const active = this.active!;
-    if (entry.keyId !== active.id) {
-      const retired = this.retiredAt.get(entry.keyId);
-      if (retired !== undefined) return `key ${entry.keyId} was retired by the key.rotate at entry ${retired}; only key ${active.id} may sign after it`;
-      if (this.published.has(entry.keyId)) return `key ${entry.keyId} is in keys/ but no key.rotate entry introduced it before this entry (the current key is ${active.id})`;
-      return `key ${entry.keyId} is not in keys/ and no key.rotate entry introduced it`;
-    }
-    if (!this.used.includes(active.id)) this.used.push(active.id);
-    return active.key;
-  }
-
-  /** After a verified key.rotate: the old key's signature vouches for the new public key. */
-  rotate(entry: AuditEntry): string | null {
-    const body = entry.body as Partial<KeyRotateBody> | null;
-    let key: KeyObject;
-    try {
-      key = createPublicKey(String(body?.publicKey));
-    } catch (error) {
-      return `the key.rotate body has no usable public key: ${errorMessage(error)}`;
-    }
-    if (key.asymmetricKeyType !== 'ed25519' || keyIdOf(key) !== body?.newKeyId) {
-      return `the key.rotate body names key ${String(body?.newKeyId)} but carries a different public key`;
-    }
-    this.retiredAt.set(this.active!.id, entry.seq);
-    this.active = { id: body.newKeyId, key };
-    return null;
-  }
 }
 
 function seqProblem(found: number, expected: number): string {

@@ -2,6 +2,8 @@ import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
+import { EVIDENCE_DIR_MODE, EVIDENCE_FILE_MODE } from '../audit/modes.js';
+import { restrictToOwner } from './private-files.js';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -89,7 +91,7 @@ async function backup(options: BackupOptions): Promise<BackupRecord> {
   }
 
   const dir = path.join(options.evidenceDir, 'backups');
-  await mkdir(dir, { recursive: true }).catch((error: unknown) => {
+  await mkdir(dir, { recursive: true, mode: EVIDENCE_DIR_MODE }).catch((error: unknown) => {
     throw new SafeRunError(`Cannot create the backup directory ${dir}: ${errorMessage(error)}`, ExitCode.backupFailed,
       'Point "evidenceDir" (or SAFE_RUN_EVIDENCE_DIR) at a writable directory. The script did not run.', { cause: error });
   });
@@ -102,6 +104,7 @@ async function backup(options: BackupOptions): Promise<BackupRecord> {
 
   try {
     const written = format === 'custom' ? await dumpToFile(pgDump.path, args, env, target) : await dumpToDirectory(pgDump.path, args, env, target);
+    await restrictToOwner(target);
     await verifyArchive(pgRestore.path, target, env, tables);
     const record: BackupRecord = {
       scope: options.scope,
@@ -141,7 +144,7 @@ async function dumpToFile(bin: string, args: readonly string[], env: Record<stri
     },
   });
   // 'wx': never overwrite evidence, even if a file appeared since the check in backup().
-  const writing = pipeline(child.stdout, tap, createWriteStream(target, { flags: 'wx' })).then(
+  const writing = pipeline(child.stdout, tap, createWriteStream(target, { flags: 'wx', mode: EVIDENCE_FILE_MODE })).then(
     () => null,
     (error: unknown) => {
       child.kill();

@@ -4,7 +4,7 @@ import { blameTable, type BlameResult } from '../evidence/blame.js';
 import { formatDelta } from '../evidence/counters.js';
 import { optionalSince } from '../evidence/since.js';
 import { describeEvent } from '../evidence/window-events.js';
-import { emit, loadContext, type GlobalArgs } from './context.js';
+import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
 
 export { blameTable };
 
@@ -55,7 +55,7 @@ export const blameCommand: CommandModule<GlobalArgs, BlameArgs> = {
       .option('live', { type: 'boolean', default: true, describe: 'Add the live table as the last observation (--no-live: the log only)' })
       .example('$0 blame users', 'Who changed users, and what happened outside guarded runs') as never,
   handler: async (argv) => {
-    const ctx = await loadContext(argv);
+    const ctx = await loadEvidenceContext(argv);
     const since = optionalSince(argv.since);
     emit(ctx, await blameTable(ctx.config, { table: argv.table, since, live: argv.live !== false }, ctx.log), renderBlame);
   },

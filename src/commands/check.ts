@@ -1,13 +1,13 @@
 import type { CommandModule } from 'yargs';
 import { ExitCode } from '../errors.js';
 import { checkDatabase, type CheckResult } from '../evidence/check.js';
-import { emit, loadContext, type GlobalArgs } from './context.js';
+import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
 
 export { checkDatabase };
 
 function renderCheck(r: CheckResult): string {
   const against = `#${r.against.seq} ${r.against.kind} at ${r.against.ts}`;
-  if (r.status === 'clean') return `check ${r.database}: clean (nothing changed since ${against})`;
+  if (r.status === 'clean') return [`check ${r.database}: clean (nothing changed since ${against})`, ...r.findings.map((f) => `  ${f.kind}  ${f.detail}`)].join('\n');
   const width = Math.max(...r.findings.map((f) => f.kind.length));
   const lines = [`check ${r.database}: DRIFT since ${against}, ${r.findings.length} finding(s)`];
   for (const f of r.findings) lines.push(`  ${f.kind.padEnd(width)}  ${f.detail}`);
@@ -21,7 +21,7 @@ export const checkCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'check',
   describe: 'Compare the live database with its last signed observation (exit 10 on drift)',
   handler: async (argv) => {
-    const ctx = await loadContext(argv);
+    const ctx = await loadEvidenceContext(argv);
     const result = await checkDatabase(ctx.config, ctx.log);
     emit(ctx, result, renderCheck, result.status === 'drift' ? ExitCode.drift : ExitCode.ok);
   },

@@ -1,4 +1,6 @@
 import type { Argv } from 'yargs';
+import { assertLogReachesAnchor } from '../audit/anchor-check.js';
+import { configureWitnesses } from '../audit/witness.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/config.js';
 import { ExitCode, ExitWith } from '../errors.js';
@@ -22,7 +24,18 @@ export interface CommandContext {
 export async function loadContext(argv: GlobalArgs): Promise<CommandContext> {
   const log = createLogger({ verbose: argv.verbose });
   const config = await loadConfig({ configPath: argv.config, db: argv.db });
+  configureWitnesses(config.evidenceDir, config.witness);
   return { config, log, json: argv.json === true };
+}
+
+/**
+ * loadContext for the commands that read evidence (check, log, blame, show, report): a log
+ * behind its database anchor (emptied, removed, cut) is refused before anything reads it.
+ */
+export async function loadEvidenceContext(argv: GlobalArgs): Promise<CommandContext> {
+  const ctx = await loadContext(argv);
+  await assertLogReachesAnchor(ctx.config, ctx.log);
+  return ctx;
 }
 
 /**

@@ -4,6 +4,7 @@ import { doctorExitCode, type DoctorCheck } from '../doctor/check.js';
 import { checkPgTools, probeDatabase } from '../doctor/database-checks.js';
 import { checkAuditLog, checkDiskSpace, checkEvidenceDir } from '../doctor/evidence-checks.js';
 import { checkSigningKey } from '../doctor/key-checks.js';
+import { checkEvidenceModes, checkWitnesses } from '../doctor/trust-checks.js';
 import type { ExitCode } from '../errors.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
 
@@ -28,6 +29,8 @@ export async function doctor(config: Config): Promise<DoctorReport> {
       await checkEvidenceDir(config.evidenceDir),
       await checkAuditLog(config.evidenceDir, database.db),
       await checkDiskSpace(config.evidenceDir),
+      await checkEvidenceModes(config.evidenceDir),
+      await checkWitnesses(config.evidenceDir, config.witness.length),
     ];
     const exitCode = doctorExitCode(checks);
     return { ok: exitCode === 0, exitCode, checks };

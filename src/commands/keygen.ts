@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { databaseAnchor } from '../audit/anchor.js';
 import { generateSigningKey } from '../audit/keys.js';
+import { addSigningKey } from '../audit/add-key.js';
 import { rotateSigningKey } from '../audit/rotate.js';
 import type { Config } from '../config/config.js';
 import { createDb } from '../db/connection.js';
@@ -11,6 +12,8 @@ import { emit, loadContext, type GlobalArgs } from './context.js';
 export interface KeygenOptions {
   readonly force?: boolean;
   readonly rotate?: boolean;
+  /** A second host's public key file: the current key signs a key.add entry introducing it. */
+  readonly add?: string;
 }
 
 export interface KeygenResult {
@@ -20,15 +23,22 @@ export interface KeygenResult {
   /** Set by --rotate: the retired key and the key.rotate entry that introduced the new one. */
   readonly previousKeyId?: string;
   readonly rotateEntrySeq?: number;
+  /** Set by --add: the key that signed the key.add entry, and its seq. */
+  readonly addedBy?: string;
+  readonly addEntrySeq?: number;
 }
 
 /** `safe-run keygen [--force | --rotate]`. */
 export async function keygen(config: Config, options: KeygenOptions, log: Logger): Promise<KeygenResult> {
   const paths = { signingKeyPath: config.signingKey, evidenceDir: config.evidenceDir };
-  if (!options.rotate) return generateSigningKey({ ...paths, force: options.force });
+  if (!options.rotate && !options.add) return generateSigningKey({ ...paths, force: options.force });
   // The rotation is an audit entry like any other, so it moves the database anchor too when there is one.
   const db = config.databaseUrl ? createDb(parseDatabaseUrl(config.databaseUrl), { maxConnections: 1, applicationName: 'safe-run keygen' }) : null;
   try {
+    if (options.add) {
+      const added = await addSigningKey({ ...paths, publicKeyFile: options.add, anchor: db ? databaseAnchor(db) : null, log });
+      return { keyId: added.keyId, privateKeyPath: '', publicKeyPath: added.publicKeyPath, addedBy: added.signedBy, addEntrySeq: added.seq };
+    }
     const rotated = await rotateSigningKey({ ...paths, anchor: db ? databaseAnchor(db) : null, log });
     return {
       keyId: rotated.keyId,
@@ -43,6 +53,7 @@ export async function keygen(config: Config, options: KeygenOptions, log: Logger
 }
 
 function renderKeygen(r: KeygenResult): string {
+  if (r.addedBy) return `Added signing key ${r.keyId} (key.add is entry ${r.addEntrySeq}, signed by ${r.addedBy}).\n  public key:  ${r.publicKeyPath}`;
   const lines = r.previousKeyId
     ? [`Rotated the signing key: ${r.previousKeyId} -> ${r.keyId} (key.rotate is entry ${r.rotateEntrySeq}, signed by the old key).`]
     : [`Created signing key ${r.keyId}.`];
@@ -54,6 +65,7 @@ function renderKeygen(r: KeygenResult): string {
 interface KeygenArgs extends GlobalArgs {
   readonly force?: boolean;
   readonly rotate?: boolean;
+  readonly add?: string;
 }
 
 export const keygenCommand: CommandModule<GlobalArgs, KeygenArgs> = {
@@ -63,9 +75,11 @@ export const keygenCommand: CommandModule<GlobalArgs, KeygenArgs> = {
     yargs
       .option('force', { type: 'boolean', describe: 'Replace an existing private key' })
       .option('rotate', { type: 'boolean', describe: 'Switch to a new key; the old key signs a key.rotate entry introducing it' })
-      .conflicts('force', 'rotate'),
+      .option('add', { type: 'string', describe: "Let a second host's key sign this log: FILE.pub, introduced by a key.add entry" })
+      .conflicts('force', 'rotate')
+      .conflicts('add', ['force', 'rotate']),
   handler: async (argv) => {
     const ctx = await loadContext(argv);
-    emit(ctx, await keygen(ctx.config, { force: argv.force, rotate: argv.rotate }, ctx.log), renderKeygen);
+    emit(ctx, await keygen(ctx.config, { force: argv.force, rotate: argv.rotate, add: argv.add }, ctx.log), renderKeygen);
   },
 };

@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import type { TableChange } from '../run/types.js';
 import { runHistory, type History, type HistoryRow } from '../evidence/history.js';
 import { optionalSince } from '../evidence/since.js';
-import { emit, loadContext, type GlobalArgs } from './context.js';
+import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
 
 export { runHistory };
 
@@ -49,7 +49,7 @@ export const logCommand: CommandModule<GlobalArgs, LogArgs> = {
       .option('since', { type: 'string', describe: 'Only runs since this ISO date or this long ago ("2h", "3d")' })
       .example('$0 log --table users --since 3d', 'Which runs changed users in the last three days') as never,
   handler: async (argv) => {
-    const ctx = await loadContext(argv);
+    const ctx = await loadEvidenceContext(argv);
     const since = optionalSince(argv.since);
     emit(ctx, await runHistory(ctx.config, { script: argv.script, table: argv.table, since }, ctx.log), renderHistory);
   },

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { buildReport, type ReportFormat, type ReportResult } from '../evidence/report.js';
 import { usageError } from '../errors.js';
-import { emit, loadContext, type GlobalArgs } from './context.js';
+import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
 
 export { buildReport };
 
@@ -26,7 +26,7 @@ export const reportCommand: CommandModule<GlobalArgs, ReportArgs> = {
       .option('live', { type: 'boolean', default: true, describe: 'Include the live database (--no-live: the log only, e.g. when the database is gone)' })
       .example('$0 report users -o users-empty.md', 'The post-mortem of the users table') as never,
   handler: async (argv) => {
-    const ctx = await loadContext(argv);
+    const ctx = await loadEvidenceContext(argv);
     const result = await buildReport(ctx.config, { subject: argv.subject, format: argv.format ?? 'md', live: argv.live !== false }, ctx.log);
     if (!argv.o) {
       emit(ctx, result, (r: ReportResult) => r.document);

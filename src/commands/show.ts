@@ -1,7 +1,7 @@
 import { violationSubject } from '../run/types.js';
 import type { CommandModule } from 'yargs';
 import { showRun, type RunRecord } from '../evidence/run-record.js';
-import { emit, loadContext, type GlobalArgs } from './context.js';
+import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
 
 export { showRun };
 
@@ -78,7 +78,7 @@ export const showCommand: CommandModule<GlobalArgs, ShowArgs> = {
   describe: 'Everything recorded about one run (run id or a unique prefix)',
   builder: (yargs) => yargs.positional('run', { type: 'string', demandOption: true, describe: 'Run id, or a unique prefix of it' }) as never,
   handler: async (argv) => {
-    const ctx = await loadContext(argv);
+    const ctx = await loadEvidenceContext(argv);
     emit(ctx, await showRun(ctx.config, argv.run, ctx.log), renderRun);
   },
 };

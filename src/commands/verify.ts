@@ -1,11 +1,10 @@
 import type { Argv, CommandModule } from 'yargs';
-import { databaseAnchor } from '../audit/anchor.js';
+import { standAgainstAnchor, withConfigAnchor } from '../audit/anchor-check.js';
 import { auditLogPath } from '../audit/read.js';
 import type { ChainHead, VerifyResult } from '../audit/types.js';
 import { verifyLog } from '../audit/verify.js';
+import { checkWitnessFile } from '../audit/witness-file.js';
 import type { Config } from '../config/config.js';
-import { createDb } from '../db/connection.js';
-import { parseDatabaseUrl } from '../db/url.js';
 import { ExitCode, usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
@@ -13,22 +12,28 @@ import { emit, loadContext, type GlobalArgs } from './context.js';
 export interface VerifyCommandOptions {
   /** `SEQ:HASH`, e.g. from an earlier `safe-run verify` kept somewhere safe. */
   readonly expectHead?: string;
+  /** A file of witnessed heads (config `witness`), checked against the log. */
+  readonly witness?: string;
 }
 
 /**
- * `safe-run verify`. With a database, its anchored chain head catches a cut-off tail; an
- * unreachable database is a warning, because the file itself can still be checked.
+ * `safe-run verify`. With a database, its anchored chain heads catch a cut-off tail and an
+ * emptied, removed or replaced log, and its recorded keys pin the signers; an unreachable
+ * database is a warning, because the file itself can still be checked.
  */
 export async function verifyAudit(config: Config, options: VerifyCommandOptions, log: Logger): Promise<VerifyResult & { readonly path: string }> {
   const expectHead = options.expectHead === undefined ? undefined : parseExpectHead(options.expectHead);
-  const db = config.databaseUrl ? createDb(parseDatabaseUrl(config.databaseUrl), { maxConnections: 1, applicationName: 'safe-run verify' }) : null;
-  try {
-    const result = await verifyLog({ evidenceDir: config.evidenceDir, anchor: db ? databaseAnchor(db) : null, expectHead });
+  return withConfigAnchor(config, log, async (anchor, where) => {
+    const result = await verifyLog({ evidenceDir: config.evidenceDir, anchor, expectHead, trustedKeys: config.trustedKeys });
+    const standing = await standAgainstAnchor(config.evidenceDir, anchor, where, log);
+    if (standing.status === 'nothing' && !options.witness) throw standing.error;
     for (const warning of result.warnings) log.warn(warning);
-    return { ...result, path: auditLogPath(config.evidenceDir) };
-  } finally {
-    await db?.destroy();
-  }
+    // A cut log is a valid shorter chain; how far the anchor says it went is the more telling reason.
+    const behind = standing.status === 'behind' && (result.ok || result.firstBad?.reason === 'truncated') ? standing.problem : undefined;
+    const witnessed = result.ok && !behind && options.witness ? await checkWitnessFile(options.witness, config.evidenceDir, result.logId, result.head) : null;
+    const firstBad = behind ?? witnessed ?? result.firstBad;
+    return { ...result, ok: !firstBad, ...(firstBad ? { firstBad } : {}), path: auditLogPath(config.evidenceDir) };
+  });
 }
 
 export function parseExpectHead(text: string): ChainHead {
@@ -45,7 +50,11 @@ function renderVerify(r: VerifyResult & { readonly path: string }): string {
     return [`TAMPERED: entry ${seq} (line ${line}): ${reason} — ${detail}`, `  log: ${r.path}`, `  next: ${nextStep(r)}`].join('\n');
   }
   if (!r.head) return `OK: 0 entries (no audit log yet at ${r.path})`;
-  return `OK: ${r.entries} entries, head ${r.head.seq}:${r.head.hash}, signed by keys ${r.keys.join(', ')}`;
+  const trust =
+    r.trust.mode === 'first-use'
+      ? `trust: first use of entry 1's key ${r.keys[0]} (no trustedKeys and no database anchor pins a key; pin it in "trustedKeys")`
+      : `trust: pinned keys ${r.trust.pinned.join(', ')}`;
+  return `OK: ${r.entries} entries, head ${r.head.seq}:${r.head.hash}, signed by keys ${r.keys.join(', ')}\n  ${trust}`;
 }
 
 function nextStep(r: VerifyResult): string {
@@ -53,6 +62,12 @@ function nextStep(r: VerifyResult): string {
   switch (r.firstBad?.reason) {
     case 'truncated':
       return `${keep}; restore the missing entries from a backup of the evidence directory and find out who cut the log (entries up to ${r.head?.seq ?? 0} are intact).`;
+    case 'log-behind-anchor':
+      return `${keep}; restore audit.jsonl from a backup of the evidence directory and find out who cut, emptied or replaced it.`;
+    case 'witness-mismatch':
+      return `${keep}; the witness holds heads this log no longer has: restore the log from a backup and find out who rewrote it.`;
+    case 'untrusted-key':
+      return `${keep}; if that key is yours, pin it in "trustedKeys" or introduce it with \`safe-run keygen --rotate\` or \`--add\`; otherwise the log was re-signed.`;
     case 'unknown-key':
       return `${keep}; if that key is yours it must be introduced with \`safe-run keygen --rotate\`, otherwise entry ${r.firstBad.seq} was forged.`;
     default:
@@ -62,16 +77,19 @@ function nextStep(r: VerifyResult): string {
 
 interface VerifyArgs extends GlobalArgs {
   readonly 'expect-head'?: string;
+  readonly witness?: string;
 }
 
 export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
   command: 'verify',
   describe: 'Check every signature and the hash chain; name the first bad entry and why',
   builder: (yargs: Argv<GlobalArgs>) =>
-    yargs.option('expect-head', { type: 'string', describe: 'Fail unless the log reaches this head (SEQ:HASH from an earlier verify)' }),
+    yargs
+      .option('expect-head', { type: 'string', describe: 'Fail unless the log reaches this head (SEQ:HASH from an earlier verify)' })
+      .option('witness', { type: 'string', describe: 'A file of heads a witness kept: each must match the log, and the log must reach the highest' }),
   handler: async (argv) => {
     const ctx = await loadContext(argv);
-    const result = await verifyAudit(ctx.config, { expectHead: argv['expect-head'] }, ctx.log);
+    const result = await verifyAudit(ctx.config, { expectHead: argv['expect-head'], witness: argv.witness }, ctx.log);
     emit(ctx, result, renderVerify, result.ok ? ExitCode.ok : ExitCode.auditFailed);
   },
 };

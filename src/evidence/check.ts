@@ -1,4 +1,5 @@
 import type { Config } from '../config/config.js';
+import { readPendingWitnesses } from '../audit/witness-state.js';
 import { usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { DriftFinding } from '../run/types.js';
@@ -8,7 +9,8 @@ import { connectLive, readLiveSnapshot } from './live.js';
 /** `check --json` (SPEC "Machine-readable output"). */
 export interface CheckResult {
   readonly status: 'clean' | 'drift';
-  readonly findings: readonly DriftFinding[];
+  /** Drift, then `witness-failed` findings: those are reported but are not drift (status and exit code ignore them). */
+  readonly findings: readonly (DriftFinding | WitnessFinding)[];
   readonly against: { readonly seq: number; readonly kind: string; readonly ts: string; readonly runId: string | null };
   readonly database: string;
   readonly checkedAt: string;
@@ -34,7 +36,7 @@ export async function checkDatabase(config: Config, log: Logger): Promise<CheckR
     log.debug('check compared', { against: previous.ref.seq, findings: findings.length });
     return {
       status: findings.length ? 'drift' : 'clean',
-      findings,
+      findings: [...findings, ...(await witnessFindings(config.evidenceDir))],
       against: { seq: previous.ref.seq!, kind: previous.ref.kind, ts: previous.ref.ts, runId: previous.ref.runId },
       database: key,
       checkedAt: now.takenAt,
@@ -42,4 +44,18 @@ export async function checkDatabase(config: Config, log: Logger): Promise<CheckR
   } finally {
     await live.close();
   }
+}
+
+/** A witness that missed heads: the log is not what failed, its off-site copy is behind. */
+export interface WitnessFinding {
+  readonly kind: 'witness-failed';
+  readonly table?: undefined;
+  readonly detail: string;
+}
+
+async function witnessFindings(evidenceDir: string): Promise<WitnessFinding[]> {
+  return (await readPendingWitnesses(evidenceDir)).map((w) => ({
+    kind: 'witness-failed',
+    detail: `witness \`${w.command}\`${w.required ? ' (required)' : ''} has missed every head since entry ${w.since.seq} (${w.since.ts}), ${w.failures} attempt(s): ${w.lastError}`,
+  }));
 }

@@ -18,7 +18,8 @@ export function transientAnchor(url: URL): ChainAnchor {
     }
   };
   return {
-    record: (logId, seq, hash) => withAnchor((a) => a.record(logId, seq, hash)),
+    record: (logId, seq, hash, pin) => withAnchor((a) => a.record(logId, seq, hash, pin)),
     read: (logId) => withAnchor((a) => a.read(logId)),
+    list: () => withAnchor(async (a) => (await a.list?.()) ?? []),
   };
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir } from '../audit/jsonl.js';
+import { EVIDENCE_DIR_MODE } from '../audit/modes.js';
 import { ExitCode, SafeRunError } from '../errors.js';
 
 /**
@@ -12,7 +13,7 @@ import { ExitCode, SafeRunError } from '../errors.js';
 export async function probeWritable(dir: string): Promise<void> {
   const probe = path.join(dir, `.probe-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: EVIDENCE_DIR_MODE });
     const handle = await open(probe, 'wx', 0o600);
     try {
       await handle.write('safe-run probe\n');

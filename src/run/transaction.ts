@@ -73,7 +73,7 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
   let scriptOutput: unknown;
   let error: unknown = null;
   try {
-    const context = { gate: directGate(trx), db: trx, args: input.args, log, dryRun: input.dryRun, signal: new AbortController().signal };
+    const context = { gate: directGate(trx), args: input.args, log, dryRun: input.dryRun, signal: new AbortController().signal };
     scriptOutput = await script.run(context);
   } catch (e) {
     error = e;

@@ -2,7 +2,12 @@ import type { Transaction } from 'kysely';
 import type { Logger } from '../logger.js';
 import type { Operation } from '../run/types.js';
 
-/** What a script receives. `db` is the guarded transaction: everything it does is measured. */
+/**
+ * What a script receives. `db` is typed as a transaction but lives in the script's own
+ * process: each statement it compiles is sent to the runner, checked and run on the guarded
+ * transaction, so everything it does is measured. `db.transaction()` throws (the runner owns
+ * the transaction); use savepoints.
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export interface ScriptContext<DB = any> {
   readonly db: Transaction<DB>;

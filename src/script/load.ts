@@ -66,6 +66,8 @@ export const scriptLoadOptions = (config: Pick<Config, 'scriptUser' | 'statement
 
 const DEFAULT_SCRIPT_USER = 'nobody';
 const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
+/** Importing a module to read its declarations gets at least this long, however short the statement timeout. */
+const MIN_DESCRIBE_MS = 60_000;
 
 export async function loadScriptByName(name: string, dirs: readonly string[], options: ScriptLoadOptions = {}): Promise<LoadedScript> {
   const files = findScriptFiles(dirs);
@@ -92,7 +94,7 @@ export async function loadScriptFile(file: string, options: ScriptLoadOptions = 
  */
 export async function loadScriptFiles(files: readonly string[], options: ScriptLoadOptions = {}): Promise<(LoadedScript | Error)[]> {
   const tsFiles = files.filter((file) => !file.endsWith('.sql'));
-  const timeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const timeoutMs = Math.max(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, MIN_DESCRIBE_MS);
   const described = tsFiles.length
     ? await describeInChild(tsFiles, sandboxFor(tsFiles, options), timeoutMs, options.log ?? silentLogger)
     : new Map<string, Description>();

@@ -31,7 +31,7 @@ export async function describeInChild(files: readonly string[], sandbox: ChildSa
   const child = startScriptChild(sandbox, log);
   try {
     const answer = new Promise<Map<string, Description>>((resolve, reject) => {
-      const timer = setTimeout(() => reject(usageError(`Reading the scripts' declarations did not finish within ${timeoutMs} ms (statementTimeout).`, 'A script module must not wait at import time.')), timeoutMs);
+      const timer = setTimeout(() => reject(usageError(`Reading the scripts' declarations did not finish within ${timeoutMs} ms.`, 'A script module must not wait at import time.')), timeoutMs);
       child.onMessage((message) => {
         if (message.type !== 'described') return;
         clearTimeout(timer);

@@ -9,6 +9,8 @@ export const FIGURES = {
   snapshot_growth_10x_rows: { target: '<= 1.5', pass: (v: number) => v <= 1.5, unit: 'x' },
   guard_overhead_ratio: { target: '<= 1.25 (or guard_overhead_ms <= 150)', pass: null, unit: 'x' },
   guard_overhead_ms: { target: '<= 150 (or guard_overhead_ratio <= 1.25)', pass: null, unit: 'ms' },
+  ts_script_ipc_overhead_ratio: { target: '(none)', pass: null, unit: 'x' },
+  ts_script_ipc_round_trip_ms: { target: '(none)', pass: null, unit: 'ms' },
   backup_wrapper_overhead_ratio: { target: '<= 1.10', pass: (v: number) => v <= 1.1, unit: 'x' },
   scoped_vs_full_backup_time_ratio: { target: '<= 0.1', pass: (v: number) => v <= 0.1, unit: 'x' },
   scoped_vs_full_backup_bytes_ratio: { target: '(none)', pass: null, unit: 'x' },

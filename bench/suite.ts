@@ -8,6 +8,7 @@ import { BackupBench, compareBackups, compareParallel } from './sides/backup.js'
 import { measureCpuCeiling } from './sides/cpu.js';
 import { measureBlame, measureVerify, recordTemplate } from './sides/evidence.js';
 import { compareGuardWithBare, reseedSessions } from './sides/guard.js';
+import { compareChildWithInProcess } from './sides/ipc.js';
 import { cleanupSnapshotPlan, compareSnapshotGrowth, compareSnapshotWithNaive } from './sides/snapshot.js';
 import type { Workspace } from './workspace.js';
 import { createDb } from '../src/db/connection.js';
@@ -94,6 +95,15 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
         details.guardLongLog = { ...c, overheadMs: c.guarded.medianMs - c.bare.medianMs };
       });
     }
+  }
+  if (wants(args, 'ipc')) {
+    await fenced(ctx, ['ts_script_ipc_overhead_ratio', 'ts_script_ipc_round_trip_ms'], 'the cleanup in its child against in process', async () => {
+      const c = await compareChildWithInProcess(full, args.rounds);
+      figures.set('ts_script_ipc_overhead_ratio', c.child.medianMs / c.inProcess.medianMs);
+      figures.set('ts_script_ipc_round_trip_ms', c.roundTripMs);
+      rows.push({ what: 'cleanup, script child vs in process', a: c.child.name, aMs: c.child.medianMs, b: c.inProcess.name, bMs: c.inProcess.medianMs, ratio: c.child.medianMs / c.inProcess.medianMs, ratioMeans: 'A/B, overhead' });
+      details.ipc = c;
+    });
   }
   if (wants(args, 'backup') || wants(args, 'parallel')) {
     const bb = await BackupBench.open(full, ctx.ws);

@@ -215,9 +215,13 @@ describe('safe-run <script>', () => {
   });
 
   it('survives its connection dying mid-script: exit 1, a failed outcome, nothing changed', async () => {
-    ws.writeScript('rogue.ts', rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); await sql`select pg_terminate_backend(pg_backend_pid())`.execute(db);"));
+    ws.writeScript('rogue.ts', rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); await sql`select pg_sleep(30)`.execute(db);"));
     const before = await allCounts(ws);
-    const result = await ws.cli(['rogue']);
+    const running = ws.cli(['rogue']);
+    // A script may not terminate backends itself (the policy refuses it): the server, or an operator, does.
+    await waitFor(async () => (await sql<{ n: number }>`select pg_catalog.count(*)::int as n from pg_catalog.pg_terminate_backend((
+      select pid from pg_catalog.pg_stat_activity where query like '%pg_sleep(30)%' and pid <> pg_catalog.pg_backend_pid() limit 1)) t(ok) where ok`.execute(ws.t.db)).rows[0]!.n === 1);
+    const result = await running;
     expect(result.exitCode).toBe(1);
     expect(result.stdout).toContain('FAILED (rolled back)');
     expect(result.stderr).not.toMatch(/\n\s+at /);
@@ -329,11 +333,11 @@ describe('safe-run <script>', () => {
   });
 });
 
-async function waitFor(predicate: () => boolean, timeoutMs = 20_000): Promise<void> {
+async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      if (predicate()) return;
+      if (await predicate()) return;
     } catch {
       // The file may not exist yet.
     }

@@ -3,8 +3,7 @@ import { createDb } from '../../src/db/connection.js';
 import { silentLogger } from '../../src/logger.js';
 import { runGuarded } from '../../src/run/pipeline.js';
 import type { RunResult } from '../../src/run/types.js';
-import { directGate, type ScriptRunContext } from '../../src/script/gate.js';
-import { loadScriptFile } from '../../src/script/load.js';
+import { importScriptInProcess } from '../in-process-script.js';
 import { EXPECTED_CLEANUP, seedDemo } from '../../demo/seed.js';
 import { insertSessions, type BenchDatabase } from '../data.js';
 import { alternate, median, timeMs, type SideSamples } from '../measure.js';
@@ -61,10 +60,11 @@ export async function compareGuardWithBare(bench: BenchDatabase, ws: Workspace, 
   const bare = async (): Promise<number> => {
     let deleted = -1;
     const ms = await timeMs(async () => {
-      const script = await loadScriptFile(cleanupScriptPath);
+      // An operator's own runner: the module imported here, no child (safe-run's side runs it in one).
+      const script = await importScriptInProcess(cleanupScriptPath);
       const db = createDb(bench.url, { maxConnections: 1, applicationName: 'bare-cleanup' });
       try {
-        const out = (await db.transaction().execute((trx) => script.run({ gate: directGate(trx), db: trx, args: [], log: silentLogger, dryRun: false, signal: new AbortController().signal } as ScriptRunContext))) as { deleted: number };
+        const out = (await db.transaction().execute((trx) => script.run({ db: trx, args: [], log: silentLogger, dryRun: false }))) as { deleted: number };
         deleted = out.deleted;
       } finally {
         await db.destroy();

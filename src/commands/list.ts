@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import type { Config } from '../config/config.js';
-import { findScriptFiles, loadScriptFile, type LoadedScript } from '../script/load.js';
+import { findScriptFiles, loadScriptFiles, scriptLoadOptions, type LoadedScript } from '../script/load.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
 
 export interface ListedScript {
@@ -16,16 +16,18 @@ export interface ListedScript {
 
 /** Every script in the scripts directories with its declared blast radius. One broken script does not hide the others. */
 export async function listScripts(config: Config): Promise<ListedScript[]> {
-  const listed: ListedScript[] = [];
-  for (const [name, file] of findScriptFiles(config.scriptsDirs)) {
-    try {
-      const s = await loadScriptFile(file);
-      listed.push({ name: s.name, kind: s.kind, path: s.path, description: s.description, touches: s.touches, limits: s.limits, critical: s.critical });
-    } catch (error) {
-      listed.push({ name, kind: file.endsWith('.sql') ? 'sql' : 'ts', path: file, description: '', touches: {}, limits: {}, critical: [], error: (error as Error).message });
+  const found = [...findScriptFiles(config.scriptsDirs)];
+  const loaded = await loadScriptFiles(
+    found.map(([, file]) => file),
+    scriptLoadOptions(config),
+  );
+  return found.map(([name, file], index): ListedScript => {
+    const s = loaded[index]!;
+    if (s instanceof Error) {
+      return { name, kind: file.endsWith('.sql') ? 'sql' : 'ts', path: file, description: '', touches: {}, limits: {}, critical: [], error: s.message };
     }
-  }
-  return listed;
+    return { name: s.name, kind: s.kind, path: s.path, description: s.description, touches: s.touches, limits: s.limits, critical: s.critical };
+  });
 }
 
 function renderList(scripts: ListedScript[]): string {

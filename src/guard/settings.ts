@@ -1,26 +1,17 @@
 import { sql } from 'kysely';
 import { CATALOG_SEARCH_PATH, type Db } from '../db/connection.js';
 import type { Violation } from '../run/types.js';
+import { GUARDED_SETTINGS } from './policy-rules.js';
 
 /**
- * The session settings that decide whether the guard can be trusted. The runner sets them
+ * The session settings that decide whether the guard can be trusted (GUARDED_SETTINGS, the
+ * same list the statement policy refuses to SET). The runner sets them
  * on the script's transaction, reads them back as the baseline, and compares after the
  * script: a script that turned counting off, disabled triggers and cascades
  * (session_replication_role) or lifted a timeout and left it so is a violation. A setting
  * switched off and back on between two statements is invisible here; only a role that may
  * not change it stops that, hence `trust` in the outcome.
  */
-export const GUARDED_SETTINGS = [
-  'session_replication_role',
-  'track_counts',
-  'stats_fetch_consistency',
-  'statement_timeout',
-  'lock_timeout',
-  'idle_in_transaction_session_timeout',
-  'client_connection_check_interval',
-  'default_transaction_read_only',
-  'transaction_read_only',
-] as const;
 
 export type SettingValues = Readonly<Record<string, string | null>>;
 

@@ -14,7 +14,7 @@ import { withAdvisoryLock } from '../db/lock.js';
 import { parseDatabaseUrl, redactUrl } from '../db/url.js';
 import { ExitCode, SafeRunError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { loadScriptByName, type LoadedScript } from '../script/load.js';
+import { loadScriptByName, scriptLoadOptions, type LoadedScript } from '../script/load.js';
 import { takeSnapshot } from '../snapshot/take.js';
 import type { DatabaseIdentity, Snapshot, TableKey } from '../snapshot/types.js';
 import { checkEnvironment } from './environment.js';
@@ -54,7 +54,7 @@ interface RunContext {
 
 export async function runGuarded(config: Config, options: RunOptions, log: Logger): Promise<RunResult> {
   // Step 1: everything that can be checked without touching the database.
-  const script = await loadScriptByName(options.scriptName, config.scriptsDirs);
+  const script = await loadScriptByName(options.scriptName, config.scriptsDirs, scriptLoadOptions(config));
   const url = parseDatabaseUrl(config.databaseUrl);
   await checkEnvironment(config, url, options);
   await assertEvidenceWritable(config.evidenceDir);
@@ -187,7 +187,7 @@ async function recordEarlyStop(ctx: RunContext, pre: Snapshot, backup: BackupRec
 async function intentBody(ctx: RunContext, pre: Snapshot, backup: BackupRecord): Promise<RunIntentBody> {
   const { script } = ctx;
   return {
-    script: { name: script.name, kind: script.kind, path: script.path, sha256: script.sha256, git: await scriptGitState(script.path), touches: script.touches, limits: script.limits, critical: script.critical },
+    script: { name: script.name, kind: script.kind, path: script.path, sha256: script.sha256, git: await scriptGitState(script.path), touches: script.touches, limits: script.limits, critical: script.critical, ddl: script.ddl },
     args: ctx.options.args,
     dryRun: ctx.options.dryRun,
     operator: await readOperator(),

@@ -1,4 +1,6 @@
 import type { Db } from '../db/connection.js';
+import { ExitCode, SafeRunError, errorMessage } from '../errors.js';
+import { refusedStatements } from '../guard/statement-policy.js';
 import type { Logger } from '../logger.js';
 import { directGate, type QueryGate } from '../script/gate.js';
 import type { LoadedScript } from '../script/load.js';
@@ -25,6 +27,18 @@ export interface GateOptions {
   readonly interrupt: Interrupt;
 }
 
+/** Judged exactly as a `.sql` file is; text the parser cannot read is refused too (it fails closed). */
+async function refusalOf(text: string): Promise<Violation | null> {
+  let refusals;
+  try {
+    refusals = await refusedStatements(text, 'A statement the script sent');
+  } catch (error) {
+    return { object: text.trim().slice(0, 200), rule: 'refused-statement', detail: `safe-run could not read it: ${errorMessage(error)}` };
+  }
+  const first = refusals[0];
+  return first ? { object: first.statement.text.trim().slice(0, 200), rule: 'refused-statement', detail: first.reason } : null;
+}
+
 export async function runThroughGate(script: LoadedScript, trx: Db, options: GateOptions): Promise<ScriptRun> {
   const refusals: Violation[] = [];
   const abort = new AbortController();
@@ -33,14 +47,17 @@ export async function runThroughGate(script: LoadedScript, trx: Db, options: Gat
   let open = true;
   const gate: QueryGate = async (query) => {
     if (!open) throw new Error('safe-run: the script has already returned; its transaction is no longer open to it');
+    const refused = await refusalOf(query.sql);
+    if (refused) {
+      refusals.push(refused);
+      throw new SafeRunError(`safe-run refused a statement the script sent: ${refused.detail}\n  statement: ${refused.object}`, ExitCode.guardViolation, 'The run is rolled back. Change the script and run it again.');
+    }
     return direct(query);
   };
   let output: unknown;
   let error: unknown = null;
   try {
-    // Interim `db`: TypeScript scripts still run in process until the child runner lands.
-    const context = { gate, db: trx, args: options.args, log: options.log, dryRun: options.dryRun, signal: abort.signal };
-    output = await script.run(context);
+    output = await script.run({ gate, args: options.args, log: options.log, dryRun: options.dryRun, signal: abort.signal });
   } catch (e) {
     error = e;
   } finally {

@@ -3,6 +3,8 @@ import type { AuditLog } from '../audit/log.js';
 import type { Config } from '../config/config.js';
 import type { Db } from '../db/connection.js';
 import { readConcurrentWrites, uncountedChanges, type ConcurrentWrites } from '../guard/concurrent.js';
+import { catalogViolations } from '../guard/catalog-rules.js';
+import { judgeCatalogChanges, readCatalogSnapshot, type CatalogSnapshot } from '../guard/catalog-verdict.js';
 import { evaluateGuards } from '../guard/rules.js';
 import { evidenceSchemaViolations, readEvidenceSchema, type EvidenceSchemaState } from '../guard/evidence-schema.js';
 import { countRowsExact, measureChanges, readOwnStrongLocks, readSequencePositions, readXactCounters, sequencesDrawnHere, type XactState } from '../guard/measure.js';
@@ -53,6 +55,7 @@ export interface TransactionResult {
 
 interface Baseline {
   readonly xact: XactState;
+  readonly catalog: CatalogSnapshot;
   readonly evidence: EvidenceSchemaState;
   readonly settings: SettingValues;
 }
@@ -82,7 +85,12 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
 
   let t = Date.now();
   const trust = await readTrust(trx);
-  const baseline: Baseline = { xact: await readXactState(trx), evidence: await readEvidenceSchema(trx), settings: await readGuardedSettings(trx) };
+  const baseline: Baseline = {
+    xact: await readXactState(trx),
+    catalog: await readCatalogSnapshot(trx),
+    evidence: await readEvidenceSchema(trx),
+    settings: await readGuardedSettings(trx),
+  };
   timings.baseline = Date.now() - t;
 
   t = Date.now();
@@ -150,6 +158,7 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
   const violations = [
     ...settingViolations(baseline.settings, settingsAfter),
     ...evidenceSchemaViolations(baseline.evidence, await readEvidenceSchema(trx)),
+    ...catalogViolations(judgeCatalogChanges(baseline.catalog, await readCatalogSnapshot(trx)), script),
     ...evaluateGuards({
       script,
       criticalTables: config.criticalTables,

@@ -78,6 +78,8 @@ export interface ScriptRecord {
   readonly touches: Readonly<Record<TableKey, readonly Operation[]>>;
   readonly limits: Readonly<Record<TableKey, Partial<Record<Operation, number>>>>;
   readonly critical: readonly TableKey[];
+  /** Script-wide ddl (absent in entries written before it existed). */
+  readonly ddl?: boolean;
 }
 
 export interface BackupRecord {

@@ -2,7 +2,12 @@ import type { Transaction } from 'kysely';
 import type { Logger } from '../logger.js';
 import type { Operation } from '../run/types.js';
 
-/** What a script receives. `db` is the guarded transaction: everything it does is measured. */
+/**
+ * What a script receives. `db` is typed as a transaction but lives in the script's own
+ * process: each statement it compiles is sent to the runner, checked and run on the guarded
+ * transaction, so everything it does is measured. `db.transaction()` throws (the runner owns
+ * the transaction); use savepoints.
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export interface ScriptContext<DB = any> {
   readonly db: Transaction<DB>;
@@ -26,6 +31,11 @@ export interface ScriptDefinition<DB = any> {
   readonly limits?: Readonly<Record<string, Partial<Record<Operation, number>>>>;
   /** Tables that must never be emptied or dropped beyond the configured percentage by this script. */
   readonly critical?: readonly string[];
+  /**
+   * DDL beyond the declared tables (functions, views, roles, grants...). Undeclared, any change
+   * to the system catalogs outside pg_temp is a violation; `ddl` in `touches` covers one table.
+   */
+  readonly ddl?: boolean;
   /** Whatever it returns is recorded in the outcome and shown in the summary. */
   run(context: ScriptContext<DB>): Promise<unknown>;
 }

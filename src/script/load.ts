@@ -1,13 +1,16 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { tableKey } from '../db/names.js';
 import { usageError } from '../errors.js';
 import type { Operation } from '../run/types.js';
 import type { TableKey } from '../snapshot/types.js';
-import type { ScriptDefinition } from './define.js';
+import type { Config } from '../config/config.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { buildSandbox } from './child-sandbox.js';
 import type { ScriptRunContext } from './gate.js';
+import { runInChild } from './ipc-driver.js';
+import { describeInChild, type Description } from './script-meta.js';
 import { parseSqlHeader } from './sql-header.js';
 import { policyError, refusedStatements, splitStatements } from '../guard/statement-policy.js';
 
@@ -22,6 +25,8 @@ export interface LoadedScript {
   readonly touches: Readonly<Record<TableKey, readonly Operation[]>>;
   readonly limits: Readonly<Record<TableKey, Partial<Record<Operation, number>>>>;
   readonly critical: readonly TableKey[];
+  /** The script may change catalog objects that belong to no declared table. */
+  readonly ddl: boolean;
   /** For SQL scripts, the statement text, so errors can point into it. */
   readonly sqlText?: string;
   run(context: ScriptRunContext): Promise<unknown>;
@@ -45,7 +50,28 @@ export function findScriptFiles(dirs: readonly string[]): Map<string, string> {
   return found;
 }
 
-export async function loadScriptByName(name: string, dirs: readonly string[]): Promise<LoadedScript> {
+/**
+ * What a TypeScript script's child needs from the config: the OS user it runs as when
+ * safe-run is root, and the hang rule's limit (see ./ipc-driver.ts).
+ */
+export interface ScriptLoadOptions {
+  readonly scriptUser?: string;
+  readonly idleTimeoutMs?: number;
+  /** Where the child's own stdout/stderr lines go while its declarations are read. */
+  readonly log?: Logger;
+}
+
+export const scriptLoadOptions = (config: Pick<Config, 'scriptUser' | 'statementTimeoutMs'>): ScriptLoadOptions => ({
+  scriptUser: config.scriptUser,
+  idleTimeoutMs: config.statementTimeoutMs,
+});
+
+const DEFAULT_SCRIPT_USER = 'nobody';
+const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
+/** Importing a module to read its declarations gets at least this long, however short the statement timeout. */
+const MIN_DESCRIBE_MS = 60_000;
+
+export async function loadScriptByName(name: string, dirs: readonly string[], options: ScriptLoadOptions = {}): Promise<LoadedScript> {
   const files = findScriptFiles(dirs);
   const file = files.get(name);
   if (!file) {
@@ -55,24 +81,64 @@ export async function loadScriptByName(name: string, dirs: readonly string[]): P
       known.length ? `Known scripts: ${known.join(', ')}. \`safe-run list\` shows what each does.` : `No scripts found in ${dirs.join(', ')}. Set "scriptsDir" in the config.`,
     );
   }
-  return loadScriptFile(file);
+  return loadScriptFile(file, options);
 }
 
-export async function loadScriptFile(file: string): Promise<LoadedScript> {
-  const source = readFileSync(file, 'utf8');
-  const sha256 = createHash('sha256').update(source).digest('hex');
-  if (file.endsWith('.sql')) return sqlScript(file, source, sha256);
-  const definition = await importDefinition(file);
+export async function loadScriptFile(file: string, options: ScriptLoadOptions = {}): Promise<LoadedScript> {
+  const [loaded] = await loadScriptFiles([file], options);
+  if (loaded instanceof Error) throw loaded;
+  return loaded!;
+}
+
+/**
+ * Several scripts at once, for `list`: TypeScript declarations are read in one child, and
+ * a script that fails to load is returned as its error so it does not hide the others.
+ */
+export async function loadScriptFiles(files: readonly string[], options: ScriptLoadOptions = {}): Promise<(LoadedScript | Error)[]> {
+  const tsFiles = files.filter((file) => !file.endsWith('.sql'));
+  const timeoutMs = Math.max(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, MIN_DESCRIBE_MS);
+  const described = tsFiles.length
+    ? await describeInChild(tsFiles, sandboxFor(tsFiles, options), timeoutMs, options.log ?? silentLogger)
+    : new Map<string, Description>();
+  return Promise.all(
+    files.map(async (file) => {
+      try {
+        const source = readFileSync(file, 'utf8');
+        const sha256 = createHash('sha256').update(source).digest('hex');
+        if (file.endsWith('.sql')) return await sqlScript(file, source, sha256);
+        return tsScript(file, source, sha256, described.get(file), options);
+      } catch (error) {
+        return error as Error;
+      }
+    }),
+  );
+}
+
+function sandboxFor(files: readonly string[], options: ScriptLoadOptions): ReturnType<typeof buildSandbox> {
+  return buildSandbox([...new Set(files.map((file) => path.dirname(path.resolve(file)) + path.sep))], options.scriptUser ?? DEFAULT_SCRIPT_USER);
+}
+
+/** The declarations come from the script's child; running it starts another child, so no script object ever lives here. */
+function tsScript(file: string, source: string, sha256: string, description: Description | undefined, options: ScriptLoadOptions): LoadedScript {
+  if (!description?.ok) {
+    const message = description?.error.message ?? 'its declarations were not read';
+    throw usageError(`Script ${file} could not be loaded: ${message}`, 'Fix the script; it must `export default defineScript({ name, description, touches, run })`.');
+  }
+  const { meta } = description;
   return {
-    name: definition.name,
-    description: definition.description,
+    name: meta.name,
+    description: meta.description,
     kind: 'ts',
     path: file,
     source,
     sha256,
-    ...normaliseDeclarations(file, definition.touches, definition.limits ?? {}, definition.critical ?? []),
-    // Interim: in process, until the child-process runner lands (issue 10).
-    run: (context) => definition.run({ db: (context as unknown as { db: never }).db, args: context.args, log: context.log, dryRun: context.dryRun }),
+    ...normaliseDeclarations(file, meta.touches, meta.limits, meta.critical),
+    ddl: meta.ddl,
+    run: (context: ScriptRunContext) =>
+      runInChild(path.resolve(file), context, {
+        sandbox: sandboxFor([file], options),
+        idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      }),
   };
 }
 
@@ -96,6 +162,7 @@ async function sqlScript(file: string, source: string, sha256: string): Promise<
     sha256,
     sqlText: source,
     ...normaliseDeclarations(file, header.touches, header.limits, header.critical),
+    ddl: header.ddl,
     // One statement at a time, so the gate judges and runs exactly what the grammar cut.
     run: async ({ gate }) => {
       let rowsAffected = 0;
@@ -117,28 +184,6 @@ function positionInFile(error: unknown, offset: number): unknown {
   const e = error as { position?: string } | null;
   if (e && typeof e === 'object' && e.position) e.position = String(Number(e.position) + offset);
   return error;
-}
-
-/** Scripts are TypeScript loaded at run time: users never build them. */
-async function importDefinition(file: string): Promise<ScriptDefinition> {
-  const ourIndex = fileURLToPath(new URL('../index.js', import.meta.url));
-  const { createJiti } = await import('jiti');
-  const jiti = createJiti(import.meta.url, {
-    moduleCache: false,
-    // A script imports 'safe-run' (and kysely) and must get this very installation.
-    alias: { 'safe-run': ourIndex },
-  });
-  let loaded: unknown;
-  try {
-    loaded = await jiti.import(file, { default: true });
-  } catch (error) {
-    throw usageError(`Script ${file} could not be loaded: ${(error as Error).message}`, 'Fix the script; it must `export default defineScript({...})`.');
-  }
-  const def = loaded as Partial<ScriptDefinition>;
-  if (!def || typeof def.run !== 'function' || typeof def.name !== 'string' || typeof def.touches !== 'object') {
-    throw usageError(`Script ${file} does not export a script.`, 'It must `export default defineScript({ name, description, touches, run })`.');
-  }
-  return def as ScriptDefinition;
 }
 
 function normaliseDeclarations(

@@ -12,12 +12,14 @@ export interface SqlHeader {
   readonly touches: Record<string, Operation[]>;
   readonly limits: Record<string, Partial<Record<Operation, number>>>;
   readonly critical: string[];
+  /** `-- @ddl`: the script may change catalog objects beyond its declared tables. */
+  readonly ddl: boolean;
 }
 
 const OPERATIONS: readonly Operation[] = ['insert', 'update', 'delete', 'truncate', 'ddl'];
 
 export function parseSqlHeader(text: string, file: string): SqlHeader {
-  const header: SqlHeader = { description: '', touches: {}, limits: {}, critical: [] };
+  const header: SqlHeader = { description: '', touches: {}, limits: {}, critical: [], ddl: false };
   const problems: string[] = [];
   for (const [index, line] of text.split('\n').entries()) {
     const match = /^\s*--\s*@(\w+)\s*(.*)$/.exec(line);
@@ -38,7 +40,8 @@ export function parseSqlHeader(text: string, file: string): SqlHeader {
       const m = /^(.+)\.(\w+)\s+(\d[\d_]*)$/.exec(rest.trim());
       if (!m || !OPERATIONS.includes(m[2] as Operation)) problems.push(`${where}: expected "@limit table.operation N"`);
       else header.limits[m[1]!] = { ...header.limits[m[1]!], [m[2]!]: Number(m[3]!.replace(/_/g, '')) };
-    } else if (tag === 'critical') header.critical.push(...rest.split(/[\s,]+/).filter(Boolean));
+    } else if (tag === 'ddl') (header as { ddl: boolean }).ddl = true;
+    else if (tag === 'critical') header.critical.push(...rest.split(/[\s,]+/).filter(Boolean));
     else problems.push(`${where}: unknown header tag @${tag}`);
   }
   if (problems.length) throw new Error(problems.join('; '));

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runCli, type CliResult } from './cli.js';
@@ -16,6 +16,8 @@ export interface Workspace {
   readonly cwd: string;
   readonly scriptsDir: string;
   readonly evidenceDir: string;
+  /** The private key, outside the evidence dir (mode 0600). */
+  readonly signingKey: string;
   readonly env: Record<string, string>;
   cli(args: readonly string[]): Promise<CliResult>;
   writeScript(file: string, source: string): void;
@@ -29,6 +31,10 @@ export async function createWorkspace(config: Record<string, unknown> = {}): Pro
   const cwd = mkdtempSync(path.join(os.tmpdir(), 'safe-run-ws-'));
   const scriptsDir = path.join(cwd, 'scripts');
   mkdirSync(scriptsDir);
+  // A TypeScript script's child runs as "nobody" when the tests run as root: it must read the
+  // scripts, but not the evidence dir or the key, which keep mkdtemp's 0700.
+  chmodSync(cwd, 0o755);
+  chmodSync(scriptsDir, 0o755);
   const env = { ...evidence.env, DATABASE_URL: t.url };
   const writeConfig = (extra: Record<string, unknown>): void =>
     writeFileSync(path.join(cwd, 'safe-run.config.json'), JSON.stringify({ scriptsDir: [scriptsDir, SCRIPTS_DIR()], ...extra }, null, 2));
@@ -38,6 +44,7 @@ export async function createWorkspace(config: Record<string, unknown> = {}): Pro
     cwd,
     scriptsDir,
     evidenceDir: evidence.evidenceDir,
+    signingKey: evidence.signingKey,
     env,
     cli: (args) => runCli(args, { cwd, env }),
     writeScript: (file, source) => writeFileSync(path.join(scriptsDir, file), source),

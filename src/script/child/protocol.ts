@@ -1,0 +1,66 @@
+/**
+ * The messages between the runner and a TypeScript script's child process. The child is
+ * untrusted: the parent validates everything it receives (see ../child-messages.ts), and
+ * nothing here carries a handle, only plain structured-clone data.
+ */
+import type { ScriptQuery, ScriptQueryResult } from '../gate.js';
+
+/** A PostgreSQL or script error as plain data: pg's fields survive the trip both ways. */
+export interface WireError {
+  readonly name: string;
+  readonly message: string;
+  readonly stack?: string;
+  readonly code?: string;
+  readonly detail?: string;
+  readonly hint?: string;
+  readonly position?: string;
+  readonly severity?: string;
+  readonly where?: string;
+  readonly schema?: string;
+  readonly table?: string;
+  readonly column?: string;
+  readonly constraint?: string;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** Parent -> child. The first message says what the child is for; then query answers. */
+export type ParentMessage =
+  | { readonly type: 'describe'; readonly files: readonly string[] }
+  | { readonly type: 'run'; readonly file: string; readonly args: readonly string[]; readonly dryRun: boolean }
+  | { readonly type: 'query-result'; readonly id: number; readonly result: ScriptQueryResult }
+  | { readonly type: 'query-error'; readonly id: number; readonly error: WireError };
+
+/** One script's declarations as the child read them, before the parent has checked them. */
+export type Described = { readonly file: string; readonly ok: true; readonly meta: unknown } | { readonly file: string; readonly ok: false; readonly error: WireError };
+
+/** Child -> parent. */
+export type ChildMessage =
+  | { readonly type: 'described'; readonly scripts: readonly Described[] }
+  | { readonly type: 'query'; readonly id: number; readonly query: ScriptQuery }
+  | { readonly type: 'log'; readonly level: LogLevel; readonly msg: string; readonly fields?: Record<string, unknown> }
+  | { readonly type: 'done'; readonly value: unknown }
+  | { readonly type: 'failed'; readonly error: WireError };
+
+const PG_FIELDS = ['code', 'detail', 'hint', 'position', 'severity', 'where', 'schema', 'table', 'column', 'constraint'] as const;
+
+/** Any thrown value as plain data. Node's ERR_ACCESS_DENIED names the path in `resource`, not in its message. */
+export function toWireError(error: unknown): WireError {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
+  const e = error as Error & Record<string, unknown>;
+  let message = e.message;
+  if (e.code === 'ERR_ACCESS_DENIED') {
+    message = `${message} (${String(e.permission ?? 'permission')} denied${e.resource ? ` for ${String(e.resource)}` : ''}: a TypeScript script may read only its own directory)`;
+  }
+  const wire: Record<string, unknown> = { name: e.name, message, ...(e.stack ? { stack: e.stack } : {}) };
+  for (const field of PG_FIELDS) if (typeof e[field] === 'string') wire[field] = e[field];
+  return wire as unknown as WireError;
+}
+
+/** A WireError as an Error again, with pg's fields on it, so callers handle it like a pg error. */
+export function fromWireError(wire: WireError, prefix = ''): Error {
+  const error = new Error(`${prefix}${wire.message}`) as Error & Record<string, unknown>;
+  error.name = wire.name;
+  for (const field of PG_FIELDS) if (wire[field] !== undefined) error[field] = wire[field];
+  return error;
+}

@@ -1,0 +1,186 @@
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { EXPECTED_CLEANUP } from '../demo/seed.js';
+import { silentLogger } from '../src/logger.js';
+import type { RunResult } from '../src/run/types.js';
+import { directGate } from '../src/script/gate.js';
+import { loadScriptFile } from '../src/script/load.js';
+import type { ListedScript } from '../src/commands/list.js';
+import { parseJson, runCli } from './helpers/cli.js';
+import { countRows, createTestDatabase } from './helpers/db.js';
+import { createWorkspace, type Workspace } from './helpers/workspace.js';
+
+/**
+ * A TypeScript script runs in its own child and reaches the database only through the
+ * runner's gate. Each test is an attack a script could try against the judge, run through
+ * the built CLI on a real PostgreSQL.
+ */
+const script = (name: string, body: string, declarations = "touches: { oidc_models: ['delete'] },"): string => `
+import { defineScript, sql } from 'safe-run';
+import * as fs from 'node:fs';
+import * as cp from 'node:child_process';
+import { Worker } from 'node:worker_threads';
+export default defineScript({
+  name: '${name}',
+  description: 'an attack on the runner',
+  ${declarations}
+  async run({ db, args }) { ${body} },
+});
+`;
+
+const DELETE_A_SESSION = "await sql`delete from oidc_models where id = 'sess-valid-pro'`.execute(db);";
+
+describe('a TypeScript script in its child', () => {
+  let ws: Workspace;
+  beforeEach(async () => {
+    ws = await createWorkspace({ backup: { scope: 'none' } });
+  });
+  afterEach(async () => {
+    await ws.cleanup();
+  });
+
+  const run = async (name: string, args: readonly string[] = []): Promise<RunResult> => {
+    const result = await ws.cli([name, '--json', ...(args.length ? ['--', ...args] : [])]);
+    return parseJson<RunResult>(result);
+  };
+
+  it('cannot blind the judge by patching prototypes: the real deletes are measured and rolled back', async () => {
+    ws.writeScript(
+      'blind.ts',
+      script(
+        'blind',
+        `await sql\`delete from users\`.execute(db);
+        const zero = async () => ({ rows: [], numAffectedRows: 0n });
+        for (let p = Object.getPrototypeOf(db.getExecutor()); p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+          for (const k of Object.getOwnPropertyNames(p)) if (k !== 'constructor') try { p[k] = zero; } catch {}
+        }
+        try { const pg = await import('pg'); pg.default.Client.prototype.query = zero; } catch {}
+        Object.defineProperty(Object.prototype, 'n_tup_del', { get: () => 0, set() {}, configurable: true });
+        Object.prototype.toJSON = function () { return {}; };
+        Array.prototype.map = function () { return []; };
+        JSON.stringify = () => '{}';`,
+      ),
+    );
+    const json = await run('blind');
+    expect(json.exitCode).toBe(3);
+    expect(json.changes['public.users']?.deleted).toBe(8);
+    expect(json.violations.map((v) => v.table)).toContain('public.users');
+    expect(await countRows(ws.t.db, 'users')).toBe(8);
+  });
+
+  it.each([
+    ['the signing key', (w: Workspace) => w.signingKey],
+    ['the config file', (w: Workspace) => path.join(w.cwd, 'safe-run.config.json')],
+    ['~/.pgpass', () => path.join(os.homedir(), '.pgpass')],
+  ])('cannot read %s', async (_what, target) => {
+    const file = target(ws);
+    const before = await countRows(ws.t.db, 'oidc_models');
+    ws.writeScript('reader.ts', script('reader', `${DELETE_A_SESSION} return fs.readFileSync(args[0], 'utf8').length;`));
+    const json = await run('reader', [file]);
+    expect(json.exitCode).toBe(1);
+    expect(json.status).toBe('failed');
+    expect(json.error?.message).toContain(file);
+    expect(json.error?.message).toMatch(/restricted|denied/);
+    expect(await countRows(ws.t.db, 'oidc_models')).toBe(before);
+  });
+
+  it.each([
+    ['spawn', "await new Promise((ok, ko) => { const c = cp.spawn('id'); c.on('error', ko); c.on('exit', ok); });"],
+    ['execSync', "cp.execSync('id');"],
+    ['a worker thread', "new Worker('1', { eval: true });"],
+    ['an addon', "process.dlopen({ exports: {} }, '/nonexistent/addon.node');"],
+  ])('cannot start %s', async (_what, body) => {
+    ws.writeScript('escape.ts', script('escape', `${DELETE_A_SESSION} ${body}`));
+    const before = await countRows(ws.t.db, 'oidc_models');
+    const json = await run('escape');
+    expect(json.exitCode).toBe(1);
+    expect(json.error?.message).toMatch(/restricted|disabled/);
+    expect(await countRows(ws.t.db, 'oidc_models')).toBe(before);
+  });
+
+  it('sees no database URL, PG*, SAFE_RUN_* or NODE_OPTIONS in its environment', async () => {
+    ws.writeScript('env.ts', script('env', 'return Object.keys(process.env);'));
+    const result = await runCli(['env', '--json'], { cwd: ws.cwd, env: { ...ws.env, PGPASSWORD: 'secret', PGUSER: 'postgres', NODE_OPTIONS: '--no-deprecation' } });
+    const json = parseJson<RunResult>(result);
+    expect(json.exitCode).toBe(0);
+    const keys = json.scriptOutput as string[];
+    expect(keys.filter((k) => /^(DATABASE_URL|PG|SAFE_RUN_|NODE_OPTIONS)/.test(k))).toEqual([]);
+  });
+
+  it.each([
+    ['exits mid-script', 'process.exit(0);', /exited with code 0 before the script finished/],
+    ['throws', "throw new Error('boom in the script');", /boom in the script/],
+    ['opens its own transaction', 'await db.transaction().execute(async () => {});', /runner owns the transaction/],
+  ])('is rolled back and reported when it %s', async (_what, body, message) => {
+    ws.writeScript('ends.ts', script('ends', `${DELETE_A_SESSION} ${body}`));
+    const before = await countRows(ws.t.db, 'oidc_models');
+    const json = await run('ends');
+    expect(json.exitCode).toBe(1);
+    expect(json.status).toBe('failed');
+    expect(json.error?.message).toMatch(message);
+    expect(await countRows(ws.t.db, 'oidc_models')).toBe(before);
+  });
+
+  it('keeps PostgreSQL error fields across the process boundary', async () => {
+    ws.writeScript('bad-sql.ts', script('bad-sql', 'await sql`select * from no_such_table`.execute(db);'));
+    const json = await run('bad-sql');
+    expect(json.exitCode).toBe(1);
+    expect(json.error).toMatchObject({ code: '42P01', position: 15 });
+  });
+
+  it('runs the faithful cleanup exactly as before', async () => {
+    const json = await run('cleanup-invalid-sessions');
+    expect(json.exitCode).toBe(0);
+    expect(json.changes).toEqual({ 'public.oidc_models': { inserted: 0, updated: 0, deleted: EXPECTED_CLEANUP.deleted, truncated: false } });
+    expect(json.scriptOutput).toEqual(EXPECTED_CLEANUP);
+  });
+
+  it('lists the scripts with their declarations; a script that throws at import fails with exit 2', async () => {
+    ws.writeScript('broken.ts', "throw new Error('broken at import');\nexport default {};\n");
+    const listed = parseJson<ListedScript[]>(await ws.cli(['list', '--json']));
+    expect(listed.find((s) => s.name === 'cleanup-invalid-sessions')).toMatchObject({
+      kind: 'ts',
+      touches: { 'public.oidc_models': ['delete'] },
+      limits: { 'public.oidc_models': { delete: 10_000 } },
+      critical: ['public.users'],
+    });
+    expect(listed.find((s) => s.name === 'broken')?.error).toContain('broken at import');
+    const result = await ws.cli(['broken']);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain('broken at import');
+  });
+
+  (process.getuid?.() === 0 ? it : it.skip)('refuses with exit 2 when the script user cannot read the scripts', async () => {
+    ws.writeScript('hidden.ts', script('hidden', 'return 1;'));
+    chmodSync(ws.scriptsDir, 0o700);
+    const result = await ws.cli(['hidden']);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(ws.scriptsDir);
+    expect(result.stderr).toContain('chmod o+rX');
+  });
+});
+
+describe('the hang rule', () => {
+  it('stops a script that loops after its last statement, and the caller rolls back', async () => {
+    const t = await createTestDatabase();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'safe-run-hang-'));
+    chmodSync(dir, 0o755);
+    try {
+      const file = path.join(dir, 'spin.ts');
+      writeFileSync(file, script('spin', `${DELETE_A_SESSION} const r = await sql\`select now() as t, 10::bigint as b\`.execute(db);
+        if (!(r.rows[0].t instanceof Date)) throw new Error('dates do not survive');
+        for (;;) {}`));
+      const loaded = await loadScriptFile(file, { idleTimeoutMs: 500 });
+      const before = await countRows(t.db, 'oidc_models');
+      const trx = await t.db.startTransaction().execute();
+      const context = { gate: directGate(trx), args: [], log: silentLogger, dryRun: false, signal: new AbortController().signal };
+      await expect(loaded.run(context)).rejects.toThrow(/did not finish within 500 ms of its last one/);
+      await trx.rollback().execute();
+      expect(await countRows(t.db, 'oidc_models')).toBe(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await t.drop();
+    }
+  });
+});

@@ -98,7 +98,7 @@ describe('evidence about runs', () => {
     expect(offline.runs.map((r) => r.status)).toEqual(['committing', 'committing']);
   });
 
-  it("splits a run's bracket: its own deletes to the run, another session's to outside", async () => {
+  it("splits a run's bracket: its own deletes to the run, another session's to that session, during the run", async () => {
     ws.writeScript(
       'slow-purge.ts',
       `import { defineScript, sql } from 'safe-run';
@@ -131,7 +131,7 @@ export default defineScript({
     const pre = run.counts.pre['public.oidc_models']!;
     expect(blame.changes).toEqual([
       expect.objectContaining({ before: pre, after: pre - 2, change: expect.objectContaining({ deleted: 2 }), attribution: { type: 'run', runId: run.runId, script: 'slow-purge' } }),
-      expect.objectContaining({ before: pre - 2, after: pre - 5, attribution: expect.objectContaining({ type: 'outside', after: expect.stringMatching(/run\.intent of slow-purge/), before: expect.stringMatching(/run\.post of slow-purge/) }) }),
+      expect.objectContaining({ before: pre - 2, after: pre - 5, attribution: expect.objectContaining({ type: 'concurrent', runId: run.runId, after: expect.stringMatching(/run\.intent of slow-purge/), before: expect.stringMatching(/run\.post of slow-purge/) }) }),
     ]);
   });
 

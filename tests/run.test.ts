@@ -287,7 +287,8 @@ describe('safe-run <script>', () => {
     ws.writeScript('tx.sql', "-- @description has its own transaction\n-- @touches oidc_models: delete\nbegin;\ndelete from oidc_models where kind = 'Grant';\ncommit;\n");
     const refused = await ws.cli(['tx']);
     expect(refused.exitCode).toBe(2);
-    expect(refused.stderr).toContain('contains transaction control (begin, commit)');
+    expect(refused.stderr).toContain('BEGIN is refused');
+    expect(refused.stderr).toContain('line 5: commit');
     ws.writeScript('tx.sql', "-- @description a DO block\n-- @touches oidc_models: delete\ndo $$ begin delete from oidc_models where kind = 'Grant'; end $$;\n");
     expect((await ws.cli(['tx'])).exitCode).toBe(0);
   });
@@ -295,8 +296,9 @@ describe('safe-run <script>', () => {
   it('reports a TypeScript script that commits the guarded transaction itself', async () => {
     ws.writeScript('rogue.ts', rogue("await sql`commit`.execute(db);"));
     const result = await ws.cli(['rogue', '--json']);
+    // The policy refuses it before it reaches the server; the escape path is tested in trust-attacks.
     expect(result.exitCode).toBe(3);
-    expect(parseJson<RunResult>(result).error?.message).toContain('ended the guarded transaction itself');
+    expect(parseJson<RunResult>(result).violations.map((v) => v.rule)).toEqual(['refused-statement']);
   });
 
   it('runs as an ordinary role; the chain head needs only a schema an owner grants', async () => {

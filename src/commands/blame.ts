@@ -31,7 +31,7 @@ function renderChange(c: BlameChange): string {
   const counts = `${rowsText(c.before)} -> ${rowsText(c.after)}${c.exact ? '' : ' (estimate)'}`;
   if (c.attribution.type === 'run') {
     const ch = c.change!;
-    const marks = [c.attribution.escaped ? 'ESCAPED the guard: committed by the script itself' : '', c.attribution.trust ? `trust ${c.attribution.trust}` : ''].filter(Boolean);
+    const marks = [c.escaped ? 'ESCAPED the guard: committed by the script itself' : '', c.trust ? `trust ${c.trust}` : ''].filter(Boolean);
     return `  ${counts.padEnd(14)} run ${c.attribution.runId} ${c.attribution.script}: inserted ${ch.inserted}, updated ${ch.updated}, deleted ${ch.deleted}${ch.truncated ? ', TRUNCATE' : ''}  (${c.toTs})${marks.length ? `  [${marks.join('; ')}]` : ''}`;
   }
   const notes = [c.counters !== undefined ? `counters: ${formatDelta(c.counters ?? null)}` : '', ...c.events.map(describeEvent)].filter(Boolean);

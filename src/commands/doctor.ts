@@ -4,6 +4,7 @@ import { doctorExitCode, type DoctorCheck } from '../doctor/check.js';
 import { checkPgTools, probeDatabase } from '../doctor/database-checks.js';
 import { checkAuditLog, checkDiskSpace, checkEvidenceDir } from '../doctor/evidence-checks.js';
 import { checkSigningKey } from '../doctor/key-checks.js';
+import { checkScriptRole } from '../doctor/script-role-checks.js';
 import { checkEvidenceModes, checkWitnesses } from '../doctor/trust-checks.js';
 import type { ExitCode } from '../errors.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
@@ -31,6 +32,7 @@ export async function doctor(config: Config): Promise<DoctorReport> {
       await checkDiskSpace(config.evidenceDir),
       await checkEvidenceModes(config.evidenceDir),
       await checkWitnesses(config.evidenceDir, config.witness.length),
+      ...(await checkScriptRole(config, database.db)),
     ];
     const exitCode = doctorExitCode(checks);
     return { ok: exitCode === 0, exitCode, checks };

@@ -1,3 +1,4 @@
+import { trustLine } from '../run/summary.js';
 import { violationSubject } from '../run/types.js';
 import type { CommandModule } from 'yargs';
 import { showRun, type RunRecord } from '../evidence/run-record.js';
@@ -21,6 +22,9 @@ function renderRun(r: RunRecord): string {
     if (i.args.length) lines.push(`  args      ${i.args.join(' ')}`);
   }
   lines.push('', ...changeLines(r));
+  if (r.outcome?.trust) lines.push(trustLine(r.outcome.trust));
+  const concurrent = Object.entries(r.outcome?.concurrentWrites?.tables ?? {});
+  for (const [t, c] of concurrent) lines.push(`  other sessions during the run: ${t} inserted ${c.inserted}, updated ${c.updated}, deleted ${c.deleted} (from statistics; late writes may be missing)`);
   for (const v of r.violations) lines.push(`  violation ${violationSubject(v)}: ${v.rule}: ${v.detail}`);
   if (r.error) lines.push(`  error     ${r.error.message}${r.error.code ? ` (${r.error.code})` : ''}`);
   for (const d of r.drift) lines.push(`  drift before the run: ${d.kind}${d.table ? ` ${d.table}` : ''}: ${d.detail}`);

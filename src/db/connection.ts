@@ -16,13 +16,14 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 export interface DbOptions {
   readonly applicationName?: string;
   readonly maxConnections?: number;
-  /**
-   * The runner's own sessions resolve names in pg_catalog first, so no object a script
-   * creates (a temporary view named pg_stat_user_tables, say) can stand in for a catalog.
-   */
-  readonly catalogFirst?: boolean;
 }
 
+/**
+ * Where the runner resolves names while it measures inside the script's transaction, so no
+ * object the script created (a temporary view named pg_stat_xact_user_tables) can stand in
+ * for a catalog. The runner's own pool needs nothing of the kind: it never hosts the
+ * script's session, and outside pg_temp nothing is searched before pg_catalog.
+ */
 export const CATALOG_SEARCH_PATH = 'pg_catalog, pg_temp';
 
 export function createDb(url: URL | string, options: DbOptions = {}): Db {
@@ -31,7 +32,6 @@ export function createDb(url: URL | string, options: DbOptions = {}): Db {
     max: options.maxConnections ?? 4,
     application_name: options.applicationName ?? 'safe-run',
     connectionTimeoutMillis: 10_000,
-    ...(options.catalogFirst ? { options: `-c search_path=${CATALOG_SEARCH_PATH.replace(' ', '')}` } : {}),
   });
   // A client that loses its server (killed backend, restart) emits 'error'; unhandled, that
   // kills the process. The query in flight rejects anyway, and that is where it is reported.

@@ -15,7 +15,7 @@ import { windowEvents, type WindowEvent } from './window-events.js';
  * run's pre/post bracket (other sessions keep working while a run runs).
  */
 export type Attribution =
-  | { readonly type: 'run'; readonly runId: string; readonly script: string; readonly escaped?: true; readonly trust?: 'role' | 'superuser' }
+  | { readonly type: 'run'; readonly runId: string; readonly script: string }
   | { readonly type: 'outside'; readonly after: string; readonly before: string }
   /** Outside the run's own transaction, but while it ran: another session wrote. */
   | { readonly type: 'concurrent'; readonly runId: string; readonly script: string; readonly after: string; readonly before: string };
@@ -41,6 +41,10 @@ export interface BlameChange {
   readonly exact: boolean;
   /** The run's own inserted/updated/deleted (run attribution). */
   readonly change?: TableChange;
+  /** Run attribution: the script ended the guarded transaction itself, so the numbers come from statistics afterwards. */
+  readonly escaped?: true;
+  /** Run attribution: whether the script's session could have switched counting off (see docs/security.md). */
+  readonly trust?: 'role' | 'superuser';
   /** What the cumulative counters moved beyond the runs in the window (outside attribution); null when not comparable. */
   readonly counters?: CounterDelta | null;
   readonly events: readonly WindowEvent[];
@@ -73,7 +77,7 @@ export function attributeChanges(table: TableKey, observations: readonly TableOb
       attempted = add(attempted, change);
       if (!facts.status.committed || !isNonZero(change)) continue;
       const after = runResult(current, change, facts, table);
-      changes.push({ ...span, before: current, after, exact, change, events: [], attribution: runAttribution(facts) });
+      changes.push({ ...span, before: current, after, exact, change, events: [], ...runMarks(facts), attribution: { type: 'run', runId: facts.run.runId, script: facts.run.intent?.script ?? '?' } });
       current = after;
     }
     const events = windowEvents(a, b);
@@ -99,15 +103,9 @@ export function attributeChanges(table: TableKey, observations: readonly TableOb
   return changes;
 }
 
-function runAttribution(facts: RunFacts): Attribution {
+function runMarks(facts: RunFacts): Pick<BlameChange, 'escaped' | 'trust'> {
   const outcome = facts.run.outcome;
-  return {
-    type: 'run',
-    runId: facts.run.runId,
-    script: facts.run.intent?.script ?? '?',
-    ...(outcome?.status === 'escaped' ? { escaped: true as const } : {}),
-    ...(outcome?.trust ? { trust: outcome.trust } : {}),
-  };
+  return { ...(outcome?.status === 'escaped' ? { escaped: true as const } : {}), ...(outcome?.trust ? { trust: outcome.trust } : {}) };
 }
 
 /** A TRUNCATE leaves no delete count behind; the in-transaction count says where it ended. */

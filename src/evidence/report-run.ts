@@ -1,3 +1,4 @@
+import { trustLine } from '../run/summary.js';
 import { violationSubject } from '../run/types.js';
 import { heading, inlineCode, list, paragraph, table, title, type Block } from './report-blocks.js';
 import { evidenceBlocks, restoreBlocks, type VerificationOutcome } from './report-evidence.js';
@@ -24,6 +25,7 @@ export function runReportBlocks(input: RunReportInput): Block[] {
     list([
       `Status: **${r.status.status}**${r.status.note ? ` (${r.status.note})` : ''}.`,
       `Database: ${r.database ?? '?'}${i?.dryRun ? ' (dry run: always rolled back)' : ''}.`,
+      ...(r.outcome?.trust ? [`Trust: ${trustLine(r.outcome.trust).replace(/^\s*trust: /, '')}.`] : []),
       ...(i ? [`Operator: ${i.operator.osUser}${i.operator.gitUser ? ` / ${i.operator.gitUser}` : ''} on ${i.host}${i.reason ? `; reason: ${i.reason}` : ''}.`] : []),
       ...(i ? [`Script: ${inlineCode(i.script.path)}, sha256 ${inlineCode(i.script.sha256)}${i.script.git ? `, git ${i.script.git.commit}${i.script.git.dirty ? ' (dirty)' : ''}` : ''}.`] : []),
     ]),

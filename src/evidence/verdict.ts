@@ -30,7 +30,7 @@ export function decideVerdict(analysis: Pick<BlameAnalysis, 'table' | 'changes' 
   const went = `${name} went from ${rows(decisive.before)} to ${rows(decisive.after)}`;
   if (decisive.attribution.type === 'run') {
     const { runId, script } = decisive.attribution;
-    const escaped = decisive.attribution.escaped ? ' It ESCAPED the guard: the script committed by itself, and these numbers come from the statistics afterwards.' : '';
+    const escaped = decisive.escaped ? ' It ESCAPED the guard: the script committed by itself, and these numbers come from the statistics afterwards.' : '';
     return {
       sentences: [`${runEffect(script, decisive.change ?? null, name)} in its own transaction (run ${runId}, signed outcome); ${went}.${escaped}`],
       decisive,

@@ -30,6 +30,13 @@ export const TEMP_OBJECT_CATALOGS: ReadonlySet<string> = new Set([
   'pg_proc', 'pg_trigger', 'pg_sequence', 'pg_inherits', 'pg_description', 'pg_namespace', 'pg_policy',
 ]);
 
+/**
+ * Catalogs a rewrite writes to: REFRESH MATERIALIZED VIEW (and any rewrite) builds a
+ * transient heap, with its row type, columns, toast table and index, swaps the storage
+ * and drops the transient one. No definition changes, so nothing is named.
+ */
+export const REWRITE_CATALOGS: ReadonlySet<string> = new Set(['pg_class', 'pg_type', 'pg_depend', 'pg_attribute', 'pg_index']);
+
 export async function readCatalogSnapshot(trx: Db): Promise<CatalogSnapshot> {
   // Writes first: reading the state writes nothing, but the order keeps the rule simple to state.
   const writes = await readCatalogWrites(trx);
@@ -44,6 +51,7 @@ export async function readCatalogSnapshot(trx: Db): Promise<CatalogSnapshot> {
  * 3. Otherwise each catalog with writes must be explained, or it is unidentified:
  *    - pg_class updates only, no more than the relations whose relfilenode moved: TRUNCATE
  *      or a rewrite, which the guard judges from relfilenodes;
+ *    - while some relfilenode moved, writes to REWRITE_CATALOGS: a rewrite's transient heap;
  *    - writes to a catalog that temp objects use (TEMP_OBJECT_CATALOGS), while the temp
  *      namespace's objects changed between the two reads: temp work, allowed.
  * 4. Unexplained writes give one `unidentified` change naming the catalogs and counts.
@@ -62,6 +70,7 @@ export function judgeCatalogChanges(before: CatalogSnapshot, after: CatalogSnaps
 
   const unexplained = [...writes].filter(([catalog, w]) => {
     if (catalog === 'pg_class' && w.ins === 0 && w.del === 0 && w.upd <= storageMoved) return false;
+    if (storageMoved > 0 && REWRITE_CATALOGS.has(catalog)) return false;
     return !(tempChanged && TEMP_OBJECT_CATALOGS.has(catalog));
   });
   if (unexplained.length === 0) return { changes: [], ...verdict };

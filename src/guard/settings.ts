@@ -35,9 +35,20 @@ export async function applyRunnerSettings(trx: Db, settings: RunnerSettings): Pr
                    pg_catalog.set_config('client_connection_check_interval', ${CONNECTION_CHECK_INTERVAL}, true)`.execute(trx);
 }
 
-/** Before the runner's own statements run in the script's transaction: names resolve in pg_catalog first. */
-export async function useCatalogSearchPath(trx: Db): Promise<void> {
-  await sql`select pg_catalog.set_config('search_path', ${CATALOG_SEARCH_PATH}, true)`.execute(trx);
+/**
+ * Before the runner's own statements run in the script's transaction: names resolve in
+ * pg_catalog first. The path also shapes what pg_get_constraintdef and friends print, so
+ * the baseline is read under it too and the script's own path is given back for its run.
+ * Returns the path it replaced.
+ */
+export async function useCatalogSearchPath(trx: Db): Promise<string> {
+  const { rows } = await sql<{ previous: string }>`
+    select pg_catalog.current_setting('search_path') as previous, pg_catalog.set_config('search_path', ${CATALOG_SEARCH_PATH}, true)`.execute(trx);
+  return rows[0]!.previous;
+}
+
+export async function restoreSearchPath(trx: Db, path: string): Promise<void> {
+  await sql`select pg_catalog.set_config('search_path', ${path}, true)`.execute(trx);
 }
 
 /** current_user and session_user are SQL keywords, not functions: nothing can shadow them. */

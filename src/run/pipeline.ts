@@ -60,7 +60,7 @@ export async function runGuarded(config: Config, options: RunOptions, log: Logge
   await assertEvidenceWritable(config.evidenceDir);
   const runId = ulid();
   const applicationName = `safe-run:${script.name}:${runId}`;
-  const db = createDb(url, { applicationName, maxConnections: 6, catalogFirst: true });
+  const db = createDb(url, { applicationName, maxConnections: 6 });
   const scriptDb = openScriptSession(config, url, applicationName);
   const interrupt = watchInterrupts();
   try {

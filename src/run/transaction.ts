@@ -8,7 +8,7 @@ import { judgeCatalogChanges, readCatalogSnapshot, type CatalogSnapshot } from '
 import { evaluateGuards } from '../guard/rules.js';
 import { evidenceSchemaViolations, readEvidenceSchema, type EvidenceSchemaState } from '../guard/evidence-schema.js';
 import { countRowsExact, measureChanges, readOwnStrongLocks, readSequencePositions, readXactCounters, sequencesDrawnHere, type XactState } from '../guard/measure.js';
-import { applyRunnerSettings, readGuardedSettings, readTrust, settingViolations, useCatalogSearchPath, type SettingValues } from '../guard/settings.js';
+import { applyRunnerSettings, readGuardedSettings, readTrust, restoreSearchPath, settingViolations, useCatalogSearchPath, type SettingValues } from '../guard/settings.js';
 import { declaredParents, readTableShapes } from '../guard/shapes.js';
 import type { Logger } from '../logger.js';
 import type { LoadedScript } from '../script/load.js';
@@ -84,6 +84,7 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
   });
 
   let t = Date.now();
+  const scriptSearchPath = await useCatalogSearchPath(trx);
   const trust = await readTrust(trx);
   const baseline: Baseline = {
     xact: await readXactState(trx),
@@ -91,6 +92,7 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
     evidence: await readEvidenceSchema(trx),
     settings: await readGuardedSettings(trx),
   };
+  await restoreSearchPath(trx, scriptSearchPath);
   timings.baseline = Date.now() - t;
 
   t = Date.now();
@@ -170,7 +172,7 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
     }),
   ];
   // Only a superuser can switch counting off; under a role the counters are the whole story.
-  if (trust === 'superuser') violations.push(...(await uncountedChanges({ runnerDb: input.db, trx, tables: watched, changes: measured.changes })));
+  if (trust === 'superuser') violations.push(...(await uncountedChanges({ runnerDb: input.db, trx, tables: watched, changes: withLeavesSummed(measured.changes, current) })));
   return { changes: measured.changes, inTxCounts, violations, sequencesUsed: await sequencesDrawnHere(trx, measured.sequencesUsed), concurrent };
 }
 
@@ -187,6 +189,20 @@ async function escapedTransaction(trx: Db, xid: string): Promise<boolean> {
     // Aborted by the script's error (25P02) or a dead connection: still inside, or gone with it.
     return false;
   }
+}
+
+/** A partitioned table's rows live in its leaves: its own change is theirs, summed. */
+function withLeavesSummed(changes: Readonly<Record<TableKey, TableChange>>, current: XactState): Record<TableKey, TableChange> {
+  const out: Record<TableKey, TableChange> = { ...changes };
+  for (const shape of current.shapes.values()) {
+    const leaves = shape.leafPartitions.flatMap((leaf) => (changes[leaf] ? [changes[leaf]!] : []));
+    if (!leaves.length) continue;
+    out[shape.key] = leaves.reduce((a, c) => ({
+      inserted: a.inserted + c.inserted, updated: a.updated + c.updated, deleted: a.deleted + c.deleted,
+      truncated: a.truncated || c.truncated, ...(a.ddl || c.ddl ? { ddl: true } : {}),
+    }));
+  }
+  return out;
 }
 
 async function readXactState(trx: Db): Promise<XactState> {

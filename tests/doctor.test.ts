@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { databaseAnchor } from '../src/audit/anchor.js';
@@ -30,9 +31,12 @@ describe('safe-run doctor', () => {
     expect(report.ok).toBe(true);
     expect(report.checks.map((c) => c.name)).toEqual([
       'database', 'server-version', 'pg_dump', 'pg_restore', 'signing-key', 'public-key', 'evidence-dir', 'audit-log', 'disk-space',
-      'evidence-modes', 'witness',
+      'evidence-modes', 'witness', 'script-role',
     ]);
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
+    // The test login is a superuser: doctor says what that costs and what to do.
+    expect(check(report, 'script-role')).toMatchObject({ ok: true, warning: true });
+    expect(check(report, 'script-role').hint).toContain('scriptRole');
     expect(check(report, 'pg_dump').detail).toMatch(/pg_dump \(version \d+/);
     expect(check(report, 'signing-key').detail).toContain('mode 0600');
     expect(result.stdout + result.stderr).not.toContain('n0t-shown');
@@ -41,6 +45,25 @@ describe('safe-run doctor', () => {
     expect(text.exitCode).toBe(0);
     expect(text.stdout).toMatch(/^ {2}OK {4}database/m);
     expect(text.stdout).toContain('All checks passed.');
+  });
+
+  it('checks that scriptRole can read every declared and critical table, naming the GRANT', async () => {
+    const role = `maint_${Date.now().toString(36)}`;
+    await sql`create role ${sql.id(role)} login`.execute(ws.t.db);
+    try {
+      await sql`grant usage on schema public to ${sql.id(role)}`.execute(ws.t.db);
+      await sql`grant select on oidc_models to ${sql.id(role)}`.execute(ws.t.db);
+      ws.writeConfig({ scriptRole: role, criticalTables: { users: { maxDropPercent: 10 } } });
+      const result = await ws.cli(['doctor', '--json']);
+      expect(result.exitCode).toBe(2);
+      const report = parseJson<DoctorReport>(result);
+      expect(check(report, 'script-role')).toMatchObject({ ok: true, detail: expect.stringContaining('trust: role') });
+      expect(check(report, 'script-role-select')).toMatchObject({ ok: false, detail: expect.stringContaining('public.users') });
+      expect(check(report, 'script-role-select').hint).toContain(`GRANT SELECT ON public.users TO ${role}`);
+    } finally {
+      await sql`drop owned by ${sql.id(role)}`.execute(ws.t.db);
+      await sql`drop role ${sql.id(role)}`.execute(ws.t.db);
+    }
   });
 
   it('exits 2 with the keygen hint when the signing key is missing', async () => {

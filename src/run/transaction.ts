@@ -152,6 +152,9 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
   const { config, script } = input;
   const settingsAfter = await readGuardedSettings(trx);
   await useCatalogSearchPath(trx);
+  // Deferred constraint triggers would otherwise fire at COMMIT, after every measurement:
+  // whatever they do must happen now, where it is counted and judged.
+  await sql`set constraints all immediate`.execute(trx);
   const current = await readXactState(trx);
   const measured = measureChanges(baseline.xact, current, await readOwnStrongLocks(trx));
   const watched = guardedTables(input, current);

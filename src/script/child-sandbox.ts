@@ -43,13 +43,14 @@ function permissionFlag(): string {
 }
 
 /**
- * What the child loads: safe-run's own build (the child entry and the `safe-run` alias),
- * jiti (which transpiles the script in memory) and kysely. Trailing separators make each
- * an allowed directory rather than one file.
+ * What the child loads: safe-run's own build (the child entry and the `safe-run` alias) and
+ * the installed packages (jiti and sucrase, which transpile the script in memory, kysely,
+ * and whatever else a script imports). Nothing secret lives there. Trailing separators make
+ * each an allowed directory rather than one file.
  */
 function moduleDirs(): string[] {
   const ownBuild = fileURLToPath(new URL('../', import.meta.url));
-  return [ownBuild, packageDir('jiti'), packageDir('kysely')].map((dir) => (dir.endsWith(path.sep) ? dir : dir + path.sep));
+  return [ownBuild, path.dirname(packageDir('jiti'))].map((dir) => (dir.endsWith(path.sep) ? dir : dir + path.sep));
 }
 
 function packageDir(name: string): string {

@@ -43,6 +43,21 @@ export function evidenceDirIdentity(evidenceDir: string): string {
   return `${os.hostname()}:${path.resolve(evidenceDir)}`;
 }
 
+/**
+ * A script holding a lock on the anchor (LOCK TABLE safe_run.chain_head, or a row it
+ * updated) would make the runner wait for the script's transaction, which waits for the
+ * runner: the anchor write gives up after a moment instead. The append has already been
+ * fsync'ed; the anchor catches up at the next append, and the guard rolls the script back.
+ */
+const ANCHOR_LOCK_TIMEOUT = '2s';
+
+async function withoutWaiting<T>(db: Db, fn: (trx: Db) => Promise<T>): Promise<T> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_catalog.set_config('lock_timeout', ${ANCHOR_LOCK_TIMEOUT}, true)`.execute(trx);
+    return fn(trx);
+  });
+}
+
 const UNDEFINED_TABLE = '42P01';
 const UNDEFINED_COLUMN = '42703';
 const INVALID_SCHEMA = '3F000';
@@ -55,16 +70,16 @@ const CREATE_RACE = new Set(['23505', '42P06', '42P07', '42710']);
  * passes a session outside the script's transaction, so an anchor write never joins it.
  */
 export function databaseAnchor(db: Db): ChainAnchor {
-  const upsert = (logId: string, seq: number, hash: string) => sql`
+  const upsert = (logId: string, seq: number, hash: string) => withoutWaiting(db, (trx) => sql`
     insert into safe_run.chain_head as h (log_id, seq, hash) values (${logId}, ${seq}, ${hash})
     on conflict (log_id) do update set seq = excluded.seq, hash = excluded.hash, updated_at = now()
-    where h.seq < excluded.seq`.execute(db);
-  const upsertPinned = (logId: string, seq: number, hash: string, pin: AnchorPin) => sql`
+    where h.seq < excluded.seq`.execute(trx));
+  const upsertPinned = (logId: string, seq: number, hash: string, pin: AnchorPin) => withoutWaiting(db, (trx) => sql`
     insert into safe_run.chain_head as h (log_id, seq, hash, key_id, evidence_dir)
     values (${logId}, ${seq}, ${hash}, ${pin.keyId}, ${pin.evidenceDir})
     on conflict (log_id) do update set seq = excluded.seq, hash = excluded.hash, key_id = excluded.key_id,
       evidence_dir = excluded.evidence_dir, updated_at = now()
-    where h.seq < excluded.seq`.execute(db);
+    where h.seq < excluded.seq`.execute(trx));
   const write = async (logId: string, seq: number, hash: string, pin?: AnchorPin): Promise<void> => {
     if (!pin) return void (await upsert(logId, seq, hash));
     try {

@@ -35,7 +35,9 @@ export type PolicyRule =
   | 'statistics'
   | 'server-files'
   | 'run-lock'
-  | 'unchecked-body';
+  | 'unchecked-body'
+  | 'evidence-schema'
+  | 'unchecked-dynamic';
 
 /** Why each rule exists and what to do instead: the second half of every refusal. */
 export const POLICY_ADVICE: Readonly<Record<PolicyRule, string>> = {
@@ -68,6 +70,13 @@ export const POLICY_ADVICE: Readonly<Record<PolicyRule, string>> = {
   'run-lock':
     'releasing session advisory locks can release the lock that keeps a second guarded run out of this ' +
     'database. Use pg_advisory_xact_lock, which ends with the transaction.',
+  'evidence-schema':
+    "the safe_run schema holds safe-run's own evidence (the chain-head anchor); no script may read-lock, write " +
+    'or change it. Remove the statement.',
+  'unchecked-dynamic':
+    'a script running as a superuser could switch counting or triggers off, or reach outside the transaction, ' +
+    'with SQL computed at run time that safe-run cannot read. Write the statements out literally, or set a ' +
+    'non-superuser "scriptRole" (then the server itself refuses what only a superuser may do).',
   'unchecked-body':
     'safe-run must read every statement a script can run, and it cannot read this body. Write it in SQL or ' +
     'PL/pgSQL that PostgreSQL accepts, or create the function in a migration.',

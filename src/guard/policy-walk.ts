@@ -69,6 +69,10 @@ function checkNode(type: string, f: Fields, text: string, depth: number, where: 
     case 'FuncCall':
     case 'funccall':
       return checkCall(f, (rule, what) => report(rule, at(what)));
+    case 'RangeVar':
+    case 'relation':
+      if (String(f.schemaname ?? '').toLowerCase() === 'safe_run') report('evidence-schema', at(`safe_run.${String(f.relname ?? '')}`));
+      return;
     case 'CopyStmt':
       if (f.is_program) report('server-files', at('COPY ... PROGRAM'));
       else if (typeof f.filename === 'string') report('server-files', at(`COPY ... ${f.is_from ? 'FROM' : 'TO'} a server file`));
@@ -197,6 +201,8 @@ function checkLiteralExecute(query: unknown, depth: number, where: string, repor
     const target = (statement?.node.SelectStmt as { targetList?: { ResTarget?: { val?: unknown } }[] } | undefined)?.targetList;
     const literal = target?.length === 1 ? literalString(target[0]?.ResTarget?.val) : undefined;
     if (literal !== undefined) checkEmbedded(literal, depth, where, report);
+    // Refused only where the session could blind the guard with it: see refusedStatements.
+    else report('unchecked-dynamic', `EXECUTE of a computed string${where}`);
   } catch {
     // An unreadable expression is reported by the PLpgSQL_expr check of the same node.
   }

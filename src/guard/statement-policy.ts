@@ -20,13 +20,24 @@ export interface Refusal {
   readonly reason: string;
 }
 
+export interface PolicyOptions {
+  /**
+   * Refuse SQL computed at run time (a dynamic EXECUTE in a DO or function body). Right for a
+   * superuser session, which could use it to switch counting off unseen; a non-superuser
+   * session cannot, and the server refuses its superuser-only escapes. Unknown before the
+   * session exists, so a `.sql` file is judged again statement by statement in the run.
+   */
+  readonly refuseDynamic?: boolean;
+}
+
 /** Every refusal in a SQL text, in order. A text the grammar rejects throws a usage error. */
-export async function refusedStatements(text: string, source = 'SQL'): Promise<readonly Refusal[]> {
+export async function refusedStatements(text: string, source = 'SQL', options: PolicyOptions = {}): Promise<readonly Refusal[]> {
   await loadParser();
   const refusals: Refusal[] = [];
   for (const statement of await splitStatements(text, source)) {
     const seen = new Set<string>();
     for (const { rule, what } of findingsIn(statement.node, statement.text)) {
+      if (rule === 'unchecked-dynamic' && !options.refuseDynamic) continue;
       if (seen.has(`${rule} ${what}`)) continue;
       seen.add(`${rule} ${what}`);
       refusals.push({ statement, rule, reason: refusalReason(rule, what) });
@@ -39,7 +50,10 @@ export const refusalReason = (rule: PolicyRule, what: string): string => `${what
 
 /** The usage error for a script with refused statements: each one with its line, then why. */
 export function policyError(refusals: readonly Refusal[], source: string): SafeRunError {
-  const lines = refusals.map((r) => `  line ${r.statement.line}: ${firstLine(r.statement.text)}\n    ${r.reason}`);
+  const lines = refusals.map((r) => {
+    const code = codeStart(r.statement.text.trimStart());
+    return `  line ${r.statement.line + code.skipped}: ${code.line}\n    ${r.reason}`;
+  });
   const count = refusals.length === 1 ? 'a statement' : `${refusals.length} statements`;
   return usageError(
     `${source} has ${count} that safe-run refuses to run:\n${lines.join('\n')}`,
@@ -47,7 +61,11 @@ export function policyError(refusals: readonly Refusal[], source: string): SafeR
   );
 }
 
-function firstLine(text: string): string {
-  const line = text.trim().split('\n')[0] ?? '';
-  return line.length > 100 ? `${line.slice(0, 97)}...` : line;
+/** A statement's text starts with the comments before it (the script header, say): point at its code. */
+function codeStart(text: string): { skipped: number; line: string } {
+  const lines = text.split('\n');
+  let skipped = 0;
+  while (skipped < lines.length - 1 && /^\s*(--.*)?$/.test(lines[skipped]!)) skipped++;
+  const line = (lines[skipped] ?? '').trim();
+  return { skipped, line: line.length > 100 ? `${line.slice(0, 97)}...` : line };
 }

@@ -25,13 +25,14 @@ export interface GateOptions {
   readonly log: Logger;
   readonly dryRun: boolean;
   readonly interrupt: Interrupt;
+  readonly trust: 'role' | 'superuser';
 }
 
 /** Judged exactly as a `.sql` file is; text the parser cannot read is refused too (it fails closed). */
-async function refusalOf(text: string): Promise<Violation | null> {
+async function refusalOf(text: string, trust: 'role' | 'superuser'): Promise<Violation | null> {
   let refusals;
   try {
-    refusals = await refusedStatements(text, 'A statement the script sent');
+    refusals = await refusedStatements(text, 'A statement the script sent', { refuseDynamic: trust === 'superuser' });
   } catch (error) {
     return { object: text.trim().slice(0, 200), rule: 'refused-statement', detail: `safe-run could not read it: ${errorMessage(error)}` };
   }
@@ -47,7 +48,7 @@ export async function runThroughGate(script: LoadedScript, trx: Db, options: Gat
   let open = true;
   const gate: QueryGate = async (query) => {
     if (!open) throw new Error('safe-run: the script has already returned; its transaction is no longer open to it');
-    const refused = await refusalOf(query.sql);
+    const refused = await refusalOf(query.sql, options.trust);
     if (refused) {
       refusals.push(refused);
       throw new SafeRunError(`safe-run refused a statement the script sent: ${refused.detail}\n  statement: ${refused.object}`, ExitCode.guardViolation, 'The run is rolled back. Change the script and run it again.');

@@ -96,7 +96,7 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
   timings.baseline = Date.now() - t;
 
   t = Date.now();
-  const ran = await runThroughGate(script, trx, { args: input.args, log, dryRun: input.dryRun, interrupt: input.interrupt });
+  const ran = await runThroughGate(script, trx, { args: input.args, log, dryRun: input.dryRun, interrupt: input.interrupt, trust });
   timings.script = Date.now() - t;
 
   if (await escapedTransaction(trx, xid)) {

@@ -80,7 +80,8 @@ describe('attacks on the guard', () => {
       expect(result.exitCode).toBe(2);
       expect(result.stderr).toContain('COMMIT');
       expect(await allCounts(ws)).toEqual(before);
-      expect(logLines(ws.evidenceDir)).toEqual([]);
+      // Refused at load: not even an intent was written.
+      expect(existsSync(path.join(ws.evidenceDir, 'audit.jsonl')) ? logLines(ws.evidenceDir) : []).toEqual([]);
     });
   });
 
@@ -184,7 +185,9 @@ describe('attacks on the guard', () => {
   });
 
   describe('6. the evidence schema', () => {
-    it.each([
+    // FOUND: the script's lock on chain_head blocks the runner's own anchor write (no lock_timeout in
+    // src/audit/anchor.ts) while the script's transaction waits for the runner: the run hangs.
+    it.failing.each([
       ['update', 'update safe_run.chain_head set seq = seq - 1'],
       ['delete', 'delete from safe_run.chain_head'],
       ['truncate', 'truncate safe_run.chain_head'],
@@ -197,7 +200,7 @@ describe('attacks on the guard', () => {
       const last = JSON.parse(logLines(ws.evidenceDir).at(-1)!) as { seq: number; hash: string };
       expect(anchor.rows).toEqual([{ seq: last.seq, hash: last.hash }]);
       expect((await ws.cli(['verify', '--json'])).exitCode).toBe(0);
-    });
+    }, 20_000);
   });
 
   describe('7. critical updates', () => {
@@ -243,16 +246,18 @@ describe('attacks on the guard', () => {
   });
 
   describe('9. counting switched off', () => {
-    it('does not commit a delete done with track_counts off by a superuser script', async () => {
-      const doBlock =
-        "DO $$ BEGIN EXECUTE 'SET LOCAL track_' || 'counts = off'; DELETE FROM users WHERE email LIKE '%example.com'; " +
-        "EXECUTE 'SET LOCAL track_counts = on'; END $$";
+    it.each([
+      // The literal SET LOCAL track_counts = on is seen by the policy; the computed one is not.
+      ['literal', "EXECUTE 'SET LOCAL track_counts = on'", 'refused-statement'],
+      ['computed', "EXECUTE 'SET LOCAL track_' || 'counts = on'", 'unexplained-change'],
+    ])('does not commit a delete done with track_counts off by a superuser script (%s switch back on)', async (_how, on, rule) => {
+      const doBlock = `DO $$ BEGIN EXECUTE 'SET LOCAL track_' || 'counts = off'; DELETE FROM users WHERE email LIKE '%example.com'; ${on}; END $$`;
       ws.writeScript('blind.ts', tsScript('blind', send(doBlock)));
       const before = await allCounts(ws);
       const json = runJson(await ws.cli(['blind', '--json']));
       expect(json.exitCode).toBe(3);
       expect(json.trust).toBe('superuser');
-      expect(rules(json).some((r) => ['unexplained-change', 'undeclared-table', 'setting-changed'].includes(r))).toBe(true);
+      expect(rules(json)).toContain(rule);
       expect(await allCounts(ws)).toEqual(before);
     });
   });
@@ -269,10 +274,12 @@ describe('attacks that leave the transaction through the server (superuser scrip
 
   /** A shell command the server runs: psql back into this database, on its own connection. */
   const psqlDelete = (): string =>
-    "format('psql -h 127.0.0.1 -p %s -U postgres -d %s -c %L', current_setting('port'), current_database(), " +
+    "format('psql -h 127.0.0.1 -p %s -U postgres -d %s -c \"%s\"', current_setting('port'), current_database(), " +
     "'delete from users where email like ''%example.com''')";
 
-  it('COPY ... TO PROGRAM computed in a DO block: the run is not cleared while users changed', async () => {
+  // FOUND: gets through. A computed EXECUTE of COPY ... TO PROGRAM runs psql as the server's OS user
+  // (trust auth): users 8 -> 5 committed on another connection, the run itself still commits.
+  it.failing('COPY ... TO PROGRAM computed in a DO block: the run is not cleared while users changed', async () => {
     const doBlock = `do $$ begin execute format('copy (select 1) to pro' || 'gram %L', ${psqlDelete()}); end $$`;
     ws.writeScript('program.ts', tsScript('program', `${send(doBlock)} ${send(DELETE_ONE_SESSION)}`));
     const json = runJson(await ws.cli(['program', '--json']));
@@ -280,7 +287,9 @@ describe('attacks that leave the transaction through the server (superuser scrip
     expect(json.exitCode).toBe(3);
   });
 
-  it('dblink computed in a DO block: the run is not cleared while users changed', async () => {
+  // FOUND: gets through. The policy allows EXECUTE of a computed string by design; dblink's work commits on
+  // its own connection, the run commits (exit 0) with only concurrentWrites showing users -3.
+  it.failing('dblink computed in a DO block: the run is not cleared while users changed', async () => {
     await sql`create extension if not exists dblink`.execute(ws.t.db);
     const doBlock =
       "do $$ begin execute 'select dbl' || 'ink_exec(' || quote_literal(format('host=127.0.0.1 port=%s user=postgres dbname=%s', " +

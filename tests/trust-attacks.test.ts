@@ -1,0 +1,371 @@
+import { existsSync, mkdtempSync, rmSync, chmodSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { countRows } from './helpers/db.js';
+import { logLines } from './helpers/evidence.js';
+import { createWorkspace, type Workspace } from './helpers/workspace.js';
+import {
+  allCounts, blame, catalogState, DELETE_EXAMPLE_USERS, DELETE_ONE_SESSION, rules, runJson, send, sendQuietly, sqlScript, tsScript, waitFor,
+} from './helpers/attacks.js';
+
+/**
+ * The trust issue's attacks, each one a script that wants to get past a guard, run through
+ * the built CLI on a real PostgreSQL. Every test asserts the exit code, that the database
+ * is as before, and the rule that caught it: the assertion that fails if that guard is gone.
+ */
+const CONFIG = { criticalTables: { users: { maxDropPercent: 10 } } };
+
+describe('attacks on the guard', () => {
+  let ws: Workspace;
+  beforeEach(async () => {
+    ws = await createWorkspace(CONFIG);
+  });
+  afterEach(async () => {
+    await ws.cleanup();
+  });
+
+  /** Runs `name` with --json and checks the three things every refused attack must show. */
+  async function expectRolledBack(name: string, rule: string, exitCode = 3): Promise<ReturnType<typeof runJson>> {
+    const before = { counts: await allCounts(ws), catalog: await catalogState(ws) };
+    const json = runJson(await ws.cli([name, '--json']));
+    expect({ exit: json.exitCode, status: json.status }).toEqual({ exit: exitCode, status: 'guard-violation' });
+    expect(rules(json)).toContain(rule);
+    expect({ counts: await allCounts(ws), catalog: await catalogState(ws) }).toEqual(before);
+    return json;
+  }
+
+  describe('1. statistics views shadowed by temporary views', () => {
+    const SHADOW_XACT =
+      'create temp view pg_stat_xact_user_tables as select relid, schemaname, relname, 0::bigint as n_tup_ins, ' +
+      '0::bigint as n_tup_upd, 0::bigint as n_tup_del, 0::bigint as n_tup_hot_upd from pg_catalog.pg_stat_xact_user_tables';
+    const SHADOW_ALL = [
+      SHADOW_XACT,
+      'create temp view pg_class as select * from pg_catalog.pg_class where false',
+      'create temp view pg_stat_user_tables as select * from pg_catalog.pg_stat_user_tables where false',
+      'create temp view pg_locks as select * from pg_catalog.pg_locks where false',
+      'create temp view pg_namespace as select * from pg_catalog.pg_namespace where false',
+      'create temp view pg_sequences as select * from pg_catalog.pg_sequences where false',
+      'set local search_path = pg_temp, public',
+    ];
+
+    it.each([
+      ['pg_stat_xact_user_tables alone', [SHADOW_XACT]],
+      ['pg_class, pg_stat_user_tables, pg_locks, pg_namespace and pg_sequences too', SHADOW_ALL],
+    ])('measures the real deletes under %s (TypeScript)', async (_what, shadows) => {
+      ws.writeScript('shadow.ts', tsScript('shadow', [...shadows, DELETE_EXAMPLE_USERS].map(send).join('\n')));
+      const json = await expectRolledBack('shadow', 'undeclared-table');
+      expect(json.changes['public.users']?.deleted).toBe(3);
+      expect(json.changes['public.credit_allocation']?.deleted).toBeGreaterThan(0);
+      // Rolled back, so nothing happened to users: blame must show no change at all.
+      expect((await blame(ws, 'users')).filter((c) => c.before !== c.after)).toEqual([]);
+    });
+
+    it('measures the real deletes under the same shadows in a .sql script', async () => {
+      ws.writeScript('shadow.sql', sqlScript([...SHADOW_ALL, DELETE_EXAMPLE_USERS].map((s) => `${s};`).join('\n')));
+      const json = await expectRolledBack('shadow', 'undeclared-table');
+      expect(json.changes['public.users']?.deleted).toBe(3);
+    });
+  });
+
+  describe('2. COMMIT hidden from a naive splitter (.sql)', () => {
+    it.each([
+      ['after $$ inside a -- comment', "-- costs $$5\nselect 1;\nCOMMIT; delete from users;\n-- $$\n"],
+      ["after E'\\''", "select E'\\'';\nCOMMIT; delete from users;\nselect '';\n"],
+    ])('refuses the script %s before anything runs (exit 2)', async (_how, body) => {
+      const before = await allCounts(ws);
+      ws.writeScript('hidden.sql', sqlScript(body, '-- @touches users: delete'));
+      const result = await ws.cli(['hidden', '--json']);
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toContain('COMMIT');
+      expect(await allCounts(ws)).toEqual(before);
+      // Refused at load: not even an intent was written.
+      expect(existsSync(path.join(ws.evidenceDir, 'audit.jsonl')) ? logLines(ws.evidenceDir) : []).toEqual([]);
+    });
+  });
+
+  describe('3. undeclared DDL', () => {
+    const TRIGGER_FN = 'create function public.evil_fn() returns trigger language plpgsql as $$ begin return null; end $$';
+    const DDL: readonly [string, readonly string[], string][] = [
+      ['CREATE TRIGGER', [TRIGGER_FN, 'create trigger evil_trigger before delete on users for each row execute function public.evil_fn()'], 'evil_trigger'],
+      ['CREATE FUNCTION', ['create function public.evil_fn() returns int language sql as $$ select 1 $$'], 'evil_fn'],
+      ['ALTER TABLE users DISABLE TRIGGER ALL', ['alter table users disable trigger all'], 'users'],
+      ['GRANT ALL ON users TO PUBLIC', ['grant all on users to public'], 'users'],
+      ['CREATE VIEW', ['create view public.evil_view as select 1 as one'], 'evil_view'],
+      ['COMMENT ON TABLE users', ["comment on table users is 'nothing to see here'"], 'users'],
+      ['CREATE POLICY', ['create policy evil_policy on users using (true)'], 'evil_policy'],
+    ];
+    const cases = DDL.flatMap(([label, statements, token]) => [
+      ['ts', label, statements, token] as const,
+      ['sql', label, statements, token] as const,
+    ]);
+
+    it.each(cases)('rolls back %s: %s, naming the object', async (kind, _label, statements, token) => {
+      if (kind === 'ts') ws.writeScript('ddl.ts', tsScript('ddl', statements.map(send).join('\n')));
+      else ws.writeScript('ddl.sql', sqlScript(statements.map((s) => `${s};`).join('\n')));
+      const json = await expectRolledBack('ddl', 'undeclared-ddl');
+      const ddl = json.violations.filter((v) => v.rule === 'undeclared-ddl');
+      expect(JSON.stringify(ddl)).toContain(token);
+    });
+
+    it.each([
+      ['ts', () => tsScript('viewer', send('create view public.evil_view as select 1 as one'), "touches: {}, ddl: true,")],
+      ['sql', () => sqlScript('create view public.evil_view as select 1 as one;', '-- @ddl')],
+    ])('commits a CREATE VIEW that a %s script declares', async (kind, source) => {
+      ws.writeScript(`viewer.${kind}`, source());
+      const json = runJson(await ws.cli(['viewer', '--json']));
+      expect({ exit: json.exitCode, violations: json.violations }).toEqual({ exit: 0, violations: [] });
+      expect((await catalogState(ws)).views).toBe('evil_view');
+    });
+  });
+
+  describe('4. guarded settings', () => {
+    const REFUSED: readonly [string, string][] = [
+      ['SET LOCAL session_replication_role', 'set local session_replication_role = replica'],
+      ['SET LOCAL statement_timeout', 'set local statement_timeout = 0'],
+      ['set_config(session_replication_role)', "select set_config('session_replication_role', 'replica', true)"],
+      ['RESET ALL', 'reset all'],
+      ['SET ROLE', 'set role postgres'],
+    ];
+
+    it.each(REFUSED)('refuses %s in a TypeScript script that catches the refusal and deletes', async (_label, statement) => {
+      ws.writeScript('setter.ts', tsScript('setter', `${sendQuietly(statement)} ${send(DELETE_EXAMPLE_USERS)}`, "touches: { users: ['delete'] },"));
+      const json = await expectRolledBack('setter', 'refused-statement');
+      expect(json.violations.find((v) => v.rule === 'refused-statement')?.object).toBe(statement);
+    });
+
+    it.each(REFUSED)('refuses %s in a .sql script before it runs (exit 2)', async (_label, statement) => {
+      const before = await allCounts(ws);
+      ws.writeScript('setter.sql', sqlScript(`${statement};\n${DELETE_EXAMPLE_USERS};`, '-- @touches users: delete'));
+      const result = await ws.cli(['setter', '--json']);
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toContain('is refused');
+      expect(await allCounts(ws)).toEqual(before);
+    });
+
+    it('catches a setting computed at run time and left set (setting-changed)', async () => {
+      const doBlock = "do $$ begin execute 'set local session_' || 'replication_role = replica'; end $$";
+      ws.writeScript('computed.ts', tsScript('computed', `${send(doBlock)} ${send(DELETE_ONE_SESSION)}`));
+      const json = await expectRolledBack('computed', 'setting-changed');
+      expect(json.violations.find((v) => v.rule === 'setting-changed')?.object).toBe('session_replication_role');
+    });
+  });
+
+  describe('5. work outside the transaction', () => {
+    let markerDir: string;
+    beforeEach(() => {
+      markerDir = mkdtempSync(path.join(os.tmpdir(), 'safe-run-attack-'));
+      chmodSync(markerDir, 0o777);
+    });
+    afterEach(() => rmSync(markerDir, { recursive: true, force: true }));
+
+    const statements = (marker: string): readonly [string, string][] => [
+      ['COPY ... TO PROGRAM', `copy (select 1) to program 'touch ${marker}; psql -c "delete from users"'`],
+      ['dblink_exec', "select dblink_exec('dbname=postgres', 'delete from users')"],
+    ];
+
+    it.each([0, 1])('refuses statement %i in a TypeScript script', async (i) => {
+      const marker = path.join(markerDir, 'ran');
+      const [, statement] = statements(marker)[i]!;
+      ws.writeScript('outside.ts', tsScript('outside', `${sendQuietly(statement)} ${send(DELETE_ONE_SESSION)}`));
+      await expectRolledBack('outside', 'refused-statement');
+      expect(existsSync(marker)).toBe(false);
+    });
+
+    it.each([0, 1])('refuses statement %i in a .sql script (exit 2)', async (i) => {
+      const marker = path.join(markerDir, 'ran');
+      const [, statement] = statements(marker)[i]!;
+      const before = await allCounts(ws);
+      ws.writeScript('outside.sql', sqlScript(`${statement};`));
+      expect((await ws.cli(['outside', '--json'])).exitCode).toBe(2);
+      expect(await allCounts(ws)).toEqual(before);
+      expect(existsSync(marker)).toBe(false);
+    });
+  });
+
+  describe('6. the evidence schema', () => {
+    // FOUND: the script's lock on chain_head blocks the runner's own anchor write (no lock_timeout in
+    // src/audit/anchor.ts) while the script's transaction waits for the runner: the run hangs.
+    it.failing.each([
+      ['update', 'update safe_run.chain_head set seq = seq - 1'],
+      ['delete', 'delete from safe_run.chain_head'],
+      ['truncate', 'truncate safe_run.chain_head'],
+    ])('rolls back a script that writes to safe_run.chain_head (%s)', async (_what, statement) => {
+      expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
+      ws.writeScript('evidence.ts', tsScript('evidence', send(statement)));
+      await expectRolledBack('evidence', 'evidence-schema');
+      // The anchor moved with the run's own entries, and only with them: it names the log's last entry.
+      const anchor = await sql<{ seq: number; hash: string }>`select seq::int as seq, hash from safe_run.chain_head`.execute(ws.t.db);
+      const last = JSON.parse(logLines(ws.evidenceDir).at(-1)!) as { seq: number; hash: string };
+      expect(anchor.rows).toEqual([{ seq: last.seq, hash: last.hash }]);
+      expect((await ws.cli(['verify', '--json'])).exitCode).toBe(0);
+    }, 20_000);
+  });
+
+  describe('7. critical updates', () => {
+    beforeEach(() => ws.writeConfig({ criticalTables: { users: { maxDropPercent: 10, maxUpdatePercent: 50 } } }));
+
+    it('rolls back an update of every email in users, though users is declared', async () => {
+      ws.writeScript('emails.ts', tsScript('emails', send("update users set email = 'gone-' || email"), "touches: { users: ['update'] },"));
+      const emails = await sql`select id, email from users order by id`.execute(ws.t.db);
+      const json = await expectRolledBack('emails', 'critical-update');
+      expect(json.changes['public.users']?.updated).toBe(8);
+      expect((await sql`select id, email from users order by id`.execute(ws.t.db)).rows).toEqual(emails.rows);
+    });
+
+    it('commits an update of one row', async () => {
+      ws.writeScript('email.ts', tsScript('email', send("update users set email = 'new@example.org' where email = 'ops.user@rephlo.ai'"), "touches: { users: ['update'] },"));
+      const json = runJson(await ws.cli(['email', '--json']));
+      expect({ exit: json.exitCode, violations: json.violations }).toEqual({ exit: 0, violations: [] });
+      expect((await sql<{ n: number }>`select count(*)::int as n from users where email = 'new@example.org'`.execute(ws.t.db)).rows[0]!.n).toBe(1);
+    });
+  });
+
+  describe('8. ending the transaction from inside', () => {
+    it('a procedure that commits cannot commit inside the run: not committed, users unchanged', async () => {
+      // Made beforehand by someone else, so the policy never sees its body.
+      await sql`create procedure public.committer() language plpgsql as $$ begin commit; end $$`.execute(ws.t.db);
+      ws.writeScript('escape.ts', tsScript('escape', `${send(DELETE_EXAMPLE_USERS)} try { ${send('call public.committer()')} } catch {}`));
+      const before = await allCounts(ws);
+      const json = runJson(await ws.cli(['escape', '--json']));
+      expect(json.exitCode).not.toBe(0);
+      if (json.status === 'escaped') expect(json.changes['public.users']?.deleted).toBe(3);
+      else expect(['guard-violation', 'failed']).toContain(json.status);
+      expect(await allCounts(ws)).toEqual(before);
+    });
+
+    it('EXECUTE of a computed COMMIT in a DO block does not end the transaction', async () => {
+      ws.writeScript('escape.ts', tsScript('escape', `${send(DELETE_EXAMPLE_USERS)} try { ${send("do $$ begin execute 'com' || 'mit'; end $$")} } catch {}`));
+      const before = await allCounts(ws);
+      const json = runJson(await ws.cli(['escape', '--json']));
+      expect(json.exitCode).not.toBe(0);
+      expect(json.status).not.toBe('committed');
+      expect(await allCounts(ws)).toEqual(before);
+    });
+  });
+
+  describe('9. counting switched off', () => {
+    it.each([
+      // The literal SET LOCAL track_counts = on is seen by the policy; the computed one is not.
+      ['literal', "EXECUTE 'SET LOCAL track_counts = on'", 'refused-statement'],
+      ['computed', "EXECUTE 'SET LOCAL track_' || 'counts = on'", 'unexplained-change'],
+    ])('does not commit a delete done with track_counts off by a superuser script (%s switch back on)', async (_how, on, rule) => {
+      const doBlock = `DO $$ BEGIN EXECUTE 'SET LOCAL track_' || 'counts = off'; DELETE FROM users WHERE email LIKE '%example.com'; ${on}; END $$`;
+      ws.writeScript('blind.ts', tsScript('blind', send(doBlock)));
+      const before = await allCounts(ws);
+      const json = runJson(await ws.cli(['blind', '--json']));
+      expect(json.exitCode).toBe(3);
+      expect(json.trust).toBe('superuser');
+      expect(rules(json)).toContain(rule);
+      expect(await allCounts(ws)).toEqual(before);
+    });
+  });
+});
+
+describe('attacks that leave the transaction through the server (superuser script)', () => {
+  let ws: Workspace;
+  beforeEach(async () => {
+    ws = await createWorkspace(CONFIG);
+  });
+  afterEach(async () => {
+    await ws.cleanup();
+  });
+
+  /** A shell command the server runs: psql back into this database, on its own connection. */
+  const psqlDelete = (): string =>
+    "format('psql -h 127.0.0.1 -p %s -U postgres -d %s -c \"%s\"', current_setting('port'), current_database(), " +
+    "'delete from users where email like ''%example.com''')";
+
+  // FOUND: gets through. A computed EXECUTE of COPY ... TO PROGRAM runs psql as the server's OS user
+  // (trust auth): users 8 -> 5 committed on another connection, the run itself still commits.
+  it.failing('COPY ... TO PROGRAM computed in a DO block: the run is not cleared while users changed', async () => {
+    const doBlock = `do $$ begin execute format('copy (select 1) to pro' || 'gram %L', ${psqlDelete()}); end $$`;
+    ws.writeScript('program.ts', tsScript('program', `${send(doBlock)} ${send(DELETE_ONE_SESSION)}`));
+    const json = runJson(await ws.cli(['program', '--json']));
+    expect(await countRows(ws.t.db, 'users')).toBe(8);
+    expect(json.exitCode).toBe(3);
+  });
+
+  // FOUND: gets through. The policy allows EXECUTE of a computed string by design; dblink's work commits on
+  // its own connection, the run commits (exit 0) with only concurrentWrites showing users -3.
+  it.failing('dblink computed in a DO block: the run is not cleared while users changed', async () => {
+    await sql`create extension if not exists dblink`.execute(ws.t.db);
+    const doBlock =
+      "do $$ begin execute 'select dbl' || 'ink_exec(' || quote_literal(format('host=127.0.0.1 port=%s user=postgres dbname=%s', " +
+      "current_setting('port'), current_database())) || ', ' || quote_literal('delete from users where email like ''%example.com''') || ')'; end $$";
+    ws.writeScript('link.ts', tsScript('link', `${send(doBlock)} ${send(DELETE_ONE_SESSION)}`));
+    const json = runJson(await ws.cli(['link', '--json']));
+    expect(await countRows(ws.t.db, 'users')).toBe(8);
+    expect(json.exitCode).toBe(3);
+  });
+});
+
+describe('10. scriptRole', () => {
+  let ws: Workspace;
+  let role: string;
+  beforeEach(async () => {
+    ws = await createWorkspace(CONFIG);
+    role = `maint_${randomBytes(4).toString('hex')}`;
+    await sql`create role ${sql.id(role)} login`.execute(ws.t.db);
+    await sql`grant usage on schema public to ${sql.id(role)}`.execute(ws.t.db);
+    await sql`grant select, delete on oidc_models to ${sql.id(role)}`.execute(ws.t.db);
+    await sql`grant select on users to ${sql.id(role)}`.execute(ws.t.db);
+  });
+  afterEach(async () => {
+    await sql`drop owned by ${sql.id(role)}`.execute(ws.t.db);
+    await sql`drop role ${sql.id(role)}`.execute(ws.t.db);
+    await ws.cleanup();
+  });
+
+  it('runs the cleanup under the role with trust "role", and as superuser without it', async () => {
+    const superuser = runJson(await ws.cli(['cleanup-invalid-sessions', '--json', '--dry-run']));
+    expect({ exit: superuser.exitCode, trust: superuser.trust }).toEqual({ exit: 0, trust: 'superuser' });
+    ws.writeConfig({ ...CONFIG, scriptRole: role });
+    const json = runJson(await ws.cli(['cleanup-invalid-sessions', '--json']));
+    expect({ exit: json.exitCode, status: json.status, trust: json.trust }).toEqual({ exit: 0, status: 'committed', trust: 'role' });
+    expect(json.changes['public.oidc_models']?.deleted).toBeGreaterThan(0);
+  });
+
+  it('refuses COPY ... TO PROGRAM, and the server refuses the computed form too', async () => {
+    ws.writeConfig({ ...CONFIG, scriptRole: role });
+    ws.writeScript('program.ts', tsScript('program', `${sendQuietly("copy (select 1) to program 'true'")} ${send(DELETE_ONE_SESSION)}`));
+    const before = await allCounts(ws);
+    const refused = runJson(await ws.cli(['program', '--json']));
+    expect({ exit: refused.exitCode, trust: refused.trust }).toEqual({ exit: 3, trust: 'role' });
+    expect(rules(refused)).toContain('refused-statement');
+
+    const doBlock = "do $$ begin execute 'copy (select 1) to pro' || 'gram ''true'''; end $$";
+    ws.writeScript('program.ts', tsScript('program', `${send(DELETE_ONE_SESSION)} ${send(doBlock)}`));
+    const failed = runJson(await ws.cli(['program', '--json']));
+    expect(failed.exitCode).toBe(1);
+    expect(failed.error?.code).toBe('42501');
+    expect(await allCounts(ws)).toEqual(before);
+  });
+});
+
+describe('11. concurrent writes', () => {
+  let ws: Workspace;
+  beforeEach(async () => {
+    ws = await createWorkspace(CONFIG);
+  });
+  afterEach(async () => {
+    await ws.cleanup();
+  });
+
+  it("commits the run and blames another session's deletes during it on that session, naming the run", async () => {
+    ws.writeScript('slow.ts', tsScript('slow', `${send(DELETE_ONE_SESSION)} ${send('select pg_sleep(3)')}`));
+    const running = ws.cli(['slow', '--json']);
+    await waitFor(async () => {
+      const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_catalog.pg_stat_activity
+        where datname = current_database() and query like '%pg_sleep(3)%' and pid <> pg_catalog.pg_backend_pid()`.execute(ws.t.db);
+      return rows[0]!.n > 0;
+    });
+    await sql`delete from users where id in ('00000000-0000-4000-8000-000000000007', '00000000-0000-4000-8000-000000000008')`.execute(ws.t.db);
+    const json = runJson(await running);
+    expect({ exit: json.exitCode, status: json.status, violations: json.violations }).toEqual({ exit: 0, status: 'committed', violations: [] });
+    expect(json.changes['public.users']).toBeUndefined();
+    const users = (await blame(ws, 'users')).filter((c) => c.before !== c.after);
+    expect(users).toEqual([expect.objectContaining({ before: 8, after: 6, attribution: expect.objectContaining({ type: 'concurrent', runId: json.runId }) })]);
+  });
+});

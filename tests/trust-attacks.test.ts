@@ -144,9 +144,17 @@ describe('attacks on the guard', () => {
       expect(await allCounts(ws)).toEqual(before);
     });
 
-    it('catches a setting computed at run time and left set (setting-changed)', async () => {
+    it('refuses SQL computed at run time under a superuser (unchecked-dynamic)', async () => {
       const doBlock = "do $$ begin execute 'set local session_' || 'replication_role = replica'; end $$";
       ws.writeScript('computed.ts', tsScript('computed', `${send(doBlock)} ${send(DELETE_ONE_SESSION)}`));
+      const json = await expectRolledBack('computed', 'refused-statement');
+      expect(json.violations[0]?.detail).toContain('EXECUTE of a computed string');
+    });
+
+    it('catches a setting changed by a function the policy cannot read, and left set (setting-changed)', async () => {
+      // Created beforehand, so the script's statement is only a call.
+      await sql`create function public.flip_replication() returns text language sql as $$ select set_config('session_replication_role', 'replica', true) $$`.execute(ws.t.db);
+      ws.writeScript('computed.ts', tsScript('computed', `${send('select public.flip_replication()')} ${send(DELETE_ONE_SESSION)}`));
       const json = await expectRolledBack('computed', 'setting-changed');
       expect(json.violations.find((v) => v.rule === 'setting-changed')?.object).toBe('session_replication_role');
     });
@@ -185,20 +193,26 @@ describe('attacks on the guard', () => {
   });
 
   describe('6. the evidence schema', () => {
-    // FOUND: the script's lock on chain_head blocks the runner's own anchor write (no lock_timeout in
-    // src/audit/anchor.ts) while the script's transaction waits for the runner: the run hangs.
-    it.failing.each([
-      ['update', 'update safe_run.chain_head set seq = seq - 1'],
-      ['delete', 'delete from safe_run.chain_head'],
-      ['truncate', 'truncate safe_run.chain_head'],
-    ])('rolls back a script that writes to safe_run.chain_head (%s)', async (_what, statement) => {
+    // Named, the policy refuses it; computed (a superuser's dynamic EXECUTE is refused too, so as
+    // a role-less test the computed form goes through a SQL function created beforehand), the
+    // guard finds the write. Either way the anchor write never waits on the script's lock.
+    it.each([
+      ['update', 'update safe_run.chain_head set seq = seq - 1', 'refused-statement'],
+      ['delete', 'delete from safe_run.chain_head', 'refused-statement'],
+      ['truncate', 'truncate safe_run.chain_head', 'refused-statement'],
+      ['lock', 'lock table safe_run.chain_head in access exclusive mode', 'refused-statement'],
+      ['update through a function', 'select public.rewind_anchor()', 'evidence-schema'],
+    ])('rolls back a script that writes to safe_run.chain_head (%s)', async (_what, statement, rule) => {
       expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
+      await sql`create function public.rewind_anchor() returns void language sql as 'update safe_run.chain_head set seq = seq - 1'`.execute(ws.t.db);
       ws.writeScript('evidence.ts', tsScript('evidence', send(statement)));
-      await expectRolledBack('evidence', 'evidence-schema');
-      // The anchor moved with the run's own entries, and only with them: it names the log's last entry.
+      await expectRolledBack('evidence', rule);
+      // The anchor moved only with the run's own entries (it may lag while the script held its
+      // lock: the runner does not wait on a script), and it is never ahead of the log.
       const anchor = await sql<{ seq: number; hash: string }>`select seq::int as seq, hash from safe_run.chain_head`.execute(ws.t.db);
-      const last = JSON.parse(logLines(ws.evidenceDir).at(-1)!) as { seq: number; hash: string };
-      expect(anchor.rows).toEqual([{ seq: last.seq, hash: last.hash }]);
+      const lines = logLines(ws.evidenceDir).map((l) => JSON.parse(l) as { seq: number; hash: string });
+      expect(anchor.rows).toHaveLength(1);
+      expect(lines).toContainEqual(expect.objectContaining({ seq: anchor.rows[0]!.seq, hash: anchor.rows[0]!.hash }));
       expect((await ws.cli(['verify', '--json'])).exitCode).toBe(0);
     }, 20_000);
   });
@@ -247,12 +261,15 @@ describe('attacks on the guard', () => {
 
   describe('9. counting switched off', () => {
     it.each([
-      // The literal SET LOCAL track_counts = on is seen by the policy; the computed one is not.
-      ['literal', "EXECUTE 'SET LOCAL track_counts = on'", 'refused-statement'],
-      ['computed', "EXECUTE 'SET LOCAL track_' || 'counts = on'", 'unexplained-change'],
-    ])('does not commit a delete done with track_counts off by a superuser script (%s switch back on)', async (_how, on, rule) => {
-      const doBlock = `DO $$ BEGIN EXECUTE 'SET LOCAL track_' || 'counts = off'; DELETE FROM users WHERE email LIKE '%example.com'; ${on}; END $$`;
-      ws.writeScript('blind.ts', tsScript('blind', send(doBlock)));
+      // In a DO block the policy refuses the computed switch; in a function created beforehand it
+      // cannot see it, and the count check does.
+      ['a DO block', "DO $$ BEGIN EXECUTE 'SET LOCAL track_' || 'counts = off'; DELETE FROM users WHERE email LIKE '%example.com'; EXECUTE 'SET LOCAL track_counts = on'; END $$", 'refused-statement'],
+      ['a function', 'select public.blind_delete()', 'unexplained-change'],
+    ])('does not commit a delete done with track_counts off by a superuser script (through %s)', async (_how, statement, rule) => {
+      await sql`create function public.blind_delete() returns void language plpgsql as $$ begin
+        perform set_config('track_counts', 'off', true); delete from users where email like '%example.com';
+        perform set_config('track_counts', 'on', true); end $$`.execute(ws.t.db);
+      ws.writeScript('blind.ts', tsScript('blind', send(statement)));
       const before = await allCounts(ws);
       const json = runJson(await ws.cli(['blind', '--json']));
       expect(json.exitCode).toBe(3);
@@ -277,9 +294,9 @@ describe('attacks that leave the transaction through the server (superuser scrip
     "format('psql -h 127.0.0.1 -p %s -U postgres -d %s -c \"%s\"', current_setting('port'), current_database(), " +
     "'delete from users where email like ''%example.com''')";
 
-  // FOUND: gets through. A computed EXECUTE of COPY ... TO PROGRAM runs psql as the server's OS user
-  // (trust auth): users 8 -> 5 committed on another connection, the run itself still commits.
-  it.failing('COPY ... TO PROGRAM computed in a DO block: the run is not cleared while users changed', async () => {
+  // A computed EXECUTE could run psql as the server's OS user, on its own connection, where no
+  // check after the script can see it: a superuser script may not EXECUTE computed SQL at all.
+  it('COPY ... TO PROGRAM computed in a DO block: the run is not cleared while users changed', async () => {
     const doBlock = `do $$ begin execute format('copy (select 1) to pro' || 'gram %L', ${psqlDelete()}); end $$`;
     ws.writeScript('program.ts', tsScript('program', `${send(doBlock)} ${send(DELETE_ONE_SESSION)}`));
     const json = runJson(await ws.cli(['program', '--json']));
@@ -287,9 +304,8 @@ describe('attacks that leave the transaction through the server (superuser scrip
     expect(json.exitCode).toBe(3);
   });
 
-  // FOUND: gets through. The policy allows EXECUTE of a computed string by design; dblink's work commits on
-  // its own connection, the run commits (exit 0) with only concurrentWrites showing users -3.
-  it.failing('dblink computed in a DO block: the run is not cleared while users changed', async () => {
+  // The same for dblink reached through computed SQL: refused before it runs under a superuser.
+  it('dblink computed in a DO block: the run is not cleared while users changed', async () => {
     await sql`create extension if not exists dblink`.execute(ws.t.db);
     const doBlock =
       "do $$ begin execute 'select dbl' || 'ink_exec(' || quote_literal(format('host=127.0.0.1 port=%s user=postgres dbname=%s', " +

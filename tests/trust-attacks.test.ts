@@ -343,6 +343,12 @@ describe('10. scriptRole', () => {
     expect(json.changes['public.oidc_models']?.deleted).toBeGreaterThan(0);
   });
 
+  it('takes the role from --script-role too, and shows the trust in show', async () => {
+    const json = runJson(await ws.cli(['cleanup-invalid-sessions', '--json', '--script-role', role]));
+    expect({ exit: json.exitCode, trust: json.trust }).toEqual({ exit: 0, trust: 'role' });
+    expect((await ws.cli(['show', json.runId])).stdout).toContain('trust: role');
+  });
+
   it('refuses COPY ... TO PROGRAM, and the server refuses the computed form too', async () => {
     ws.writeConfig({ ...CONFIG, scriptRole: role });
     ws.writeScript('program.ts', tsScript('program', `${sendQuietly("copy (select 1) to program 'true'")} ${send(DELETE_ONE_SESSION)}`));

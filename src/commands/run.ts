@@ -19,6 +19,7 @@ interface RunArgs extends GlobalArgs {
   readonly reason?: string;
   readonly backup?: 'touched' | 'full' | 'none';
   readonly yes?: boolean;
+  readonly 'script-role'?: string;
   readonly '--'?: string[];
 }
 
@@ -33,13 +34,15 @@ function buildRunCommand(command: string, describe: string): CommandModule<Globa
         .option('reason', { type: 'string', describe: 'Why this run happens (ticket, incident); recorded in the audit log' })
         .option('backup', { choices: ['touched', 'full', 'none'] as const, describe: 'Backup scope for this run (default: config backup.scope)' })
         .option('yes', { type: 'boolean', describe: 'Confirm environments that require confirmation' })
+        .option('script-role', { type: 'string', describe: 'Run the script as this non-superuser role (overrides "scriptRole"; password from ~/.pgpass)' })
         .example('$0 cleanup-invalid-sessions --dry-run', 'See what would change, change nothing')
         .example('$0 cleanup-invalid-sessions --reason "INC-42"', 'Guarded run with a recorded reason')
         .example('$0 my-script -- --days 30', 'Pass arguments to the script') as never,
     handler: async (argv) => {
       const ctx = await loadContext(argv);
+      const config = argv['script-role'] ? { ...ctx.config, scriptRole: argv['script-role'], scriptDatabaseUrl: null } : ctx.config;
       const result = await run(
-        ctx.config,
+        config,
         { scriptName: argv.script, args: argv['--'] ?? [], dryRun: argv['dry-run'] === true, reason: argv.reason ?? null, backupScope: argv.backup, yes: argv.yes },
         ctx.log,
       );

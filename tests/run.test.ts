@@ -103,6 +103,24 @@ describe('safe-run <script>', () => {
     expect(await countRows(ws.t.db, 'users')).toBe(8);
   });
 
+  it("judges a critical table by the run's own deletes, even while another session inserts as many", async () => {
+    ws.writeScript(
+      'rogue.ts',
+      rogue(
+        "await sql`delete from users where email like '%example.com'`.execute(db); await sql`select pg_sleep(3)`.execute(db);",
+        "touches: { users: ['delete'], credit_allocation: ['delete'], subscriptions: ['delete'], usage_events: ['update'] },",
+      ),
+    );
+    const run = ws.cli(['rogue', '--json']);
+    await waitFor(() => auditKinds(ws).includes('run.intent'));
+    // Three new users committed meanwhile: the count ends where it started, the run still removed three.
+    await sql`insert into users (email) values ('n1@x.test'), ('n2@x.test'), ('n3@x.test')`.execute(ws.t.db);
+    const result = await run;
+    expect(result.exitCode).toBe(3);
+    expect(parseJson<RunResult>(result).violations).toEqual([expect.objectContaining({ table: 'public.users', rule: 'critical-drop', detail: expect.stringContaining('(8 -> 5)') })]);
+    expect(await countRows(ws.t.db, 'users')).toBe(11);
+  });
+
   it('--dry-run shows the changes and leaves the database unchanged', async () => {
     const before = await allCounts(ws);
     const result = await ws.cli(['cleanup-invalid-sessions', '--dry-run', '--json']);

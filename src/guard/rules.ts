@@ -14,6 +14,8 @@ export interface GuardInput {
   /** Exact counts before the run (pre-snapshot) and inside the transaction after the script. */
   readonly countsBefore: Readonly<Record<TableKey, number>>;
   readonly countsAfter: Readonly<Record<TableKey, number>>;
+  /** The run's own net rows per table, counted inside against committed (see readOwnRows); exact where present. */
+  readonly ownNet?: Readonly<Record<TableKey, number>>;
   /** Tables reached from declared ones by ON DELETE CASCADE / SET NULL, for clearer messages. */
   readonly cascadeFrom?: Readonly<Record<TableKey, TableKey>>;
   /** Leaf partition -> the declared partitioned table it belongs to (see declaredParents). */
@@ -74,9 +76,11 @@ function limitViolations(table: TableKey, change: TableChange, limits: Partial<R
 /**
  * Only the run's own drop counts: other sessions keep working during a run, and their
  * deletes show in the in-transaction count but must not roll back (or be pinned on) this
- * run. The transaction's counters give the run's own net deletes, but also count work in
- * rolled-back savepoints; the observed drop includes other sessions. The smaller of the two
- * is what the run itself can have done.
+ * run, nor may their inserts hide its deletes. The runner reads the run's own net rows
+ * (inside count minus committed count, `ownNet`), which settles it. Without that reading:
+ * the transaction's counters give the run's net deletes but also count work in rolled-back
+ * savepoints, and the observed drop includes other sessions; the smaller of the two is what
+ * the run itself can have done.
  */
 function criticalViolations(input: GuardInput, changes: Readonly<Record<TableKey, TableChange>>): Violation[] {
   const out: Violation[] = [];
@@ -85,9 +89,10 @@ function criticalViolations(input: GuardInput, changes: Readonly<Record<TableKey
   for (const [table, rule] of critical) {
     const before = input.countsBefore[table];
     const after = input.countsAfter[table];
-    const change = changes[table];
-    if (before === undefined || after === undefined || before === 0 || !change) continue;
-    const dropViolation = criticalDrop(table, before, after, change, rule.maxDropPercent);
+    const ownNet = input.ownNet?.[table];
+    if (before === undefined || after === undefined || before === 0 || (!changes[table] && ownNet === undefined)) continue;
+    const change = changes[table] ?? { inserted: 0, updated: 0, deleted: 0, truncated: false };
+    const dropViolation = criticalDrop(table, before, after, change, rule.maxDropPercent, ownNet);
     if (dropViolation) out.push(dropViolation);
     // Updates counted by the run's own counters: an UPDATE that blanks every email empties the table as surely as a DELETE.
     const updatePercent = (change.updated / before) * 100;
@@ -98,9 +103,10 @@ function criticalViolations(input: GuardInput, changes: Readonly<Record<TableKey
   return out;
 }
 
-function criticalDrop(table: TableKey, before: number, after: number, change: TableChange, maxDropPercent: number): Violation | null {
+function criticalDrop(table: TableKey, before: number, after: number, change: TableChange, maxDropPercent: number, ownNet?: number): Violation | null {
   const counted = change.truncated ? before : change.deleted - change.inserted;
-  const drop = Math.min(counted, before - after);
+  // Exact when the run's own net rows were read; else the smaller of its counters and the observed drop.
+  const drop = ownNet !== undefined ? -ownNet : Math.min(counted, before - after);
   if (drop <= 0) return null;
   const ownAfter = before - drop;
   const dropPercent = (drop / before) * 100;

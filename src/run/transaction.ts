@@ -2,7 +2,8 @@ import { sql, type ControlledTransaction } from 'kysely';
 import type { AuditLog } from '../audit/log.js';
 import type { Config } from '../config/config.js';
 import type { Db } from '../db/connection.js';
-import { readConcurrentWrites, uncountedChanges, type ConcurrentWrites } from '../guard/concurrent.js';
+import { readConcurrentWrites, type ConcurrentWrites } from '../guard/concurrent.js';
+import { readOwnRows, uncountedChanges } from '../guard/own-rows.js';
 import { catalogViolations } from '../guard/catalog-rules.js';
 import { judgeCatalogChanges, readCatalogSnapshot, type CatalogSnapshot } from '../guard/catalog-verdict.js';
 import { evaluateGuards } from '../guard/rules.js';
@@ -160,6 +161,11 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
   const watched = guardedTables(input, current);
   const inTxCounts = await countRowsExact(trx, watched);
   const concurrent = await readConcurrentWrites(input.db, input.pre, Object.keys(inTxCounts));
+  const changes = withLeavesSummed(measured.changes, current);
+  // Critical tables always: their drop must be the run's own, whatever other sessions do meanwhile.
+  // Under a superuser, declared tables too: their counters could have been switched off.
+  const critical = new Set([...script.critical, ...Object.keys(config.criticalTables)]);
+  const own = await readOwnRows(input.db, trx, watched.filter((t) => trust === 'superuser' || critical.has(t.key)), changes);
   const violations = [
     ...settingViolations(baseline.settings, settingsAfter),
     ...evidenceSchemaViolations(baseline.evidence, await readEvidenceSchema(trx)),
@@ -170,12 +176,13 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
       changes: measured.changes,
       countsBefore: Object.fromEntries(Object.entries(input.pre.tables).map(([k, s]) => [k, s.rows])),
       countsAfter: inTxCounts,
+      ownNet: own.net,
       cascadeFrom: input.cascadeFrom,
       partitionParent: declaredParents(current.shapes, script.touches),
     }),
   ];
   // Only a superuser can switch counting off; under a role the counters are the whole story.
-  if (trust === 'superuser') violations.push(...(await uncountedChanges({ runnerDb: input.db, trx, tables: watched, changes: withLeavesSummed(measured.changes, current) })));
+  if (trust === 'superuser') violations.push(...uncountedChanges(own, changes));
   return { changes: measured.changes, inTxCounts, violations, sequencesUsed: await sequencesDrawnHere(trx, measured.sequencesUsed), concurrent };
 }
 

@@ -1,0 +1,92 @@
+import { sql } from 'kysely';
+import type { Db } from '../db/connection.js';
+import type { TableChange, Violation } from '../run/types.js';
+import type { TableKey } from '../snapshot/types.js';
+
+/**
+ * The script's own net rows in a table, read without statistics: the count inside its
+ * transaction minus the count of the committed state, read on the runner's connection at
+ * the same moment. The two differ only by the script's uncommitted work, so other sessions
+ * (inserting or deleting meanwhile, their statistics arriving late) cannot be mistaken for
+ * it, and cannot mask it either. The committed count is read before and after the inside
+ * one; when another session commits in between, the reading is repeated.
+ */
+export interface WatchedTable {
+  readonly schema: string;
+  readonly name: string;
+  readonly key: TableKey;
+}
+
+export interface OwnRows {
+  /** Net rows the transaction added (negative: removed), by table. */
+  readonly net: Readonly<Record<TableKey, number>>;
+  /** Tables the script keeps the runner from reading (an ACCESS EXCLUSIVE lock of its own). */
+  readonly blocked: readonly TableKey[];
+}
+
+const ATTEMPTS = 3;
+const LOCK_NOT_AVAILABLE = '55P03';
+
+export async function readOwnRows(runnerDb: Db, trx: Db, tables: readonly WatchedTable[], changes: Readonly<Record<TableKey, TableChange>>): Promise<OwnRows> {
+  const net: Record<TableKey, number> = {};
+  const blocked: TableKey[] = [];
+  for (const table of tables) {
+    const own = changes[table.key];
+    // TRUNCATE and DDL are judged by their own rules, and their lock keeps every other session out.
+    if (own?.truncated || own?.ddl || own?.rewritten) continue;
+    try {
+      const observed = await ownNetChange(runnerDb, trx, table);
+      if (observed !== null) net[table.key] = observed;
+    } catch (error) {
+      if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw error;
+      blocked.push(table.key);
+    }
+  }
+  return { net, blocked };
+}
+
+/**
+ * Rows that appeared or vanished beyond what the run's own counters say: what counting
+ * switched off looks like (a superuser script's SET track_counts = off, then back on).
+ */
+export function uncountedChanges(own: OwnRows, changes: Readonly<Record<TableKey, TableChange>>): Violation[] {
+  const violations: Violation[] = own.blocked.map((table) => ({
+    table,
+    rule: 'unexplained-change' as const,
+    detail: 'the script holds a lock that keeps the runner from reading the committed rows, so its counters cannot be checked against them; release the lock (no LOCK TABLE ... ACCESS EXCLUSIVE) or run under a non-superuser scriptRole',
+  }));
+  for (const [table, observed] of Object.entries(own.net)) {
+    const counted = changes[table] ? changes[table]!.inserted - changes[table]!.deleted : 0;
+    const unexplained = observed - counted;
+    if (unexplained === 0) continue;
+    violations.push({
+      table,
+      rule: 'unexplained-change',
+      detail: `the transaction ${unexplained < 0 ? 'removed' : 'added'} ${Math.abs(unexplained)} row(s) more than its statistics counters recorded (counting switched off by a superuser script?). Run scripts under a non-superuser scriptRole`,
+    });
+  }
+  return violations;
+}
+
+async function ownNetChange(runnerDb: Db, trx: Db, table: WatchedTable): Promise<number | null> {
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const committedBefore = await countCommitted(runnerDb, table);
+    const inside = await countRows(trx, table);
+    const committedAfter = await countCommitted(runnerDb, table);
+    if (committedBefore === committedAfter) return inside - committedBefore;
+  }
+  return null;
+}
+
+async function countRows(db: Db, table: WatchedTable): Promise<number> {
+  const { rows } = await sql<{ n: number }>`select pg_catalog.count(*) as n from ${sql.id(table.schema, table.name)}`.execute(db);
+  return Number(rows[0]!.n);
+}
+
+/** The runner's side must never wait on the script's locks: the script's transaction waits on the runner. */
+async function countCommitted(db: Db, table: WatchedTable): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_catalog.set_config('lock_timeout', '1s', true)`.execute(trx);
+    return countRows(trx, table);
+  });
+}

@@ -24,7 +24,7 @@ export const reportCommand: CommandModule<GlobalArgs, ReportArgs> = {
       .option('format', { choices: ['md', 'html'] as const, default: 'md' as ReportFormat, describe: 'Document format' })
       .option('o', { alias: 'output', type: 'string', describe: 'Write the document to this file' })
       .option('live', { type: 'boolean', default: true, describe: 'Include the live database (--no-live: the log only, e.g. when the database is gone)' })
-      .example('$0 report users -o users-empty.md', 'The post-mortem of the users table') as never,
+      .example('$0 report users -o users-empty.md', 'The post-mortem of the users table'),
   handler: async (argv) => {
     const ctx = await loadEvidenceContext(argv);
     const result = await buildReport(ctx.config, { subject: argv.subject, format: argv.format ?? 'md', live: argv.live !== false }, ctx.log);

@@ -35,7 +35,7 @@ function buildRunCommand(command: string, describe: string): CommandModule<Globa
         .option('yes', { type: 'boolean', describe: 'Confirm environments that require confirmation' })
         .example('$0 cleanup-invalid-sessions --dry-run', 'See what would change, change nothing')
         .example('$0 cleanup-invalid-sessions --reason "INC-42"', 'Guarded run with a recorded reason')
-        .example('$0 my-script -- --days 30', 'Pass arguments to the script') as never,
+        .example('$0 my-script -- --days 30', 'Pass arguments to the script'),
     handler: async (argv) => {
       const ctx = await loadContext(argv);
       const result = await run(

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { createDb, type Db } from '../src/db/connection.js';
 import { withDatabase } from '../src/db/url.js';
-import { startThrowawayPostgres } from '../src/throwaway/postgres.js';
+import { startThrowawayPostgres } from '../support/throwaway/postgres.js';
 import { migrateToLatest } from './migrate.js';
 import { seedDemo } from './seed.js';
 

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { buildReport, type ReportFormat, type ReportResult } from '../evidence/report.js';
-import { usageError } from '../errors.js';
+import { usageError, errorMessage } from '../errors.js';
 import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
 
 export { buildReport };
@@ -36,7 +36,7 @@ export const reportCommand: CommandModule<GlobalArgs, ReportArgs> = {
     try {
       writeFileSync(file, result.document);
     } catch (error) {
-      throw usageError(`Cannot write the report to ${file}: ${(error as Error).message}`, 'Choose a writable path for -o.');
+      throw usageError(`Cannot write the report to ${file}: ${errorMessage(error)}`, 'Choose a writable path for -o.');
     }
     const { document: _document, ...summary } = result;
     emit(ctx, { ...summary, file }, (r) => `report on ${r.subject.type} ${r.subject.name} written to ${r.file}\n  ${r.verdict.join('\n  ')}`);

@@ -6,7 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { SafeRunError, ExitCode } from '../../src/errors.js';
+import { SafeRunError, ExitCode, errorMessage } from '../../src/errors.js';
 import { findBinDir } from '../../src/backup/pg-bin-dirs.js';
 
 /**
@@ -84,7 +84,7 @@ export async function startThrowawayPostgres(options: ThrowawayOptions = {}): Pr
     return { url, port, dir, owned: true, stop };
   } catch (error) {
     await stop();
-    throw new SafeRunError(`Could not start a throwaway PostgreSQL: ${(error as Error).message}`, ExitCode.usage, undefined, { cause: error });
+    throw new SafeRunError(`Could not start a throwaway PostgreSQL: ${errorMessage(error)}`, ExitCode.usage, undefined, { cause: error });
   }
 }
 

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { startThrowawayPostgres } from '../src/throwaway/postgres.js';
+import { startThrowawayPostgres } from '../support/throwaway/postgres.js';
 import { parseBenchArgs, wants } from './args.js';
 import { buildBenchDatabase, buildDemoDatabase, dropBenchDatabase, type BenchDatabase } from './data.js';
 import { describeMachine } from './machine.js';

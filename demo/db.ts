@@ -2,6 +2,7 @@ import { createDb } from '../src/db/connection.js';
 import { parseDatabaseUrl, redactUrl } from '../src/db/url.js';
 import { migrateDownAll, migrateToLatest } from './migrate.js';
 import { seedDemo } from './seed.js';
+import { errorMessage } from '../src/errors.js';
 
 /** `npm run db:migrate | db:seed | db:reset`, on DATABASE_URL. */
 async function main(command: string | undefined): Promise<void> {
@@ -24,6 +25,6 @@ async function main(command: string | undefined): Promise<void> {
 }
 
 main(process.argv[2]).catch((error: unknown) => {
-  process.stderr.write(`${(error as Error).message}\n`);
+  process.stderr.write(`${errorMessage(error)}\n`);
   process.exitCode = (error as { exitCode?: number }).exitCode ?? 1;
 });

@@ -6,9 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { createDb, type Db } from '../src/db/connection.js';
 import { withDatabase } from '../src/db/url.js';
-import { startThrowawayPostgres } from '../src/throwaway/postgres.js';
+import { startThrowawayPostgres } from '../support/throwaway/postgres.js';
 import { migrateToLatest } from './migrate.js';
 import { seedDemo } from './seed.js';
+import { errorMessage } from '../src/errors.js';
 
 /**
  * `npm run demo`: the incident, replayed with safe-run in front of it. A throwaway cluster
@@ -132,7 +133,7 @@ main().then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`demo failed: ${(error as Error).message}\n`);
+    process.stderr.write(`demo failed: ${errorMessage(error)}\n`);
     process.exitCode = 1;
   },
 );

@@ -59,7 +59,8 @@ export function buildProgram(argv: string[]) {
 const EXIT_CODES_HELP = [
   ['0 ok, or a dry run', '1 script failed, rolled back', '2 usage or configuration error'],
   ['3 guard violated, rolled back', '4 backup failed, script not run', '5 audit log unwritable or bad'],
-  ['6 another run holds the lock', '10 check found drift', '130 interrupted, rolled back'],
+  ['6 another run holds the lock', '10 check found drift', '70 internal error (a bug in safe-run)'],
+  ['130 interrupted, rolled back'],
 ]
   .map((row) => row.map((cell) => cell.padEnd(33)).join('').trimEnd())
   .join('\n');

@@ -12,6 +12,8 @@ export const ExitCode = {
   auditFailed: 5,
   locked: 6,
   drift: 10,
+  /** sysexits' EX_SOFTWARE: an error safe-run did not expect, i.e. a bug in safe-run, never the script's failure. */
+  internal: 70,
   interrupted: 130,
 } as const;
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { dbnameConninfo, pgChildEnv } from '../src/backup/child-env.js';
 import { pgDumpArgs, tablePattern } from '../src/backup/pg-dump-args.js';
 import { parsePgVersion, resolvePgTool } from '../src/backup/pg-tools.js';
-import { debianBinDirs } from '../src/throwaway/binaries.js';
+import { debianBinDirs } from '../src/backup/pg-bin-dirs.js';
 import { ExitCode, SafeRunError } from '../src/errors.js';
 
 describe('resolvePgTool', () => {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { auditLogPath } from '../src/audit/read.js';
 import type { ExecIntentBody, ExecOutcomeBody, ExecResult } from '../src/exec/types.js';
-import { findBinDir } from '../src/throwaway/binaries.js';
+import { findBinDir } from '../src/backup/pg-bin-dirs.js';
 import { parseJson } from './helpers/cli.js';
 import { countRows } from './helpers/db.js';
 import { logLines } from './helpers/evidence.js';

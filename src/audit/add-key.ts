@@ -1,6 +1,6 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { usageError } from '../errors.js';
+import { usageError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { ChainAnchor } from './anchor.js';
 import { appendSignedEntry } from './append.js';
@@ -61,7 +61,7 @@ async function readPublicKey(file: string): Promise<KeyObject> {
   try {
     key = createPublicKey(await readFile(file));
   } catch (error) {
-    throw usageError(`${file} is not a PEM public key: ${(error as Error).message}`, 'Give the .pub file `safe-run keygen` wrote on the other host (in its keys/).');
+    throw usageError(`${file} is not a PEM public key: ${errorMessage(error)}`, 'Give the .pub file `safe-run keygen` wrote on the other host (in its keys/).');
   }
   if (key.asymmetricKeyType !== 'ed25519') throw usageError(`${file} is a ${key.asymmetricKeyType ?? 'unknown'} key; safe-run signs with Ed25519.`, 'Give an Ed25519 key from `safe-run keygen`.');
   return key;

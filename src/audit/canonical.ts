@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type { AuditEntry } from './types.js';
+import { errorMessage } from '../errors.js';
 
 /**
  * Canonical JSON (RFC 8785: sorted keys, no whitespace, ECMAScript number form). The
@@ -12,7 +13,7 @@ export function canonicalJson(value: unknown): string {
   try {
     text = canonicalize(value);
   } catch (error) {
-    throw new TypeError(`canonical JSON: ${(error as Error).message}`);
+    throw new TypeError(`canonical JSON: ${errorMessage(error)}`);
   }
   if (text === undefined) throw new TypeError(`canonical JSON: a ${typeof value} has no JSON form`);
   return text;

@@ -2,6 +2,7 @@ import { sign, verify, type KeyObject } from 'node:crypto';
 import { canonicalJson, ENTRY_PREFIX, entryTail, hashEntry, type EntryHeader } from './canonical.js';
 import type { SigningKey } from './keys.js';
 import type { AuditEntry, EntryKind } from './types.js';
+import { errorMessage } from '../errors.js';
 
 /** One line of audit.jsonl that is not an entry: not JSON, or not the shape of one. */
 export class MalformedEntryError extends Error {
@@ -25,7 +26,7 @@ export function parseEntryLine(line: string): AuditEntry {
   try {
     value = JSON.parse(line);
   } catch (error) {
-    throw new MalformedEntryError(`not JSON (${(error as Error).message})`);
+    throw new MalformedEntryError(`not JSON (${errorMessage(error)})`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new MalformedEntryError('not a JSON object');
   const e = value as Record<string, unknown>;

@@ -2,7 +2,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, typ
 import { constants as fsConstants } from 'node:fs';
 import { chmod, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { ExitCode, SafeRunError, usageError } from '../errors.js';
+import { ExitCode, SafeRunError, usageError, errorMessage } from '../errors.js';
 import { auditFailure, fsyncDir } from './jsonl.js';
 import { EVIDENCE_DIR_MODE } from './modes.js';
 
@@ -46,7 +46,7 @@ export async function loadSigningKey(options: { signingKeyPath: string; evidence
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
       throw usageError(`No signing key at ${file}.`, 'Run `safe-run keygen` (or point SAFE_RUN_SIGNING_KEY / "signingKey" at your key).');
     }
-    throw usageError(`Cannot read the signing key ${file}: ${(error as Error).message}`, 'Check the path and its permissions.');
+    throw usageError(`Cannot read the signing key ${file}: ${errorMessage(error)}`, 'Check the path and its permissions.');
   }
   // Root ignores modes, so this check is the only thing that keeps a shared key from being used.
   if ((mode & 0o077) !== 0) {
@@ -59,7 +59,7 @@ export async function loadSigningKey(options: { signingKeyPath: string; evidence
   try {
     privateKey = createPrivateKey(await readFile(file));
   } catch (error) {
-    throw usageError(`${file} is not a PEM private key: ${(error as Error).message}`, 'Run `safe-run keygen --force` to replace it.');
+    throw usageError(`${file} is not a PEM private key: ${errorMessage(error)}`, 'Run `safe-run keygen --force` to replace it.');
   }
   if (privateKey.asymmetricKeyType !== 'ed25519') {
     throw usageError(`${file} is a ${privateKey.asymmetricKeyType ?? 'unknown'} key; safe-run signs with Ed25519.`, 'Run `safe-run keygen --force` to replace it.');
@@ -116,7 +116,7 @@ export async function writePrivateKeyBeside(file: string, privateKey: KeyObject,
     }
   } catch (error) {
     await unlink(temp).catch(() => {});
-    throw usageError(`Cannot write the signing key ${file}: ${(error as Error).message}`, 'Choose a writable location with SAFE_RUN_SIGNING_KEY or "signingKey".', error);
+    throw usageError(`Cannot write the signing key ${file}: ${errorMessage(error)}`, 'Choose a writable location with SAFE_RUN_SIGNING_KEY or "signingKey".', error);
   }
   return temp;
 }
@@ -127,7 +127,7 @@ export async function installPrivateKey(file: string, temp: string): Promise<voi
     await chmod(file, 0o600);
     await fsyncDir(path.dirname(file));
   } catch (error) {
-    throw usageError(`Cannot install the signing key ${file}: ${(error as Error).message}`, `The new key is in ${temp}; move it into place with \`mv ${temp} ${file}\`.`, error);
+    throw usageError(`Cannot install the signing key ${file}: ${errorMessage(error)}`, `The new key is in ${temp}; move it into place with \`mv ${temp} ${file}\`.`, error);
   }
 }
 
@@ -167,7 +167,7 @@ export async function loadPublicKeys(evidenceDir: string): Promise<PublicKeySet>
     names = await readdir(keysDir(evidenceDir));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { keys, problems };
-    throw new SafeRunError(`Cannot read ${keysDir(evidenceDir)}: ${(error as Error).message}`, ExitCode.auditFailed, 'Check the evidence directory.', { cause: error });
+    throw new SafeRunError(`Cannot read ${keysDir(evidenceDir)}: ${errorMessage(error)}`, ExitCode.auditFailed, 'Check the evidence directory.', { cause: error });
   }
   for (const name of names.filter((n) => n.endsWith('.pub')).sort()) {
     const file = path.join(keysDir(evidenceDir), name);
@@ -178,7 +178,7 @@ export async function loadPublicKeys(evidenceDir: string): Promise<PublicKeySet>
       if (name !== `${keyId}.pub`) problems.push(`${file} holds key ${keyId}; its name does not match (the content counts)`);
       keys.set(keyId, key);
     } catch (error) {
-      problems.push(`${file} is not a usable public key: ${(error as Error).message}`);
+      problems.push(`${file} is not a usable public key: ${errorMessage(error)}`);
     }
   }
   return { keys, problems };

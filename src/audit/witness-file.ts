@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { usageError } from '../errors.js';
+import { usageError, errorMessage } from '../errors.js';
 import { readEntries } from './read.js';
 import type { ChainHead, VerifyProblem } from './types.js';
 import type { WitnessedHead } from './witness.js';
@@ -39,7 +39,7 @@ async function readWitnessFile(file: string): Promise<WitnessedHead[]> {
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw usageError(`Cannot read the witness file ${file}: ${(error as Error).message}`, 'Pass the file your witness command appends to.');
+    throw usageError(`Cannot read the witness file ${file}: ${errorMessage(error)}`, 'Pass the file your witness command appends to.');
   }
   const heads: WitnessedHead[] = [];
   for (const [i, line] of text.split('\n').entries()) {

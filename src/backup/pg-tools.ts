@@ -2,7 +2,7 @@ import { execa } from 'execa';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ExitCode, SafeRunError } from '../errors.js';
-import { candidateBinDirs } from '../throwaway/binaries.js';
+import { candidateBinDirs } from './pg-bin-dirs.js';
 
 export type PgTool = 'pg_dump' | 'pg_restore';
 

@@ -1,9 +1,11 @@
 import { execa } from 'execa';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { ExitCode, SafeRunError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { TocEntry } from './archive.js';
-import { dbnameConninfo, pgChildEnv } from './child-env.js';
+import { pgChildEnv } from './child-env.js';
+import { runPgRestore } from './pg-restore.js';
 import { resolvePgTool } from './pg-tools.js';
 
 /**
@@ -28,11 +30,12 @@ export async function copyPrerequisites(options: PrerequisiteOptions, pgRestore:
   const file = path.join(workDir, 'prerequisites.dump');
   const dumpArgs = ['--format=custom', '--schema-only', '--exclude-table=*.*', '--exclude-schema=safe_run', '--no-password', `--file=${file}`];
   const dumped = await execa(pgDump.path, dumpArgs, { env: pgChildEnv(options.prerequisitesFrom, 'safe-run restore'), extendEnv: false, stdin: 'ignore', reject: false });
-  if (dumped.exitCode !== 0) throw new Error(`pg_dump of the schema prerequisites failed: ${String(dumped.stderr).trim()}`);
-  const restoreArgs = ['--no-owner', '--no-privileges', '--exit-on-error', '--single-transaction', `--dbname=${dbnameConninfo(options.targetUrl)}`, file];
-  options.log.debug('pg_restore prerequisites', { args: restoreArgs });
-  const restored = await execa(pgRestore, restoreArgs, { env: pgChildEnv(options.targetUrl, 'safe-run restore'), extendEnv: false, stdin: 'ignore', reject: false });
-  if (restored.exitCode !== 0) throw new Error(`restoring the schema prerequisites failed: ${String(restored.stderr).trim()}`);
+  if (dumped.exitCode !== 0) {
+    const hint = 'safe-run copies the schemas, types and functions a table archive lacks from the live database; check that its role can pg_dump --schema-only.';
+    throw new SafeRunError(`Restore failed: pg_dump of the schema prerequisites failed: ${String(dumped.stderr).trim()}`, ExitCode.backupFailed, hint);
+  }
+  const hint = 'The schemas, types and functions the archive needs could not be created in the target; nothing was committed there.';
+  await runPgRestore({ bin: pgRestore, archive: file, target: options.targetUrl, hint, log: options.log });
 }
 
 /**
@@ -53,7 +56,10 @@ export async function schemasOfTables(
   await writeFile(listFile, tables.map((e) => e.line).join('\n') + '\n');
   // --file=- prints the SQL instead of running it.
   const result = await execa(pgRestore, ['--schema-only', '--file=-', `--use-list=${listFile}`, archive], { env, extendEnv: false, stdin: 'ignore', reject: false });
-  if (result.exitCode !== 0) throw new Error(`pg_restore could not read the table definitions: ${String(result.stderr).trim()}`);
+  if (result.exitCode !== 0) {
+    const message = `Restore failed: pg_restore could not read the table definitions: ${String(result.stderr).trim()}`;
+    throw new SafeRunError(message, ExitCode.backupFailed, 'The archive may be damaged; `safe-run verify` checks its signed hash.');
+  }
   return schemasInDdl(String(result.stdout));
 }
 

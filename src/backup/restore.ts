@@ -1,14 +1,14 @@
-import { execa } from 'execa';
 import { sql } from 'kysely';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createDb, type Db } from '../db/connection.js';
-import { ExitCode, SafeRunError } from '../errors.js';
+import { ExitCode, SafeRunError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { TableKey } from '../snapshot/types.js';
 import { listArchive, type TocEntry } from './archive.js';
-import { dbnameConninfo, pgChildEnv } from './child-env.js';
+import { pgChildEnv } from './child-env.js';
+import { runPgRestore } from './pg-restore.js';
 import { resolvePgTool } from './pg-tools.js';
 import { copyPrerequisites, schemasOfTables } from './restore-schemas.js';
 
@@ -59,7 +59,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   const work = await mkdtemp(path.join(os.tmpdir(), 'safe-run-restore-'));
   try {
     const entries = await listArchive(pgRestore.path, options.archivePath, env).catch((error: unknown) => {
-      throw restoreFailed(`cannot read ${options.archivePath}: ${(error as Error).message}`, error);
+      throw restoreFailed(`cannot read ${options.archivePath}: ${errorMessage(error)}`, error);
     });
     const kept = entries.filter((e) => keepEntry(e, options));
     // A full archive has its SCHEMA entries; a --table archive has none and needs help.
@@ -70,14 +70,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         await createSchemas(options.targetUrl, await schemasOfTables(pgRestore.path, options.archivePath, entries, env, work));
       }
     }
-    const listFile = path.join(work, 'restore.list');
-    await writeFile(listFile, kept.map((e) => e.line).join('\n') + '\n');
-    const args = ['--no-owner', '--no-privileges', '--exit-on-error', '--single-transaction', `--use-list=${listFile}`, `--dbname=${dbnameConninfo(options.targetUrl)}`];
-    if (options.clean) args.push('--clean', '--if-exists');
-    args.push(options.archivePath);
-    options.log.debug('pg_restore', { bin: pgRestore.path, args });
-    const result = await execa(pgRestore.path, args, { env, extendEnv: false, stdin: 'ignore', reject: false });
-    if (result.exitCode !== 0) throw restoreFailed(`pg_restore failed: ${String(result.stderr).trim() || `exit ${result.exitCode}`}`);
+    await runPgRestore({ bin: pgRestore.path, archive: options.archivePath, target: options.targetUrl, items: kept, clean: options.clean, log: options.log });
     const data = kept.filter((e) => e.type === 'TABLE DATA');
     const tables = options.tables
       ? options.tables.filter((key) => data.some((e) => entryIsTable(e, key)))

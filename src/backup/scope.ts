@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { userRelations } from '../db/catalog.js';
+import { readForeignKeys, userRelations } from '../db/catalog.js';
 import type { Db } from '../db/connection.js';
 import type { TableKey } from '../snapshot/types.js';
 
@@ -15,7 +15,7 @@ export type BackupScope = 'touched' | 'full' | 'none';
  * the table it names, and there is nothing to back up yet.
  *
  * 'full' and 'none' return every user table and nothing, so callers can treat the three alike.
- * Two statements whatever the size of the schema; the closure is walked here.
+ * Three statements whatever the size of the schema; the closure is walked here.
  */
 export async function backupScope(db: Db, declared: readonly TableKey[], scope: BackupScope): Promise<TableKey[]> {
   if (scope === 'none') return [];
@@ -59,22 +59,18 @@ interface Edge {
 }
 
 /**
- * parent -> child where a delete in the parent changes the child: foreign keys whose
- * ON DELETE action is CASCADE (c), SET NULL (n) or SET DEFAULT (d), and partition -> leaf.
- * A foreign key on a partitioned table has a clone per partition in pg_constraint, so the
- * edges already reach the partitions on both sides.
+ * parent -> child where a delete in the parent changes the child: foreign keys whose ON DELETE
+ * action is CASCADE, SET NULL or SET DEFAULT, and partitioned table -> partition.
  */
 async function readDependentEdges(db: Db): Promise<readonly Edge[]> {
+  const keys = await readForeignKeys(db);
+  const rewrites = keys.filter((k) => k.onDelete === 'cascade' || k.onDelete === 'set null' || k.onDelete === 'set default');
+  return [...rewrites.map(({ parent, child }) => ({ parent, child })), ...(await readPartitionEdges(db))];
+}
+
+async function readPartitionEdges(db: Db): Promise<readonly Edge[]> {
   const result = await sql<Edge>`
     select pn.nspname || '.' || p.relname as parent, cn.nspname || '.' || c.relname as child
-      from pg_catalog.pg_constraint k
-      join pg_catalog.pg_class p on p.oid = k.confrelid
-      join pg_catalog.pg_namespace pn on pn.oid = p.relnamespace
-      join pg_catalog.pg_class c on c.oid = k.conrelid
-      join pg_catalog.pg_namespace cn on cn.oid = c.relnamespace
-     where k.contype = 'f' and k.confdeltype in ('c', 'n', 'd')
-    union
-    select pn.nspname || '.' || p.relname, cn.nspname || '.' || c.relname
       from pg_catalog.pg_inherits i
       join pg_catalog.pg_class p on p.oid = i.inhparent and p.relkind = 'p'
       join pg_catalog.pg_namespace pn on pn.oid = p.relnamespace

@@ -53,7 +53,7 @@ export const blameCommand: CommandModule<GlobalArgs, BlameArgs> = {
       .positional('table', { type: 'string', demandOption: true, describe: 'schema.table (unqualified means public)' })
       .option('since', { type: 'string', describe: 'Only changes since this ISO date or this long ago ("2h", "3d")' })
       .option('live', { type: 'boolean', default: true, describe: 'Add the live table as the last observation (--no-live: the log only)' })
-      .example('$0 blame users', 'Who changed users, and what happened outside guarded runs') as never,
+      .example('$0 blame users', 'Who changed users, and what happened outside guarded runs'),
   handler: async (argv) => {
     const ctx = await loadEvidenceContext(argv);
     const since = optionalSince(argv.since);

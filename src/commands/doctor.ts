@@ -63,7 +63,7 @@ export const doctorCommand: CommandModule<GlobalArgs, GlobalArgs> = {
     yargs
       .example('$0 doctor', 'One line per check, OK/WARN/FAIL, with the next step')
       .example('$0 doctor --db postgres://app@db.internal/app --json', 'The same as { ok, checks: [...] }')
-      .epilog(EPILOG) as never,
+      .epilog(EPILOG),
   handler: async (argv) => {
     const ctx = await loadContext(argv);
     const report = await doctor(ctx.config);

@@ -73,7 +73,7 @@ export const execCommand: CommandModule<GlobalArgs, ExecArgs> = {
       .option('yes', { type: 'boolean', describe: 'Confirm environments that require confirmation' })
       .example('$0 exec --label reset -- npm run db:reset', 'Record what a reset does to every table')
       .example('$0 exec --reason INC-42 -- psql -c "delete from sessions where ..."', 'A manual fix, with evidence')
-      .epilog(EPILOG) as never,
+      .epilog(EPILOG),
   handler: async (argv) => {
     const ctx = await loadContext(argv);
     const result = await exec(

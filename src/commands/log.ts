@@ -47,7 +47,7 @@ export const logCommand: CommandModule<GlobalArgs, LogArgs> = {
       .option('script', { type: 'string', describe: 'Only runs of this script' })
       .option('table', { type: 'string', describe: 'Only runs that changed this table (schema.table; unqualified means public)' })
       .option('since', { type: 'string', describe: 'Only runs since this ISO date or this long ago ("2h", "3d")' })
-      .example('$0 log --table users --since 3d', 'Which runs changed users in the last three days') as never,
+      .example('$0 log --table users --since 3d', 'Which runs changed users in the last three days'),
   handler: async (argv) => {
     const ctx = await loadEvidenceContext(argv);
     const since = optionalSince(argv.since);

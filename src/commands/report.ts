@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { buildReport, type ReportFormat, type ReportResult } from '../evidence/report.js';
-import { usageError } from '../errors.js';
+import { usageError, errorMessage } from '../errors.js';
 import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
 
 export { buildReport };
@@ -24,7 +24,7 @@ export const reportCommand: CommandModule<GlobalArgs, ReportArgs> = {
       .option('format', { choices: ['md', 'html'] as const, default: 'md' as ReportFormat, describe: 'Document format' })
       .option('o', { alias: 'output', type: 'string', describe: 'Write the document to this file' })
       .option('live', { type: 'boolean', default: true, describe: 'Include the live database (--no-live: the log only, e.g. when the database is gone)' })
-      .example('$0 report users -o users-empty.md', 'The post-mortem of the users table') as never,
+      .example('$0 report users -o users-empty.md', 'The post-mortem of the users table'),
   handler: async (argv) => {
     const ctx = await loadEvidenceContext(argv);
     const result = await buildReport(ctx.config, { subject: argv.subject, format: argv.format ?? 'md', live: argv.live !== false }, ctx.log);
@@ -36,7 +36,7 @@ export const reportCommand: CommandModule<GlobalArgs, ReportArgs> = {
     try {
       writeFileSync(file, result.document);
     } catch (error) {
-      throw usageError(`Cannot write the report to ${file}: ${(error as Error).message}`, 'Choose a writable path for -o.');
+      throw usageError(`Cannot write the report to ${file}: ${errorMessage(error)}`, 'Choose a writable path for -o.');
     }
     const { document: _document, ...summary } = result;
     emit(ctx, { ...summary, file }, (r) => `report on ${r.subject.type} ${r.subject.name} written to ${r.file}\n  ${r.verdict.join('\n  ')}`);

@@ -65,7 +65,7 @@ export const restoreCommand: CommandModule<GlobalArgs, RestoreArgs> = {
       .example('$0 restore 01JD4Q', 'Everything the run backed up, into <db>_restore_01jd4q…')
       .example('$0 restore 01JD4Q --table users', 'Only users, into a scratch database')
       .example('$0 restore 01JD4Q --table users --into "$DATABASE_URL"', 'Refill the empty users table in place')
-      .epilog(EPILOG) as never,
+      .epilog(EPILOG),
   handler: async (argv) => {
     const ctx = await loadContext(argv);
     const result = await restore(ctx.config, { run: argv.run, tables: argv.table ?? [], into: argv.into ?? null }, ctx.log);

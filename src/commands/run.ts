@@ -37,7 +37,7 @@ function buildRunCommand(command: string, describe: string): CommandModule<Globa
         .option('script-role', { type: 'string', describe: 'Run the script as this non-superuser role (overrides "scriptRole"; password from ~/.pgpass)' })
         .example('$0 cleanup-invalid-sessions --dry-run', 'See what would change, change nothing')
         .example('$0 cleanup-invalid-sessions --reason "INC-42"', 'Guarded run with a recorded reason')
-        .example('$0 my-script -- --days 30', 'Pass arguments to the script') as never,
+        .example('$0 my-script -- --days 30', 'Pass arguments to the script'),
     handler: async (argv) => {
       const ctx = await loadContext(argv);
       const config = argv['script-role'] ? { ...ctx.config, scriptRole: argv['script-role'], scriptDatabaseUrl: null } : ctx.config;

@@ -80,7 +80,7 @@ interface ShowArgs extends GlobalArgs {
 export const showCommand: CommandModule<GlobalArgs, ShowArgs> = {
   command: 'show <run>',
   describe: 'Everything recorded about one run (run id or a unique prefix)',
-  builder: (yargs) => yargs.positional('run', { type: 'string', demandOption: true, describe: 'Run id, or a unique prefix of it' }) as never,
+  builder: (yargs) => yargs.positional('run', { type: 'string', demandOption: true, describe: 'Run id, or a unique prefix of it' }),
   handler: async (argv) => {
     const ctx = await loadEvidenceContext(argv);
     emit(ctx, await showRun(ctx.config, argv.run, ctx.log), renderRun);

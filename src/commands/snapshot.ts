@@ -67,7 +67,7 @@ export const snapshotCommand: CommandModule<GlobalArgs, SnapshotArgs> = {
   builder: (yargs) =>
     yargs
       .option('label', { type: 'string', describe: 'A note stored with the snapshot (e.g. "cron", "before deploy")' })
-      .example('$0 snapshot --label cron', 'What a crontab line runs every few minutes') as never,
+      .example('$0 snapshot --label cron', 'What a crontab line runs every few minutes'),
   handler: async (argv) => {
     const ctx = await loadContext(argv);
     emit(ctx, await recordSnapshot(ctx.config, { label: argv.label ?? null }, ctx.log), renderSnapshot);

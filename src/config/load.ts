@@ -1,10 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { usageError } from '../errors.js';
+import { errorMessage, usageError } from '../errors.js';
 import { tableKey } from '../db/names.js';
 import { DEFAULT_MAX_DROP_PERCENT, DEFAULT_MAX_UPDATE_PERCENT, type Config } from './config.js';
-import { parseDurationMs, rawConfigSchema, type RawConfig } from './schema.js';
+import { parseDurationMs } from './duration.js';
+import { rawConfigSchema, type RawConfig } from './schema.js';
 
 export interface ConfigSources {
   /** --config */
@@ -44,7 +45,7 @@ async function readRawConfig(file: string): Promise<unknown> {
     try {
       return JSON.parse(text);
     } catch (error) {
-      throw usageError(`${file}: malformed JSON: ${(error as Error).message}`, `Fix the syntax (\`jq . ${file}\` shows where).`);
+      throw usageError(`${file}: malformed JSON: ${errorMessage(error)}`, `Fix the syntax (\`jq . ${file}\` shows where).`);
     }
   }
   try {
@@ -53,7 +54,7 @@ async function readRawConfig(file: string): Promise<unknown> {
     const jiti = createJiti(import.meta.url, { moduleCache: false });
     return await jiti.import(file, { default: true });
   } catch (error) {
-    throw usageError(`${file}: could not be loaded: ${(error as Error).message}`, 'Fix the file so that it default-exports the config object.');
+    throw usageError(`${file}: could not be loaded: ${errorMessage(error)}`, 'Fix the file so that it default-exports the config object.');
   }
 }
 

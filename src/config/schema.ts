@@ -1,11 +1,12 @@
 import { z } from 'zod';
+import { DURATION_EXAMPLES, matchDurationMs } from './duration.js';
 
 /**
  * The raw config as a user writes it (SPEC "Configuration"). `.strict()` everywhere: an
  * unknown key is almost always a typo of a guard setting, and a silently ignored guard is
  * worse than an error.
  */
-const duration = z.string().regex(/^\d+\s*(ms|s|min|h)$/, 'expected a duration such as "500ms", "10s", "5min" or "1h"');
+const duration = z.string().refine((value) => matchDurationMs(value) !== null, `expected a duration such as ${DURATION_EXAMPLES}`);
 
 export const rawConfigSchema = z
   .object({
@@ -59,10 +60,3 @@ export const rawConfigSchema = z
   .strict();
 
 export type RawConfig = z.infer<typeof rawConfigSchema>;
-
-export function parseDurationMs(value: string): number {
-  const match = /^(\d+)\s*(ms|s|min|h)$/.exec(value);
-  if (!match) throw new Error(`not a duration: ${value}`);
-  const factor = { ms: 1, s: 1000, min: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'min' | 'h'];
-  return Number(match[1]) * factor;
-}

@@ -158,3 +158,31 @@ async function readFingerprints(db: Db): Promise<ReadonlyMap<number, string>> {
       left join idx on idx.oid = r.oid`.execute(db);
   return new Map(result.rows.map((row) => [row.oid, row.fingerprint]));
 }
+
+/** What a delete in the parent does to the child's rows: pg_constraint.confdeltype. */
+export type ForeignKeyDeleteAction = 'no action' | 'restrict' | 'cascade' | 'set null' | 'set default';
+
+export interface ForeignKey {
+  readonly child: TableKey;
+  readonly parent: TableKey;
+  readonly onDelete: ForeignKeyDeleteAction;
+}
+
+/**
+ * The one reader of foreign keys, child -> parent, for the backup scope (which deletes reach
+ * which tables) and the restore order (parents before children). One statement; a foreign key on
+ * a partitioned table has a clone per partition in pg_constraint, so partitions appear on both sides.
+ */
+export async function readForeignKeys(db: Db): Promise<readonly ForeignKey[]> {
+  const result = await sql<ForeignKey>`
+    select cn.nspname || '.' || c.relname as child, pn.nspname || '.' || p.relname as parent,
+           case k.confdeltype when 'c' then 'cascade' when 'n' then 'set null' when 'd' then 'set default'
+                              when 'r' then 'restrict' else 'no action' end as "onDelete"
+      from pg_catalog.pg_constraint k
+      join pg_catalog.pg_class c on c.oid = k.conrelid
+      join pg_catalog.pg_namespace cn on cn.oid = c.relnamespace
+      join pg_catalog.pg_class p on p.oid = k.confrelid
+      join pg_catalog.pg_namespace pn on pn.oid = p.relnamespace
+     where k.contype = 'f'`.execute(db);
+  return result.rows;
+}

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { ExitCode, SafeRunError } from '../errors.js';
+import { ExitCode, SafeRunError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Db } from './connection.js';
 
@@ -32,7 +32,7 @@ export async function withAdvisoryLock<T>(conn: Db, log: Logger, fn: () => Promi
       await sql`select pg_advisory_unlock(${LOCK_CLASS}, ${LOCK_OBJECT})`.execute(conn);
     } catch (error) {
       // The session ending releases it anyway; never hide the run's own error behind this one.
-      log.warn('could not release the run lock; it is released when the connection closes', { error: (error as Error).message });
+      log.warn('could not release the run lock; it is released when the connection closes', { error: errorMessage(error) });
     }
   }
 }

@@ -87,7 +87,10 @@ function timelineRows(a: BlameAnalysis): string[][] {
   let skipped = 0;
   obs.forEach((o, i) => {
     if (!keep.has(i)) return void skipped++;
-    if (skipped) rowsOut.push(['…', `${skipped} observations without a change`, '', '']), (skipped = 0);
+    if (skipped) {
+      rowsOut.push(['…', `${skipped} observations without a change`, '', '']);
+      skipped = 0;
+    }
     rowsOut.push([o.ts, o.seq === null ? 'now' : `#${o.seq} ${o.kind}`, `${rows(o.rows)}${o.rowsKind === 'estimate' ? ' (estimate)' : ''}`, whatHappened(o)]);
   });
   return rowsOut;

@@ -1,4 +1,5 @@
 import pgQuery from 'libpg-query';
+import { errorMessage } from '../errors.js';
 
 /**
  * PostgreSQL's own lexer and grammar (libpg_query 17, compiled to WASM), behind three small
@@ -69,7 +70,7 @@ function call<T>(parse: () => T): T {
     return parse();
   } catch (error) {
     if (error instanceof SyntaxError) throw new PgParseError('unterminated quoted string, comment or identifier', 'lexical');
-    const message = (error as Error).message;
+    const message = errorMessage(error);
     if (message.startsWith('{')) return JSON.parse(message) as T;
     throw new PgParseError(message, 'syntax');
   }

@@ -1,4 +1,4 @@
-import { SafeRunError } from '../errors.js';
+import { SafeRunError, errorMessage } from '../errors.js';
 import { parsePlpgsqlFunctions, PgParseError, scanTokens, type PgNode } from './pg-parser.js';
 import { GUARDED_SETTINGS, isGuardedSetting, refusedFunction, type PolicyRule } from './policy-rules.js';
 import { splitLoaded } from './statement-split.js';
@@ -158,7 +158,7 @@ function checkBody(type: string, f: Fields, text: string, depth: number, report:
     // The whole statement, not the body alone: parameters, RETURNS SETOF and trigger variables matter.
     functions = parsePlpgsqlFunctions(text);
   } catch (error) {
-    return report('unchecked-body', `a PL/pgSQL body PostgreSQL 17 cannot read (${(error as Error).message})${where}`);
+    return report('unchecked-body', `a PL/pgSQL body PostgreSQL 17 cannot read (${errorMessage(error)})${where}`);
   }
   walk(functions, text, depth + 1, where, report);
 }

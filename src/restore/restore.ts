@@ -4,6 +4,7 @@ import { databaseAnchor, openAuditLog } from '../audit/log.js';
 import { listArchive } from '../backup/archive.js';
 import { pgChildEnv } from '../backup/child-env.js';
 import { resolvePgTool } from '../backup/pg-tools.js';
+import { runPgRestore } from '../backup/pg-restore.js';
 import { restoreBackup } from '../backup/restore.js';
 import type { Config } from '../config/config.js';
 import { assertReachable, createDb, withClient, type Db } from '../db/connection.js';
@@ -16,7 +17,6 @@ import { takeSnapshot } from '../snapshot/take.js';
 import type { Snapshot, TableKey } from '../snapshot/types.js';
 import { assertHasBackup, verifiedArchive, type VerifiedArchive } from './archive-check.js';
 import { findRestorableRun } from './find-run.js';
-import { restoreRowsInto } from './pg-restore.js';
 import { createScratchDatabase, dropDatabase, scratchDatabaseName } from './scratch.js';
 import { restoreTables } from './tables.js';
 import { assertEmptyTargets, countTables, orderByForeignKeys, type RestoreTable } from './target-tables.js';
@@ -115,10 +115,13 @@ async function restoreIntoScratch(job: RestoreJob, admin: Db, serverUrl: URL, na
   }
 }
 
+const INTO_HINT = "Read pg_restore's message above: columns that changed since the backup, or a foreign key to a row that is not there, are the usual causes.";
+
 /**
  * Data only, into existing empty tables, under the run lock of that database (a restore
  * must not interleave with a guarded run). Afterwards a snapshot, so that `check` sees the
- * restored rows as recorded, not as drift.
+ * restored rows as recorded, not as drift. Sequences are left alone on purpose: setting a live
+ * sequence back to its value at backup time would hand out ids that are already taken.
  */
 async function restoreInto(job: RestoreJob, url: URL): Promise<Restored> {
   const { archive, tables, config } = job;
@@ -132,7 +135,7 @@ async function restoreInto(job: RestoreJob, url: URL): Promise<Restored> {
         await assertEmptyTargets(session, tables);
         const toc = await listArchive(pgRestore.path, archive.path, pgChildEnv(url, 'safe-run restore'));
         const items = dataEntries(toc, await orderByForeignKeys(session, tables));
-        await restoreRowsInto({ bin: pgRestore.path, archive: archive.path, target: url, items });
+        await runPgRestore({ bin: pgRestore.path, archive: archive.path, target: url, items, dataOnly: true, hint: INTO_HINT, log: job.log });
         const counts = await countTables(session, tables);
         const { snapshot } = await takeSnapshot(db, { exactTables: new Set(tables.map((t) => t.key)), exactCountThreshold: config.exactCountThreshold, countConnections: 2, url });
         return { url, database: identity.name, counts, snapshot };

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { readForeignKeys } from '../db/catalog.js';
 import type { Db } from '../db/connection.js';
 import { quoteTable } from '../db/names.js';
 import { usageError } from '../errors.js';
@@ -40,14 +41,8 @@ export async function assertEmptyTargets(db: Db, tables: readonly RestoreTable[]
  */
 export async function orderByForeignKeys(db: Db, tables: readonly RestoreTable[]): Promise<RestoreTable[]> {
   const keys = tables.map((t) => t.key);
-  const { rows } = await sql<{ child: string; parent: string }>`
-    select cn.nspname || '.' || c.relname as child, pn.nspname || '.' || p.relname as parent
-      from pg_catalog.pg_constraint k
-      join pg_catalog.pg_class c on c.oid = k.conrelid
-      join pg_catalog.pg_namespace cn on cn.oid = c.relnamespace
-      join pg_catalog.pg_class p on p.oid = k.confrelid
-      join pg_catalog.pg_namespace pn on pn.oid = p.relnamespace
-     where k.contype = 'f' and k.conrelid <> k.confrelid`.execute(db);
+  // A self-reference orders nothing: the table cannot go before itself.
+  const rows = (await readForeignKeys(db)).filter((k) => k.child !== k.parent);
   const parents = new Map<TableKey, Set<TableKey>>(keys.map((k) => [k, new Set()]));
   for (const r of rows) if (parents.has(r.child) && parents.has(r.parent)) parents.get(r.child)!.add(r.parent);
   const ordered: RestoreTable[] = [];

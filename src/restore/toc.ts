@@ -13,7 +13,3 @@ export function dataEntries(toc: readonly TocEntry[], ordered: readonly RestoreT
   const dataOf = (t: RestoreTable) => toc.filter((e) => e.type === 'TABLE DATA' && e.rest.startsWith(`${t.schema} ${t.name} `));
   return [...toc.filter((e) => SETTINGS.has(e.type)), ...ordered.flatMap(dataOf)];
 }
-
-export function listFileText(items: readonly TocEntry[]): string {
-  return `${items.map((item) => item.line).join('\n')}\n`;
-}

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { createDb } from '../../src/db/connection.js';
 import { withDatabase } from '../../src/db/url.js';
-import { startThrowawayPostgres, type ThrowawayPostgres } from '../../src/throwaway/postgres.js';
+import { startThrowawayPostgres, type ThrowawayPostgres } from '../../support/throwaway/postgres.js';
 import { migrateToLatest } from '../../demo/migrate.js';
 import { seedDemo } from '../../demo/seed.js';
 import { TEMPLATE_DB } from '../helpers/constants.js';

@@ -1,4 +1,4 @@
-import type { ThrowawayPostgres } from '../../src/throwaway/postgres.js';
+import type { ThrowawayPostgres } from '../../support/throwaway/postgres.js';
 
 export default async function globalTeardown(): Promise<void> {
   const server = (globalThis as { __SAFE_RUN_PG__?: ThrowawayPostgres }).__SAFE_RUN_PG__;

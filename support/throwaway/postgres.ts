@@ -1,3 +1,4 @@
+// The throwaway PostgreSQL the tests, the demo and the bench start: support code, never imported by src/.
 import { execa, type Options as ExecaOptions } from 'execa';
 import { spawnSync } from 'node:child_process';
 import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -5,8 +6,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { SafeRunError, ExitCode } from '../errors.js';
-import { findBinDir } from './binaries.js';
+import { SafeRunError, ExitCode, errorMessage } from '../../src/errors.js';
+import { findBinDir } from '../../src/backup/pg-bin-dirs.js';
 
 /**
  * A throwaway PostgreSQL cluster for the tests, the demo and the benchmarks: initdb into a
@@ -83,7 +84,7 @@ export async function startThrowawayPostgres(options: ThrowawayOptions = {}): Pr
     return { url, port, dir, owned: true, stop };
   } catch (error) {
     await stop();
-    throw new SafeRunError(`Could not start a throwaway PostgreSQL: ${(error as Error).message}`, ExitCode.usage, undefined, { cause: error });
+    throw new SafeRunError(`Could not start a throwaway PostgreSQL: ${errorMessage(error)}`, ExitCode.usage, undefined, { cause: error });
   }
 }
 

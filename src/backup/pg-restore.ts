@@ -1,0 +1,65 @@
+import { execa } from 'execa';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ExitCode, SafeRunError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { TocEntry } from './archive.js';
+import { dbnameConninfo, pgChildEnv } from './child-env.js';
+
+/** The one way safe-run runs pg_restore against a database (`restore` into a scratch database, and `restore --into`). */
+export interface PgRestoreJob {
+  readonly bin: string;
+  readonly archive: string;
+  /** The database to fill. Its credentials reach pg_restore through PG* variables only. */
+  readonly target: URL;
+  /** The TOC entries to restore, in the order pg_restore should restore them (its --use-list); all of them when absent. */
+  readonly items?: readonly TocEntry[];
+  /** Rows only, into tables that already exist. */
+  readonly dataOnly?: boolean;
+  /** Drop the archive's objects first. */
+  readonly clean?: boolean;
+  /** The next step printed when pg_restore fails; the caller knows what usually goes wrong. */
+  readonly hint?: string;
+  readonly log?: Logger;
+}
+
+const DEFAULT_HINT = 'Nothing was committed to the target database (the restore runs in one transaction).';
+
+/**
+ * All or nothing (--single-transaction, --exit-on-error): a failed restore leaves the target as
+ * it was. Owners and grants are the target's business (--no-owner, --no-privileges).
+ */
+export async function runPgRestore(job: PgRestoreJob): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'safe-run-restore-'));
+  try {
+    const listFile = job.items ? path.join(dir, 'restore.list') : null;
+    if (listFile && job.items) await writeFile(listFile, useListText(job.items), { mode: 0o600 });
+    const args = pgRestoreArgs(job, listFile);
+    job.log?.debug('pg_restore', { bin: job.bin, args });
+    const result = await execa(job.bin, args, { env: pgChildEnv(job.target, 'safe-run restore'), extendEnv: false, stdin: 'ignore', reject: false });
+    if (result.exitCode === 0) return;
+    const stderr = String(result.stderr).trim();
+    const how = result.signal ? `was killed by ${result.signal}` : `exited ${result.exitCode}`;
+    // Exit 4 is the contract's "the backup could not be used", the closest fit for a failed restore.
+    throw new SafeRunError(`Restore failed: pg_restore ${how}; nothing was restored${stderr ? `:\n${stderr}` : '.'}`, ExitCode.backupFailed, job.hint ?? DEFAULT_HINT);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function pgRestoreArgs(job: PgRestoreJob, listFile: string | null): string[] {
+  const args = ['--no-owner', '--no-privileges', '--exit-on-error', '--single-transaction', '--no-password'];
+  if (job.dataOnly) args.push('--data-only');
+  if (job.clean) args.push('--clean', '--if-exists');
+  // pg_restore only connects when given --dbname; the name alone is no secret.
+  args.push(`--dbname=${dbnameConninfo(job.target)}`);
+  if (listFile) args.push(`--use-list=${listFile}`);
+  args.push(job.archive);
+  return args;
+}
+
+/** pg_restore restores a --use-list in the order it is written. */
+export function useListText(items: readonly TocEntry[]): string {
+  return `${items.map((item) => item.line).join('\n')}\n`;
+}

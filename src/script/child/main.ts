@@ -4,10 +4,10 @@
  * and no credentials: the script's `db` sends each statement to the runner over IPC. Keep
  * its imports small; every module it loads must be inside the read allow-list.
  */
-import { Kysely } from 'kysely';
 import type { ScriptQueryResult } from '../gate.js';
 import { definitionOf } from './evaluate.js';
 import { IpcDialect } from './ipc-dialect.js';
+import { kysely } from './kysely.js';
 import { fromWireError, toWireError, type ChildMessage, type Described, type LogLevel, type ParentMessage, type ScriptSource } from './protocol.js';
 
 const send = (message: ChildMessage): void => {
@@ -51,7 +51,7 @@ async function run(script: ScriptSource, args: readonly string[], dryRun: boolea
   const definition = await definitionOf(script);
   if (typeof definition?.run !== 'function') throw new Error(`Script ${script.file} does not export a script with a run function.`);
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const db = new Kysely<any>({ dialect: new IpcDialect(sendQuery) });
+  const db = new kysely.Kysely<any>({ dialect: new IpcDialect(sendQuery) });
   const log = { debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') };
   const value = await definition.run({ db: db as never, args: [...args], log, dryRun });
   try {

@@ -11,6 +11,7 @@ export const FIGURES = {
   guard_overhead_ms: { target: '<= 150 (or guard_overhead_ratio <= 1.25)', pass: null, unit: 'ms' },
   ts_script_ipc_overhead_ratio: { target: '(none)', pass: null, unit: 'x' },
   ts_script_ipc_round_trip_ms: { target: '(none)', pass: null, unit: 'ms' },
+  ts_script_guarded_run_overhead_ratio: { target: '<= 1.2', pass: (v: number) => v <= 1.2, unit: 'x' },
   backup_wrapper_overhead_ratio: { target: '<= 1.10', pass: (v: number) => v <= 1.1, unit: 'x' },
   scoped_vs_full_backup_time_ratio: { target: '<= 0.1', pass: (v: number) => v <= 0.1, unit: 'x' },
   scoped_vs_full_backup_bytes_ratio: { target: '(none)', pass: null, unit: 'x' },

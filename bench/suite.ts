@@ -9,6 +9,7 @@ import { measureCpuCeiling } from './sides/cpu.js';
 import { measureBlame, measureVerify, recordTemplate } from './sides/evidence.js';
 import { compareGuardWithBare, reseedSessions } from './sides/guard.js';
 import { compareChildWithInProcess } from './sides/ipc.js';
+import { compareGuardedChildWithInProcess } from './sides/ipc-guarded.js';
 import { cleanupSnapshotPlan, compareSnapshotGrowth, compareSnapshotWithNaive } from './sides/snapshot.js';
 import type { Workspace } from './workspace.js';
 import { createDb } from '../src/db/connection.js';
@@ -97,12 +98,18 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
     }
   }
   if (wants(args, 'ipc')) {
-    await fenced(ctx, ['ts_script_ipc_overhead_ratio', 'ts_script_ipc_round_trip_ms'], 'the cleanup in its child against in process', async () => {
+    await fenced(ctx, ['ts_script_ipc_overhead_ratio', 'ts_script_ipc_round_trip_ms'], 'the cleanup alone: in its child against in process', async () => {
       const c = await compareChildWithInProcess(full, args.rounds);
       figures.set('ts_script_ipc_overhead_ratio', c.child.medianMs / c.inProcess.medianMs);
       figures.set('ts_script_ipc_round_trip_ms', c.roundTripMs);
-      rows.push({ what: 'cleanup, script child vs in process', a: c.child.name, aMs: c.child.medianMs, b: c.inProcess.name, bMs: c.inProcess.medianMs, ratio: c.child.medianMs / c.inProcess.medianMs, ratioMeans: 'A/B, overhead' });
+      rows.push({ what: 'cleanup alone, script child vs in process', a: c.child.name, aMs: c.child.medianMs, b: c.inProcess.name, bMs: c.inProcess.medianMs, ratio: c.child.medianMs / c.inProcess.medianMs, ratioMeans: 'A/B, overhead' });
       details.ipc = c;
+    });
+    await fenced(ctx, ['ts_script_guarded_run_overhead_ratio'], 'the guarded cleanup: script in its child against in process', async () => {
+      const c = await compareGuardedChildWithInProcess(full, ctx.ws, args.rounds);
+      figures.set('ts_script_guarded_run_overhead_ratio', c.child.medianMs / c.inProcess.medianMs);
+      rows.push({ what: 'guarded cleanup, script child vs in process', a: c.child.name, aMs: c.child.medianMs, b: c.inProcess.name, bMs: c.inProcess.medianMs, ratio: c.child.medianMs / c.inProcess.medianMs, ratioMeans: 'A/B, overhead' });
+      details.ipcGuarded = { ...c, childCostMs: c.child.medianMs - c.inProcess.medianMs };
     });
   }
   if (wants(args, 'backup') || wants(args, 'parallel')) {

@@ -1,15 +1,21 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { sql } from 'kysely';
 import { EXPECTED_CLEANUP } from '../demo/seed.js';
-import { silentLogger } from '../src/logger.js';
+import { loadConfig } from '../src/config/load.js';
+import { createDb } from '../src/db/connection.js';
+import { silentLogger, type Logger } from '../src/logger.js';
+import { runGuarded } from '../src/run/pipeline.js';
 import type { RunResult } from '../src/run/types.js';
 import { directGate } from '../src/script/gate.js';
-import { loadScriptFile } from '../src/script/load.js';
+import { loadScriptByName, loadScriptFile } from '../src/script/load.js';
 import type { ListedScript } from '../src/commands/list.js';
 import { parseJson, runCli } from './helpers/cli.js';
 import { countRows, createTestDatabase } from './helpers/db.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
+import { waitFor } from './helpers/attacks.js';
 
 /**
  * A TypeScript script runs in its own child and reaches the database only through the
@@ -181,6 +187,115 @@ describe('the hang rule', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
       await t.drop();
+    }
+  });
+});
+
+/** This process's children that are script children (by their entry), read from /proc: what leaks if dispose is missed. */
+function scriptChildren(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // The command name may hold spaces and parentheses: the ppid is the second field after the last ')'.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== process.pid) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(`child${path.sep}main.js`)) pids.push(Number(entry));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return pids;
+}
+
+/** Keeps the debug lines, where the parent says which child it started. */
+function recordingLogger(): Logger & { readonly started: number[] } {
+  const started: number[] = [];
+  const keep = (msg: string, fields?: Record<string, unknown>): void => {
+    if (msg === 'script child started') started.push(Number(fields?.pid));
+  };
+  return { started, debug: keep, info: keep, warn: keep, error: keep };
+}
+
+describe('one child per guarded run', () => {
+  let t: Awaited<ReturnType<typeof createTestDatabase>>;
+  let dir: string;
+  beforeEach(async () => {
+    t = await createTestDatabase();
+    dir = mkdtempSync(path.join(os.tmpdir(), 'safe-run-one-child-'));
+    chmodSync(dir, 0o755);
+  });
+  afterEach(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await t.drop();
+  });
+
+  const runInTransaction = async (loaded: Awaited<ReturnType<typeof loadScriptFile>>): Promise<unknown> => {
+    const trx = await t.db.startTransaction().execute();
+    try {
+      return await loaded.run({ gate: directGate(trx), args: [], log: silentLogger, dryRun: false, signal: new AbortController().signal });
+    } finally {
+      await trx.rollback().execute();
+    }
+  };
+
+  it('runs the script in the child that read its declarations', async () => {
+    const file = path.join(dir, 'pid.ts');
+    writeFileSync(file, script('pid', "await sql`select 1`.execute(db); return { pid: process.pid, evaluations: (globalThis.evaluations ?? 0) };").replace('export default', 'globalThis.evaluations = (globalThis.evaluations ?? 0) + 1;\nexport default'));
+    const log = recordingLogger();
+    const loaded = await loadScriptFile(file, { log });
+    expect(log.started).toHaveLength(1);
+    expect(scriptChildren()).toEqual(log.started);
+    // The module read for the declarations is the one that runs: imported once, in that very process.
+    expect(await runInTransaction(loaded)).toEqual({ pid: log.started[0], evaluations: 1 });
+    expect(log.started).toHaveLength(1);
+    await waitFor(() => scriptChildren().length === 0);
+  });
+
+  it('runs the source it hashed, not the file as edited after the load (TOCTOU)', async () => {
+    const file = path.join(dir, 'swap.ts');
+    const hashed = script('swap', "return 'the hashed version';");
+    writeFileSync(file, hashed);
+    const loaded = await loadScriptFile(file);
+    writeFileSync(file, script('swap', "await sql`delete from users`.execute(db); return 'the edited version';"));
+    expect(loaded.sha256).toBe(createHash('sha256').update(hashed).digest('hex'));
+    expect(await runInTransaction(loaded)).toBe('the hashed version');
+    // Run again (a fresh child): still the hashed text, sent again, never the file.
+    expect(await runInTransaction(loaded)).toBe('the hashed version');
+  });
+
+  it('leaves no child behind when disposed without running, and dispose is idempotent', async () => {
+    const file = path.join(dir, 'idle.ts');
+    writeFileSync(file, script('idle', 'return 1;'));
+    const log = recordingLogger();
+    const loaded = await loadScriptFile(file, { log });
+    expect(scriptChildren()).toEqual(log.started);
+    await loaded.dispose();
+    expect(scriptChildren()).toEqual([]);
+    await loaded.dispose();
+  });
+
+  it('kills the idle child when the guarded run is refused by the lock (exit 6)', async () => {
+    const ws = await createWorkspace({ backup: { scope: 'none' } });
+    const holder = createDb(ws.t.url, { maxConnections: 1 });
+    try {
+      ws.writeScript('locked.ts', script('locked', DELETE_A_SESSION));
+      const config = await loadConfig({ cwd: ws.cwd, env: ws.env });
+      await sql`select pg_advisory_lock(${0x5afe}, 1)`.execute(holder);
+      const seen: number[][] = [];
+      const load: typeof loadScriptByName = async (...args) => {
+        const loaded = await loadScriptByName(...args);
+        seen.push(scriptChildren());
+        return loaded;
+      };
+      const refused = runGuarded(config, { scriptName: 'locked', args: [], dryRun: false, reason: 'test', backupScope: 'none' }, silentLogger, load);
+      await expect(refused).rejects.toMatchObject({ exitCode: 6 });
+      expect(seen).toEqual([[expect.any(Number)]]);
+      expect(scriptChildren()).toEqual([]);
+    } finally {
+      await holder.destroy();
+      await ws.cleanup();
     }
   });
 });

@@ -14,7 +14,7 @@ import { expectedDeletes, reseedSessions } from './guard.js';
 
 /**
  * What moving a TypeScript script into its confined child costs: the session cleanup run
- * through the child (declarations read in one child, the run in another, every statement
+ * through the child (declarations read and the run in the same child, every statement
  * over IPC) against the same module imported and run in this process, both in one plain
  * transaction with no guard. Then the per-statement round trip: N trivial statements
  * through the child, as the script sees them.

@@ -52,9 +52,9 @@ interface RunContext {
   readonly log: Logger;
 }
 
-export async function runGuarded(config: Config, options: RunOptions, log: Logger): Promise<RunResult> {
+export async function runGuarded(config: Config, options: RunOptions, log: Logger, load = loadScriptByName): Promise<RunResult> {
   // Step 1: everything that can be checked without touching the database.
-  const script = await loadScriptByName(options.scriptName, config.scriptsDirs, scriptLoadOptions(config));
+  const script = await load(options.scriptName, config.scriptsDirs, scriptLoadOptions(config));
   const url = parseDatabaseUrl(config.databaseUrl);
   await checkEnvironment(config, url, options);
   await assertEvidenceWritable(config.evidenceDir);
@@ -73,6 +73,7 @@ export async function runGuarded(config: Config, options: RunOptions, log: Logge
       return withAdvisoryLock(session, log, () => guardedRun(ctx));
     });
   } finally {
+    await script.dispose();
     interrupt.dispose();
     await scriptDb.destroy();
     await db.destroy();

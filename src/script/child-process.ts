@@ -7,11 +7,21 @@ import type { ParentMessage } from './child/protocol.js';
 /**
  * One script child: started confined, spoken to only through validated messages, and
  * always killed at the end. The child is the script's, so nothing it sends is trusted.
+ * A guarded run keeps the child that read the declarations for the run (one Node start-up
+ * per run); while it waits it does not keep this process alive (see `hold`).
  */
 export interface ScriptChild {
+  readonly pid: number | undefined;
   send(message: ParentMessage): void;
-  /** Messages as they arrive; a malformed one ends the child with an error. */
-  onMessage(handler: (message: ChildMessageIn) => void): void;
+  /** Messages as they arrive; a malformed one ends the child with an error. Returns the unsubscribe. */
+  onMessage(handler: (message: ChildMessageIn) => void): () => void;
+  /** Where the child's stdout/stderr lines go from now on: the loader's logger, then the run's. */
+  logTo(log: Logger): void;
+  /**
+   * Whether this process waits for the child. An idle child is let go, so a caller that fails
+   * before it runs or disposes of the script still exits, and the child exits on disconnect.
+   */
+  hold(held: boolean): void;
   /** Resolves when the child has exited, with what stderr said last. */
   readonly exited: Promise<ChildExit>;
   kill(): void;
@@ -50,11 +60,13 @@ export function startScriptChild(sandbox: ChildSandbox, log: Logger): ScriptChil
     // The script's own output never reaches stdout, which --json keeps to one document.
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
+  let target = log;
   let stderrTail = '';
-  forwardLines(child.stdout, (line) => log.info(line, { source: 'script stdout' }));
+  target.debug('script child started', { pid: child.pid });
+  forwardLines(child.stdout, (line) => target.info(line, { source: 'script stdout' }));
   forwardLines(child.stderr, (line) => {
     stderrTail = (stderrTail + line + '\n').slice(-STDERR_TAIL);
-    log.warn(line, { source: 'script stderr' });
+    target.warn(line, { source: 'script stderr' });
   });
   const exited = new Promise<ChildExit>((resolve) => {
     child.once('error', (spawnError) => resolve({ code: null, signal: null, stderrTail, spawnError }));
@@ -62,18 +74,30 @@ export function startScriptChild(sandbox: ChildSandbox, log: Logger): ScriptChil
     child.once('close', (code, signal) => resolve({ code, signal, stderrTail }));
   });
   return {
+    pid: child.pid,
     send: (message) => {
       if (child.connected) child.send(message, (error) => error && log.debug('script child went away', { error: error.message }));
     },
     onMessage: (handler) => {
-      child.on('message', (raw) => {
+      const listener = (raw: unknown): void => {
         const parsed = childMessage.safeParse(raw);
         if (parsed.success) handler(parsed.data);
         else {
-          log.error('The script process sent a malformed message; stopping it.');
+          target.error('The script process sent a malformed message; stopping it.');
           child.kill('SIGKILL');
         }
-      });
+      };
+      child.on('message', listener);
+      return () => void child.off('message', listener);
+    },
+    logTo: (next) => {
+      target = next;
+    },
+    hold: (held) => {
+      for (const handle of [child, child.channel, child.stdout, child.stderr] as ({ ref?(): void; unref?(): void } | null | undefined)[]) {
+        if (held) handle?.ref?.();
+        else handle?.unref?.();
+      }
     },
     exited,
     kill: () => {

@@ -1,7 +1,6 @@
 import type { ScriptRunContext } from './gate.js';
-import { describeExit, startScriptChild, type ChildMessageIn } from './child-process.js';
-import type { ChildSandbox } from './child-sandbox.js';
-import { fromWireError, toWireError } from './child/protocol.js';
+import { describeExit, type ChildMessageIn, type ScriptChild } from './child-process.js';
+import { fromWireError, toWireError, type ScriptSource } from './child/protocol.js';
 
 /**
  * The runner's side of a TypeScript script's run: each statement the child sends goes to
@@ -13,12 +12,13 @@ import { fromWireError, toWireError } from './child/protocol.js';
  * statement in flight is bounded by PostgreSQL's own statement_timeout instead.
  */
 export interface ChildRunOptions {
-  readonly sandbox: ChildSandbox;
   readonly idleTimeoutMs: number;
 }
 
-export function runInChild(file: string, context: ScriptRunContext, options: ChildRunOptions): Promise<unknown> {
-  const child = startScriptChild(options.sandbox, context.log);
+/** Runs `script` (the source the parent hashed) in `child`, which this call consumes: it is killed at the end. */
+export function runInChild(child: ScriptChild, script: ScriptSource, context: ScriptRunContext, options: ChildRunOptions): Promise<unknown> {
+  child.logTo(context.log);
+  child.hold(true);
   return new Promise<unknown>((resolve, reject) => {
     let settled = false;
     const inFlight = new Set<Promise<void>>();
@@ -68,7 +68,7 @@ export function runInChild(file: string, context: ScriptRunContext, options: Chi
     void child.exited.then((exit) => finish({ error: new Error(describeExit(exit)) }));
     if (context.signal.aborted) return onAbort();
     context.signal.addEventListener('abort', onAbort);
-    child.send({ type: 'run', file, args: context.args, dryRun: context.dryRun });
+    child.send({ type: 'run', script, args: context.args, dryRun: context.dryRun });
     armIdleTimer();
   });
 }

@@ -9,6 +9,8 @@ import type { Config } from '../config/config.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { buildSandbox } from './child-sandbox.js';
 import type { ScriptRunContext } from './gate.js';
+import { startScriptChild, type ScriptChild } from './child-process.js';
+import type { ScriptSource } from './child/protocol.js';
 import { runInChild } from './ipc-driver.js';
 import { describeInChild, type Description } from './script-meta.js';
 import { parseSqlHeader } from './sql-header.js';
@@ -30,6 +32,12 @@ export interface LoadedScript {
   /** For SQL scripts, the statement text, so errors can point into it. */
   readonly sqlText?: string;
   run(context: ScriptRunContext): Promise<unknown>;
+  /**
+   * Stops the TypeScript child kept idle since the declarations were read, when the run ends
+   * without running the script (backup failed, lock held, interrupt, any error). Idempotent;
+   * a no-op for SQL and after `run`, which consumes the child.
+   */
+  dispose(): Promise<void>;
 }
 
 const EXTENSIONS = ['.ts', '.mts', '.js', '.mjs', '.sql'];
@@ -84,47 +92,85 @@ export async function loadScriptByName(name: string, dirs: readonly string[], op
   return loadScriptFile(file, options);
 }
 
+/** One script for a guarded run: a TypeScript script keeps the child that read its declarations, to run in. */
 export async function loadScriptFile(file: string, options: ScriptLoadOptions = {}): Promise<LoadedScript> {
-  const [loaded] = await loadScriptFiles([file], options);
+  const [loaded] = await loadScripts([file], options, true);
   if (loaded instanceof Error) throw loaded;
   return loaded!;
 }
 
 /**
- * Several scripts at once, for `list`: TypeScript declarations are read in one child, and
- * a script that fails to load is returned as its error so it does not hide the others.
+ * Several scripts at once, for `list` and `doctor`: TypeScript declarations are read in one
+ * child, closed right after, and a script that fails to load is returned as its error so it
+ * does not hide the others.
  */
-export async function loadScriptFiles(files: readonly string[], options: ScriptLoadOptions = {}): Promise<(LoadedScript | Error)[]> {
-  const tsFiles = files.filter((file) => !file.endsWith('.sql'));
-  const timeoutMs = Math.max(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, MIN_DESCRIBE_MS);
-  const described = tsFiles.length
-    ? await describeInChild(tsFiles, sandboxFor(tsFiles, options), timeoutMs, options.log ?? silentLogger)
-    : new Map<string, Description>();
-  return Promise.all(
-    files.map(async (file) => {
-      try {
-        const source = readFileSync(file, 'utf8');
-        const sha256 = createHash('sha256').update(source).digest('hex');
-        if (file.endsWith('.sql')) return await sqlScript(file, source, sha256);
-        return tsScript(file, source, sha256, described.get(file), options);
-      } catch (error) {
-        return error as Error;
-      }
-    }),
-  );
+export function loadScriptFiles(files: readonly string[], options: ScriptLoadOptions = {}): Promise<(LoadedScript | Error)[]> {
+  return loadScripts(files, options, false);
+}
+
+/**
+ * Each file is read once: that text is hashed for the intent, parsed (SQL) or sent to the
+ * child (TypeScript), which reads the declarations from it and later runs it. Nothing reads
+ * the file again, so an edit after this point cannot change what runs.
+ */
+async function loadScripts(files: readonly string[], options: ScriptLoadOptions, keepChild: boolean): Promise<(LoadedScript | Error)[]> {
+  const read = files.map((file): ScriptSource | Error => {
+    try {
+      return { file, source: readFileSync(file, 'utf8') };
+    } catch (error) {
+      return error as Error;
+    }
+  });
+  const ts = read.filter((r): r is ScriptSource => !(r instanceof Error) && !r.file.endsWith('.sql'));
+  const child = ts.length ? startScriptChild(sandboxFor(ts.map((s) => s.file), options), options.log ?? silentLogger) : undefined;
+  let kept: ScriptChild | undefined;
+  try {
+    const timeoutMs = Math.max(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, MIN_DESCRIBE_MS);
+    // The child is given absolute paths: its cwd is the script's directory, not ours.
+    const described = child ? await describeInChild(child, ts.map((s) => ({ file: path.resolve(s.file), source: s.source })), timeoutMs) : new Map<string, Description>();
+    const loaded = await Promise.all(
+      read.map(async (r) => {
+        if (r instanceof Error) return r;
+        try {
+          const sha256 = createHash('sha256').update(r.source).digest('hex');
+          if (r.file.endsWith('.sql')) return await sqlScript(r.file, r.source, sha256);
+          const idle = keepChild && ts.length === 1 ? child : undefined;
+          const script = tsScript(r.file, r.source, sha256, described.get(path.resolve(r.file)), idle, options);
+          kept = idle;
+          return script;
+        } catch (error) {
+          return error as Error;
+        }
+      }),
+    );
+    kept?.hold(false);
+    return loaded;
+  } finally {
+    if (child && child !== kept) child.kill();
+  }
 }
 
 function sandboxFor(files: readonly string[], options: ScriptLoadOptions): ReturnType<typeof buildSandbox> {
   return buildSandbox([...new Set(files.map((file) => path.dirname(path.resolve(file)) + path.sep))], options.scriptUser ?? DEFAULT_SCRIPT_USER);
 }
 
-/** The declarations come from the script's child; running it starts another child, so no script object ever lives here. */
-function tsScript(file: string, source: string, sha256: string, description: Description | undefined, options: ScriptLoadOptions): LoadedScript {
+/**
+ * The declarations come from the script's child, which stays idle (when `idle` is given) to
+ * run it: a guarded run starts one Node child, not two. A second `run`, or one after the idle
+ * child died, starts a fresh child on the same source. No script object ever lives here.
+ */
+function tsScript(file: string, source: string, sha256: string, description: Description | undefined, idle: ScriptChild | undefined, options: ScriptLoadOptions): LoadedScript {
   if (!description?.ok) {
     const message = description?.error.message ?? 'its declarations were not read';
     throw usageError(`Script ${file} could not be loaded: ${message}`, 'Fix the script; it must `export default defineScript({ name, description, touches, run })`.');
   }
   const { meta } = description;
+  let waiting = idle;
+  const take = (): ScriptChild | undefined => {
+    const child = waiting;
+    waiting = undefined;
+    return child;
+  };
   return {
     name: meta.name,
     description: meta.description,
@@ -134,11 +180,16 @@ function tsScript(file: string, source: string, sha256: string, description: Des
     sha256,
     ...normaliseDeclarations(file, meta.touches, meta.limits, meta.critical),
     ddl: meta.ddl,
-    run: (context: ScriptRunContext) =>
-      runInChild(path.resolve(file), context, {
-        sandbox: sandboxFor([file], options),
-        idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
-      }),
+    run: (context: ScriptRunContext) => {
+      const child = take() ?? startScriptChild(sandboxFor([file], options), context.log);
+      return runInChild(child, { file: path.resolve(file), source }, context, { idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS });
+    },
+    dispose: async () => {
+      const child = take();
+      if (!child) return;
+      child.kill();
+      await child.exited;
+    },
   };
 }
 
@@ -163,6 +214,7 @@ async function sqlScript(file: string, source: string, sha256: string): Promise<
     sqlText: source,
     ...normaliseDeclarations(file, header.touches, header.limits, header.critical),
     ddl: header.ddl,
+    dispose: async () => {},
     // One statement at a time, so the gate judges and runs exactly what the grammar cut.
     run: async ({ gate }) => {
       let rowsAffected = 0;

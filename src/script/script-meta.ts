@@ -1,10 +1,7 @@
 import { z } from 'zod';
 import { usageError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import { silentLogger } from '../logger.js';
-import { describeExit, startScriptChild } from './child-process.js';
-import type { ChildSandbox } from './child-sandbox.js';
-import { fromWireError } from './child/protocol.js';
+import { describeExit, type ScriptChild } from './child-process.js';
+import { fromWireError, type ScriptSource } from './child/protocol.js';
 
 /**
  * A TypeScript script's declarations, read in its child and parsed here: the module is the
@@ -27,26 +24,29 @@ export type ScriptMeta = z.infer<typeof scriptMeta>;
 
 export type Description = { readonly ok: true; readonly meta: ScriptMeta } | { readonly ok: false; readonly error: Error };
 
-/** One child reads every file's declarations, so `list` of many scripts pays Node's start-up once. */
-export async function describeInChild(files: readonly string[], sandbox: ChildSandbox, timeoutMs: number, log: Logger = silentLogger): Promise<Map<string, Description>> {
-  const child = startScriptChild(sandbox, log);
+/**
+ * One child reads every script's declarations, so `list` of many scripts pays Node's start-up
+ * once. The caller owns the child: `list` kills it, a guarded run keeps it to run the script.
+ */
+export async function describeInChild(child: ScriptChild, scripts: readonly ScriptSource[], timeoutMs: number): Promise<Map<string, Description>> {
+  const unsubscribe: (() => void)[] = [];
+  let timer: NodeJS.Timeout | undefined;
   try {
     const answer = new Promise<Map<string, Description>>((resolve, reject) => {
-      const timer = setTimeout(() => reject(usageError(`Reading the scripts' declarations did not finish within ${timeoutMs} ms.`, 'A script module must not wait at import time.')), timeoutMs);
-      child.onMessage((message) => {
-        if (message.type !== 'described') return;
-        clearTimeout(timer);
-        resolve(new Map(message.scripts.map((s) => [s.file, parseDescription(s)])));
-      });
-      void child.exited.then((exit) => {
-        clearTimeout(timer);
-        reject(usageError(`Could not read the declarations of ${files.join(', ')}: ${describeExit(exit)}`));
-      });
+      const files = scripts.map((s) => s.file).join(', ');
+      timer = setTimeout(() => reject(usageError(`Reading the scripts' declarations did not finish within ${timeoutMs} ms.`, 'A script module must not wait at import time.')), timeoutMs);
+      unsubscribe.push(
+        child.onMessage((message) => {
+          if (message.type === 'described') resolve(new Map(message.scripts.map((s) => [s.file, parseDescription(s)])));
+        }),
+      );
+      void child.exited.then((exit) => reject(usageError(`Could not read the declarations of ${files}: ${describeExit(exit)}`)));
     });
-    child.send({ type: 'describe', files });
+    child.send({ type: 'describe', scripts });
     return await answer;
   } finally {
-    child.kill();
+    clearTimeout(timer);
+    for (const off of unsubscribe) off();
   }
 }
 

@@ -1,14 +1,15 @@
-import {
+import type {
   PostgresAdapter,
   PostgresIntrospector,
   PostgresQueryCompiler,
-  type CompiledQuery,
-  type DatabaseConnection,
-  type Dialect,
-  type Driver,
-  type Kysely,
-  type QueryResult,
+  CompiledQuery,
+  DatabaseConnection,
+  Dialect,
+  Driver,
+  Kysely,
+  QueryResult,
 } from 'kysely';
+import { kysely } from './kysely.js';
 import type { ScriptQuery, ScriptQueryResult } from '../gate.js';
 
 /** Sends one compiled statement to the runner and waits for its rows (see ./main.ts). */
@@ -26,17 +27,17 @@ export const RUNNER_OWNS_TRANSACTION =
 export class IpcDialect implements Dialect {
   constructor(private readonly send: SendQuery) {}
   createAdapter(): PostgresAdapter {
-    return new PostgresAdapter();
+    return new kysely.PostgresAdapter();
   }
   createDriver(): Driver {
     return new IpcDriver(this.send);
   }
   createQueryCompiler(): PostgresQueryCompiler {
-    return new PostgresQueryCompiler();
+    return new kysely.PostgresQueryCompiler();
   }
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   createIntrospector(db: Kysely<any>): PostgresIntrospector {
-    return new PostgresIntrospector(db);
+    return new kysely.PostgresIntrospector(db);
   }
 }
 

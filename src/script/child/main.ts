@@ -4,12 +4,11 @@
  * and no credentials: the script's `db` sends each statement to the runner over IPC. Keep
  * its imports small; every module it loads must be inside the read allow-list.
  */
-import { Kysely } from 'kysely';
-import { fileURLToPath } from 'node:url';
-import type { ScriptDefinition } from '../define.js';
 import type { ScriptQueryResult } from '../gate.js';
+import { definitionOf } from './evaluate.js';
 import { IpcDialect } from './ipc-dialect.js';
-import { fromWireError, toWireError, type ChildMessage, type Described, type LogLevel, type ParentMessage } from './protocol.js';
+import { kysely } from './kysely.js';
+import { fromWireError, toWireError, type ChildMessage, type Described, type LogLevel, type ParentMessage, type ScriptSource } from './protocol.js';
 
 const send = (message: ChildMessage): void => {
   process.send!(message);
@@ -26,25 +25,11 @@ function sendQuery(query: { sql: string; parameters: readonly unknown[] }): Prom
   });
 }
 
-async function importDefinition(file: string): Promise<Partial<ScriptDefinition>> {
-  const [{ createJiti }, { transform }] = await Promise.all([import('jiti'), import('sucrase')]);
-  const jiti = createJiti(import.meta.url, {
-    moduleCache: false,
-    // The child may not write anywhere: jiti transpiles in memory.
-    fsCache: false,
-    // sucrase strips types and turns imports into requires in a few ms; jiti's own babel
-    // transform costs half a second per child, most of a short script's run.
-    transform: (options) => ({ code: transform(options.source, { transforms: ['typescript', 'imports'], filePath: options.filename }).code }),
-    // A script imports 'safe-run' (and kysely) and must get this very installation.
-    alias: { 'safe-run': fileURLToPath(new URL('../../index.js', import.meta.url)) },
-  });
-  return (await jiti.import(file, { default: true })) as Partial<ScriptDefinition>;
-}
-
 /** The declarations only, as plain JSON: the parent parses them, it does not trust them. */
-async function describe(file: string): Promise<Described> {
+async function describe(script: ScriptSource): Promise<Described> {
+  const { file } = script;
   try {
-    const d = await importDefinition(file);
+    const d = await definitionOf(script);
     const meta = JSON.parse(JSON.stringify({ name: d?.name, description: d?.description, touches: d?.touches, limits: d?.limits, critical: d?.critical, ddl: d?.ddl, hasRun: typeof d?.run === 'function' })) as unknown;
     return { file, ok: true, meta };
   } catch (error) {
@@ -62,11 +47,11 @@ const logAt =
     }
   };
 
-async function run(file: string, args: readonly string[], dryRun: boolean): Promise<void> {
-  const definition = await importDefinition(file);
-  if (typeof definition?.run !== 'function') throw new Error(`Script ${file} does not export a script with a run function.`);
+async function run(script: ScriptSource, args: readonly string[], dryRun: boolean): Promise<void> {
+  const definition = await definitionOf(script);
+  if (typeof definition?.run !== 'function') throw new Error(`Script ${script.file} does not export a script with a run function.`);
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const db = new Kysely<any>({ dialect: new IpcDialect(sendQuery) });
+  const db = new kysely.Kysely<any>({ dialect: new IpcDialect(sendQuery) });
   const log = { debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') };
   const value = await definition.run({ db: db as never, args: [...args], log, dryRun });
   try {
@@ -85,15 +70,18 @@ function onMessage(message: ParentMessage): void {
   } else if (message.type === 'describe') {
     void (async () => {
       const scripts: Described[] = [];
-      for (const file of message.files) scripts.push(await describe(file));
+      for (const script of message.scripts) scripts.push(await describe(script));
       send({ type: 'described', scripts });
     })();
   } else if (message.type === 'run') {
-    run(message.file, message.args, message.dryRun).catch((error: unknown) => send({ type: 'failed', error: toWireError(error) }));
+    run(message.script, message.args, message.dryRun).catch((error: unknown) => send({ type: 'failed', error: toWireError(error) }));
   }
 }
 
 process.on('message', onMessage);
+// The child outlives its describe, idle until the run: it must never outlive the runner that
+// holds it, whether the runner disposed of it, crashed or was killed.
+process.on('disconnect', () => process.exit(1));
 // Errors the script did not await still end the run as the script's error, not as a silent exit.
 process.on('uncaughtException', (error) => {
   send({ type: 'failed', error: toWireError(error) });

@@ -24,10 +24,22 @@ export interface WireError {
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
-/** Parent -> child. The first message says what the child is for; then query answers. */
+/**
+ * A script's source as the parent read (and hashed) it. The child evaluates this text, never
+ * the file, so the code that runs is the code the intent recorded.
+ */
+export interface ScriptSource {
+  readonly file: string;
+  readonly source: string;
+}
+
+/**
+ * Parent -> child. `describe` reads declarations; `run` runs one script, in the child that
+ * described it (its module is reused) or in a fresh one; then query answers.
+ */
 export type ParentMessage =
-  | { readonly type: 'describe'; readonly files: readonly string[] }
-  | { readonly type: 'run'; readonly file: string; readonly args: readonly string[]; readonly dryRun: boolean }
+  | { readonly type: 'describe'; readonly scripts: readonly ScriptSource[] }
+  | { readonly type: 'run'; readonly script: ScriptSource; readonly args: readonly string[]; readonly dryRun: boolean }
   | { readonly type: 'query-result'; readonly id: number; readonly result: ScriptQueryResult }
   | { readonly type: 'query-error'; readonly id: number; readonly error: WireError };
 

@@ -1,0 +1,10 @@
+import { createRequire } from 'node:module';
+
+/**
+ * Kysely as the child loads it: its CommonJS build, through require. A script's own imports
+ * of `kysely` and `safe-run` go through jiti, which turns them into requires of that same
+ * build; importing the ES module here as well would load Kysely twice, and that second copy
+ * was the largest part of a child's start-up (about 200 of 550 ms before the script ran).
+ * One copy also means the script's `sql` and the child's `db` come from one module.
+ */
+export const kysely = createRequire(import.meta.url)('kysely') as typeof import('kysely');

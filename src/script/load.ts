@@ -187,6 +187,9 @@ function tsScript(file: string, source: string, sha256: string, description: Des
     dispose: async () => {
       const child = take();
       if (!child) return;
+      // Held while it dies: an unheld child lets the event loop empty before 'exit' arrives,
+      // and the process would end (exit 0) before the error that led here is reported.
+      child.hold(true);
       child.kill();
       await child.exited;
     },

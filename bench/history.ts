@@ -1,8 +1,7 @@
 import { ulid } from 'ulid';
 import { readEntries } from '../src/audit/read.js';
 import type { EntryKind } from '../src/audit/types.js';
-import type { RunIntentBody, RunOutcomeBody, RunPostBody } from '../src/run/types.js';
-import type { Snapshot, TableState } from '../src/snapshot/types.js';
+import type { RunIntentBody, RunOutcomeBody, RunPostBody, Snapshot, TableState } from '../src/records/index.js';
 
 /**
  * A long, plausible history of guarded runs, cloned from one real run's entries (real

@@ -6,7 +6,8 @@ import { generateSigningKey, loadSigningKey, publicKeyPath } from '../src/audit/
 import { openAuditLog } from '../src/audit/log.js';
 import { auditLogPath } from '../src/audit/read.js';
 import { rotateSigningKey } from '../src/audit/rotate.js';
-import type { AuditEntry, KeyRotateBody } from '../src/audit/types.js';
+import type { AuditEntry } from '../src/audit/types.js';
+import type { KeyRotateBody } from '../src/records/index.js';
 import { verifyLog } from '../src/audit/verify.js';
 import { ExitCode } from '../src/errors.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';

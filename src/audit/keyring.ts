@@ -1,7 +1,8 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { errorMessage } from '../errors.js';
 import { keyIdOf } from './keys.js';
-import type { AuditEntry, KeyAddBody, KeyRotateBody } from './types.js';
+import type { AuditEntry } from './types.js';
+import type { KeyAddBody, KeyRotateBody } from '../records/index.js';
 
 /** Entries whose signer vouches for a new public key carried in the body. */
 export const INTRODUCING_KINDS: ReadonlySet<string> = new Set(['key.rotate', 'key.add']);

@@ -1,5 +1,5 @@
 import { readEntries } from './read.js';
-import type { KeyAddBody, KeyRotateBody } from './types.js';
+import type { KeyAddBody, KeyRotateBody } from '../records/index.js';
 
 /**
  * The keys that may sign the next entry, read from the log's shape (verify checks the

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { createDb, type Db } from '../db/connection.js';
 import { ExitCode, SafeRunError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { TableKey } from '../records/index.js';
 import { listArchive, type TocEntry } from './archive.js';
 import { dbnameConninfo, pgChildEnv } from './child-env.js';
 import { resolvePgTool } from './pg-tools.js';

@@ -1,7 +1,6 @@
 import type { Config } from '../config/config.js';
 import type { Db } from '../db/connection.js';
-import type { DriftFinding } from '../run/types.js';
-import type { Snapshot } from '../snapshot/types.js';
+import type { DriftFinding, Snapshot } from '../records/index.js';
 import { readEntriesBackward } from '../audit/read.js';
 import { driftSince } from './drift.js';
 import { refOf } from './entry-ref.js';

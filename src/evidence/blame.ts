@@ -2,7 +2,7 @@ import type { Config } from '../config/config.js';
 import { tableKey } from '../db/names.js';
 import { SafeRunError, usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { TableKey } from '../records/index.js';
 import { attributeChanges, type BlameChange } from './attribute.js';
 import { ExecCollector, type ExecSummary } from './exec-runs.js';
 import { connectIfPossible, connectLive, readLiveIdentity, readLiveSnapshot } from './live.js';

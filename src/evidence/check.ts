@@ -2,7 +2,7 @@ import type { Config } from '../config/config.js';
 import { readPendingWitnesses } from '../audit/witness-state.js';
 import { usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { DriftFinding } from '../run/types.js';
+import type { DriftFinding } from '../records/index.js';
 import { driftAgainstHistory } from './before-run.js';
 import { connectLive, readLiveSnapshot } from './live.js';
 

@@ -1,7 +1,5 @@
 import type { AuditEntry } from '../audit/types.js';
-import type { ExecIntentBody, ExecOutcomeBody, ExecStatus, ExecTableChange } from '../exec/types.js';
-import type { BackupRecord, Operator } from '../run/types.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { BackupRecord, ExecIntentBody, ExecOutcomeBody, ExecStatus, ExecTableChange, Operator, TableKey } from '../records/index.js';
 import { refOf, type EntryRef } from './entry-ref.js';
 
 /**

@@ -1,9 +1,7 @@
 import type { Config } from '../config/config.js';
 import { tableKey } from '../db/names.js';
 import type { Logger } from '../logger.js';
-import type { TableChange } from '../run/types.js';
-import type { TableKey } from '../snapshot/types.js';
-import type { ExecStatus, ExecTableChange } from '../exec/types.js';
+import type { ExecStatus, ExecTableChange, TableChange, TableKey } from '../records/index.js';
 import { ExecCollector, type ExecSummary } from './exec-runs.js';
 import { connectIfPossible, readLiveIdentity } from './live.js';
 import { readLiveFacts, resolveStatus, type DisplayStatus } from './run-status.js';

@@ -1,4 +1,4 @@
-import type { DriftFinding } from '../run/types.js';
+import type { DriftFinding } from '../records/index.js';
 import { resolveStatus, type LiveFacts } from './run-status.js';
 import type { RunSummary } from './runs.js';
 

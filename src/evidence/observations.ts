@@ -1,5 +1,5 @@
 import type { AuditEntry } from '../audit/types.js';
-import type { Snapshot, TableCounters, TableKey } from '../snapshot/types.js';
+import type { Snapshot, TableCounters, TableKey } from '../records/index.js';
 import type { IdentityFacts } from './counters.js';
 import { liveRef, refOf, type EntryRef } from './entry-ref.js';
 

@@ -1,10 +1,8 @@
 import type { AuditEntry } from '../audit/types.js';
 import type { Config } from '../config/config.js';
 import { usageError } from '../errors.js';
-import type { ExecIntentBody } from '../exec/types.js';
+import type { BackupRecord, DriftFinding, ExecIntentBody, RunCommitFailedBody, RunError, RunIntentBody, RunOutcomeBody, RunPostBody, Snapshot, TableChange, TableKey, Violation } from '../records/index.js';
 import type { Logger } from '../logger.js';
-import type { BackupRecord, DriftFinding, RunCommitFailedBody, RunError, RunIntentBody, RunOutcomeBody, RunPostBody, TableChange, Violation } from '../run/types.js';
-import type { Snapshot, TableKey } from '../snapshot/types.js';
 import { checkBackupFile, type BackupCheck } from './backup-check.js';
 import { execName } from './exec-runs.js';
 import { connectIfPossible, readLiveIdentity } from './live.js';

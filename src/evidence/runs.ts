@@ -1,6 +1,5 @@
 import type { AuditEntry } from '../audit/types.js';
-import type { BackupRecord, Operator, OutcomeStatus, RunCommitFailedBody, RunIntentBody, RunOutcomeBody, RunPostBody, TableChange } from '../run/types.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { BackupRecord, Operator, OutcomeStatus, RunCommitFailedBody, RunIntentBody, RunOutcomeBody, RunPostBody, TableChange, TableKey } from '../records/index.js';
 import { refOf, type EntryRef } from './entry-ref.js';
 
 /**

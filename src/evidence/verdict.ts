@@ -1,5 +1,4 @@
-import type { TableChange } from '../run/types.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { TableChange, TableKey } from '../records/index.js';
 import { isOutside, type BlameChange } from './attribute.js';
 import type { BlameAnalysis } from './blame.js';
 import { describeEvent } from './window-events.js';

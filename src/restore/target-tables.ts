@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import { quoteTable } from '../db/names.js';
 import { usageError } from '../errors.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { TableKey } from '../records/index.js';
 
 export interface RestoreTable {
   readonly key: TableKey;

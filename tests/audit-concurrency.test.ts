@@ -3,7 +3,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { databaseAnchor } from '../src/audit/anchor.js';
-import { readEntries } from '../src/audit/read.js';
+import { readRawEntries } from '../src/audit/read.js';
 import { verifyLog } from '../src/audit/verify.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createEvidence, type TestEvidence } from './helpers/evidence.js';
@@ -70,7 +70,7 @@ describe('appends from many processes at once', () => {
     expect(result.anchor).toEqual(result.head);
 
     const seen = new Set<string>();
-    for await (const entry of readEntries(ev.evidenceDir)) {
+    for await (const entry of readRawEntries(ev.evidenceDir)) {
       const { who, i } = entry.body as { who: string; i: number };
       seen.add(`${who}/${i}`);
     }

@@ -8,7 +8,7 @@ import { canonicalJson } from '../src/audit/canonical.js';
 import { signEntry } from '../src/audit/entry.js';
 import { generateSigningKey, newKeyPair } from '../src/audit/keys.js';
 import { openAuditLog } from '../src/audit/log.js';
-import { auditLogPath, readEntries } from '../src/audit/read.js';
+import { auditLogPath, readRawEntries } from '../src/audit/read.js';
 import { GENESIS_PREV, type AuditEntry } from '../src/audit/types.js';
 import { verifyLog } from '../src/audit/verify.js';
 import { createDb } from '../src/db/connection.js';
@@ -98,7 +98,7 @@ describe('openAuditLog / append', () => {
     expect(ev.keyId).toBe(createHash('sha256').update(raw).digest('hex').slice(0, 16));
     expect(verify(null, Buffer.from(first.hash), publicKey, Buffer.from(first.sig, 'hex'))).toBe(true);
 
-    const read = await collect(readEntries(ev.evidenceDir));
+    const read = await collect(readRawEntries(ev.evidenceDir));
     expect(read.map((e) => [e.seq, e.hash])).toEqual([
       [1, first.hash],
       [2, second.hash],
@@ -132,13 +132,13 @@ describe('openAuditLog / append', () => {
     const seen: AuditEntry[] = [];
     const error = await rejection(
       (async () => {
-        for await (const e of readEntries(ev.evidenceDir)) seen.push(e);
+        for await (const e of readRawEntries(ev.evidenceDir)) seen.push(e);
       })(),
     );
     expect(seen).toHaveLength(1);
     expect(error.exitCode).toBe(ExitCode.auditFailed);
     expect(error.message).toMatch(/line 2: not a valid audit entry/);
-    expect(await collect(readEntries(path.join(ev.dir, 'nowhere')))).toEqual([]);
+    expect(await collect(readRawEntries(path.join(ev.dir, 'nowhere')))).toEqual([]);
   });
 
   it('refuses to append after a cut-off last line, and says how to cut it back', async () => {

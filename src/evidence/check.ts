@@ -3,6 +3,7 @@ import { readPendingWitnesses } from '../audit/witness-state.js';
 import { usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { DriftFinding } from '../records/index.js';
+import { warnSkipped } from '../audit/read.js';
 import { driftAgainstHistory } from './before-run.js';
 import { connectLive, readLiveSnapshot } from './live.js';
 
@@ -26,7 +27,7 @@ export async function checkDatabase(config: Config, log: Logger): Promise<CheckR
   try {
     const now = await readLiveSnapshot(live, config);
     const key = now.database.key;
-    const { previous, findings, entriesRead } = await driftAgainstHistory(config, now, live.db);
+    const { previous, findings, entriesRead } = await driftAgainstHistory(config, now, live.db, warnSkipped(log));
     if (!previous) {
       throw usageError(
         `No signed observation of ${key} in ${config.evidenceDir} (${entriesRead} entries): nothing to compare with.`,

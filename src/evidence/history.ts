@@ -6,6 +6,7 @@ import { ExecCollector, type ExecSummary } from './exec-runs.js';
 import { connectIfPossible, readLiveIdentity } from './live.js';
 import { readLiveFacts, resolveStatus, type DisplayStatus } from './run-status.js';
 import { isNonZero, RunCollector, type RunSummary } from './runs.js';
+import { warnSkipped } from '../audit/read.js';
 import { scanLog } from './scan.js';
 
 export interface HistoryFilter {
@@ -43,7 +44,7 @@ export interface History {
 export async function runHistory(config: Config, filter: HistoryFilter, log: Logger): Promise<History> {
   const collector = new RunCollector();
   const execCollector = new ExecCollector();
-  await scanLog(config.evidenceDir, [collector, execCollector]);
+  await scanLog(config.evidenceDir, [collector, execCollector], warnSkipped(log));
   const all = collector.runs.filter((r) => r.intent);
   const table = filter.table ? tableKey(filter.table) : null;
   const since = filter.since?.getTime() ?? null;

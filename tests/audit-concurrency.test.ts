@@ -23,14 +23,13 @@ const WRITER = `
 import { existsSync, writeFileSync } from 'node:fs';
 import { databaseAnchor, openAuditLog } from ${JSON.stringify(moduleUrl('audit/log.js'))};
 import { createDb } from ${JSON.stringify(moduleUrl('db/connection.js'))};
-import { NOTE_KIND } from './helpers/note-kind.js';
 const [evidenceDir, signingKeyPath, dbUrl, goFile, who, count] = process.argv.slice(2);
 const db = createDb(dbUrl, { maxConnections: 1 });
 try {
   const audit = await openAuditLog({ evidenceDir, signingKeyPath, anchor: databaseAnchor(db) });
   writeFileSync(\`\${goFile}.ready-\${who}\`, '');
   while (!existsSync(goFile)) await new Promise((r) => setTimeout(r, 5));
-  for (let i = 0; i < Number(count); i++) await audit.append(NOTE_KIND, { who, i }, { runId: who });
+  for (let i = 0; i < Number(count); i++) await audit.append('test.note', { who, i }, { runId: who });
 } finally {
   await db.destroy();
 }

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ExitCode, SafeRunError } from '../errors.js';
+import { errorMessage, ExitCode, SafeRunError } from '../errors.js';
 import { parseEntryLine } from './entry.js';
 import { auditFailure, openAuditFile } from './jsonl.js';
 import type { Logger } from '../logger.js';
@@ -8,6 +8,11 @@ import type { AuditEntry } from './types.js';
 
 export function auditLogPath(evidenceDir: string): string {
   return path.join(evidenceDir, 'audit.jsonl');
+}
+
+/** No log yet is an empty log, not an error. Not `instanceof Error`: fs errors may come from another realm (jest's vm). */
+function isMissingFile(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && 'code' in error && error.code === 'ENOENT';
 }
 
 export interface RawLine {
@@ -27,7 +32,7 @@ export async function* readLines(file: string): AsyncGenerator<RawLine> {
   try {
     handle = await openAuditFile(file, 'read');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if (isMissingFile(error)) return;
     if (error instanceof SafeRunError) throw error;
     throw auditFailure(`Cannot read the audit log ${file}`, error);
   }
@@ -47,7 +52,7 @@ export async function* readLines(file: string): AsyncGenerator<RawLine> {
       if (start < chunk.length) carry.push(chunk.subarray(start));
     }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT' && line === 0) return;
+    if (isMissingFile(error) && line === 0) return;
     throw auditFailure(`Cannot read the audit log ${file}`, error);
   } finally {
     stream.destroy();
@@ -64,7 +69,7 @@ export async function* readLinesBackward(file: string): AsyncGenerator<string> {
   try {
     handle = await openAuditFile(file, 'read');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if (isMissingFile(error)) return;
     if (error instanceof SafeRunError) throw error;
     throw auditFailure(`Cannot read the audit log ${file}`, error);
   }
@@ -163,7 +168,7 @@ function parseOrFail(file: string, text: string, where: string): AuditEntry {
   } catch (error) {
     if (error instanceof SafeRunError) throw error;
     throw new SafeRunError(
-      `${file} ${where}: not a valid audit entry: ${(error as Error).message}`,
+      `${file} ${where}: not a valid audit entry: ${errorMessage(error)}`,
       ExitCode.auditFailed,
       'Run `safe-run verify` to see whether the log was damaged or tampered with.',
       { cause: error },

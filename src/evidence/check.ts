@@ -38,7 +38,7 @@ export async function checkDatabase(config: Config, log: Logger): Promise<CheckR
     return {
       status: findings.length ? 'drift' : 'clean',
       findings: [...findings, ...(await witnessFindings(config.evidenceDir))],
-      against: { seq: previous.ref.seq!, kind: previous.ref.kind, ts: previous.ref.ts, runId: previous.ref.runId },
+      against: { seq: previous.ref.seq, kind: previous.ref.kind, ts: previous.ref.ts, runId: previous.ref.runId },
       database: key,
       checkedAt: now.takenAt,
     };

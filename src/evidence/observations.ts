@@ -1,6 +1,6 @@
 import type { AuditRecord, Snapshot, TableCounters, TableKey } from '../records/index.js';
 import type { IdentityFacts } from './counters.js';
-import { liveRef, refOf, type EntryRef } from './entry-ref.js';
+import { liveRef, refOf, type EntryRef, type LoggedRef } from './entry-ref.js';
 
 /**
  * An observation is a signed snapshot of a database: a `snapshot` entry, a run's
@@ -28,7 +28,7 @@ export function snapshotOf(entry: AuditRecord): Snapshot | null {
 }
 
 export interface Observation {
-  readonly ref: EntryRef;
+  readonly ref: LoggedRef;
   readonly snapshot: Snapshot;
 }
 

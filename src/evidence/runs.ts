@@ -1,5 +1,5 @@
 import type { AuditRecord, BackupRecord, Operator, OutcomeStatus, RecordOf, TableChange, TableKey } from '../records/index.js';
-import { refOf, type EntryRef } from './entry-ref.js';
+import { refOf, type EntryRef, type LoggedRef } from './entry-ref.js';
 
 /**
  * One guarded run as `log`, `blame` and `report` need it: a few hundred bytes, however big
@@ -14,8 +14,17 @@ export interface RunSummary {
   readonly commitFailed: { readonly ref: EntryRef; readonly error: string } | null;
 }
 
+/** A run whose intent is in the log: what every status, history and drift question is about. */
+export interface StartedRun extends RunSummary {
+  readonly intent: IntentSummary;
+}
+
+export function isStarted(run: RunSummary): run is StartedRun {
+  return run.intent !== null;
+}
+
 export interface IntentSummary {
-  readonly ref: EntryRef;
+  readonly ref: LoggedRef;
   readonly script: string;
   readonly scriptSha256: string;
   readonly operator: Operator;
@@ -28,7 +37,7 @@ export interface IntentSummary {
 }
 
 export interface OutcomeSummary {
-  readonly ref: EntryRef;
+  readonly ref: LoggedRef;
   readonly status: OutcomeStatus;
   readonly changes: Readonly<Record<TableKey, TableChange>>;
   readonly inTxCounts: Readonly<Record<TableKey, number>>;
@@ -39,7 +48,7 @@ export interface OutcomeSummary {
 }
 
 export interface PostSummary {
-  readonly ref: EntryRef;
+  readonly ref: LoggedRef;
   readonly commitLsn: string;
 }
 

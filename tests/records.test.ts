@@ -9,10 +9,13 @@ import type { AuditEntry } from '../src/audit/types.js';
 import { createDb } from '../src/db/connection.js';
 import { parseRecord, RECORD_KINDS, type RecordBody, type RunCommitFailedBody } from '../src/records/index.js';
 import type { RunResult } from '../src/run/types.js';
+import { findBinDir } from '../src/throwaway/binaries.js';
 import { parseJson } from './helpers/cli.js';
 import { serverUrl } from './helpers/db.js';
 import { logLines } from './helpers/evidence.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
+
+const PSQL = path.join(findBinDir(['psql'])?.binDir ?? '/usr/lib/postgresql/15/bin', 'psql');
 
 /**
  * The typed record model against what the code writes today: every kind the real CLI writes
@@ -37,7 +40,9 @@ describe('records: the audit log read as typed records', () => {
     run = parseJson<RunResult>(result);
     scratch = `${ws.t.name}_restore_${run.runId.slice(0, 10).toLowerCase()}`;
     expect((await ws.cli(['snapshot', '--label', 'records'])).exitCode).toBe(0);
-    expect((await ws.cli(['exec', '--backup', 'none', '--', process.execPath, '-e', '0'])).exitCode).toBe(0);
+    // A count change, so exec.outcome carries a count-changed finding with its deltas.
+    const oneRow = 'delete from oidc_models where ctid in (select ctid from oidc_models limit 1)';
+    await ws.cli(['exec', '--backup', 'none', '--', PSQL, '-q', ws.t.url, '-c', oneRow]);
     expect((await ws.cli(['restore', run.runId])).exitCode).toBe(0);
     expect((await ws.cli(['keygen', '--rotate'])).exitCode).toBe(0);
     const other = mkdtempSync(path.join(os.tmpdir(), 'safe-run-records-b-'));
@@ -66,6 +71,7 @@ describe('records: the audit log read as typed records', () => {
       expect(parsed.record.body).toEqual(entry.body);
       seen.add(entry.kind);
     }
+    expect(body('exec.outcome').findings).toContainEqual(expect.objectContaining({ kind: 'count-changed', deltas: expect.anything() }));
     // run.commit-failed needs a COMMIT that fails; it has its own case below.
     expect([...seen].sort()).toEqual(RECORD_KINDS.filter((k) => k !== 'run.commit-failed').sort());
   });
@@ -82,6 +88,8 @@ describe('records: the audit log read as typed records', () => {
     const { ddl: _d, ...script } = body('run.intent').script;
     const olderIntent = { ...body('run.intent'), script };
     const escapedPost = { ...body('run.post'), status: 'escaped' };
+    const interrupted = { kind: 'interrupted-run', runId: 'R1', script: 'cleanup', status: 'interrupted', detail: 'killed' };
+    const withDrift = { ...body('run.outcome'), drift: [interrupted] };
     const { snapshot: _s, ...scratchRestore } = body('restore');
     const base = entries()[0]!;
     for (const [kind, older] of [
@@ -89,6 +97,7 @@ describe('records: the audit log read as typed records', () => {
       ['run.intent', olderIntent],
       ['run.post', escapedPost],
       ['restore', scratchRestore],
+      ['run.outcome', withDrift],
     ] as const) {
       const parsed = parseRecord({ ...base, kind, body: older });
       if (!parsed.ok) throw new Error(`${kind}: ${parsed.detail}`);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { TableKeySchema } from './table.js';
+import { CounterDeltaSchema, TableKeySchema } from './table.js';
 
 /** What the guard and the drift check find. Entries written before `object` existed carry `table` only. */
 
@@ -71,6 +71,13 @@ export const DriftFindingSchema = z
     before: z.unknown().optional(),
     after: z.unknown().optional(),
     detail: z.string(),
+    /** count-changed: the counter deltas, so a delete reads as a delete (null when not comparable). */
+    deltas: CounterDeltaSchema.nullable().optional(),
+    rowsKind: z.enum(['exact', 'estimate']).optional(),
+    /** interrupted-run: which run, and the status it was left in. */
+    runId: z.string().optional(),
+    script: z.string().optional(),
+    status: z.string().optional(),
   })
   .readonly();
 export type DriftFinding = z.infer<typeof DriftFindingSchema>;

@@ -1,8 +1,7 @@
 import { ulid } from 'ulid';
-import { readEntries } from '../src/audit/read.js';
+import { readRawEntries } from '../src/audit/read.js';
 import type { EntryKind } from '../src/audit/types.js';
-import type { RunIntentBody, RunOutcomeBody, RunPostBody } from '../src/run/types.js';
-import type { Snapshot, TableState } from '../src/snapshot/types.js';
+import type { RunIntentBody, RunOutcomeBody, RunPostBody, Snapshot, TableState } from '../src/records/index.js';
 
 /**
  * A long, plausible history of guarded runs, cloned from one real run's entries (real
@@ -20,7 +19,7 @@ export interface RunTemplate {
 
 export async function readRunTemplate(evidenceDir: string): Promise<RunTemplate> {
   const found: Partial<Record<EntryKind, unknown>> = {};
-  for await (const entry of readEntries(evidenceDir)) {
+  for await (const entry of readRawEntries(evidenceDir)) {
     if (entry.kind === 'run.intent' || entry.kind === 'run.outcome' || entry.kind === 'run.post') found[entry.kind] = entry.body;
   }
   if (!found['run.intent'] || !found['run.outcome'] || !found['run.post']) {

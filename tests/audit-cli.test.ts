@@ -6,6 +6,7 @@ import type { AuditEntry } from '../src/audit/types.js';
 import { parseJson, runCli } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { logLines, writeLogLines } from './helpers/evidence.js';
+import { NOTE_KIND } from './helpers/note-kind.js';
 
 interface VerifyJson {
   ok: boolean;
@@ -38,7 +39,7 @@ describe('safe-run keygen and verify (CLI)', () => {
   async function appendSome(n: number, anchorDb = false): Promise<AuditEntry[]> {
     const audit = await openAuditLog({ evidenceDir: evidenceDir(), signingKeyPath: signingKey(), anchor: anchorDb ? databaseAnchor(t.db) : null });
     const out: AuditEntry[] = [];
-    for (let i = 1; i <= n; i++) out.push(await audit.append('snapshot', { i }));
+    for (let i = 1; i <= n; i++) out.push(await audit.append(NOTE_KIND, { i }));
     return out;
   }
 

@@ -3,7 +3,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { databaseAnchor } from '../src/audit/anchor.js';
-import { readEntries } from '../src/audit/read.js';
+import { readRawEntries } from '../src/audit/read.js';
 import { verifyLog } from '../src/audit/verify.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createEvidence, type TestEvidence } from './helpers/evidence.js';
@@ -29,7 +29,7 @@ try {
   const audit = await openAuditLog({ evidenceDir, signingKeyPath, anchor: databaseAnchor(db) });
   writeFileSync(\`\${goFile}.ready-\${who}\`, '');
   while (!existsSync(goFile)) await new Promise((r) => setTimeout(r, 5));
-  for (let i = 0; i < Number(count); i++) await audit.append('snapshot', { who, i }, { runId: who });
+  for (let i = 0; i < Number(count); i++) await audit.append('test.note', { who, i }, { runId: who });
 } finally {
   await db.destroy();
 }
@@ -70,7 +70,7 @@ describe('appends from many processes at once', () => {
     expect(result.anchor).toEqual(result.head);
 
     const seen = new Set<string>();
-    for await (const entry of readEntries(ev.evidenceDir)) {
+    for await (const entry of readRawEntries(ev.evidenceDir)) {
       const { who, i } = entry.body as { who: string; i: number };
       seen.add(`${who}/${i}`);
     }

@@ -6,12 +6,14 @@ import { generateSigningKey, loadSigningKey, publicKeyPath } from '../src/audit/
 import { openAuditLog } from '../src/audit/log.js';
 import { auditLogPath } from '../src/audit/read.js';
 import { rotateSigningKey } from '../src/audit/rotate.js';
-import type { AuditEntry, KeyRotateBody } from '../src/audit/types.js';
+import type { AuditEntry } from '../src/audit/types.js';
+import type { KeyRotateBody } from '../src/records/index.js';
 import { verifyLog } from '../src/audit/verify.js';
 import { ExitCode } from '../src/errors.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createEvidence, logLines, type TestEvidence } from './helpers/evidence.js';
 import { rejection } from './helpers/errors.js';
+import { NOTE_KIND } from './helpers/note-kind.js';
 
 describe('generateSigningKey', () => {
   let ev: TestEvidence;
@@ -52,7 +54,7 @@ describe('key rotation', () => {
   beforeEach(async () => {
     ev = await createEvidence();
     const audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    for (let i = 1; i <= 3; i++) await audit.append('snapshot', { i });
+    for (let i = 1; i <= 3; i++) await audit.append(NOTE_KIND, { i });
   });
   afterEach(async () => {
     await ev.cleanup();
@@ -70,9 +72,9 @@ describe('key rotation', () => {
     expect(entry.body.publicKey).toBe(readFileSync(rotated.publicKeyPath, 'utf8'));
 
     // A log opened before the rotation picks up the new key from the key file.
-    expect((await heldOpen.append('snapshot', { after: 1 })).keyId).toBe(rotated.keyId);
+    expect((await heldOpen.append(NOTE_KIND, { after: 1 })).keyId).toBe(rotated.keyId);
     const fresh = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    expect((await fresh.append('snapshot', { after: 2 })).keyId).toBe(rotated.keyId);
+    expect((await fresh.append(NOTE_KIND, { after: 2 })).keyId).toBe(rotated.keyId);
 
     const result = await verifyLog({ evidenceDir: ev.evidenceDir, anchor: databaseAnchor(t.db) });
     expect(result).toMatchObject({ ok: true, entries: 6, keys: [oldKeyId, rotated.keyId] });
@@ -83,7 +85,7 @@ describe('key rotation', () => {
     const other = await generateSigningKey({ signingKeyPath: path.join(ev.dir, 'other.key'), evidenceDir: ev.evidenceDir });
     const key = await loadSigningKey({ signingKeyPath: other.privateKeyPath, evidenceDir: ev.evidenceDir });
     const head = JSON.parse(logLines(ev.evidenceDir)[2]!) as AuditEntry;
-    appendFileSync(auditLogPath(ev.evidenceDir), `${signEntry({ seq: 4, prev: head.hash, kind: 'snapshot', body: { early: true } }, key).line}\n`);
+    appendFileSync(auditLogPath(ev.evidenceDir), `${signEntry({ seq: 4, prev: head.hash, kind: NOTE_KIND, body: { early: true } }, key).line}\n`);
     const result = await verifyLog({ evidenceDir: ev.evidenceDir });
     expect(result.firstBad).toMatchObject({ seq: 4, line: 4, reason: 'unknown-key' });
     expect(result.firstBad!.detail).toMatch(/in keys\/ but no key.rotate or key.add entry introduced it/);
@@ -93,7 +95,7 @@ describe('key rotation', () => {
     const oldKey = await loadSigningKey({ signingKeyPath: ev.signingKey, evidenceDir: ev.evidenceDir });
     const rotated = await rotateSigningKey({ signingKeyPath: ev.signingKey, evidenceDir: ev.evidenceDir });
     const head = JSON.parse(logLines(ev.evidenceDir)[3]!) as AuditEntry;
-    appendFileSync(auditLogPath(ev.evidenceDir), `${signEntry({ seq: 5, prev: head.hash, kind: 'snapshot', body: {} }, oldKey).line}\n`);
+    appendFileSync(auditLogPath(ev.evidenceDir), `${signEntry({ seq: 5, prev: head.hash, kind: NOTE_KIND, body: {} }, oldKey).line}\n`);
     const result = await verifyLog({ evidenceDir: ev.evidenceDir });
     expect(result.firstBad).toMatchObject({ seq: 5, reason: 'unknown-key', detail: expect.stringMatching(/retired by the key.rotate at entry 4/) });
     expect(result.keys).toEqual([oldKey.keyId]);

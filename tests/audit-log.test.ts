@@ -8,7 +8,7 @@ import { canonicalJson } from '../src/audit/canonical.js';
 import { signEntry } from '../src/audit/entry.js';
 import { generateSigningKey, newKeyPair } from '../src/audit/keys.js';
 import { openAuditLog } from '../src/audit/log.js';
-import { auditLogPath, readEntries } from '../src/audit/read.js';
+import { auditLogPath, readRawEntries } from '../src/audit/read.js';
 import { GENESIS_PREV, type AuditEntry } from '../src/audit/types.js';
 import { verifyLog } from '../src/audit/verify.js';
 import { createDb } from '../src/db/connection.js';
@@ -17,6 +17,7 @@ import type { Logger } from '../src/logger.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createEvidence, logLines, type TestEvidence } from './helpers/evidence.js';
 import { rejection } from './helpers/errors.js';
+import { NOTE_KIND } from './helpers/note-kind.js';
 
 /** A logger that keeps what it was told, to assert on warnings. */
 function recordingLogger(): Logger & { warnings: string[]; text(): string } {
@@ -84,10 +85,10 @@ describe('openAuditLog / append', () => {
 
   it('appends signed, chained, canonical entries that read back in order', async () => {
     const audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    const first = await audit.append('run.intent', { script: 'cleanup', args: ['--x'] }, { runId: 'r1' });
-    const second = await audit.append('snapshot', { label: 'cron' });
-    expect(first).toMatchObject({ seq: 1, kind: 'run.intent', runId: 'r1', prev: GENESIS_PREV, keyId: ev.keyId, body: { script: 'cleanup' } });
-    expect(second).toMatchObject({ seq: 2, kind: 'snapshot', prev: first.hash, keyId: ev.keyId });
+    const first = await audit.append(NOTE_KIND, { script: 'cleanup', args: ['--x'] }, { runId: 'r1' });
+    const second = await audit.append(NOTE_KIND, { label: 'cron' });
+    expect(first).toMatchObject({ seq: 1, kind: NOTE_KIND, runId: 'r1', prev: GENESIS_PREV, keyId: ev.keyId, body: { script: 'cleanup' } });
+    expect(second).toMatchObject({ seq: 2, kind: NOTE_KIND, prev: first.hash, keyId: ev.keyId });
     expect(second).not.toHaveProperty('runId');
     expect(Date.parse(first.ts)).not.toBeNaN();
 
@@ -98,7 +99,7 @@ describe('openAuditLog / append', () => {
     expect(ev.keyId).toBe(createHash('sha256').update(raw).digest('hex').slice(0, 16));
     expect(verify(null, Buffer.from(first.hash), publicKey, Buffer.from(first.sig, 'hex'))).toBe(true);
 
-    const read = await collect(readEntries(ev.evidenceDir));
+    const read = await collect(readRawEntries(ev.evidenceDir));
     expect(read.map((e) => [e.seq, e.hash])).toEqual([
       [1, first.hash],
       [2, second.hash],
@@ -109,10 +110,10 @@ describe('openAuditLog / append', () => {
   it('continues the chain across log handles, and across entries larger than the read-back chunk', async () => {
     const big = { blob: 'x'.repeat(200_000), unicode: 'ünïcødé 🙂'.repeat(5000) };
     const a = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    await a.append('snapshot', big);
+    await a.append(NOTE_KIND, big);
     const b = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    const after = await b.append('snapshot', big);
-    const last = await a.append('snapshot', { small: true });
+    const after = await b.append(NOTE_KIND, big);
+    const last = await a.append(NOTE_KIND, { small: true });
     expect([after.seq, last.seq]).toEqual([2, 3]);
     expect(last.prev).toBe(after.hash);
     expect(await verifyLog({ evidenceDir: ev.evidenceDir })).toMatchObject({ ok: true, entries: 3 });
@@ -120,33 +121,33 @@ describe('openAuditLog / append', () => {
 
   it('keeps concurrent appends from one process in one chain', async () => {
     const audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    const written = await Promise.all(Array.from({ length: 10 }, (_, i) => audit.append('snapshot', { i })));
+    const written = await Promise.all(Array.from({ length: 10 }, (_, i) => audit.append(NOTE_KIND, { i })));
     expect(written.map((e) => e.seq).sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(await verifyLog({ evidenceDir: ev.evidenceDir })).toMatchObject({ ok: true, entries: 10 });
   });
 
   it('streams entries and stops at a malformed line with its line number', async () => {
     const audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    await audit.append('snapshot', { n: 1 });
+    await audit.append(NOTE_KIND, { n: 1 });
     appendFileSync(auditLogPath(ev.evidenceDir), '{"not":"an entry"}\n');
     const seen: AuditEntry[] = [];
     const error = await rejection(
       (async () => {
-        for await (const e of readEntries(ev.evidenceDir)) seen.push(e);
+        for await (const e of readRawEntries(ev.evidenceDir)) seen.push(e);
       })(),
     );
     expect(seen).toHaveLength(1);
     expect(error.exitCode).toBe(ExitCode.auditFailed);
     expect(error.message).toMatch(/line 2: not a valid audit entry/);
-    expect(await collect(readEntries(path.join(ev.dir, 'nowhere')))).toEqual([]);
+    expect(await collect(readRawEntries(path.join(ev.dir, 'nowhere')))).toEqual([]);
   });
 
   it('refuses to append after a cut-off last line, and says how to cut it back', async () => {
     const audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    await audit.append('snapshot', { n: 1 });
+    await audit.append(NOTE_KIND, { n: 1 });
     const size = readFileSync(auditLogPath(ev.evidenceDir)).length;
     appendFileSync(auditLogPath(ev.evidenceDir), '{"body":{"n":');
-    const error = await rejection(audit.append('snapshot', { n: 2 }));
+    const error = await rejection(audit.append(NOTE_KIND, { n: 2 }));
     expect(error.exitCode).toBe(ExitCode.auditFailed);
     expect(error.message).toMatch(/incomplete line/);
     expect(error.hint).toContain(`truncate -s ${size} ${auditLogPath(ev.evidenceDir)}`);
@@ -195,7 +196,7 @@ describe('openAuditLog / append', () => {
   });
 
   it('refuses to sign an existing log with a key that is not its current key', async () => {
-    await (await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey })).append('snapshot', {});
+    await (await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey })).append(NOTE_KIND, {});
     const other = path.join(ev.dir, 'other', 'signing.key');
     await generateSigningKey({ signingKeyPath: other, evidenceDir: ev.evidenceDir });
     const error = await rejection(openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: other }));
@@ -207,7 +208,7 @@ describe('openAuditLog / append', () => {
   it('never writes key material to the log or the logger', async () => {
     const log = recordingLogger();
     const audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey, log });
-    await audit.append('snapshot', {});
+    await audit.append(NOTE_KIND, {});
     const pem = readFileSync(ev.signingKey, 'utf8');
     const secret = pem.split('\n')[1]!;
     expect(readFileSync(auditLogPath(ev.evidenceDir), 'utf8')).not.toContain(secret);
@@ -245,11 +246,11 @@ describe('database chain-head anchor', () => {
 
   it('is moved by every append, keyed by the hash of entry 1', async () => {
     const audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey, anchor: databaseAnchor(t.db) });
-    const first = await audit.append('snapshot', { n: 1 });
-    await audit.append('snapshot', { n: 2 });
+    const first = await audit.append(NOTE_KIND, { n: 1 });
+    await audit.append(NOTE_KIND, { n: 2 });
     // A new handle on the same log finds the log id from the file.
     const again = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey, anchor: databaseAnchor(t.db) });
-    const third = await again.append('snapshot', { n: 3 });
+    const third = await again.append(NOTE_KIND, { n: 3 });
     const { rows } = await sql<{ seq: number; hash: string }>`select seq, hash from safe_run.chain_head where log_id = ${first.hash}`.execute(t.db);
     expect(rows).toEqual([{ seq: 3, hash: third.hash }]);
   });
@@ -261,7 +262,7 @@ describe('database chain-head anchor', () => {
     const log = recordingLogger();
     try {
       const audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey, anchor: databaseAnchor(db), log });
-      const entry = await audit.append('snapshot', { n: 1 });
+      const entry = await audit.append(NOTE_KIND, { n: 1 });
       expect(entry.seq).toBe(1);
       expect(log.warnings.join('\n')).toMatch(/Could not record the audit chain head/);
       expect(logLines(ev.evidenceDir)).toHaveLength(1);

@@ -11,6 +11,7 @@ import { parseJson, runCli } from './helpers/cli.js';
 import { countRows } from './helpers/db.js';
 import { logLines, writeLogLines } from './helpers/evidence.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
+import { NOTE_KIND } from './helpers/note-kind.js';
 
 interface VerifyJson {
   readonly ok: boolean;
@@ -167,8 +168,8 @@ describe('trusting the log', () => {
     const lines = logLines(ws.evidenceDir);
     const key = newKeyPair();
     await publishPublicKey(ws.evidenceDir, key.publicKey);
-    const first = signEntry({ seq: 1, prev: GENESIS_PREV, kind: 'snapshot', body: {}, ts: '2030-01-01T00:00:00.000Z' }, key);
-    const second = signEntry({ seq: 2, prev: first.entry.hash, kind: 'snapshot', body: {}, ts: '2029-01-01T00:00:00.000Z' }, key);
+    const first = signEntry({ seq: 1, prev: GENESIS_PREV, kind: NOTE_KIND, body: {}, ts: '2030-01-01T00:00:00.000Z' }, key);
+    const second = signEntry({ seq: 2, prev: first.entry.hash, kind: NOTE_KIND, body: {}, ts: '2029-01-01T00:00:00.000Z' }, key);
     writeLogLines(ws.evidenceDir, [first.line, second.line]);
     expect(await verifyLog({ evidenceDir: ws.evidenceDir })).toMatchObject({ ok: false, firstBad: { seq: 2, reason: 'time-order' } });
     writeLogLines(ws.evidenceDir, lines);

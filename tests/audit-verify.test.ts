@@ -9,6 +9,7 @@ import { verifyLog } from '../src/audit/verify.js';
 import { createDb } from '../src/db/connection.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createEvidence, logLines, writeLogLines, type TestEvidence } from './helpers/evidence.js';
+import { NOTE_KIND } from './helpers/note-kind.js';
 
 describe('verifyLog', () => {
   let t: TestDatabase;
@@ -27,7 +28,7 @@ describe('verifyLog', () => {
     ev = await createEvidence();
     audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey, anchor: databaseAnchor(t.db) });
     entries = [];
-    for (let i = 1; i <= 6; i++) entries.push(await audit.append('snapshot', { label: `entry-${i}`, rows: { 'public.users': i } }, { runId: `run-${i}` }));
+    for (let i = 1; i <= 6; i++) entries.push(await audit.append(NOTE_KIND, { label: `entry-${i}`, rows: { 'public.users': i } }, { runId: `run-${i}` }));
   });
   afterEach(async () => {
     await ev.cleanup();
@@ -106,7 +107,7 @@ describe('verifyLog', () => {
   it('catches a re-sequenced entry whose prev no longer links: broken-link', async () => {
     // Entry 4 re-signed (with the real key) to sit where entry 3 was: seq fits, prev does not.
     const key = await loadSigningKey({ signingKeyPath: ev.signingKey, evidenceDir: ev.evidenceDir });
-    const forged = signEntry({ seq: 3, prev: entries[2]!.hash, kind: 'snapshot', body: entries[3]!.body }, key);
+    const forged = signEntry({ seq: 3, prev: entries[2]!.hash, kind: NOTE_KIND, body: entries[3]!.body }, key);
     const lines = logLines(ev.evidenceDir);
     lines.splice(2, 1, forged.line);
     writeLogLines(ev.evidenceDir, lines);
@@ -137,7 +138,7 @@ describe('verifyLog', () => {
 
   it('names an entry re-signed with a key that is not in keys/: unknown-key', async () => {
     const intruder = newKeyPair();
-    const forged = signEntry({ seq: 3, prev: entries[1]!.hash, kind: 'snapshot', body: { label: 'nothing to see' }, runId: 'run-3' }, intruder);
+    const forged = signEntry({ seq: 3, prev: entries[1]!.hash, kind: NOTE_KIND, body: { label: 'nothing to see' }, runId: 'run-3' }, intruder);
     const lines = logLines(ev.evidenceDir);
     lines[2] = forged.line;
     writeLogLines(ev.evidenceDir, lines);
@@ -174,7 +175,7 @@ describe('verifyLog', () => {
     expect(emptied.warnings.join('\n')).toMatch(/anchors \d+ other log\(s\).*it was emptied/);
 
     const fresh = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    await fresh.append('snapshot', { label: 'a new beginning' });
+    await fresh.append(NOTE_KIND, { label: 'a new beginning' });
     const replaced = await verify({ anchor: true });
     expect(replaced).toMatchObject({ ok: true, entries: 1, anchor: null });
     expect(replaced.warnings.join('\n')).toMatch(/no chain head for this log[^]*it was replaced/);
@@ -199,7 +200,7 @@ describe('verifyLog', () => {
     let prev = entries[1]!.hash;
     for (let seq = 3; seq <= 6; seq++) {
       const body = seq === 3 ? { label: 'nothing to see', rows: { 'public.users': 8 } } : entries[seq - 1]!.body;
-      const forged = signEntry({ seq, prev, kind: 'snapshot', body, runId: `run-${seq}` }, intruder);
+      const forged = signEntry({ seq, prev, kind: NOTE_KIND, body, runId: `run-${seq}` }, intruder);
       lines[seq - 1] = forged.line;
       prev = forged.entry.hash;
     }

@@ -12,7 +12,7 @@ import { withDatabase } from '../src/db/url.js';
 import { ExitCode, SafeRunError } from '../src/errors.js';
 import { silentLogger, type Logger } from '../src/logger.js';
 import { takeSnapshot } from '../src/snapshot/take.js';
-import type { Snapshot } from '../src/snapshot/types.js';
+import type { Snapshot } from '../src/records/index.js';
 import { createTestDatabase, serverUrl, type TestDatabase } from './helpers/db.js';
 
 const SERVER_MAJOR = 15;

@@ -8,7 +8,7 @@ import { silentLogger } from '../src/logger.js';
 import { recordEscape } from '../src/run/escape.js';
 import { watchInterrupts } from '../src/run/interrupt.js';
 import { readOperator } from '../src/run/operator.js';
-import type { RunIntentBody } from '../src/run/types.js';
+import type { RunIntentBody } from '../src/records/index.js';
 import { loadScriptByName } from '../src/script/load.js';
 import { takeSnapshot } from '../src/snapshot/take.js';
 import { parseJson } from './helpers/cli.js';

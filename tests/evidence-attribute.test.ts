@@ -1,5 +1,5 @@
 import { attributeChanges } from '../src/evidence/attribute.js';
-import { liveRef, type EntryRef } from '../src/evidence/entry-ref.js';
+import { liveRef, type EntryRef, type LoggedRef } from '../src/evidence/entry-ref.js';
 import type { TableObservation } from '../src/evidence/observations.js';
 import type { ResolvedStatus } from '../src/evidence/run-status.js';
 import type { RunSummary } from '../src/evidence/runs.js';
@@ -13,7 +13,7 @@ import { parseSince } from '../src/evidence/since.js';
 const T = 'public.oidc_models';
 const DB = { key: 'h:5432/app', oid: 1, systemIdentifier: '7', statsReset: null, postmasterStart: '2025-01-01T00:00:00Z' };
 
-function ref(seq: number, kind: EntryRef['kind'], runId: string | null = null): EntryRef {
+function ref(seq: number, kind: EntryRef['kind'], runId: string | null = null): LoggedRef {
   return { seq, kind, ts: `2025-11-14T00:${String(seq).padStart(2, '0')}:00Z`, runId, hash: `${seq}`.padStart(64, '0') };
 }
 

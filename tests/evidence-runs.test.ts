@@ -11,9 +11,9 @@ import { driftSince } from '../src/evidence/drift.js';
 import type { History } from '../src/evidence/history.js';
 import type { RunRecord } from '../src/evidence/run-record.js';
 import { silentLogger } from '../src/logger.js';
-import type { RunIntentBody, RunOutcomeBody, RunResult } from '../src/run/types.js';
+import type { RunResult } from '../src/run/types.js';
+import type { RunIntentBody, RunOutcomeBody, Snapshot } from '../src/records/index.js';
 import { takeSnapshot } from '../src/snapshot/take.js';
-import type { Snapshot } from '../src/snapshot/types.js';
 import { CLI_PATH, parseJson } from './helpers/cli.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
 

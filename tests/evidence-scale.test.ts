@@ -4,9 +4,8 @@ import { createDb } from '../src/db/connection.js';
 import type { BlameResult } from '../src/evidence/blame.js';
 import type { History } from '../src/evidence/history.js';
 import { silentLogger } from '../src/logger.js';
-import type { RunIntentBody, RunOutcomeBody, RunPostBody } from '../src/run/types.js';
+import type { RunIntentBody, RunOutcomeBody, RunPostBody, Snapshot, TableState } from '../src/records/index.js';
 import { takeSnapshot } from '../src/snapshot/take.js';
-import type { Snapshot, TableState } from '../src/snapshot/types.js';
 import { parseJson, type CliResult } from './helpers/cli.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
 

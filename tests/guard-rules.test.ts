@@ -1,5 +1,5 @@
 import { evaluateGuards, type GuardInput } from '../src/guard/rules.js';
-import type { Operation, TableChange, ViolationRule } from '../src/run/types.js';
+import type { Operation, TableChange, ViolationRule } from '../src/records/index.js';
 
 /**
  * evaluateGuards is pure, so every rule is tested here without a database: each case is what a

@@ -6,7 +6,8 @@ import { EXPECTED_CLEANUP } from '../demo/seed.js';
 import { CLI_PATH, parseJson, runCli } from './helpers/cli.js';
 import { countRows } from './helpers/db.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
-import type { RunIntentBody, RunResult } from '../src/run/types.js';
+import type { RunResult } from '../src/run/types.js';
+import type { RunIntentBody } from '../src/records/index.js';
 
 /** The guarded run end to end: the built CLI, a real PostgreSQL, the real pg_dump. */
 const TABLES = ['users', 'oidc_models', 'credit_allocation', 'subscriptions', 'usage_events', 'oauth_clients', 'models'];

@@ -13,7 +13,7 @@ import { lookupBackupTables } from '../../src/backup/tables.js';
 import type { Config } from '../../src/config/config.js';
 import { createDb, type Db } from '../../src/db/connection.js';
 import { silentLogger } from '../../src/logger.js';
-import type { BackupRecord } from '../../src/run/types.js';
+import type { BackupRecord } from '../../src/records/index.js';
 import { loadScriptFile } from '../../src/script/load.js';
 import type { BenchDatabase } from '../data.js';
 import { alternate, timeMs, type SideSamples } from '../measure.js';

@@ -4,7 +4,7 @@ import type { Config } from '../../src/config/config.js';
 import { createDb, type Db } from '../../src/db/connection.js';
 import { loadScriptFile } from '../../src/script/load.js';
 import { takeSnapshot } from '../../src/snapshot/take.js';
-import type { TableKey } from '../../src/snapshot/types.js';
+import type { TableKey } from '../../src/records/index.js';
 import type { BenchDatabase } from '../data.js';
 import { alternate, timeMs, type SideSamples } from '../measure.js';
 import { cleanupScriptPath } from '../workspace.js';

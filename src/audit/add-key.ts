@@ -8,7 +8,7 @@ import { keyIdOf, loadSigningKey, publishPublicKey } from './keys.js';
 import { recordChainHead } from './log.js';
 import { auditLogPath } from './read.js';
 import { activeSigners } from './signers.js';
-import type { KeyAddBody } from './types.js';
+import type { KeyAddBody } from '../records/index.js';
 
 export interface AddedKey {
   readonly keyId: string;

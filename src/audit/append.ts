@@ -6,7 +6,8 @@ import { appendLineDurably, readLastLine } from './jsonl.js';
 import { publishPublicKey, type SigningKey } from './keys.js';
 import { withAuditLock } from './lock.js';
 import { auditLogPath } from './read.js';
-import { GENESIS_PREV, type AuditEntry, type EntryKind, type KeyRotateBody } from './types.js';
+import { GENESIS_PREV, type AuditEntry, type EntryKind } from './types.js';
+import { type KeyRotateBody } from '../records/index.js';
 
 export interface AppendRequest<B> {
   readonly evidenceDir: string;

@@ -1,7 +1,8 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { errorMessage } from '../errors.js';
 import { keyIdOf } from './keys.js';
-import type { AuditEntry, KeyAddBody, KeyRotateBody } from './types.js';
+import type { AuditEntry } from './types.js';
+import type { RecordOf } from '../records/index.js';
 
 /** Entries whose signer vouches for a new public key carried in the body. */
 export const INTRODUCING_KINDS: ReadonlySet<string> = new Set(['key.rotate', 'key.add']);
@@ -41,16 +42,16 @@ export class Keyring {
   }
 
   /** After a verified key.rotate or key.add: its signer's signature vouches for the new public key. */
-  introduce(entry: AuditEntry): string | null {
-    const body = entry.body as Partial<KeyRotateBody & KeyAddBody> | null;
+  introduce(entry: RecordOf<'key.rotate'> | RecordOf<'key.add'>): string | null {
+    const body = entry.body;
     let key: KeyObject;
     try {
-      key = createPublicKey(String(body?.publicKey));
+      key = createPublicKey(body.publicKey);
     } catch (error) {
       return `the ${entry.kind} body has no usable public key: ${errorMessage(error)}`;
     }
-    if (key.asymmetricKeyType !== 'ed25519' || keyIdOf(key) !== body?.newKeyId) {
-      return `the ${entry.kind} body names key ${String(body?.newKeyId)} but carries a different public key`;
+    if (key.asymmetricKeyType !== 'ed25519' || keyIdOf(key) !== body.newKeyId) {
+      return `the ${entry.kind} body names key ${body.newKeyId} but carries a different public key`;
     }
     if (entry.kind === 'key.rotate') {
       this.active.delete(entry.keyId);

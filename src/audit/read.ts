@@ -1,11 +1,18 @@
 import path from 'node:path';
-import { ExitCode, SafeRunError } from '../errors.js';
+import { errorMessage, ExitCode, SafeRunError } from '../errors.js';
 import { parseEntryLine } from './entry.js';
 import { auditFailure, openAuditFile } from './jsonl.js';
+import type { Logger } from '../logger.js';
+import { parseRecord, type AuditRecord } from '../records/index.js';
 import type { AuditEntry } from './types.js';
 
 export function auditLogPath(evidenceDir: string): string {
   return path.join(evidenceDir, 'audit.jsonl');
+}
+
+/** No log yet is an empty log, not an error. Not `instanceof Error`: fs errors may come from another realm (jest's vm). */
+function isMissingFile(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && 'code' in error && error.code === 'ENOENT';
 }
 
 export interface RawLine {
@@ -25,7 +32,7 @@ export async function* readLines(file: string): AsyncGenerator<RawLine> {
   try {
     handle = await openAuditFile(file, 'read');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if (isMissingFile(error)) return;
     if (error instanceof SafeRunError) throw error;
     throw auditFailure(`Cannot read the audit log ${file}`, error);
   }
@@ -45,7 +52,7 @@ export async function* readLines(file: string): AsyncGenerator<RawLine> {
       if (start < chunk.length) carry.push(chunk.subarray(start));
     }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT' && line === 0) return;
+    if (isMissingFile(error) && line === 0) return;
     throw auditFailure(`Cannot read the audit log ${file}`, error);
   } finally {
     stream.destroy();
@@ -62,7 +69,7 @@ export async function* readLinesBackward(file: string): AsyncGenerator<string> {
   try {
     handle = await openAuditFile(file, 'read');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if (isMissingFile(error)) return;
     if (error instanceof SafeRunError) throw error;
     throw auditFailure(`Cannot read the audit log ${file}`, error);
   }
@@ -93,20 +100,66 @@ export async function* readLinesBackward(file: string): AsyncGenerator<string> {
   }
 }
 
-/** Entries newest first (see readLinesBackward); same checks as readEntries. */
-export async function* readEntriesBackward(evidenceDir: string): AsyncGenerator<AuditEntry> {
+/** Envelopes newest first (see readLinesBackward); same checks as readRawEntries. */
+export async function* readRawEntriesBackward(evidenceDir: string): AsyncGenerator<AuditEntry> {
   const file = auditLogPath(evidenceDir);
   for await (const text of readLinesBackward(file)) yield parseOrFail(file, text, 'near the end');
 }
 
 /**
- * Every entry of audit.jsonl, in file order, for `show`, `blame`, `check` and friends.
- * It checks shape, not signatures (that is `verifyLog`), and it skips nothing: a line that
- * is not an entry stops the read with its line number.
+ * Every entry of audit.jsonl in file order, body not yet read: for what works on the chain
+ * itself (hashes, keys, witnesses), where an entry counts whatever its body says. It checks
+ * shape, not signatures (that is `verifyLog`): a line that is not an entry stops the read.
  */
-export async function* readEntries(evidenceDir: string): AsyncGenerator<AuditEntry> {
+export async function* readRawEntries(evidenceDir: string): AsyncGenerator<AuditEntry> {
   const file = auditLogPath(evidenceDir);
   for await (const raw of readLines(file)) yield parseOrFail(file, raw.text, `line ${raw.line}`);
+}
+
+/** An entry a typed reader passed over: its body is not what its kind says, or its kind is newer than this safe-run. */
+export interface SkippedEntry {
+  readonly entry: AuditEntry;
+  readonly reason: 'unknown-kind' | 'bad-body';
+  readonly detail: string;
+}
+
+/** Each typed reader says what it does with a skipped entry; `warnSkipped` is the usual answer. */
+export type OnSkipped = (skipped: SkippedEntry) => void;
+
+/**
+ * Every entry of audit.jsonl whose body parses for its kind, in file order, for `show`,
+ * `blame`, `check` and friends. A body that does not parse is not a crash: the readers go on
+ * without it, and `verify` names it (reason `bad-body`).
+ */
+export async function* readEntries(evidenceDir: string, onSkipped: OnSkipped = ignoreSkipped): AsyncGenerator<AuditRecord> {
+  for await (const entry of readRawEntries(evidenceDir)) {
+    const record = recordOrSkip(entry, onSkipped);
+    if (record) yield record;
+  }
+}
+
+/** Typed entries newest first (see readEntries). */
+export async function* readEntriesBackward(evidenceDir: string, onSkipped: OnSkipped = ignoreSkipped): AsyncGenerator<AuditRecord> {
+  for await (const entry of readRawEntriesBackward(evidenceDir)) {
+    const record = recordOrSkip(entry, onSkipped);
+    if (record) yield record;
+  }
+}
+
+export function recordOrSkip(entry: AuditEntry, onSkipped: OnSkipped): AuditRecord | null {
+  const parsed = parseRecord(entry);
+  if (parsed.ok) return parsed.record;
+  onSkipped({ entry, reason: parsed.reason, detail: parsed.detail });
+  return null;
+}
+
+/** For readers that only look for one thing (a run's intent to restore): a skipped entry cannot be it. */
+export const ignoreSkipped: OnSkipped = () => {};
+
+/** A reader's warning for a skipped entry; the evidence it held is missing from what the command prints. */
+export function warnSkipped(log: Pick<Logger, 'warn'>): OnSkipped {
+  return ({ entry, reason, detail }) =>
+    log.warn(`audit entry ${entry.seq} skipped: ${detail}; run \`safe-run verify\``, { seq: entry.seq, kind: entry.kind, reason });
 }
 
 function parseOrFail(file: string, text: string, where: string): AuditEntry {
@@ -115,7 +168,7 @@ function parseOrFail(file: string, text: string, where: string): AuditEntry {
   } catch (error) {
     if (error instanceof SafeRunError) throw error;
     throw new SafeRunError(
-      `${file} ${where}: not a valid audit entry: ${(error as Error).message}`,
+      `${file} ${where}: not a valid audit entry: ${errorMessage(error)}`,
       ExitCode.auditFailed,
       'Run `safe-run verify` to see whether the log was damaged or tampered with.',
       { cause: error },

@@ -6,7 +6,7 @@ import { appendSignedEntry } from './append.js';
 import { installPrivateKey, loadSigningKey, newKeyPair, publishPublicKey, writePrivateKeyBeside } from './keys.js';
 import { recordChainHead } from './log.js';
 import { auditLogPath } from './read.js';
-import type { KeyRotateBody } from './types.js';
+import type { KeyRotateBody } from '../records/index.js';
 
 export interface RotatedKey {
   readonly keyId: string;

@@ -1,5 +1,5 @@
-import { readEntries } from './read.js';
-import type { KeyAddBody, KeyRotateBody } from './types.js';
+import { parseRecord } from '../records/index.js';
+import { readRawEntries } from './read.js';
 
 /**
  * The keys that may sign the next entry, read from the log's shape (verify checks the
@@ -9,11 +9,14 @@ import type { KeyAddBody, KeyRotateBody } from './types.js';
  */
 export async function activeSigners(evidenceDir: string): Promise<ReadonlySet<string>> {
   const active = new Set<string>();
-  for await (const entry of readEntries(evidenceDir)) {
+  for await (const entry of readRawEntries(evidenceDir)) {
     if (entry.seq === 1) active.add(entry.keyId);
-    const body = entry.body as Partial<KeyRotateBody & KeyAddBody> | null;
-    if (entry.kind === 'key.rotate') active.delete(entry.keyId);
-    if ((entry.kind === 'key.rotate' || entry.kind === 'key.add') && typeof body?.newKeyId === 'string') active.add(body.newKeyId);
+    // A key entry whose body does not parse introduces nothing (verify reports it as bad-body).
+    const parsed = parseRecord(entry);
+    if (!parsed.ok) continue;
+    const record = parsed.record;
+    if (record.kind === 'key.rotate') active.delete(record.keyId);
+    if (record.kind === 'key.rotate' || record.kind === 'key.add') active.add(record.body.newKeyId);
   }
   return active;
 }

@@ -1,18 +1,11 @@
+import type { RecordKind } from '../records/index.js';
+
 /**
  * One line of audit.jsonl (SPEC "The audit log"). `hash` is sha256 over the canonical JSON
  * of the entry without `hash` and `sig`; `sig` is Ed25519 over `hash` (hex string bytes).
  */
-export type EntryKind =
-  | 'run.intent'
-  | 'run.outcome'
-  | 'run.post'
-  | 'run.commit-failed'
-  | 'snapshot'
-  | 'exec.intent'
-  | 'exec.outcome'
-  | 'restore'
-  | 'key.rotate'
-  | 'key.add';
+/** The kinds this version writes; a line may carry another (kinds grow), which readers skip. */
+export type EntryKind = RecordKind;
 
 export interface AuditEntry<B = unknown> {
   readonly seq: number;
@@ -28,24 +21,6 @@ export interface AuditEntry<B = unknown> {
 }
 
 export const GENESIS_PREV = '0'.repeat(64);
-
-/** Body of a `key.rotate` entry. The OLD key signs it, which is what makes the new key trustworthy. */
-export interface KeyRotateBody {
-  readonly newKeyId: string;
-  /** SPKI PEM of the new public key; verify trusts this copy because the old key signed it. */
-  readonly publicKey: string;
-  readonly previousKeyId: string;
-}
-
-/**
- * Body of a `key.add` entry: a second signer (another host appending to the same log). A
- * key already trusted signs it; both keys may sign from the next entry on.
- */
-export interface KeyAddBody {
-  readonly newKeyId: string;
-  /** SPKI PEM of the added public key. */
-  readonly publicKey: string;
-}
 
 /** A point of the chain: the last entry's seq and hash, as anchored in the database or passed as --expect-head. */
 export interface ChainHead {
@@ -63,6 +38,8 @@ export type VerifyReason =
   | 'seq-gap'
   | 'truncated'
   | 'malformed'
+  /** The envelope is sound but the body is not what its kind says (see records/). */
+  | 'bad-body'
   | 'witness-mismatch'
   | 'log-behind-anchor';
 

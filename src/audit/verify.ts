@@ -4,6 +4,7 @@ import type { ChainAnchor } from './anchor.js';
 import { checkEntryHash, MalformedEntryError, parseEntryLine, signatureValid } from './entry.js';
 import { INTRODUCING_KINDS, Keyring } from './keyring.js';
 import { loadPublicKeys } from './keys.js';
+import { parseRecord } from '../records/index.js';
 import { auditLogPath, readLines } from './read.js';
 import { anchoredKeys, keyTrust, untrustedSigners, type KeyPins } from './trust.js';
 import { GENESIS_PREV, type AuditEntry, type ChainHead, type VerifyProblem, type VerifyResult } from './types.js';
@@ -90,8 +91,13 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
     if (Number.isNaN(ts)) return bad('malformed', `its ts ${JSON.stringify(entry.ts)} is not a timestamp`, entry.seq);
     if (ts < lastTs) return bad('time-order', `its ts ${entry.ts} is earlier than entry ${entry.seq - 1}'s ${new Date(lastTs).toISOString()}: entries never go back in time`, entry.seq);
     lastTs = ts;
-    if (INTRODUCING_KINDS.has(entry.kind)) {
-      const problem = keys.introduce(entry);
+    // Only now is the body read: a body that was changed is the hash's finding, not this one.
+    const parsed = parseRecord(entry);
+    if (!parsed.ok && parsed.reason === 'bad-body') return bad('bad-body', `entry ${entry.seq}: ${parsed.detail}`, entry.seq);
+    // An unknown kind is a newer safe-run's entry: its bytes are signed and chained like any other.
+    const record = parsed.ok ? parsed.record : null;
+    if (record?.kind === 'key.rotate' || record?.kind === 'key.add') {
+      const problem = keys.introduce(record);
       if (problem) return bad('malformed', problem, entry.seq);
     }
     if (entry.seq === 1) {

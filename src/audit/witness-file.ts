@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { usageError, errorMessage } from '../errors.js';
-import { readEntries } from './read.js';
+import { readRawEntries } from './read.js';
 import type { ChainHead, VerifyProblem } from './types.js';
 import type { WitnessedHead } from './witness.js';
 
@@ -22,7 +22,7 @@ export async function checkWitnessFile(file: string, evidenceDir: string, logId:
   }
   const highest = mine.reduce((a, b) => (b.seq > a.seq ? b : a));
   const wanted = new Map(mine.map((h) => [h.seq, h]));
-  for await (const entry of readEntries(evidenceDir)) {
+  for await (const entry of readRawEntries(evidenceDir)) {
     const witnessed = wanted.get(entry.seq);
     if (witnessed && witnessed.hash !== entry.hash) {
       return problem(entry.seq, `${file} witnessed hash ${witnessed.hash.slice(0, 16)}… for entry ${entry.seq} (${witnessed.ts}), the log has ${entry.hash.slice(0, 16)}…: it was rewritten`);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { createDb, type Db } from '../db/connection.js';
 import { ExitCode, SafeRunError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { TableKey } from '../records/index.js';
 import { listArchive, type TocEntry } from './archive.js';
 import { pgChildEnv } from './child-env.js';
 import { runPgRestore } from './pg-restore.js';

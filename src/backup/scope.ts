@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { readForeignKeys, userRelations } from '../db/catalog.js';
 import type { Db } from '../db/connection.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { TableKey } from '../records/index.js';
 
 export type BackupScope = 'touched' | 'full' | 'none';
 

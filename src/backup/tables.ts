@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { userRelations } from '../db/catalog.js';
 import { createDb, type Db } from '../db/connection.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { TableKey } from '../records/index.js';
 import type { DumpTable } from './pg-dump-args.js';
 
 export interface BackupTable extends DumpTable {

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import type { TableChange } from '../run/types.js';
+import type { TableChange } from '../records/index.js';
 import { runHistory, type History, type HistoryRow } from '../evidence/history.js';
 import { optionalSince } from '../evidence/since.js';
 import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';

@@ -1,5 +1,5 @@
 import { trustLine } from '../run/summary.js';
-import { violationSubject } from '../run/types.js';
+import { violationSubject } from '../records/index.js';
 import type { CommandModule } from 'yargs';
 import { showRun, type RunRecord } from '../evidence/run-record.js';
 import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';

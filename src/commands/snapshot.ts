@@ -3,8 +3,7 @@ import { databaseAnchor, openAuditLog } from '../audit/log.js';
 import type { Config } from '../config/config.js';
 import { connectLive, readLiveSnapshot } from '../evidence/live.js';
 import type { Logger } from '../logger.js';
-import type { SnapshotBody } from '../run/types.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { SnapshotBody, TableKey } from '../records/index.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
 
 export interface SnapshotResult {

@@ -68,6 +68,8 @@ function nextStep(r: VerifyResult): string {
       return `${keep}; the witness holds heads this log no longer has: restore the log from a backup and find out who rewrote it.`;
     case 'untrusted-key':
       return `${keep}; if that key is yours, pin it in "trustedKeys" or introduce it with \`safe-run keygen --rotate\` or \`--add\`; otherwise the log was re-signed.`;
+    case 'bad-body':
+      return `entry ${r.firstBad.seq} is signed by a trusted key, but its body is not what safe-run writes for its kind (a safe-run bug, or a writer holding the key); \`log\`, \`show\` and \`blame\` skip it. ${keep}, and report it.`;
     case 'unknown-key':
       return `${keep}; if that key is yours it must be introduced with \`safe-run keygen --rotate\`, otherwise entry ${r.firstBad.seq} was forged.`;
     default:

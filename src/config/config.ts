@@ -1,4 +1,4 @@
-import type { TableKey } from '../snapshot/types.js';
+import type { TableKey } from '../records/index.js';
 
 /** The checked config every command receives: defaults applied, paths absolute, env folded in. */
 export interface Config {

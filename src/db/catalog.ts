@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { TableCounters, TableKey, TableState } from '../snapshot/types.js';
+import type { TableCounters, TableKey, TableState } from '../records/index.js';
 import type { Db } from './connection.js';
 import { keyOf } from './names.js';
 

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { DatabaseIdentity } from '../snapshot/types.js';
+import type { DatabaseIdentity } from '../records/index.js';
 import type { Db } from './connection.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { TableKey } from '../snapshot/types.js';
+import type { TableKey } from '../records/index.js';
 
 /**
  * Table names as users write them: `users` means `public.users`, `audit.events` names its

@@ -4,7 +4,7 @@ import { assertReachable, createDb, type Db } from '../db/connection.js';
 import { readIdentity, serverMajor } from '../db/identity.js';
 import { parseDatabaseUrl, redactUrl } from '../db/url.js';
 import { ExitCode } from '../errors.js';
-import type { DatabaseIdentity } from '../snapshot/types.js';
+import type { DatabaseIdentity } from '../records/index.js';
 import { fail, failFrom, pass, type DoctorCheck } from './check.js';
 
 export interface DatabaseProbe {

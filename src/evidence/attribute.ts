@@ -1,6 +1,5 @@
-import type { TableChange } from '../run/types.js';
-import type { TableKey } from '../snapshot/types.js';
-import { counterDelta, isZeroDelta, type CounterDelta } from './counters.js';
+import type { CounterDelta, TableChange, TableKey } from '../records/index.js';
+import { counterDelta, isZeroDelta } from './counters.js';
 import { describeRef, shortRef } from './entry-ref.js';
 import type { TableObservation } from './observations.js';
 import { changeOf, isNonZero } from './runs.js';

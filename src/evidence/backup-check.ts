@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { hashDirectory } from '../backup/archive.js';
-import type { BackupRecord } from '../run/types.js';
+import type { BackupRecord } from '../records/index.js';
 
 /**
  * Is the run's backup still the file that was verified at run time? The intent records its

@@ -1,8 +1,7 @@
 import type { Config } from '../config/config.js';
 import type { Db } from '../db/connection.js';
-import type { DriftFinding } from '../run/types.js';
-import type { Snapshot } from '../snapshot/types.js';
-import { readEntriesBackward } from '../audit/read.js';
+import type { DriftFinding, Snapshot } from '../records/index.js';
+import { ignoreSkipped, readEntriesBackward, type OnSkipped } from '../audit/read.js';
 import { driftSince } from './drift.js';
 import { refOf } from './entry-ref.js';
 import { interruptedRunFindings, isOpen, unsettledOpenRuns } from './interrupted.js';
@@ -19,8 +18,13 @@ import { RunCollector } from './runs.js';
  * `db` (a connection outside the run's transaction) settles `committing` outcomes through
  * txid_status; without it they are reported unsettled.
  */
-export async function driftBeforeRun(config: Pick<Config, 'evidenceDir' | 'criticalTables'>, current: Snapshot, db?: Db): Promise<DriftFinding[]> {
-  return (await driftAgainstHistory(config, current, db)).findings;
+export async function driftBeforeRun(
+  config: Pick<Config, 'evidenceDir' | 'criticalTables'>,
+  current: Snapshot,
+  db?: Db,
+  onSkipped: OnSkipped = ignoreSkipped,
+): Promise<DriftFinding[]> {
+  return (await driftAgainstHistory(config, current, db, onSkipped)).findings;
 }
 
 export interface DriftAgainstHistory {
@@ -32,9 +36,14 @@ export interface DriftAgainstHistory {
 }
 
 /** What `check` and a guarded run both need: drift since the newest observation, and unfinished runs. */
-export async function driftAgainstHistory(config: Pick<Config, 'evidenceDir' | 'criticalTables'>, current: Snapshot, db?: Db): Promise<DriftAgainstHistory> {
+export async function driftAgainstHistory(
+  config: Pick<Config, 'evidenceDir' | 'criticalTables'>,
+  current: Snapshot,
+  db?: Db,
+  onSkipped: OnSkipped = ignoreSkipped,
+): Promise<DriftAgainstHistory> {
   const key = current.database.key;
-  const { previous, runs, entriesRead } = await recentHistory(config.evidenceDir, key);
+  const { previous, runs, entriesRead } = await recentHistory(config.evidenceDir, key, onSkipped);
   const open = unsettledOpenRuns(runs.runs, key);
   const facts = db && open.length ? await readLiveFacts(db, current.database, open) : null;
   const findings = [...(previous ? driftSince(previous.snapshot, current, config) : []), ...interruptedRunFindings(open, facts)];
@@ -47,16 +56,21 @@ export async function driftAgainstHistory(config: Pick<Config, 'evidenceDir' | '
  * that run's own drift (see unsettledOpenRuns), so a run costs the same on a log of ten
  * entries and of a million.
  */
-async function recentHistory(evidenceDir: string, key: string): Promise<{ previous: Observation | null; runs: RunCollector; entriesRead: number }> {
+async function recentHistory(evidenceDir: string, key: string, onSkipped: OnSkipped): Promise<{ previous: Observation | null; runs: RunCollector; entriesRead: number }> {
   const runs = new RunCollector();
   let previous: Observation | null = null;
   let entriesRead = 0;
-  for await (const entry of readEntriesBackward(evidenceDir)) {
+  for await (const entry of readEntriesBackward(evidenceDir, onSkipped)) {
     entriesRead++;
     runs.add(entry);
     const snapshot = snapshotOf(entry);
     if (!previous && snapshot?.database.key === key) previous = { ref: refOf(entry), snapshot };
-    if (entry.kind === 'run.intent' && snapshot?.database.key === key && !isOpen(runs.get(entry.runId!)!)) break;
+    if (entry.kind === 'run.intent' && snapshot?.database.key === key && isSettled(runs, entry.runId)) break;
   }
   return { previous, runs, entriesRead };
+}
+
+function isSettled(runs: RunCollector, runId: string | undefined): boolean {
+  const run = runId === undefined ? undefined : runs.get(runId);
+  return run !== undefined && !isOpen(run);
 }

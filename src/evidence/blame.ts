@@ -2,13 +2,14 @@ import type { Config } from '../config/config.js';
 import { tableKey } from '../db/names.js';
 import { SafeRunError, usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { TableKey } from '../records/index.js';
 import { attributeChanges, type BlameChange } from './attribute.js';
 import { ExecCollector, type ExecSummary } from './exec-runs.js';
 import { connectIfPossible, connectLive, readLiveIdentity, readLiveSnapshot } from './live.js';
 import { observeLive, TableObservationCollector, type TableObservation } from './observations.js';
 import { readLiveFacts, resolveStatus, type LiveFacts } from './run-status.js';
 import { RunCollector } from './runs.js';
+import { warnSkipped } from '../audit/read.js';
 import { scanLog } from './scan.js';
 import { windowEvents, type WindowEvent } from './window-events.js';
 import type { RunFacts } from './windows.js';
@@ -66,7 +67,7 @@ export async function analyzeTable(config: Config, options: BlameOptions, log: L
     const observed = new TableObservationCollector(table);
     const runCollector = new RunCollector();
     const execCollector = new ExecCollector();
-    await scanLog(config.evidenceDir, [observed, runCollector, execCollector]);
+    await scanLog(config.evidenceDir, [observed, runCollector, execCollector], warnSkipped(log));
 
     const key = identity?.key ?? observed.newestDatabaseKey;
     if (!identity && key && observed.databaseKeys.length > 1) log.warn('no database connected: blaming the most recently observed one', { database: key });

@@ -2,7 +2,8 @@ import type { Config } from '../config/config.js';
 import { readPendingWitnesses } from '../audit/witness-state.js';
 import { usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { DriftFinding } from '../run/types.js';
+import type { DriftFinding } from '../records/index.js';
+import { warnSkipped } from '../audit/read.js';
 import { driftAgainstHistory } from './before-run.js';
 import { connectLive, readLiveSnapshot } from './live.js';
 
@@ -26,7 +27,7 @@ export async function checkDatabase(config: Config, log: Logger): Promise<CheckR
   try {
     const now = await readLiveSnapshot(live, config);
     const key = now.database.key;
-    const { previous, findings, entriesRead } = await driftAgainstHistory(config, now, live.db);
+    const { previous, findings, entriesRead } = await driftAgainstHistory(config, now, live.db, warnSkipped(log));
     if (!previous) {
       throw usageError(
         `No signed observation of ${key} in ${config.evidenceDir} (${entriesRead} entries): nothing to compare with.`,
@@ -37,7 +38,7 @@ export async function checkDatabase(config: Config, log: Logger): Promise<CheckR
     return {
       status: findings.length ? 'drift' : 'clean',
       findings: [...findings, ...(await witnessFindings(config.evidenceDir))],
-      against: { seq: previous.ref.seq!, kind: previous.ref.kind, ts: previous.ref.ts, runId: previous.ref.runId },
+      against: { seq: previous.ref.seq, kind: previous.ref.kind, ts: previous.ref.ts, runId: previous.ref.runId },
       database: key,
       checkedAt: now.takenAt,
     };

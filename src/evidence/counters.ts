@@ -1,16 +1,10 @@
-import type { DatabaseIdentity, TableCounters, TableState } from '../snapshot/types.js';
+import type { CounterDelta, DatabaseIdentity, TableCounters, TableState } from '../records/index.js';
 
 /**
  * Cumulative pg_stat_user_tables counters only mean something as a difference between two
  * readings of the same table in the same statistics epoch. These helpers decide whether two
  * readings are comparable and what moved between them.
  */
-export interface CounterDelta {
-  readonly inserted: number;
-  readonly updated: number;
-  readonly deleted: number;
-}
-
 /** The subset of a database identity that decides whether two observations share history. */
 export type IdentityFacts = Pick<DatabaseIdentity, 'key' | 'oid' | 'systemIdentifier' | 'statsReset' | 'postmasterStart'>;
 

@@ -1,7 +1,6 @@
 import type { Config } from '../config/config.js';
-import type { DriftFinding } from '../run/types.js';
-import type { Snapshot, TableKey, TableState } from '../snapshot/types.js';
-import { counterDelta, formatDelta, type CounterDelta } from './counters.js';
+import type { CounterDelta, DriftFinding, Snapshot, TableKey, TableState } from '../records/index.js';
+import { counterDelta, formatDelta } from './counters.js';
 
 /** A count-changed finding also carries the counter deltas, so a delete reads as a delete. */
 export interface CountChangedFinding extends DriftFinding {

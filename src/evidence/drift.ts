@@ -1,6 +1,5 @@
 import type { Config } from '../config/config.js';
-import type { DriftFinding } from '../run/types.js';
-import type { Snapshot } from '../snapshot/types.js';
+import type { DriftFinding, Snapshot } from '../records/index.js';
 import { countersWentBackwards, sameDatabase } from './counters.js';
 import { countFindings, criticalFindings, schemaFindings } from './drift-tables.js';
 

@@ -13,7 +13,13 @@ export interface EntryRef {
   readonly hash: string | null;
 }
 
-export function refOf(entry: AuditEntry): EntryRef {
+/** A ref to an entry of the log (not the live database): it always has a seq and a hash. */
+export interface LoggedRef extends EntryRef {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+export function refOf(entry: AuditEntry): LoggedRef {
   return { seq: entry.seq, kind: entry.kind, ts: entry.ts, runId: entry.runId ?? null, hash: entry.hash };
 }
 

@@ -1,7 +1,4 @@
-import type { AuditEntry } from '../audit/types.js';
-import type { ExecIntentBody, ExecOutcomeBody, ExecStatus, ExecTableChange } from '../exec/types.js';
-import type { BackupRecord, Operator } from '../run/types.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { AuditRecord, BackupRecord, ExecIntentBody, ExecStatus, ExecTableChange, Operator, TableKey } from '../records/index.js';
 import { refOf, type EntryRef } from './entry-ref.js';
 
 /**
@@ -27,10 +24,10 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 export class ExecCollector {
   private readonly byId = new Map<string, Mutable<ExecSummary>>();
 
-  add(entry: AuditEntry): void {
+  add(entry: AuditRecord): void {
     if (!entry.runId) return;
     if (entry.kind === 'exec.intent') {
-      const b = entry.body as ExecIntentBody;
+      const b = entry.body;
       this.byId.set(entry.runId, {
         runId: entry.runId,
         intent: {
@@ -45,8 +42,7 @@ export class ExecCollector {
       });
     } else if (entry.kind === 'exec.outcome') {
       const exec = this.byId.get(entry.runId);
-      const b = entry.body as ExecOutcomeBody;
-      if (exec) exec.outcome = { ref: refOf(entry), status: b.status, changes: b.changes ?? {} };
+      if (exec) exec.outcome = { ref: refOf(entry), status: entry.body.status, changes: entry.body.changes };
     }
   }
 

@@ -1,13 +1,12 @@
 import type { Config } from '../config/config.js';
 import { tableKey } from '../db/names.js';
 import type { Logger } from '../logger.js';
-import type { TableChange } from '../run/types.js';
-import type { TableKey } from '../snapshot/types.js';
-import type { ExecStatus, ExecTableChange } from '../exec/types.js';
+import type { ExecStatus, ExecTableChange, TableChange, TableKey } from '../records/index.js';
 import { ExecCollector, type ExecSummary } from './exec-runs.js';
 import { connectIfPossible, readLiveIdentity } from './live.js';
 import { readLiveFacts, resolveStatus, type DisplayStatus } from './run-status.js';
-import { isNonZero, RunCollector, type RunSummary } from './runs.js';
+import { isNonZero, isStarted, RunCollector, type RunSummary, type StartedRun } from './runs.js';
+import { warnSkipped } from '../audit/read.js';
 import { scanLog } from './scan.js';
 
 export interface HistoryFilter {
@@ -45,12 +44,12 @@ export interface History {
 export async function runHistory(config: Config, filter: HistoryFilter, log: Logger): Promise<History> {
   const collector = new RunCollector();
   const execCollector = new ExecCollector();
-  await scanLog(config.evidenceDir, [collector, execCollector]);
-  const all = collector.runs.filter((r) => r.intent);
+  await scanLog(config.evidenceDir, [collector, execCollector], warnSkipped(log));
+  const all = collector.runs.filter(isStarted);
   const table = filter.table ? tableKey(filter.table) : null;
   const since = filter.since?.getTime() ?? null;
   const when = (ts: string): boolean => since === null || Date.parse(ts) >= since;
-  const selected = all.filter((r) => (!filter.script || r.intent!.script === filter.script) && when(r.intent!.ref.ts) && (!table || isNonZero(r.outcome?.changes[table] ?? null)));
+  const selected = all.filter((r) => (!filter.script || r.intent.script === filter.script) && when(r.intent.ref.ts) && (!table || isNonZero(r.outcome?.changes[table] ?? null)));
   // An exec has no script name to match, and its counts are not its own exact changes.
   const execs = execCollector.execs.filter((e) => !filter.script && when(e.intent.ref.ts) && (!table || countMoved(e.outcome?.changes[table])));
 
@@ -93,8 +92,8 @@ function needsDatabase(runs: readonly RunSummary[]): boolean {
   return runs.some((r) => !r.post && !r.commitFailed && (!r.outcome || r.outcome.status === 'committing'));
 }
 
-function row(run: RunSummary, status: ReturnType<typeof resolveStatus>): HistoryRow {
-  const intent = run.intent!;
+function row(run: StartedRun, status: ReturnType<typeof resolveStatus>): HistoryRow {
+  const intent = run.intent;
   const op = intent.operator;
   return {
     kind: 'run',

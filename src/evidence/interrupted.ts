@@ -1,6 +1,6 @@
-import type { DriftFinding } from '../run/types.js';
+import type { DriftFinding } from '../records/index.js';
 import { resolveStatus, type LiveFacts } from './run-status.js';
-import type { RunSummary } from './runs.js';
+import { isStarted, type RunSummary, type StartedRun } from './runs.js';
 
 /**
  * Runs that never finished their story in the log: an intent with no outcome (the process
@@ -24,16 +24,16 @@ export function isOpen(run: RunSummary): boolean {
  * drift, so `check` stops repeating it (cron would otherwise stay red forever); `log` and
  * `show` keep showing the run as interrupted.
  */
-export function unsettledOpenRuns(runs: readonly RunSummary[], databaseKey: string): RunSummary[] {
-  const mine = runs.filter((r) => r.intent?.databaseKey === databaseKey);
-  const settledAt = Math.max(0, ...mine.filter((r) => !isOpen(r) && r.outcome?.ref.seq).map((r) => r.outcome!.ref.seq!));
+export function unsettledOpenRuns(runs: readonly RunSummary[], databaseKey: string): StartedRun[] {
+  const mine = runs.filter(isStarted).filter((r) => r.intent.databaseKey === databaseKey);
+  const settledAt = Math.max(0, ...mine.flatMap((r) => (!isOpen(r) && r.outcome ? [r.outcome.ref.seq] : [])));
   // In log order, whichever direction the log was read in.
-  return mine.filter((r) => isOpen(r) && r.intent!.ref.seq! > settledAt).sort((a, b) => a.intent!.ref.seq! - b.intent!.ref.seq!);
+  return mine.filter((r) => isOpen(r) && r.intent.ref.seq > settledAt).sort((a, b) => a.intent.ref.seq - b.intent.ref.seq);
 }
 
-export function interruptedRunFindings(open: readonly RunSummary[], live: LiveFacts | null): InterruptedRunFinding[] {
+export function interruptedRunFindings(open: readonly StartedRun[], live: LiveFacts | null): InterruptedRunFinding[] {
   return open.map((run) => {
-    const intent = run.intent!;
+    const intent = run.intent;
     const resolved = resolveStatus(run, live);
     const who = `Run ${run.runId} (${intent.script}, intent #${intent.ref.seq} at ${intent.ref.ts})`;
     const detail = run.outcome

@@ -5,7 +5,7 @@ import { parseDatabaseUrl } from '../db/url.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { takeSnapshot } from '../snapshot/take.js';
-import type { DatabaseIdentity, Snapshot, TableKey } from '../snapshot/types.js';
+import type { DatabaseIdentity, Snapshot, TableKey } from '../records/index.js';
 
 /**
  * The live database as evidence commands see it: one more observation ("now"), read the

@@ -1,7 +1,6 @@
-import type { AuditEntry } from '../audit/types.js';
-import type { Snapshot, TableCounters, TableKey } from '../snapshot/types.js';
+import type { AuditRecord, Snapshot, TableCounters, TableKey } from '../records/index.js';
 import type { IdentityFacts } from './counters.js';
-import { liveRef, refOf, type EntryRef } from './entry-ref.js';
+import { liveRef, refOf, type EntryRef, type LoggedRef } from './entry-ref.js';
 
 /**
  * An observation is a signed snapshot of a database: a `snapshot` entry, a run's
@@ -9,18 +8,27 @@ import { liveRef, refOf, type EntryRef } from './entry-ref.js';
  * carries a `snapshot` (exec.*). Observations are matched on snapshot.database.key, so a
  * database that was dropped and recreated under the same name keeps its history.
  */
-export function snapshotOf(entry: AuditEntry): Snapshot | null {
-  const candidate = (entry.body as { snapshot?: unknown } | null)?.snapshot;
-  return isSnapshot(candidate) ? candidate : null;
-}
-
-function isSnapshot(value: unknown): value is Snapshot {
-  const s = value as Partial<Snapshot> | null | undefined;
-  return !!s && typeof s === 'object' && typeof s.database?.key === 'string' && typeof s.tables === 'object' && s.tables !== null;
+export function snapshotOf(entry: AuditRecord): Snapshot | null {
+  switch (entry.kind) {
+    case 'snapshot':
+    case 'run.intent':
+    case 'run.post':
+    case 'exec.intent':
+      return entry.body.snapshot;
+    case 'exec.outcome':
+      return entry.body.snapshot;
+    case 'restore':
+      return entry.body.snapshot ?? null;
+    case 'run.outcome':
+    case 'run.commit-failed':
+    case 'key.rotate':
+    case 'key.add':
+      return null;
+  }
 }
 
 export interface Observation {
-  readonly ref: EntryRef;
+  readonly ref: LoggedRef;
   readonly snapshot: Snapshot;
 }
 
@@ -72,7 +80,7 @@ export class TableObservationCollector {
 
   constructor(private readonly table: TableKey) {}
 
-  add(entry: AuditEntry): void {
+  add(entry: AuditRecord): void {
     const snapshot = snapshotOf(entry);
     if (!snapshot) return;
     const key = snapshot.database.key;

@@ -1,5 +1,5 @@
 import { trustLine } from '../run/summary.js';
-import { violationSubject } from '../run/types.js';
+import { violationSubject } from '../records/index.js';
 import { heading, inlineCode, list, paragraph, table, title, type Block } from './report-blocks.js';
 import { evidenceBlocks, restoreBlocks, type VerificationOutcome } from './report-evidence.js';
 import type { RunRecord } from './run-record.js';

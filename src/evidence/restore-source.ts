@@ -1,4 +1,4 @@
-import type { TableKey } from '../snapshot/types.js';
+import type { TableKey } from '../records/index.js';
 import type { BlameChange } from './attribute.js';
 import type { ExecSummary } from './exec-runs.js';
 import type { TableObservation } from './observations.js';

@@ -1,4 +1,4 @@
-import type { AuditEntry } from '../audit/types.js';
+import type { AuditRecord } from '../records/index.js';
 import { ExitCode, SafeRunError, usageError } from '../errors.js';
 
 /**
@@ -7,26 +7,24 @@ import { ExitCode, SafeRunError, usageError } from '../errors.js';
  */
 export class RunEntriesCollector {
   private readonly ids: string[] = [];
-  private readonly entries: AuditEntry[] = [];
+  private readonly entries: AuditRecord[] = [];
   /** Entries of other kinds that name the run in their body (a `restore` from its backup). */
-  private readonly related: { readonly named: string; readonly entry: AuditEntry }[] = [];
+  private readonly related: { readonly named: string; readonly entry: AuditRecord }[] = [];
 
   constructor(private readonly prefix: string) {}
 
-  add(entry: AuditEntry): void {
+  add(entry: AuditRecord): void {
     const id = entry.runId;
     if (id?.startsWith(this.prefix)) {
       if (!this.ids.includes(id)) this.ids.push(id);
       if (id === this.ids[0]) this.entries.push(entry);
       return;
     }
-    const body = entry.body as { runId?: unknown; fromRun?: unknown; sourceRunId?: unknown } | null;
-    const named = body?.runId ?? body?.fromRun ?? body?.sourceRunId;
-    if (typeof named === 'string' && named.startsWith(this.prefix)) this.related.push({ named, entry });
+    if (entry.kind === 'restore' && entry.body.runId.startsWith(this.prefix)) this.related.push({ named: entry.body.runId, entry });
   }
 
   /** The run's entries in log order, or a usage error naming the problem. */
-  result(evidenceDir: string): { readonly runId: string; readonly entries: readonly AuditEntry[]; readonly related: readonly AuditEntry[] } {
+  result(evidenceDir: string): { readonly runId: string; readonly entries: readonly AuditRecord[]; readonly related: readonly AuditRecord[] } {
     if (this.ids.length === 0) {
       throw new SafeRunError(`No run ${this.prefix} in ${evidenceDir}.`, ExitCode.usage, '`safe-run log` lists the runs and their ids.');
     }

@@ -1,10 +1,23 @@
-import type { AuditEntry } from '../audit/types.js';
+import { warnSkipped } from '../audit/read.js';
 import type { Config } from '../config/config.js';
 import { usageError } from '../errors.js';
-import type { ExecIntentBody } from '../exec/types.js';
+import type {
+  AuditRecord,
+  BackupRecord,
+  DriftFinding,
+  RecordKind,
+  RecordOf,
+  RunCommitFailedBody,
+  RunError,
+  RunIntentBody,
+  RunOutcomeBody,
+  RunPostBody,
+  Snapshot,
+  TableChange,
+  TableKey,
+  Violation,
+} from '../records/index.js';
 import type { Logger } from '../logger.js';
-import type { BackupRecord, DriftFinding, RunCommitFailedBody, RunError, RunIntentBody, RunOutcomeBody, RunPostBody, TableChange, Violation } from '../run/types.js';
-import type { Snapshot, TableKey } from '../snapshot/types.js';
 import { checkBackupFile, type BackupCheck } from './backup-check.js';
 import { execName } from './exec-runs.js';
 import { connectIfPossible, readLiveIdentity } from './live.js';
@@ -42,15 +55,15 @@ export interface RunRecord {
 
 export async function showRun(config: Config, runRef: string, log: Logger): Promise<RunRecord> {
   const collector = new RunEntriesCollector(runRef.trim());
-  await scanLog(config.evidenceDir, [collector]);
+  await scanLog(config.evidenceDir, [collector], warnSkipped(log));
   const { runId, entries, related } = collector.result(config.evidenceDir);
   const summary = new RunCollector();
   for (const e of entries) summary.add(e);
   const run = summary.get(runId);
   if (!run) {
-    const exec = entries.find((e) => e.kind === 'exec.intent');
+    const exec = entryOf(entries, 'exec.intent')?.body;
     throw usageError(
-      `${runId} is ${exec ? `a \`safe-run exec\` run (${execName(exec.body as ExecIntentBody)})` : 'not a guarded run'}; \`show\` covers guarded runs.`,
+      `${runId} is ${exec ? `a \`safe-run exec\` run (${execName(exec)})` : 'not a guarded run'}; \`show\` covers guarded runs.`,
       '`safe-run log` lists it with its counts, and `safe-run blame <table>` places it in the timeline.',
     );
   }
@@ -64,9 +77,9 @@ export async function showRun(config: Config, runRef: string, log: Logger): Prom
     await live?.close();
   }
 
-  const intent = bodyOf<RunIntentBody>(entries, 'run.intent');
-  const outcome = bodyOf<RunOutcomeBody>(entries, 'run.outcome');
-  const post = bodyOf<RunPostBody>(entries, 'run.post');
+  const intent = entryOf(entries, 'run.intent')?.body ?? null;
+  const outcome = entryOf(entries, 'run.outcome')?.body ?? null;
+  const post = entryOf(entries, 'run.post')?.body ?? null;
   const backup = intent?.backup ?? null;
   return {
     runId,
@@ -74,7 +87,7 @@ export async function showRun(config: Config, runRef: string, log: Logger): Prom
     intent: intent ? withoutSnapshot(intent) : null,
     outcome,
     post: post ? withoutSnapshot(post) : null,
-    commitFailed: bodyOf<RunCommitFailedBody>(entries, 'run.commit-failed'),
+    commitFailed: entryOf(entries, 'run.commit-failed')?.body ?? null,
     changes: outcome?.changes ?? {},
     violations: outcome?.violations ?? [],
     drift: outcome?.drift ?? [],
@@ -96,9 +109,8 @@ export async function showRun(config: Config, runRef: string, log: Logger): Prom
   };
 }
 
-function bodyOf<B>(entries: readonly AuditEntry[], kind: string): B | null {
-  const entry = entries.find((e) => e.kind === kind);
-  return entry ? (entry.body as B) : null;
+function entryOf<K extends RecordKind>(entries: readonly AuditRecord[], kind: K): RecordOf<K> | null {
+  return entries.find((e): e is RecordOf<K> => e.kind === kind) ?? null;
 }
 
 function withoutSnapshot<B extends { snapshot: Snapshot }>(body: B): Omit<B, 'snapshot'> {

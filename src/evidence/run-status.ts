@@ -1,5 +1,5 @@
 import type { Db } from '../db/connection.js';
-import type { DatabaseIdentity } from '../snapshot/types.js';
+import type { DatabaseIdentity } from '../records/index.js';
 import type { RunSummary } from './runs.js';
 import { activeRunSessions, resolveTxids, type ActiveRunSession, type TxStatus } from './txid.js';
 

@@ -1,7 +1,5 @@
-import type { AuditEntry } from '../audit/types.js';
-import type { BackupRecord, Operator, OutcomeStatus, RunCommitFailedBody, RunIntentBody, RunOutcomeBody, RunPostBody, TableChange } from '../run/types.js';
-import type { TableKey } from '../snapshot/types.js';
-import { refOf, type EntryRef } from './entry-ref.js';
+import type { AuditRecord, BackupRecord, Operator, OutcomeStatus, RecordOf, TableChange, TableKey } from '../records/index.js';
+import { refOf, type EntryRef, type LoggedRef } from './entry-ref.js';
 
 /**
  * One guarded run as `log`, `blame` and `report` need it: a few hundred bytes, however big
@@ -16,8 +14,17 @@ export interface RunSummary {
   readonly commitFailed: { readonly ref: EntryRef; readonly error: string } | null;
 }
 
+/** A run whose intent is in the log: what every status, history and drift question is about. */
+export interface StartedRun extends RunSummary {
+  readonly intent: IntentSummary;
+}
+
+export function isStarted(run: RunSummary): run is StartedRun {
+  return run.intent !== null;
+}
+
 export interface IntentSummary {
-  readonly ref: EntryRef;
+  readonly ref: LoggedRef;
   readonly script: string;
   readonly scriptSha256: string;
   readonly operator: Operator;
@@ -30,7 +37,7 @@ export interface IntentSummary {
 }
 
 export interface OutcomeSummary {
-  readonly ref: EntryRef;
+  readonly ref: LoggedRef;
   readonly status: OutcomeStatus;
   readonly changes: Readonly<Record<TableKey, TableChange>>;
   readonly inTxCounts: Readonly<Record<TableKey, number>>;
@@ -41,7 +48,7 @@ export interface OutcomeSummary {
 }
 
 export interface PostSummary {
-  readonly ref: EntryRef;
+  readonly ref: LoggedRef;
   readonly commitLsn: string;
 }
 
@@ -51,23 +58,30 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 export class RunCollector {
   private readonly byId = new Map<string, Mutable<RunSummary>>();
 
-  add(entry: AuditEntry): void {
-    if (!entry.runId || !entry.kind.startsWith('run.')) return;
-    const run = this.run(entry.runId);
+  add(entry: AuditRecord): void {
+    if (!entry.runId) return;
     switch (entry.kind) {
       case 'run.intent':
-        run.intent = summarizeIntent(entry as AuditEntry<RunIntentBody>);
+        this.run(entry.runId).intent = summarizeIntent(entry);
         break;
       case 'run.outcome': {
-        const body = (entry as AuditEntry<RunOutcomeBody>).body;
-        run.outcome = { ref: refOf(entry), status: body.status, changes: body.changes ?? {}, inTxCounts: body.inTxCounts ?? {}, xid: body.xid ?? null, error: body.error?.message ?? null, trust: body.trust ?? null };
+        const body = entry.body;
+        this.run(entry.runId).outcome = {
+          ref: refOf(entry),
+          status: body.status,
+          changes: body.changes,
+          inTxCounts: body.inTxCounts,
+          xid: body.xid,
+          error: body.error?.message ?? null,
+          trust: body.trust ?? null,
+        };
         break;
       }
       case 'run.post':
-        run.post = { ref: refOf(entry), commitLsn: (entry as AuditEntry<RunPostBody>).body.commitLsn };
+        this.run(entry.runId).post = { ref: refOf(entry), commitLsn: entry.body.commitLsn };
         break;
       case 'run.commit-failed':
-        run.commitFailed = { ref: refOf(entry), error: (entry as AuditEntry<RunCommitFailedBody>).body.error?.message ?? 'COMMIT failed' };
+        this.run(entry.runId).commitFailed = { ref: refOf(entry), error: entry.body.error.message };
         break;
       default:
         break;
@@ -92,7 +106,7 @@ export class RunCollector {
   }
 }
 
-function summarizeIntent(entry: AuditEntry<RunIntentBody>): IntentSummary {
+function summarizeIntent(entry: RecordOf<'run.intent'>): IntentSummary {
   const b = entry.body;
   return {
     ref: refOf(entry),

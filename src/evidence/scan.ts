@@ -1,12 +1,13 @@
-import { readEntries } from '../audit/read.js';
-import type { AuditEntry } from '../audit/types.js';
+import { readRawEntries, recordOrSkip, type OnSkipped } from '../audit/read.js';
+import type { AuditRecord } from '../records/index.js';
 
 /** Anything that wants to see the log go by: run summaries, observations, one run's entries. */
 export interface EntryVisitor {
-  add(entry: AuditEntry): void;
+  add(entry: AuditRecord): void;
 }
 
 export interface ScanResult {
+  /** Every entry of the log, skipped ones included: the head is the log's head whatever its bodies say. */
   readonly entries: number;
   readonly lastSeq: number | null;
   readonly lastHash: string | null;
@@ -14,15 +15,17 @@ export interface ScanResult {
 
 /**
  * One pass over audit.jsonl for every visitor at once: the log is the expensive thing to
- * read, so a command decides up front what it needs and reads the file exactly once.
+ * read, so a command decides up front what it needs and reads the file exactly once. The
+ * visitors see typed records only; an entry whose body does not parse goes to onSkipped.
  */
-export async function scanLog(evidenceDir: string, visitors: readonly EntryVisitor[]): Promise<ScanResult> {
+export async function scanLog(evidenceDir: string, visitors: readonly EntryVisitor[], onSkipped: OnSkipped): Promise<ScanResult> {
   let entries = 0;
-  let last: AuditEntry | null = null;
-  for await (const entry of readEntries(evidenceDir)) {
+  let last: { readonly seq: number; readonly hash: string } | null = null;
+  for await (const entry of readRawEntries(evidenceDir)) {
     entries++;
     last = entry;
-    for (const v of visitors) v.add(entry);
+    const record = recordOrSkip(entry, onSkipped);
+    if (record) for (const v of visitors) v.add(record);
   }
   return { entries, lastSeq: last?.seq ?? null, lastHash: last?.hash ?? null };
 }

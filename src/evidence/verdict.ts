@@ -1,5 +1,4 @@
-import type { TableChange } from '../run/types.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { TableChange, TableKey } from '../records/index.js';
 import { isOutside, type BlameChange } from './attribute.js';
 import type { BlameAnalysis } from './blame.js';
 import { describeEvent } from './window-events.js';
@@ -68,12 +67,12 @@ export function runEffect(script: string, change: TableChange | null, table: str
 
 function lastCommittedBefore(runs: readonly RunFacts[], seq: number | null): RunFacts | null {
   const limit = seq ?? Number.POSITIVE_INFINITY;
-  let found: RunFacts | null = null;
+  let found: { readonly facts: RunFacts; readonly at: number } | null = null;
   for (const r of runs) {
     const at = r.run.outcome?.ref.seq;
-    if (r.status.committed && at !== undefined && at !== null && at < limit && (!found || at > found.run.outcome!.ref.seq!)) found = r;
+    if (r.status.committed && at !== undefined && at < limit && (!found || at > found.at)) found = { facts: r, at };
   }
-  return found;
+  return found?.facts ?? null;
 }
 
 export function shortName(table: TableKey): string {

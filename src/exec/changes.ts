@@ -2,9 +2,7 @@ import type { Config } from '../config/config.js';
 import { ExitCode } from '../errors.js';
 import { counterDelta, isZeroDelta } from '../evidence/counters.js';
 import { driftSince } from '../evidence/drift.js';
-import type { DriftFinding } from '../run/types.js';
-import type { Snapshot, TableKey } from '../snapshot/types.js';
-import type { ExecStatus, ExecTableChange } from './types.js';
+import type { DriftFinding, ExecStatus, ExecTableChange, Snapshot, TableKey } from '../records/index.js';
 
 /**
  * What the wrapped command did, read from the outside: there is no transaction to measure

@@ -13,14 +13,14 @@ import type { Logger } from '../logger.js';
 import { checkEnvironment } from '../run/environment.js';
 import { watchInterrupts, type Interrupt } from '../run/interrupt.js';
 import { readOperator } from '../run/operator.js';
-import type { BackupRecord, DriftFinding } from '../run/types.js';
+import type { BackupRecord, DriftFinding, ExecIntentBody, ExecOutcomeBody, ExecStatus, Snapshot } from '../records/index.js';
 import { takeSnapshot } from '../snapshot/take.js';
-import type { Snapshot, SnapshotOptions } from '../snapshot/types.js';
+import type { SnapshotOptions } from '../snapshot/types.js';
 import { transientAnchor } from './anchor.js';
 import { execExitCode, execFindings, tableChanges } from './changes.js';
 import { runChild, type ChildOutcome } from './child.js';
 import { redactArgv } from './redact.js';
-import type { ExecIntentBody, ExecOptions, ExecOutcomeBody, ExecResult, ExecStatus } from './types.js';
+import type { ExecOptions, ExecResult } from './types.js';
 import { resolveCommand } from './which.js';
 
 /**

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { TableKey } from '../records/index.js';
 import { CATALOG_STATE_QUERY } from './catalog-state-sql.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { TableKey } from '../snapshot/types.js';
+import type { TableKey } from '../records/index.js';
 import type { CatalogObject, CatalogState } from './catalog-changes.js';
 
 /**

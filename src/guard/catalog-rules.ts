@@ -1,4 +1,4 @@
-import type { Violation } from '../run/types.js';
+import type { Violation } from '../records/index.js';
 import type { LoadedScript } from '../script/load.js';
 import type { CatalogVerdict } from './catalog-verdict.js';
 

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
-import type { Snapshot, TableKey } from '../snapshot/types.js';
+import type { Snapshot, TableKey } from '../records/index.js';
 
 /**
  * Other sessions keep writing while a run runs. Their writes to the watched tables

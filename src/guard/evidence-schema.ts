@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
-import type { Violation } from '../run/types.js';
+import type { Violation } from '../records/index.js';
 
 /**
  * The `safe_run` schema holds the chain-head anchor that catches a cut log. Snapshots leave

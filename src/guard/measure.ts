@@ -1,8 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import { keyOf, parseTableName } from '../db/names.js';
-import type { TableChange } from '../run/types.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { TableChange, TableKey } from '../records/index.js';
 
 /**
  * What the script's own transaction did, measured from inside it. pg_stat_xact_user_tables

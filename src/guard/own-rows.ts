@@ -1,7 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
-import type { TableChange, Violation } from '../run/types.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { TableChange, TableKey, Violation } from '../records/index.js';
 
 /**
  * The script's own net rows in a table, read without statistics: the count inside its

@@ -1,7 +1,6 @@
 import { DEFAULT_MAX_DROP_PERCENT, DEFAULT_MAX_UPDATE_PERCENT, type Config, type CriticalTableRule } from '../config/config.js';
-import type { Operation, TableChange, Violation } from '../run/types.js';
+import type { Operation, TableChange, TableKey, Violation } from '../records/index.js';
 import type { LoadedScript } from '../script/load.js';
-import type { TableKey } from '../snapshot/types.js';
 
 /**
  * The guards (SPEC "The guarded run", step 9). Pure: given what was declared and what was

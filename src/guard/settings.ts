@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { CATALOG_SEARCH_PATH, type Db } from '../db/connection.js';
-import type { Violation } from '../run/types.js';
+import type { Violation } from '../records/index.js';
 import { GUARDED_SETTINGS } from './policy-rules.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { Db } from '../db/connection.js';
 import { readTableCatalog } from '../db/catalog.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { TableKey } from '../records/index.js';
 import type { TableShape } from './measure.js';
 
 /** The part of the catalog the guards compare before and after the script: storage and shape. */

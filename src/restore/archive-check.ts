@@ -3,7 +3,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import path from 'node:path';
 import { hashDirectory } from '../backup/archive.js';
 import { ExitCode, SafeRunError } from '../errors.js';
-import type { BackupRecord } from '../run/types.js';
+import type { BackupRecord } from '../records/index.js';
 
 export interface VerifiedArchive {
   readonly path: string;

@@ -1,9 +1,7 @@
 import { readEntries } from '../audit/read.js';
 import type { AuditEntry } from '../audit/types.js';
 import { usageError } from '../errors.js';
-import type { ExecIntentBody } from '../exec/types.js';
-import type { BackupRecord, RunIntentBody } from '../run/types.js';
-import type { Snapshot } from '../snapshot/types.js';
+import type { BackupRecord, ExecIntentBody, RunIntentBody, Snapshot } from '../records/index.js';
 
 /** A signed intent that promised a backup: a guarded run's, or a wrapped command's. */
 export interface RestorableRun {

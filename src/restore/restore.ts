@@ -14,14 +14,14 @@ import { parseDatabaseUrl, redactUrl, withDatabase } from '../db/url.js';
 import type { Logger } from '../logger.js';
 import { readOperator } from '../run/operator.js';
 import { takeSnapshot } from '../snapshot/take.js';
-import type { Snapshot, TableKey } from '../snapshot/types.js';
+import type { RestoreBody, Snapshot, TableKey } from '../records/index.js';
 import { assertHasBackup, verifiedArchive, type VerifiedArchive } from './archive-check.js';
 import { findRestorableRun } from './find-run.js';
 import { createScratchDatabase, dropDatabase, scratchDatabaseName } from './scratch.js';
 import { restoreTables } from './tables.js';
 import { assertEmptyTargets, countTables, orderByForeignKeys, type RestoreTable } from './target-tables.js';
 import { dataEntries } from './toc.js';
-import type { RestoreBody, RestoreOptions, RestoreResult } from './types.js';
+import type { RestoreOptions, RestoreResult } from './types.js';
 
 /**
  * `safe-run restore`: find the run's signed intent, prove its archive is the one it signed,

@@ -3,7 +3,7 @@ import { readForeignKeys } from '../db/catalog.js';
 import type { Db } from '../db/connection.js';
 import { quoteTable } from '../db/names.js';
 import { usageError } from '../errors.js';
-import type { TableKey } from '../snapshot/types.js';
+import type { TableKey } from '../records/index.js';
 
 export interface RestoreTable {
   readonly key: TableKey;

@@ -1,10 +1,9 @@
 import { sql } from 'kysely';
 import { evaluateGuards } from '../guard/rules.js';
 import { takeSnapshot } from '../snapshot/take.js';
-import type { Snapshot, TableKey } from '../snapshot/types.js';
+import type { RunOutcomeBody, Snapshot, TableChange, TableKey, Violation } from '../records/index.js';
 import { toRunError } from './run-error.js';
 import type { TransactionInput } from './transaction.js';
-import type { RunOutcomeBody, TableChange, Violation } from './types.js';
 
 /**
  * The script ended the guarded transaction by itself: what it did is committed and cannot

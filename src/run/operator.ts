@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import os from 'node:os';
 import path from 'node:path';
-import type { Operator, ScriptRecord } from './types.js';
+import type { Operator, ScriptRecord } from '../records/index.js';
 
 /** Who ran it: the OS user, plus the git identity of the working directory if there is one. */
 export async function readOperator(cwd = process.cwd()): Promise<Operator> {

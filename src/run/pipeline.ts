@@ -16,7 +16,7 @@ import { ExitCode, SafeRunError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { loadScriptByName, scriptLoadOptions, type LoadedScript } from '../script/load.js';
 import { takeSnapshot } from '../snapshot/take.js';
-import type { DatabaseIdentity, Snapshot, TableKey } from '../snapshot/types.js';
+import type { BackupRecord, DatabaseIdentity, DriftFinding, RunIntentBody, RunOutcomeBody, Snapshot, TableKey } from '../records/index.js';
 import { checkEnvironment } from './environment.js';
 import { assertEvidenceWritable } from './preflight.js';
 import { watchInterrupts, type Interrupt } from './interrupt.js';
@@ -25,7 +25,7 @@ import { buildRunResult } from './result.js';
 import { toRunError } from './run-error.js';
 import { openScriptSession, scriptSessionUrl } from './script-session.js';
 import { runScriptTransaction } from './transaction.js';
-import type { BackupRecord, DriftFinding, RunIntentBody, RunOutcomeBody, RunResult } from './types.js';
+import type { RunResult } from './types.js';
 
 /** The guarded run, SPEC "The guarded run" steps 1 to 12. */
 export interface RunOptions {

@@ -1,6 +1,6 @@
 import { ExitCode } from '../errors.js';
-import type { Snapshot, TableKey } from '../snapshot/types.js';
-import type { BackupRecord, RunOutcomeBody, RunResult } from './types.js';
+import type { BackupRecord, RunOutcomeBody, Snapshot, TableKey } from '../records/index.js';
+import type { RunResult } from './types.js';
 
 const EXIT_BY_STATUS: Record<RunResult['status'], number> = {
   committed: ExitCode.ok,

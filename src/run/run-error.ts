@@ -1,5 +1,5 @@
 import type { LoadedScript } from '../script/load.js';
-import type { RunError } from './types.js';
+import type { RunError } from '../records/index.js';
 
 /**
  * A script's error as the operator needs it: PostgreSQL's code, detail and hint, and for

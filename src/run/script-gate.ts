@@ -5,7 +5,7 @@ import type { Logger } from '../logger.js';
 import { directGate, type QueryGate } from '../script/gate.js';
 import type { LoadedScript } from '../script/load.js';
 import type { Interrupt } from './interrupt.js';
-import type { Violation } from './types.js';
+import type { Violation } from '../records/index.js';
 
 /**
  * The script's side of the transaction: it gets a gate, never the transaction. Every

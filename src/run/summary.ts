@@ -1,4 +1,5 @@
-import { violationSubject, type BackupRecord, type RunResult } from './types.js';
+import { type RunResult } from './types.js';
+import { violationSubject, type BackupRecord } from '../records/index.js';
 
 /** The human summary of a run: what changed, the guards' verdict, the backup, the timings. */
 export function renderRunSummary(r: RunResult): string {

@@ -13,12 +13,11 @@ import { applyRunnerSettings, readGuardedSettings, readTrust, restoreSearchPath,
 import { declaredParents, readTableShapes } from '../guard/shapes.js';
 import type { Logger } from '../logger.js';
 import type { LoadedScript } from '../script/load.js';
-import type { Snapshot, TableKey } from '../snapshot/types.js';
+import type { DriftFinding, OutcomeStatus, RunOutcomeBody, Snapshot, TableChange, TableKey, Violation } from '../records/index.js';
 import type { Interrupt } from './interrupt.js';
 import { recordEscape } from './escape.js';
 import { toRunError } from './run-error.js';
 import { runThroughGate } from './script-gate.js';
-import type { DriftFinding, OutcomeStatus, RunOutcomeBody, TableChange, Violation } from './types.js';
 
 /**
  * Steps 7 to 10 of the pipeline: the script's transaction, measured from inside, judged by

@@ -1,6 +1,6 @@
 import type { Transaction } from 'kysely';
 import type { Logger } from '../logger.js';
-import type { Operation } from '../run/types.js';
+import type { Operation } from '../records/index.js';
 
 /**
  * What a script receives. `db` is typed as a transaction but lives in the script's own

@@ -1,4 +1,4 @@
-import type { Operation } from '../run/types.js';
+import type { Operation } from '../records/index.js';
 
 /**
  * The comment header of a `.sql` script (SPEC "Scripts"):

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { CatalogTable, TableCatalog } from '../db/catalog.js';
 import type { Db } from '../db/connection.js';
-import type { TableKey } from './types.js';
+import type { TableKey } from '../records/index.js';
 
 /**
  * Which tables get an exact count(*), and how those counts are read inside an exported

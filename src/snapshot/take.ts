@@ -3,7 +3,8 @@ import { readTableCatalog, type TableCatalog } from '../db/catalog.js';
 import type { Db } from '../db/connection.js';
 import { readIdentity, readWalPosition } from '../db/identity.js';
 import { countInSnapshot, planExactCounts, sumPartitions, tablesToScan } from './counts.js';
-import type { Snapshot, SnapshotOptions, TableKey, TableState } from './types.js';
+import type { SnapshotOptions } from './types.js';
+import type { Snapshot, TableKey, TableState } from '../records/index.js';
 
 export interface TakenSnapshot<T> {
   readonly snapshot: Snapshot;

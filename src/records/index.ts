@@ -1,0 +1,9 @@
+/** The typed model of what the audit log stores. It imports nothing from safe-run: everything else builds on it. */
+export * from './table.js';
+export * from './findings.js';
+export * from './intent.js';
+export * from './run.js';
+export * from './exec.js';
+export * from './restore.js';
+export * from './key.js';
+export * from './record.js';

@@ -4,6 +4,7 @@ import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { databaseAnchor, openAuditLog, type AuditLog } from '../audit/log.js';
+import { warnSkipped } from '../audit/read.js';
 import { failedBackupRecord, runBackup } from '../backup/backup.js';
 import { backupScope } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
@@ -108,7 +109,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     }
   });
   const backup = held!;
-  const drift = await driftBeforeRun(config, pre, ctx.session).catch((error: unknown) => {
+  const drift = await driftBeforeRun(config, pre, ctx.session, warnSkipped(log)).catch((error: unknown) => {
     log.warn('could not compare with the previous observation', { error: (error as Error).message });
     return [];
   });

@@ -106,6 +106,19 @@ describe('safe-run snapshot + check', () => {
     expect(kinds).not.toContain('db-recreated');
   });
 
+  it('reports triggers switched off, a grant and a new trigger made outside any run, though no row changed', async () => {
+    await ws.cli(['snapshot']);
+    await outOfBand(ws.t.url, 'alter table users disable trigger all');
+    await outOfBand(ws.t.url, 'grant all on oidc_models to public');
+    await outOfBand(ws.t.url, 'create function public.noop() returns trigger language plpgsql as $$ begin return null; end $$');
+    await outOfBand(ws.t.url, 'create trigger noop after insert on models for each statement execute function public.noop()');
+    const check = await ws.cli(['check', '--json']);
+    expect(check.exitCode).toBe(10);
+    const findings = parseJson<CheckResult>(check).findings.filter((f) => f.kind === 'schema-changed');
+    expect(findings.map((f) => f.table).sort()).toEqual(['public.models', 'public.oidc_models', 'public.users']);
+    expect(findings.find((f) => f.table === 'public.users')?.detail).toContain('triggers');
+  });
+
   it('compares against the newest observation only', async () => {
     await ws.cli(['snapshot']);
     await outOfBand(ws.t.url, "delete from oauth_clients where client_id = 'cli'");

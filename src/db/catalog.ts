@@ -56,7 +56,8 @@ export async function readTableCatalog(db: Db): Promise<TableCatalog> {
       kind: partitioned ? 'partitioned' : 'table',
       estimate: t.estimate,
       counters,
-      fingerprint: fingerprints.get(t.oid) ?? '',
+      fingerprint: fingerprints.get(t.oid)?.shape ?? '',
+      behaviourFingerprint: fingerprints.get(t.oid)?.behaviour ?? '',
       // A leaf in an excluded schema has no key and is left out: it is not a user table here.
       leafPartitions: (t.leaves ?? []).flatMap((oid) => keyByOid.get(Number(oid)) ?? []).sort(),
       readable: t.readable,
@@ -116,8 +117,13 @@ async function readTables(db: Db): Promise<readonly TableRow[]> {
  * touch it. The pg_get_*def functions read the current catalog rather than the
  * transaction's snapshot; inside one transaction that difference cannot show.
  */
-async function readFingerprints(db: Db): Promise<ReadonlyMap<number, string>> {
-  const result = await sql<{ oid: number; fingerprint: string }>`
+interface Fingerprints {
+  readonly shape: string;
+  readonly behaviour: string;
+}
+
+async function readFingerprints(db: Db): Promise<ReadonlyMap<number, Fingerprints>> {
+  const result = await sql<{ oid: number; fingerprint: string; behaviour: string }>`
     with rels as (${userRelations}),
     cols as (
       select a.attrelid as oid,
@@ -146,8 +152,38 @@ async function readFingerprints(db: Db): Promise<ReadonlyMap<number, string>> {
         from pg_catalog.pg_index i
         join rels r on r.oid = i.indrelid
        group by i.indrelid
+    ),
+    -- What decides how writes behave and who may make them, beside the shape: triggers with
+    -- their enabled state (ALTER TABLE ... DISABLE TRIGGER ALL turns off foreign-key cascades),
+    -- rules, policies, row security, privileges and the owner.
+    trg as (
+      select t.tgrelid as oid,
+             string_agg(t.tgname || ' ' || t.tgenabled::text || ' ' || pg_catalog.pg_get_triggerdef(t.oid), E'\n' order by t.tgname collate "C") as def
+        from pg_catalog.pg_trigger t
+        join rels r on r.oid = t.tgrelid
+       group by t.tgrelid
+    ),
+    rul as (
+      select w.ev_class as oid,
+             string_agg(w.rulename || ' ' || w.ev_enabled::text || ' ' || pg_catalog.pg_get_ruledef(w.oid), E'\n' order by w.rulename collate "C") as def
+        from pg_catalog.pg_rewrite w
+        join rels r on r.oid = w.ev_class
+       group by w.ev_class
+    ),
+    pol as (
+      select p.polrelid as oid,
+             string_agg(concat_ws(' ', p.polname, p.polcmd::text, p.polpermissive::text, p.polroles::text,
+                                  pg_catalog.pg_get_expr(p.polqual, p.polrelid), pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)),
+                        E'\n' order by p.polname collate "C") as def
+        from pg_catalog.pg_policy p
+        join rels r on r.oid = p.polrelid
+       group by p.polrelid
     )
     select r.oid::int8 as oid,
+           encode(sha256(convert_to(concat_ws(E'\n-- ',
+             'triggers', trg.def, 'rules', rul.def, 'policies', pol.def,
+             'row security', c.relrowsecurity::text || ' ' || c.relforcerowsecurity::text,
+             'privileges', c.relacl::text, 'owner', pg_catalog.pg_get_userbyid(c.relowner)), 'UTF8')), 'hex') as behaviour,
            encode(sha256(convert_to(concat_ws(E'\n-- ',
              'columns', cols.def, 'constraints', cons.def, 'indexes', idx.def,
              'partition', pg_catalog.pg_get_partkeydef(r.oid), pg_catalog.pg_get_expr(c.relpartbound, r.oid)), 'UTF8')), 'hex') as fingerprint
@@ -155,8 +191,11 @@ async function readFingerprints(db: Db): Promise<ReadonlyMap<number, string>> {
       join pg_catalog.pg_class c on c.oid = r.oid
       left join cols on cols.oid = r.oid
       left join cons on cons.oid = r.oid
-      left join idx on idx.oid = r.oid`.execute(db);
-  return new Map(result.rows.map((row) => [row.oid, row.fingerprint]));
+      left join idx on idx.oid = r.oid
+      left join trg on trg.oid = r.oid
+      left join rul on rul.oid = r.oid
+      left join pol on pol.oid = r.oid`.execute(db);
+  return new Map(result.rows.map((row) => [row.oid, { shape: row.fingerprint, behaviour: row.behaviour }]));
 }
 
 /** What a delete in the parent does to the child's rows: pg_constraint.confdeltype. */

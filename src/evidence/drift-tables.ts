@@ -18,6 +18,14 @@ export function schemaFindings(previous: Snapshot, live: Snapshot): DriftFinding
     else if (!a && b) findings.push({ kind: 'schema-changed', table: key, before: null, after: b.fingerprint, detail: `${key} was created (${b.rows} rows now).` });
     else if (a && b && a.fingerprint !== b.fingerprint) {
       findings.push({ kind: 'schema-changed', table: key, before: a.fingerprint, after: b.fingerprint, detail: `${key} changed shape (columns, types, constraints or indexes).` });
+    } else if (a?.behaviourFingerprint && b?.behaviourFingerprint && a.behaviourFingerprint !== b.behaviourFingerprint) {
+      findings.push({
+        kind: 'schema-changed',
+        table: key,
+        before: a.behaviourFingerprint,
+        after: b.behaviourFingerprint,
+        detail: `${key}: its triggers (or their enabled state), rules, policies, row security, privileges or owner changed.`,
+      });
     }
   }
   return findings;

@@ -33,6 +33,11 @@ export const TableStateSchema = z
     counters: TableCountersSchema.nullable(),
     /** sha256 over columns, types, constraints and indexes: changes on DDL. */
     fingerprint: z.string(),
+    /**
+     * sha256 over triggers and their enabled state, rules, policies, row security, privileges
+     * and owner. Absent in snapshots written before it was recorded; compared only when both have it.
+     */
+    behaviourFingerprint: z.string().optional(),
   })
   .readonly();
 export type TableState = z.infer<typeof TableStateSchema>;

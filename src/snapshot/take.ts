@@ -76,6 +76,7 @@ function tableStates(catalog: TableCatalog, counts: ReadonlyMap<TableKey, number
       rowsKind: exact === undefined ? 'estimate' : 'exact',
       counters: t.counters,
       fingerprint: t.fingerprint,
+      behaviourFingerprint: t.behaviourFingerprint,
     };
   }
   return tables;

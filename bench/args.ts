@@ -19,7 +19,8 @@ export interface BenchArgs {
 
 export const COMPARISONS = ['snapshot', 'growth', 'guard', 'ipc', 'backup', 'parallel', 'verify', 'blame', 'rss'] as const;
 
-const USAGE = 'usage: bench [--quick] [--tables N] [--rows N] [--rounds N] [--backup-rounds N] [--json] [--reuse] [--only snapshot,growth,guard,ipc,backup,parallel,verify,blame,rss]';
+const USAGE =
+  'usage: bench [--quick] [--tables N] [--rows N] [--rounds N] [--backup-rounds N] [--json] [--reuse] [--only snapshot,growth,guard,ipc,backup,parallel,verify,blame,rss]';
 
 export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   const quick = argv.includes('--quick');
@@ -28,7 +29,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--quick' || arg === '--json' || arg === '--reuse') flags.add(arg);
-    else if (['--tables', '--rows', '--rounds', '--backup-rounds', '--only'].includes(arg) && argv[i + 1] !== undefined) values[arg] = argv[++i]!;
+    else if (['--tables', '--rows', '--rounds', '--backup-rounds', '--only'].includes(arg) && argv[i + 1] !== undefined)
+      values[arg] = argv[++i]!;
     else throw new Error(`unknown argument ${arg}\n${USAGE}`);
   }
   const int = (name: string, fallback: number): number => {

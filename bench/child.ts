@@ -33,10 +33,22 @@ export async function runCli(args: readonly string[], env: Record<string, string
       ? [GNU_TIME, ['-f', '%M', '-o', out, process.execPath, cliPath, ...args]]
       : [process.execPath, [cliPath, ...args]];
     const started = performance.now();
-    const result = await execa(file, argv, { env: { ...env, NODE_ENV: 'production' }, extendEnv: true, cwd, reject: false, stdin: 'ignore' });
+    const result = await execa(file, argv, {
+      env: { ...env, NODE_ENV: 'production' },
+      extendEnv: true,
+      cwd,
+      reject: false,
+      stdin: 'ignore',
+    });
     const wallMs = performance.now() - started;
     const kb = rssMethod && existsSync(out) ? Number(readFileSync(out, 'utf8').trim().split('\n').at(-1)) : Number.NaN;
-    return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr), wallMs, peakRssMb: Number.isFinite(kb) ? kb / 1024 : null };
+    return {
+      exitCode: result.exitCode ?? -1,
+      stdout: String(result.stdout),
+      stderr: String(result.stderr),
+      wallMs,
+      peakRssMb: Number.isFinite(kb) ? kb / 1024 : null,
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

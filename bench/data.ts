@@ -23,7 +23,13 @@ export interface BenchDatabase {
 
 const FORMAT = 'safe-run bench v2';
 
-export async function buildBenchDatabase(serverUrl: string, name: string, tables: number, rows: number, reuse: boolean): Promise<BenchDatabase> {
+export async function buildBenchDatabase(
+  serverUrl: string,
+  name: string,
+  tables: number,
+  rows: number,
+  reuse: boolean,
+): Promise<BenchDatabase> {
   const url = withDatabase(serverUrl, name);
   const result: BenchDatabase = { name, url, tables: planTables(tables, rows), sessions: planSessions(rows), rows };
   const marker = `${FORMAT} tables=${tables} rows=${rows}`;
@@ -58,7 +64,9 @@ export async function buildBenchDatabase(serverUrl: string, name: string, tables
   } finally {
     await admin2.destroy();
   }
-  progress(`built ${name}: ${result.tables.length} tables, ${rows.toLocaleString('en')} rows in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  progress(
+    `built ${name}: ${result.tables.length} tables, ${rows.toLocaleString('en')} rows in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
   return result;
 }
 
@@ -126,7 +134,8 @@ async function loadTables(db: Db, specs: readonly TableSpec[]): Promise<void> {
     for (let spec = queue.shift(); spec; spec = queue.shift()) {
       await loadTable(db, spec, spec.parent ? rowsOf.get(spec.parent)! : 0);
       done++;
-      if (spec.large || done % 50 === 0) progress(`  loaded ${spec.name} (${spec.rows.toLocaleString('en')} rows), ${done}/${specs.length} tables`);
+      if (spec.large || done % 50 === 0)
+        progress(`  loaded ${spec.name} (${spec.rows.toLocaleString('en')} rows), ${done}/${specs.length} tables`);
     }
   };
   await Promise.all([worker(), worker()]);

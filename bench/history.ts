@@ -25,7 +25,11 @@ export async function readRunTemplate(evidenceDir: string): Promise<RunTemplate>
   if (!found['run.intent'] || !found['run.outcome'] || !found['run.post']) {
     throw new Error(`the template run left no intent/outcome/post triple in ${evidenceDir}`);
   }
-  return { intent: found['run.intent'] as RunIntentBody, outcome: found['run.outcome'] as RunOutcomeBody, post: found['run.post'] as RunPostBody };
+  return {
+    intent: found['run.intent'] as RunIntentBody,
+    outcome: found['run.outcome'] as RunOutcomeBody,
+    post: found['run.post'] as RunPostBody,
+  };
 }
 
 export interface SyntheticEntry {

@@ -20,7 +20,9 @@ export async function importScriptInProcess(file: string): Promise<ScriptDefinit
   const jiti = createJiti(import.meta.url, {
     moduleCache: false,
     fsCache: false,
-    transform: (options) => ({ code: transform(options.source, { transforms: ['typescript', 'imports'], filePath: options.filename }).code }),
+    transform: (options) => ({
+      code: transform(options.source, { transforms: ['typescript', 'imports'], filePath: options.filename }).code,
+    }),
     alias: { 'safe-run': fileURLToPath(new URL('../src/index.js', import.meta.url)) },
   });
   return (await jiti.import(file, { default: true })) as ScriptDefinition;
@@ -48,8 +50,13 @@ export async function inProcessLoadedScript(file: string): Promise<LoadedScript>
     critical: (definition.critical ?? []).map(tableKey),
     ddl: definition.ddl ?? false,
     run: (context) =>
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
-      definition.run({ db: new Kysely<any>({ dialect: new IpcDialect(context.gate) }) as never, args: [...context.args], log: context.log, dryRun: context.dryRun }),
+      definition.run({
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any
+        db: new Kysely<any>({ dialect: new IpcDialect(context.gate) }) as never,
+        args: [...context.args],
+        log: context.log,
+        dryRun: context.dryRun,
+      }),
     dispose: async () => {},
   };
 }

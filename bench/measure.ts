@@ -55,7 +55,9 @@ export async function alternate(sides: readonly Side[], options: AlternateOption
       const i = (round + k) % sides.length;
       samples[i]!.push(await once(i));
     }
-    progress(`  ${options.label}: round ${round + 1}/${options.rounds}: ${sides.map((s, i) => `${s.name} ${samples[i]!.at(-1)!.toFixed(0)} ms`).join(', ')}`);
+    progress(
+      `  ${options.label}: round ${round + 1}/${options.rounds}: ${sides.map((s, i) => `${s.name} ${samples[i]!.at(-1)!.toFixed(0)} ms`).join(', ')}`,
+    );
   }
   return sides.map((side, i) => ({ name: side.name, samplesMs: samples[i]!, medianMs: median(samples[i]!) }));
 }

@@ -48,7 +48,13 @@ export function planTables(tables: number, rows: number): TableSpec[] {
   }
   largeShares.forEach((share, j) => {
     const root = Math.min(j * GROUP, smallCount - 1) - (Math.min(j * GROUP, smallCount - 1) % GROUP);
-    specs.push({ name: name(smallCount + j), rows: Math.max(1, Math.round(rows * share)), parent: name(root), onDelete: 'cascade', large: true });
+    specs.push({
+      name: name(smallCount + j),
+      rows: Math.max(1, Math.round(rows * share)),
+      parent: name(root),
+      onDelete: 'cascade',
+      large: true,
+    });
   });
   return specs;
 }

@@ -73,7 +73,12 @@ export interface ComparisonRow {
 
 export function renderText(rows: readonly ComparisonRow[], figures: Figures, notes: readonly string[]): string {
   const lines: string[] = ['', 'Side by side (medians of alternating rounds)', ''];
-  lines.push(table(['comparison', 'side A', 'median A', 'side B', 'median B', 'ratio'], rows.map((r) => [r.what, r.a, ms(r.aMs), r.b, ms(r.bMs), `${r.ratio.toFixed(2)} (${r.ratioMeans})`])));
+  lines.push(
+    table(
+      ['comparison', 'side A', 'median A', 'side B', 'median B', 'ratio'],
+      rows.map((r) => [r.what, r.a, ms(r.aMs), r.b, ms(r.bMs), `${r.ratio.toFixed(2)} (${r.ratioMeans})`]),
+    ),
+  );
   lines.push('', 'Targets', '');
   const verdicts = figures.verdicts();
   lines.push(
@@ -81,7 +86,8 @@ export function renderText(rows: readonly ComparisonRow[], figures: Figures, not
       ['figure', 'value', 'target', 'result'],
       (Object.keys(FIGURES) as FigureName[]).map((name) => {
         const v = figures.values.get(name);
-        const shown = v === null || v === undefined ? `null (${figures.missing.get(name) ?? 'not measured'})` : `${v} ${FIGURES[name].unit}`;
+        const shown =
+          v === null || v === undefined ? `null (${figures.missing.get(name) ?? 'not measured'})` : `${v} ${FIGURES[name].unit}`;
         const verdict = verdicts[name];
         return [name, shown, FIGURES[name].target, verdict === null ? '-' : verdict ? 'PASS' : 'FAIL'];
       }),
@@ -97,6 +103,10 @@ function ms(value: number): string {
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }

@@ -14,7 +14,12 @@ import type { SyntheticEntry } from './history.js';
  * the exact line format) in batches, chained from whatever the log's head is. The last
  * entries go through the real append API, which also times it.
  */
-export async function writeSignedBulk(evidenceDir: string, signingKeyPath: string, runs: number, next: () => SyntheticEntry[]): Promise<number> {
+export async function writeSignedBulk(
+  evidenceDir: string,
+  signingKeyPath: string,
+  runs: number,
+  next: () => SyntheticEntry[],
+): Promise<number> {
   const file = auditLogPath(evidenceDir);
   const key = await loadSigningKey({ signingKeyPath, evidenceDir });
   let { head } = await readHead(file);
@@ -44,7 +49,12 @@ export async function writeSignedBulk(evidenceDir: string, signingKeyPath: strin
 }
 
 /** Appends through openAuditLog().append, one fsync'ed entry at a time; returns entries per second. */
-export async function appendThroughApi(evidenceDir: string, signingKeyPath: string, runs: number, next: () => SyntheticEntry[]): Promise<number> {
+export async function appendThroughApi(
+  evidenceDir: string,
+  signingKeyPath: string,
+  runs: number,
+  next: () => SyntheticEntry[],
+): Promise<number> {
   const audit = await openAuditLog({ evidenceDir, signingKeyPath });
   let count = 0;
   const started = performance.now();

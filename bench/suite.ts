@@ -55,8 +55,24 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
       const c = await compareSnapshotWithNaive(full, plan, args.rounds);
       figures.set('snapshot_speedup_vs_naive', c.naive.medianMs / c.safeRun.medianMs);
       rows.push(
-        { what: 'pre+post snapshot vs exact counts', a: c.naive.name, aMs: c.naive.medianMs, b: c.safeRun.name, bMs: c.safeRun.medianMs, ratio: c.naive.medianMs / c.safeRun.medianMs, ratioMeans: 'A/B, speedup' },
-        { what: 'the same, floor: nothing counted', a: c.naive.name, aMs: c.naive.medianMs, b: c.catalogOnly.name, bMs: c.catalogOnly.medianMs, ratio: c.naive.medianMs / c.catalogOnly.medianMs, ratioMeans: 'A/B, best possible' },
+        {
+          what: 'pre+post snapshot vs exact counts',
+          a: c.naive.name,
+          aMs: c.naive.medianMs,
+          b: c.safeRun.name,
+          bMs: c.safeRun.medianMs,
+          ratio: c.naive.medianMs / c.safeRun.medianMs,
+          ratioMeans: 'A/B, speedup',
+        },
+        {
+          what: 'the same, floor: nothing counted',
+          a: c.naive.name,
+          aMs: c.naive.medianMs,
+          b: c.catalogOnly.name,
+          bMs: c.catalogOnly.medianMs,
+          ratio: c.naive.medianMs / c.catalogOnly.medianMs,
+          ratioMeans: 'A/B, best possible',
+        },
       );
       details.snapshot = c;
     });
@@ -66,7 +82,15 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
     await fenced(ctx, ['snapshot_growth_10x_rows'], 'snapshot time against 10x the rows', async () => {
       const c = await compareSnapshotGrowth(full, tenth, plan, args.rounds);
       figures.set('snapshot_growth_10x_rows', c.full.medianMs / c.tenth.medianMs);
-      rows.push({ what: 'snapshot, 10x rows, same tables', a: c.full.name, aMs: c.full.medianMs, b: c.tenth.name, bMs: c.tenth.medianMs, ratio: c.full.medianMs / c.tenth.medianMs, ratioMeans: 'A/B, growth' });
+      rows.push({
+        what: 'snapshot, 10x rows, same tables',
+        a: c.full.name,
+        aMs: c.full.medianMs,
+        b: c.tenth.name,
+        bMs: c.tenth.medianMs,
+        ratio: c.full.medianMs / c.tenth.medianMs,
+        ratioMeans: 'A/B, growth',
+      });
       details.growth = c;
     });
   }
@@ -82,7 +106,15 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
       const c = await compareGuardWithBare(full, ctx.ws, args.rounds);
       figures.set('guard_overhead_ratio', c.guarded.medianMs / c.bare.medianMs);
       figures.set('guard_overhead_ms', c.guarded.medianMs - c.bare.medianMs);
-      rows.push({ what: `cleanup (${c.deletedPerRun} deletes), in-process`, a: c.guarded.name, aMs: c.guarded.medianMs, b: c.bare.name, bMs: c.bare.medianMs, ratio: c.guarded.medianMs / c.bare.medianMs, ratioMeans: 'A/B, overhead' });
+      rows.push({
+        what: `cleanup (${c.deletedPerRun} deletes), in-process`,
+        a: c.guarded.name,
+        aMs: c.guarded.medianMs,
+        b: c.bare.name,
+        bMs: c.bare.medianMs,
+        ratio: c.guarded.medianMs / c.bare.medianMs,
+        ratioMeans: 'A/B, overhead',
+      });
       details.guard = c;
     });
     if (template) {
@@ -92,23 +124,52 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
         const history = new SyntheticHistory(t, Date.now() - 10_100 * 3_600_000, 7_000);
         await writeSignedBulk(ctx.ws.evidenceDir, ctx.ws.signingKey, 10_000, () => history.next());
         const c = await compareGuardWithBare(full, ctx.ws, Math.min(args.rounds, 3));
-        rows.push({ what: 'the same, 10,000 runs already logged', a: c.guarded.name, aMs: c.guarded.medianMs, b: c.bare.name, bMs: c.bare.medianMs, ratio: c.guarded.medianMs / c.bare.medianMs, ratioMeans: 'A/B, overhead' });
+        rows.push({
+          what: 'the same, 10,000 runs already logged',
+          a: c.guarded.name,
+          aMs: c.guarded.medianMs,
+          b: c.bare.name,
+          bMs: c.bare.medianMs,
+          ratio: c.guarded.medianMs / c.bare.medianMs,
+          ratioMeans: 'A/B, overhead',
+        });
         details.guardLongLog = { ...c, overheadMs: c.guarded.medianMs - c.bare.medianMs };
       });
     }
   }
   if (wants(args, 'ipc')) {
-    await fenced(ctx, ['ts_script_ipc_overhead_ratio', 'ts_script_ipc_round_trip_ms'], 'the cleanup alone: in its child against in process', async () => {
-      const c = await compareChildWithInProcess(full, args.rounds);
-      figures.set('ts_script_ipc_overhead_ratio', c.child.medianMs / c.inProcess.medianMs);
-      figures.set('ts_script_ipc_round_trip_ms', c.roundTripMs);
-      rows.push({ what: 'cleanup alone, script child vs in process', a: c.child.name, aMs: c.child.medianMs, b: c.inProcess.name, bMs: c.inProcess.medianMs, ratio: c.child.medianMs / c.inProcess.medianMs, ratioMeans: 'A/B, overhead' });
-      details.ipc = c;
-    });
+    await fenced(
+      ctx,
+      ['ts_script_ipc_overhead_ratio', 'ts_script_ipc_round_trip_ms'],
+      'the cleanup alone: in its child against in process',
+      async () => {
+        const c = await compareChildWithInProcess(full, args.rounds);
+        figures.set('ts_script_ipc_overhead_ratio', c.child.medianMs / c.inProcess.medianMs);
+        figures.set('ts_script_ipc_round_trip_ms', c.roundTripMs);
+        rows.push({
+          what: 'cleanup alone, script child vs in process',
+          a: c.child.name,
+          aMs: c.child.medianMs,
+          b: c.inProcess.name,
+          bMs: c.inProcess.medianMs,
+          ratio: c.child.medianMs / c.inProcess.medianMs,
+          ratioMeans: 'A/B, overhead',
+        });
+        details.ipc = c;
+      },
+    );
     await fenced(ctx, ['ts_script_guarded_run_overhead_ratio'], 'the guarded cleanup: script in its child against in process', async () => {
       const c = await compareGuardedChildWithInProcess(full, ctx.ws, args.rounds);
       figures.set('ts_script_guarded_run_overhead_ratio', c.child.medianMs / c.inProcess.medianMs);
-      rows.push({ what: 'guarded cleanup, script child vs in process', a: c.child.name, aMs: c.child.medianMs, b: c.inProcess.name, bMs: c.inProcess.medianMs, ratio: c.child.medianMs / c.inProcess.medianMs, ratioMeans: 'A/B, overhead' });
+      rows.push({
+        what: 'guarded cleanup, script child vs in process',
+        a: c.child.name,
+        aMs: c.child.medianMs,
+        b: c.inProcess.name,
+        bMs: c.inProcess.medianMs,
+        ratio: c.child.medianMs / c.inProcess.medianMs,
+        ratioMeans: 'A/B, overhead',
+      });
       details.ipcGuarded = { ...c, childCostMs: c.child.medianMs - c.inProcess.medianMs };
     });
   }
@@ -138,7 +199,16 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
     await fenced(ctx, ['blame_10k_runs_ms'], 'blame users over 10,000 runs', async () => {
       const b = await measureBlame(t, 10_000, Math.min(args.rounds, 3), ctx.demoUrl);
       figures.set('blame_10k_runs_ms', b.medianMs);
-      details.blame = { runs: b.runs, entries: b.entries, bytes: b.bytes, medianMs: b.medianMs, changes: b.changes, cliStartupMs: b.cliStartupMs, samplesMs: b.samples.map((s) => s.wallMs), peakRssMb: b.samples.map((s) => s.peakRssMb) };
+      details.blame = {
+        runs: b.runs,
+        entries: b.entries,
+        bytes: b.bytes,
+        medianMs: b.medianMs,
+        changes: b.changes,
+        cliStartupMs: b.cliStartupMs,
+        samplesMs: b.samples.map((s) => s.wallMs),
+        peakRssMb: b.samples.map((s) => s.peakRssMb),
+      };
     });
   }
   if (wants(args, 'rss')) await rssFigures(ctx, verifyRss);
@@ -152,9 +222,33 @@ async function backupFigures(ctx: SuiteContext, bb: BackupBench): Promise<void> 
     ctx.figures.set('scoped_vs_full_backup_time_ratio', c.safeRunTouched.medianMs / c.safeRunFull.medianMs);
     ctx.figures.set('scoped_vs_full_backup_bytes_ratio', c.bytes.touched / c.bytes.full);
     ctx.rows.push(
-      { what: 'full backup, wrapper cost', a: c.safeRunFull.name, aMs: c.safeRunFull.medianMs, b: c.rawFull.name, bMs: c.rawFull.medianMs, ratio: c.safeRunFull.medianMs / c.rawFull.medianMs, ratioMeans: 'A/B, overhead' },
-      { what: 'touched backup, wrapper cost', a: c.safeRunTouched.name, aMs: c.safeRunTouched.medianMs, b: c.rawTouched.name, bMs: c.rawTouched.medianMs, ratio: c.safeRunTouched.medianMs / c.rawTouched.medianMs, ratioMeans: 'A/B, overhead' },
-      { what: `backup scope (${c.touchedTables.join(', ')})`, a: c.safeRunTouched.name, aMs: c.safeRunTouched.medianMs, b: c.safeRunFull.name, bMs: c.safeRunFull.medianMs, ratio: c.safeRunTouched.medianMs / c.safeRunFull.medianMs, ratioMeans: 'A/B, time' },
+      {
+        what: 'full backup, wrapper cost',
+        a: c.safeRunFull.name,
+        aMs: c.safeRunFull.medianMs,
+        b: c.rawFull.name,
+        bMs: c.rawFull.medianMs,
+        ratio: c.safeRunFull.medianMs / c.rawFull.medianMs,
+        ratioMeans: 'A/B, overhead',
+      },
+      {
+        what: 'touched backup, wrapper cost',
+        a: c.safeRunTouched.name,
+        aMs: c.safeRunTouched.medianMs,
+        b: c.rawTouched.name,
+        bMs: c.rawTouched.medianMs,
+        ratio: c.safeRunTouched.medianMs / c.rawTouched.medianMs,
+        ratioMeans: 'A/B, overhead',
+      },
+      {
+        what: `backup scope (${c.touchedTables.join(', ')})`,
+        a: c.safeRunTouched.name,
+        aMs: c.safeRunTouched.medianMs,
+        b: c.safeRunFull.name,
+        bMs: c.safeRunFull.medianMs,
+        ratio: c.safeRunTouched.medianMs / c.safeRunFull.medianMs,
+        ratioMeans: 'A/B, time',
+      },
     );
     ctx.details.backup = c;
   });
@@ -165,12 +259,30 @@ async function parallelFigures(ctx: SuiteContext, bb: BackupBench): Promise<void
     const c = await compareParallel(bb, ctx.args.backupRounds);
     ctx.figures.set('parallel_full_backup_speedup', c.rawJobs1.medianMs / c.rawJobs2.medianMs);
     ctx.rows.push(
-      { what: 'full backup, directory format', a: c.rawJobs1.name, aMs: c.rawJobs1.medianMs, b: c.rawJobs2.name, bMs: c.rawJobs2.medianMs, ratio: c.rawJobs1.medianMs / c.rawJobs2.medianMs, ratioMeans: 'A/B, speedup' },
-      { what: 'full backup jobs=2, wrapper cost', a: c.safeRunJobs2.name, aMs: c.safeRunJobs2.medianMs, b: c.rawJobs2.name, bMs: c.rawJobs2.medianMs, ratio: c.safeRunJobs2.medianMs / c.rawJobs2.medianMs, ratioMeans: 'A/B, overhead' },
+      {
+        what: 'full backup, directory format',
+        a: c.rawJobs1.name,
+        aMs: c.rawJobs1.medianMs,
+        b: c.rawJobs2.name,
+        bMs: c.rawJobs2.medianMs,
+        ratio: c.rawJobs1.medianMs / c.rawJobs2.medianMs,
+        ratioMeans: 'A/B, speedup',
+      },
+      {
+        what: 'full backup jobs=2, wrapper cost',
+        a: c.safeRunJobs2.name,
+        aMs: c.safeRunJobs2.medianMs,
+        b: c.rawJobs2.name,
+        bMs: c.rawJobs2.medianMs,
+        ratio: c.safeRunJobs2.medianMs / c.rawJobs2.medianMs,
+        ratioMeans: 'A/B, overhead',
+      },
     );
     const ceiling = await measureCpuCeiling(3);
     ctx.details.parallel = { ...c, cpuCeiling: ceiling };
-    ctx.notes.push(`two CPU-bound processes at once run ${ceiling.speedup.toFixed(2)}x faster than one after the other on this machine: that is the ceiling for any jobs=2 speedup here`);
+    ctx.notes.push(
+      `two CPU-bound processes at once run ${ceiling.speedup.toFixed(2)}x faster than one after the other on this machine: that is the ceiling for any jobs=2 speedup here`,
+    );
   });
 }
 
@@ -180,9 +292,16 @@ async function rssFigures(ctx: SuiteContext, verifyRss: number | null): Promise<
     if (!rssMethod) throw new Error('/usr/bin/time is not installed (Debian package `time`)');
     const measured: Record<string, number | null> = { verify: verifyRss };
     const wall: Record<string, number> = {};
-    for (const [name, scope] of [['run', 'none'], ['backup', 'full']] as const) {
+    for (const [name, scope] of [
+      ['run', 'none'],
+      ['backup', 'full'],
+    ] as const) {
       await reseedSessions(ctx.full);
-      const run = await runCli(['cleanup-invalid-sessions', '--backup', scope, '--json', '--config', ctx.ws.configFile, '--reason', 'bench rss'], ctx.ws.env(ctx.full.url), ctx.ws.dir);
+      const run = await runCli(
+        ['cleanup-invalid-sessions', '--backup', scope, '--json', '--config', ctx.ws.configFile, '--reason', 'bench rss'],
+        ctx.ws.env(ctx.full.url),
+        ctx.ws.dir,
+      );
       if (run.exitCode !== 0) throw new Error(describeFailure(`safe-run cleanup-invalid-sessions --backup ${scope}`, run));
       measured[name] = run.peakRssMb;
       wall[name] = run.wallMs;

@@ -47,7 +47,17 @@ export async function createWorkspace(name: string): Promise<Workspace> {
   const write = (overrides: Record<string, unknown>): void =>
     writeFileSync(
       configFile,
-      JSON.stringify({ scriptsDir: path.join(packageRoot, 'scripts'), evidenceDir, signingKey, criticalTables: { users: { maxDropPercent: 10 } }, ...overrides }, null, 2),
+      JSON.stringify(
+        {
+          scriptsDir: path.join(packageRoot, 'scripts'),
+          evidenceDir,
+          signingKey,
+          criticalTables: { users: { maxDropPercent: 10 } },
+          ...overrides,
+        },
+        null,
+        2,
+      ),
     );
   write({});
   return {

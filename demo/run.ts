@@ -44,7 +44,11 @@ async function main(): Promise<number> {
     let ok = await runSteps([
       { args: ['keygen'], expectExit: 0, why: 'A signing key for the audit log (a temp one, for the demo)' },
       { args: ['list'], expectExit: 0, why: 'The scripts and what they may touch' },
-      { args: ['cleanup-invalid-sessions', '--reason', 'demo: nightly session cleanup'], expectExit: 0, why: 'The incident\'s cleanup, guarded' },
+      {
+        args: ['cleanup-invalid-sessions', '--reason', 'demo: nightly session cleanup'],
+        expectExit: 0,
+        why: "The incident's cleanup, guarded",
+      },
     ]);
 
     say('Now the users disappear OUTSIDE safe-run, as an `npm run db:reset` with a failed seed would do:\n  DELETE FROM users;');
@@ -84,7 +88,15 @@ function demoEnvironment(work: string, url: string): { env: Record<string, strin
   const config = path.join(work, 'safe-run.config.json');
   writeFileSync(
     config,
-    JSON.stringify({ scriptsDir: path.join(root, 'scripts'), evidenceDir: path.join(work, 'evidence'), criticalTables: { users: { maxDropPercent: 10 } } }, null, 2),
+    JSON.stringify(
+      {
+        scriptsDir: path.join(root, 'scripts'),
+        evidenceDir: path.join(work, 'evidence'),
+        criticalTables: { users: { maxDropPercent: 10 } },
+      },
+      null,
+      2,
+    ),
   );
   // Always a temp key: the demo's evidence is thrown away, and a real key must never sign demo entries.
   const env = { DATABASE_URL: url, SAFE_RUN_SIGNING_KEY: path.join(work, 'signing.key') };
@@ -95,7 +107,12 @@ async function runCliSteps(env: Record<string, string>, config: string, steps: r
   let ok = true;
   for (const step of steps) {
     say(`${step.why}\n$ safe-run ${step.args.map((a) => (a.includes(' ') ? `"${a}"` : a)).join(' ')}`);
-    const result = await execa(process.execPath, [cli, ...step.args, '--config', config], { env, reject: false, stdout: 'inherit', stderr: 'inherit' });
+    const result = await execa(process.execPath, [cli, ...step.args, '--config', config], {
+      env,
+      reject: false,
+      stdout: 'inherit',
+      stderr: 'inherit',
+    });
     if (result.exitCode !== step.expectExit) {
       process.stdout.write(`!! expected exit ${step.expectExit}, got ${result.exitCode}\n`);
       ok = false;

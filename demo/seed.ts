@@ -52,9 +52,18 @@ function oidcRows(): OidcRow[] {
     { id: 'sess-anon-2', kind: 'Session', payload: {}, expiresInHours: 1 },
   ];
   // Other OIDC artefacts, which the cleanup must never touch.
-  for (let i = 1; i <= 20; i++) rows.push({ id: `at-${i}`, kind: 'AccessToken', payload: { accountId: u((i % 7) + 1), clientId: 'web-app' }, expiresInHours: 1, grant_id: `grant-${i}` });
-  for (let i = 1; i <= 12; i++) rows.push({ id: `grant-${i}`, kind: 'Grant', payload: { accountId: u((i % 7) + 1), clientId: 'web-app' }, expiresInHours: 720 });
-  for (let i = 1; i <= 8; i++) rows.push({ id: `rt-${i}`, kind: 'RefreshToken', payload: { accountId: u((i % 7) + 1) }, expiresInHours: 336, grant_id: `grant-${i}` });
+  for (let i = 1; i <= 20; i++)
+    rows.push({
+      id: `at-${i}`,
+      kind: 'AccessToken',
+      payload: { accountId: u((i % 7) + 1), clientId: 'web-app' },
+      expiresInHours: 1,
+      grant_id: `grant-${i}`,
+    });
+  for (let i = 1; i <= 12; i++)
+    rows.push({ id: `grant-${i}`, kind: 'Grant', payload: { accountId: u((i % 7) + 1), clientId: 'web-app' }, expiresInHours: 720 });
+  for (let i = 1; i <= 8; i++)
+    rows.push({ id: `rt-${i}`, kind: 'RefreshToken', payload: { accountId: u((i % 7) + 1) }, expiresInHours: 336, grant_id: `grant-${i}` });
   for (let i = 1; i <= 8; i++) rows.push({ id: `interaction-${i}`, kind: 'Interaction', payload: { prompt: 'login' }, expiresInHours: -1 });
   return rows;
 }
@@ -75,17 +84,32 @@ export async function seedDemo(db: Db): Promise<void> {
       { client_id: 'admin-portal', name: 'Admin portal', redirect_uris: JSON.stringify(['https://admin.example.com/cb']) },
     ];
     for (const client of clients) {
-      await trx.insertInto('oauth_clients').values(client).onConflict((oc) => oc.column('client_id').doNothing()).execute();
+      await trx
+        .insertInto('oauth_clients')
+        .values(client)
+        .onConflict((oc) => oc.column('client_id').doNothing())
+        .execute();
     }
     const models = ['gpt-4o', 'gpt-4o-mini', 'claude-sonnet', 'claude-haiku', 'llama-3-70b', 'mistral-large'];
     for (const id of models) {
-      await trx.insertInto('models').values({ id, name: id, provider: id.split('-')[0]! }).onConflict((oc) => oc.column('id').doNothing()).execute();
+      await trx
+        .insertInto('models')
+        .values({ id, name: id, provider: id.split('-')[0]! })
+        .onConflict((oc) => oc.column('id').doNothing())
+        .execute();
     }
     for (const row of oidcRows()) {
       const expires = row.expiresInHours === null ? null : sql`now() + make_interval(hours => ${row.expiresInHours})`;
       await trx
         .insertInto('oidc_models')
-        .values({ id: row.id, kind: row.kind, payload: JSON.stringify(row.payload), expires_at: expires, grant_id: row.grant_id ?? null, uid: row.uid ?? null })
+        .values({
+          id: row.id,
+          kind: row.kind,
+          payload: JSON.stringify(row.payload),
+          expires_at: expires,
+          grant_id: row.grant_id ?? null,
+          uid: row.uid ?? null,
+        })
         .onConflict((oc) => oc.column('id').doUpdateSet({ payload: JSON.stringify(row.payload), expires_at: expires }))
         .execute();
     }
@@ -94,9 +118,21 @@ export async function seedDemo(db: Db): Promise<void> {
     await trx.deleteFrom('subscriptions').execute();
     await trx.deleteFrom('usage_events').execute();
     for (const [i, user] of DEMO_USERS.entries()) {
-      await trx.insertInto('credit_allocation').values([{ user_id: user.id, amount: 1000 }, { user_id: user.id, amount: 250 * (i + 1) }]).execute();
-      await trx.insertInto('subscriptions').values({ user_id: user.id, plan: i % 2 ? 'pro' : 'free', status: user.is_active ? 'active' : 'cancelled' }).execute();
-      await trx.insertInto('usage_events').values([{ user_id: user.id, model_id: models[i % models.length]!, tokens: 100 * (i + 1) }]).execute();
+      await trx
+        .insertInto('credit_allocation')
+        .values([
+          { user_id: user.id, amount: 1000 },
+          { user_id: user.id, amount: 250 * (i + 1) },
+        ])
+        .execute();
+      await trx
+        .insertInto('subscriptions')
+        .values({ user_id: user.id, plan: i % 2 ? 'pro' : 'free', status: user.is_active ? 'active' : 'cancelled' })
+        .execute();
+      await trx
+        .insertInto('usage_events')
+        .values([{ user_id: user.id, model_id: models[i % models.length]!, tokens: 100 * (i + 1) }])
+        .execute();
     }
   });
 }

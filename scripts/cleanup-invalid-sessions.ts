@@ -43,7 +43,9 @@ export default defineScript({
         invalidIds.push(session.id);
       } else valid++;
     }
-    log.info(`found ${sessions.rows.length} live sessions: ${valid} valid, ${unauthenticated} unauthenticated, ${invalidIds.length} invalid`);
+    log.info(
+      `found ${sessions.rows.length} live sessions: ${valid} valid, ${unauthenticated} unauthenticated, ${invalidIds.length} invalid`,
+    );
 
     const deletedInvalid = invalidIds.length
       ? await db.deleteFrom('oidc_models').where('kind', '=', 'Session').where('id', 'in', invalidIds).executeTakeFirst()

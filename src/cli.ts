@@ -51,7 +51,10 @@ export function buildProgram(argv: string[]) {
     .fail((message, error) => {
       if (error) throw error;
       // With the guarded run as the default command, "no command" surfaces as a missing positional.
-      const text = !message || /Not enough non-option arguments/.test(message) ? 'Name a script to run or a command; `safe-run list` shows the scripts.' : message;
+      const text =
+        !message || /Not enough non-option arguments/.test(message)
+          ? 'Name a script to run or a command; `safe-run list` shows the scripts.'
+          : message;
       throw usageError(text, 'See `safe-run --help`.');
     });
 }
@@ -62,7 +65,12 @@ const EXIT_CODES_HELP = [
   ['6 another run holds the lock', '10 check found drift', '70 internal error (a bug in safe-run)'],
   ['130 interrupted, rolled back'],
 ]
-  .map((row) => row.map((cell) => cell.padEnd(33)).join('').trimEnd())
+  .map((row) =>
+    row
+      .map((cell) => cell.padEnd(33))
+      .join('')
+      .trimEnd(),
+  )
   .join('\n');
 
 /** Walk up from the compiled file: dist/src/cli.js in the package, other depths in other build trees. */

@@ -21,10 +21,12 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   // Pretty output only for a person at a terminal; pipes and cron get JSON lines.
   const pretty = process.stderr.isTTY === true;
   const base = pino(
-    { level, base: undefined, redact: { paths: ['password', '*.password', 'connectionString', '*.connectionString'], censor: '[redacted]' } },
-    pretty
-      ? pino.transport({ target: 'pino-pretty', options: { destination: 2, ignore: 'time', colorize: true } })
-      : pino.destination(2),
+    {
+      level,
+      base: undefined,
+      redact: { paths: ['password', '*.password', 'connectionString', '*.connectionString'], censor: '[redacted]' },
+    },
+    pretty ? pino.transport({ target: 'pino-pretty', options: { destination: 2, ignore: 'time', colorize: true } }) : pino.destination(2),
   );
   const emit =
     (lvl: 'debug' | 'info' | 'warn' | 'error') =>

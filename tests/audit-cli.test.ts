@@ -37,7 +37,11 @@ describe('safe-run keygen and verify (CLI)', () => {
   });
 
   async function appendSome(n: number, anchorDb = false): Promise<AuditEntry[]> {
-    const audit = await openAuditLog({ evidenceDir: evidenceDir(), signingKeyPath: signingKey(), anchor: anchorDb ? databaseAnchor(t.db) : null });
+    const audit = await openAuditLog({
+      evidenceDir: evidenceDir(),
+      signingKeyPath: signingKey(),
+      anchor: anchorDb ? databaseAnchor(t.db) : null,
+    });
     const out: AuditEntry[] = [];
     for (let i = 1; i <= n; i++) out.push(await audit.append(NOTE_KIND, { i }));
     return out;
@@ -47,7 +51,11 @@ describe('safe-run keygen and verify (CLI)', () => {
     const first = await runCli(['keygen', '--json'], { cwd: dir, env });
     expect(first.exitCode).toBe(0);
     const created = parseJson<{ keyId: string; privateKeyPath: string; publicKeyPath: string }>(first);
-    expect(created).toEqual({ keyId: expect.stringMatching(/^[0-9a-f]{16}$/), privateKeyPath: signingKey(), publicKeyPath: path.join(evidenceDir(), 'keys', `${created.keyId}.pub`) });
+    expect(created).toEqual({
+      keyId: expect.stringMatching(/^[0-9a-f]{16}$/),
+      privateKeyPath: signingKey(),
+      publicKeyPath: path.join(evidenceDir(), 'keys', `${created.keyId}.pub`),
+    });
 
     const again = await runCli(['keygen'], { cwd: dir, env });
     expect(again.exitCode).toBe(2);
@@ -80,14 +88,20 @@ describe('safe-run keygen and verify (CLI)', () => {
     expect(json).toMatchObject({ ok: true, entries: 4, head: { seq: 4, hash: entries[3]!.hash } });
     expect(json.firstBad).toBeUndefined();
     const human = await runCli(['verify'], { cwd: dir, env });
-    expect(human.stdout).toMatch(new RegExp(`^OK: 4 entries, head 4:${entries[3]!.hash}, signed by keys [0-9a-f]{16}\n  trust: first use of entry 1's key`));
+    expect(human.stdout).toMatch(
+      new RegExp(`^OK: 4 entries, head 4:${entries[3]!.hash}, signed by keys [0-9a-f]{16}\n  trust: first use of entry 1's key`),
+    );
 
     const lines = logLines(evidenceDir());
     lines[1] = lines[1]!.replace('"i":2', '"i":7');
     writeLogLines(evidenceDir(), lines);
     const bad = await runCli(['verify', '--json'], { cwd: dir, env });
     expect(bad.exitCode).toBe(5);
-    expect(parseJson<VerifyJson>(bad)).toMatchObject({ ok: false, entries: 1, firstBad: { seq: 2, line: 2, reason: 'hash-mismatch', detail: expect.any(String) } });
+    expect(parseJson<VerifyJson>(bad)).toMatchObject({
+      ok: false,
+      entries: 1,
+      firstBad: { seq: 2, line: 2, reason: 'hash-mismatch', detail: expect.any(String) },
+    });
     const told = await runCli(['verify'], { cwd: dir, env });
     expect(told.exitCode).toBe(5);
     expect(told.stdout).toMatch(/^TAMPERED: entry 2 \(line 2\): hash-mismatch — /);
@@ -108,7 +122,9 @@ describe('safe-run keygen and verify (CLI)', () => {
 
     const viaEnv = await runCli(['verify'], { cwd: dir, env: { ...env, DATABASE_URL: t.url } });
     expect(viaEnv.exitCode).toBe(5);
-    expect(viaEnv.stdout).toMatch(/^TAMPERED: entry 4 \(line 4\): log-behind-anchor — the database anchors this log .* at entry 5 .* ends at entry 3/);
+    expect(viaEnv.stdout).toMatch(
+      /^TAMPERED: entry 4 \(line 4\): log-behind-anchor — the database anchors this log .* at entry 5 .* ends at entry 3/,
+    );
 
     const expected = await runCli(['verify', '--json', '--expect-head', `5:${entries[4]!.hash}`], { cwd: dir, env });
     expect(expected.exitCode).toBe(5);

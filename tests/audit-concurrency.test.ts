@@ -52,7 +52,9 @@ describe('appends from many processes at once', () => {
     const goFile = path.join(ev.dir, 'go');
     writeFileSync(script, WRITER);
     const children = Array.from({ length: PROCESSES }, (_, n) =>
-      execa(process.execPath, [script, ev.evidenceDir, ev.signingKey, t.url, goFile, `writer-${n}`, String(APPENDS_EACH)], { reject: false }),
+      execa(process.execPath, [script, ev.evidenceDir, ev.signingKey, t.url, goFile, `writer-${n}`, String(APPENDS_EACH)], {
+        reject: false,
+      }),
     );
     // A writer that dies before it is ready shows up in the exit codes below; don't wait for it forever.
     const deadline = Date.now() + 90_000;

@@ -68,7 +68,12 @@ describe('key rotation', () => {
     expect(statSync(ev.signingKey).mode & 0o777).toBe(0o600);
 
     const entry = JSON.parse(logLines(ev.evidenceDir)[3]!) as AuditEntry<KeyRotateBody>;
-    expect(entry).toMatchObject({ seq: 4, kind: 'key.rotate', keyId: oldKeyId, body: { newKeyId: rotated.keyId, previousKeyId: oldKeyId } });
+    expect(entry).toMatchObject({
+      seq: 4,
+      kind: 'key.rotate',
+      keyId: oldKeyId,
+      body: { newKeyId: rotated.keyId, previousKeyId: oldKeyId },
+    });
     expect(entry.body.publicKey).toBe(readFileSync(rotated.publicKeyPath, 'utf8'));
 
     // A log opened before the rotation picks up the new key from the key file.
@@ -85,7 +90,10 @@ describe('key rotation', () => {
     const other = await generateSigningKey({ signingKeyPath: path.join(ev.dir, 'other.key'), evidenceDir: ev.evidenceDir });
     const key = await loadSigningKey({ signingKeyPath: other.privateKeyPath, evidenceDir: ev.evidenceDir });
     const head = JSON.parse(logLines(ev.evidenceDir)[2]!) as AuditEntry;
-    appendFileSync(auditLogPath(ev.evidenceDir), `${signEntry({ seq: 4, prev: head.hash, kind: NOTE_KIND, body: { early: true } }, key).line}\n`);
+    appendFileSync(
+      auditLogPath(ev.evidenceDir),
+      `${signEntry({ seq: 4, prev: head.hash, kind: NOTE_KIND, body: { early: true } }, key).line}\n`,
+    );
     const result = await verifyLog({ evidenceDir: ev.evidenceDir });
     expect(result.firstBad).toMatchObject({ seq: 4, line: 4, reason: 'unknown-key' });
     expect(result.firstBad!.detail).toMatch(/in keys\/ but no key.rotate or key.add entry introduced it/);
@@ -97,7 +105,11 @@ describe('key rotation', () => {
     const head = JSON.parse(logLines(ev.evidenceDir)[3]!) as AuditEntry;
     appendFileSync(auditLogPath(ev.evidenceDir), `${signEntry({ seq: 5, prev: head.hash, kind: NOTE_KIND, body: {} }, oldKey).line}\n`);
     const result = await verifyLog({ evidenceDir: ev.evidenceDir });
-    expect(result.firstBad).toMatchObject({ seq: 5, reason: 'unknown-key', detail: expect.stringMatching(/retired by the key.rotate at entry 4/) });
+    expect(result.firstBad).toMatchObject({
+      seq: 5,
+      reason: 'unknown-key',
+      detail: expect.stringMatching(/retired by the key.rotate at entry 4/),
+    });
     expect(result.keys).toEqual([oldKey.keyId]);
     expect(rotated.seq).toBe(4);
   });

@@ -65,7 +65,10 @@ describe('canonical JSON', () => {
   it('writes each entry line as the canonical JSON of the whole entry', () => {
     const key = newKeyPair();
     for (const runId of [undefined, 'run-1', 'quote"and\\slash']) {
-      const { entry, line } = signEntry({ seq: 7, prev: GENESIS_PREV, kind: 'run.intent', body: { z: [1, { b: 2, a: 1 }], a: 'x' }, runId }, key);
+      const { entry, line } = signEntry(
+        { seq: 7, prev: GENESIS_PREV, kind: 'run.intent', body: { z: [1, { b: 2, a: 1 }], a: 'x' }, runId },
+        key,
+      );
       expect(line).toBe(canonicalize(entry));
       const { hash, sig, ...unsigned } = entry;
       expect(hash).toBe(createHash('sha256').update(canonicalize(unsigned)!).digest('hex'));
@@ -251,7 +254,10 @@ describe('database chain-head anchor', () => {
     // A new handle on the same log finds the log id from the file.
     const again = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey, anchor: databaseAnchor(t.db) });
     const third = await again.append(NOTE_KIND, { n: 3 });
-    const { rows } = await sql<{ seq: number; hash: string }>`select seq, hash from safe_run.chain_head where log_id = ${first.hash}`.execute(t.db);
+    const { rows } = await sql<{
+      seq: number;
+      hash: string;
+    }>`select seq, hash from safe_run.chain_head where log_id = ${first.hash}`.execute(t.db);
     expect(rows).toEqual([{ seq: 3, hash: third.hash }]);
   });
 

@@ -88,10 +88,17 @@ describe('trusting the log', () => {
 
     const withAnchor = await ws.cli(['verify', '--json']);
     expect(withAnchor.exitCode).toBe(5);
-    expect(parseJson<VerifyJson>(withAnchor).firstBad).toMatchObject({ seq: 1, reason: 'untrusted-key', detail: expect.stringContaining(attacker.keyId) });
+    expect(parseJson<VerifyJson>(withAnchor).firstBad).toMatchObject({
+      seq: 1,
+      reason: 'untrusted-key',
+      detail: expect.stringContaining(attacker.keyId),
+    });
 
     // Only trustedKeys (no database): the pin outside the evidence directory is enough.
-    expect(await verifyLog({ evidenceDir: ws.evidenceDir, trustedKeys: [honest.keyId] })).toMatchObject({ ok: false, firstBad: { seq: 1, reason: 'untrusted-key' } });
+    expect(await verifyLog({ evidenceDir: ws.evidenceDir, trustedKeys: [honest.keyId] })).toMatchObject({
+      ok: false,
+      firstBad: { seq: 1, reason: 'untrusted-key' },
+    });
     // Neither: trust on first use, and the result says so.
     expect(await verifyLog({ evidenceDir: ws.evidenceDir })).toMatchObject({ ok: true, trust: { mode: 'first-use', pinned: [] } });
   });
@@ -106,7 +113,10 @@ describe('trusting the log', () => {
       const add = await ws.cli(['keygen', '--add', b.publicKeyPath]);
       expect(add.exitCode).toBe(0);
       expect(existsSync(path.join(ws.evidenceDir, 'keys', `${b.keyId}.pub`))).toBe(true);
-      const hostB = await runCli(['snapshot', '--label', 'host-b'], { cwd: ws.cwd, env: { ...ws.env, SAFE_RUN_SIGNING_KEY: path.join(other, 'b.key') } });
+      const hostB = await runCli(['snapshot', '--label', 'host-b'], {
+        cwd: ws.cwd,
+        env: { ...ws.env, SAFE_RUN_SIGNING_KEY: path.join(other, 'b.key') },
+      });
       expect(hostB.exitCode).toBe(0);
       await snapshots(1);
       const verify = await ws.cli(['verify', '--json']);
@@ -122,7 +132,10 @@ describe('trusting the log', () => {
     const witnessFile = path.join(ws.cwd, 'witness.jsonl');
     ws.writeConfig({ witness: [{ command: `tee -a ${witnessFile}` }] });
     await snapshots(3);
-    const heads = readFileSync(witnessFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const heads = readFileSync(witnessFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(heads.map((h) => h.seq)).toEqual([1, 2, 3]);
     expect(Object.keys(heads[0]!).sort()).toEqual(['hash', 'keyId', 'logId', 'seq', 'sig', 'ts']);
     expect((await ws.cli(['verify', '--witness', witnessFile])).exitCode).toBe(0);
@@ -145,7 +158,10 @@ describe('trusting the log', () => {
     expect(parseJson<{ status: string }>(run).status).toBe('committed');
     const check = await ws.cli(['check', '--json']);
     expect(check.exitCode).toBe(0);
-    expect(parseJson<{ status: string; findings: { kind: string }[] }>(check)).toMatchObject({ status: 'clean', findings: [{ kind: 'witness-failed' }] });
+    expect(parseJson<{ status: string; findings: { kind: string }[] }>(check)).toMatchObject({
+      status: 'clean',
+      findings: [{ kind: 'witness-failed' }],
+    });
     expect((await ws.cli(['doctor'])).stdout).toMatch(/WARN\s+witness/);
 
     ws.writeConfig({ witness: [{ command: `tee -a ${witnessFile}` }] });

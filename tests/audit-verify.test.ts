@@ -28,7 +28,8 @@ describe('verifyLog', () => {
     ev = await createEvidence();
     audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey, anchor: databaseAnchor(t.db) });
     entries = [];
-    for (let i = 1; i <= 6; i++) entries.push(await audit.append(NOTE_KIND, { label: `entry-${i}`, rows: { 'public.users': i } }, { runId: `run-${i}` }));
+    for (let i = 1; i <= 6; i++)
+      entries.push(await audit.append(NOTE_KIND, { label: `entry-${i}`, rows: { 'public.users': i } }, { runId: `run-${i}` }));
   });
   afterEach(async () => {
     await ev.cleanup();
@@ -39,7 +40,13 @@ describe('verifyLog', () => {
 
   it('accepts a clean log, against the database anchor too', async () => {
     const result = await verify({ anchor: true });
-    expect(result).toMatchObject({ ok: true, entries: 6, head: { seq: 6, hash: entries[5]!.hash }, keys: [ev.keyId], logId: entries[0]!.hash });
+    expect(result).toMatchObject({
+      ok: true,
+      entries: 6,
+      head: { seq: 6, hash: entries[5]!.hash },
+      keys: [ev.keyId],
+      logId: entries[0]!.hash,
+    });
     expect(result.anchor).toEqual({ seq: 6, hash: entries[5]!.hash });
     expect(result.firstBad).toBeUndefined();
     expect(result.warnings).toEqual([]);
@@ -65,7 +72,12 @@ describe('verifyLog', () => {
     const lines = logLines(ev.evidenceDir);
     lines[2] = lines[2]!.replace('{"label"', '{ "label"');
     writeLogLines(ev.evidenceDir, lines);
-    expect((await verify()).firstBad).toMatchObject({ seq: 3, line: 3, reason: 'hash-mismatch', detail: expect.stringMatching(/canonical/) });
+    expect((await verify()).firstBad).toMatchObject({
+      seq: 3,
+      line: 3,
+      reason: 'hash-mismatch',
+      detail: expect.stringMatching(/canonical/),
+    });
     lines[2] = `${lines[2]!.replace('{ "label"', '{"label"')}\r`;
     writeLogLines(ev.evidenceDir, lines);
     expect((await verify()).firstBad).toMatchObject({ seq: 3, line: 3, reason: 'hash-mismatch' });
@@ -129,7 +141,9 @@ describe('verifyLog', () => {
   });
 
   it('detects a rewritten entry at the anchored head: broken-link', async () => {
-    expect((await verify({ expectHead: { seq: 5, hash: entries[4]!.hash.replace(/^./, (c) => (c === 'a' ? 'b' : 'a')) } })).firstBad).toMatchObject({
+    expect(
+      (await verify({ expectHead: { seq: 5, hash: entries[4]!.hash.replace(/^./, (c) => (c === 'a' ? 'b' : 'a')) } })).firstBad,
+    ).toMatchObject({
       seq: 5,
       line: 5,
       reason: 'broken-link',
@@ -138,7 +152,10 @@ describe('verifyLog', () => {
 
   it('names an entry re-signed with a key that is not in keys/: unknown-key', async () => {
     const intruder = newKeyPair();
-    const forged = signEntry({ seq: 3, prev: entries[1]!.hash, kind: NOTE_KIND, body: { label: 'nothing to see' }, runId: 'run-3' }, intruder);
+    const forged = signEntry(
+      { seq: 3, prev: entries[1]!.hash, kind: NOTE_KIND, body: { label: 'nothing to see' }, runId: 'run-3' },
+      intruder,
+    );
     const lines = logLines(ev.evidenceDir);
     lines[2] = forged.line;
     writeLogLines(ev.evidenceDir, lines);
@@ -158,7 +175,12 @@ describe('verifyLog', () => {
     const lines = logLines(ev.evidenceDir);
     lines[4] = JSON.stringify({ ...entries[4], extra: true });
     writeLogLines(ev.evidenceDir, lines);
-    expect((await verify()).firstBad).toMatchObject({ seq: 5, line: 5, reason: 'malformed', detail: expect.stringMatching(/unexpected member "extra"/) });
+    expect((await verify()).firstBad).toMatchObject({
+      seq: 5,
+      line: 5,
+      reason: 'malformed',
+      detail: expect.stringMatching(/unexpected member "extra"/),
+    });
   });
 
   it('reports a last line cut in the middle: truncated', async () => {
@@ -210,6 +232,9 @@ describe('verifyLog', () => {
     expect((await verify()).firstBad).toMatchObject({ seq: 3, reason: 'bad-signature' });
     lines[1] = lines[1]!.replace('"public.users":2', '"public.users":3');
     writeLogLines(ev.evidenceDir, lines);
-    expect((await verifyLog({ evidenceDir: ev.evidenceDir, signatures: 'head' })).firstBad).toMatchObject({ seq: 2, reason: 'hash-mismatch' });
+    expect((await verifyLog({ evidenceDir: ev.evidenceDir, signatures: 'head' })).firstBad).toMatchObject({
+      seq: 2,
+      reason: 'hash-mismatch',
+    });
   });
 });

@@ -45,8 +45,19 @@ describe('runBackup and restoreBackup', () => {
     return { url, db: createDb(url, { maxConnections: 1 }) };
   };
   const options = (over: Partial<BackupOptions>): BackupOptions => ({
-    url: new URL(t.url), snapshotId: null, scope: 'touched', tables: [], evidenceDir, runId: `r${randomBytes(6).toString('hex')}`,
-    compress: 6, jobs: 1, lockWaitTimeoutMs: 10_000, pgBinDir: null, serverMajor: SERVER_MAJOR, log: silentLogger, ...over,
+    url: new URL(t.url),
+    snapshotId: null,
+    scope: 'touched',
+    tables: [],
+    evidenceDir,
+    runId: `r${randomBytes(6).toString('hex')}`,
+    compress: 6,
+    jobs: 1,
+    lockWaitTimeoutMs: 10_000,
+    pgBinDir: null,
+    serverMajor: SERVER_MAJOR,
+    log: silentLogger,
+    ...over,
   });
 
   beforeAll(async () => {
@@ -76,7 +87,15 @@ describe('runBackup and restoreBackup', () => {
       return runBackup(options({ url, snapshotId, tables, runId, log }));
     });
     const record = held!;
-    expect(record).toEqual(expect.objectContaining({ status: 'verified', scope: 'touched', format: 'custom', path: path.join('backups', `${runId}.dump`), tables }));
+    expect(record).toEqual(
+      expect.objectContaining({
+        status: 'verified',
+        scope: 'touched',
+        format: 'custom',
+        path: path.join('backups', `${runId}.dump`),
+        tables,
+      }),
+    );
     const file = path.join(evidenceDir, record.path!);
     expect(record.sha256).toBe(createHash('sha256').update(readFileSync(file)).digest('hex'));
     expect(record.bytes).toBe(statSync(file).size);
@@ -89,7 +108,13 @@ describe('runBackup and restoreBackup', () => {
 
     const target = await newScratch();
     try {
-      const restored = await restoreBackup({ archivePath: file, targetUrl: target.url, pgBinDir: null, serverMajor: SERVER_MAJOR, log: silentLogger });
+      const restored = await restoreBackup({
+        archivePath: file,
+        targetUrl: target.url,
+        pgBinDir: null,
+        serverMajor: SERVER_MAJOR,
+        log: silentLogger,
+      });
       expect(restored.tables).toEqual(tables);
       for (const key of tables) {
         expect({ key, n: await exactCount(target.db, key, snapshot) }).toEqual({ key, n: snapshot.tables[key]!.rows });
@@ -117,16 +142,30 @@ describe('runBackup and restoreBackup', () => {
       insert into public."star" values (1), (2), (3);
       insert into public."Ünïcödé_表" values (1);
       insert into "Weird Schema".events select g, date '2023-06-01' + g * 30 from generate_series(1, 10) g`.execute(t.db);
-    const tables = await backupScope(t.db, ['Weird Schema.Mixed "Quoted" Table', 'public.star*?.x', 'public.Ünïcödé_表', 'Weird Schema.events'], 'touched');
+    const tables = await backupScope(
+      t.db,
+      ['Weird Schema.Mixed "Quoted" Table', 'public.star*?.x', 'public.Ünïcödé_表', 'Weird Schema.events'],
+      'touched',
+    );
     expect(tables).toContain('Weird Schema.events_2024');
-    const { snapshot, held } = await takeSnapshot(t.db, { exactCountThreshold: 1000 }, (snapshotId) => runBackup(options({ snapshotId, tables })));
+    const { snapshot, held } = await takeSnapshot(t.db, { exactCountThreshold: 1000 }, (snapshotId) =>
+      runBackup(options({ snapshotId, tables })),
+    );
     expect(held!.status).toBe('verified');
     expect(held!.tables).toEqual(tables);
 
     const target = await newScratch();
     try {
-      await restoreBackup({ archivePath: path.join(evidenceDir, held!.path!), targetUrl: target.url, prerequisitesFrom: new URL(t.url), pgBinDir: null, serverMajor: SERVER_MAJOR, log: silentLogger });
-      for (const key of tables) expect({ key, n: await exactCount(target.db, key, snapshot) }).toEqual({ key, n: snapshot.tables[key]!.rows });
+      await restoreBackup({
+        archivePath: path.join(evidenceDir, held!.path!),
+        targetUrl: target.url,
+        prerequisitesFrom: new URL(t.url),
+        pgBinDir: null,
+        serverMajor: SERVER_MAJOR,
+        log: silentLogger,
+      });
+      for (const key of tables)
+        expect({ key, n: await exactCount(target.db, key, snapshot) }).toEqual({ key, n: snapshot.tables[key]!.rows });
       // `star*?.x` is a literal name: the lookalike `star` was not dumped.
       const star = await sql<{ n: number }>`select count(*)::int8 as n from pg_tables where tablename = 'star'`.execute(target.db);
       expect(star.rows[0]!.n).toBe(0);
@@ -140,7 +179,14 @@ describe('runBackup and restoreBackup', () => {
     const record = await runBackup(options({ tables }));
     const target = await newScratch();
     try {
-      const restored = await restoreBackup({ archivePath: path.join(evidenceDir, record.path!), targetUrl: target.url, tables: ['Weird Schema.events_2024'], pgBinDir: null, serverMajor: SERVER_MAJOR, log: silentLogger });
+      const restored = await restoreBackup({
+        archivePath: path.join(evidenceDir, record.path!),
+        targetUrl: target.url,
+        tables: ['Weird Schema.events_2024'],
+        pgBinDir: null,
+        serverMajor: SERVER_MAJOR,
+        log: silentLogger,
+      });
       expect(restored.tables).toEqual(['Weird Schema.events_2024']);
       const rows = await sql<{ n: number }>`select count(*)::int8 as n from "Weird Schema".events_2023`.execute(target.db);
       expect(rows.rows[0]!.n).toBe(0);
@@ -153,7 +199,9 @@ describe('runBackup and restoreBackup', () => {
 
   it('writes a directory archive with jobs > 1, hashed as its documented manifest', async () => {
     const tables = await backupScope(t.db, ['public.users'], 'touched');
-    const { held } = await takeSnapshot(t.db, { exactCountThreshold: 1000 }, (snapshotId) => runBackup(options({ snapshotId, tables, jobs: 2 })));
+    const { held } = await takeSnapshot(t.db, { exactCountThreshold: 1000 }, (snapshotId) =>
+      runBackup(options({ snapshotId, tables, jobs: 2 })),
+    );
     const record = held!;
     expect(record.format).toBe('directory');
     expect(record.path).toMatch(/\.dir$/);
@@ -191,7 +239,9 @@ describe('runBackup and restoreBackup', () => {
   it('fails with exit 4 when the evidence directory cannot be created', async () => {
     const parentIsFile = path.join(evidenceDir, 'not-a-dir');
     writeFileSync(parentIsFile, 'x');
-    const error = await runBackup(options({ evidenceDir: path.join(parentIsFile, 'evidence'), tables: ['public.users'] })).catch((e: unknown) => e);
+    const error = await runBackup(options({ evidenceDir: path.join(parentIsFile, 'evidence'), tables: ['public.users'] })).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(SafeRunError);
     expect((error as SafeRunError).exitCode).toBe(ExitCode.backupFailed);
     expect((error as SafeRunError).message).toMatch(/ENOTDIR/);

@@ -60,10 +60,20 @@ describe('pg_dump argv and environment', () => {
 
   it('keeps every credential and the host out of argv', () => {
     for (const jobs of [1, 4]) {
-      const args = pgDumpArgs({ scope: 'touched', tables: weird, snapshotId: '00000003-0000001B-1', compress: 6, jobs, lockWaitTimeoutMs: 10_000, directory: '/tmp/x.dir' });
+      const args = pgDumpArgs({
+        scope: 'touched',
+        tables: weird,
+        snapshotId: '00000003-0000001B-1',
+        compress: 6,
+        jobs,
+        lockWaitTimeoutMs: 10_000,
+        directory: '/tmp/x.dir',
+      });
       const line = args.join(' ');
       for (const secret of ['s3cr', 'backup_role', 'db.internal', '6543', 'postgres://']) expect(line).not.toContain(secret);
-      expect(args).toEqual(expect.arrayContaining(['--snapshot=00000003-0000001B-1', '--lock-wait-timeout=10000', '--no-password', '--compress=6']));
+      expect(args).toEqual(
+        expect.arrayContaining(['--snapshot=00000003-0000001B-1', '--lock-wait-timeout=10000', '--no-password', '--compress=6']),
+      );
     }
     expect(dbnameConninfo(url)).toBe("dbname='app db'");
   });
@@ -73,7 +83,16 @@ describe('pg_dump argv and environment', () => {
     process.env.PGDATABASE = 'somewhere_else';
     try {
       const env = pgChildEnv(url, 'safe-run backup');
-      expect(env).toEqual(expect.objectContaining({ PGHOST: 'db.internal', PGPORT: '6543', PGUSER: 'backup_role', PGPASSWORD: 's3cr@t-pw', PGDATABASE: 'app db', PGSSLMODE: 'require' }));
+      expect(env).toEqual(
+        expect.objectContaining({
+          PGHOST: 'db.internal',
+          PGPORT: '6543',
+          PGUSER: 'backup_role',
+          PGPASSWORD: 's3cr@t-pw',
+          PGDATABASE: 'app db',
+          PGSSLMODE: 'require',
+        }),
+      );
       const inherited = Object.keys(env).filter((k) => !k.startsWith('PG'));
       expect(inherited.every((k) => ['PATH', 'HOME', 'LANG', 'LC_ALL', 'LC_MESSAGES', 'TZ'].includes(k))).toBe(true);
     } finally {
@@ -91,7 +110,15 @@ describe('pg_dump argv and environment', () => {
       '--table="public"."star*?.x"',
       '--table="public"."Ünïcödé_表"',
     ]);
-    const parallel = pgDumpArgs({ scope: 'full', tables: [], snapshotId: 'S', compress: 6, jobs: 3, lockWaitTimeoutMs: 1, directory: '/e/b/r.dir' });
+    const parallel = pgDumpArgs({
+      scope: 'full',
+      tables: [],
+      snapshotId: 'S',
+      compress: 6,
+      jobs: 3,
+      lockWaitTimeoutMs: 1,
+      directory: '/e/b/r.dir',
+    });
     expect(parallel.slice(0, 3)).toEqual(['--format=directory', '--jobs=3', '--file=/e/b/r.dir']);
     expect(parallel).toContain('--exclude-schema=safe_run');
     expect(parallel.some((a) => a.startsWith('--table'))).toBe(false);

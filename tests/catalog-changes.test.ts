@@ -11,7 +11,11 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
  * would run, a second snapshot, the verdict, and a rollback, so every case starts from the
  * same seeded database.
  */
-async function observe(db: Db, act: RawBuilder<unknown> | ((trx: Db) => Promise<void>), arrange?: RawBuilder<unknown>): Promise<CatalogVerdict> {
+async function observe(
+  db: Db,
+  act: RawBuilder<unknown> | ((trx: Db) => Promise<void>),
+  arrange?: RawBuilder<unknown>,
+): Promise<CatalogVerdict> {
   return db.connection().execute(async (conn) => {
     await sql`begin`.execute(conn);
     try {
@@ -51,27 +55,82 @@ describe('catalog changes inside the script transaction', () => {
 
   it.each([
     ['GRANT ALL ... TO PUBLIC', sql`grant all on users to public`, 'altered table public.users [public.users]', /granted PUBLIC=arwdDxt\//],
-    ['a column privilege', sql`grant select (email) on users to public`, 'altered table column public.users.email [public.users]', /granted PUBLIC=r\//],
-    ['CREATE FUNCTION', sql`create function public.f() returns int security definer language sql as 'select 1'`, 'created function public.f()', /SECURITY DEFINER/],
-    ['CREATE TRIGGER', sql`create trigger users_audit before update on users for each row execute function pg_catalog.suppress_redundant_updates_trigger()`, 'created trigger users_audit on public.users [public.users]', /created/],
+    [
+      'a column privilege',
+      sql`grant select (email) on users to public`,
+      'altered table column public.users.email [public.users]',
+      /granted PUBLIC=r\//,
+    ],
+    [
+      'CREATE FUNCTION',
+      sql`create function public.f() returns int security definer language sql as 'select 1'`,
+      'created function public.f()',
+      /SECURITY DEFINER/,
+    ],
+    [
+      'CREATE TRIGGER',
+      sql`create trigger users_audit before update on users for each row execute function pg_catalog.suppress_redundant_updates_trigger()`,
+      'created trigger users_audit on public.users [public.users]',
+      /created/,
+    ],
     ['CREATE VIEW', sql`create view public.active as select id from users where is_active`, 'created view public.active', /created/],
     ['ALTER ROLE ... SET', sql`alter role current_user set work_mem = '8MB'`, 'created settings for role postgres', /created/],
     ['COMMENT ON', sql`comment on table users is 'people'`, 'created comment on table public.users', /"people"/],
     ['CREATE POLICY', sql`create policy own on users using (is_active)`, 'created policy own on public.users [public.users]', /created/],
-    ['ENABLE ROW LEVEL SECURITY', sql`alter table users enable row level security`, 'altered table public.users [public.users]', /row level security enabled/],
-    ['CREATE RULE', sql`create rule keep as on delete to users do instead nothing`, 'created rule keep on public.users [public.users]', /created/],
+    [
+      'ENABLE ROW LEVEL SECURITY',
+      sql`alter table users enable row level security`,
+      'altered table public.users [public.users]',
+      /row level security enabled/,
+    ],
+    [
+      'CREATE RULE',
+      sql`create rule keep as on delete to users do instead nothing`,
+      'created rule keep on public.users [public.users]',
+      /created/,
+    ],
     ['CREATE INDEX', sql`create index users_email on users (email)`, 'created index public.users_email [public.users]', /created/],
     ['ADD COLUMN', sql`alter table users add column note text`, 'created table column public.users.note [public.users]', /created/],
-    ['DROP CONSTRAINT', sql`alter table credit_allocation drop constraint credit_allocation_user_id_fkey`, 'dropped table constraint credit_allocation_user_id_fkey on public.credit_allocation [public.credit_allocation]', /dropped/],
+    [
+      'DROP CONSTRAINT',
+      sql`alter table credit_allocation drop constraint credit_allocation_user_id_fkey`,
+      'dropped table constraint credit_allocation_user_id_fkey on public.credit_allocation [public.credit_allocation]',
+      /dropped/,
+    ],
     ['CREATE SCHEMA', sql`create schema audit`, 'created schema audit', /created/],
     ['GRANT CREATE ON SCHEMA public', sql`grant create on schema public to public`, 'altered schema public', /granted PUBLIC=C\//],
     ['CREATE TYPE (enum)', sql`create type mood as enum ('ok', 'sad')`, 'created type public.mood', /created/],
-    ['ALTER TYPE ADD VALUE', sql`create type public.m2 as enum ('a'); alter type public.m2 add value 'b'`, 'created type public.m2', /created/],
-    ['CREATE DOMAIN', sql`create domain public.email as text check (value like '%@%')`, 'created domain constraint email_check on public.email', /created/],
+    [
+      'ALTER TYPE ADD VALUE',
+      sql`create type public.m2 as enum ('a'); alter type public.m2 add value 'b'`,
+      'created type public.m2',
+      /created/,
+    ],
+    [
+      'CREATE DOMAIN',
+      sql`create domain public.email as text check (value like '%@%')`,
+      'created domain constraint email_check on public.email',
+      /created/,
+    ],
     ['CREATE SEQUENCE', sql`create sequence public.s`, 'created sequence public.s', /created/],
-    ['CREATE MATERIALIZED VIEW', sql`create materialized view public.mv as select 1 as x`, 'created materialized view public.mv', /created/],
-    ['ALTER DEFAULT PRIVILEGES', sql`alter default privileges grant select on tables to public`, 'created default acl for role postgres on tables', /created/],
-    ['CREATE EVENT TRIGGER', sql`create function public.ev() returns event_trigger language plpgsql as 'begin end'; create event trigger ev on ddl_command_end execute function public.ev()`, 'created event trigger ev', /created/],
+    [
+      'CREATE MATERIALIZED VIEW',
+      sql`create materialized view public.mv as select 1 as x`,
+      'created materialized view public.mv',
+      /created/,
+    ],
+    [
+      'ALTER DEFAULT PRIVILEGES',
+      sql`alter default privileges grant select on tables to public`,
+      'created default acl for role postgres on tables',
+      /created/,
+    ],
+    [
+      'CREATE EVENT TRIGGER',
+      sql`create function public.ev() returns event_trigger language plpgsql as 'begin end'; create event trigger ev on ddl_command_end execute function public.ev()`,
+      'created event trigger ev',
+      /created/,
+    ],
     ['CREATE EXTENSION', sql`create extension citext`, 'created extension citext', /created/],
     ['CREATE PUBLICATION', sql`create publication everything for all tables`, 'created publication everything', /created/],
     ['a large object', sql`select pg_catalog.lo_create(424242)`, 'created large object 424242', /created/],
@@ -94,13 +153,18 @@ describe('catalog changes inside the script transaction', () => {
       t.db,
       sql`create role ${sql.id(role)}; grant pg_read_all_data to ${sql.id(role)}; alter table users owner to ${sql.id(role)}`,
     );
-    expect(summary(changes)).toEqual(expect.arrayContaining([`created role ${role}`, `created role membership ${role} in pg_read_all_data`]));
+    expect(summary(changes)).toEqual(
+      expect.arrayContaining([`created role ${role}`, `created role membership ${role} in pg_read_all_data`]),
+    );
     const users = changes.find((c) => c.identity === 'public.users' && c.objectType === 'table')!;
     expect(users.detail).toContain(`owner changed from postgres to ${role}`);
   });
 
   it('finds a change made inside a released savepoint', async () => {
-    const { changes } = await observe(t.db, sql`savepoint s; create trigger sneaky after delete on users for each row execute function pg_catalog.suppress_redundant_updates_trigger(); release savepoint s`);
+    const { changes } = await observe(
+      t.db,
+      sql`savepoint s; create trigger sneaky after delete on users for each row execute function pg_catalog.suppress_redundant_updates_trigger(); release savepoint s`,
+    );
     expect(summary(changes)).toEqual(['created trigger sneaky on public.users [public.users]']);
   });
 
@@ -114,13 +178,16 @@ describe('catalog changes inside the script transaction', () => {
   });
 
   it('allows temp tables, views and functions without reporting them', async () => {
-    const verdict = await observe(t.db, sql`
+    const verdict = await observe(
+      t.db,
+      sql`
       create temp table scratch (id uuid primary key, n int default 1);
       create temp view scratch_v as select * from scratch;
       create function pg_temp.helper() returns int language sql as 'select 1';
       create index on scratch (n);
       insert into scratch select id from users;
-      truncate scratch`);
+      truncate scratch`,
+    );
     expect(verdict.changes).toEqual([]);
     expect(verdict.temporaryObjectsChanged).toBe(true);
     expect(verdict.writes.get('pg_class')!.ins).toBeGreaterThan(0);
@@ -131,7 +198,10 @@ describe('catalog changes inside the script transaction', () => {
     // The session's first temp object also adds its pg_temp_N namespaces (pg_namespace +2).
     expect(dropped.changes).toEqual([expect.objectContaining({ action: 'unidentified', objectType: 'catalog rows' })]);
     expect(dropped.changes[0]!.detail).toMatch(/pg_attribute \(\+7 -7\), pg_class \(\+1 -1\), pg_depend \(\+3 -3\)/);
-    const undone = await observe(t.db, sql`savepoint s; create trigger t after delete on users execute function pg_catalog.suppress_redundant_updates_trigger(); rollback to savepoint s`);
+    const undone = await observe(
+      t.db,
+      sql`savepoint s; create trigger t after delete on users execute function pg_catalog.suppress_redundant_updates_trigger(); rollback to savepoint s`,
+    );
     expect(summary(undone.changes)).toEqual(['unidentified catalog rows pg_depend, pg_trigger']);
   });
 
@@ -150,7 +220,11 @@ describe('catalog changes inside the script transaction', () => {
       create function evil.never(oid, oid) returns boolean language sql as 'select false';
       create operator evil.= (leftarg = oid, rightarg = oid, function = evil.never);
       set local search_path = evil, pg_catalog, public`;
-    const verdict = await observe(t.db, sql`alter table users disable trigger all; create temp table gone (x int); drop table gone`, shadows);
+    const verdict = await observe(
+      t.db,
+      sql`alter table users disable trigger all; create temp table gone (x int); drop table gone`,
+      shadows,
+    );
     expect(verdict.changes.filter((c) => c.detail.includes('trigger disabled')).length).toBeGreaterThanOrEqual(2);
     const scratch = await observe(t.db, sql`create temp table gone (x int); drop table gone`, shadows);
     expect(scratch.changes).toEqual([expect.objectContaining({ action: 'unidentified' })]);
@@ -167,16 +241,26 @@ describe('catalog changes inside the script transaction', () => {
       const inTransaction = (db: Db): Promise<Awaited<ReturnType<typeof readCatalogState>>> =>
         db.transaction().execute((trx) => readCatalogState(trx));
       const [mine, theirs] = [await inTransaction(t.db), await inTransaction(asRole)];
-      expect([...theirs.objects.values()].map((o) => `${o.key} ${o.hash}`).sort())
-        .toEqual([...mine.objects.values()].map((o) => `${o.key} ${o.hash}`).sort());
-      const verdict = await observe(asRole, sql`create table public.mine (x int); grant select on public.mine to public;
-        create function public.g() returns int language sql as 'select 2'`);
-      expect(summary(verdict.changes)).toEqual(expect.arrayContaining([
-        'created table public.mine [public.mine]', 'created table column public.mine.x [public.mine]', 'created function public.g()',
-      ]));
+      expect([...theirs.objects.values()].map((o) => `${o.key} ${o.hash}`).sort()).toEqual(
+        [...mine.objects.values()].map((o) => `${o.key} ${o.hash}`).sort(),
+      );
+      const verdict = await observe(
+        asRole,
+        sql`create table public.mine (x int); grant select on public.mine to public;
+        create function public.g() returns int language sql as 'select 2'`,
+      );
+      expect(summary(verdict.changes)).toEqual(
+        expect.arrayContaining([
+          'created table public.mine [public.mine]',
+          'created table column public.mine.x [public.mine]',
+          'created function public.g()',
+        ]),
+      );
     } finally {
       await asRole.destroy();
-      await sql`revoke create on schema public from ${sql.id(role)}; drop owned by ${sql.id(role)}; drop role ${sql.id(role)}`.execute(t.db);
+      await sql`revoke create on schema public from ${sql.id(role)}; drop owned by ${sql.id(role)}; drop role ${sql.id(role)}`.execute(
+        t.db,
+      );
     }
   });
 

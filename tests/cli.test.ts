@@ -36,7 +36,10 @@ describe('CLI input errors', () => {
   });
 
   it('loads a TypeScript config', async () => {
-    writeFileSync(path.join(cwd, 'safe-run.config.ts'), `const dir: string = ${JSON.stringify(SCRIPTS_DIR())};\nexport default { scriptsDir: dir };\n`);
+    writeFileSync(
+      path.join(cwd, 'safe-run.config.ts'),
+      `const dir: string = ${JSON.stringify(SCRIPTS_DIR())};\nexport default { scriptsDir: dir };\n`,
+    );
     const result = await runCli(['list', '--json'], { cwd });
     expect(result.exitCode).toBe(0);
     expect(parseJson<{ name: string }[]>(result).map((s) => s.name)).toContain('cleanup-invalid-sessions');
@@ -68,7 +71,8 @@ describe('CLI input errors', () => {
   it('shows --help and --version', async () => {
     const help = await runCli(['--help'], { cwd });
     expect(help.exitCode).toBe(0);
-    for (const command of ['list', 'verify', 'keygen', 'check', 'blame', 'report', 'show', 'log', 'snapshot']) expect(help.stdout).toContain(`safe-run ${command}`);
+    for (const command of ['list', 'verify', 'keygen', 'check', 'blame', 'report', 'show', 'log', 'snapshot'])
+      expect(help.stdout).toContain(`safe-run ${command}`);
     expect((await runCli(['--version'], { cwd })).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 });
@@ -138,7 +142,9 @@ describe('internal errors', () => {
 
     it('keeps a multi-line message on one line', () => {
       reportError(new Error('first\n  second.'), { json: false, verbose: false });
-      expect(printed()).toBe('safe-run: internal error: first second. This is a bug in safe-run; run again with --verbose for the stack trace\n');
+      expect(printed()).toBe(
+        'safe-run: internal error: first second. This is a bug in safe-run; run again with --verbose for the stack trace\n',
+      );
     });
   });
 });

@@ -19,7 +19,8 @@ describe('safe-run doctor', () => {
     await ws.cleanup();
   });
 
-  const cli = (args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> => runCli(args, { cwd: ws.cwd, env: { ...ws.env, ...env } });
+  const cli = (args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> =>
+    runCli(args, { cwd: ws.cwd, env: { ...ws.env, ...env } });
   const check = (report: DoctorReport, name: string) => report.checks.find((c) => c.name === name)!;
 
   it('passes every check on a good setup, and never shows the password', async () => {
@@ -31,8 +32,18 @@ describe('safe-run doctor', () => {
     const report = parseJson<DoctorReport>(result);
     expect(report.ok).toBe(true);
     expect(report.checks.map((c) => c.name)).toEqual([
-      'database', 'server-version', 'pg_dump', 'pg_restore', 'signing-key', 'public-key', 'evidence-dir', 'audit-log', 'disk-space',
-      'evidence-modes', 'witness', 'script-role',
+      'database',
+      'server-version',
+      'pg_dump',
+      'pg_restore',
+      'signing-key',
+      'public-key',
+      'evidence-dir',
+      'audit-log',
+      'disk-space',
+      'evidence-modes',
+      'witness',
+      'script-role',
     ]);
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
     // The test login is a superuser: doctor says what that costs and what to do.
@@ -101,7 +112,11 @@ describe('safe-run doctor', () => {
   });
 
   it('exits 5 when the audit log does not verify, and names the entry', async () => {
-    const audit = await openAuditLog({ evidenceDir: ws.evidenceDir, signingKeyPath: ws.env.SAFE_RUN_SIGNING_KEY!, anchor: databaseAnchor(ws.t.db) });
+    const audit = await openAuditLog({
+      evidenceDir: ws.evidenceDir,
+      signingKeyPath: ws.env.SAFE_RUN_SIGNING_KEY!,
+      anchor: databaseAnchor(ws.t.db),
+    });
     for (let i = 1; i <= 3; i++) await audit.append(NOTE_KIND, { label: `entry-${i}` });
     expect((await ws.cli(['doctor'])).exitCode).toBe(0);
 

@@ -39,20 +39,66 @@ describe('an escaped script is recorded with what it really did', () => {
     try {
       const audit = await openAuditLog({ evidenceDir: config.evidenceDir, signingKeyPath: config.signingKey });
       const script = await loadScriptByName('cleanup-invalid-sessions', config.scriptsDirs);
-      const { snapshot: pre } = await takeSnapshot(db, { url, exactTables: new Set(['public.users']), exactCountThreshold: config.exactCountThreshold });
+      const { snapshot: pre } = await takeSnapshot(db, {
+        url,
+        exactTables: new Set(['public.users']),
+        exactCountThreshold: config.exactCountThreshold,
+      });
       const runId = ulid();
       const intent: RunIntentBody = {
-        script: { name: script.name, kind: script.kind, path: script.path, sha256: script.sha256, git: null, touches: script.touches, limits: script.limits, critical: script.critical },
-        args: [], dryRun: false, operator: await readOperator(), host: 'test', reason: null, url: redactUrl(url), snapshot: pre,
-        backup: { scope: 'none', status: 'skipped', path: null, format: null, sha256: null, bytes: 0, tables: [], pgDump: null, durationMs: 0 },
+        script: {
+          name: script.name,
+          kind: script.kind,
+          path: script.path,
+          sha256: script.sha256,
+          git: null,
+          touches: script.touches,
+          limits: script.limits,
+          critical: script.critical,
+        },
+        args: [],
+        dryRun: false,
+        operator: await readOperator(),
+        host: 'test',
+        reason: null,
+        url: redactUrl(url),
+        snapshot: pre,
+        backup: {
+          scope: 'none',
+          status: 'skipped',
+          path: null,
+          format: null,
+          sha256: null,
+          bytes: 0,
+          tables: [],
+          pgDump: null,
+          durationMs: 0,
+        },
       };
       await audit.append('run.intent', intent, { runId });
 
       // The escape: the script's own session deletes users and commits, outside any guard.
       await sql`delete from users where email like '%example.com'`.execute(scriptDb);
       const { outcome } = await recordEscape({
-        db, scriptDb, session: db, config, script, args: [], dryRun: false, runId, pre, drift: [], cascadeFrom: {}, audit, interrupt, log: silentLogger,
-        xid: '1', lsn: '0/0', trust: 'superuser', timings: {}, error: null,
+        db,
+        scriptDb,
+        session: db,
+        config,
+        script,
+        args: [],
+        dryRun: false,
+        runId,
+        pre,
+        drift: [],
+        cascadeFrom: {},
+        audit,
+        interrupt,
+        log: silentLogger,
+        xid: '1',
+        lsn: '0/0',
+        trust: 'superuser',
+        timings: {},
+        error: null,
       });
 
       expect(outcome.status).toBe('escaped');
@@ -60,10 +106,12 @@ describe('an escaped script is recorded with what it really did', () => {
       expect(outcome.violations.map((v) => v.rule)).toEqual(expect.arrayContaining(['escaped', 'undeclared-table']));
       expect(await countRows(ws.t.db, 'users')).toBe(5);
 
-      const blame = parseJson<{ changes: { before: number; after: number; escaped?: boolean; attribution: { type: string; runId?: string } }[] }>(
-        await ws.cli(['blame', 'users', '--json']),
-      );
-      expect(blame.changes).toEqual([expect.objectContaining({ before: 8, after: 5, escaped: true, attribution: expect.objectContaining({ type: 'run', runId }) })]);
+      const blame = parseJson<{
+        changes: { before: number; after: number; escaped?: boolean; attribution: { type: string; runId?: string } }[];
+      }>(await ws.cli(['blame', 'users', '--json']));
+      expect(blame.changes).toEqual([
+        expect.objectContaining({ before: 8, after: 5, escaped: true, attribution: expect.objectContaining({ type: 'run', runId }) }),
+      ]);
       const show = await ws.cli(['show', runId]);
       expect(show.stdout).toMatch(/escaped/i);
     } finally {

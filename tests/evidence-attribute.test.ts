@@ -23,39 +23,108 @@ function obs(r: EntryRef, rows: number | null, del = 0, ins = 0, db = DB, walLsn
     takenAt: r.ts,
     walLsn,
     database: db,
-    table: rows === null ? null : { oid: 100, relfilenode: 100, rows, rowsKind: 'exact', counters: { n_tup_ins: ins, n_tup_upd: 0, n_tup_del: del, n_live_tup: rows }, fingerprint: 'f' },
+    table:
+      rows === null
+        ? null
+        : {
+            oid: 100,
+            relfilenode: 100,
+            rows,
+            rowsKind: 'exact',
+            counters: { n_tup_ins: ins, n_tup_upd: 0, n_tup_del: del, n_live_tup: rows },
+            fingerprint: 'f',
+          },
   };
 }
 
-function run(runId: string, intent: number, outcome: number, post: number | null, deleted: number, status: 'committing' | 'rolled-back' = 'committing'): RunFacts {
+function run(
+  runId: string,
+  intent: number,
+  outcome: number,
+  post: number | null,
+  deleted: number,
+  status: 'committing' | 'rolled-back' = 'committing',
+): RunFacts {
   const summary: RunSummary = {
     runId,
-    intent: { ref: ref(intent, 'run.intent', runId), script: 'cleanup', scriptSha256: 'x', operator: { osUser: 'ops', gitUser: null, gitEmail: null }, reason: null, args: [], dryRun: false, databaseKey: DB.key, systemIdentifier: '7', backup: { status: 'verified', scope: 'touched', path: 'b', sha256: null, tables: [T] } },
-    outcome: { ref: ref(outcome, 'run.outcome', runId), status, changes: deleted ? { [T]: { inserted: 0, updated: 0, deleted, truncated: false } } : {}, inTxCounts: {}, xid: '1', error: null, trust: null },
+    intent: {
+      ref: ref(intent, 'run.intent', runId),
+      script: 'cleanup',
+      scriptSha256: 'x',
+      operator: { osUser: 'ops', gitUser: null, gitEmail: null },
+      reason: null,
+      args: [],
+      dryRun: false,
+      databaseKey: DB.key,
+      systemIdentifier: '7',
+      backup: { status: 'verified', scope: 'touched', path: 'b', sha256: null, tables: [T] },
+    },
+    outcome: {
+      ref: ref(outcome, 'run.outcome', runId),
+      status,
+      changes: deleted ? { [T]: { inserted: 0, updated: 0, deleted, truncated: false } } : {},
+      inTxCounts: {},
+      xid: '1',
+      error: null,
+      trust: null,
+    },
     post: post === null ? null : { ref: ref(post, 'run.post', runId), commitLsn: `0/${post * 16}` },
     commitFailed: null,
   };
-  const resolved: ResolvedStatus = post !== null ? { status: 'committed', note: null, committed: true } : { status: 'rolled-back', note: null, committed: false };
+  const resolved: ResolvedStatus =
+    post !== null ? { status: 'committed', note: null, committed: true } : { status: 'rolled-back', note: null, committed: false };
   return { run: summary, status: resolved };
 }
 
 describe('attributeChanges', () => {
-  it("gives a run exactly its own deletes, and the rest of the pre->post difference to outside", () => {
+  it('gives a run exactly its own deletes, and the rest of the pre->post difference to outside', () => {
     // 100 rows; the run deleted 5 while another session deleted 3 more: pre 100, post 92.
     const observations = [obs(ref(1, 'run.intent', 'R1'), 100), obs(ref(3, 'run.post', 'R1'), 92, 8)];
     const changes = attributeChanges(T, observations, [run('R1', 1, 2, 3, 5)]);
     expect(changes).toHaveLength(2);
-    expect(changes[0]).toMatchObject({ before: 100, after: 95, attribution: { type: 'run', runId: 'R1', script: 'cleanup' }, change: { deleted: 5 } });
+    expect(changes[0]).toMatchObject({
+      before: 100,
+      after: 95,
+      attribution: { type: 'run', runId: 'R1', script: 'cleanup' },
+      change: { deleted: 5 },
+    });
     // Beyond the run's own deletes, inside its bracket: another session, during that run.
-    expect(changes[1]).toMatchObject({ before: 95, after: 92, counters: { inserted: 0, updated: 0, deleted: 3 }, attribution: { type: 'concurrent' } });
-    expect(changes[1]!.attribution).toEqual({ type: 'concurrent', runId: 'R1', script: 'cleanup', after: '#1 run.intent of cleanup R1 at 2025-11-14T00:01:00Z', before: '#3 run.post of cleanup R1 at 2025-11-14T00:03:00Z' });
+    expect(changes[1]).toMatchObject({
+      before: 95,
+      after: 92,
+      counters: { inserted: 0, updated: 0, deleted: 3 },
+      attribution: { type: 'concurrent' },
+    });
+    expect(changes[1]!.attribution).toEqual({
+      type: 'concurrent',
+      runId: 'R1',
+      script: 'cleanup',
+      after: '#1 run.intent of cleanup R1 at 2025-11-14T00:01:00Z',
+      before: '#3 run.post of cleanup R1 at 2025-11-14T00:03:00Z',
+    });
   });
 
   it('never blames a run for a change it did not make', () => {
-    const observations = [obs(ref(1, 'snapshot'), 8), obs(ref(2, 'run.intent', 'R1'), 8), obs(ref(4, 'run.post', 'R1'), 8), obs(liveRef('2025-11-14T01:00:00Z'), 0, 8)];
+    const observations = [
+      obs(ref(1, 'snapshot'), 8),
+      obs(ref(2, 'run.intent', 'R1'), 8),
+      obs(ref(4, 'run.post', 'R1'), 8),
+      obs(liveRef('2025-11-14T01:00:00Z'), 0, 8),
+    ];
     const changes = attributeChanges('public.users', observations, [run('R1', 2, 3, 4, 0)]);
     expect(changes).toEqual([
-      expect.objectContaining({ from: '#4 run.post', to: 'now', before: 8, after: 0, counters: { inserted: 0, updated: 0, deleted: 8 }, attribution: { type: 'outside', after: expect.stringMatching(/^#4 run\.post of cleanup R1/), before: expect.stringMatching(/^now/) } }),
+      expect.objectContaining({
+        from: '#4 run.post',
+        to: 'now',
+        before: 8,
+        after: 0,
+        counters: { inserted: 0, updated: 0, deleted: 8 },
+        attribution: {
+          type: 'outside',
+          after: expect.stringMatching(/^#4 run\.post of cleanup R1/),
+          before: expect.stringMatching(/^now/),
+        },
+      }),
     ]);
   });
 
@@ -72,9 +141,21 @@ describe('attributeChanges', () => {
   });
 
   it('puts the commit after a cron snapshot that landed between the intent and the post', () => {
-    const observations = [obs(ref(1, 'run.intent', 'R1'), 50), obs(ref(2, 'snapshot'), 50, 0, 0, DB, '0/20'), obs(ref(4, 'run.post', 'R1'), 45, 5)];
+    const observations = [
+      obs(ref(1, 'run.intent', 'R1'), 50),
+      obs(ref(2, 'snapshot'), 50, 0, 0, DB, '0/20'),
+      obs(ref(4, 'run.post', 'R1'), 45, 5),
+    ];
     const changes = attributeChanges(T, observations, [run('R1', 1, 3, 4, 5)]);
-    expect(changes).toEqual([expect.objectContaining({ from: '#2 snapshot', to: '#4 run.post', before: 50, after: 45, attribution: expect.objectContaining({ type: 'run', runId: 'R1' }) })]);
+    expect(changes).toEqual([
+      expect.objectContaining({
+        from: '#2 snapshot',
+        to: '#4 run.post',
+        before: 50,
+        after: 45,
+        attribution: expect.objectContaining({ type: 'run', runId: 'R1' }),
+      }),
+    ]);
   });
 
   it('marks a recreated database and does not compare counters across it', () => {

@@ -25,7 +25,9 @@ async function waitForDeletes(url: string, table: string, atLeast: number): Prom
   const db: Db = createDb(url, { maxConnections: 1 });
   try {
     for (let i = 0; i < 100; i++) {
-      const { rows } = await sql<{ n: number }>`select coalesce(sum(n_tup_del), 0)::int as n from pg_stat_user_tables where relname = ${table}`.execute(db);
+      const { rows } = await sql<{
+        n: number;
+      }>`select coalesce(sum(n_tup_del), 0)::int as n from pg_stat_user_tables where relname = ${table}`.execute(db);
       if ((rows[0]?.n ?? 0) >= atLeast) return;
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -21,11 +21,21 @@ import { createWorkspace, type Workspace } from './helpers/workspace.js';
  * Runs as the evidence commands read them back: outcomes settled by txid_status, a run whose
  * bracket another session wrote into, prefixes, filters, and the log-only modes.
  */
-const snapshotOf = async (ws: Workspace): Promise<Snapshot> => (await takeSnapshot(ws.t.db, { exactCountThreshold: 1_000_000, url: new URL(ws.t.url) })).snapshot;
+const snapshotOf = async (ws: Workspace): Promise<Snapshot> =>
+  (await takeSnapshot(ws.t.db, { exactCountThreshold: 1_000_000, url: new URL(ws.t.url) })).snapshot;
 
 function intentBody(snapshot: Snapshot, name: string): RunIntentBody {
   return {
-    script: { name, kind: 'sql', path: `/scripts/${name}.sql`, sha256: 'a'.repeat(64), git: null, touches: { 'public.oidc_models': ['delete'] }, limits: {}, critical: [] },
+    script: {
+      name,
+      kind: 'sql',
+      path: `/scripts/${name}.sql`,
+      sha256: 'a'.repeat(64),
+      git: null,
+      touches: { 'public.oidc_models': ['delete'] },
+      limits: {},
+      critical: [],
+    },
     args: [],
     dryRun: false,
     operator: { osUser: 'ops', gitUser: null, gitEmail: null },
@@ -83,12 +93,23 @@ describe('evidence about runs', () => {
     expect(check.exitCode).toBe(10);
     const interrupted = parseJson<CheckResult>(check).findings.filter((f) => f.kind === 'interrupted-run');
     expect(interrupted).toEqual([
-      expect.objectContaining({ runId: '01AAAAAAAAAAAAAAAAAAAAAAAA', status: 'aborted', detail: expect.stringMatching(/txid_status\(\d+\) = aborted/) }),
-      expect.objectContaining({ runId: '01BBBBBBBBBBBBBBBBBBBBBBBB', status: 'committed', detail: expect.stringMatching(/txid_status\(\d+\) = committed/) }),
+      expect.objectContaining({
+        runId: '01AAAAAAAAAAAAAAAAAAAAAAAA',
+        status: 'aborted',
+        detail: expect.stringMatching(/txid_status\(\d+\) = aborted/),
+      }),
+      expect.objectContaining({
+        runId: '01BBBBBBBBBBBBBBBBBBBBBBBB',
+        status: 'committed',
+        detail: expect.stringMatching(/txid_status\(\d+\) = committed/),
+      }),
     ]);
 
     const log = parseJson<History>(await ws.cli(['log', '--json']));
-    expect(log.runs.map((r) => [r.script, r.status])).toEqual([['aborted-one', 'aborted'], ['committed-one', 'committed']]);
+    expect(log.runs.map((r) => [r.script, r.status])).toEqual([
+      ['aborted-one', 'aborted'],
+      ['committed-one', 'committed'],
+    ]);
     expect((await ws.cli(['log'])).stdout).toMatch(/01BBBBBBBBBBBBBBBBBBBBBBBB: no run\.post entry; txid_status\(\d+\) = committed/);
     const show = parseJson<RunRecord>(await ws.cli(['show', '01B', '--json']));
     expect(show.status).toMatchObject({ status: 'committed', committed: true });
@@ -130,8 +151,22 @@ export default defineScript({
     const blame = parseJson<BlameResult>(await ws.cli(['blame', 'oidc_models', '--json']));
     const pre = run.counts.pre['public.oidc_models']!;
     expect(blame.changes).toEqual([
-      expect.objectContaining({ before: pre, after: pre - 2, change: expect.objectContaining({ deleted: 2 }), attribution: { type: 'run', runId: run.runId, script: 'slow-purge' } }),
-      expect.objectContaining({ before: pre - 2, after: pre - 5, attribution: expect.objectContaining({ type: 'concurrent', runId: run.runId, after: expect.stringMatching(/run\.intent of slow-purge/), before: expect.stringMatching(/run\.post of slow-purge/) }) }),
+      expect.objectContaining({
+        before: pre,
+        after: pre - 2,
+        change: expect.objectContaining({ deleted: 2 }),
+        attribution: { type: 'run', runId: run.runId, script: 'slow-purge' },
+      }),
+      expect.objectContaining({
+        before: pre - 2,
+        after: pre - 5,
+        attribution: expect.objectContaining({
+          type: 'concurrent',
+          runId: run.runId,
+          after: expect.stringMatching(/run\.intent of slow-purge/),
+          before: expect.stringMatching(/run\.post of slow-purge/),
+        }),
+      }),
     ]);
   });
 
@@ -148,7 +183,9 @@ export default defineScript({
     const report = await ws.cli(['report', first.runId]);
     expect(report.exitCode).toBe(0);
     expect(report.stdout).toContain(`# Run report: cleanup-invalid-sessions \`${first.runId}\``);
-    expect(report.stdout).toMatch(/cleanup-invalid-sessions deleted 5 rows from oidc_models, and 0 rows in the \d+ other table\(s\), including `public.users`/);
+    expect(report.stdout).toMatch(
+      /cleanup-invalid-sessions deleted 5 rows from oidc_models, and 0 rows in the \d+ other table\(s\), including `public.users`/,
+    );
 
     // The second run found nothing to delete: a change of 0 is not a change.
     expect(parseJson<History>(await ws.cli(['log', '--table', 'oidc_models', '--json'])).runs.map((r) => r.runId)).toEqual([first.runId]);
@@ -174,16 +211,22 @@ export default defineScript({
     expect(driftSince(before, before, { criticalTables: {} })).toEqual([]);
     await sql`delete from oauth_clients where client_id = 'cli'`.execute(ws.t.db);
     const after = await snapshotOf(ws);
-    expect(driftSince(before, after, { criticalTables: {} })).toEqual([expect.objectContaining({ kind: 'count-changed', table: 'public.oauth_clients', before: 4, after: 3 })]);
+    expect(driftSince(before, after, { criticalTables: {} })).toEqual([
+      expect.objectContaining({ kind: 'count-changed', table: 'public.oauth_clients', before: 4, after: 3 }),
+    ]);
   });
 
-  it('puts an interrupted run into the next run\'s drift, after which check stops repeating it', async () => {
+  it("puts an interrupted run into the next run's drift, after which check stops repeating it", async () => {
     const audit = await openAuditLog({ evidenceDir: ws.evidenceDir, signingKeyPath: ws.env.SAFE_RUN_SIGNING_KEY!, log: silentLogger });
     const snapshot = await snapshotOf(ws);
     await audit.append('run.intent', intentBody(snapshot, 'killed'), { runId: '01KKKKKKKKKKKKKKKKKKKKKKKK' });
     const drift = await driftBeforeRun({ evidenceDir: ws.evidenceDir, criticalTables: {} }, await snapshotOf(ws), ws.t.db);
-    expect(drift).toEqual([expect.objectContaining({ kind: 'interrupted-run', runId: '01KKKKKKKKKKKKKKKKKKKKKKKK', status: 'interrupted' })]);
-    expect(parseJson<CheckResult>(await ws.cli(['check', '--json'])).findings).toEqual([expect.objectContaining({ kind: 'interrupted-run' })]);
+    expect(drift).toEqual([
+      expect.objectContaining({ kind: 'interrupted-run', runId: '01KKKKKKKKKKKKKKKKKKKKKKKK', status: 'interrupted' }),
+    ]);
+    expect(parseJson<CheckResult>(await ws.cli(['check', '--json'])).findings).toEqual([
+      expect.objectContaining({ kind: 'interrupted-run' }),
+    ]);
 
     expect((await ws.cli(['cleanup-invalid-sessions'])).exitCode).toBe(0);
     expect(parseJson<CheckResult>(await ws.cli(['check', '--json'])).status).toBe('clean');

@@ -25,17 +25,30 @@ const SESSIONS = 'public.oidc_models';
 async function writeHistory(ws: Workspace): Promise<void> {
   const audit = await openAuditLog({ evidenceDir: ws.evidenceDir, signingKeyPath: ws.env.SAFE_RUN_SIGNING_KEY!, log: silentLogger });
   const { snapshot: base } = await takeSnapshot(ws.t.db, { exactCountThreshold: 1_000_000, url: new URL(ws.t.url) });
-  const sessions = { ...base.tables[SESSIONS]!, counters: { ...base.tables[SESSIONS]!.counters! } } as { -readonly [K in keyof TableState]: TableState[K] } & { counters: { n_tup_ins: number; n_tup_upd: number; n_tup_del: number; n_live_tup: number } };
+  const sessions = { ...base.tables[SESSIONS]!, counters: { ...base.tables[SESSIONS]!.counters! } } as {
+    -readonly [K in keyof TableState]: TableState[K];
+  } & { counters: { n_tup_ins: number; n_tup_upd: number; n_tup_del: number; n_live_tup: number } };
   let lsn = 0x1000000;
-  const observe = (): Snapshot => ({ ...base, takenAt: new Date().toISOString(), walLsn: `0/${(lsn += 0x100).toString(16).toUpperCase()}`, tables: { ...base.tables, [SESSIONS]: { ...sessions, counters: { ...sessions.counters } } } });
+  const observe = (): Snapshot => ({
+    ...base,
+    takenAt: new Date().toISOString(),
+    walLsn: `0/${(lsn += 0x100).toString(16).toUpperCase()}`,
+    tables: { ...base.tables, [SESSIONS]: { ...sessions, counters: { ...sessions.counters } } },
+  });
   for (let i = 0; i < RUNS; i++) {
     const runId = `01SCALE${String(i).padStart(19, '0')}`;
-    await audit.append<RunIntentBody>('run.intent', intent(observe(), i % 4 ? 'cleanup-invalid-sessions' : 'purge-expired-interactions'), { runId });
+    await audit.append<RunIntentBody>('run.intent', intent(observe(), i % 4 ? 'cleanup-invalid-sessions' : 'purge-expired-interactions'), {
+      runId,
+    });
     sessions.rows -= 2;
     sessions.counters.n_tup_del += 2;
     await audit.append<RunOutcomeBody>('run.outcome', outcome(String(1000 + i)), { runId });
     const post = observe();
-    await audit.append<RunPostBody>('run.post', { status: 'committed', snapshot: post, commitLsn: post.walLsn, xid: String(1000 + i) }, { runId });
+    await audit.append<RunPostBody>(
+      'run.post',
+      { status: 'committed', snapshot: post, commitLsn: post.walLsn, xid: String(1000 + i) },
+      { runId },
+    );
     sessions.rows += 2;
     sessions.counters.n_tup_ins += 2;
   }
@@ -43,7 +56,16 @@ async function writeHistory(ws: Workspace): Promise<void> {
 
 function intent(snapshot: Snapshot, name: string): RunIntentBody {
   return {
-    script: { name, kind: 'ts', path: `/repo/scripts/${name}.ts`, sha256: 'a'.repeat(64), git: { commit: 'b'.repeat(40), dirty: false }, touches: { [SESSIONS]: ['delete'] }, limits: {}, critical: ['public.users'] },
+    script: {
+      name,
+      kind: 'ts',
+      path: `/repo/scripts/${name}.ts`,
+      sha256: 'a'.repeat(64),
+      git: { commit: 'b'.repeat(40), dirty: false },
+      touches: { [SESSIONS]: ['delete'] },
+      limits: {},
+      critical: ['public.users'],
+    },
     args: [],
     dryRun: false,
     operator: { osUser: 'ops', gitUser: 'Ops', gitEmail: 'ops@example.com' },
@@ -51,7 +73,17 @@ function intent(snapshot: Snapshot, name: string): RunIntentBody {
     reason: null,
     url: 'postgres://ops@db/app',
     snapshot,
-    backup: { scope: 'touched', status: 'verified', path: 'backups/x.dump', format: 'custom', sha256: 'c'.repeat(64), bytes: 15_000, tables: [SESSIONS], pgDump: null, durationMs: 800 },
+    backup: {
+      scope: 'touched',
+      status: 'verified',
+      path: 'backups/x.dump',
+      format: 'custom',
+      sha256: 'c'.repeat(64),
+      bytes: 15_000,
+      tables: [SESSIONS],
+      pgDump: null,
+      durationMs: 800,
+    },
   };
 }
 
@@ -80,13 +112,16 @@ async function timed(ws: Workspace, args: string[]): Promise<CliResult & { ms: n
 
 describe(`evidence over ${RUNS} runs`, () => {
   let ws: Workspace;
-  beforeAll(async () => {
-    ws = await createWorkspace();
-    await writeHistory(ws);
-    const plain = createDb(ws.t.url, { maxConnections: 1 });
-    await sql`delete from users`.execute(plain);
-    await plain.destroy();
-  }, 60_000 + RUNS * 60);
+  beforeAll(
+    async () => {
+      ws = await createWorkspace();
+      await writeHistory(ws);
+      const plain = createDb(ws.t.url, { maxConnections: 1 });
+      await sql`delete from users`.execute(plain);
+      await plain.destroy();
+    },
+    60_000 + RUNS * 60,
+  );
   afterAll(async () => {
     await ws.cleanup();
   });
@@ -115,7 +150,9 @@ describe(`evidence over ${RUNS} runs`, () => {
 
   it('report users names the last run and verifies the signed chain', async () => {
     const result = await timed(ws, ['report', 'users']);
-    expect(result.stdout).toContain(`deleted 0 rows from users; users went from 8 to 0 outside any guarded run between #${RUNS * 3} run.post`);
+    expect(result.stdout).toContain(
+      `deleted 0 rows from users; users went from 8 to 0 outside any guarded run between #${RUNS * 3} run.post`,
+    );
     expect(result.stdout).toContain(`Hash chain and head signature verified:** all ${RUNS * 3} entries`);
     // Verification is Ed25519 over every entry (about 0.1 ms each) on top of the analysis.
     expect(result.ms).toBeLessThan(LIMIT_MS + RUNS * 3 * 0.25);

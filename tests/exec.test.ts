@@ -19,7 +19,8 @@ interface Entry<B> {
   readonly body: B;
 }
 
-const entries = (ws: Workspace): Entry<unknown>[] => (existsSync(auditLogPath(ws.evidenceDir)) ? logLines(ws.evidenceDir).map((l) => JSON.parse(l) as Entry<unknown>) : []);
+const entries = (ws: Workspace): Entry<unknown>[] =>
+  existsSync(auditLogPath(ws.evidenceDir)) ? logLines(ws.evidenceDir).map((l) => JSON.parse(l) as Entry<unknown>) : [];
 
 describe('safe-run exec', () => {
   let ws: Workspace;
@@ -38,11 +39,27 @@ describe('safe-run exec', () => {
   };
 
   it('records users 8 -> 0 around an out-of-band delete, and exits 10 for the emptied critical table', async () => {
-    const result = await ws.cli(['exec', '--label', 'manual fix', '--json', '--', PSQL, '-q', urlWithPassword(), '-c', 'delete from users']);
+    const result = await ws.cli([
+      'exec',
+      '--label',
+      'manual fix',
+      '--json',
+      '--',
+      PSQL,
+      '-q',
+      urlWithPassword(),
+      '-c',
+      'delete from users',
+    ]);
     expect(result.exitCode).toBe(10);
     const json = parseJson<ExecResult>(result);
     expect(json).toMatchObject({ status: 'completed', exitCode: 10, commandExitCode: 0, label: 'manual fix' });
-    expect(json.changes['public.users']).toMatchObject({ before: 8, after: 0, counters: { inserted: 0, updated: 0, deleted: 8 }, recreated: false });
+    expect(json.changes['public.users']).toMatchObject({
+      before: 8,
+      after: 0,
+      counters: { inserted: 0, updated: 0, deleted: 8 },
+      recreated: false,
+    });
     // The cascade shows up too: children of users lost their rows.
     expect(json.changes['public.subscriptions']).toMatchObject({ after: 0 });
     expect(json.findings).toContainEqual(expect.objectContaining({ kind: 'critical-empty', table: 'public.users' }));
@@ -71,7 +88,16 @@ describe('safe-run exec', () => {
   });
 
   it("passes the command's own failure through, and reports a non-critical loss without failing", async () => {
-    const failed = await ws.cli(['exec', '--json', '--backup', 'none', '--', process.execPath, '-e', 'console.log("from the command"); process.exit(3)']);
+    const failed = await ws.cli([
+      'exec',
+      '--json',
+      '--backup',
+      'none',
+      '--',
+      process.execPath,
+      '-e',
+      'console.log("from the command"); process.exit(3)',
+    ]);
     expect(failed.exitCode).toBe(3);
     // With --json, the command's stdout goes to stderr: stdout stays one JSON document.
     expect(failed.stderr).toContain('from the command');
@@ -81,7 +107,9 @@ describe('safe-run exec', () => {
     expect(loss.exitCode).toBe(0);
     const json = parseJson<ExecResult>(loss);
     expect(json.changes['public.subscriptions']).toMatchObject({ before: 8, after: 0 });
-    expect(json.findings).toContainEqual(expect.objectContaining({ kind: 'count-changed', table: 'public.subscriptions', before: 8, after: 0 }));
+    expect(json.findings).toContainEqual(
+      expect.objectContaining({ kind: 'count-changed', table: 'public.subscriptions', before: 8, after: 0 }),
+    );
     expect(json.backup.status).toBe('skipped');
   });
 

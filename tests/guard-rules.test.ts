@@ -33,8 +33,19 @@ const critical10 = { [USERS]: { maxDropPercent: 10, maxUpdatePercent: 50 } };
 
 const cases: readonly Case[] = [
   // undeclared-table
-  { name: 'a declared table may change', touches: { [SESSIONS]: ['delete'] }, changes: { [SESSIONS]: change({ deleted: 3 }) }, refused: [] },
-  { name: 'an undeclared table may not', touches: { [SESSIONS]: ['delete'] }, changes: { [USERS]: change({ updated: 1 }) }, refused: [`undeclared-table ${USERS}`], detail: '1 updated in a table the script does not declare' },
+  {
+    name: 'a declared table may change',
+    touches: { [SESSIONS]: ['delete'] },
+    changes: { [SESSIONS]: change({ deleted: 3 }) },
+    refused: [],
+  },
+  {
+    name: 'an undeclared table may not',
+    touches: { [SESSIONS]: ['delete'] },
+    changes: { [USERS]: change({ updated: 1 }) },
+    refused: [`undeclared-table ${USERS}`],
+    detail: '1 updated in a table the script does not declare',
+  },
   {
     name: 'a table reached by a cascade is named with the declared table it came from',
     touches: { [USERS]: ['delete'] },
@@ -44,20 +55,76 @@ const cases: readonly Case[] = [
     detail: `4 deleted in a table the script does not declare (reached through a foreign key cascade from ${USERS})`,
   },
   // undeclared-operation
-  { name: 'a declared operation is allowed', touches: { [SESSIONS]: ['insert', 'update'] }, changes: { [SESSIONS]: change({ inserted: 2, updated: 5 }) }, refused: [] },
-  { name: 'an undeclared operation is refused', touches: { [SESSIONS]: ['insert'] }, changes: { [SESSIONS]: change({ inserted: 2, deleted: 1 }) }, refused: [`undeclared-operation ${SESSIONS}`], detail: '1 row(s) deleted, but the script declares only insert' },
+  {
+    name: 'a declared operation is allowed',
+    touches: { [SESSIONS]: ['insert', 'update'] },
+    changes: { [SESSIONS]: change({ inserted: 2, updated: 5 }) },
+    refused: [],
+  },
+  {
+    name: 'an undeclared operation is refused',
+    touches: { [SESSIONS]: ['insert'] },
+    changes: { [SESSIONS]: change({ inserted: 2, deleted: 1 }) },
+    refused: [`undeclared-operation ${SESSIONS}`],
+    detail: '1 row(s) deleted, but the script declares only insert',
+  },
   // limit-exceeded: the limit itself is allowed
-  { name: 'exactly the limit passes', touches: { [SESSIONS]: ['delete'] }, limits: { [SESSIONS]: { delete: 100 } }, changes: { [SESSIONS]: change({ deleted: 100 }) }, refused: [] },
-  { name: 'one over the limit fails', touches: { [SESSIONS]: ['delete'] }, limits: { [SESSIONS]: { delete: 100 } }, changes: { [SESSIONS]: change({ deleted: 101 }) }, refused: [`limit-exceeded ${SESSIONS}`], detail: '101 row(s) deleted, limit 100' },
+  {
+    name: 'exactly the limit passes',
+    touches: { [SESSIONS]: ['delete'] },
+    limits: { [SESSIONS]: { delete: 100 } },
+    changes: { [SESSIONS]: change({ deleted: 100 }) },
+    refused: [],
+  },
+  {
+    name: 'one over the limit fails',
+    touches: { [SESSIONS]: ['delete'] },
+    limits: { [SESSIONS]: { delete: 100 } },
+    changes: { [SESSIONS]: change({ deleted: 101 }) },
+    refused: [`limit-exceeded ${SESSIONS}`],
+    detail: '101 row(s) deleted, limit 100',
+  },
   // undeclared-truncate
-  { name: 'a declared truncate passes', touches: { [SESSIONS]: ['truncate'] }, changes: { [SESSIONS]: change({ truncated: true }) }, refused: [] },
-  { name: 'an undeclared truncate fails', touches: { [SESSIONS]: ['delete'] }, changes: { [SESSIONS]: change({ truncated: true }) }, refused: [`undeclared-truncate ${SESSIONS}`] },
+  {
+    name: 'a declared truncate passes',
+    touches: { [SESSIONS]: ['truncate'] },
+    changes: { [SESSIONS]: change({ truncated: true }) },
+    refused: [],
+  },
+  {
+    name: 'an undeclared truncate fails',
+    touches: { [SESSIONS]: ['delete'] },
+    changes: { [SESSIONS]: change({ truncated: true }) },
+    refused: [`undeclared-truncate ${SESSIONS}`],
+  },
   // undeclared-ddl
   { name: 'declared ddl passes', touches: { [SESSIONS]: ['ddl'] }, changes: { [SESSIONS]: change({ ddl: true }) }, refused: [] },
-  { name: 'undeclared ddl fails', touches: { [SESSIONS]: ['update'] }, changes: { [SESSIONS]: change({ ddl: true }) }, refused: [`undeclared-ddl ${SESSIONS}`] },
+  {
+    name: 'undeclared ddl fails',
+    touches: { [SESSIONS]: ['update'] },
+    changes: { [SESSIONS]: change({ ddl: true }) },
+    refused: [`undeclared-ddl ${SESSIONS}`],
+  },
   // critical-drop: maxDropPercent 10 of 100 rows, so 10 rows pass and 11 fail
-  { name: 'a critical table may lose exactly its allowed share', touches: { [USERS]: ['delete'] }, criticalTables: critical10, changes: { [USERS]: change({ deleted: 10 }) }, before: { [USERS]: 100 }, after: { [USERS]: 90 }, refused: [] },
-  { name: 'one row more is a critical drop', touches: { [USERS]: ['delete'] }, criticalTables: critical10, changes: { [USERS]: change({ deleted: 11 }) }, before: { [USERS]: 100 }, after: { [USERS]: 89 }, refused: [`critical-drop ${USERS}`], detail: '11.0% (100 -> 89), allowed 10%' },
+  {
+    name: 'a critical table may lose exactly its allowed share',
+    touches: { [USERS]: ['delete'] },
+    criticalTables: critical10,
+    changes: { [USERS]: change({ deleted: 10 }) },
+    before: { [USERS]: 100 },
+    after: { [USERS]: 90 },
+    refused: [],
+  },
+  {
+    name: 'one row more is a critical drop',
+    touches: { [USERS]: ['delete'] },
+    criticalTables: critical10,
+    changes: { [USERS]: change({ deleted: 11 }) },
+    before: { [USERS]: 100 },
+    after: { [USERS]: 89 },
+    refused: [`critical-drop ${USERS}`],
+    detail: '11.0% (100 -> 89), allowed 10%',
+  },
   {
     name: 'a table the script marks critical gets the default limits',
     touches: { [USERS]: ['delete'] },
@@ -68,12 +135,54 @@ const cases: readonly Case[] = [
     refused: [`critical-drop ${USERS}`],
   },
   // critical-empty: emptying wins over the percentage, even with a 100% allowance
-  { name: 'emptying a critical table is refused', touches: { [USERS]: ['delete'] }, criticalTables: { [USERS]: { maxDropPercent: 100, maxUpdatePercent: 100 } }, changes: { [USERS]: change({ deleted: 5 }) }, before: { [USERS]: 5 }, after: { [USERS]: 0 }, refused: [`critical-empty ${USERS}`], detail: 'from 5 rows to 0' },
-  { name: 'truncating a critical table empties it', touches: { [USERS]: ['truncate'] }, criticalTables: critical10, changes: { [USERS]: change({ truncated: true }) }, before: { [USERS]: 5 }, after: { [USERS]: 0 }, refused: [`critical-empty ${USERS}`] },
-  { name: 'a critical table that was already empty cannot be emptied', touches: { [USERS]: ['insert', 'delete'] }, criticalTables: critical10, changes: { [USERS]: change({ inserted: 1, deleted: 1 }) }, before: { [USERS]: 0 }, after: { [USERS]: 0 }, refused: [] },
+  {
+    name: 'emptying a critical table is refused',
+    touches: { [USERS]: ['delete'] },
+    criticalTables: { [USERS]: { maxDropPercent: 100, maxUpdatePercent: 100 } },
+    changes: { [USERS]: change({ deleted: 5 }) },
+    before: { [USERS]: 5 },
+    after: { [USERS]: 0 },
+    refused: [`critical-empty ${USERS}`],
+    detail: 'from 5 rows to 0',
+  },
+  {
+    name: 'truncating a critical table empties it',
+    touches: { [USERS]: ['truncate'] },
+    criticalTables: critical10,
+    changes: { [USERS]: change({ truncated: true }) },
+    before: { [USERS]: 5 },
+    after: { [USERS]: 0 },
+    refused: [`critical-empty ${USERS}`],
+  },
+  {
+    name: 'a critical table that was already empty cannot be emptied',
+    touches: { [USERS]: ['insert', 'delete'] },
+    criticalTables: critical10,
+    changes: { [USERS]: change({ inserted: 1, deleted: 1 }) },
+    before: { [USERS]: 0 },
+    after: { [USERS]: 0 },
+    refused: [],
+  },
   // critical-update: maxUpdatePercent 50 of 100 rows
-  { name: 'updating exactly the allowed share passes', touches: { [USERS]: ['update'] }, criticalTables: critical10, changes: { [USERS]: change({ updated: 50 }) }, before: { [USERS]: 100 }, after: { [USERS]: 100 }, refused: [] },
-  { name: 'updating one row more is refused', touches: { [USERS]: ['update'] }, criticalTables: critical10, changes: { [USERS]: change({ updated: 51 }) }, before: { [USERS]: 100 }, after: { [USERS]: 100 }, refused: [`critical-update ${USERS}`], detail: '51.0% of its rows updated (51 of 100), allowed 50%' },
+  {
+    name: 'updating exactly the allowed share passes',
+    touches: { [USERS]: ['update'] },
+    criticalTables: critical10,
+    changes: { [USERS]: change({ updated: 50 }) },
+    before: { [USERS]: 100 },
+    after: { [USERS]: 100 },
+    refused: [],
+  },
+  {
+    name: 'updating one row more is refused',
+    touches: { [USERS]: ['update'] },
+    criticalTables: critical10,
+    changes: { [USERS]: change({ updated: 51 }) },
+    before: { [USERS]: 100 },
+    after: { [USERS]: 100 },
+    refused: [`critical-update ${USERS}`],
+    detail: '51.0% of its rows updated (51 of 100), allowed 50%',
+  },
   // Other sessions keep working during a run: only the run's own drop counts.
   {
     name: "another session's deletes are not pinned on the run",
@@ -103,7 +212,7 @@ const cases: readonly Case[] = [
     refused: [`critical-drop ${USERS}`],
   },
   {
-    name: 'the run\'s own inserts offset its deletes, and the net drop is judged',
+    name: "the run's own inserts offset its deletes, and the net drop is judged",
     touches: { [USERS]: ['insert', 'delete'] },
     criticalTables: critical10,
     changes: { [USERS]: change({ inserted: 5, deleted: 25 }) },
@@ -121,7 +230,7 @@ const cases: readonly Case[] = [
     refused: [],
   },
   {
-    name: "a limit on the parent is not escaped by spreading the deletes over its partitions",
+    name: 'a limit on the parent is not escaped by spreading the deletes over its partitions',
     touches: { [EVENTS]: ['delete'] },
     limits: { [EVENTS]: { delete: 10 } },
     changes: { 'public.events_2024': change({ deleted: 5 }), 'public.events_2025': change({ deleted: 6 }) },
@@ -154,7 +263,16 @@ describe('evaluateGuards', () => {
   });
 
   it('covers every rule it can report, allowed and refused', () => {
-    const rules: readonly ViolationRule[] = ['undeclared-table', 'undeclared-operation', 'limit-exceeded', 'critical-empty', 'critical-drop', 'critical-update', 'undeclared-truncate', 'undeclared-ddl'];
+    const rules: readonly ViolationRule[] = [
+      'undeclared-table',
+      'undeclared-operation',
+      'limit-exceeded',
+      'critical-empty',
+      'critical-drop',
+      'critical-update',
+      'undeclared-truncate',
+      'undeclared-ddl',
+    ];
     for (const rule of rules) expect(cases.some((c) => c.refused.some((r) => r.startsWith(`${rule} `)))).toBe(true);
   });
 });

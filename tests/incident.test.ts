@@ -57,7 +57,11 @@ async function cleanupRun(ws: Workspace): Promise<RunResult> {
 function entryKinds(ws: Workspace): { seq: number; kind: string; runId?: string }[] {
   const file = path.join(ws.evidenceDir, 'audit.jsonl');
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { seq: number; kind: string; runId?: string });
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { seq: number; kind: string; runId?: string });
 }
 
 describe('the incident, replayed', () => {
@@ -80,7 +84,15 @@ describe('the incident, replayed', () => {
     expect(check.exitCode).toBe(10);
     const drift = parseJson<CheckResult>(check);
     expect(drift.against).toMatchObject({ seq: post.seq, kind: 'run.post', runId: run.runId });
-    expect(drift.findings).toContainEqual(expect.objectContaining({ kind: 'count-changed', table: 'public.users', before: 8, after: 0, deltas: { inserted: 0, updated: 0, deleted: 8 } }));
+    expect(drift.findings).toContainEqual(
+      expect.objectContaining({
+        kind: 'count-changed',
+        table: 'public.users',
+        before: 8,
+        after: 0,
+        deltas: { inserted: 0, updated: 0, deleted: 8 },
+      }),
+    );
     expect(drift.findings).toContainEqual(expect.objectContaining({ kind: 'critical-empty', table: 'public.users' }));
 
     // blame: outside any guarded run, between the cleanup's post-snapshot and now.
@@ -97,7 +109,12 @@ describe('the incident, replayed', () => {
     expect(blameText.stdout).toMatch(/8 -> 0\s+OUTSIDE any guarded run/);
     // The table the cleanup did touch is attributed to it, with its exact count.
     const sessions = parseJson<BlameResult>(await ws.cli(['blame', 'oidc_models', '--json']));
-    expect(sessions.changes).toEqual([expect.objectContaining({ change: expect.objectContaining({ deleted: 5 }), attribution: { type: 'run', runId: run.runId, script: 'cleanup-invalid-sessions' } })]);
+    expect(sessions.changes).toEqual([
+      expect.objectContaining({
+        change: expect.objectContaining({ deleted: 5 }),
+        attribution: { type: 'run', runId: run.runId, script: 'cleanup-invalid-sessions' },
+      }),
+    ]);
 
     // show (by a prefix of the id): 0 changes to users, 8 rows before and after the run.
     const show = parseJson<RunRecord>(await ws.cli(['show', run.runId.slice(0, 12), '--json']));
@@ -116,18 +133,30 @@ describe('the incident, replayed', () => {
     // report: the verdict, the verification, the restore command.
     const report = await ws.cli(['report', 'users']);
     expect(report.exitCode).toBe(0);
-    expect(report.stdout).toContain(`cleanup-invalid-sessions deleted 0 rows from users; users went from 8 to 0 outside any guarded run between #${post.seq} run.post of cleanup-invalid-sessions ${run.runId}`);
+    expect(report.stdout).toContain(
+      `cleanup-invalid-sessions deleted 0 rows from users; users went from 8 to 0 outside any guarded run between #${post.seq} run.post of cleanup-invalid-sessions ${run.runId}`,
+    );
     expect(report.stdout).toMatch(/delete counter moved by 8/);
     expect(report.stdout).toMatch(/Hash chain and head signature verified/);
     expect(report.stdout).toContain(`safe-run restore ${run.runId} --table public.users`);
     const html = path.join(ws.cwd, 'users.html');
     const written = await ws.cli(['report', 'users', '--format', 'html', '-o', html]);
     expect(written.exitCode).toBe(0);
-    expect(readFileSync(html, 'utf8')).toMatch(/^<!doctype html>[\s\S]*<h2>Verdict<\/h2>[\s\S]*cleanup-invalid-sessions deleted 0 rows from users/);
+    expect(readFileSync(html, 'utf8')).toMatch(
+      /^<!doctype html>[\s\S]*<h2>Verdict<\/h2>[\s\S]*cleanup-invalid-sessions deleted 0 rows from users/,
+    );
 
     // log: the run, its changes, and the filters.
     const log = parseJson<History>(await ws.cli(['log', '--json']));
-    expect(log.runs).toEqual([expect.objectContaining({ runId: run.runId, script: 'cleanup-invalid-sessions', status: 'committed', reason: 'INC-users-empty', changes: { 'public.oidc_models': expect.objectContaining({ deleted: 5 }) } })]);
+    expect(log.runs).toEqual([
+      expect.objectContaining({
+        runId: run.runId,
+        script: 'cleanup-invalid-sessions',
+        status: 'committed',
+        reason: 'INC-users-empty',
+        changes: { 'public.oidc_models': expect.objectContaining({ deleted: 5 }) },
+      }),
+    ]);
     expect(parseJson<History>(await ws.cli(['log', '--table', 'users', '--json'])).runs).toEqual([]);
     expect(parseJson<History>(await ws.cli(['log', '--table', 'oidc_models', '--since', '1h', '--json'])).runs).toHaveLength(1);
     expect(parseJson<History>(await ws.cli(['log', '--since', '2999-01-01', '--json'])).runs).toEqual([]);
@@ -157,11 +186,21 @@ describe('the incident, replayed', () => {
     expect(check.exitCode).toBe(10);
     const findings = parseJson<CheckResult>(check).findings;
     expect(findings[0]).toMatchObject({ kind: 'db-recreated' });
-    expect(findings).toContainEqual(expect.objectContaining({ kind: 'count-changed', table: 'public.users', before: 8, after: 0, deltas: null }));
+    expect(findings).toContainEqual(
+      expect.objectContaining({ kind: 'count-changed', table: 'public.users', before: 8, after: 0, deltas: null }),
+    );
     expect(findings).toContainEqual(expect.objectContaining({ kind: 'critical-empty', table: 'public.users' }));
 
     const blame = parseJson<BlameResult>(await ws.cli(['blame', 'users', '--json']));
-    expect(blame.changes).toEqual([expect.objectContaining({ before: 8, after: 0, counters: null, events: ['db-recreated'], attribution: expect.objectContaining({ type: 'outside' }) })]);
+    expect(blame.changes).toEqual([
+      expect.objectContaining({
+        before: 8,
+        after: 0,
+        counters: null,
+        events: ['db-recreated'],
+        attribution: expect.objectContaining({ type: 'outside' }),
+      }),
+    ]);
     expect(blame.observations[blame.observations.length - 1]).toMatchObject({ kind: 'live', rows: 0, events: ['db-recreated'] });
 
     const report = await ws.cli(['report', 'users']);
@@ -186,16 +225,25 @@ c.connect().then(() => c.query('delete from users')).then(() => c.end());`;
       expect.objectContaining({
         before: 8,
         after: 0,
-        attribution: { type: 'outside', after: expect.stringMatching(/exec\.intent of exec "db:reset"/), before: expect.stringMatching(/exec\.outcome of exec "db:reset"/) },
+        attribution: {
+          type: 'outside',
+          after: expect.stringMatching(/exec\.intent of exec "db:reset"/),
+          before: expect.stringMatching(/exec\.outcome of exec "db:reset"/),
+        },
       }),
     ]);
     const log = parseJson<History>(await ws.cli(['log', '--json']));
-    expect(log.runs.map((r) => [r.kind, r.script, r.status])).toEqual([['run', 'cleanup-invalid-sessions', 'committed'], ['exec', 'exec "db:reset"', 'completed']]);
+    expect(log.runs.map((r) => [r.kind, r.script, r.status])).toEqual([
+      ['run', 'cleanup-invalid-sessions', 'committed'],
+      ['exec', 'exec "db:reset"', 'completed'],
+    ]);
     expect(log.runs[1]!.counts).toMatchObject({ 'public.users': { before: 8, after: 0 } });
     expect(parseJson<History>(await ws.cli(['log', '--table', 'users', '--json'])).runs.map((r) => r.runId)).toEqual([execRun.runId]);
 
     const report = await ws.cli(['report', 'users']);
-    expect(report.stdout).toContain(`cleanup-invalid-sessions deleted 0 rows from users; users went from 8 to 0 outside any guarded run between #`);
+    expect(report.stdout).toContain(
+      `cleanup-invalid-sessions deleted 0 rows from users; users went from 8 to 0 outside any guarded run between #`,
+    );
     // The newest backup from before the loss is the one exec took.
     expect(report.stdout).toContain(`safe-run restore ${execRun.runId} --table public.users`);
     expect(run.runId).not.toBe(execRun.runId);
@@ -227,15 +275,23 @@ export default defineScript({
 
     const check = await ws.cli(['check', '--json']);
     expect(check.exitCode).toBe(10);
-    expect(parseJson<CheckResult>(check).findings).toEqual([expect.objectContaining({ kind: 'interrupted-run', runId, script: 'sleeper' })]);
+    expect(parseJson<CheckResult>(check).findings).toEqual([
+      expect.objectContaining({ kind: 'interrupted-run', runId, script: 'sleeper' }),
+    ]);
 
     // Once the server has noticed the client is gone, the run is plainly interrupted.
-    await waitFor(ws.t.url, "select count(*)::int as n from pg_stat_activity where application_name like 'safe-run:sleeper:%'", (n) => n === 0);
+    await waitFor(
+      ws.t.url,
+      "select count(*)::int as n from pg_stat_activity where application_name like 'safe-run:sleeper:%'",
+      (n) => n === 0,
+    );
     const log = parseJson<History>(await ws.cli(['log', '--json']));
     expect(log.runs).toEqual([expect.objectContaining({ runId, status: 'interrupted' })]);
     const show = parseJson<RunRecord>(await ws.cli(['show', runId, '--json']));
     expect(show.status.status).toBe('interrupted');
     expect(show.outcome).toBeNull();
-    expect((await ws.cli(['check'])).stdout).toMatch(/interrupted-run\s+Run \S+ \(sleeper, intent #1 .*\) has an intent but no outcome: the process was killed/);
+    expect((await ws.cli(['check'])).stdout).toMatch(
+      /interrupted-run\s+Run \S+ \(sleeper, intent #1 .*\) has an intent but no outcome: the process was killed/,
+    );
   });
 });

@@ -42,7 +42,10 @@ describe('a production-shaped schema', () => {
   });
 
   it('rolls back a delete that cascades three levels deep into undeclared tables, naming each', async () => {
-    ws.writeScript('close-free-accounts.sql', "-- @description Close free accounts\n-- @touches billing.accounts: delete\ndelete from billing.accounts where tier = 'free';\n");
+    ws.writeScript(
+      'close-free-accounts.sql',
+      "-- @description Close free accounts\n-- @touches billing.accounts: delete\ndelete from billing.accounts where tier = 'free';\n",
+    );
     const before = await countRows(ws.t.db, 'billing.invoice_lines');
     const result = await ws.cli(['close-free-accounts', '--json']);
     expect(result.exitCode).toBe(3);
@@ -70,13 +73,22 @@ describe('a production-shaped schema', () => {
         "delete from billing.accounts where tier = 'free';",
       ].join('\n'),
     );
-    const invoicesOfFree = await sql<{ n: number }>`select count(*)::int as n from billing.invoices i join billing.accounts a on a.id = i.account_id where a.tier = 'free'`.execute(ws.t.db);
+    const invoicesOfFree = await sql<{
+      n: number;
+    }>`select count(*)::int as n from billing.invoices i join billing.accounts a on a.id = i.account_id where a.tier = 'free'`.execute(
+      ws.t.db,
+    );
     const result = await ws.cli(['close-free-accounts', '--json']);
     expect(result.exitCode).toBe(0);
     const json = parseJson<RunResult>(result);
     expect(json.changes['billing.invoices']?.deleted).toBe(invoicesOfFree.rows[0]!.n);
     expect(json.counts.post['billing.accounts']).toBe(34);
-    expect(Object.keys(json.changes).sort()).toEqual(['billing.Audit Trail', 'billing.accounts', 'billing.invoice_lines', 'billing.invoices']);
+    expect(Object.keys(json.changes).sort()).toEqual([
+      'billing.Audit Trail',
+      'billing.accounts',
+      'billing.invoice_lines',
+      'billing.invoices',
+    ]);
   });
 
   it('sees inserts into a partition and a materialized view refresh does not count as a table change', async () => {
@@ -86,7 +98,9 @@ describe('a production-shaped schema', () => {
     );
     const result = await ws.cli(['log-logins', '--json']);
     expect(result.exitCode).toBe(0);
-    expect(parseJson<RunResult>(result).changes).toEqual({ 'billing.events_2026': { inserted: 2, updated: 0, deleted: 0, truncated: false } });
+    expect(parseJson<RunResult>(result).changes).toEqual({
+      'billing.events_2026': { inserted: 2, updated: 0, deleted: 0, truncated: false },
+    });
   });
 
   it('lets a declared partitioned table cover its partitions, limits summed over them', async () => {
@@ -107,6 +121,8 @@ describe('a production-shaped schema', () => {
     const result = await ws.cli(['check', '--json']);
     expect(result.exitCode).toBe(10);
     const findings = parseJson<{ findings: { kind: string; table?: string; detail: string }[] }>(result).findings;
-    expect(findings).toContainEqual(expect.objectContaining({ kind: 'count-changed', table: 'billing.invoice_lines', detail: expect.stringContaining('TRUNCATE') }));
+    expect(findings).toContainEqual(
+      expect.objectContaining({ kind: 'count-changed', table: 'billing.invoice_lines', detail: expect.stringContaining('TRUNCATE') }),
+    );
   });
 });

@@ -45,7 +45,13 @@ describe('safe-run restore', () => {
     expect(result.exitCode).toBe(0);
     const restored = parseJson<RestoreResult>(result);
     const pre = run.counts.pre['public.oidc_models']!;
-    expect(restored).toMatchObject({ runId: run.runId, source: 'cleanup-invalid-sessions', mode: 'scratch', database: scratch, tables: ['public.oidc_models'] });
+    expect(restored).toMatchObject({
+      runId: run.runId,
+      source: 'cleanup-invalid-sessions',
+      mode: 'scratch',
+      database: scratch,
+      tables: ['public.oidc_models'],
+    });
     expect(restored.counts['public.oidc_models']).toEqual({ restored: pre, pre, preKind: 'exact' });
 
     const db = createDb(withDatabase(serverUrl(), scratch));

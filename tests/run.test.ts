@@ -19,7 +19,10 @@ async function allCounts(ws: Workspace): Promise<Record<string, number>> {
 }
 
 function auditKinds(ws: Workspace): string[] {
-  return readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { kind: string }).kind);
+  return readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { kind: string }).kind);
 }
 
 const rogue = (body: string, declarations = "touches: { oidc_models: ['delete'] },"): string => `
@@ -47,7 +50,9 @@ describe('safe-run <script>', () => {
     expect(result.exitCode).toBe(0);
     const json = parseJson<RunResult>(result);
     expect(json.status).toBe('committed');
-    expect(json.changes).toEqual({ 'public.oidc_models': { inserted: 0, updated: 0, deleted: EXPECTED_CLEANUP.deleted, truncated: false } });
+    expect(json.changes).toEqual({
+      'public.oidc_models': { inserted: 0, updated: 0, deleted: EXPECTED_CLEANUP.deleted, truncated: false },
+    });
     expect(json.scriptOutput).toEqual(EXPECTED_CLEANUP);
     expect(json.counts.pre['public.users']).toBe(8);
     expect(json.counts.post['public.users']).toBe(8);
@@ -56,7 +61,14 @@ describe('safe-run <script>', () => {
     expect(json.backup.tables).toEqual(['public.oidc_models']);
 
     const left = await sql<{ id: string }>`select id from oidc_models where kind = 'Session' order by id`.execute(ws.t.db);
-    expect(left.rows.map((r) => r.id)).toEqual(['sess-anon-1', 'sess-anon-2', 'sess-valid-admin', 'sess-valid-free', 'sess-valid-legacy', 'sess-valid-pro']);
+    expect(left.rows.map((r) => r.id)).toEqual([
+      'sess-anon-1',
+      'sess-anon-2',
+      'sess-valid-admin',
+      'sess-valid-free',
+      'sess-valid-legacy',
+      'sess-valid-pro',
+    ]);
     expect({ ...(await allCounts(ws)), oidc_models: 0 }).toEqual({ ...before, oidc_models: 0 });
     expect(auditKinds(ws)).toEqual(['run.intent', 'run.outcome', 'run.post']);
   });
@@ -68,7 +80,10 @@ describe('safe-run <script>', () => {
     expect(result.exitCode).toBe(3);
     const json = parseJson<RunResult>(result);
     expect(json.status).toBe('guard-violation');
-    const undeclared = json.violations.filter((v) => v.rule === 'undeclared-table').map((v) => v.table).sort();
+    const undeclared = json.violations
+      .filter((v) => v.rule === 'undeclared-table')
+      .map((v) => v.table)
+      .sort();
     expect(undeclared).toEqual(['public.credit_allocation', 'public.subscriptions', 'public.usage_events', 'public.users']);
     expect(json.changes['public.users']?.deleted).toBe(3);
     expect(json.changes['public.credit_allocation']?.deleted).toBe(6);
@@ -88,14 +103,19 @@ describe('safe-run <script>', () => {
     expect(result.exitCode).toBe(3);
     expect(parseJson<RunResult>(result).violations.map((v) => v.rule)).toContain(rule);
     expect(await allCounts(ws)).toEqual(before);
-    const columns = await sql<{ n: number }>`select count(*)::int as n from information_schema.columns where table_name = 'oidc_models'`.execute(ws.t.db);
+    const columns = await sql<{
+      n: number;
+    }>`select count(*)::int as n from information_schema.columns where table_name = 'oidc_models'`.execute(ws.t.db);
     expect(columns.rows[0]!.n).toBe(8);
   });
 
   it('rolls back a script that would empty a critical table, even when it declares it', async () => {
     ws.writeScript(
       'rogue.ts',
-      rogue('await sql`delete from users`.execute(db);', "touches: { users: ['delete'], credit_allocation: ['delete'], subscriptions: ['delete'], usage_events: ['update'] },"),
+      rogue(
+        'await sql`delete from users`.execute(db);',
+        "touches: { users: ['delete'], credit_allocation: ['delete'], subscriptions: ['delete'], usage_events: ['update'] },",
+      ),
     );
     const result = await ws.cli(['rogue', '--json']);
     expect(result.exitCode).toBe(3);
@@ -118,7 +138,9 @@ describe('safe-run <script>', () => {
     await sql`insert into users (email) values ('n1@x.test'), ('n2@x.test'), ('n3@x.test')`.execute(ws.t.db);
     const result = await run;
     expect(result.exitCode).toBe(3);
-    expect(parseJson<RunResult>(result).violations).toEqual([expect.objectContaining({ table: 'public.users', rule: 'critical-drop', detail: expect.stringContaining('(8 -> 5)') })]);
+    expect(parseJson<RunResult>(result).violations).toEqual([
+      expect.objectContaining({ table: 'public.users', rule: 'critical-drop', detail: expect.stringContaining('(8 -> 5)') }),
+    ]);
     expect(await countRows(ws.t.db, 'users')).toBe(11);
   });
 
@@ -141,7 +163,9 @@ describe('safe-run <script>', () => {
     expect(result.stdout).toContain('boom');
     expect(result.stderr).not.toMatch(/\n\s+at /);
     expect(await allCounts(ws)).toEqual(before);
-    const outcome = JSON.parse(readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8').trim().split('\n')[1]!) as { body: { status: string } };
+    const outcome = JSON.parse(readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8').trim().split('\n')[1]!) as {
+      body: { status: string };
+    };
     expect(outcome.body.status).toBe('failed');
   });
 
@@ -181,7 +205,10 @@ describe('safe-run <script>', () => {
   });
 
   it('exits 6 when another guarded run holds the lock, naming it', async () => {
-    ws.writeScript('slow.ts', rogue('await sql`select pg_sleep(4)`.execute(db);', "name: 'slow', touches: {},").replace("name: 'rogue',\n", ''));
+    ws.writeScript(
+      'slow.ts',
+      rogue('await sql`select pg_sleep(4)`.execute(db);', "name: 'slow', touches: {},").replace("name: 'rogue',\n", ''),
+    );
     const first = ws.cli(['slow']);
     await new Promise((r) => setTimeout(r, 2500));
     const second = await ws.cli(['cleanup-invalid-sessions']);
@@ -212,7 +239,10 @@ describe('safe-run <script>', () => {
     const file = path.join(ws.cwd, 'not-a-dir');
     writeFileSync(file, '');
     const before = await allCounts(ws);
-    const result = await runCli(['cleanup-invalid-sessions'], { cwd: ws.cwd, env: { ...ws.env, SAFE_RUN_EVIDENCE_DIR: path.join(file, 'evidence') } });
+    const result = await runCli(['cleanup-invalid-sessions'], {
+      cwd: ws.cwd,
+      env: { ...ws.env, SAFE_RUN_EVIDENCE_DIR: path.join(file, 'evidence') },
+    });
     expect(result.exitCode).toBe(4);
     expect(result.stderr).toContain('not writable (ENOTDIR)');
     expect(result.stderr.trim().split('\n')).toHaveLength(2);
@@ -220,7 +250,10 @@ describe('safe-run <script>', () => {
   });
 
   it('rolls back and records an interrupted outcome on SIGINT', async () => {
-    ws.writeScript('rogue.ts', rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); await sql`select pg_sleep(30)`.execute(db);"));
+    ws.writeScript(
+      'rogue.ts',
+      rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); await sql`select pg_sleep(30)`.execute(db);"),
+    );
     const before = await allCounts(ws);
     const child = execa(process.execPath, [CLI_PATH, 'rogue', '--json'], { cwd: ws.cwd, env: ws.env, reject: false });
     await waitFor(() => auditKinds(ws).includes('run.intent'));
@@ -228,18 +261,30 @@ describe('safe-run <script>', () => {
     child.kill('SIGINT');
     const result = await child;
     expect(result.exitCode).toBe(130);
-    expect(parseJson<RunResult>({ exitCode: 130, stdout: String(result.stdout), stderr: String(result.stderr) }).status).toBe('interrupted');
+    expect(parseJson<RunResult>({ exitCode: 130, stdout: String(result.stdout), stderr: String(result.stderr) }).status).toBe(
+      'interrupted',
+    );
     expect(auditKinds(ws)).toEqual(['run.intent', 'run.outcome']);
     expect(await allCounts(ws)).toEqual(before);
   });
 
   it('survives its connection dying mid-script: exit 1, a failed outcome, nothing changed', async () => {
-    ws.writeScript('rogue.ts', rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); await sql`select pg_sleep(30)`.execute(db);"));
+    ws.writeScript(
+      'rogue.ts',
+      rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); await sql`select pg_sleep(30)`.execute(db);"),
+    );
     const before = await allCounts(ws);
     const running = ws.cli(['rogue']);
     // A script may not terminate backends itself (the policy refuses it): the server, or an operator, does.
-    await waitFor(async () => (await sql<{ n: number }>`select pg_catalog.count(*)::int as n from pg_catalog.pg_terminate_backend((
-      select pid from pg_catalog.pg_stat_activity where query like '%pg_sleep(30)%' and pid <> pg_catalog.pg_backend_pid() limit 1)) t(ok) where ok`.execute(ws.t.db)).rows[0]!.n === 1);
+    await waitFor(
+      async () =>
+        (
+          await sql<{ n: number }>`select pg_catalog.count(*)::int as n from pg_catalog.pg_terminate_backend((
+      select pid from pg_catalog.pg_stat_activity where query like '%pg_sleep(30)%' and pid <> pg_catalog.pg_backend_pid() limit 1)) t(ok) where ok`.execute(
+            ws.t.db,
+          )
+        ).rows[0]!.n === 1,
+    );
     const result = await running;
     expect(result.exitCode).toBe(1);
     expect(result.stdout).toContain('FAILED (rolled back)');
@@ -257,12 +302,17 @@ describe('safe-run <script>', () => {
     expect(noConfirm.exitCode).toBe(2);
     expect(noConfirm.stderr).toContain('--yes');
     expect((await ws.cli(['cleanup-invalid-sessions', '--reason', 'INC-1', '--yes'])).exitCode).toBe(0);
-    const intent = JSON.parse(readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8').split('\n')[0]!) as { body: { reason: string } };
+    const intent = JSON.parse(readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8').split('\n')[0]!) as {
+      body: { reason: string };
+    };
     expect(intent.body.reason).toBe('INC-1');
   });
 
   it('does not pin on a run what another session does to a critical table meanwhile', async () => {
-    ws.writeScript('rogue.ts', rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); await sql`select pg_sleep(3)`.execute(db);"));
+    ws.writeScript(
+      'rogue.ts',
+      rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); await sql`select pg_sleep(3)`.execute(db);"),
+    );
     const run = ws.cli(['rogue', '--json']);
     await waitFor(() => auditKinds(ws).includes('run.intent'));
     await sql`delete from users`.execute(ws.t.db);
@@ -277,7 +327,10 @@ describe('safe-run <script>', () => {
   });
 
   it("does not record another session's TRUNCATE or DDL during the run as the run's", async () => {
-    ws.writeScript('rogue.ts', rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); await sql`select pg_sleep(3)`.execute(db);"));
+    ws.writeScript(
+      'rogue.ts',
+      rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); await sql`select pg_sleep(3)`.execute(db);"),
+    );
     const run = ws.cli(['rogue', '--json']);
     await waitFor(() => auditKinds(ws).includes('run.intent'));
     await sql`truncate models cascade`.execute(ws.t.db);
@@ -290,12 +343,18 @@ describe('safe-run <script>', () => {
   });
 
   it('warns on a dry run that drew from a sequence, and not about sequences other sessions used', async () => {
-    ws.writeScript('rogue.ts', rogue("await sql`insert into usage_events (tokens) values (1)`.execute(db);", "touches: { usage_events: ['insert'] },"));
+    ws.writeScript(
+      'rogue.ts',
+      rogue('await sql`insert into usage_events (tokens) values (1)`.execute(db);', "touches: { usage_events: ['insert'] },"),
+    );
     const dry = await ws.cli(['rogue', '--dry-run']);
     expect(dry.exitCode).toBe(0);
     expect(dry.stdout).toContain('sequences advanced and stay advanced after a rollback: public.usage_events_id_seq');
 
-    ws.writeScript('rogue.ts', rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); await sql`select pg_sleep(3)`.execute(db);"));
+    ws.writeScript(
+      'rogue.ts',
+      rogue("await sql`delete from oidc_models where kind = 'Grant'`.execute(db); await sql`select pg_sleep(3)`.execute(db);"),
+    );
     const run = ws.cli(['rogue', '--dry-run', '--json']);
     await waitFor(() => auditKinds(ws).filter((k) => k === 'run.intent').length === 2);
     await sql`insert into usage_events (tokens) values (2)`.execute(ws.t.db);
@@ -303,17 +362,23 @@ describe('safe-run <script>', () => {
   });
 
   it('refuses a SQL script with its own BEGIN/COMMIT, but not a DO block', async () => {
-    ws.writeScript('tx.sql', "-- @description has its own transaction\n-- @touches oidc_models: delete\nbegin;\ndelete from oidc_models where kind = 'Grant';\ncommit;\n");
+    ws.writeScript(
+      'tx.sql',
+      "-- @description has its own transaction\n-- @touches oidc_models: delete\nbegin;\ndelete from oidc_models where kind = 'Grant';\ncommit;\n",
+    );
     const refused = await ws.cli(['tx']);
     expect(refused.exitCode).toBe(2);
     expect(refused.stderr).toContain('BEGIN is refused');
     expect(refused.stderr).toContain('line 5: commit');
-    ws.writeScript('tx.sql', "-- @description a DO block\n-- @touches oidc_models: delete\ndo $$ begin delete from oidc_models where kind = 'Grant'; end $$;\n");
+    ws.writeScript(
+      'tx.sql',
+      "-- @description a DO block\n-- @touches oidc_models: delete\ndo $$ begin delete from oidc_models where kind = 'Grant'; end $$;\n",
+    );
     expect((await ws.cli(['tx'])).exitCode).toBe(0);
   });
 
   it('reports a TypeScript script that commits the guarded transaction itself', async () => {
-    ws.writeScript('rogue.ts', rogue("await sql`commit`.execute(db);"));
+    ws.writeScript('rogue.ts', rogue('await sql`commit`.execute(db);'));
     const result = await ws.cli(['rogue', '--json']);
     // The policy refuses it before it reaches the server; the escape path is tested in trust-attacks.
     expect(result.exitCode).toBe(3);
@@ -323,9 +388,13 @@ describe('safe-run <script>', () => {
   it('runs as an ordinary role; the chain head needs only a schema an owner grants', async () => {
     const role = `app_${ws.t.name}`;
     await sql.raw('create table payroll (id int); insert into payroll values (1), (2)').execute(ws.t.db);
-    await sql.raw(`create role ${role} login; grant usage on schema public to ${role};
+    await sql
+      .raw(
+        `create role ${role} login; grant usage on schema public to ${role};
       grant select, insert, update, delete on all tables in schema public to ${role};
-      grant usage on all sequences in schema public to ${role}`).execute(ws.t.db);
+      grant usage on all sequences in schema public to ${role}`,
+      )
+      .execute(ws.t.db);
     const url = new URL(ws.t.url);
     url.username = role;
     const asApp = (args: string[]) => runCli(args, { cwd: ws.cwd, env: { ...ws.env, DATABASE_URL: url.href } });
@@ -346,7 +415,10 @@ describe('safe-run <script>', () => {
   it('keeps the database password out of the audit log, stderr and the summary', async () => {
     const url = new URL(ws.t.url);
     url.password = 'sup3r-s3cret';
-    const result = await runCli(['cleanup-invalid-sessions', '--json', '--verbose'], { cwd: ws.cwd, env: { ...ws.env, DATABASE_URL: url.href } });
+    const result = await runCli(['cleanup-invalid-sessions', '--json', '--verbose'], {
+      cwd: ws.cwd,
+      env: { ...ws.env, DATABASE_URL: url.href },
+    });
     expect(result.exitCode).toBe(0);
     const log = readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8');
     for (const text of [log, result.stdout, result.stderr]) expect(text).not.toContain('sup3r-s3cret');

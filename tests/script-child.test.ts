@@ -107,7 +107,10 @@ describe('a TypeScript script in its child', () => {
 
   it('sees no database URL, PG*, SAFE_RUN_* or NODE_OPTIONS in its environment', async () => {
     ws.writeScript('env.ts', script('env', 'return Object.keys(process.env);'));
-    const result = await runCli(['env', '--json'], { cwd: ws.cwd, env: { ...ws.env, PGPASSWORD: 'secret', PGUSER: 'postgres', NODE_OPTIONS: '--no-deprecation' } });
+    const result = await runCli(['env', '--json'], {
+      cwd: ws.cwd,
+      env: { ...ws.env, PGPASSWORD: 'secret', PGUSER: 'postgres', NODE_OPTIONS: '--no-deprecation' },
+    });
     const json = parseJson<RunResult>(result);
     expect(json.exitCode).toBe(0);
     const keys = json.scriptOutput as string[];
@@ -138,7 +141,9 @@ describe('a TypeScript script in its child', () => {
   it('runs the faithful cleanup exactly as before', async () => {
     const json = await run('cleanup-invalid-sessions');
     expect(json.exitCode).toBe(0);
-    expect(json.changes).toEqual({ 'public.oidc_models': { inserted: 0, updated: 0, deleted: EXPECTED_CLEANUP.deleted, truncated: false } });
+    expect(json.changes).toEqual({
+      'public.oidc_models': { inserted: 0, updated: 0, deleted: EXPECTED_CLEANUP.deleted, truncated: false },
+    });
     expect(json.scriptOutput).toEqual(EXPECTED_CLEANUP);
   });
 
@@ -174,9 +179,15 @@ describe('the hang rule', () => {
     chmodSync(dir, 0o755);
     try {
       const file = path.join(dir, 'spin.ts');
-      writeFileSync(file, script('spin', `${DELETE_A_SESSION} const r = await sql\`select now() as t, 10::bigint as b\`.execute(db);
+      writeFileSync(
+        file,
+        script(
+          'spin',
+          `${DELETE_A_SESSION} const r = await sql\`select now() as t, 10::bigint as b\`.execute(db);
         if (!(r.rows[0].t instanceof Date)) throw new Error('dates do not survive');
-        for (;;) {}`));
+        for (;;) {}`,
+        ),
+      );
       const loaded = await loadScriptFile(file, { idleTimeoutMs: 500 });
       const before = await countRows(t.db, 'oidc_models');
       const trx = await t.db.startTransaction().execute();
@@ -242,7 +253,13 @@ describe('one child per guarded run', () => {
 
   it('runs the script in the child that read its declarations', async () => {
     const file = path.join(dir, 'pid.ts');
-    writeFileSync(file, script('pid', "await sql`select 1`.execute(db); return { pid: process.pid, evaluations: (globalThis.evaluations ?? 0) };").replace('export default', 'globalThis.evaluations = (globalThis.evaluations ?? 0) + 1;\nexport default'));
+    writeFileSync(
+      file,
+      script('pid', 'await sql`select 1`.execute(db); return { pid: process.pid, evaluations: (globalThis.evaluations ?? 0) };').replace(
+        'export default',
+        'globalThis.evaluations = (globalThis.evaluations ?? 0) + 1;\nexport default',
+      ),
+    );
     const log = recordingLogger();
     const loaded = await loadScriptFile(file, { log });
     expect(log.started).toHaveLength(1);
@@ -289,7 +306,12 @@ describe('one child per guarded run', () => {
         seen.push(scriptChildren());
         return loaded;
       };
-      const refused = runGuarded(config, { scriptName: 'locked', args: [], dryRun: false, reason: 'test', backupScope: 'none' }, silentLogger, load);
+      const refused = runGuarded(
+        config,
+        { scriptName: 'locked', args: [], dryRun: false, reason: 'test', backupScope: 'none' },
+        silentLogger,
+        load,
+      );
       await expect(refused).rejects.toMatchObject({ exitCode: 6 });
       expect(seen).toEqual([[expect.any(Number)]]);
       expect(scriptChildren()).toEqual([]);

@@ -76,7 +76,9 @@ describe('readTableCatalog and the snapshot on unusual schemas', () => {
     const catalog = await readTableCatalog(t.db);
     expect(catalog['Weird Schema.events']!.estimate).toBe(11);
     expect(catalog['Weird Schema.events']!.leafPartitions).toEqual([
-      'Weird Schema.events_2023', 'Weird Schema.events_2024', 'Weird Schema.events_2025_rest',
+      'Weird Schema.events_2023',
+      'Weird Schema.events_2024',
+      'Weird Schema.events_2025_rest',
     ]);
   });
 
@@ -96,13 +98,16 @@ describe('readTableCatalog and the snapshot on unusual schemas', () => {
     const weird = 'Weird Schema.Mixed "Quoted" Table';
     const before = await readTableCatalog(t.db);
     const rolledBack = new Error('roll back');
-    const outcome = await t.db.transaction().execute(async (trx) => {
-      await sql`truncate oidc_models`.execute(trx);
-      const inside = (await readTableCatalog(trx))['public.oidc_models']!;
-      expect(inside.relfilenode).not.toBe(before['public.oidc_models']!.relfilenode);
-      expect(inside.fingerprint).toBe(before['public.oidc_models']!.fingerprint);
-      throw rolledBack;
-    }).catch((error: unknown) => error);
+    const outcome = await t.db
+      .transaction()
+      .execute(async (trx) => {
+        await sql`truncate oidc_models`.execute(trx);
+        const inside = (await readTableCatalog(trx))['public.oidc_models']!;
+        expect(inside.relfilenode).not.toBe(before['public.oidc_models']!.relfilenode);
+        expect(inside.fingerprint).toBe(before['public.oidc_models']!.fingerprint);
+        throw rolledBack;
+      })
+      .catch((error: unknown) => error);
     expect(outcome).toBe(rolledBack);
     await sql`truncate "Weird Schema"."Mixed ""Quoted"" Table"`.execute(t.db);
     const after = await readTableCatalog(t.db);
@@ -114,7 +119,9 @@ describe('readTableCatalog and the snapshot on unusual schemas', () => {
     const first = counting(t.db);
     const catalog = await readTableCatalog(first.db);
     expect(first.count()).toBe(CATALOG_QUERY_COUNT);
-    await sql`do $$ begin for i in 1..40 loop execute format('create table many_%s (id int primary key, v text)', i); end loop; end $$`.execute(t.db);
+    await sql`do $$ begin for i in 1..40 loop execute format('create table many_%s (id int primary key, v text)', i); end loop; end $$`.execute(
+      t.db,
+    );
     const second = counting(t.db);
     const bigger = await readTableCatalog(second.db);
     expect(Object.keys(bigger).length).toBe(Object.keys(catalog).length + 40);
@@ -133,7 +140,8 @@ describe('readTableCatalog and the snapshot on unusual schemas', () => {
       const asReader = await readIdentity(trx);
       expect(asReader.currentUser).toBe('snap_reader');
       // Revoked from PUBLIC on PostgreSQL 15: null, and the transaction is still usable.
-      const allowed = (await sql<{ ok: boolean }>`select has_function_privilege('pg_control_system()', 'execute') as ok`.execute(trx)).rows[0]!.ok;
+      const allowed = (await sql<{ ok: boolean }>`select has_function_privilege('pg_control_system()', 'execute') as ok`.execute(trx))
+        .rows[0]!.ok;
       expect(asReader.systemIdentifier === null).toBe(!allowed);
       expect((await readTableCatalog(trx))['public.users']).toBeDefined();
     });

@@ -28,23 +28,37 @@ describe('takeSnapshot', () => {
   it('counts every demo table exactly, as count(*) does, and leaves safe_run out', async () => {
     const { snapshot } = await takeSnapshot(t.db, { exactCountThreshold: 1_000_000, url: new URL(t.url) });
     const keys = Object.keys(snapshot.tables);
-    expect(keys).toEqual(expect.arrayContaining([
-      'public.credit_allocation', 'public.models', 'public.oauth_clients', 'public.oidc_models',
-      'public.subscriptions', 'public.usage_events', 'public.users',
-    ]));
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        'public.credit_allocation',
+        'public.models',
+        'public.oauth_clients',
+        'public.oidc_models',
+        'public.subscriptions',
+        'public.usage_events',
+        'public.users',
+      ]),
+    );
     expect(keys).toEqual([...keys].sort());
     expect(keys.some((k) => k.startsWith('safe_run.'))).toBe(false);
     const live = await liveCounts(t.db, keys);
     for (const key of keys) {
-      expect({ key, rows: snapshot.tables[key]!.rows, kind: snapshot.tables[key]!.rowsKind }).toEqual({ key, rows: live[key], kind: 'exact' });
+      expect({ key, rows: snapshot.tables[key]!.rows, kind: snapshot.tables[key]!.rowsKind }).toEqual({
+        key,
+        rows: live[key],
+        kind: 'exact',
+      });
     }
     const users = snapshot.tables['public.users']!;
     expect(users.relfilenode).toBeGreaterThan(0);
     expect(users.fingerprint).toMatch(/^[0-9a-f]{64}$/);
     expect(users.counters).toEqual(expect.objectContaining({ n_tup_ins: expect.any(Number), n_live_tup: expect.any(Number) }));
 
-    const { oid } = (await sql<{ oid: number }>`select oid::int8 as oid from pg_database where datname = current_database()`.execute(t.db)).rows[0]!;
-    expect(snapshot.database).toEqual(expect.objectContaining({ oid, name: t.name, serverVersionNum: expect.any(Number), currentUser: 'postgres' }));
+    const { oid } = (await sql<{ oid: number }>`select oid::int8 as oid from pg_database where datname = current_database()`.execute(t.db))
+      .rows[0]!;
+    expect(snapshot.database).toEqual(
+      expect.objectContaining({ oid, name: t.name, serverVersionNum: expect.any(Number), currentUser: 'postgres' }),
+    );
     expect(snapshot.database.key).toBe(`127.0.0.1:${new URL(t.url).port}/${t.name}`);
     expect(snapshot.database.systemIdentifier).toMatch(/^\d+$/);
     expect(snapshot.walLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
@@ -76,7 +90,9 @@ describe('takeSnapshot', () => {
     const loop = (async () => {
       let n = 0;
       while (writing) {
-        await sql`begin; insert into big (pad) values ('w'); insert into small_a default values; insert into small_b default values; commit`.execute(writer);
+        await sql`begin; insert into big (pad) values ('w'); insert into small_a default values; insert into small_b default values; commit`.execute(
+          writer,
+        );
         n++;
       }
       return n;
@@ -89,10 +105,13 @@ describe('takeSnapshot', () => {
         async (snapshotId) => {
           await sql`insert into small_a default values`.execute(t.db);
           // Another connection importing the snapshot still sees the counted state.
-          return t.db.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
-            await sql`set transaction snapshot ${sql.lit(snapshotId)}`.execute(trx);
-            return (await sql<{ n: number }>`select count(*)::int8 as n from small_a`.execute(trx)).rows[0]!.n;
-          });
+          return t.db
+            .transaction()
+            .setIsolationLevel('repeatable read')
+            .execute(async (trx) => {
+              await sql`set transaction snapshot ${sql.lit(snapshotId)}`.execute(trx);
+              return (await sql<{ n: number }>`select count(*)::int8 as n from small_a`.execute(trx)).rows[0]!.n;
+            });
         },
       );
       const big = snapshot.tables['public.big']!.rows - 300_000;

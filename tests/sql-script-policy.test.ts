@@ -37,7 +37,7 @@ describe('a .sql script under the statement policy', () => {
         "savepoint s;\nupdate oidc_models set kind = kind where kind = 'Session';\nrollback to savepoint s;\n" +
         "set local search_path = public;\nselect set_config('application_name', 'tidy; commit', true);\n" +
         "delete from oidc_models where kind = 'Session' and id like '%;%' /* ; */;\n" +
-        "delete from oidc_models where expires_at < now();\n",
+        'delete from oidc_models where expires_at < now();\n',
     );
     const result = await ws.cli(['tidy', '--json', '--reason', 'test']);
     const json = parseJson<RunResult>(result);

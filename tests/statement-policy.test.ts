@@ -46,7 +46,7 @@ describe('refusedStatements', () => {
     ['select pg_advisory_unlock_all()', 'run-lock'],
     ["copy users to program 'cat'", 'server-files'],
     ["copy users from '/tmp/users.csv'", 'server-files'],
-    ["alter system set track_counts = off", 'server-config'],
+    ['alter system set track_counts = off', 'server-config'],
     ["load 'auto_explain'", 'server-config'],
   ])('refuses %s', async (sql, rule) => {
     expect(await rules(sql)).toContain(rule);
@@ -87,13 +87,17 @@ describe('refusedStatements', () => {
     ['a sql body', "create function f() returns void language sql as 'select pg_cancel_backend(1)'", 'other-sessions'],
     ['a DO commit', 'do $$ begin delete from users; commit; end $$', 'transaction-control'],
     ['a DO rollback', 'do $body$ begin rollback; end $body$', 'transaction-control'],
-    ['a DO statement', "do $$ begin set role postgres; end $$", 'role-change'],
+    ['a DO statement', 'do $$ begin set role postgres; end $$', 'role-change'],
     ['a DO PERFORM', 'do $$ begin perform pg_stat_reset(); end $$', 'statistics'],
     ['a DO IF', 'do $$ begin if pg_terminate_backend(1) then null; end if; end $$', 'other-sessions'],
     ['a DO assignment', "do $$ declare x text; begin x := set_config('role', 'postgres', false); end $$", 'set-config'],
     ['a literal EXECUTE', "do $$ begin execute 'set session_replication_role = replica'; end $$", 'guarded-setting'],
-    ['a DO in a DO', "do $a$ begin do $b$ begin commit; end $b$; end $a$", 'transaction-control'],
-    ['a procedure', 'create procedure p(n int) language plpgsql as $$ begin delete from t where id = n; commit; end $$', 'transaction-control'],
+    ['a DO in a DO', 'do $a$ begin do $b$ begin commit; end $b$; end $a$', 'transaction-control'],
+    [
+      'a procedure',
+      'create procedure p(n int) language plpgsql as $$ begin delete from t where id = n; commit; end $$',
+      'transaction-control',
+    ],
     ['another language', "do language plpython3u $$ plpy.execute('commit') $$", 'unchecked-body'],
     ['an unreadable sql body', "create function f() returns int language sql as 'selec 1'", 'unchecked-body'],
   ])('finds it inside %s', async (_where, sql, rule) => {
@@ -171,10 +175,16 @@ describe('a transaction statement among comments and quotes', () => {
       (s: string) => `select "${s};";`,
     );
     await fc.assert(
-      fc.asyncProperty(fc.array(noise, { maxLength: 8 }), hidden, wrap, fc.array(noise, { maxLength: 8 }), async (before, statement, w, after) => {
-        const text = `${before.join('')}\n${w(statement)}\ndelete from users;\n${after.join('')}`;
-        expect(await rules(text)).toEqual([]);
-      }),
+      fc.asyncProperty(
+        fc.array(noise, { maxLength: 8 }),
+        hidden,
+        wrap,
+        fc.array(noise, { maxLength: 8 }),
+        async (before, statement, w, after) => {
+          const text = `${before.join('')}\n${w(statement)}\ndelete from users;\n${after.join('')}`;
+          expect(await rules(text)).toEqual([]);
+        },
+      ),
       { seed: 20240918, numRuns: 300 },
     );
   });

@@ -7,7 +7,18 @@ import { countRows } from './helpers/db.js';
 import { logLines } from './helpers/evidence.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
 import {
-  allCounts, blame, catalogState, DELETE_EXAMPLE_USERS, DELETE_ONE_SESSION, rules, runJson, send, sendQuietly, sqlScript, tsScript, waitFor,
+  allCounts,
+  blame,
+  catalogState,
+  DELETE_EXAMPLE_USERS,
+  DELETE_ONE_SESSION,
+  rules,
+  runJson,
+  send,
+  sendQuietly,
+  sqlScript,
+  tsScript,
+  waitFor,
 } from './helpers/attacks.js';
 
 /**
@@ -71,7 +82,7 @@ describe('attacks on the guard', () => {
 
   describe('2. COMMIT hidden from a naive splitter (.sql)', () => {
     it.each([
-      ['after $$ inside a -- comment', "-- costs $$5\nselect 1;\nCOMMIT; delete from users;\n-- $$\n"],
+      ['after $$ inside a -- comment', '-- costs $$5\nselect 1;\nCOMMIT; delete from users;\n-- $$\n'],
       ["after E'\\''", "select E'\\'';\nCOMMIT; delete from users;\nselect '';\n"],
     ])('refuses the script %s before anything runs (exit 2)', async (_how, body) => {
       const before = await allCounts(ws);
@@ -88,7 +99,11 @@ describe('attacks on the guard', () => {
   describe('3. undeclared DDL', () => {
     const TRIGGER_FN = 'create function public.evil_fn() returns trigger language plpgsql as $$ begin return null; end $$';
     const DDL: readonly [string, readonly string[], string][] = [
-      ['CREATE TRIGGER', [TRIGGER_FN, 'create trigger evil_trigger before delete on users for each row execute function public.evil_fn()'], 'evil_trigger'],
+      [
+        'CREATE TRIGGER',
+        [TRIGGER_FN, 'create trigger evil_trigger before delete on users for each row execute function public.evil_fn()'],
+        'evil_trigger',
+      ],
       ['CREATE FUNCTION', ['create function public.evil_fn() returns int language sql as $$ select 1 $$'], 'evil_fn'],
       ['ALTER TABLE users DISABLE TRIGGER ALL', ['alter table users disable trigger all'], 'users'],
       ['GRANT ALL ON users TO PUBLIC', ['grant all on users to public'], 'users'],
@@ -110,7 +125,7 @@ describe('attacks on the guard', () => {
     });
 
     it.each([
-      ['ts', () => tsScript('viewer', send('create view public.evil_view as select 1 as one'), "touches: {}, ddl: true,")],
+      ['ts', () => tsScript('viewer', send('create view public.evil_view as select 1 as one'), 'touches: {}, ddl: true,')],
       ['sql', () => sqlScript('create view public.evil_view as select 1 as one;', '-- @ddl')],
     ])('commits a CREATE VIEW that a %s script declares', async (kind, source) => {
       ws.writeScript(`viewer.${kind}`, source());
@@ -130,7 +145,10 @@ describe('attacks on the guard', () => {
     ];
 
     it.each(REFUSED)('refuses %s in a TypeScript script that catches the refusal and deletes', async (_label, statement) => {
-      ws.writeScript('setter.ts', tsScript('setter', `${sendQuietly(statement)} ${send(DELETE_EXAMPLE_USERS)}`, "touches: { users: ['delete'] },"));
+      ws.writeScript(
+        'setter.ts',
+        tsScript('setter', `${sendQuietly(statement)} ${send(DELETE_EXAMPLE_USERS)}`, "touches: { users: ['delete'] },"),
+      );
       const json = await expectRolledBack('setter', 'refused-statement');
       expect(json.violations.find((v) => v.rule === 'refused-statement')?.object).toBe(statement);
     });
@@ -153,7 +171,9 @@ describe('attacks on the guard', () => {
 
     it('catches a setting changed by a function the policy cannot read, and left set (setting-changed)', async () => {
       // Created beforehand, so the script's statement is only a call.
-      await sql`create function public.flip_replication() returns text language sql as $$ select set_config('session_replication_role', 'replica', true) $$`.execute(ws.t.db);
+      await sql`create function public.flip_replication() returns text language sql as $$ select set_config('session_replication_role', 'replica', true) $$`.execute(
+        ws.t.db,
+      );
       ws.writeScript('computed.ts', tsScript('computed', `${send('select public.flip_replication()')} ${send(DELETE_ONE_SESSION)}`));
       const json = await expectRolledBack('computed', 'setting-changed');
       expect(json.violations.find((v) => v.rule === 'setting-changed')?.object).toBe('session_replication_role');
@@ -202,19 +222,25 @@ describe('attacks on the guard', () => {
       ['truncate', 'truncate safe_run.chain_head', 'refused-statement'],
       ['lock', 'lock table safe_run.chain_head in access exclusive mode', 'refused-statement'],
       ['update through a function', 'select public.rewind_anchor()', 'evidence-schema'],
-    ])('rolls back a script that writes to safe_run.chain_head (%s)', async (_what, statement, rule) => {
-      expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
-      await sql`create function public.rewind_anchor() returns void language sql as 'update safe_run.chain_head set seq = seq - 1'`.execute(ws.t.db);
-      ws.writeScript('evidence.ts', tsScript('evidence', send(statement)));
-      await expectRolledBack('evidence', rule);
-      // The anchor moved only with the run's own entries (it may lag while the script held its
-      // lock: the runner does not wait on a script), and it is never ahead of the log.
-      const anchor = await sql<{ seq: number; hash: string }>`select seq::int as seq, hash from safe_run.chain_head`.execute(ws.t.db);
-      const lines = logLines(ws.evidenceDir).map((l) => JSON.parse(l) as { seq: number; hash: string });
-      expect(anchor.rows).toHaveLength(1);
-      expect(lines).toContainEqual(expect.objectContaining({ seq: anchor.rows[0]!.seq, hash: anchor.rows[0]!.hash }));
-      expect((await ws.cli(['verify', '--json'])).exitCode).toBe(0);
-    }, 20_000);
+    ])(
+      'rolls back a script that writes to safe_run.chain_head (%s)',
+      async (_what, statement, rule) => {
+        expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
+        await sql`create function public.rewind_anchor() returns void language sql as 'update safe_run.chain_head set seq = seq - 1'`.execute(
+          ws.t.db,
+        );
+        ws.writeScript('evidence.ts', tsScript('evidence', send(statement)));
+        await expectRolledBack('evidence', rule);
+        // The anchor moved only with the run's own entries (it may lag while the script held its
+        // lock: the runner does not wait on a script), and it is never ahead of the log.
+        const anchor = await sql<{ seq: number; hash: string }>`select seq::int as seq, hash from safe_run.chain_head`.execute(ws.t.db);
+        const lines = logLines(ws.evidenceDir).map((l) => JSON.parse(l) as { seq: number; hash: string });
+        expect(anchor.rows).toHaveLength(1);
+        expect(lines).toContainEqual(expect.objectContaining({ seq: anchor.rows[0]!.seq, hash: anchor.rows[0]!.hash }));
+        expect((await ws.cli(['verify', '--json'])).exitCode).toBe(0);
+      },
+      20_000,
+    );
   });
 
   describe('7. critical updates', () => {
@@ -229,10 +255,19 @@ describe('attacks on the guard', () => {
     });
 
     it('commits an update of one row', async () => {
-      ws.writeScript('email.ts', tsScript('email', send("update users set email = 'new@example.org' where email = 'ops.user@rephlo.ai'"), "touches: { users: ['update'] },"));
+      ws.writeScript(
+        'email.ts',
+        tsScript(
+          'email',
+          send("update users set email = 'new@example.org' where email = 'ops.user@rephlo.ai'"),
+          "touches: { users: ['update'] },",
+        ),
+      );
       const json = runJson(await ws.cli(['email', '--json']));
       expect({ exit: json.exitCode, violations: json.violations }).toEqual({ exit: 0, violations: [] });
-      expect((await sql<{ n: number }>`select count(*)::int as n from users where email = 'new@example.org'`.execute(ws.t.db)).rows[0]!.n).toBe(1);
+      expect(
+        (await sql<{ n: number }>`select count(*)::int as n from users where email = 'new@example.org'`.execute(ws.t.db)).rows[0]!.n,
+      ).toBe(1);
     });
   });
 
@@ -250,7 +285,10 @@ describe('attacks on the guard', () => {
     });
 
     it('EXECUTE of a computed COMMIT in a DO block does not end the transaction', async () => {
-      ws.writeScript('escape.ts', tsScript('escape', `${send(DELETE_EXAMPLE_USERS)} try { ${send("do $$ begin execute 'com' || 'mit'; end $$")} } catch {}`));
+      ws.writeScript(
+        'escape.ts',
+        tsScript('escape', `${send(DELETE_EXAMPLE_USERS)} try { ${send("do $$ begin execute 'com' || 'mit'; end $$")} } catch {}`),
+      );
       const before = await allCounts(ws);
       const json = runJson(await ws.cli(['escape', '--json']));
       expect(json.exitCode).not.toBe(0);
@@ -263,7 +301,11 @@ describe('attacks on the guard', () => {
     it.each([
       // In a DO block the policy refuses the computed switch; in a function created beforehand it
       // cannot see it, and the count check does.
-      ['a DO block', "DO $$ BEGIN EXECUTE 'SET LOCAL track_' || 'counts = off'; DELETE FROM users WHERE email LIKE '%example.com'; EXECUTE 'SET LOCAL track_counts = on'; END $$", 'refused-statement'],
+      [
+        'a DO block',
+        "DO $$ BEGIN EXECUTE 'SET LOCAL track_' || 'counts = off'; DELETE FROM users WHERE email LIKE '%example.com'; EXECUTE 'SET LOCAL track_counts = on'; END $$",
+        'refused-statement',
+      ],
       ['a function', 'select public.blind_delete()', 'unexplained-change'],
     ])('does not commit a delete done with track_counts off by a superuser script (through %s)', async (_how, statement, rule) => {
       await sql`create function public.blind_delete() returns void language plpgsql as $$ begin
@@ -383,11 +425,19 @@ describe('11. concurrent writes', () => {
         where datname = current_database() and query like '%pg_sleep(3)%' and pid <> pg_catalog.pg_backend_pid()`.execute(ws.t.db);
       return rows[0]!.n > 0;
     });
-    await sql`delete from users where id in ('00000000-0000-4000-8000-000000000007', '00000000-0000-4000-8000-000000000008')`.execute(ws.t.db);
+    await sql`delete from users where id in ('00000000-0000-4000-8000-000000000007', '00000000-0000-4000-8000-000000000008')`.execute(
+      ws.t.db,
+    );
     const json = runJson(await running);
-    expect({ exit: json.exitCode, status: json.status, violations: json.violations }).toEqual({ exit: 0, status: 'committed', violations: [] });
+    expect({ exit: json.exitCode, status: json.status, violations: json.violations }).toEqual({
+      exit: 0,
+      status: 'committed',
+      violations: [],
+    });
     expect(json.changes['public.users']).toBeUndefined();
     const users = (await blame(ws, 'users')).filter((c) => c.before !== c.after);
-    expect(users).toEqual([expect.objectContaining({ before: 8, after: 6, attribution: expect.objectContaining({ type: 'concurrent', runId: json.runId }) })]);
+    expect(users).toEqual([
+      expect.objectContaining({ before: 8, after: 6, attribution: expect.objectContaining({ type: 'concurrent', runId: json.runId }) }),
+    ]);
   });
 });

@@ -67,9 +67,18 @@ export class BackupBench {
 
   private options(kind: BackupKind, snapshotId: string): BackupOptions {
     return {
-      url: new URL(this.bench.url), snapshotId, scope: kind.scope, tables: kind.scope === 'full' ? [] : this.touchedTables,
-      evidenceDir: this.ws.evidenceDir, runId: `bench-${process.pid}-${++this.seq}`, compress: this.config.backup.compress, jobs: kind.jobs,
-      lockWaitTimeoutMs: this.config.backup.lockWaitTimeoutMs, pgBinDir: this.config.pgBinDir, serverMajor: this.serverMajor, log: silentLogger,
+      url: new URL(this.bench.url),
+      snapshotId,
+      scope: kind.scope,
+      tables: kind.scope === 'full' ? [] : this.touchedTables,
+      evidenceDir: this.ws.evidenceDir,
+      runId: `bench-${process.pid}-${++this.seq}`,
+      compress: this.config.backup.compress,
+      jobs: kind.jobs,
+      lockWaitTimeoutMs: this.config.backup.lockWaitTimeoutMs,
+      pgBinDir: this.config.pgBinDir,
+      serverMajor: this.serverMajor,
+      log: silentLogger,
     };
   }
 
@@ -97,9 +106,13 @@ export class BackupBench {
       const options = this.options(kind, snapshotId);
       const tables = kind.scope === 'full' ? [] : await lookupBackupTables(url, snapshotId, this.touchedTables);
       // pgDumpArgs only writes a directory for jobs>1; ask for 2 and set the real count back.
-      const args = pgDumpArgs({ ...options, jobs: directory ? Math.max(2, kind.jobs) : 1, scope: kind.scope, tables, directory: directory ? target : undefined }).map((a) =>
-        a.startsWith('--jobs=') ? `--jobs=${kind.jobs}` : a,
-      );
+      const args = pgDumpArgs({
+        ...options,
+        jobs: directory ? Math.max(2, kind.jobs) : 1,
+        scope: kind.scope,
+        tables,
+        directory: directory ? target : undefined,
+      }).map((a) => (a.startsWith('--jobs=') ? `--jobs=${kind.jobs}` : a));
       const env = pgChildEnv(url, 'raw pg_dump');
       const fd = directory ? null : openSync(target, 'wx');
       try {
@@ -142,14 +155,35 @@ export async function compareBackups(bb: BackupBench, rounds: number): Promise<B
   const [rawFull, safeRunFull, safeRunTouched, rawTouched] = await alternate(
     [
       { name: 'raw pg_dump, full', run: () => bb.raw(full) },
-      { name: 'safe-run backup, full', run: async () => { const r = await bb.safeRun(full); bytes.full = r.record.bytes; return r.ms; } },
-      { name: 'safe-run backup, touched', run: async () => { const r = await bb.safeRun(touched); bytes.touched = r.record.bytes; return r.ms; } },
+      {
+        name: 'safe-run backup, full',
+        run: async () => {
+          const r = await bb.safeRun(full);
+          bytes.full = r.record.bytes;
+          return r.ms;
+        },
+      },
+      {
+        name: 'safe-run backup, touched',
+        run: async () => {
+          const r = await bb.safeRun(touched);
+          bytes.touched = r.record.bytes;
+          return r.ms;
+        },
+      },
       { name: 'raw pg_dump, touched', run: () => bb.raw(touched) },
     ],
     // The data is warm from the snapshot comparisons already; a warm-up would cost two more full dumps.
     { rounds, label: 'backup', warmup: false },
   );
-  return { rawFull: rawFull!, safeRunFull: safeRunFull!, safeRunTouched: safeRunTouched!, rawTouched: rawTouched!, bytes, touchedTables: bb.touchedTables };
+  return {
+    rawFull: rawFull!,
+    safeRunFull: safeRunFull!,
+    safeRunTouched: safeRunTouched!,
+    rawTouched: rawTouched!,
+    bytes,
+    touchedTables: bb.touchedTables,
+  };
 }
 
 export interface ParallelComparison {

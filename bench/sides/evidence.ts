@@ -20,8 +20,13 @@ export async function recordTemplate(demoUrl: string): Promise<RunTemplate> {
   const ws = await createWorkspace('template');
   try {
     const config = await ws.config(demoUrl);
-    const result = await runGuarded(config, { scriptName: 'cleanup-invalid-sessions', args: [], dryRun: false, reason: 'bench template run', backupScope: 'touched' }, silentLogger);
-    if (result.status !== 'committed') throw new Error(`template run ended ${result.status}: ${JSON.stringify(result.error ?? result.violations)}`);
+    const result = await runGuarded(
+      config,
+      { scriptName: 'cleanup-invalid-sessions', args: [], dryRun: false, reason: 'bench template run', backupScope: 'touched' },
+      silentLogger,
+    );
+    if (result.status !== 'committed')
+      throw new Error(`template run ended ${result.status}: ${JSON.stringify(result.error ?? result.violations)}`);
     return await readRunTemplate(ws.evidenceDir);
   } finally {
     ws.remove();
@@ -39,7 +44,12 @@ export interface VerifyMeasurement {
 }
 
 /** ~100,000 entries: the bulk signed in batches, the last 1,002 through the append API. */
-export async function measureVerify(template: RunTemplate, entries: number, rounds: number, demoUrl: string): Promise<{ ws: Workspace; result: VerifyMeasurement }> {
+export async function measureVerify(
+  template: RunTemplate,
+  entries: number,
+  rounds: number,
+  demoUrl: string,
+): Promise<{ ws: Workspace; result: VerifyMeasurement }> {
   const ws = await createWorkspace('verify');
   const apiRuns = 334;
   const bulkRuns = Math.max(0, Math.ceil(entries / 3) - apiRuns);
@@ -51,7 +61,11 @@ export async function measureVerify(template: RunTemplate, entries: number, roun
   const samples: number[] = [];
   const results: VerifyResult[] = [];
   for (let r = 0; r < rounds; r++) {
-    samples.push(await timeMs(async () => { results.push(await verifyLog({ evidenceDir: ws.evidenceDir })); }));
+    samples.push(
+      await timeMs(async () => {
+        results.push(await verifyLog({ evidenceDir: ws.evidenceDir }));
+      }),
+    );
     progress(`  verifyLog: round ${r + 1}/${rounds}: ${samples.at(-1)!.toFixed(0)} ms for ${results.at(-1)!.entries} entries`);
   }
   const last = results.at(-1)!;
@@ -64,7 +78,15 @@ export async function measureVerify(template: RunTemplate, entries: number, roun
   if (cli.exitCode !== 0) progress(`  ${describeFailure('safe-run verify', cli)}`);
   return {
     ws,
-    result: { entries: last.entries, bytes, verifyMs, entriesPerS: last.entries / (verifyMs / 1000), appendEntriesPerS, apiEntries: apiRuns * 3, cli },
+    result: {
+      entries: last.entries,
+      bytes,
+      verifyMs,
+      entriesPerS: last.entries / (verifyMs / 1000),
+      appendEntriesPerS,
+      apiEntries: apiRuns * 3,
+      cli,
+    },
   };
 }
 

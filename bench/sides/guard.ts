@@ -48,11 +48,17 @@ export async function compareGuardWithBare(bench: BenchDatabase, ws: Workspace, 
   const guarded = async (): Promise<number> => {
     let result: RunResult | undefined;
     const ms = await timeMs(async () => {
-      result = await runGuarded(config, { scriptName: 'cleanup-invalid-sessions', args: [], dryRun: false, reason: 'bench', backupScope: 'none' }, silentLogger);
+      result = await runGuarded(
+        config,
+        { scriptName: 'cleanup-invalid-sessions', args: [], dryRun: false, reason: 'bench', backupScope: 'none' },
+        silentLogger,
+      );
     });
     const deleted = result?.changes['public.oidc_models']?.deleted;
     if (result?.status !== 'committed' || deleted !== expected) {
-      throw new Error(`guarded cleanup: status ${result?.status}, deleted ${deleted} (expected committed, ${expected}): ${JSON.stringify(result?.violations ?? result?.error)}`);
+      throw new Error(
+        `guarded cleanup: status ${result?.status}, deleted ${deleted} (expected committed, ${expected}): ${JSON.stringify(result?.violations ?? result?.error)}`,
+      );
     }
     steps.push({ ...result.timingsMs });
     return ms;
@@ -64,7 +70,9 @@ export async function compareGuardWithBare(bench: BenchDatabase, ws: Workspace, 
       const script = await importScriptInProcess(cleanupScriptPath);
       const db = createDb(bench.url, { maxConnections: 1, applicationName: 'bare-cleanup' });
       try {
-        const out = (await db.transaction().execute((trx) => script.run({ db: trx, args: [], log: silentLogger, dryRun: false }))) as { deleted: number };
+        const out = (await db.transaction().execute((trx) => script.run({ db: trx, args: [], log: silentLogger, dryRun: false }))) as {
+          deleted: number;
+        };
         deleted = out.deleted;
       } finally {
         await db.destroy();

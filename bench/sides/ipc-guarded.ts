@@ -40,7 +40,9 @@ export async function compareGuardedChildWithInProcess(bench: BenchDatabase, ws:
     });
     const deleted = result?.changes['public.oidc_models']?.deleted;
     if (result?.status !== 'committed' || deleted !== expected) {
-      throw new Error(`guarded cleanup: status ${result?.status}, deleted ${deleted} (expected committed, ${expected}): ${JSON.stringify(result?.violations ?? result?.error)}`);
+      throw new Error(
+        `guarded cleanup: status ${result?.status}, deleted ${deleted} (expected committed, ${expected}): ${JSON.stringify(result?.violations ?? result?.error)}`,
+      );
     }
     return ms;
   };

@@ -22,11 +22,19 @@ export interface SnapshotPlan {
 export async function cleanupSnapshotPlan(db: Db, config: Config): Promise<SnapshotPlan> {
   const script = await loadScriptFile(cleanupScriptPath);
   const closure = await backupScope(db, Object.keys(script.touches), 'touched');
-  return { exactTables: new Set([...closure, ...script.critical, ...Object.keys(config.criticalTables)]), exactCountThreshold: config.exactCountThreshold };
+  return {
+    exactTables: new Set([...closure, ...script.critical, ...Object.keys(config.criticalTables)]),
+    exactCountThreshold: config.exactCountThreshold,
+  };
 }
 
 function snapshotOnce(db: Db, url: string, plan: SnapshotPlan) {
-  return takeSnapshot(db, { exactTables: plan.exactTables, exactCountThreshold: plan.exactCountThreshold, countConnections: 2, url: new URL(url) });
+  return takeSnapshot(db, {
+    exactTables: plan.exactTables,
+    exactCountThreshold: plan.exactCountThreshold,
+    countConnections: 2,
+    url: new URL(url),
+  });
 }
 
 /** What the incident's investigator did by hand: list the tables, count(*) each one, one after the other. */
@@ -56,9 +64,30 @@ export async function compareSnapshotWithNaive(bench: BenchDatabase, plan: Snaps
     const none: SnapshotPlan = { exactTables: new Set(), exactCountThreshold: 0 };
     const [safeRun, naive, catalogOnly] = await alternate(
       [
-        { name: 'safe-run pre+post snapshot', run: () => timeMs(async () => { await snapshotOnce(db, bench.url, plan); await snapshotOnce(db, bench.url, plan); }) },
-        { name: 'count(*) every table, twice', run: () => timeMs(async () => { await naiveCounts(db); await naiveCounts(db); }) },
-        { name: 'snapshot without exact counts, twice', run: () => timeMs(async () => { await snapshotOnce(db, bench.url, none); await snapshotOnce(db, bench.url, none); }) },
+        {
+          name: 'safe-run pre+post snapshot',
+          run: () =>
+            timeMs(async () => {
+              await snapshotOnce(db, bench.url, plan);
+              await snapshotOnce(db, bench.url, plan);
+            }),
+        },
+        {
+          name: 'count(*) every table, twice',
+          run: () =>
+            timeMs(async () => {
+              await naiveCounts(db);
+              await naiveCounts(db);
+            }),
+        },
+        {
+          name: 'snapshot without exact counts, twice',
+          run: () =>
+            timeMs(async () => {
+              await snapshotOnce(db, bench.url, none);
+              await snapshotOnce(db, bench.url, none);
+            }),
+        },
       ],
       { rounds, label: 'snapshot vs naive' },
     );
@@ -81,7 +110,12 @@ async function exactRowsCounted(db: Db, url: string, plan: SnapshotPlan): Promis
   return Object.values(snapshot.tables).reduce((sum, t) => sum + (t.rowsKind === 'exact' ? t.rows : 0), 0);
 }
 
-export async function compareSnapshotGrowth(full: BenchDatabase, tenth: BenchDatabase, plan: SnapshotPlan, rounds: number): Promise<GrowthComparison> {
+export async function compareSnapshotGrowth(
+  full: BenchDatabase,
+  tenth: BenchDatabase,
+  plan: SnapshotPlan,
+  rounds: number,
+): Promise<GrowthComparison> {
   const fullDb = createDb(full.url, { maxConnections: 3, applicationName: 'safe-run-bench' });
   const tenthDb = createDb(tenth.url, { maxConnections: 3, applicationName: 'safe-run-bench' });
   try {

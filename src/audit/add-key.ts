@@ -34,7 +34,11 @@ export async function addSigningKey(options: {
   const current = await loadSigningKey(options);
   const added = await readPublicKey(options.publicKeyFile);
   const keyId = keyIdOf(added);
-  if (keyId === current.keyId) throw usageError(`${options.publicKeyFile} is this host's own key ${keyId}.`, 'Give the public key of the other host (its keys/<id>.pub).');
+  if (keyId === current.keyId)
+    throw usageError(
+      `${options.publicKeyFile} is this host's own key ${keyId}.`,
+      'Give the public key of the other host (its keys/<id>.pub).',
+    );
   const body: KeyAddBody = { newKeyId: keyId, publicKey: added.export({ format: 'pem', type: 'spki' }).toString() };
   const entry = await appendSignedEntry({
     evidenceDir: options.evidenceDir,
@@ -61,8 +65,15 @@ async function readPublicKey(file: string): Promise<KeyObject> {
   try {
     key = createPublicKey(await readFile(file));
   } catch (error) {
-    throw usageError(`${file} is not a PEM public key: ${errorMessage(error)}`, 'Give the .pub file `safe-run keygen` wrote on the other host (in its keys/).');
+    throw usageError(
+      `${file} is not a PEM public key: ${errorMessage(error)}`,
+      'Give the .pub file `safe-run keygen` wrote on the other host (in its keys/).',
+    );
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw usageError(`${file} is a ${key.asymmetricKeyType ?? 'unknown'} key; safe-run signs with Ed25519.`, 'Give an Ed25519 key from `safe-run keygen`.');
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw usageError(
+      `${file} is a ${key.asymmetricKeyType ?? 'unknown'} key; safe-run signs with Ed25519.`,
+      'Give an Ed25519 key from `safe-run keygen`.',
+    );
   return key;
 }

@@ -53,10 +53,15 @@ export function behindAnchor(file: string, here: string, ends: LogEnds, anchored
   const at = (seq: number, detail: string): VerifyProblem => ({ seq, line: ends.lines + 1, reason: 'log-behind-anchor', detail });
   const mine = anchored.find((a) => a.logId === ends.logId);
   if (mine && mine.seq > ends.headSeq) {
-    return at(ends.headSeq + 1, `the database anchors this log (id ${short(mine.logId)}) at entry ${mine.seq} (${mine.updatedAt}), but ${file} ends at entry ${ends.headSeq}: the log was cut`);
+    return at(
+      ends.headSeq + 1,
+      `the database anchors this log (id ${short(mine.logId)}) at entry ${mine.seq} (${mine.updatedAt}), but ${file} ends at entry ${ends.headSeq}: the log was cut`,
+    );
   }
   // A row written before the evidence_dir column existed may be this directory's: only an absent log blames it.
-  const lost = anchored.filter((a) => a.logId !== ends.logId && (a.evidenceDir === here || (a.evidenceDir === null && ends.logId === null)));
+  const lost = anchored.filter(
+    (a) => a.logId !== ends.logId && (a.evidenceDir === here || (a.evidenceDir === null && ends.logId === null)),
+  );
   if (!lost.length) return null;
   const heads = lost.map((a) => `log ${short(a.logId)} at entry ${a.seq} (${a.updatedAt})`).join(', ');
   const what = ends.logId === null ? `${file} is missing or empty` : `${file} is another log (id ${short(ends.logId)}): it was replaced`;
@@ -69,7 +74,12 @@ export type AnchorStanding =
   | { readonly status: 'nothing'; readonly error: SafeRunError };
 
 /** Compares the log's two ends with every head the anchor holds. Never reads the whole log. */
-export async function standAgainstAnchor(evidenceDir: string, anchor: ChainAnchor | null, where: string, log: Logger): Promise<AnchorStanding> {
+export async function standAgainstAnchor(
+  evidenceDir: string,
+  anchor: ChainAnchor | null,
+  where: string,
+  log: Logger,
+): Promise<AnchorStanding> {
   const file = auditLogPath(evidenceDir);
   const ends = await readLogEnds(file);
   let anchored: readonly AnchoredLog[] = [];
@@ -79,7 +89,9 @@ export async function standAgainstAnchor(evidenceDir: string, anchor: ChainAncho
       anchored = await anchor.list();
     } catch (error) {
       checked = false;
-      log.warn('Could not read the chain heads anchored in the database; the log is read without that check', { error: errorMessage(error) });
+      log.warn('Could not read the chain heads anchored in the database; the log is read without that check', {
+        error: errorMessage(error),
+      });
     }
   }
   const problem = behindAnchor(file, evidenceDirIdentity(evidenceDir), ends, anchored);
@@ -105,7 +117,11 @@ export async function assertLogReachesAnchor(config: Config, log: Logger): Promi
 }
 
 /** The anchor in the configured database on a short-lived connection; an unreachable database is a warning. */
-export async function withConfigAnchor<T>(config: Config, log: Logger, fn: (anchor: ChainAnchor | null, where: string) => Promise<T>): Promise<T> {
+export async function withConfigAnchor<T>(
+  config: Config,
+  log: Logger,
+  fn: (anchor: ChainAnchor | null, where: string) => Promise<T>,
+): Promise<T> {
   if (!config.databaseUrl) return fn(null, 'no database (none configured: --db, "database" or DATABASE_URL)');
   const url = parseDatabaseUrl(config.databaseUrl);
   const db = createDb(url, { maxConnections: 1, applicationName: 'safe-run anchor check' });

@@ -70,16 +70,22 @@ const CREATE_RACE = new Set(['23505', '42P06', '42P07', '42710']);
  * passes a session outside the script's transaction, so an anchor write never joins it.
  */
 export function databaseAnchor(db: Db): ChainAnchor {
-  const upsert = (logId: string, seq: number, hash: string) => withoutWaiting(db, (trx) => sql`
+  const upsert = (logId: string, seq: number, hash: string) =>
+    withoutWaiting(db, (trx) =>
+      sql`
     insert into safe_run.chain_head as h (log_id, seq, hash) values (${logId}, ${seq}, ${hash})
     on conflict (log_id) do update set seq = excluded.seq, hash = excluded.hash, updated_at = now()
-    where h.seq < excluded.seq`.execute(trx));
-  const upsertPinned = (logId: string, seq: number, hash: string, pin: AnchorPin) => withoutWaiting(db, (trx) => sql`
+    where h.seq < excluded.seq`.execute(trx),
+    );
+  const upsertPinned = (logId: string, seq: number, hash: string, pin: AnchorPin) =>
+    withoutWaiting(db, (trx) =>
+      sql`
     insert into safe_run.chain_head as h (log_id, seq, hash, key_id, evidence_dir)
     values (${logId}, ${seq}, ${hash}, ${pin.keyId}, ${pin.evidenceDir})
     on conflict (log_id) do update set seq = excluded.seq, hash = excluded.hash, key_id = excluded.key_id,
       evidence_dir = excluded.evidence_dir, updated_at = now()
-    where h.seq < excluded.seq`.execute(trx));
+    where h.seq < excluded.seq`.execute(trx),
+    );
   const write = async (logId: string, seq: number, hash: string, pin?: AnchorPin): Promise<void> => {
     if (!pin) return void (await upsert(logId, seq, hash));
     try {

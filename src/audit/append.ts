@@ -36,7 +36,14 @@ export async function appendSignedEntry<B>(request: AppendRequest<B>): Promise<A
     // The genesis key is the one whose public key is in keys/ when entry 1 is written.
     if (!head) await publishPublicKey(request.evidenceDir, createPublicKey(key.privateKey));
     const { entry, line } = signEntry(
-      { seq: head ? head.seq + 1 : 1, prev: head ? head.hash : GENESIS_PREV, kind: request.kind, body: request.body, runId: request.runId, ts: nextTs(head) },
+      {
+        seq: head ? head.seq + 1 : 1,
+        prev: head ? head.hash : GENESIS_PREV,
+        kind: request.kind,
+        body: request.body,
+        runId: request.runId,
+        ts: nextTs(head),
+      },
       key,
     );
     await appendLineDurably(file, line, size);

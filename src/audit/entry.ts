@@ -32,7 +32,8 @@ export function parseEntryLine(line: string): AuditEntry {
   const e = value as Record<string, unknown>;
   for (const key of REQUIRED) if (!(key in e)) throw new MalformedEntryError(`no "${key}" member`);
   for (const key of Object.keys(e)) if (!ALLOWED.has(key)) throw new MalformedEntryError(`unexpected member "${key}"`);
-  if (typeof e.seq !== 'number' || !Number.isSafeInteger(e.seq) || e.seq < 1) throw new MalformedEntryError('"seq" is not a positive integer');
+  if (typeof e.seq !== 'number' || !Number.isSafeInteger(e.seq) || e.seq < 1)
+    throw new MalformedEntryError('"seq" is not a positive integer');
   if (typeof e.ts !== 'string') throw new MalformedEntryError('"ts" is not a string');
   if (typeof e.kind !== 'string' || !KIND.test(e.kind)) throw new MalformedEntryError('"kind" is not an entry kind');
   if (e.runId !== undefined && typeof e.runId !== 'string') throw new MalformedEntryError('"runId" is not a string');

@@ -40,7 +40,7 @@ async function readLastLineOf(handle: FileHandle): Promise<LastLine | null> {
   const chunks: Buffer[] = [];
   let end = size;
   let complete = false;
-  for (let pos = size; pos > 0; ) {
+  for (let pos = size; pos > 0;) {
     const start = Math.max(0, pos - CHUNK);
     const chunk = Buffer.alloc(pos - start);
     await handle.read(chunk, 0, chunk.length, start);
@@ -68,7 +68,7 @@ export async function readFirstLine(file: string): Promise<string | null> {
   if (!handle) return null;
   try {
     const chunks: Buffer[] = [];
-    for (let pos = 0; ; ) {
+    for (let pos = 0; ;) {
       const chunk = Buffer.alloc(CHUNK);
       const { bytesRead } = await handle.read(chunk, 0, CHUNK, pos);
       if (bytesRead === 0) break;
@@ -99,7 +99,7 @@ export async function appendLineDurably(file: string, line: string, size: number
     // A nearly full disk can take part of a write without an error: keep writing until the
     // whole line is down or the filesystem says why not (ENOSPC), never leave half a line.
     const data = Buffer.from(`${line}\n`, 'utf8');
-    for (let offset = 0; offset < data.length; ) {
+    for (let offset = 0; offset < data.length;) {
       const { bytesWritten } = await handle.write(data, offset, data.length - offset);
       if (bytesWritten === 0) throw Object.assign(new Error('no space left on device (the write made no progress)'), { code: 'ENOSPC' });
       offset += bytesWritten;

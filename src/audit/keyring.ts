@@ -32,8 +32,10 @@ export class Keyring {
     if (!key) {
       const current = [...this.active.keys()].join(', ');
       const retired = this.retiredAt.get(entry.keyId);
-      if (retired !== undefined) return `key ${entry.keyId} was retired by the key.rotate at entry ${retired}; only ${current} may sign after it`;
-      if (this.published.has(entry.keyId)) return `key ${entry.keyId} is in keys/ but no key.rotate or key.add entry introduced it before this entry (signing now: ${current})`;
+      if (retired !== undefined)
+        return `key ${entry.keyId} was retired by the key.rotate at entry ${retired}; only ${current} may sign after it`;
+      if (this.published.has(entry.keyId))
+        return `key ${entry.keyId} is in keys/ but no key.rotate or key.add entry introduced it before this entry (signing now: ${current})`;
       return `key ${entry.keyId} is not in keys/ and no key.rotate or key.add entry introduced it`;
     }
     if (!this.used.includes(entry.keyId)) this.used.push(entry.keyId);

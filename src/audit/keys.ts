@@ -62,7 +62,10 @@ export async function loadSigningKey(options: { signingKeyPath: string; evidence
     throw usageError(`${file} is not a PEM private key: ${errorMessage(error)}`, 'Run `safe-run keygen --force` to replace it.');
   }
   if (privateKey.asymmetricKeyType !== 'ed25519') {
-    throw usageError(`${file} is a ${privateKey.asymmetricKeyType ?? 'unknown'} key; safe-run signs with Ed25519.`, 'Run `safe-run keygen --force` to replace it.');
+    throw usageError(
+      `${file} is a ${privateKey.asymmetricKeyType ?? 'unknown'} key; safe-run signs with Ed25519.`,
+      'Run `safe-run keygen --force` to replace it.',
+    );
   }
   const publicKey = createPublicKey(privateKey);
   return { keyId: keyIdOf(publicKey), privateKey, publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(), path: file };
@@ -116,7 +119,11 @@ export async function writePrivateKeyBeside(file: string, privateKey: KeyObject,
     }
   } catch (error) {
     await unlink(temp).catch(() => {});
-    throw usageError(`Cannot write the signing key ${file}: ${errorMessage(error)}`, 'Choose a writable location with SAFE_RUN_SIGNING_KEY or "signingKey".', error);
+    throw usageError(
+      `Cannot write the signing key ${file}: ${errorMessage(error)}`,
+      'Choose a writable location with SAFE_RUN_SIGNING_KEY or "signingKey".',
+      error,
+    );
   }
   return temp;
 }
@@ -127,7 +134,11 @@ export async function installPrivateKey(file: string, temp: string): Promise<voi
     await chmod(file, 0o600);
     await fsyncDir(path.dirname(file));
   } catch (error) {
-    throw usageError(`Cannot install the signing key ${file}: ${errorMessage(error)}`, `The new key is in ${temp}; move it into place with \`mv ${temp} ${file}\`.`, error);
+    throw usageError(
+      `Cannot install the signing key ${file}: ${errorMessage(error)}`,
+      `The new key is in ${temp}; move it into place with \`mv ${temp} ${file}\`.`,
+      error,
+    );
   }
 }
 
@@ -167,7 +178,12 @@ export async function loadPublicKeys(evidenceDir: string): Promise<PublicKeySet>
     names = await readdir(keysDir(evidenceDir));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { keys, problems };
-    throw new SafeRunError(`Cannot read ${keysDir(evidenceDir)}: ${errorMessage(error)}`, ExitCode.auditFailed, 'Check the evidence directory.', { cause: error });
+    throw new SafeRunError(
+      `Cannot read ${keysDir(evidenceDir)}: ${errorMessage(error)}`,
+      ExitCode.auditFailed,
+      'Check the evidence directory.',
+      { cause: error },
+    );
   }
   for (const name of names.filter((n) => n.endsWith('.pub')).sort()) {
     const file = path.join(keysDir(evidenceDir), name);

@@ -26,7 +26,8 @@ export async function withAuditLock<T>(logFile: string, log: Logger, fn: () => P
       retries: RETRIES,
       // The default throws from a timer and kills the process; losing the lock mid-append
       // only happens when this process stalled for longer than `stale`, so warn instead.
-      onCompromised: (error) => log.warn('The audit log lock was lost while held; run `safe-run verify`', { lock: lockPath, error: error.message }),
+      onCompromised: (error) =>
+        log.warn('The audit log lock was lost while held; run `safe-run verify`', { lock: lockPath, error: error.message }),
     });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ELOCKED') {

@@ -100,7 +100,13 @@ function assertKeyMatches(key: SigningKey, active: string, file: string): void {
  * not the run. Returns the log id (hash of entry 1) for the next call to reuse, or null
  * when the head could not be recorded.
  */
-export async function recordChainHead(anchor: ChainAnchor, file: string, entry: AuditEntry, logId: string | null, log: Logger): Promise<string | null> {
+export async function recordChainHead(
+  anchor: ChainAnchor,
+  file: string,
+  entry: AuditEntry,
+  logId: string | null,
+  log: Logger,
+): Promise<string | null> {
   try {
     const id = entry.seq === 1 ? entry.hash : (logId ?? (await readLogId(file)));
     await anchor.record(id, entry.seq, entry.hash, { keyId: entry.keyId, evidenceDir: evidenceDirIdentity(path.dirname(file)) });

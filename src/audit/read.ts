@@ -87,7 +87,10 @@ export async function* readLinesBackward(file: string): AsyncGenerator<string> {
       for (;;) {
         const nl = buffer.length >= 2 ? buffer.lastIndexOf(0x0a, buffer.length - 2) : -1;
         if (nl < 0) break;
-        const text = buffer.subarray(nl + 1).toString('utf8').replace(/\n$/, '');
+        const text = buffer
+          .subarray(nl + 1)
+          .toString('utf8')
+          .replace(/\n$/, '');
         if (text) yield text;
         buffer = buffer.subarray(0, nl + 1);
       }

@@ -26,7 +26,12 @@ export interface KeyPins {
 }
 
 /** The anchored keys for this log id, and for any log anchored from this directory (a log replaced wholesale). */
-export async function anchoredKeys(anchor: ChainAnchor | null | undefined, logId: string | null, evidenceDir: string, warnings: string[]): Promise<string[]> {
+export async function anchoredKeys(
+  anchor: ChainAnchor | null | undefined,
+  logId: string | null,
+  evidenceDir: string,
+  warnings: string[],
+): Promise<string[]> {
   if (!anchor?.list) return [];
   const here = evidenceDirIdentity(evidenceDir);
   try {
@@ -48,7 +53,7 @@ export function untrustedSigners(
   pins: KeyPins,
   signers: ReadonlyMap<string, KeyObject>,
   genesis: { readonly keyId: string; readonly line: number } | null,
-): Omit<VerifyProblem, 'seq'> & { readonly seq: number } | null {
+): (Omit<VerifyProblem, 'seq'> & { readonly seq: number }) | null {
   if (!genesis || (!pins.trustedKeys.length && !pins.anchorKeys.length)) return null;
   const isPinned = (keyId: string, key: KeyObject): boolean =>
     pins.anchorKeys.includes(keyId) || pins.trustedKeys.some((t) => keyFingerprint(key).startsWith(t));

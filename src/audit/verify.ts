@@ -43,7 +43,9 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
   let genesis: { readonly keyId: string; readonly line: number } | null = null;
   let lastTs = Number.NEGATIVE_INFINITY;
   // Heads remembered outside the file; the anchor joins once entry 1 gives the log id.
-  const heads: { readonly what: string; readonly head: ChainHead }[] = options.expectHead ? [{ what: '--expect-head', head: options.expectHead }] : [];
+  const heads: { readonly what: string; readonly head: ChainHead }[] = options.expectHead
+    ? [{ what: '--expect-head', head: options.expectHead }]
+    : [];
   let entries = 0;
   let lines = 0;
   const everySignature = options.signatures !== 'head';
@@ -64,7 +66,8 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
     lines = raw.line;
     const expectedSeq = entries + 1;
     const bad = (reason: VerifyProblem['reason'], detail: string, seq = expectedSeq) => result({ seq, line: raw.line, reason, detail });
-    if (!raw.terminated) return bad('truncated', 'the file ends in the middle of a line: the last write was cut short, or the file was cut');
+    if (!raw.terminated)
+      return bad('truncated', 'the file ends in the middle of a line: the last write was cut short, or the file was cut');
     let entry: AuditEntry;
     try {
       entry = parseEntryLine(raw.text);
@@ -77,7 +80,8 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
     const key = keys.signerOf(entry, expectedSeq === 1);
     if (typeof key === 'string') return bad('unknown-key', key, entry.seq);
     if (everySignature || entry.seq === 1 || INTRODUCING_KINDS.has(entry.kind)) {
-      if (!signatureValid(entry, key)) return bad('bad-signature', `the Ed25519 signature does not verify with key ${entry.keyId}`, entry.seq);
+      if (!signatureValid(entry, key))
+        return bad('bad-signature', `the Ed25519 signature does not verify with key ${entry.keyId}`, entry.seq);
       unsigned = null;
     } else unsigned = { entry, key, line: raw.line };
     if (entry.seq !== expectedSeq) return bad('seq-gap', seqProblem(entry.seq, expectedSeq), entry.seq);
@@ -89,7 +93,12 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
     // A clock set back could otherwise place an entry inside an earlier window of the timeline.
     const ts = Date.parse(entry.ts);
     if (Number.isNaN(ts)) return bad('malformed', `its ts ${JSON.stringify(entry.ts)} is not a timestamp`, entry.seq);
-    if (ts < lastTs) return bad('time-order', `its ts ${entry.ts} is earlier than entry ${entry.seq - 1}'s ${new Date(lastTs).toISOString()}: entries never go back in time`, entry.seq);
+    if (ts < lastTs)
+      return bad(
+        'time-order',
+        `its ts ${entry.ts} is earlier than entry ${entry.seq - 1}'s ${new Date(lastTs).toISOString()}: entries never go back in time`,
+        entry.seq,
+      );
     lastTs = ts;
     // Only now is the body read: a body that was changed is the hash's finding, not this one.
     const parsed = parseRecord(entry);
@@ -108,7 +117,11 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
     }
     for (const { what, head: pinned } of heads) {
       if (pinned.seq === entry.seq && pinned.hash !== entry.hash) {
-        return bad('broken-link', `${what} records hash ${short(pinned.hash)} for entry ${pinned.seq}, this log has ${short(entry.hash)}: the log was rewritten from here or earlier`, entry.seq);
+        return bad(
+          'broken-link',
+          `${what} records hash ${short(pinned.hash)} for entry ${pinned.seq}, this log has ${short(entry.hash)}: the log was rewritten from here or earlier`,
+          entry.seq,
+        );
       }
     }
     head = { seq: entry.seq, hash: entry.hash };
@@ -116,14 +129,24 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
   }
 
   if (unsigned && !signatureValid(unsigned.entry, unsigned.key)) {
-    return result({ seq: unsigned.entry.seq, line: unsigned.line, reason: 'bad-signature', detail: `the head's Ed25519 signature does not verify with key ${unsigned.entry.keyId}: the log was rewritten` });
+    return result({
+      seq: unsigned.entry.seq,
+      line: unsigned.line,
+      reason: 'bad-signature',
+      detail: `the head's Ed25519 signature does not verify with key ${unsigned.entry.keyId}: the log was rewritten`,
+    });
   }
   // A log cut short is still a valid chain; only a head remembered elsewhere shows what is missing.
   const have = head?.seq ?? 0;
   for (const { what, head: pinned } of heads) {
     if (pinned.seq > have) {
       const missing = pinned.seq === have + 1 ? `entry ${pinned.seq} is` : `entries ${have + 1}…${pinned.seq} are`;
-      return result({ seq: have + 1, line: lines + 1, reason: 'truncated', detail: `${what} records head ${pinned.seq}:${pinned.hash}, but the log ends at entry ${have}: ${missing} missing` });
+      return result({
+        seq: have + 1,
+        line: lines + 1,
+        reason: 'truncated',
+        detail: `${what} records head ${pinned.seq}:${pinned.hash}, but the log ends at entry ${have}: ${missing} missing`,
+      });
     }
   }
   pins = { ...pins, anchorKeys: await anchoredKeys(options.anchor, logId, options.evidenceDir, warnings) };
@@ -156,7 +179,9 @@ async function readAnchor(anchor: ChainAnchor | null | undefined, logId: string,
  * emptied log, or one replaced wholesale under a new genesis, looks exactly like this.
  */
 async function unanchoredWarnings(anchor: ChainAnchor, logId: string | null): Promise<string[]> {
-  const warnings = logId ? [`The database holds no chain head for this log (id ${short(logId)}), so a cut-off tail cannot be detected against it.`] : [];
+  const warnings = logId
+    ? [`The database holds no chain head for this log (id ${short(logId)}), so a cut-off tail cannot be detected against it.`]
+    : [];
   try {
     const others = (await anchor.list?.()) ?? [];
     if (others.length) {

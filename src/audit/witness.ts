@@ -40,7 +40,14 @@ export function configuredWitnesses(evidenceDir: string): readonly Witness[] {
   return configured.get(path.resolve(evidenceDir)) ?? [];
 }
 
-export const witnessedHead = (logId: string, e: AuditEntry): WitnessedHead => ({ logId, seq: e.seq, hash: e.hash, keyId: e.keyId, sig: e.sig, ts: e.ts });
+export const witnessedHead = (logId: string, e: AuditEntry): WitnessedHead => ({
+  logId,
+  seq: e.seq,
+  hash: e.hash,
+  keyId: e.keyId,
+  sig: e.sig,
+  ts: e.ts,
+});
 
 /**
  * No shell: the command is split on whitespace, and '…' or "…" keep spaces inside one
@@ -67,10 +74,20 @@ export interface WitnessOutcome {
 async function runWitness(witness: Witness, line: string): Promise<WitnessOutcome> {
   const [file, ...args] = splitCommand(witness.command);
   const env = Object.fromEntries(PASSED_ENV.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]!]));
-  const result = await execa(file!, args, { input: line, env, extendEnv: false, reject: false, shell: false, timeout: WITNESS_TIMEOUT_MS, stdout: 'ignore' });
+  const result = await execa(file!, args, {
+    input: line,
+    env,
+    extendEnv: false,
+    reject: false,
+    shell: false,
+    timeout: WITNESS_TIMEOUT_MS,
+    stdout: 'ignore',
+  });
   if (result.exitCode === 0) return { command: witness.command, required: witness.required, ok: true };
   const why = result.failed && result.exitCode === undefined ? result.shortMessage : `exit ${result.exitCode}`;
-  const stderr = String(result.stderr ?? '').trim().slice(0, 500);
+  const stderr = String(result.stderr ?? '')
+    .trim()
+    .slice(0, 500);
   return { command: witness.command, required: witness.required, ok: false, error: `${why}${stderr ? `: ${stderr}` : ''}` };
 }
 
@@ -84,8 +101,11 @@ export async function notifyWitnesses(evidenceDir: string, witnesses: readonly W
   if (!witnesses.length) return;
   const line = `${JSON.stringify(head)}\n`;
   const outcomes = await Promise.all(witnesses.map((w) => runWitness(w, line)));
-  await recordWitnessResults(evidenceDir, head, outcomes).catch((error: Error) => log.warn('Could not record the witness results', { error: error.message }));
-  for (const o of outcomes.filter((x) => !x.ok)) log.warn(`witness failed for entry ${head.seq}; it gets the next head at the next append`, { command: o.command, error: o.error });
+  await recordWitnessResults(evidenceDir, head, outcomes).catch((error: Error) =>
+    log.warn('Could not record the witness results', { error: error.message }),
+  );
+  for (const o of outcomes.filter((x) => !x.ok))
+    log.warn(`witness failed for entry ${head.seq}; it gets the next head at the next append`, { command: o.command, error: o.error });
   const required = outcomes.filter((o) => !o.ok && o.required);
   if (required.length) {
     throw new SafeRunError(

@@ -20,7 +20,26 @@ export interface TocEntry {
 }
 
 /** Entry types that are more than one word; the longest is tried first. */
-const MULTI_WORD_TYPES = ['SEQUENCE OWNED BY', 'TABLE DATA', 'TABLE ATTACH', 'FK CONSTRAINT', 'SEQUENCE SET', 'DEFAULT ACL', 'LARGE OBJECT', 'BLOB DATA', 'MATERIALIZED VIEW DATA', 'MATERIALIZED VIEW', 'CHECK CONSTRAINT', 'INDEX ATTACH', 'FOREIGN TABLE', 'TEXT SEARCH CONFIGURATION', 'TEXT SEARCH DICTIONARY', 'EVENT TRIGGER', 'PUBLICATION TABLE', 'POLICY'];
+const MULTI_WORD_TYPES = [
+  'SEQUENCE OWNED BY',
+  'TABLE DATA',
+  'TABLE ATTACH',
+  'FK CONSTRAINT',
+  'SEQUENCE SET',
+  'DEFAULT ACL',
+  'LARGE OBJECT',
+  'BLOB DATA',
+  'MATERIALIZED VIEW DATA',
+  'MATERIALIZED VIEW',
+  'CHECK CONSTRAINT',
+  'INDEX ATTACH',
+  'FOREIGN TABLE',
+  'TEXT SEARCH CONFIGURATION',
+  'TEXT SEARCH DICTIONARY',
+  'EVENT TRIGGER',
+  'PUBLICATION TABLE',
+  'POLICY',
+];
 
 export async function listArchive(pgRestore: string, archive: string, env: Record<string, string>): Promise<TocEntry[]> {
   const result = await execa(pgRestore, ['--list', archive], { env, extendEnv: false, reject: false, stdin: 'ignore' });

@@ -67,13 +67,31 @@ function nextStep(message: string): string {
  * backup failed still records what was attempted and why, then runs nothing.
  */
 export function failedBackupRecord(scope: BackupScope, tables: readonly TableKey[], error: unknown): BackupRecord {
-  return { scope, status: 'failed', path: null, format: null, sha256: null, bytes: 0, tables, pgDump: null, durationMs: 0, error: errorMessage(error) };
+  return {
+    scope,
+    status: 'failed',
+    path: null,
+    format: null,
+    sha256: null,
+    bytes: 0,
+    tables,
+    pgDump: null,
+    durationMs: 0,
+    error: errorMessage(error),
+  };
 }
 
 async function backup(options: BackupOptions): Promise<BackupRecord> {
   const started = performance.now();
   const skipped = (tables: readonly TableKey[]): BackupRecord => ({
-    scope: options.scope, status: 'skipped', path: null, format: null, sha256: null, bytes: 0, tables, pgDump: null,
+    scope: options.scope,
+    status: 'skipped',
+    path: null,
+    format: null,
+    sha256: null,
+    bytes: 0,
+    tables,
+    pgDump: null,
     durationMs: Math.round(performance.now() - started),
   });
   if (options.scope === 'none') return skipped([]);
@@ -91,8 +109,12 @@ async function backup(options: BackupOptions): Promise<BackupRecord> {
 
   const dir = path.join(options.evidenceDir, 'backups');
   await mkdir(dir, { recursive: true, mode: EVIDENCE_DIR_MODE }).catch((error: unknown) => {
-    throw new SafeRunError(`Cannot create the backup directory ${dir}: ${errorMessage(error)}`, ExitCode.backupFailed,
-      'Point "evidenceDir" (or SAFE_RUN_EVIDENCE_DIR) at a writable directory. The script did not run.', { cause: error });
+    throw new SafeRunError(
+      `Cannot create the backup directory ${dir}: ${errorMessage(error)}`,
+      ExitCode.backupFailed,
+      'Point "evidenceDir" (or SAFE_RUN_EVIDENCE_DIR) at a writable directory. The script did not run.',
+      { cause: error },
+    );
   });
   const format = options.jobs > 1 ? 'directory' : 'custom';
   const target = path.join(dir, `${options.runId}.${format === 'custom' ? 'dump' : 'dir'}`);
@@ -102,7 +124,8 @@ async function backup(options: BackupOptions): Promise<BackupRecord> {
   options.log.debug('pg_dump', { bin: pgDump.path, args, tables: tables.length });
 
   try {
-    const written = format === 'custom' ? await dumpToFile(pgDump.path, args, env, target) : await dumpToDirectory(pgDump.path, args, env, target);
+    const written =
+      format === 'custom' ? await dumpToFile(pgDump.path, args, env, target) : await dumpToDirectory(pgDump.path, args, env, target);
     await restrictToOwner(target);
     await verifyArchive(pgRestore.path, target, env, tables);
     const record: BackupRecord = {
@@ -162,7 +185,12 @@ async function dumpToDirectory(bin: string, args: readonly string[], env: Record
   return hashDirectory(target);
 }
 
-async function verifyArchive(pgRestore: string, archive: string, env: Record<string, string>, tables: readonly BackupTable[]): Promise<void> {
+async function verifyArchive(
+  pgRestore: string,
+  archive: string,
+  env: Record<string, string>,
+  tables: readonly BackupTable[],
+): Promise<void> {
   const entries = await listArchive(pgRestore, archive, env);
   const missing = tables.filter((t) => !hasTableEntry(entries, t.partitioned ? 'TABLE' : 'TABLE DATA', t));
   if (missing.length) {

@@ -26,9 +26,7 @@ export interface PgDumpArgsOptions {
 export function pgDumpArgs(options: PgDumpArgsOptions): string[] {
   const parallel = options.jobs > 1;
   if (parallel && !options.directory) throw new Error('pgDumpArgs: a parallel dump needs a directory');
-  const args = parallel
-    ? ['--format=directory', `--jobs=${options.jobs}`, `--file=${options.directory}`]
-    : ['--format=custom'];
+  const args = parallel ? ['--format=directory', `--jobs=${options.jobs}`, `--file=${options.directory}`] : ['--format=custom'];
   args.push(`--compress=${options.compress}`);
   if (options.snapshotId) args.push(`--snapshot=${options.snapshotId}`);
   // pg_dump takes ACCESS SHARE locks before reading; waiting forever behind someone's

@@ -37,12 +37,21 @@ export async function runPgRestore(job: PgRestoreJob): Promise<void> {
     if (listFile && job.items) await writeFile(listFile, useListText(job.items), { mode: 0o600 });
     const args = pgRestoreArgs(job, listFile);
     job.log?.debug('pg_restore', { bin: job.bin, args });
-    const result = await execa(job.bin, args, { env: pgChildEnv(job.target, 'safe-run restore'), extendEnv: false, stdin: 'ignore', reject: false });
+    const result = await execa(job.bin, args, {
+      env: pgChildEnv(job.target, 'safe-run restore'),
+      extendEnv: false,
+      stdin: 'ignore',
+      reject: false,
+    });
     if (result.exitCode === 0) return;
     const stderr = String(result.stderr).trim();
     const how = result.signal ? `was killed by ${result.signal}` : `exited ${result.exitCode}`;
     // Exit 4 is the contract's "the backup could not be used", the closest fit for a failed restore.
-    throw new SafeRunError(`Restore failed: pg_restore ${how}; nothing was restored${stderr ? `:\n${stderr}` : '.'}`, ExitCode.backupFailed, job.hint ?? DEFAULT_HINT);
+    throw new SafeRunError(
+      `Restore failed: pg_restore ${how}; nothing was restored${stderr ? `:\n${stderr}` : '.'}`,
+      ExitCode.backupFailed,
+      job.hint ?? DEFAULT_HINT,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -59,7 +59,12 @@ const versionCache = new Map<string, ResolvedPgTool | null>();
 async function readVersion(bin: string): Promise<ResolvedPgTool | null> {
   if (versionCache.has(bin)) return versionCache.get(bin)!;
   // No inherited environment: `--version` needs none, and a stray PG* variable must not matter.
-  const result = await execa(bin, ['--version'], { reject: false, timeout: 10_000, extendEnv: false, env: { PATH: process.env.PATH ?? '' } });
+  const result = await execa(bin, ['--version'], {
+    reject: false,
+    timeout: 10_000,
+    extendEnv: false,
+    env: { PATH: process.env.PATH ?? '' },
+  });
   const parsed = result.exitCode === 0 ? parsePgVersion(String(result.stdout)) : null;
   const resolved = parsed ? { path: bin, ...parsed } : null;
   versionCache.set(bin, resolved);

@@ -28,11 +28,28 @@ export interface PrerequisiteOptions {
 export async function copyPrerequisites(options: PrerequisiteOptions, pgRestore: string, workDir: string): Promise<void> {
   const pgDump = await resolvePgTool('pg_dump', options.serverMajor, options.pgBinDir);
   const file = path.join(workDir, 'prerequisites.dump');
-  const dumpArgs = ['--format=custom', '--schema-only', '--exclude-table=*.*', '--exclude-schema=safe_run', '--no-password', `--file=${file}`];
-  const dumped = await execa(pgDump.path, dumpArgs, { env: pgChildEnv(options.prerequisitesFrom, 'safe-run restore'), extendEnv: false, stdin: 'ignore', reject: false });
+  const dumpArgs = [
+    '--format=custom',
+    '--schema-only',
+    '--exclude-table=*.*',
+    '--exclude-schema=safe_run',
+    '--no-password',
+    `--file=${file}`,
+  ];
+  const dumped = await execa(pgDump.path, dumpArgs, {
+    env: pgChildEnv(options.prerequisitesFrom, 'safe-run restore'),
+    extendEnv: false,
+    stdin: 'ignore',
+    reject: false,
+  });
   if (dumped.exitCode !== 0) {
-    const hint = 'safe-run copies the schemas, types and functions a table archive lacks from the live database; check that its role can pg_dump --schema-only.';
-    throw new SafeRunError(`Restore failed: pg_dump of the schema prerequisites failed: ${String(dumped.stderr).trim()}`, ExitCode.backupFailed, hint);
+    const hint =
+      'safe-run copies the schemas, types and functions a table archive lacks from the live database; check that its role can pg_dump --schema-only.';
+    throw new SafeRunError(
+      `Restore failed: pg_dump of the schema prerequisites failed: ${String(dumped.stderr).trim()}`,
+      ExitCode.backupFailed,
+      hint,
+    );
   }
   const hint = 'The schemas, types and functions the archive needs could not be created in the target; nothing was committed there.';
   await runPgRestore({ bin: pgRestore, archive: file, target: options.targetUrl, hint, log: options.log });
@@ -55,7 +72,12 @@ export async function schemasOfTables(
   const listFile = path.join(workDir, 'tables.list');
   await writeFile(listFile, tables.map((e) => e.line).join('\n') + '\n');
   // --file=- prints the SQL instead of running it.
-  const result = await execa(pgRestore, ['--schema-only', '--file=-', `--use-list=${listFile}`, archive], { env, extendEnv: false, stdin: 'ignore', reject: false });
+  const result = await execa(pgRestore, ['--schema-only', '--file=-', `--use-list=${listFile}`, archive], {
+    env,
+    extendEnv: false,
+    stdin: 'ignore',
+    reject: false,
+  });
   if (result.exitCode !== 0) {
     const message = `Restore failed: pg_restore could not read the table definitions: ${String(result.stderr).trim()}`;
     throw new SafeRunError(message, ExitCode.backupFailed, 'The archive may be damaged; `safe-run verify` checks its signed hash.');

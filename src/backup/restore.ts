@@ -70,7 +70,14 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         await createSchemas(options.targetUrl, await schemasOfTables(pgRestore.path, options.archivePath, entries, env, work));
       }
     }
-    await runPgRestore({ bin: pgRestore.path, archive: options.archivePath, target: options.targetUrl, items: kept, clean: options.clean, log: options.log });
+    await runPgRestore({
+      bin: pgRestore.path,
+      archive: options.archivePath,
+      target: options.targetUrl,
+      items: kept,
+      clean: options.clean,
+      log: options.log,
+    });
     const data = kept.filter((e) => e.type === 'TABLE DATA');
     const tables = options.tables
       ? options.tables.filter((key) => data.some((e) => entryIsTable(e, key)))
@@ -109,7 +116,12 @@ async function createSchemas(url: URL, schemas: readonly string[]): Promise<void
 function restoreFailed(message: string, cause?: unknown): SafeRunError {
   // Restore failures are not a backup failure of a run, but exit 4 is the contract's
   // "backup could not be used" code, the closest fit.
-  return new SafeRunError(`Restore failed: ${message}`, ExitCode.backupFailed, 'Nothing was committed to the target database (the restore runs in one transaction).', { cause });
+  return new SafeRunError(
+    `Restore failed: ${message}`,
+    ExitCode.backupFailed,
+    'Nothing was committed to the target database (the restore runs in one transaction).',
+    { cause },
+  );
 }
 
 /**

@@ -20,7 +20,11 @@ function renderBlame(r: BlameResult): string {
   // A terminal wants the recent story; --since or --json give the rest.
   const shown = r.changes.slice(-MAX_SHOWN);
   const hidden = r.changes.length - shown.length;
-  return [head, ...(hidden ? [`  … ${hidden} earlier change(s) not shown (narrow with --since, or use --json)`] : []), ...shown.map(renderChange)].join('\n');
+  return [
+    head,
+    ...(hidden ? [`  … ${hidden} earlier change(s) not shown (narrow with --since, or use --json)`] : []),
+    ...shown.map(renderChange),
+  ].join('\n');
 }
 
 export function rowsText(n: number | null): string {
@@ -34,9 +38,19 @@ function renderChange(c: BlameChange): string {
     const marks = [c.escaped ? 'ESCAPED the guard: committed by the script itself' : '', c.trust ? `trust ${c.trust}` : ''].filter(Boolean);
     return `  ${counts.padEnd(14)} run ${c.attribution.runId} ${c.attribution.script}: inserted ${ch.inserted}, updated ${ch.updated}, deleted ${ch.deleted}${ch.truncated ? ', TRUNCATE' : ''}  (${c.toTs})${marks.length ? `  [${marks.join('; ')}]` : ''}`;
   }
-  const notes = [c.counters !== undefined ? `counters: ${formatDelta(c.counters ?? null)}` : '', ...c.events.map(describeEvent)].filter(Boolean);
-  const who = c.attribution.type === 'concurrent' ? `OUTSIDE the run's transaction: another session, during run ${c.attribution.runId} ${c.attribution.script}` : 'OUTSIDE any guarded run';
-  return [`  ${counts.padEnd(14)} ${who}`, `      between ${c.attribution.after}`, `      and     ${c.attribution.before}`, ...(notes.length ? [`      ${notes.join('; ')}`] : [])].join('\n');
+  const notes = [c.counters !== undefined ? `counters: ${formatDelta(c.counters ?? null)}` : '', ...c.events.map(describeEvent)].filter(
+    Boolean,
+  );
+  const who =
+    c.attribution.type === 'concurrent'
+      ? `OUTSIDE the run's transaction: another session, during run ${c.attribution.runId} ${c.attribution.script}`
+      : 'OUTSIDE any guarded run';
+  return [
+    `  ${counts.padEnd(14)} ${who}`,
+    `      between ${c.attribution.after}`,
+    `      and     ${c.attribution.before}`,
+    ...(notes.length ? [`      ${notes.join('; ')}`] : []),
+  ].join('\n');
 }
 
 interface BlameArgs extends GlobalArgs {

@@ -7,7 +7,10 @@ export { checkDatabase };
 
 function renderCheck(r: CheckResult): string {
   const against = `#${r.against.seq} ${r.against.kind} at ${r.against.ts}`;
-  if (r.status === 'clean') return [`check ${r.database}: clean (nothing changed since ${against})`, ...r.findings.map((f) => `  ${f.kind}  ${f.detail}`)].join('\n');
+  if (r.status === 'clean')
+    return [`check ${r.database}: clean (nothing changed since ${against})`, ...r.findings.map((f) => `  ${f.kind}  ${f.detail}`)].join(
+      '\n',
+    );
   const width = Math.max(...r.findings.map((f) => f.kind.length));
   const lines = [`check ${r.database}: DRIFT since ${against}, ${r.findings.length} finding(s)`];
   for (const f of r.findings) lines.push(`  ${f.kind.padEnd(width)}  ${f.detail}`);

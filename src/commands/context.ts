@@ -42,7 +42,12 @@ export async function loadEvidenceContext(argv: GlobalArgs): Promise<CommandCont
  * The only place command results reach stdout: one JSON document with --json, the
  * human rendering otherwise. A non-zero code ends the process after the output.
  */
-export function emit<T>(ctx: { readonly json: boolean }, result: T, renderText: (result: T) => string, exitCode: number = ExitCode.ok): void {
+export function emit<T>(
+  ctx: { readonly json: boolean },
+  result: T,
+  renderText: (result: T) => string,
+  exitCode: number = ExitCode.ok,
+): void {
   const text = ctx.json ? `${JSON.stringify(result, null, 2)}\n` : renderText(result);
   if (text) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   if (exitCode !== 0) throw new ExitWith(exitCode);

@@ -49,7 +49,11 @@ export function renderDoctor(report: DoctorReport): string {
     return c.hint && (!c.ok || c.warning) ? [line, `        ${' '.repeat(width)}  next: ${c.hint}`] : [line];
   });
   const failed = report.checks.filter((c) => !c.ok).length;
-  lines.push(report.ok ? 'All checks passed.' : `${failed} check(s) failed; exit ${report.exitCode}. Fix them from the top: later checks often depend on earlier ones.`);
+  lines.push(
+    report.ok
+      ? 'All checks passed.'
+      : `${failed} check(s) failed; exit ${report.exitCode}. Fix them from the top: later checks often depend on earlier ones.`,
+  );
   return lines.join('\n');
 }
 

@@ -17,7 +17,9 @@ export async function exec(config: Config, options: ExecOptions, log: Logger): P
 
 export function renderExec(r: ExecResult): string {
   const ran = r.commandExitCode === null ? 'not run' : r.signal ? `killed by ${r.signal}` : `exited ${r.commandExitCode}`;
-  const lines = [`exec ${r.runId}${r.label ? ` [${r.label}]` : ''}  ${formatArgv(r.command)}  ${ran}${r.commandExitCode === null ? '' : ` after ${(r.durationMs / 1000).toFixed(1)}s`}`];
+  const lines = [
+    `exec ${r.runId}${r.label ? ` [${r.label}]` : ''}  ${formatArgv(r.command)}  ${ran}${r.commandExitCode === null ? '' : ` after ${(r.durationMs / 1000).toFixed(1)}s`}`,
+  ];
   const changed = Object.entries(r.changes);
   if (changed.length) {
     const width = Math.max(5, ...changed.map(([t]) => t.length));
@@ -66,10 +68,15 @@ export const execCommand: CommandModule<GlobalArgs, ExecArgs> = {
   describe: 'Wrap an external command (e.g. a db reset) with snapshots, a backup and signed audit entries',
   builder: (yargs) =>
     yargs
-      .usage('safe-run exec [--label L] [--reason R] [--backup full|none] -- <command...>\n\nWrap an external command with snapshots, a backup and signed audit entries. safe-run\'s own options go before --.')
+      .usage(
+        "safe-run exec [--label L] [--reason R] [--backup full|none] -- <command...>\n\nWrap an external command with snapshots, a backup and signed audit entries. safe-run's own options go before --.",
+      )
       .option('label', { type: 'string', describe: 'A name for this exec in the log (e.g. "nightly reset")' })
       .option('reason', { type: 'string', describe: 'Why (ticket, incident); recorded in the audit log' })
-      .option('backup', { choices: ['full', 'none'] as const, describe: 'Backup before the command (default: full, or none if the config says backup.scope none)' })
+      .option('backup', {
+        choices: ['full', 'none'] as const,
+        describe: 'Backup before the command (default: full, or none if the config says backup.scope none)',
+      })
       .option('yes', { type: 'boolean', describe: 'Confirm environments that require confirmation' })
       .example('$0 exec --label reset -- npm run db:reset', 'Record what a reset does to every table')
       .example('$0 exec --reason INC-42 -- psql -c "delete from sessions where ..."', 'A manual fix, with evidence')
@@ -78,7 +85,14 @@ export const execCommand: CommandModule<GlobalArgs, ExecArgs> = {
     const ctx = await loadContext(argv);
     const result = await exec(
       ctx.config,
-      { command: (argv['--'] ?? []).map(String), label: argv.label ?? null, reason: argv.reason ?? null, backupScope: argv.backup, yes: argv.yes, json: ctx.json },
+      {
+        command: (argv['--'] ?? []).map(String),
+        label: argv.label ?? null,
+        reason: argv.reason ?? null,
+        backupScope: argv.backup,
+        yes: argv.yes,
+        json: ctx.json,
+      },
       ctx.log,
     );
     emit(ctx, result, renderExec, result.exitCode);

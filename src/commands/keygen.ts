@@ -33,11 +33,19 @@ export async function keygen(config: Config, options: KeygenOptions, log: Logger
   const paths = { signingKeyPath: config.signingKey, evidenceDir: config.evidenceDir };
   if (!options.rotate && !options.add) return generateSigningKey({ ...paths, force: options.force });
   // The rotation is an audit entry like any other, so it moves the database anchor too when there is one.
-  const db = config.databaseUrl ? createDb(parseDatabaseUrl(config.databaseUrl), { maxConnections: 1, applicationName: 'safe-run keygen' }) : null;
+  const db = config.databaseUrl
+    ? createDb(parseDatabaseUrl(config.databaseUrl), { maxConnections: 1, applicationName: 'safe-run keygen' })
+    : null;
   try {
     if (options.add) {
       const added = await addSigningKey({ ...paths, publicKeyFile: options.add, anchor: db ? databaseAnchor(db) : null, log });
-      return { keyId: added.keyId, privateKeyPath: '', publicKeyPath: added.publicKeyPath, addedBy: added.signedBy, addEntrySeq: added.seq };
+      return {
+        keyId: added.keyId,
+        privateKeyPath: '',
+        publicKeyPath: added.publicKeyPath,
+        addedBy: added.signedBy,
+        addEntrySeq: added.seq,
+      };
     }
     const rotated = await rotateSigningKey({ ...paths, anchor: db ? databaseAnchor(db) : null, log });
     return {
@@ -53,7 +61,8 @@ export async function keygen(config: Config, options: KeygenOptions, log: Logger
 }
 
 function renderKeygen(r: KeygenResult): string {
-  if (r.addedBy) return `Added signing key ${r.keyId} (key.add is entry ${r.addEntrySeq}, signed by ${r.addedBy}).\n  public key:  ${r.publicKeyPath}`;
+  if (r.addedBy)
+    return `Added signing key ${r.keyId} (key.add is entry ${r.addEntrySeq}, signed by ${r.addedBy}).\n  public key:  ${r.publicKeyPath}`;
   const lines = r.previousKeyId
     ? [`Rotated the signing key: ${r.previousKeyId} -> ${r.keyId} (key.rotate is entry ${r.rotateEntrySeq}, signed by the old key).`]
     : [`Created signing key ${r.keyId}.`];

@@ -24,9 +24,26 @@ export async function listScripts(config: Config): Promise<ListedScript[]> {
   return found.map(([name, file], index): ListedScript => {
     const s = loaded[index]!;
     if (s instanceof Error) {
-      return { name, kind: file.endsWith('.sql') ? 'sql' : 'ts', path: file, description: '', touches: {}, limits: {}, critical: [], error: s.message };
+      return {
+        name,
+        kind: file.endsWith('.sql') ? 'sql' : 'ts',
+        path: file,
+        description: '',
+        touches: {},
+        limits: {},
+        critical: [],
+        error: s.message,
+      };
     }
-    return { name: s.name, kind: s.kind, path: s.path, description: s.description, touches: s.touches, limits: s.limits, critical: s.critical };
+    return {
+      name: s.name,
+      kind: s.kind,
+      path: s.path,
+      description: s.description,
+      touches: s.touches,
+      limits: s.limits,
+      critical: s.critical,
+    };
   });
 }
 

@@ -8,7 +8,13 @@ export { runHistory };
 
 /** `oidc_models -5`, `users +2 ~1 -0`: inserted, updated, deleted at a glance. */
 export function formatChange(table: string, c: TableChange): string {
-  const parts = [c.inserted ? `+${c.inserted}` : '', c.updated ? `~${c.updated}` : '', c.deleted ? `-${c.deleted}` : '', c.truncated ? 'TRUNCATE' : '', c.ddl ? 'DDL' : ''].filter(Boolean);
+  const parts = [
+    c.inserted ? `+${c.inserted}` : '',
+    c.updated ? `~${c.updated}` : '',
+    c.deleted ? `-${c.deleted}` : '',
+    c.truncated ? 'TRUNCATE' : '',
+    c.ddl ? 'DDL' : '',
+  ].filter(Boolean);
   return `${table.replace(/^public\./, '')} ${parts.join(' ') || '0'}`;
 }
 
@@ -28,7 +34,15 @@ function renderRow(r: HistoryRow, scriptWidth: number, statusWidth: number, show
     ? Object.entries(r.counts).map(([t, c]) => `${t.replace(/^public\./, '')} ${c.before ?? '(absent)'}->${c.after ?? '(absent)'}`)
     : Object.entries(r.changes).map(([t, c]) => formatChange(t, c));
   const status = r.dryRun && r.status !== 'dry-run' ? `${r.status} (dry)` : r.status;
-  return [time, r.runId, r.script.padEnd(scriptWidth), status.padEnd(statusWidth), r.operator, changes.join(', ') || '-', showDatabase ? `[${r.database}]` : '']
+  return [
+    time,
+    r.runId,
+    r.script.padEnd(scriptWidth),
+    status.padEnd(statusWidth),
+    r.operator,
+    changes.join(', ') || '-',
+    showDatabase ? `[${r.database}]` : '',
+  ]
     .filter((s, i) => i < 6 || s)
     .join('  ');
 }

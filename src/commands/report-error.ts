@@ -29,7 +29,11 @@ export function reportError(error: unknown, options: ReportOptions): number {
 
 function internalMessage(error: unknown, verbose: boolean): string {
   // One line, whatever the thrown value carried: the stack (with --verbose) is where the detail goes.
-  const text = errorMessage(error).replace(/\s*\n\s*/g, ' ').trim().replace(/\.$/, '') || 'no message';
+  const text =
+    errorMessage(error)
+      .replace(/\s*\n\s*/g, ' ')
+      .trim()
+      .replace(/\.$/, '') || 'no message';
   const base = `internal error: ${text}. This is a bug in safe-run`;
   return verbose ? base : `${base}; run again with --verbose for the stack trace`;
 }

@@ -23,11 +23,19 @@ export const reportCommand: CommandModule<GlobalArgs, ReportArgs> = {
       .positional('subject', { type: 'string', demandOption: true, describe: 'A table (schema.table) or a run id (or a unique prefix)' })
       .option('format', { choices: ['md', 'html'] as const, default: 'md' as ReportFormat, describe: 'Document format' })
       .option('o', { alias: 'output', type: 'string', describe: 'Write the document to this file' })
-      .option('live', { type: 'boolean', default: true, describe: 'Include the live database (--no-live: the log only, e.g. when the database is gone)' })
+      .option('live', {
+        type: 'boolean',
+        default: true,
+        describe: 'Include the live database (--no-live: the log only, e.g. when the database is gone)',
+      })
       .example('$0 report users -o users-empty.md', 'The post-mortem of the users table'),
   handler: async (argv) => {
     const ctx = await loadEvidenceContext(argv);
-    const result = await buildReport(ctx.config, { subject: argv.subject, format: argv.format ?? 'md', live: argv.live !== false }, ctx.log);
+    const result = await buildReport(
+      ctx.config,
+      { subject: argv.subject, format: argv.format ?? 'md', live: argv.live !== false },
+      ctx.log,
+    );
     if (!argv.o) {
       emit(ctx, result, (r: ReportResult) => r.document);
       return;
@@ -39,6 +47,10 @@ export const reportCommand: CommandModule<GlobalArgs, ReportArgs> = {
       throw usageError(`Cannot write the report to ${file}: ${errorMessage(error)}`, 'Choose a writable path for -o.');
     }
     const { document: _document, ...summary } = result;
-    emit(ctx, { ...summary, file }, (r) => `report on ${r.subject.type} ${r.subject.name} written to ${r.file}\n  ${r.verdict.join('\n  ')}`);
+    emit(
+      ctx,
+      { ...summary, file },
+      (r) => `report on ${r.subject.type} ${r.subject.name} written to ${r.file}\n  ${r.verdict.join('\n  ')}`,
+    );
   },
 };

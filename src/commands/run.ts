@@ -32,9 +32,15 @@ function buildRunCommand(command: string, describe: string): CommandModule<Globa
         .positional('script', { type: 'string', demandOption: true, describe: 'Script name (see `safe-run list`)' })
         .option('dry-run', { type: 'boolean', describe: 'Run everything, then always roll back' })
         .option('reason', { type: 'string', describe: 'Why this run happens (ticket, incident); recorded in the audit log' })
-        .option('backup', { choices: ['touched', 'full', 'none'] as const, describe: 'Backup scope for this run (default: config backup.scope)' })
+        .option('backup', {
+          choices: ['touched', 'full', 'none'] as const,
+          describe: 'Backup scope for this run (default: config backup.scope)',
+        })
         .option('yes', { type: 'boolean', describe: 'Confirm environments that require confirmation' })
-        .option('script-role', { type: 'string', describe: 'Run the script as this non-superuser role (overrides "scriptRole"; password from ~/.pgpass)' })
+        .option('script-role', {
+          type: 'string',
+          describe: 'Run the script as this non-superuser role (overrides "scriptRole"; password from ~/.pgpass)',
+        })
         .example('$0 cleanup-invalid-sessions --dry-run', 'See what would change, change nothing')
         .example('$0 cleanup-invalid-sessions --reason "INC-42"', 'Guarded run with a recorded reason')
         .example('$0 my-script -- --days 30', 'Pass arguments to the script'),
@@ -43,7 +49,14 @@ function buildRunCommand(command: string, describe: string): CommandModule<Globa
       const config = argv['script-role'] ? { ...ctx.config, scriptRole: argv['script-role'], scriptDatabaseUrl: null } : ctx.config;
       const result = await run(
         config,
-        { scriptName: argv.script, args: argv['--'] ?? [], dryRun: argv['dry-run'] === true, reason: argv.reason ?? null, backupScope: argv.backup, yes: argv.yes },
+        {
+          scriptName: argv.script,
+          args: argv['--'] ?? [],
+          dryRun: argv['dry-run'] === true,
+          reason: argv.reason ?? null,
+          backupScope: argv.backup,
+          yes: argv.yes,
+        },
         ctx.log,
       );
       emit(ctx, result, renderRunSummary, result.exitCode);
@@ -53,4 +66,7 @@ function buildRunCommand(command: string, describe: string): CommandModule<Globa
 
 export const runCommand = buildRunCommand('run <script>', 'Guarded run of a script (same as `safe-run <script>`)');
 /** The default command: `safe-run cleanup-invalid-sessions`. */
-export const defaultRunCommand = buildRunCommand('$0 <script>', 'Guarded run: snapshot, verified backup, guarded transaction, signed audit entries');
+export const defaultRunCommand = buildRunCommand(
+  '$0 <script>',
+  'Guarded run: snapshot, verified backup, guarded transaction, signed audit entries',
+);

@@ -12,25 +12,34 @@ export { showRun };
  */
 function renderRun(r: RunRecord): string {
   const i = r.intent;
-  const lines = [`run ${r.runId}  ${i?.script.name ?? '?'}  ${r.status.status.toUpperCase()}${r.status.note ? `  (${r.status.note})` : ''}`];
+  const lines = [
+    `run ${r.runId}  ${i?.script.name ?? '?'}  ${r.status.status.toUpperCase()}${r.status.note ? `  (${r.status.note})` : ''}`,
+  ];
   if (i) {
     const op = i.operator;
     lines.push(`  database  ${r.database}${i.dryRun ? '  (dry run)' : ''}`);
     lines.push(`  operator  ${op.osUser}${op.gitUser ? ` / ${op.gitUser}${op.gitEmail ? ` <${op.gitEmail}>` : ''}` : ''} on ${i.host}`);
     if (i.reason) lines.push(`  reason    ${i.reason}`);
-    lines.push(`  script    ${i.script.path}  sha256 ${i.script.sha256.slice(0, 16)}…${i.script.git ? `  git ${i.script.git.commit.slice(0, 12)}${i.script.git.dirty ? ' (dirty)' : ''}` : ''}`);
+    lines.push(
+      `  script    ${i.script.path}  sha256 ${i.script.sha256.slice(0, 16)}…${i.script.git ? `  git ${i.script.git.commit.slice(0, 12)}${i.script.git.dirty ? ' (dirty)' : ''}` : ''}`,
+    );
     if (i.args.length) lines.push(`  args      ${i.args.join(' ')}`);
   }
   lines.push('', ...changeLines(r));
   if (r.outcome?.trust) lines.push(trustLine(r.outcome.trust));
   const concurrent = Object.entries(r.outcome?.concurrentWrites?.tables ?? {});
-  for (const [t, c] of concurrent) lines.push(`  other sessions during the run: ${t} inserted ${c.inserted}, updated ${c.updated}, deleted ${c.deleted} (from statistics; late writes may be missing)`);
+  for (const [t, c] of concurrent)
+    lines.push(
+      `  other sessions during the run: ${t} inserted ${c.inserted}, updated ${c.updated}, deleted ${c.deleted} (from statistics; late writes may be missing)`,
+    );
   for (const v of r.violations) lines.push(`  violation ${violationSubject(v)}: ${v.rule}: ${v.detail}`);
   if (r.error) lines.push(`  error     ${r.error.message}${r.error.code ? ` (${r.error.code})` : ''}`);
   for (const d of r.drift) lines.push(`  drift before the run: ${d.kind}${d.table ? ` ${d.table}` : ''}: ${d.detail}`);
   lines.push('', ...backupLines(r));
   const w = r.wal;
-  lines.push(`  wal       pre-snapshot ${w.preSnapshotLsn ?? '?'}, tx start ${w.startLsn ?? '?'}, xid ${w.xid ?? '?'}${w.commitLsn ? `, commit ${w.commitLsn}` : ''}`);
+  lines.push(
+    `  wal       pre-snapshot ${w.preSnapshotLsn ?? '?'}, tx start ${w.startLsn ?? '?'}, xid ${w.xid ?? '?'}${w.commitLsn ? `, commit ${w.commitLsn}` : ''}`,
+  );
   lines.push('  entries');
   for (const e of r.entries) lines.push(`    #${e.seq} ${e.kind.padEnd(17)} ${e.ts}  ${e.hash}`);
   for (const e of r.related) lines.push(`    #${e.seq} ${e.kind.padEnd(17)} ${e.ts}  ${e.hash}  (refers to this run)`);
@@ -39,7 +48,11 @@ function renderRun(r: RunRecord): string {
 
 /** Every table the run changed, plus the critical and declared ones: those are the ones people ask about. */
 function changeLines(r: RunRecord): string[] {
-  const interesting = new Set([...Object.keys(r.changes), ...(r.intent?.script.critical ?? []), ...Object.keys(r.intent?.script.touches ?? {})]);
+  const interesting = new Set([
+    ...Object.keys(r.changes),
+    ...(r.intent?.script.critical ?? []),
+    ...Object.keys(r.intent?.script.touches ?? {}),
+  ]);
   for (const [t, n] of Object.entries(r.counts.pre)) if (n !== r.counts.post?.[t] && r.counts.post) interesting.add(t);
   const tables = [...interesting].sort();
   if (!tables.length) return ['  no table changed'];
@@ -51,7 +64,9 @@ function changeLines(r: RunRecord): string[] {
     const post = r.counts.post?.[t];
     const rows = `${pre ?? '-'} -> ${post ?? (r.counts.inTransaction[t] !== undefined ? `${r.counts.inTransaction[t]} (in tx)` : '-')}`;
     const flags = [c?.truncated ? 'TRUNCATE' : '', c?.ddl ? 'DDL' : ''].filter(Boolean).join(' ');
-    lines.push(`  ${t.padEnd(width)}  ${String(c?.inserted ?? 0).padStart(8)}  ${String(c?.updated ?? 0).padStart(7)}  ${String(c?.deleted ?? 0).padStart(7)}   ${rows}${flags ? `   ${flags}` : ''}`);
+    lines.push(
+      `  ${t.padEnd(width)}  ${String(c?.inserted ?? 0).padStart(8)}  ${String(c?.updated ?? 0).padStart(7)}  ${String(c?.deleted ?? 0).padStart(7)}   ${rows}${flags ? `   ${flags}` : ''}`,
+    );
   }
   return lines;
 }
@@ -61,10 +76,19 @@ function backupLines(r: RunRecord): string[] {
   if (!b) return ['  backup    none recorded'];
   if (b.status !== 'verified') return [`  backup    ${b.status}${b.error ? `: ${b.error}` : ''}`];
   const check = r.backupCheck;
-  const now = !check ? '' : !check.exists ? '  MISSING NOW' : check.sha256Matches === false ? '  CHANGED SINCE (sha256 differs)' : check.sha256Matches ? '  sha256 still matches' : '';
+  const now = !check
+    ? ''
+    : !check.exists
+      ? '  MISSING NOW'
+      : check.sha256Matches === false
+        ? '  CHANGED SINCE (sha256 differs)'
+        : check.sha256Matches
+          ? '  sha256 still matches'
+          : '';
   // The tables people want back are the ones the run changed.
   const restoreTable = Object.keys(r.changes).find((t) => b.tables.includes(t)) ?? b.tables[0];
-  const tables = b.tables.length > 4 ? `${b.tables.slice(0, 4).join(', ')}, … (${b.tables.length} tables)` : b.tables.join(', ') || '(none)';
+  const tables =
+    b.tables.length > 4 ? `${b.tables.slice(0, 4).join(', ')}, … (${b.tables.length} tables)` : b.tables.join(', ') || '(none)';
   return [
     `  backup    ${b.path}  verified at run time (pg_restore --list)${now}`,
     `            sha256 ${b.sha256}`,

@@ -24,7 +24,12 @@ export async function recordSnapshot(config: Config, options: { readonly label: 
   const live = await connectLive(config);
   try {
     // The key is checked before any counting, so a missing key costs nothing.
-    const audit = await openAuditLog({ evidenceDir: config.evidenceDir, signingKeyPath: config.signingKey, anchor: databaseAnchor(live.db), log });
+    const audit = await openAuditLog({
+      evidenceDir: config.evidenceDir,
+      signingKeyPath: config.signingKey,
+      anchor: databaseAnchor(live.db),
+      log,
+    });
     const snapshot = await readLiveSnapshot(live, config);
     const entry = await audit.append<SnapshotBody>('snapshot', { label: options.label, snapshot });
     return {
@@ -43,7 +48,9 @@ export async function recordSnapshot(config: Config, options: { readonly label: 
 
 function renderSnapshot(r: SnapshotResult): string {
   // Critical tables (exact counts) first: those are the ones a reader scans for.
-  const tables = Object.entries(r.tables).sort(([a, x], [b, y]) => Number(y.rowsKind === 'exact') - Number(x.rowsKind === 'exact') || a.localeCompare(b));
+  const tables = Object.entries(r.tables).sort(
+    ([a, x], [b, y]) => Number(y.rowsKind === 'exact') - Number(x.rowsKind === 'exact') || a.localeCompare(b),
+  );
   const exact = tables.filter(([, t]) => t.rowsKind === 'exact').length;
   const shown = tables
     .slice(0, 8)

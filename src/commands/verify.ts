@@ -21,7 +21,11 @@ export interface VerifyCommandOptions {
  * emptied, removed or replaced log, and its recorded keys pin the signers; an unreachable
  * database is a warning, because the file itself can still be checked.
  */
-export async function verifyAudit(config: Config, options: VerifyCommandOptions, log: Logger): Promise<VerifyResult & { readonly path: string }> {
+export async function verifyAudit(
+  config: Config,
+  options: VerifyCommandOptions,
+  log: Logger,
+): Promise<VerifyResult & { readonly path: string }> {
   const expectHead = options.expectHead === undefined ? undefined : parseExpectHead(options.expectHead);
   return withConfigAnchor(config, log, async (anchor, where) => {
     const result = await verifyLog({ evidenceDir: config.evidenceDir, anchor, expectHead, trustedKeys: config.trustedKeys });
@@ -30,7 +34,10 @@ export async function verifyAudit(config: Config, options: VerifyCommandOptions,
     for (const warning of result.warnings) log.warn(warning);
     // A cut log is a valid shorter chain; how far the anchor says it went is the more telling reason.
     const behind = standing.status === 'behind' && (result.ok || result.firstBad?.reason === 'truncated') ? standing.problem : undefined;
-    const witnessed = result.ok && !behind && options.witness ? await checkWitnessFile(options.witness, config.evidenceDir, result.logId, result.head) : null;
+    const witnessed =
+      result.ok && !behind && options.witness
+        ? await checkWitnessFile(options.witness, config.evidenceDir, result.logId, result.head)
+        : null;
     const firstBad = behind ?? witnessed ?? result.firstBad;
     return { ...result, ok: !firstBad, ...(firstBad ? { firstBad } : {}), path: auditLogPath(config.evidenceDir) };
   });
@@ -39,7 +46,10 @@ export async function verifyAudit(config: Config, options: VerifyCommandOptions,
 export function parseExpectHead(text: string): ChainHead {
   const match = /^(\d+):([0-9a-f]{64})$/.exec(text.trim());
   if (!match || Number(match[1]) < 1) {
-    throw usageError(`--expect-head must be SEQ:HASH (a positive seq and a 64-hex-digit sha256), not "${text}".`, 'Copy the head from the output of an earlier `safe-run verify`.');
+    throw usageError(
+      `--expect-head must be SEQ:HASH (a positive seq and a 64-hex-digit sha256), not "${text}".`,
+      'Copy the head from the output of an earlier `safe-run verify`.',
+    );
   }
   return { seq: Number(match[1]), hash: match[2]! };
 }
@@ -88,7 +98,10 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
   builder: (yargs: Argv<GlobalArgs>) =>
     yargs
       .option('expect-head', { type: 'string', describe: 'Fail unless the log reaches this head (SEQ:HASH from an earlier verify)' })
-      .option('witness', { type: 'string', describe: 'A file of heads a witness kept: each must match the log, and the log must reach the highest' }),
+      .option('witness', {
+        type: 'string',
+        describe: 'A file of heads a witness kept: each must match the log, and the log must reach the highest',
+      }),
   handler: async (argv) => {
     const ctx = await loadContext(argv);
     const result = await verifyAudit(ctx.config, { expectHead: argv['expect-head'], witness: argv.witness }, ctx.log);

@@ -92,7 +92,10 @@ function resolveConfig(raw: RawConfig, file: string | null, cwd: string, env: No
     criticalTables: Object.fromEntries(
       Object.entries(raw.criticalTables ?? {}).map(([name, rule]) => [
         tableKey(name),
-        { maxDropPercent: rule.maxDropPercent ?? DEFAULT_MAX_DROP_PERCENT, maxUpdatePercent: rule.maxUpdatePercent ?? DEFAULT_MAX_UPDATE_PERCENT },
+        {
+          maxDropPercent: rule.maxDropPercent ?? DEFAULT_MAX_DROP_PERCENT,
+          maxUpdatePercent: rule.maxUpdatePercent ?? DEFAULT_MAX_UPDATE_PERCENT,
+        },
       ]),
     ),
     backup: {

@@ -17,7 +17,9 @@ export const rawConfigSchema = z
     criticalTables: z
       .record(
         z.string(),
-        z.object({ maxDropPercent: z.number().min(0).max(100).optional(), maxUpdatePercent: z.number().min(0).max(100).optional() }).strict(),
+        z
+          .object({ maxDropPercent: z.number().min(0).max(100).optional(), maxUpdatePercent: z.number().min(0).max(100).optional() })
+          .strict(),
       )
       .optional(),
     backup: z
@@ -41,7 +43,9 @@ export const rawConfigSchema = z
     // OS user of a TypeScript script's child process when safe-run runs as root.
     scriptUser: z.string().min(1).optional(),
     // Fingerprints of the signing keys this host accepts, kept outside the evidence directory.
-    trustedKeys: z.array(z.string().regex(/^[0-9a-f]{16,64}$/, 'expected a key fingerprint (hex, as `safe-run keygen` prints it)')).optional(),
+    trustedKeys: z
+      .array(z.string().regex(/^[0-9a-f]{16,64}$/, 'expected a key fingerprint (hex, as `safe-run keygen` prints it)'))
+      .optional(),
     // Commands that receive each new signed chain head as JSON on stdin.
     witness: z.array(z.object({ command: z.string().min(1), required: z.boolean().optional() }).strict()).optional(),
     environments: z

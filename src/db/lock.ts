@@ -23,7 +23,11 @@ export async function withAdvisoryLock<T>(conn: Db, log: Logger, fn: () => Promi
   const { rows } = await sql<{ ok: boolean }>`select pg_try_advisory_lock(${LOCK_CLASS}, ${LOCK_OBJECT}) as ok`.execute(conn);
   if (!rows[0]?.ok) {
     const holder = await readLockHolder(conn);
-    throw new SafeRunError(describeHolder(holder), ExitCode.locked, 'Wait for that run to finish (`safe-run log` shows it), or stop it if it is stuck.');
+    throw new SafeRunError(
+      describeHolder(holder),
+      ExitCode.locked,
+      'Wait for that run to finish (`safe-run log` shows it), or stop it if it is stuck.',
+    );
   }
   try {
     return await fn();
@@ -45,7 +49,9 @@ async function readLockHolder(conn: Db): Promise<LockHolder | null> {
       and l.database = (select oid from pg_database where datname = current_database())
     limit 1`.execute(conn);
   const row = rows[0];
-  return row ? { pid: row.pid, applicationName: row.application_name, backendStart: row.backend_start.toISOString(), clientAddr: row.client_addr } : null;
+  return row
+    ? { pid: row.pid, applicationName: row.application_name, backendStart: row.backend_start.toISOString(), clientAddr: row.client_addr }
+    : null;
 }
 
 /** The holder's application_name is `safe-run:<script>:<runId>` (set by the run). */

@@ -6,7 +6,10 @@ import { usageError } from '../errors.js';
  */
 export function parseDatabaseUrl(raw: string | null | undefined): URL {
   if (!raw) {
-    throw usageError('No database given.', 'Pass --db postgres://user@host:5432/dbname, set DATABASE_URL, or set "database" in safe-run.config.json.');
+    throw usageError(
+      'No database given.',
+      'Pass --db postgres://user@host:5432/dbname, set DATABASE_URL, or set "database" in safe-run.config.json.',
+    );
   }
   let url: URL;
   try {
@@ -15,7 +18,10 @@ export function parseDatabaseUrl(raw: string | null | undefined): URL {
     throw usageError(`Not a database URL: ${redactLoose(raw)}`, 'Use the form postgres://user[:password]@host[:port]/dbname.');
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw usageError(`Not a PostgreSQL URL (scheme "${url.protocol.replace(/:$/, '')}"): ${redactUrl(url)}`, 'Use the form postgres://user[:password]@host[:port]/dbname.');
+    throw usageError(
+      `Not a PostgreSQL URL (scheme "${url.protocol.replace(/:$/, '')}"): ${redactUrl(url)}`,
+      'Use the form postgres://user[:password]@host[:port]/dbname.',
+    );
   }
   return url;
 }
@@ -46,7 +52,16 @@ export function libpqEnv(url: URL): Record<string, string> {
   if (url.username) env.PGUSER = decodeURIComponent(url.username);
   if (url.password) env.PGPASSWORD = decodeURIComponent(url.password);
   env.PGDATABASE = databaseName(url);
-  const map: Record<string, string> = { sslmode: 'PGSSLMODE', host: 'PGHOST', port: 'PGPORT', sslrootcert: 'PGSSLROOTCERT', sslcert: 'PGSSLCERT', sslkey: 'PGSSLKEY', application_name: 'PGAPPNAME', options: 'PGOPTIONS' };
+  const map: Record<string, string> = {
+    sslmode: 'PGSSLMODE',
+    host: 'PGHOST',
+    port: 'PGPORT',
+    sslrootcert: 'PGSSLROOTCERT',
+    sslcert: 'PGSSLCERT',
+    sslkey: 'PGSSLKEY',
+    application_name: 'PGAPPNAME',
+    options: 'PGOPTIONS',
+  };
   for (const [param, value] of url.searchParams) {
     const name = map[param];
     if (name) env[name] = value;

@@ -20,7 +20,13 @@ export const pass = (name: string, detail: string): DoctorCheck => ({ name, ok: 
 
 export const warn = (name: string, detail: string, hint: string): DoctorCheck => ({ name, ok: true, detail, hint, warning: true });
 
-export const fail = (name: string, detail: string, hint: string, exitCode: ExitCode): DoctorCheck => ({ name, ok: false, detail, hint, exitCode });
+export const fail = (name: string, detail: string, hint: string, exitCode: ExitCode): DoctorCheck => ({
+  name,
+  ok: false,
+  detail,
+  hint,
+  exitCode,
+});
 
 /** A thrown SafeRunError already says what is wrong and what to do; keep both. */
 export function failFrom(name: string, error: unknown, exitCode: ExitCode, fallbackHint: string): DoctorCheck {

@@ -60,10 +60,20 @@ async function checkPgTool(tool: PgTool, config: Config, identity: DatabaseIdent
   try {
     const found = await resolvePgTool(tool, major, config.pgBinDir);
     if (!identity) {
-      return fail(tool, `${found.path} (version ${found.version}); not compared with the server, which did not answer`, 'Fix the database check above, then run `safe-run doctor` again.', ExitCode.usage);
+      return fail(
+        tool,
+        `${found.path} (version ${found.version}); not compared with the server, which did not answer`,
+        'Fix the database check above, then run `safe-run doctor` again.',
+        ExitCode.usage,
+      );
     }
     return pass(tool, `${found.path} (version ${found.version}, server ${major})`);
   } catch (error) {
-    return failFrom(tool, error, ExitCode.backupFailed, `Install the PostgreSQL ${major} client programs, or set "pgBinDir" in the config.`);
+    return failFrom(
+      tool,
+      error,
+      ExitCode.backupFailed,
+      `Install the PostgreSQL ${major} client programs, or set "pgBinDir" in the config.`,
+    );
   }
 }

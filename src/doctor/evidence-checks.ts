@@ -45,7 +45,11 @@ export async function checkAuditLog(evidenceDir: string, db: Db | null): Promise
     );
   }
   const head = result.head ? `head #${result.head.seq} ${result.head.hash.slice(0, 16)}…` : 'empty';
-  const anchor = result.anchor ? `, matches the database anchor #${result.anchor.seq}` : db ? ', no database anchor yet' : ', database anchor not checked';
+  const anchor = result.anchor
+    ? `, matches the database anchor #${result.anchor.seq}`
+    : db
+      ? ', no database anchor yet'
+      : ', database anchor not checked';
   const notes = result.warnings.length ? ` (note: ${result.warnings.join('; ')})` : '';
   return pass('audit-log', `${result.entries} entries verify, ${head}${anchor}${notes}`);
 }
@@ -63,7 +67,11 @@ export async function checkDiskSpace(evidenceDir: string): Promise<DoctorCheck> 
   }
   const text = `${formatGiB(free)} free in ${dir}`;
   if (free < LOW_DISK_BYTES) {
-    return warn('disk-space', `${text} (below ${formatGiB(LOW_DISK_BYTES)})`, 'Free space there or move "evidenceDir": a backup that does not fit fails the run (exit 4).');
+    return warn(
+      'disk-space',
+      `${text} (below ${formatGiB(LOW_DISK_BYTES)})`,
+      'Free space there or move "evidenceDir": a backup that does not fit fails the run (exit 4).',
+    );
   }
   return pass('disk-space', text);
 }

@@ -57,11 +57,21 @@ async function checkPublicKey(evidenceDir: string, key: SigningKey, logHasEntrie
   if (!existsSync(file)) {
     // The first entry of a new log publishes the key itself, so only an existing log needs it now.
     if (!logHasEntries) return pass('public-key', `${file} not written yet; the first audit entry publishes it`);
-    return fail('public-key', `${file} is missing: \`safe-run verify\` cannot check entries signed by key ${key.keyId}.`, publish, ExitCode.usage);
+    return fail(
+      'public-key',
+      `${file} is missing: \`safe-run verify\` cannot check entries signed by key ${key.keyId}.`,
+      publish,
+      ExitCode.usage,
+    );
   }
   const published = await loadPublicKeys(evidenceDir).catch(() => null);
   if (!published?.keys.has(key.keyId)) {
-    return fail('public-key', `${file} does not hold the public half of key ${key.keyId}.`, publish.replace('Publish it', 'Replace it'), ExitCode.usage);
+    return fail(
+      'public-key',
+      `${file} does not hold the public half of key ${key.keyId}.`,
+      publish.replace('Publish it', 'Replace it'),
+      ExitCode.usage,
+    );
   }
   return pass('public-key', file);
 }

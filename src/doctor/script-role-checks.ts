@@ -27,10 +27,22 @@ export async function checkScriptRole(config: Config, db: Db | null): Promise<Do
     const checks: DoctorCheck[] = [
       trust === 'role'
         ? pass('script-role', `scripts run as ${role}, not a superuser (trust: role)`)
-        : warn('script-role', `scripts run as ${role}, a superuser: a script could switch counting off unseen (trust: superuser)`, ROLE_HINT),
+        : warn(
+            'script-role',
+            `scripts run as ${role}, a superuser: a script could switch counting off unseen (trust: superuser)`,
+            ROLE_HINT,
+          ),
     ];
     const missing = await tablesWithoutSelect(config, session);
-    if (missing.length) checks.push(fail('script-role-select', `${role} cannot read ${missing.join(', ')}`, `GRANT SELECT ON ${missing.join(', ')} TO ${role};`, ExitCode.usage));
+    if (missing.length)
+      checks.push(
+        fail(
+          'script-role-select',
+          `${role} cannot read ${missing.join(', ')}`,
+          `GRANT SELECT ON ${missing.join(', ')} TO ${role};`,
+          ExitCode.usage,
+        ),
+      );
     return checks;
   } catch (error) {
     return [failFrom('script-role', error, ExitCode.usage, ROLE_HINT)];

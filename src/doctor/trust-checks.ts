@@ -43,5 +43,9 @@ export async function checkWitnesses(evidenceDir: string, configured: number): P
   const pending = await readPendingWitnesses(evidenceDir).catch(() => []);
   if (!pending.length) return pass('witness', configured ? `${configured} witness(es), none behind` : 'no witness configured');
   const lines = pending.map((w) => `\`${w.command}\` missed heads since entry ${w.since.seq} (${w.since.ts}): ${w.lastError}`);
-  return warn('witness', lines.join('; '), 'Fix the witness command (run it by hand with a head on stdin); it gets the newest head at the next append.');
+  return warn(
+    'witness',
+    lines.join('; '),
+    'Fix the witness command (run it by hand with a head on stdin); it gets the newest head at the next append.',
+  );
 }

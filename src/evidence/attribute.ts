@@ -53,7 +53,12 @@ export interface BlameChange {
 const ZERO: CounterDelta = { inserted: 0, updated: 0, deleted: 0 };
 
 /** `names` labels the other entries that carry a run id (exec runs) in the "outside" wording. */
-export function attributeChanges(table: TableKey, observations: readonly TableObservation[], runs: readonly RunFacts[], names: ReadonlyMap<string, string> = new Map()): BlameChange[] {
+export function attributeChanges(
+  table: TableKey,
+  observations: readonly TableObservation[],
+  runs: readonly RunFacts[],
+  names: ReadonlyMap<string, string> = new Map(),
+): BlameChange[] {
   const windows = assignRunsToWindows(observations, runs);
   const scriptOf = new Map<string, string | null>([...names, ...runs.map((r) => [r.run.runId, r.run.intent?.script ?? null] as const)]);
   const label = (o: TableObservation): string => describeRef(o.ref, o.ref.runId ? scriptOf.get(o.ref.runId) : null);
@@ -76,7 +81,16 @@ export function attributeChanges(table: TableKey, observations: readonly TableOb
       attempted = add(attempted, change);
       if (!facts.status.committed || !isNonZero(change)) continue;
       const after = runResult(current, change, facts, table);
-      changes.push({ ...span, before: current, after, exact, change, events: [], ...runMarks(facts), attribution: { type: 'run', runId: facts.run.runId, script: facts.run.intent?.script ?? '?' } });
+      changes.push({
+        ...span,
+        before: current,
+        after,
+        exact,
+        change,
+        events: [],
+        ...runMarks(facts),
+        attribution: { type: 'run', runId: facts.run.runId, script: facts.run.intent?.script ?? '?' },
+      });
       current = after;
     }
     const events = windowEvents(a, b);

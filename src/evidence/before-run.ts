@@ -56,7 +56,11 @@ export async function driftAgainstHistory(
  * that run's own drift (see unsettledOpenRuns), so a run costs the same on a log of ten
  * entries and of a million.
  */
-async function recentHistory(evidenceDir: string, key: string, onSkipped: OnSkipped): Promise<{ previous: Observation | null; runs: RunCollector; entriesRead: number }> {
+async function recentHistory(
+  evidenceDir: string,
+  key: string,
+  onSkipped: OnSkipped,
+): Promise<{ previous: Observation | null; runs: RunCollector; entriesRead: number }> {
   const runs = new RunCollector();
   let previous: Observation | null = null;
   let entriesRead = 0;

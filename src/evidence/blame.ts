@@ -49,7 +49,10 @@ export interface BlameAnalysis extends BlameResult {
   readonly execs: readonly ExecSummary[];
   readonly live: LiveFacts | null;
   /** Every table's rows in the live database, when it was read. */
-  readonly current: { readonly at: string; readonly tables: Readonly<Record<TableKey, { readonly rows: number; readonly rowsKind: 'exact' | 'estimate' }>> } | null;
+  readonly current: {
+    readonly at: string;
+    readonly tables: Readonly<Record<TableKey, { readonly rows: number; readonly rowsKind: 'exact' | 'estimate' }>>;
+  } | null;
   readonly rawObservations: readonly TableObservation[];
 }
 
@@ -70,11 +73,15 @@ export async function analyzeTable(config: Config, options: BlameOptions, log: L
     await scanLog(config.evidenceDir, [observed, runCollector, execCollector], warnSkipped(log));
 
     const key = identity?.key ?? observed.newestDatabaseKey;
-    if (!identity && key && observed.databaseKeys.length > 1) log.warn('no database connected: blaming the most recently observed one', { database: key });
+    if (!identity && key && observed.databaseKeys.length > 1)
+      log.warn('no database connected: blaming the most recently observed one', { database: key });
     const observations: TableObservation[] = key ? observed.of(key) : [];
     if (nowSnapshot) observations.push(observeLive(nowSnapshot, table));
     if (!observations.some((o) => o.table)) {
-      throw usageError(`No observation of ${table}${key ? ` in ${key}` : ''}: it is not in any snapshot in ${config.evidenceDir}${nowSnapshot ? ' nor in the live database' : ''}.`, 'Check the table name (schema.table; unqualified means public).');
+      throw usageError(
+        `No observation of ${table}${key ? ` in ${key}` : ''}: it is not in any snapshot in ${config.evidenceDir}${nowSnapshot ? ' nor in the live database' : ''}.`,
+        'Check the table name (schema.table; unqualified means public).',
+      );
     }
 
     const runs = runCollector.runs.filter((r) => r.intent?.databaseKey === key);
@@ -93,7 +100,10 @@ export async function analyzeTable(config: Config, options: BlameOptions, log: L
       execs,
       live: facts,
       current: nowSnapshot
-        ? { at: nowSnapshot.takenAt, tables: Object.fromEntries(Object.entries(nowSnapshot.tables).map(([k, t]) => [k, { rows: t.rows, rowsKind: t.rowsKind }])) }
+        ? {
+            at: nowSnapshot.takenAt,
+            tables: Object.fromEntries(Object.entries(nowSnapshot.tables).map(([k, t]) => [k, { rows: t.rows, rowsKind: t.rowsKind }])),
+          }
         : null,
       rawObservations: observations,
     };
@@ -104,7 +114,10 @@ export async function analyzeTable(config: Config, options: BlameOptions, log: L
 
 /** A post-mortem often happens after the database is gone: say how to work without it. */
 function offerNoLive(error: unknown): never {
-  if (error instanceof SafeRunError) throw new SafeRunError(error.message, error.exitCode, `${error.hint ?? ''} Or add --no-live to work from the audit log alone.`.trim(), { cause: error });
+  if (error instanceof SafeRunError)
+    throw new SafeRunError(error.message, error.exitCode, `${error.hint ?? ''} Or add --no-live to work from the audit log alone.`.trim(), {
+      cause: error,
+    });
   throw error;
 }
 
@@ -118,7 +131,9 @@ function viewObservations(observations: readonly TableObservation[], scripts: Re
     hash: o.ref.hash,
     rows: o.table?.rows ?? null,
     rowsKind: o.table?.rowsKind ?? null,
-    counters: o.table?.counters ? { n_tup_ins: o.table.counters.n_tup_ins, n_tup_upd: o.table.counters.n_tup_upd, n_tup_del: o.table.counters.n_tup_del } : null,
+    counters: o.table?.counters
+      ? { n_tup_ins: o.table.counters.n_tup_ins, n_tup_upd: o.table.counters.n_tup_upd, n_tup_del: o.table.counters.n_tup_del }
+      : null,
     events: i > 0 ? windowEvents(observations[i - 1]!, o) : [],
   }));
 }

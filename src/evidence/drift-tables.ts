@@ -14,10 +14,30 @@ export function schemaFindings(previous: Snapshot, live: Snapshot): DriftFinding
   for (const key of unionKeys(previous, live)) {
     const a = previous.tables[key];
     const b = live.tables[key];
-    if (a && !b) findings.push({ kind: 'schema-changed', table: key, before: a.fingerprint, after: null, detail: `${key} was dropped (it had ${a.rows} rows).` });
-    else if (!a && b) findings.push({ kind: 'schema-changed', table: key, before: null, after: b.fingerprint, detail: `${key} was created (${b.rows} rows now).` });
+    if (a && !b)
+      findings.push({
+        kind: 'schema-changed',
+        table: key,
+        before: a.fingerprint,
+        after: null,
+        detail: `${key} was dropped (it had ${a.rows} rows).`,
+      });
+    else if (!a && b)
+      findings.push({
+        kind: 'schema-changed',
+        table: key,
+        before: null,
+        after: b.fingerprint,
+        detail: `${key} was created (${b.rows} rows now).`,
+      });
     else if (a && b && a.fingerprint !== b.fingerprint) {
-      findings.push({ kind: 'schema-changed', table: key, before: a.fingerprint, after: b.fingerprint, detail: `${key} changed shape (columns, types, constraints or indexes).` });
+      findings.push({
+        kind: 'schema-changed',
+        table: key,
+        before: a.fingerprint,
+        after: b.fingerprint,
+        detail: `${key} changed shape (columns, types, constraints or indexes).`,
+      });
     } else if (a?.behaviourFingerprint && b?.behaviourFingerprint && a.behaviourFingerprint !== b.behaviourFingerprint) {
       findings.push({
         kind: 'schema-changed',
@@ -68,9 +88,21 @@ export function criticalFindings(previous: Snapshot, live: Snapshot, critical: C
     const b: TableState | undefined = live.tables[key];
     if (!a || a.rows === 0) continue;
     if (!b) {
-      findings.push({ kind: 'critical-empty', table: key, before: a.rows, after: null, detail: `Critical table ${key} no longer exists (it had ${a.rows} rows).` });
+      findings.push({
+        kind: 'critical-empty',
+        table: key,
+        before: a.rows,
+        after: null,
+        detail: `Critical table ${key} no longer exists (it had ${a.rows} rows).`,
+      });
     } else if (b.rows === 0) {
-      findings.push({ kind: 'critical-empty', table: key, before: a.rows, after: 0, detail: `Critical table ${key} is empty (it had ${a.rows} rows).` });
+      findings.push({
+        kind: 'critical-empty',
+        table: key,
+        before: a.rows,
+        after: 0,
+        detail: `Critical table ${key} is empty (it had ${a.rows} rows).`,
+      });
     } else {
       const dropPercent = ((a.rows - b.rows) / a.rows) * 100;
       if (dropPercent > rule.maxDropPercent) {

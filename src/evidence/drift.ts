@@ -33,12 +33,18 @@ export function databaseRecreated(previous: Snapshot, live: Snapshot): DriftFind
   const before = { oid: a.oid, systemIdentifier: a.systemIdentifier };
   const after = { oid: b.oid, systemIdentifier: b.systemIdentifier };
   if (!sameDatabase(a, b)) {
-    const what = a.oid !== b.oid ? `database oid ${a.oid} -> ${b.oid}` : `cluster system identifier ${a.systemIdentifier} -> ${b.systemIdentifier}`;
+    const what =
+      a.oid !== b.oid ? `database oid ${a.oid} -> ${b.oid}` : `cluster system identifier ${a.systemIdentifier} -> ${b.systemIdentifier}`;
     return { kind: 'db-recreated', before, after, detail: `${b.key} was recreated since the last observation (${what}).` };
   }
   const common = Object.keys(previous.tables).filter((k) => live.tables[k]);
   if (common.length > 0 && common.every((k) => previous.tables[k]!.oid !== live.tables[k]!.oid)) {
-    return { kind: 'db-recreated', before, after, detail: `Every table of ${b.key} has a new oid (${common.length} tables): the schema was dropped and recreated.` };
+    return {
+      kind: 'db-recreated',
+      before,
+      after,
+      detail: `Every table of ${b.key} has a new oid (${common.length} tables): the schema was dropped and recreated.`,
+    };
   }
   return null;
 }
@@ -48,7 +54,14 @@ function statsReset(previous: Snapshot, live: Snapshot): DriftFinding[] {
   const a = previous.database.statsReset;
   const b = live.database.statsReset;
   if (a !== b) {
-    return [{ kind: 'stats-reset', before: a, after: b, detail: `Statistics were reset at ${b ?? 'an unknown time'} (before: ${a ?? 'never'}); counter deltas across it are not comparable.` }];
+    return [
+      {
+        kind: 'stats-reset',
+        before: a,
+        after: b,
+        detail: `Statistics were reset at ${b ?? 'an unknown time'} (before: ${a ?? 'never'}); counter deltas across it are not comparable.`,
+      },
+    ];
   }
   const backwards = Object.keys(live.tables).filter((k) => {
     const p = previous.tables[k];

@@ -16,7 +16,11 @@ export interface ExecSummary {
     readonly databaseKey: string;
     readonly backup: Pick<BackupRecord, 'status' | 'scope' | 'path' | 'sha256' | 'tables'>;
   };
-  readonly outcome: { readonly ref: EntryRef; readonly status: ExecStatus; readonly changes: Readonly<Record<TableKey, ExecTableChange>> } | null;
+  readonly outcome: {
+    readonly ref: EntryRef;
+    readonly status: ExecStatus;
+    readonly changes: Readonly<Record<TableKey, ExecTableChange>>;
+  } | null;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };

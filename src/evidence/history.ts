@@ -49,9 +49,16 @@ export async function runHistory(config: Config, filter: HistoryFilter, log: Log
   const table = filter.table ? tableKey(filter.table) : null;
   const since = filter.since?.getTime() ?? null;
   const when = (ts: string): boolean => since === null || Date.parse(ts) >= since;
-  const selected = all.filter((r) => (!filter.script || r.intent.script === filter.script) && when(r.intent.ref.ts) && (!table || isNonZero(r.outcome?.changes[table] ?? null)));
+  const selected = all.filter(
+    (r) =>
+      (!filter.script || r.intent.script === filter.script) &&
+      when(r.intent.ref.ts) &&
+      (!table || isNonZero(r.outcome?.changes[table] ?? null)),
+  );
   // An exec has no script name to match, and its counts are not its own exact changes.
-  const execs = execCollector.execs.filter((e) => !filter.script && when(e.intent.ref.ts) && (!table || countMoved(e.outcome?.changes[table])));
+  const execs = execCollector.execs.filter(
+    (e) => !filter.script && when(e.intent.ref.ts) && (!table || countMoved(e.outcome?.changes[table])),
+  );
 
   const live = needsDatabase(selected) ? await connectIfPossible(config, log) : null;
   try {

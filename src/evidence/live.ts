@@ -44,9 +44,18 @@ export async function connectIfPossible(config: Pick<Config, 'databaseUrl'>, log
 }
 
 /** Critical tables (and any the caller names) are counted exactly; the rest per exactCountThreshold. */
-export async function readLiveSnapshot(live: LiveDatabase, config: Pick<Config, 'criticalTables' | 'exactCountThreshold'>, extraExact: readonly TableKey[] = []): Promise<Snapshot> {
+export async function readLiveSnapshot(
+  live: LiveDatabase,
+  config: Pick<Config, 'criticalTables' | 'exactCountThreshold'>,
+  extraExact: readonly TableKey[] = [],
+): Promise<Snapshot> {
   const exactTables = new Set<TableKey>([...Object.keys(config.criticalTables), ...extraExact]);
-  const { snapshot } = await takeSnapshot(live.db, { exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2, url: live.url });
+  const { snapshot } = await takeSnapshot(live.db, {
+    exactTables,
+    exactCountThreshold: config.exactCountThreshold,
+    countConnections: 2,
+    url: live.url,
+  });
   return snapshot;
 }
 

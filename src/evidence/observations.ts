@@ -61,8 +61,16 @@ export function observeTable(ref: EntryRef, snapshot: Snapshot, table: TableKey)
     ref,
     takenAt: snapshot.takenAt,
     walLsn: snapshot.walLsn,
-    database: { key: d.key, oid: d.oid, systemIdentifier: d.systemIdentifier, statsReset: d.statsReset, postmasterStart: d.postmasterStart },
-    table: t ? { oid: t.oid, relfilenode: t.relfilenode, rows: t.rows, rowsKind: t.rowsKind, counters: t.counters, fingerprint: t.fingerprint } : null,
+    database: {
+      key: d.key,
+      oid: d.oid,
+      systemIdentifier: d.systemIdentifier,
+      statsReset: d.statsReset,
+      postmasterStart: d.postmasterStart,
+    },
+    table: t
+      ? { oid: t.oid, relfilenode: t.relfilenode, rows: t.rows, rowsKind: t.rowsKind, counters: t.counters, fingerprint: t.fingerprint }
+      : null,
   };
 }
 

@@ -26,21 +26,54 @@ export function runReportBlocks(input: RunReportInput): Block[] {
       `Status: **${r.status.status}**${r.status.note ? ` (${r.status.note})` : ''}.`,
       `Database: ${r.database ?? '?'}${i?.dryRun ? ' (dry run: always rolled back)' : ''}.`,
       ...(r.outcome?.trust ? [`Trust: ${trustLine(r.outcome.trust).replace(/^\s*trust: /, '')}.`] : []),
-      ...(i ? [`Operator: ${i.operator.osUser}${i.operator.gitUser ? ` / ${i.operator.gitUser}` : ''} on ${i.host}${i.reason ? `; reason: ${i.reason}` : ''}.`] : []),
-      ...(i ? [`Script: ${inlineCode(i.script.path)}, sha256 ${inlineCode(i.script.sha256)}${i.script.git ? `, git ${i.script.git.commit}${i.script.git.dirty ? ' (dirty)' : ''}` : ''}.`] : []),
+      ...(i
+        ? [
+            `Operator: ${i.operator.osUser}${i.operator.gitUser ? ` / ${i.operator.gitUser}` : ''} on ${i.host}${i.reason ? `; reason: ${i.reason}` : ''}.`,
+          ]
+        : []),
+      ...(i
+        ? [
+            `Script: ${inlineCode(i.script.path)}, sha256 ${inlineCode(i.script.sha256)}${i.script.git ? `, git ${i.script.git.commit}${i.script.git.dirty ? ' (dirty)' : ''}` : ''}.`,
+          ]
+        : []),
     ]),
     heading('Verdict'),
     paragraph(runVerdict(r)),
     heading('Changes, measured inside the transaction'),
     changed.length
-      ? table(['table', 'inserted', 'updated', 'deleted', 'rows before', 'rows after'], changed.map((t) => changeRow(r, t)))
+      ? table(
+          ['table', 'inserted', 'updated', 'deleted', 'rows before', 'rows after'],
+          changed.map((t) => changeRow(r, t)),
+        )
       : paragraph('No table changed.'),
-    ...(r.violations.length ? [heading('Guard violations'), list(r.violations.map((v) => `${inlineCode(violationSubject(v))} ${v.rule}: ${v.detail}`))] : []),
-    ...(r.drift.length ? [heading('Drift found before the run'), list(r.drift.map((d) => `${d.kind}${d.table ? ` ${inlineCode(d.table)}` : ''}: ${d.detail}`))] : []),
+    ...(r.violations.length
+      ? [heading('Guard violations'), list(r.violations.map((v) => `${inlineCode(violationSubject(v))} ${v.rule}: ${v.detail}`))]
+      : []),
+    ...(r.drift.length
+      ? [
+          heading('Drift found before the run'),
+          list(r.drift.map((d) => `${d.kind}${d.table ? ` ${inlineCode(d.table)}` : ''}: ${d.detail}`)),
+        ]
+      : []),
     heading('Point-in-time bracket'),
-    paragraph(`Pre-snapshot at WAL ${r.wal.preSnapshotLsn ?? '?'}; the transaction (xid ${r.wal.xid ?? '?'}) started at ${r.wal.startLsn ?? '?'}${r.wal.commitLsn ? ` and committed by ${r.wal.commitLsn}` : ''}. Recovery to just before ${r.wal.startLsn ?? 'the start LSN'} lands exactly before this run.`),
+    paragraph(
+      `Pre-snapshot at WAL ${r.wal.preSnapshotLsn ?? '?'}; the transaction (xid ${r.wal.xid ?? '?'}) started at ${r.wal.startLsn ?? '?'}${r.wal.commitLsn ? ` and committed by ${r.wal.commitLsn}` : ''}. Recovery to just before ${r.wal.startLsn ?? 'the start LSN'} lands exactly before this run.`,
+    ),
     ...evidenceBlocks(
-      r.entries.map((e) => ({ seq: e.seq, kind: e.kind, ts: e.ts, hash: e.hash, why: e.kind === 'run.outcome' ? 'the exact changes' : e.kind === 'run.intent' ? 'pre-snapshot, backup, operator' : e.kind === 'run.post' ? 'COMMIT and post-snapshot' : e.kind })),
+      r.entries.map((e) => ({
+        seq: e.seq,
+        kind: e.kind,
+        ts: e.ts,
+        hash: e.hash,
+        why:
+          e.kind === 'run.outcome'
+            ? 'the exact changes'
+            : e.kind === 'run.intent'
+              ? 'pre-snapshot, backup, operator'
+              : e.kind === 'run.post'
+                ? 'COMMIT and post-snapshot'
+                : e.kind,
+      })),
       input.verification,
       input.logFile,
     ),
@@ -62,7 +95,14 @@ export function runVerdict(r: RunRecord): string {
 function changeRow(r: RunRecord, t: string): string[] {
   const c = r.changes[t]!;
   const after = r.counts.post?.[t] ?? r.counts.inTransaction[t];
-  return [inlineCode(t), String(c.inserted), String(c.updated), `${c.deleted}${c.truncated ? ' (TRUNCATE)' : ''}`, String(r.counts.pre[t] ?? '-'), after === undefined ? '-' : String(after)];
+  return [
+    inlineCode(t),
+    String(c.inserted),
+    String(c.updated),
+    `${c.deleted}${c.truncated ? ' (TRUNCATE)' : ''}`,
+    String(r.counts.pre[t] ?? '-'),
+    after === undefined ? '-' : String(after),
+  ];
 }
 
 function restoreFor(r: RunRecord) {
@@ -70,5 +110,13 @@ function restoreFor(r: RunRecord) {
   if (!b || b.status !== 'verified' || !b.path) return null;
   const t = Object.keys(r.changes).find((k) => b.scope === 'full' || b.tables.includes(k)) ?? b.tables[0];
   if (!t) return null;
-  return { runId: r.runId, script: r.intent?.script.name ?? '?', ts: r.entries[0]?.ts ?? '?', path: b.path, sha256: b.sha256, rows: r.counts.pre[t] ?? null, command: `safe-run restore ${r.runId} --table ${t}` };
+  return {
+    runId: r.runId,
+    script: r.intent?.script.name ?? '?',
+    ts: r.entries[0]?.ts ?? '?',
+    path: b.path,
+    sha256: b.sha256,
+    rows: r.counts.pre[t] ?? null,
+    command: `safe-run restore ${r.runId} --table ${t}`,
+  };
 }

@@ -56,19 +56,35 @@ function currentState(a: BlameAnalysis): Block[] {
   return [
     heading('Current state'),
     paragraph(`Table counts in the live database at ${a.current.at}:`),
-    table(['table', 'rows', 'note'], rowsOf.map(([k, t]) => [k === a.table ? `**${k}**` : k, `${t.rows}${t.rowsKind === 'estimate' ? ' (estimate)' : ''}`, t.rows === 0 ? 'EMPTY' : ''])),
+    table(
+      ['table', 'rows', 'note'],
+      rowsOf.map(([k, t]) => [
+        k === a.table ? `**${k}**` : k,
+        `${t.rows}${t.rowsKind === 'estimate' ? ' (estimate)' : ''}`,
+        t.rows === 0 ? 'EMPTY' : '',
+      ]),
+    ),
   ];
 }
 
 function outsideSection(outside: readonly BlameChange[], name: string): Block[] {
-  if (!outside.length) return [paragraph(`None: every change of ${inlineCode(name)} between observations is explained by a guarded run's own transaction.`)];
+  if (!outside.length)
+    return [paragraph(`None: every change of ${inlineCode(name)} between observations is explained by a guarded run's own transaction.`)];
   const shown = outside.slice(-MAX_RUNS);
   return [
     table(
       ['between', 'and', 'rows', 'counters', 'events'],
-      shown.map((c) => [isOutside(c.attribution) ? c.attribution.after : c.from, isOutside(c.attribution) ? c.attribution.before : c.to, `${rows(c.before)} → ${rows(c.after)}`, formatDelta(c.counters ?? null), c.events.map(describeEvent).join('; ') || '-']),
+      shown.map((c) => [
+        isOutside(c.attribution) ? c.attribution.after : c.from,
+        isOutside(c.attribution) ? c.attribution.before : c.to,
+        `${rows(c.before)} → ${rows(c.after)}`,
+        formatDelta(c.counters ?? null),
+        c.events.map(describeEvent).join('; ') || '-',
+      ]),
     ),
-    ...(outside.length > shown.length ? [paragraph(`(the ${shown.length} most recent of ${outside.length} windows; \`safe-run blame ${name} --json\` has them all)`)] : []),
+    ...(outside.length > shown.length
+      ? [paragraph(`(the ${shown.length} most recent of ${outside.length} windows; \`safe-run blame ${name} --json\` has them all)`)]
+      : []),
   ];
 }
 
@@ -91,7 +107,12 @@ function timelineRows(a: BlameAnalysis): string[][] {
       rowsOut.push(['…', `${skipped} observations without a change`, '', '']);
       skipped = 0;
     }
-    rowsOut.push([o.ts, o.seq === null ? 'now' : `#${o.seq} ${o.kind}`, `${rows(o.rows)}${o.rowsKind === 'estimate' ? ' (estimate)' : ''}`, whatHappened(o)]);
+    rowsOut.push([
+      o.ts,
+      o.seq === null ? 'now' : `#${o.seq} ${o.kind}`,
+      `${rows(o.rows)}${o.rowsKind === 'estimate' ? ' (estimate)' : ''}`,
+      whatHappened(o),
+    ]);
   });
   return rowsOut;
 }
@@ -121,18 +142,37 @@ function runsSection(a: BlameAnalysis, verdict: Verdict): Block[] {
         ['time', 'run', 'script', 'status', 'inserted', 'updated', 'deleted'],
         shown.map((r) => {
           const c = r.run.outcome!.changes[a.table]!;
-          return [r.run.intent?.ref.ts ?? '?', inlineCode(r.run.runId), r.run.intent?.script ?? '?', r.status.status, String(c.inserted), String(c.updated), `${c.deleted}${c.truncated ? ' (TRUNCATE)' : ''}`];
+          return [
+            r.run.intent?.ref.ts ?? '?',
+            inlineCode(r.run.runId),
+            r.run.intent?.script ?? '?',
+            r.status.status,
+            String(c.inserted),
+            String(c.updated),
+            `${c.deleted}${c.truncated ? ' (TRUNCATE)' : ''}`,
+          ];
         }),
       ),
     );
-    if (changed.length > shown.length) blocks.push(paragraph(`(the ${shown.length} most recent of ${changed.length}; \`safe-run log --table ${a.table}\` lists them all)`));
+    if (changed.length > shown.length)
+      blocks.push(paragraph(`(the ${shown.length} most recent of ${changed.length}; \`safe-run log --table ${a.table}\` lists them all)`));
   } else {
-    blocks.push(paragraph(`No guarded run changed ${inlineCode(shortName(a.table))}: their signed outcomes record 0 inserted, 0 updated and 0 deleted rows for it.`));
+    blocks.push(
+      paragraph(
+        `No guarded run changed ${inlineCode(shortName(a.table))}: their signed outcomes record 0 inserted, 0 updated and 0 deleted rows for it.`,
+      ),
+    );
   }
   const s = verdict.suspect;
   if (s && verdict.decisive && isOutside(verdict.decisive.attribution)) {
-    const own = Object.entries(s.run.outcome?.changes ?? {}).map(([t, c]) => `${inlineCode(t)} (${c.inserted} inserted, ${c.updated} updated, ${c.deleted} deleted)`);
-    blocks.push(paragraph(`The last guarded run before the change, ${s.run.intent?.script ?? '?'} (${inlineCode(s.run.runId)}, ${s.status.status}), changed only: ${own.join(', ') || 'nothing'}.`));
+    const own = Object.entries(s.run.outcome?.changes ?? {}).map(
+      ([t, c]) => `${inlineCode(t)} (${c.inserted} inserted, ${c.updated} updated, ${c.deleted} deleted)`,
+    );
+    blocks.push(
+      paragraph(
+        `The last guarded run before the change, ${s.run.intent?.script ?? '?'} (${inlineCode(s.run.runId)}, ${s.status.status}), changed only: ${own.join(', ') || 'nothing'}.`,
+      ),
+    );
   }
   return blocks;
 }
@@ -142,11 +182,25 @@ function cite(a: BlameAnalysis, verdict: Verdict): CitedEntry[] {
   const d: BlameChange | null = verdict.decisive;
   for (const o of a.observations) {
     if (o.seq === null || !o.hash) continue;
-    if (d && (o.seq === d.fromSeq || o.seq === d.toSeq)) cited.push({ seq: o.seq, kind: o.kind, ts: o.ts, hash: o.hash, why: `${rows(o.rows)} rows of ${shortName(a.table)} around the verdict's change` });
+    if (d && (o.seq === d.fromSeq || o.seq === d.toSeq))
+      cited.push({
+        seq: o.seq,
+        kind: o.kind,
+        ts: o.ts,
+        hash: o.hash,
+        why: `${rows(o.rows)} rows of ${shortName(a.table)} around the verdict's change`,
+      });
   }
   const s = verdict.suspect?.run;
   for (const ref of [s?.intent?.ref, s?.outcome?.ref, s?.post?.ref]) {
-    if (ref?.seq && ref.hash) cited.push({ seq: ref.seq, kind: ref.kind, ts: ref.ts, hash: ref.hash, why: `${s!.intent?.script ?? 'run'} ${s!.runId}: ${ref.kind === 'run.outcome' ? 'its exact changes' : ref.kind === 'run.intent' ? 'pre-snapshot and backup' : 'post-snapshot'}` });
+    if (ref?.seq && ref.hash)
+      cited.push({
+        seq: ref.seq,
+        kind: ref.kind,
+        ts: ref.ts,
+        hash: ref.hash,
+        why: `${s!.intent?.script ?? 'run'} ${s!.runId}: ${ref.kind === 'run.outcome' ? 'its exact changes' : ref.kind === 'run.intent' ? 'pre-snapshot and backup' : 'post-snapshot'}`,
+      });
   }
   return cited;
 }

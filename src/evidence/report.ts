@@ -48,14 +48,26 @@ export async function buildReport(config: Config, options: ReportOptions, log: L
     if (record) {
       const verification = await verifying.outcome;
       const blocks = runReportBlocks({ record, verification, logFile, generatedAt });
-      return { subject: { type: 'run', name: record.runId }, format, verdict: [runVerdict(record)], verified: verification.result?.ok ?? null, document: render(blocks) };
+      return {
+        subject: { type: 'run', name: record.runId },
+        format,
+        verdict: [runVerdict(record)],
+        verified: verification.result?.ok ?? null,
+        document: render(blocks),
+      };
     }
     const analysis = await analyzeTable(config, { table: subject, since: null, live: options.live }, log);
     const verdict = decideVerdict(analysis);
     const restore = findRestoreSource(analysis.table, analysis.runs, analysis.rawObservations, verdict.decisive, analysis.execs);
     const verification = await verifying.outcome;
     const blocks = tableReportBlocks({ analysis, verdict, restore, verification, logFile, generatedAt });
-    return { subject: { type: 'table', name: analysis.table }, format, verdict: verdict.sentences, verified: verification.result?.ok ?? null, document: render(blocks) };
+    return {
+      subject: { type: 'table', name: analysis.table },
+      format,
+      verdict: verdict.sentences,
+      verified: verification.result?.ok ?? null,
+      document: render(blocks),
+    };
   } catch (error) {
     verifying.cancel();
     throw error;

@@ -23,7 +23,13 @@ interface Candidate {
   readonly runId: string;
   readonly name: string;
   readonly ref: { readonly seq: number | null; readonly ts: string };
-  readonly backup: { readonly status: string; readonly scope: string; readonly path: string | null; readonly sha256: string | null; readonly tables: readonly TableKey[] };
+  readonly backup: {
+    readonly status: string;
+    readonly scope: string;
+    readonly path: string | null;
+    readonly sha256: string | null;
+    readonly tables: readonly TableKey[];
+  };
 }
 
 /** Guarded runs and `exec` runs both leave a verified backup taken on their pre-snapshot. */
@@ -35,12 +41,15 @@ export function findRestoreSource(
   execs: readonly ExecSummary[] = [],
 ): RestoreSource | null {
   const candidates: Candidate[] = [
-    ...runs.flatMap(({ run }) => (run.intent ? [{ runId: run.runId, name: run.intent.script, ref: run.intent.ref, backup: run.intent.backup }] : [])),
+    ...runs.flatMap(({ run }) =>
+      run.intent ? [{ runId: run.runId, name: run.intent.script, ref: run.intent.ref, backup: run.intent.backup }] : [],
+    ),
     ...execs.map((e) => ({ runId: e.runId, name: e.intent.name, ref: e.intent.ref, backup: e.intent.backup })),
   ];
   const lossFrom = loss && (loss.after ?? 0) < (loss.before ?? 0) ? (loss.fromSeq ?? Number.POSITIVE_INFINITY) : Number.POSITIVE_INFINITY;
   const preRows = new Map<string, number | null>();
-  for (const o of observations) if ((o.ref.kind === 'run.intent' || o.ref.kind === 'exec.intent') && o.ref.runId) preRows.set(o.ref.runId, o.table?.rows ?? null);
+  for (const o of observations)
+    if ((o.ref.kind === 'run.intent' || o.ref.kind === 'exec.intent') && o.ref.runId) preRows.set(o.ref.runId, o.table?.rows ?? null);
   let best: RestoreSource | null = null;
   let bestSeq = -1;
   for (const c of candidates) {
@@ -52,7 +61,15 @@ export function findRestoreSource(
     if (seq > lossFrom || seq < bestSeq) continue;
     // Before a loss, a backup holding no rows of the table would restore nothing.
     if (lossFrom !== Number.POSITIVE_INFINITY && rows === 0) continue;
-    best = { runId: c.runId, script: c.name, ts: c.ref.ts, path: b.path, sha256: b.sha256, rows, command: `safe-run restore ${c.runId} --table ${table}` };
+    best = {
+      runId: c.runId,
+      script: c.name,
+      ts: c.ref.ts,
+      path: b.path,
+      sha256: b.sha256,
+      rows,
+      command: `safe-run restore ${c.runId} --table ${table}`,
+    };
     bestSeq = seq;
   }
   return best;

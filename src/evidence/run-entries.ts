@@ -24,13 +24,20 @@ export class RunEntriesCollector {
   }
 
   /** The run's entries in log order, or a usage error naming the problem. */
-  result(evidenceDir: string): { readonly runId: string; readonly entries: readonly AuditRecord[]; readonly related: readonly AuditRecord[] } {
+  result(evidenceDir: string): {
+    readonly runId: string;
+    readonly entries: readonly AuditRecord[];
+    readonly related: readonly AuditRecord[];
+  } {
     if (this.ids.length === 0) {
       throw new SafeRunError(`No run ${this.prefix} in ${evidenceDir}.`, ExitCode.usage, '`safe-run log` lists the runs and their ids.');
     }
     if (this.ids.length > 1) {
       const shown = this.ids.slice(0, 8).join(', ');
-      throw usageError(`"${this.prefix}" matches ${this.ids.length} runs (${shown}${this.ids.length > 8 ? ', …' : ''}).`, 'Give more characters of the run id.');
+      throw usageError(
+        `"${this.prefix}" matches ${this.ids.length} runs (${shown}${this.ids.length > 8 ? ', …' : ''}).`,
+        'Give more characters of the run id.',
+      );
     }
     const runId = this.ids[0]!;
     return { runId, entries: this.entries, related: this.related.filter((r) => r.named === runId).map((r) => r.entry) };

@@ -46,9 +46,22 @@ export interface RunRecord {
   readonly backup: BackupRecord | null;
   readonly backupCheck: BackupCheck | null;
   /** Point-in-time recovery can stop at startLsn to land exactly before the run. */
-  readonly wal: { readonly preSnapshotLsn: string | null; readonly startLsn: string | null; readonly xid: string | null; readonly commitLsn: string | null; readonly postSnapshotLsn: string | null };
+  readonly wal: {
+    readonly preSnapshotLsn: string | null;
+    readonly startLsn: string | null;
+    readonly xid: string | null;
+    readonly commitLsn: string | null;
+    readonly postSnapshotLsn: string | null;
+  };
   readonly database: string | null;
-  readonly entries: readonly { readonly seq: number; readonly kind: string; readonly ts: string; readonly hash: string; readonly prev: string; readonly keyId: string }[];
+  readonly entries: readonly {
+    readonly seq: number;
+    readonly kind: string;
+    readonly ts: string;
+    readonly hash: string;
+    readonly prev: string;
+    readonly keyId: string;
+  }[];
   readonly related: readonly { readonly seq: number; readonly kind: string; readonly ts: string; readonly hash: string }[];
   readonly snapshots: { readonly pre: Snapshot | null; readonly post: Snapshot | null };
 }
@@ -68,7 +81,8 @@ export async function showRun(config: Config, runRef: string, log: Logger): Prom
     );
   }
 
-  const live = run.intent && !run.post && (!run.outcome || run.outcome.status === 'committing') ? await connectIfPossible(config, log) : null;
+  const live =
+    run.intent && !run.post && (!run.outcome || run.outcome.status === 'committing') ? await connectIfPossible(config, log) : null;
   let status: ResolvedStatus;
   try {
     const identity = live ? await readLiveIdentity(live) : null;

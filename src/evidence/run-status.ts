@@ -38,22 +38,34 @@ export interface LiveFacts {
 
 export function resolveStatus(run: RunSummary, live: LiveFacts | null): ResolvedStatus {
   // Before run.post: an escaped run's post entry records what it left, not a COMMIT by safe-run.
-  if (run.outcome?.status === 'escaped') return { status: 'escaped', note: 'the script ended the guarded transaction itself; its changes are committed', committed: true };
+  if (run.outcome?.status === 'escaped')
+    return { status: 'escaped', note: 'the script ended the guarded transaction itself; its changes are committed', committed: true };
   if (run.post) return { status: 'committed', note: null, committed: true };
   if (run.commitFailed) return { status: 'commit-failed', note: run.commitFailed.error, committed: false };
   const onLive = live !== null && run.intent !== null && sameCluster(run, live);
   if (!run.outcome) {
     const session = onLive ? live.sessions.get(run.runId) : undefined;
-    if (session) return { status: 'running', note: `no outcome yet; its session (pid ${session.pid}, ${session.state ?? 'unknown state'}) is still connected`, committed: false };
+    if (session)
+      return {
+        status: 'running',
+        note: `no outcome yet; its session (pid ${session.pid}, ${session.state ?? 'unknown state'}) is still connected`,
+        committed: false,
+      };
     return { status: 'interrupted', note: 'intent without outcome: the process died or was killed during the run', committed: false };
   }
   if (run.outcome.status !== 'committing') return { status: run.outcome.status, note: null, committed: false };
   const xid = run.outcome.xid;
   const tx = onLive && xid ? live.txids.get(xid) : undefined;
   if (tx === 'committed') return { status: 'committed', note: `no run.post entry; txid_status(${xid}) = committed`, committed: true };
-  if (tx === 'aborted') return { status: 'aborted', note: `no run.post entry; txid_status(${xid}) = aborted, nothing was committed`, committed: false };
-  if (tx === 'in progress') return { status: 'committing', note: `txid_status(${xid}) = in progress: COMMIT has not finished yet`, committed: false };
-  return { status: 'committing', note: `no run.post entry and transaction ${xid ?? '?'} could not be checked${onLive ? '' : ' (its database is not the one connected)'}`, committed: false };
+  if (tx === 'aborted')
+    return { status: 'aborted', note: `no run.post entry; txid_status(${xid}) = aborted, nothing was committed`, committed: false };
+  if (tx === 'in progress')
+    return { status: 'committing', note: `txid_status(${xid}) = in progress: COMMIT has not finished yet`, committed: false };
+  return {
+    status: 'committing',
+    note: `no run.post entry and transaction ${xid ?? '?'} could not be checked${onLive ? '' : ' (its database is not the one connected)'}`,
+    committed: false,
+  };
 }
 
 /** xids are per cluster: only ask the server the run actually ran on. */

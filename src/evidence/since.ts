@@ -16,7 +16,10 @@ export function parseSince(value: string, now: Date = new Date()): Date {
     const parsed = Date.parse(trimmed);
     if (!Number.isNaN(parsed)) return new Date(parsed);
   }
-  throw usageError(`--since: not a date or a duration: "${value}"`, `Use an ISO date ("2025-11-14", "2025-11-14T00:20:00Z") or a duration back from now (${DURATION_EXAMPLES}).`);
+  throw usageError(
+    `--since: not a date or a duration: "${value}"`,
+    `Use an ISO date ("2025-11-14", "2025-11-14T00:20:00Z") or a duration back from now (${DURATION_EXAMPLES}).`,
+  );
 }
 
 /** For the yargs layer: undefined stays undefined. */

@@ -19,33 +19,49 @@ export interface Verdict {
 
 export function decideVerdict(analysis: Pick<BlameAnalysis, 'table' | 'changes' | 'runs' | 'observations'>): Verdict {
   const name = shortName(analysis.table);
-  const decisive = [...analysis.changes].reverse().find((c) => (c.after ?? 0) < (c.before ?? 0)) ?? analysis.changes[analysis.changes.length - 1] ?? null;
+  const decisive =
+    [...analysis.changes].reverse().find((c) => (c.after ?? 0) < (c.before ?? 0)) ?? analysis.changes[analysis.changes.length - 1] ?? null;
   if (!decisive) {
     const obs = analysis.observations;
     const first = obs[0];
     const last = obs[obs.length - 1];
-    return { sentences: [`${name} did not change in the ${obs.length} signed observations from ${first?.ts ?? '?'} to ${last?.ts ?? '?'} (${last?.rows ?? '-'} rows).`], decisive: null, suspect: null };
+    return {
+      sentences: [
+        `${name} did not change in the ${obs.length} signed observations from ${first?.ts ?? '?'} to ${last?.ts ?? '?'} (${last?.rows ?? '-'} rows).`,
+      ],
+      decisive: null,
+      suspect: null,
+    };
   }
   const went = `${name} went from ${rows(decisive.before)} to ${rows(decisive.after)}`;
   if (decisive.attribution.type === 'run') {
     const { runId, script } = decisive.attribution;
-    const escaped = decisive.escaped ? ' It ESCAPED the guard: the script committed by itself, and these numbers come from the statistics afterwards.' : '';
+    const escaped = decisive.escaped
+      ? ' It ESCAPED the guard: the script committed by itself, and these numbers come from the statistics afterwards.'
+      : '';
     return {
-      sentences: [`${runEffect(script, decisive.change ?? null, name)} in its own transaction (run ${runId}, signed outcome); ${went}.${escaped}`],
+      sentences: [
+        `${runEffect(script, decisive.change ?? null, name)} in its own transaction (run ${runId}, signed outcome); ${went}.${escaped}`,
+      ],
       decisive,
       suspect: analysis.runs.find((r) => r.run.runId === runId) ?? null,
     };
   }
   const suspect = lastCommittedBefore(analysis.runs, decisive.toSeq);
-  const suspectPart = suspect ? `${runEffect(suspect.run.intent?.script ?? '?', suspect.run.outcome?.changes[analysis.table] ?? null, name)}; ` : '';
-  const where = decisive.attribution.type === 'concurrent'
-    ? `outside the transaction of run ${decisive.attribution.runId} (${decisive.attribution.script}): another session wrote while it ran, between`
-    : 'outside any guarded run between';
+  const suspectPart = suspect
+    ? `${runEffect(suspect.run.intent?.script ?? '?', suspect.run.outcome?.changes[analysis.table] ?? null, name)}; `
+    : '';
+  const where =
+    decisive.attribution.type === 'concurrent'
+      ? `outside the transaction of run ${decisive.attribution.runId} (${decisive.attribution.script}): another session wrote while it ran, between`
+      : 'outside any guarded run between';
   const sentences = [`${suspectPart}${went} ${where} ${decisive.attribution.after} and ${decisive.attribution.before}.`];
   const events = decisive.events.filter((e) => e !== 'stats-reset');
   if (events.length) sentences.push(`In that window ${events.map(describeEvent).join(', and ')}.`);
   if (decisive.counters && decisive.counters.deleted > 0) {
-    sentences.push(`The table's delete counter moved by ${decisive.counters.deleted} in that window: rows were deleted by a session that was not a guarded run.`);
+    sentences.push(
+      `The table's delete counter moved by ${decisive.counters.deleted} in that window: rows were deleted by a session that was not a guarded run.`,
+    );
   } else if (decisive.counters === null) {
     sentences.push('The statistics counters cannot be compared across that window, so they say nothing about how the rows went.');
   }
@@ -53,14 +69,17 @@ export function decideVerdict(analysis: Pick<BlameAnalysis, 'table' | 'changes' 
   if (earlier.length) {
     const largest = earlier.reduce((x, y) => ((y.before ?? 0) - (y.after ?? 0) > (x.before ?? 0) - (x.after ?? 0) ? y : x));
     const where = isOutside(largest.attribution) ? ` between ${largest.attribution.after} and ${largest.attribution.before}` : '';
-    sentences.push(`${name} also lost rows outside guarded runs ${earlier.length} other time(s); the largest: ${rows(largest.before)} to ${rows(largest.after)}${where}.`);
+    sentences.push(
+      `${name} also lost rows outside guarded runs ${earlier.length} other time(s); the largest: ${rows(largest.before)} to ${rows(largest.after)}${where}.`,
+    );
   }
   return { sentences, decisive, suspect };
 }
 
 /** "cleanup-invalid-sessions deleted 0 rows from users" — zero is stated, not omitted. */
 export function runEffect(script: string, change: TableChange | null, table: string): string {
-  if (!change || (!change.inserted && !change.updated && !change.truncated)) return `${script} deleted ${change?.deleted ?? 0} rows from ${table}`;
+  if (!change || (!change.inserted && !change.updated && !change.truncated))
+    return `${script} deleted ${change?.deleted ?? 0} rows from ${table}`;
   if (change.truncated) return `${script} truncated ${table}`;
   return `${script} inserted ${change.inserted}, updated ${change.updated} and deleted ${change.deleted} rows in ${table}`;
 }

@@ -12,7 +12,10 @@ const { evidenceDir, databaseUrl } = workerData as { evidenceDir: string; databa
 const db = databaseUrl ? createDb(databaseUrl, { applicationName: 'safe-run verify', maxConnections: 1 }) : null;
 try {
   // 'head': every hash and link, and the head's signature, which covers the whole chain (see verifyLog).
-  parentPort!.postMessage({ result: await verifyLog({ evidenceDir, anchor: db ? databaseAnchor(db) : null, signatures: 'head' }), error: null });
+  parentPort!.postMessage({
+    result: await verifyLog({ evidenceDir, anchor: db ? databaseAnchor(db) : null, signatures: 'head' }),
+    error: null,
+  });
 } catch (error) {
   parentPort!.postMessage({ result: null, error: errorMessage(error) });
 } finally {

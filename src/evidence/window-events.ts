@@ -13,7 +13,13 @@ export function windowEvents(a: TableObservation, b: TableObservation): WindowEv
   const recreated = !sameDatabase(a.database, b.database);
   if (recreated) events.push('db-recreated');
   else if (a.database.statsReset !== b.database.statsReset) events.push('stats-reset');
-  else if (a.table?.counters && b.table?.counters && a.table.oid === b.table.oid && countersWentBackwards(a.table.counters, b.table.counters)) events.push('stats-reset');
+  else if (
+    a.table?.counters &&
+    b.table?.counters &&
+    a.table.oid === b.table.oid &&
+    countersWentBackwards(a.table.counters, b.table.counters)
+  )
+    events.push('stats-reset');
   if (a.table && !b.table) events.push('table-dropped');
   else if (!a.table && b.table) events.push('table-created');
   else if (!recreated && a.table && b.table && a.table.oid !== b.table.oid) events.push('table-recreated');

@@ -28,7 +28,12 @@ export function assignRunsToWindows(observations: readonly TableObservation[], r
     if (j < 1) continue;
     const post = facts.run.post;
     if (post) {
-      while (j < observations.length - 1 && observations[j]!.ref.seq !== post.ref.seq && !lsnAtOrAfter(observations[j]!.walLsn, post.commitLsn)) j++;
+      while (
+        j < observations.length - 1 &&
+        observations[j]!.ref.seq !== post.ref.seq &&
+        !lsnAtOrAfter(observations[j]!.walLsn, post.commitLsn)
+      )
+        j++;
     }
     const list = windows.get(j) ?? [];
     list.push(facts);

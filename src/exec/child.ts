@@ -21,9 +21,20 @@ export interface ChildOutcome {
  * A SIGINT/SIGTERM that reaches safe-run is passed on to the child, and safe-run waits for
  * it to end: the post-snapshot and the outcome must still be recorded.
  */
-export async function runChild(file: string, args: readonly string[], interrupt: Interrupt, stdoutToStderr: boolean): Promise<ChildOutcome> {
+export async function runChild(
+  file: string,
+  args: readonly string[],
+  interrupt: Interrupt,
+  stdoutToStderr: boolean,
+): Promise<ChildOutcome> {
   const started = performance.now();
-  const child = execa(file, args, { stdin: 'inherit', stdout: stdoutToStderr ? 2 : 'inherit', stderr: 'inherit', reject: false, shell: false });
+  const child = execa(file, args, {
+    stdin: 'inherit',
+    stdout: stdoutToStderr ? 2 : 'inherit',
+    stderr: 'inherit',
+    reject: false,
+    shell: false,
+  });
   interrupt.onInterrupt(() => {
     child.kill(interrupt.signal ?? 'SIGTERM');
   });
@@ -31,7 +42,13 @@ export async function runChild(file: string, args: readonly string[], interrupt:
   const durationMs = Math.round(performance.now() - started);
   const signal = result.signal ?? null;
   if (typeof result.exitCode === 'number') return { exitCode: result.exitCode, signal: null, durationMs, error: null };
-  if (signal) return { exitCode: 128 + (constants.signals[signal as keyof typeof constants.signals] ?? 0), signal, durationMs, error: null };
+  if (signal)
+    return { exitCode: 128 + (constants.signals[signal as keyof typeof constants.signals] ?? 0), signal, durationMs, error: null };
   const code = (result as { code?: string }).code;
-  return { exitCode: code === 'ENOENT' ? 127 : code === 'EACCES' ? 126 : 1, signal: null, durationMs, error: result.shortMessage ?? result.message ?? 'could not start' };
+  return {
+    exitCode: code === 'ENOENT' ? 127 : code === 'EACCES' ? 126 : 1,
+    signal: null,
+    durationMs,
+    error: result.shortMessage ?? result.message ?? 'could not start',
+  };
 }

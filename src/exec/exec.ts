@@ -53,7 +53,12 @@ export async function execWrapped(config: Config, options: ExecOptions, log: Log
   const interrupt = watchInterrupts();
   try {
     await assertReachable(lockDb, url);
-    const audit = await openAuditLog({ evidenceDir: config.evidenceDir, signingKeyPath: config.signingKey, anchor: transientAnchor(url), log });
+    const audit = await openAuditLog({
+      evidenceDir: config.evidenceDir,
+      signingKeyPath: config.signingKey,
+      anchor: transientAnchor(url),
+      log,
+    });
     const ctx: ExecContext = { config, options, url, runId, program, audit, interrupt, log };
     return await withClient(lockDb, async (session) => {
       const major = serverMajor(await readIdentity(session, url));
@@ -70,21 +75,50 @@ async function wrap(ctx: ExecContext, major: number): Promise<ExecResult> {
   const scope = options.backupScope ?? (config.backup.scope === 'none' ? 'none' : 'full');
   const { snapshot: pre, held } = await snapshotOf(ctx, (snapshotId) =>
     runBackup({
-      url: ctx.url, snapshotId, scope, tables: [], evidenceDir: config.evidenceDir, runId, compress: config.backup.compress, jobs: config.backup.jobs,
-      lockWaitTimeoutMs: config.backup.lockWaitTimeoutMs, pgBinDir: config.pgBinDir, serverMajor: major, log,
+      url: ctx.url,
+      snapshotId,
+      scope,
+      tables: [],
+      evidenceDir: config.evidenceDir,
+      runId,
+      compress: config.backup.compress,
+      jobs: config.backup.jobs,
+      lockWaitTimeoutMs: config.backup.lockWaitTimeoutMs,
+      pgBinDir: config.pgBinDir,
+      serverMajor: major,
+      log,
     }).catch((error: unknown) => failedBackupRecord(scope, [], error)),
   );
   const backup = held!;
   const intent: ExecIntentBody = {
-    command: redactArgv(options.command), label: options.label, cwd: process.cwd(), operator: await readOperator(), host: os.hostname(),
-    reason: options.reason, url: redactUrl(ctx.url), snapshot: pre, backup,
+    command: redactArgv(options.command),
+    label: options.label,
+    cwd: process.cwd(),
+    operator: await readOperator(),
+    host: os.hostname(),
+    reason: options.reason,
+    url: redactUrl(ctx.url),
+    snapshot: pre,
+    backup,
   };
   await ctx.audit.append('exec.intent', intent, { runId });
 
   if (backup.status === 'failed' || ctx.interrupt.signal) {
     const status: ExecStatus = backup.status === 'failed' ? 'backup-failed' : 'interrupted';
-    const error = status === 'backup-failed' ? `backup failed, the command was not run: ${backup.error ?? ''}` : `interrupted by ${ctx.interrupt.signal} before the command ran`;
-    return finish(ctx, pre, backup, { status, exitCode: null, signal: null, durationMs: 0, error, snapshot: null, changes: {}, findings: [] });
+    const error =
+      status === 'backup-failed'
+        ? `backup failed, the command was not run: ${backup.error ?? ''}`
+        : `interrupted by ${ctx.interrupt.signal} before the command ran`;
+    return finish(ctx, pre, backup, {
+      status,
+      exitCode: null,
+      signal: null,
+      durationMs: 0,
+      error,
+      snapshot: null,
+      changes: {},
+      findings: [],
+    });
   }
 
   log.info('running the wrapped command', { runId, command: intent.command });
@@ -97,17 +131,27 @@ async function wrap(ctx: ExecContext, major: number): Promise<ExecResult> {
   const findings = post.snapshot ? execFindings(pre, post.snapshot, config) : unreadableAfter(pre, config, post.error!);
   return finish(ctx, pre, backup, {
     status: ctx.interrupt.signal ? 'interrupted' : child.exitCode === 0 ? 'completed' : 'failed',
-    exitCode: child.exitCode, signal: child.signal, durationMs: child.durationMs,
-    error: childError(child, post.error), snapshot: post.snapshot,
-    changes: post.snapshot ? tableChanges(pre, post.snapshot) : {}, findings,
+    exitCode: child.exitCode,
+    signal: child.signal,
+    durationMs: child.durationMs,
+    error: childError(child, post.error),
+    snapshot: post.snapshot,
+    changes: post.snapshot ? tableChanges(pre, post.snapshot) : {},
+    findings,
   });
 }
 
 /** A snapshot on a pool of its own, closed right after, so no idle connection of ours outlives it. */
-async function snapshotOf<T>(ctx: ExecContext, whileOpen?: (snapshotId: string) => Promise<T>): Promise<{ snapshot: Snapshot; held: T | undefined }> {
+async function snapshotOf<T>(
+  ctx: ExecContext,
+  whileOpen?: (snapshotId: string) => Promise<T>,
+): Promise<{ snapshot: Snapshot; held: T | undefined }> {
   const db = createDb(ctx.url, { applicationName: `safe-run:exec:${ctx.runId}`, maxConnections: 3 });
   const options: SnapshotOptions = {
-    exactTables: new Set(Object.keys(ctx.config.criticalTables)), exactCountThreshold: ctx.config.exactCountThreshold, countConnections: 2, url: ctx.url,
+    exactTables: new Set(Object.keys(ctx.config.criticalTables)),
+    exactCountThreshold: ctx.config.exactCountThreshold,
+    countConnections: 2,
+    url: ctx.url,
   };
   try {
     return await takeSnapshot(db, options, whileOpen);
@@ -120,10 +164,19 @@ async function finish(ctx: ExecContext, pre: Snapshot, backup: BackupRecord, out
   await ctx.audit.append('exec.outcome', outcome, { runId: ctx.runId });
   const counts = (s: Snapshot | null) => Object.fromEntries(Object.entries(s?.tables ?? {}).map(([k, t]) => [k, t.rows]));
   return {
-    runId: ctx.runId, label: ctx.options.label, command: redactArgv(ctx.options.command), status: outcome.status,
-    exitCode: execExitCode(outcome.status, outcome.exitCode, outcome.findings), commandExitCode: outcome.exitCode, signal: outcome.signal,
-    durationMs: outcome.durationMs, counts: { pre: counts(pre), post: counts(outcome.snapshot) }, changes: outcome.changes,
-    findings: outcome.findings, backup, error: outcome.error,
+    runId: ctx.runId,
+    label: ctx.options.label,
+    command: redactArgv(ctx.options.command),
+    status: outcome.status,
+    exitCode: execExitCode(outcome.status, outcome.exitCode, outcome.findings),
+    commandExitCode: outcome.exitCode,
+    signal: outcome.signal,
+    durationMs: outcome.durationMs,
+    counts: { pre: counts(pre), post: counts(outcome.snapshot) },
+    changes: outcome.changes,
+    findings: outcome.findings,
+    backup,
+    error: outcome.error,
   };
 }
 
@@ -131,11 +184,20 @@ async function finish(ctx: ExecContext, pre: Snapshot, backup: BackupRecord, out
 function unreadableAfter(pre: Snapshot, config: Config, error: string): DriftFinding[] {
   return Object.keys(config.criticalTables)
     .filter((key) => (pre.tables[key]?.rows ?? 0) > 0)
-    .map((key) => ({ kind: 'critical-empty', table: key, before: pre.tables[key]!.rows, after: null, detail: `Critical table ${key} could not be read after the command (${error}); treat it as lost until checked.` }));
+    .map((key) => ({
+      kind: 'critical-empty',
+      table: key,
+      before: pre.tables[key]!.rows,
+      after: null,
+      detail: `Critical table ${key} could not be read after the command (${error}); treat it as lost until checked.`,
+    }));
 }
 
 function childError(child: ChildOutcome, postError: string | null): string | null {
-  const parts = [child.error, child.signal ? `the command was killed by ${child.signal}` : null, postError ? `post-snapshot failed: ${postError}` : null];
+  const parts = [
+    child.error,
+    child.signal ? `the command was killed by ${child.signal}` : null,
+    postError ? `post-snapshot failed: ${postError}` : null,
+  ];
   return parts.filter(Boolean).join('; ') || null;
 }
-

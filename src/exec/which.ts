@@ -10,7 +10,10 @@ import { usageError } from '../errors.js';
 export function resolveCommand(command: string, cwd: string, envPath = process.env.PATH ?? ''): string {
   const candidates = command.includes('/')
     ? [path.resolve(cwd, command)]
-    : envPath.split(path.delimiter).filter(Boolean).map((dir) => path.resolve(cwd, dir, command));
+    : envPath
+        .split(path.delimiter)
+        .filter(Boolean)
+        .map((dir) => path.resolve(cwd, dir, command));
   const found = candidates.find(isExecutableFile);
   if (found) return found;
   throw usageError(

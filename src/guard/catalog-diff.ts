@@ -38,8 +38,7 @@ export function diffCatalogState(before: CatalogState, after: CatalogState): Cat
 
 /** Whether anything in the session's own temp namespace appeared, vanished or changed. */
 export function temporaryObjectsChanged(before: CatalogState, after: CatalogState): boolean {
-  const temp = (s: CatalogState): Map<string, string> =>
-    new Map([...s.objects.values()].filter((o) => o.temp).map((o) => [o.key, o.hash]));
+  const temp = (s: CatalogState): Map<string, string> => new Map([...s.objects.values()].filter((o) => o.temp).map((o) => [o.key, o.hash]));
   const [b, a] = [temp(before), temp(after)];
   return b.size !== a.size || [...b].some(([key, hash]) => a.get(key) !== hash);
 }
@@ -59,7 +58,10 @@ function change(action: CatalogChange['action'], o: CatalogObject, detail: strin
 }
 
 const TRIGGER_STATES: Readonly<Record<string, string>> = {
-  O: 'enabled', D: 'disabled', R: 'enabled for replica sessions only', A: 'enabled always',
+  O: 'enabled',
+  D: 'disabled',
+  R: 'enabled for replica sessions only',
+  A: 'enabled always',
 };
 
 function describeCreation(o: CatalogObject): string {

@@ -18,13 +18,24 @@ export function catalogViolations(verdict: CatalogVerdict, script: Pick<LoadedSc
   for (const change of verdict.changes) {
     const object = `${change.objectType} ${change.identity}`;
     if (change.table?.startsWith('safe_run.') || change.identity.startsWith('safe_run.')) {
-      violations.push({ object, rule: 'evidence-schema', detail: `${change.action} in safe-run's own schema (${change.detail}); a script may never touch the safe_run schema` });
+      violations.push({
+        object,
+        rule: 'evidence-schema',
+        detail: `${change.action} in safe-run's own schema (${change.detail}); a script may never touch the safe_run schema`,
+      });
       continue;
     }
     const declared = script.ddl || (change.table !== undefined && script.touches[change.table]?.includes('ddl'));
     if (declared) continue;
-    const where = change.table ? `declare ddl on ${change.table}` : 'declare ddl for the script (`ddl: true`, or `-- @ddl` in a .sql header)';
-    violations.push({ ...(change.table ? { table: change.table } : {}), object, rule: 'undeclared-ddl', detail: `${change.detail}; undeclared: ${where} if this is intended` });
+    const where = change.table
+      ? `declare ddl on ${change.table}`
+      : 'declare ddl for the script (`ddl: true`, or `-- @ddl` in a .sql header)';
+    violations.push({
+      ...(change.table ? { table: change.table } : {}),
+      object,
+      rule: 'undeclared-ddl',
+      detail: `${change.detail}; undeclared: ${where} if this is intended`,
+    });
   }
   return violations;
 }

@@ -1,11 +1,5 @@
 import type { Db } from '../db/connection.js';
-import {
-  catalogWritesDelta,
-  readCatalogState,
-  readCatalogWrites,
-  type CatalogState,
-  type CatalogWrites,
-} from './catalog-changes.js';
+import { catalogWritesDelta, readCatalogState, readCatalogWrites, type CatalogState, type CatalogWrites } from './catalog-changes.js';
 import { diffCatalogState, storageChanges, temporaryObjectsChanged, type CatalogChange } from './catalog-diff.js';
 
 /** What the guard reads once before the script and once after, in the script's transaction. */
@@ -26,8 +20,21 @@ export interface CatalogVerdict {
 
 /** Catalogs that creating, altering or dropping a temp table, view, sequence, type or function writes. */
 export const TEMP_OBJECT_CATALOGS: ReadonlySet<string> = new Set([
-  'pg_class', 'pg_attribute', 'pg_type', 'pg_depend', 'pg_attrdef', 'pg_constraint', 'pg_index', 'pg_rewrite',
-  'pg_proc', 'pg_trigger', 'pg_sequence', 'pg_inherits', 'pg_description', 'pg_namespace', 'pg_policy',
+  'pg_class',
+  'pg_attribute',
+  'pg_type',
+  'pg_depend',
+  'pg_attrdef',
+  'pg_constraint',
+  'pg_index',
+  'pg_rewrite',
+  'pg_proc',
+  'pg_trigger',
+  'pg_sequence',
+  'pg_inherits',
+  'pg_description',
+  'pg_namespace',
+  'pg_policy',
 ]);
 
 /**

@@ -26,7 +26,8 @@ export interface ConcurrentWrites {
   readonly note: string;
 }
 
-const LAG_NOTE = 'from shared statistics, which other sessions flush up to 1 s (10 s when idle) after their transactions: writes that were not flushed yet are not listed';
+const LAG_NOTE =
+  'from shared statistics, which other sessions flush up to 1 s (10 s when idle) after their transactions: writes that were not flushed yet are not listed';
 
 export async function readConcurrentWrites(runnerDb: Db, pre: Snapshot, watched: readonly TableKey[]): Promise<ConcurrentWrites> {
   const oids = watched.flatMap((key) => (pre.tables[key]?.counters ? [pre.tables[key]!.oid] : []));
@@ -39,7 +40,11 @@ export async function readConcurrentWrites(runnerDb: Db, pre: Snapshot, watched:
     const before = pre.tables[key];
     const after = before && now.get(before.oid);
     if (!before?.counters || !after) continue;
-    const moves = { inserted: after.ins - before.counters.n_tup_ins, updated: after.upd - before.counters.n_tup_upd, deleted: after.del - before.counters.n_tup_del };
+    const moves = {
+      inserted: after.ins - before.counters.n_tup_ins,
+      updated: after.upd - before.counters.n_tup_upd,
+      deleted: after.del - before.counters.n_tup_del,
+    };
     if (moves.inserted > 0 || moves.updated > 0 || moves.deleted > 0) tables[key] = moves;
   }
   return { tables, observedMs: Date.now() - Date.parse(pre.takenAt), note: LAG_NOTE };

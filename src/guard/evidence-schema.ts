@@ -31,7 +31,11 @@ export async function readEvidenceSchema(trx: Db): Promise<EvidenceSchemaState> 
 export function evidenceSchemaViolations(before: EvidenceSchemaState, after: EvidenceSchemaState): Violation[] {
   const violations: Violation[] = [];
   const touched = (table: string, what: string): void => {
-    violations.push({ table: `safe_run.${table}`, rule: 'evidence-schema', detail: `${what} safe-run's own evidence table; a script may never touch the safe_run schema` });
+    violations.push({
+      table: `safe_run.${table}`,
+      rule: 'evidence-schema',
+      detail: `${what} safe-run's own evidence table; a script may never touch the safe_run schema`,
+    });
   };
   for (const [oid, b] of before) {
     const a = after.get(oid);

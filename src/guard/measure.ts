@@ -118,7 +118,10 @@ export function measureChanges(baseline: XactState, current: XactState, ownStron
   return { changes, sequencesUsed };
 }
 
-export async function countRowsExact(trx: Db, tables: readonly { schema: string; name: string; key: TableKey }[]): Promise<Record<TableKey, number>> {
+export async function countRowsExact(
+  trx: Db,
+  tables: readonly { schema: string; name: string; key: TableKey }[],
+): Promise<Record<TableKey, number>> {
   const counts: Record<TableKey, number> = {};
   for (const t of tables) {
     const { rows } = await sql<{ n: number }>`select pg_catalog.count(*) as n from ${sql.id(t.schema, t.name)}`.execute(trx);

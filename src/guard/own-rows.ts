@@ -26,7 +26,12 @@ export interface OwnRows {
 const ATTEMPTS = 3;
 const LOCK_NOT_AVAILABLE = '55P03';
 
-export async function readOwnRows(runnerDb: Db, trx: Db, tables: readonly WatchedTable[], changes: Readonly<Record<TableKey, TableChange>>): Promise<OwnRows> {
+export async function readOwnRows(
+  runnerDb: Db,
+  trx: Db,
+  tables: readonly WatchedTable[],
+  changes: Readonly<Record<TableKey, TableChange>>,
+): Promise<OwnRows> {
   const net: Record<TableKey, number> = {};
   const blocked: TableKey[] = [];
   for (const table of tables) {
@@ -52,7 +57,8 @@ export function uncountedChanges(own: OwnRows, changes: Readonly<Record<TableKey
   const violations: Violation[] = own.blocked.map((table) => ({
     table,
     rule: 'unexplained-change' as const,
-    detail: 'the script holds a lock that keeps the runner from reading the committed rows, so its counters cannot be checked against them; release the lock (no LOCK TABLE ... ACCESS EXCLUSIVE) or run under a non-superuser scriptRole',
+    detail:
+      'the script holds a lock that keeps the runner from reading the committed rows, so its counters cannot be checked against them; release the lock (no LOCK TABLE ... ACCESS EXCLUSIVE) or run under a non-superuser scriptRole',
   }));
   for (const [table, observed] of Object.entries(own.net)) {
     const counted = changes[table] ? changes[table]!.inserted - changes[table]!.deleted : 0;

@@ -57,11 +57,9 @@ export const POLICY_ADVICE: Readonly<Record<PolicyRule, string>> = {
     'it does its work on another connection, outside the guarded transaction: it would commit even if the guards ' +
     'roll the run back, and no guard would see it. Do that work in the script itself.',
   'other-sessions':
-    'it acts on other sessions, which the run does not own and the audit log cannot attribute. Do it by hand, ' +
-    'outside a guarded run.',
-  'server-config':
-    'it changes the server, not the data, and cannot be rolled back with the run. Ask a DBA to do it outside safe-run.',
-  'statistics':
+    'it acts on other sessions, which the run does not own and the audit log cannot attribute. Do it by hand, ' + 'outside a guarded run.',
+  'server-config': 'it changes the server, not the data, and cannot be rolled back with the run. Ask a DBA to do it outside safe-run.',
+  statistics:
     'safe-run and `safe-run check` count every change with these statistics; resetting them would hide what ' +
     'the script (or anyone) did. There is no safe replacement inside a guarded run.',
   'server-files':

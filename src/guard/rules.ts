@@ -28,7 +28,11 @@ export function evaluateGuards(input: GuardInput): Violation[] {
     const declared = input.script.touches[table];
     if (!declared) {
       const via = input.cascadeFrom?.[table];
-      violations.push({ table, rule: 'undeclared-table', detail: `${describe(change)} in a table the script does not declare${via ? ` (reached through a foreign key cascade from ${via})` : ''}` });
+      violations.push({
+        table,
+        rule: 'undeclared-table',
+        detail: `${describe(change)} in a table the script does not declare${via ? ` (reached through a foreign key cascade from ${via})` : ''}`,
+      });
       continue;
     }
     violations.push(...operationViolations(table, change, declared));
@@ -45,7 +49,13 @@ function rollUpPartitions(changes: GuardInput['changes'], parents: Readonly<Reco
     const key = parents[table] ?? table;
     const sum = out[key];
     out[key] = sum
-      ? { inserted: sum.inserted + c.inserted, updated: sum.updated + c.updated, deleted: sum.deleted + c.deleted, truncated: sum.truncated || c.truncated, ...(sum.ddl || c.ddl ? { ddl: true } : {}) }
+      ? {
+          inserted: sum.inserted + c.inserted,
+          updated: sum.updated + c.updated,
+          deleted: sum.deleted + c.deleted,
+          truncated: sum.truncated || c.truncated,
+          ...(sum.ddl || c.ddl ? { ddl: true } : {}),
+        }
       : c;
   }
   return out;
@@ -53,21 +63,41 @@ function rollUpPartitions(changes: GuardInput['changes'], parents: Readonly<Reco
 
 function operationViolations(table: TableKey, change: TableChange, declared: readonly Operation[]): Violation[] {
   const out: Violation[] = [];
-  const used: [Operation, number][] = [['insert', change.inserted], ['update', change.updated], ['delete', change.deleted]];
+  const used: [Operation, number][] = [
+    ['insert', change.inserted],
+    ['update', change.updated],
+    ['delete', change.deleted],
+  ];
   for (const [op, n] of used) {
-    if (n > 0 && !declared.includes(op)) out.push({ table, rule: 'undeclared-operation', detail: `${n} row(s) ${pastTense(op)}, but the script declares only ${declared.join(', ')}` });
+    if (n > 0 && !declared.includes(op))
+      out.push({
+        table,
+        rule: 'undeclared-operation',
+        detail: `${n} row(s) ${pastTense(op)}, but the script declares only ${declared.join(', ')}`,
+      });
   }
-  if (change.truncated && !declared.includes('truncate')) out.push({ table, rule: 'undeclared-truncate', detail: 'TRUNCATE (new relfilenode) without a declared truncate' });
-  if (change.ddl && !declared.includes('ddl')) out.push({ table, rule: 'undeclared-ddl', detail: 'the table definition changed (columns, constraints, indexes or the table itself) without a declared ddl' });
+  if (change.truncated && !declared.includes('truncate'))
+    out.push({ table, rule: 'undeclared-truncate', detail: 'TRUNCATE (new relfilenode) without a declared truncate' });
+  if (change.ddl && !declared.includes('ddl'))
+    out.push({
+      table,
+      rule: 'undeclared-ddl',
+      detail: 'the table definition changed (columns, constraints, indexes or the table itself) without a declared ddl',
+    });
   return out;
 }
 
 function limitViolations(table: TableKey, change: TableChange, limits: Partial<Record<Operation, number>>): Violation[] {
   const out: Violation[] = [];
-  const used: [Operation, number][] = [['insert', change.inserted], ['update', change.updated], ['delete', change.deleted]];
+  const used: [Operation, number][] = [
+    ['insert', change.inserted],
+    ['update', change.updated],
+    ['delete', change.deleted],
+  ];
   for (const [op, n] of used) {
     const limit = limits[op];
-    if (limit !== undefined && n > limit) out.push({ table, rule: 'limit-exceeded', detail: `${n} row(s) ${pastTense(op)}, limit ${limit}` });
+    if (limit !== undefined && n > limit)
+      out.push({ table, rule: 'limit-exceeded', detail: `${n} row(s) ${pastTense(op)}, limit ${limit}` });
   }
   return out;
 }
@@ -84,7 +114,8 @@ function limitViolations(table: TableKey, change: TableChange, limits: Partial<R
 function criticalViolations(input: GuardInput, changes: Readonly<Record<TableKey, TableChange>>): Violation[] {
   const out: Violation[] = [];
   const critical = new Map<TableKey, CriticalTableRule>(Object.entries(input.criticalTables));
-  for (const t of input.script.critical) if (!critical.has(t)) critical.set(t, { maxDropPercent: DEFAULT_MAX_DROP_PERCENT, maxUpdatePercent: DEFAULT_MAX_UPDATE_PERCENT });
+  for (const t of input.script.critical)
+    if (!critical.has(t)) critical.set(t, { maxDropPercent: DEFAULT_MAX_DROP_PERCENT, maxUpdatePercent: DEFAULT_MAX_UPDATE_PERCENT });
   for (const [table, rule] of critical) {
     const before = input.countsBefore[table];
     const after = input.countsAfter[table];
@@ -96,13 +127,24 @@ function criticalViolations(input: GuardInput, changes: Readonly<Record<TableKey
     // Updates counted by the run's own counters: an UPDATE that blanks every email empties the table as surely as a DELETE.
     const updatePercent = (change.updated / before) * 100;
     if (updatePercent > rule.maxUpdatePercent) {
-      out.push({ table, rule: 'critical-update', detail: `critical table would have ${updatePercent.toFixed(1)}% of its rows updated (${change.updated} of ${before}), allowed ${rule.maxUpdatePercent}%` });
+      out.push({
+        table,
+        rule: 'critical-update',
+        detail: `critical table would have ${updatePercent.toFixed(1)}% of its rows updated (${change.updated} of ${before}), allowed ${rule.maxUpdatePercent}%`,
+      });
     }
   }
   return out;
 }
 
-function criticalDrop(table: TableKey, before: number, after: number, change: TableChange, maxDropPercent: number, ownNet?: number): Violation | null {
+function criticalDrop(
+  table: TableKey,
+  before: number,
+  after: number,
+  change: TableChange,
+  maxDropPercent: number,
+  ownNet?: number,
+): Violation | null {
   const counted = change.truncated ? before : change.deleted - change.inserted;
   // Exact when the run's own net rows were read; else the smaller of its counters and the observed drop.
   const drop = ownNet !== undefined ? -ownNet : Math.min(counted, before - after);
@@ -110,7 +152,12 @@ function criticalDrop(table: TableKey, before: number, after: number, change: Ta
   const ownAfter = before - drop;
   const dropPercent = (drop / before) * 100;
   if (ownAfter === 0) return { table, rule: 'critical-empty', detail: `critical table would go from ${before} rows to 0` };
-  if (dropPercent > maxDropPercent) return { table, rule: 'critical-drop', detail: `critical table would drop ${dropPercent.toFixed(1)}% (${before} -> ${ownAfter}), allowed ${maxDropPercent}%` };
+  if (dropPercent > maxDropPercent)
+    return {
+      table,
+      rule: 'critical-drop',
+      detail: `critical table would drop ${dropPercent.toFixed(1)}% (${before} -> ${ownAfter}), allowed ${maxDropPercent}%`,
+    };
   return null;
 }
 

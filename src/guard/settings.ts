@@ -43,7 +43,9 @@ export async function applyRunnerSettings(trx: Db, settings: RunnerSettings): Pr
  */
 export async function useCatalogSearchPath(trx: Db): Promise<string> {
   const { rows } = await sql<{ previous: string }>`
-    select pg_catalog.current_setting('search_path') as previous, pg_catalog.set_config('search_path', ${CATALOG_SEARCH_PATH}, true)`.execute(trx);
+    select pg_catalog.current_setting('search_path') as previous, pg_catalog.set_config('search_path', ${CATALOG_SEARCH_PATH}, true)`.execute(
+    trx,
+  );
   return rows[0]!.previous;
 }
 

@@ -7,7 +7,18 @@ import type { TableShape } from './measure.js';
 export async function readTableShapes(trx: Db): Promise<Map<TableKey, TableShape>> {
   const catalog = await readTableCatalog(trx);
   return new Map(
-    Object.values(catalog).map((t) => [t.key, { key: t.key, schema: t.schema, name: t.name, oid: t.oid, relfilenode: t.relfilenode, fingerprint: t.fingerprint, leafPartitions: t.leafPartitions }]),
+    Object.values(catalog).map((t) => [
+      t.key,
+      {
+        key: t.key,
+        schema: t.schema,
+        name: t.name,
+        oid: t.oid,
+        relfilenode: t.relfilenode,
+        fingerprint: t.fingerprint,
+        leafPartitions: t.leafPartitions,
+      },
+    ]),
   );
 }
 
@@ -16,7 +27,10 @@ export async function readTableShapes(trx: Db): Promise<Map<TableKey, TableShape
  * operator writes `events: insert`, not one line per month. Leaves declared on their own
  * keep their own rules.
  */
-export function declaredParents(shapes: ReadonlyMap<TableKey, TableShape>, touches: Readonly<Record<TableKey, unknown>>): Record<TableKey, TableKey> {
+export function declaredParents(
+  shapes: ReadonlyMap<TableKey, TableShape>,
+  touches: Readonly<Record<TableKey, unknown>>,
+): Record<TableKey, TableKey> {
   const parents: Record<TableKey, TableKey> = {};
   for (const shape of shapes.values()) {
     if (!touches[shape.key]) continue;

@@ -4,9 +4,7 @@ import { byTable, SnapshotSchema, TableKeySchema } from './table.js';
 
 /** What every intent entry (run.intent, exec.intent) records besides what is run: who, where, why, the state before. */
 
-export const OperatorSchema = z
-  .object({ osUser: z.string(), gitUser: z.string().nullable(), gitEmail: z.string().nullable() })
-  .readonly();
+export const OperatorSchema = z.object({ osUser: z.string(), gitUser: z.string().nullable(), gitEmail: z.string().nullable() }).readonly();
 export type Operator = z.infer<typeof OperatorSchema>;
 
 export const ScriptRecordSchema = z

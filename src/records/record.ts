@@ -62,9 +62,15 @@ export function parseRecord(entry: EntryEnvelope): RecordParse {
   const version = bodyVersion(entry.body);
   const schemas: Readonly<Record<number, z.ZodType>> = RECORD_SCHEMAS[entry.kind];
   const schema = typeof version === 'number' ? schemas[version] : undefined;
-  if (!schema) return { ok: false, reason: 'bad-body', detail: `its ${entry.kind} body has schema version ${String(version)}, which this safe-run does not read` };
+  if (!schema)
+    return {
+      ok: false,
+      reason: 'bad-body',
+      detail: `its ${entry.kind} body has schema version ${String(version)}, which this safe-run does not read`,
+    };
   const parsed = schema.safeParse(entry.body);
-  if (!parsed.success) return { ok: false, reason: 'bad-body', detail: `its ${entry.kind} body does not parse: ${describeIssues(parsed.error)}` };
+  if (!parsed.success)
+    return { ok: false, reason: 'bad-body', detail: `its ${entry.kind} body does not parse: ${describeIssues(parsed.error)}` };
   // The schema for entry.kind produced parsed.data, which is exactly what the union member says.
   return { ok: true, record: { ...entry, body: parsed.data } as AuditRecord };
 }

@@ -21,13 +21,19 @@ export async function verifiedArchive(evidenceDir: string, runId: string, backup
   const file = path.resolve(evidenceDir, backup.path);
   const rel = path.relative(path.resolve(evidenceDir), file);
   if (rel.startsWith('..') || path.isAbsolute(rel)) {
-    throw new SafeRunError(`The backup path ${backup.path} of run ${runId} points outside the evidence directory.`, ExitCode.auditFailed, 'Run `safe-run verify`.');
+    throw new SafeRunError(
+      `The backup path ${backup.path} of run ${runId} points outside the evidence directory.`,
+      ExitCode.auditFailed,
+      'Run `safe-run verify`.',
+    );
   }
   if (!existsSync(file)) {
     throw new SafeRunError(
       `The backup of run ${runId} is missing: ${file}.`,
       ExitCode.backupFailed,
-      'Find the archive (moved with the evidence directory? pruned?) and put it back at that path; its sha256 must be ' + backup.sha256 + '.',
+      'Find the archive (moved with the evidence directory? pruned?) and put it back at that path; its sha256 must be ' +
+        backup.sha256 +
+        '.',
     );
   }
   const format = backup.format ?? 'custom';
@@ -54,7 +60,11 @@ function noBackup(runId: string, backup: BackupRecord): SafeRunError {
       : backup.status === 'failed'
         ? `its backup failed (${backup.error ?? 'no error recorded'}), so the script never ran`
         : 'its backup scope held no table';
-  return new SafeRunError(`Run ${runId} has no backup to restore: ${why}.`, ExitCode.backupFailed, 'Pick a run whose backup was verified: `safe-run log` lists them.');
+  return new SafeRunError(
+    `Run ${runId} has no backup to restore: ${why}.`,
+    ExitCode.backupFailed,
+    'Pick a run whose backup was verified: `safe-run log` lists them.',
+  );
 }
 
 async function hashFile(file: string): Promise<string> {

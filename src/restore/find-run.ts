@@ -33,17 +33,29 @@ export async function findRestorableRun(evidenceDir: string, ref: string): Promi
   }
   if (matches.length === 1) return matches[0]!;
   if (matches.length === 0) {
-    throw usageError(`No run ${ref} in ${evidenceDir}.`, 'Check the id with `safe-run log`, and that SAFE_RUN_EVIDENCE_DIR / "evidenceDir" points at the right evidence.');
+    throw usageError(
+      `No run ${ref} in ${evidenceDir}.`,
+      'Check the id with `safe-run log`, and that SAFE_RUN_EVIDENCE_DIR / "evidenceDir" points at the right evidence.',
+    );
   }
   const listed = matches.slice(0, 5).map((m) => `${m.runId} (${m.source}, ${m.ts})`);
-  throw usageError(`${matches.length} runs start with ${ref}: ${listed.join(', ')}${matches.length > 5 ? ', …' : ''}.`, 'Give more characters of the run id.');
+  throw usageError(
+    `${matches.length} runs start with ${ref}: ${listed.join(', ')}${matches.length > 5 ? ', …' : ''}.`,
+    'Give more characters of the run id.',
+  );
 }
 
 function restorable(entry: AuditEntry): RestorableRun {
   const common = { runId: entry.runId!, seq: entry.seq, hash: entry.hash, ts: entry.ts };
   if (entry.kind === 'exec.intent') {
     const body = entry.body as ExecIntentBody;
-    return { ...common, kind: 'exec.intent', source: `exec ${body.label ?? body.command[0] ?? ''}`.trim(), backup: body.backup, snapshot: body.snapshot };
+    return {
+      ...common,
+      kind: 'exec.intent',
+      source: `exec ${body.label ?? body.command[0] ?? ''}`.trim(),
+      backup: body.backup,
+      snapshot: body.snapshot,
+    };
   }
   const body = entry.body as RunIntentBody;
   return { ...common, kind: 'run.intent', source: body.script.name, backup: body.backup, snapshot: body.snapshot };

@@ -39,7 +39,12 @@ export async function restoreRun(config: Config, options: RestoreOptions, log: L
   try {
     await assertReachable(admin, serverUrl);
     // Opened first: a missing key must stop the restore before it creates anything.
-    const audit = await openAuditLog({ evidenceDir: config.evidenceDir, signingKeyPath: config.signingKey, anchor: databaseAnchor(admin), log });
+    const audit = await openAuditLog({
+      evidenceDir: config.evidenceDir,
+      signingKeyPath: config.signingKey,
+      anchor: databaseAnchor(admin),
+      log,
+    });
     const archive = await verifiedArchive(config.evidenceDir, runId, run.backup);
     log.info('archive matches the signed intent', { path: archive.path, sha256: archive.sha256 });
     const job: RestoreJob = { config, archive, tables, subset: options.tables.length > 0, log };
@@ -49,7 +54,10 @@ export async function restoreRun(config: Config, options: RestoreOptions, log: L
 
     const pre = run.snapshot.tables;
     const counts = Object.fromEntries(
-      tables.map((t) => [t.key, { restored: restored.counts[t.key] ?? 0, pre: pre[t.key]?.rows ?? null, preKind: pre[t.key]?.rowsKind ?? null }]),
+      tables.map((t) => [
+        t.key,
+        { restored: restored.counts[t.key] ?? 0, pre: pre[t.key]?.rows ?? null, preKind: pre[t.key]?.rowsKind ?? null },
+      ]),
     );
     const body: RestoreBody = {
       runId,
@@ -101,8 +109,13 @@ async function restoreIntoScratch(job: RestoreJob, admin: Db, serverUrl: URL, na
   const db = createDb(url, { applicationName: 'safe-run restore', maxConnections: 1 });
   try {
     await restoreBackup({
-      archivePath: job.archive.path, targetUrl: url, tables: job.subset ? job.tables.map((t) => t.key) : undefined,
-      pgBinDir: job.config.pgBinDir, serverMajor: major, log: job.log, prerequisitesFrom: serverUrl,
+      archivePath: job.archive.path,
+      targetUrl: url,
+      tables: job.subset ? job.tables.map((t) => t.key) : undefined,
+      pgBinDir: job.config.pgBinDir,
+      serverMajor: major,
+      log: job.log,
+      prerequisitesFrom: serverUrl,
     });
     return { url, database: name, counts: await countTables(db, job.tables), snapshot: null };
   } catch (error) {
@@ -115,7 +128,8 @@ async function restoreIntoScratch(job: RestoreJob, admin: Db, serverUrl: URL, na
   }
 }
 
-const INTO_HINT = "Read pg_restore's message above: columns that changed since the backup, or a foreign key to a row that is not there, are the usual causes.";
+const INTO_HINT =
+  "Read pg_restore's message above: columns that changed since the backup, or a foreign key to a row that is not there, are the usual causes.";
 
 /**
  * Data only, into existing empty tables, under the run lock of that database (a restore
@@ -135,9 +149,22 @@ async function restoreInto(job: RestoreJob, url: URL): Promise<Restored> {
         await assertEmptyTargets(session, tables);
         const toc = await listArchive(pgRestore.path, archive.path, pgChildEnv(url, 'safe-run restore'));
         const items = dataEntries(toc, await orderByForeignKeys(session, tables));
-        await runPgRestore({ bin: pgRestore.path, archive: archive.path, target: url, items, dataOnly: true, hint: INTO_HINT, log: job.log });
+        await runPgRestore({
+          bin: pgRestore.path,
+          archive: archive.path,
+          target: url,
+          items,
+          dataOnly: true,
+          hint: INTO_HINT,
+          log: job.log,
+        });
         const counts = await countTables(session, tables);
-        const { snapshot } = await takeSnapshot(db, { exactTables: new Set(tables.map((t) => t.key)), exactCountThreshold: config.exactCountThreshold, countConnections: 2, url });
+        const { snapshot } = await takeSnapshot(db, {
+          exactTables: new Set(tables.map((t) => t.key)),
+          exactCountThreshold: config.exactCountThreshold,
+          countConnections: 2,
+          url,
+        });
         return { url, database: identity.name, counts, snapshot };
       }),
     );

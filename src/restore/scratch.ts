@@ -30,7 +30,11 @@ export async function createScratchDatabase(admin: Db, name: string): Promise<vo
     const e = error as { code?: string; message?: string };
     if (e.code === '42P04') throw scratchExists(name);
     if (e.code === '42501') {
-      throw usageError(`Cannot create the scratch database ${name}: ${e.message}.`, 'Use a role with CREATEDB, or restore into an existing empty database with --into URL.', error);
+      throw usageError(
+        `Cannot create the scratch database ${name}: ${e.message}.`,
+        'Use a role with CREATEDB, or restore into an existing empty database with --into URL.',
+        error,
+      );
     }
     throw error;
   }

@@ -8,7 +8,11 @@ import { usageError } from '../errors.js';
  * may require a --reason and an explicit confirmation. Production mistakes are made at 3 a.m.
  * against the wrong URL; this is where that gets caught.
  */
-export async function checkEnvironment(config: Config, url: URL, options: { reason: string | null; yes?: boolean; dryRun: boolean }): Promise<void> {
+export async function checkEnvironment(
+  config: Config,
+  url: URL,
+  options: { reason: string | null; yes?: boolean; dryRun: boolean },
+): Promise<void> {
   for (const [name, env] of Object.entries(config.environments)) {
     if (!new RegExp(env.hostPattern).test(url.hostname)) continue;
     if (env.requireReason && !options.reason) {

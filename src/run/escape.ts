@@ -33,7 +33,8 @@ export async function recordEscape(input: EscapeInput): Promise<RecordedEscape> 
   const escaped: Violation = {
     object: 'transaction',
     rule: 'escaped',
-    detail: 'the script ended the guarded transaction itself (COMMIT, or a procedure that commits); what it did is committed and was measured afterwards from the statistics, which include any other session writing at the same time',
+    detail:
+      'the script ended the guarded transaction itself (COMMIT, or a procedure that commits); what it did is committed and was measured afterwards from the statistics, which include any other session writing at the same time',
   };
   const judged = evaluateGuards({
     script: input.script,
@@ -47,7 +48,9 @@ export async function recordEscape(input: EscapeInput): Promise<RecordedEscape> 
     changes,
     inTxCounts,
     violations: [escaped, ...judged],
-    error: input.error ? toRunError(input.error, input.script) : { message: 'The script ended the guarded transaction itself; its changes are committed.' },
+    error: input.error
+      ? toRunError(input.error, input.script)
+      : { message: 'The script ended the guarded transaction itself; its changes are committed.' },
     timingsMs: input.timings,
     xid: input.xid,
     walLsnStart: input.lsn,
@@ -57,7 +60,11 @@ export async function recordEscape(input: EscapeInput): Promise<RecordedEscape> 
   };
   await input.audit.append('run.outcome', outcome, { runId: input.runId });
   const { rows } = await sql<{ lsn: string }>`select pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(input.db);
-  await input.audit.append('run.post', { status: 'escaped', snapshot: post, commitLsn: rows[0]!.lsn, xid: input.xid }, { runId: input.runId });
+  await input.audit.append(
+    'run.post',
+    { status: 'escaped', snapshot: post, commitLsn: rows[0]!.lsn, xid: input.xid },
+    { runId: input.runId },
+  );
   return { outcome, post };
 }
 
@@ -67,8 +74,16 @@ export async function recordEscape(input: EscapeInput): Promise<RecordedEscape> 
  */
 async function settleAndSnapshot(input: EscapeInput): Promise<Snapshot> {
   await sql`select pg_catalog.pg_stat_force_next_flush()`.execute(input.scriptDb).catch(() => {});
-  const exactTables = new Set<TableKey>([...Object.keys(input.script.touches), ...input.script.critical, ...Object.keys(input.config.criticalTables)]);
-  const { snapshot } = await takeSnapshot(input.db, { exactTables, exactCountThreshold: input.config.exactCountThreshold, countConnections: 2 });
+  const exactTables = new Set<TableKey>([
+    ...Object.keys(input.script.touches),
+    ...input.script.critical,
+    ...Object.keys(input.config.criticalTables),
+  ]);
+  const { snapshot } = await takeSnapshot(input.db, {
+    exactTables,
+    exactCountThreshold: input.config.exactCountThreshold,
+    countConnections: 2,
+  });
   return snapshot;
 }
 
@@ -80,7 +95,13 @@ function changesBetween(pre: Snapshot, post: Snapshot): Record<TableKey, TableCh
     const delta = (f: 'n_tup_ins' | 'n_tup_upd' | 'n_tup_del'): number => Math.max(0, (b?.counters?.[f] ?? 0) - (a?.counters?.[f] ?? 0));
     const truncated = !!a && !!b && a.relfilenode !== b.relfilenode && a.fingerprint === b.fingerprint;
     const ddl = !a || !b || a.fingerprint !== b.fingerprint;
-    const change: TableChange = { inserted: delta('n_tup_ins'), updated: delta('n_tup_upd'), deleted: delta('n_tup_del'), truncated, ...(ddl ? { ddl: true } : {}) };
+    const change: TableChange = {
+      inserted: delta('n_tup_ins'),
+      updated: delta('n_tup_upd'),
+      deleted: delta('n_tup_del'),
+      truncated,
+      ...(ddl ? { ddl: true } : {}),
+    };
     if (change.inserted || change.updated || change.deleted || change.truncated || change.ddl) changes[key] = change;
   }
   return changes;

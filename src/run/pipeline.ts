@@ -68,7 +68,12 @@ export async function runGuarded(config: Config, options: RunOptions, log: Logge
     await assertReachable(db, url);
     await assertReachable(scriptDb, scriptSessionUrl(config, url));
     return await withClient(db, async (session) => {
-      const audit = await openAuditLog({ evidenceDir: config.evidenceDir, signingKeyPath: config.signingKey, anchor: databaseAnchor(session), log });
+      const audit = await openAuditLog({
+        evidenceDir: config.evidenceDir,
+        signingKeyPath: config.signingKey,
+        anchor: databaseAnchor(session),
+        log,
+      });
       const identity = await readIdentity(session, url);
       const ctx: RunContext = { config, identity, options, script, url, runId, db, scriptDb, session, audit, interrupt, log };
       return withAdvisoryLock(session, log, () => guardedRun(ctx));
@@ -93,21 +98,34 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   const exactTables = new Set<TableKey>([...closure, ...script.critical, ...Object.keys(config.criticalTables)]);
 
   // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot.
-  const { snapshot: pre, held } = await takeSnapshot(ctx.db, { url: ctx.url, exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2 }, async (snapshotId) => {
-    timings.snapshot = Date.now() - t;
-    t = Date.now();
-    try {
-      return await runBackup({
-        url: ctx.url, snapshotId, scope, tables: scope === 'full' ? [] : closure, evidenceDir: config.evidenceDir, runId: ctx.runId,
-        compress: config.backup.compress, jobs: config.backup.jobs, lockWaitTimeoutMs: config.backup.lockWaitTimeoutMs,
-        pgBinDir: config.pgBinDir, serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000), log,
-      });
-    } catch (error) {
-      return failedBackupRecord(scope, closure, error);
-    } finally {
-      timings.backup = Date.now() - t;
-    }
-  });
+  const { snapshot: pre, held } = await takeSnapshot(
+    ctx.db,
+    { url: ctx.url, exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2 },
+    async (snapshotId) => {
+      timings.snapshot = Date.now() - t;
+      t = Date.now();
+      try {
+        return await runBackup({
+          url: ctx.url,
+          snapshotId,
+          scope,
+          tables: scope === 'full' ? [] : closure,
+          evidenceDir: config.evidenceDir,
+          runId: ctx.runId,
+          compress: config.backup.compress,
+          jobs: config.backup.jobs,
+          lockWaitTimeoutMs: config.backup.lockWaitTimeoutMs,
+          pgBinDir: config.pgBinDir,
+          serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
+          log,
+        });
+      } catch (error) {
+        return failedBackupRecord(scope, closure, error);
+      } finally {
+        timings.backup = Date.now() - t;
+      }
+    },
+  );
   const backup = held!;
   const drift = await driftBeforeRun(config, pre, ctx.session, warnSkipped(log)).catch((error: unknown) => {
     log.warn('could not compare with the previous observation', { error: (error as Error).message });
@@ -127,7 +145,17 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   }
 
   const finish = (status: RunResult['status'], outcome: RunOutcomeBody, post: Snapshot | null, scriptOutput: unknown): RunResult =>
-    buildRunResult({ runId: ctx.runId, script: script.name, status, pre, post, outcome, backup, timings: { ...timings, total: Date.now() - started }, scriptOutput });
+    buildRunResult({
+      runId: ctx.runId,
+      script: script.name,
+      status,
+      pre,
+      post,
+      outcome,
+      backup,
+      timings: { ...timings, total: Date.now() - started },
+      scriptOutput,
+    });
 
   // Steps 7-10.
   t = Date.now();
@@ -138,10 +166,13 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   // Step 11.
   if (!tx.trx) return finish(tx.outcome.status, tx.outcome, tx.post, tx.scriptOutput);
   if (tx.outcome.status !== 'committing') {
-    await tx.trx.rollback().execute().catch((error: unknown) => {
-      // A dead connection has already aborted the transaction on the server; nothing is lost.
-      log.warn('ROLLBACK did not go through; the server aborts the transaction with the connection', { error: (error as Error).message });
-    });
+    await tx.trx
+      .rollback()
+      .execute()
+      .catch((error: unknown) => {
+        // A dead connection has already aborted the transaction on the server; nothing is lost.
+        log.warn('ROLLBACK did not go through; the server aborts the transaction with the connection', { error: (error as Error).message });
+      });
     return finish(tx.outcome.status, tx.outcome, null, tx.scriptOutput);
   }
   try {
@@ -153,7 +184,12 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   }
   t = Date.now();
   const { rows } = await sql<{ lsn: string }>`select pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(ctx.session);
-  const { snapshot: post } = await takeSnapshot(ctx.db, { url: ctx.url, exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2 });
+  const { snapshot: post } = await takeSnapshot(ctx.db, {
+    url: ctx.url,
+    exactTables,
+    exactCountThreshold: config.exactCountThreshold,
+    countConnections: 2,
+  });
   await appendPost(ctx, post, rows[0]!.lsn, tx.outcome.xid!);
   timings.post = Date.now() - t;
   return finish('committed', tx.outcome, post, tx.scriptOutput);
@@ -174,22 +210,54 @@ async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xi
 }
 
 /** Backup failed or a signal arrived before the script ran: record why, run nothing. */
-async function recordEarlyStop(ctx: RunContext, pre: Snapshot, backup: BackupRecord, drift: readonly DriftFinding[], timings: Record<string, number>): Promise<RunResult> {
+async function recordEarlyStop(
+  ctx: RunContext,
+  pre: Snapshot,
+  backup: BackupRecord,
+  drift: readonly DriftFinding[],
+  timings: Record<string, number>,
+): Promise<RunResult> {
   const interrupted = ctx.interrupt.signal !== null;
   const outcome = {
     status: interrupted ? ('interrupted' as const) : ('backup-failed' as const),
-    changes: {}, inTxCounts: {}, violations: [],
-    error: { message: interrupted ? `interrupted by ${ctx.interrupt.signal} before the script ran` : backup.error ?? 'backup failed' },
-    timingsMs: timings, xid: null, walLsnStart: null, sequencesUsed: [], drift,
+    changes: {},
+    inTxCounts: {},
+    violations: [],
+    error: { message: interrupted ? `interrupted by ${ctx.interrupt.signal} before the script ran` : (backup.error ?? 'backup failed') },
+    timingsMs: timings,
+    xid: null,
+    walLsnStart: null,
+    sequencesUsed: [],
+    drift,
   };
   await ctx.audit.append('run.outcome', outcome, { runId: ctx.runId });
-  return buildRunResult({ runId: ctx.runId, script: ctx.script.name, status: outcome.status, pre, post: null, outcome, backup, timings, scriptOutput: undefined });
+  return buildRunResult({
+    runId: ctx.runId,
+    script: ctx.script.name,
+    status: outcome.status,
+    pre,
+    post: null,
+    outcome,
+    backup,
+    timings,
+    scriptOutput: undefined,
+  });
 }
 
 async function intentBody(ctx: RunContext, pre: Snapshot, backup: BackupRecord): Promise<RunIntentBody> {
   const { script } = ctx;
   return {
-    script: { name: script.name, kind: script.kind, path: script.path, sha256: script.sha256, git: await scriptGitState(script.path), touches: script.touches, limits: script.limits, critical: script.critical, ddl: script.ddl },
+    script: {
+      name: script.name,
+      kind: script.kind,
+      path: script.path,
+      sha256: script.sha256,
+      git: await scriptGitState(script.path),
+      touches: script.touches,
+      limits: script.limits,
+      critical: script.critical,
+      ddl: script.ddl,
+    },
     args: ctx.options.args,
     dryRun: ctx.options.dryRun,
     operator: await readOperator(),

@@ -51,7 +51,11 @@ export async function runThroughGate(script: LoadedScript, trx: Db, options: Gat
     const refused = await refusalOf(query.sql, options.trust);
     if (refused) {
       refusals.push(refused);
-      throw new SafeRunError(`safe-run refused a statement the script sent: ${refused.detail}\n  statement: ${refused.object}`, ExitCode.guardViolation, 'The run is rolled back. Change the script and run it again.');
+      throw new SafeRunError(
+        `safe-run refused a statement the script sent: ${refused.detail}\n  statement: ${refused.object}`,
+        ExitCode.guardViolation,
+        'The run is rolled back. Change the script and run it again.',
+      );
     }
     return direct(query);
   };

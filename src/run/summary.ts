@@ -8,12 +8,23 @@ export function renderRunSummary(r: RunResult): string {
   lines.push(guardLine(r));
   if (r.trust) lines.push(trustLine(r.trust));
   for (const v of r.violations) lines.push(`    x ${violationSubject(v)}: ${v.rule}: ${v.detail}`);
-  if (r.error) lines.push(`  error: ${r.error.message}${r.error.code ? ` (${r.error.code})` : ''}`, ...(r.error.detail ? [`    detail: ${r.error.detail}`] : []), ...(r.error.hint ? [`    hint: ${r.error.hint}`] : []));
-  if (r.sequencesUsed.length && r.status !== 'committed') lines.push(`  note: sequences advanced and stay advanced after a rollback: ${r.sequencesUsed.join(', ')}`);
+  if (r.error)
+    lines.push(
+      `  error: ${r.error.message}${r.error.code ? ` (${r.error.code})` : ''}`,
+      ...(r.error.detail ? [`    detail: ${r.error.detail}`] : []),
+      ...(r.error.hint ? [`    hint: ${r.error.hint}`] : []),
+    );
+  if (r.sequencesUsed.length && r.status !== 'committed')
+    lines.push(`  note: sequences advanced and stay advanced after a rollback: ${r.sequencesUsed.join(', ')}`);
   lines.push(backupLine(r.backup));
   for (const d of r.drift) lines.push(`  drift since the last observation: ${d.kind}${d.table ? ` ${d.table}` : ''}: ${d.detail}`);
   if (r.scriptOutput !== undefined) lines.push(`  script returned: ${JSON.stringify(r.scriptOutput)}`);
-  lines.push(`  timings: ${Object.entries(r.timingsMs).filter(([k]) => !k.startsWith('tx.')).map(([k, v]) => `${k} ${v}ms`).join(', ')}`);
+  lines.push(
+    `  timings: ${Object.entries(r.timingsMs)
+      .filter(([k]) => !k.startsWith('tx.'))
+      .map(([k, v]) => `${k} ${v}ms`)
+      .join(', ')}`,
+  );
   lines.push(nextStep(r));
   return lines.filter(Boolean).join('\n');
 }
@@ -51,7 +62,8 @@ function changeTable(r: RunResult): string[] {
 
 function guardLine(r: RunResult): string {
   if (r.status === 'backup-failed' || r.status === 'interrupted' || r.status === 'failed') return '';
-  if (r.status === 'escaped') return `  guards: ${r.violations.length} violation(s); the script's own COMMIT put its changes beyond rollback:`;
+  if (r.status === 'escaped')
+    return `  guards: ${r.violations.length} violation(s); the script's own COMMIT put its changes beyond rollback:`;
   return r.violations.length ? `  guards: ${r.violations.length} violation(s), transaction rolled back:` : '  guards: passed';
 }
 

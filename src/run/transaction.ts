@@ -8,8 +8,24 @@ import { catalogViolations } from '../guard/catalog-rules.js';
 import { judgeCatalogChanges, readCatalogSnapshot, type CatalogSnapshot } from '../guard/catalog-verdict.js';
 import { evaluateGuards } from '../guard/rules.js';
 import { evidenceSchemaViolations, readEvidenceSchema, type EvidenceSchemaState } from '../guard/evidence-schema.js';
-import { countRowsExact, measureChanges, readOwnStrongLocks, readSequencePositions, readXactCounters, sequencesDrawnHere, type XactState } from '../guard/measure.js';
-import { applyRunnerSettings, readGuardedSettings, readTrust, restoreSearchPath, settingViolations, useCatalogSearchPath, type SettingValues } from '../guard/settings.js';
+import {
+  countRowsExact,
+  measureChanges,
+  readOwnStrongLocks,
+  readSequencePositions,
+  readXactCounters,
+  sequencesDrawnHere,
+  type XactState,
+} from '../guard/measure.js';
+import {
+  applyRunnerSettings,
+  readGuardedSettings,
+  readTrust,
+  restoreSearchPath,
+  settingViolations,
+  useCatalogSearchPath,
+  type SettingValues,
+} from '../guard/settings.js';
 import { declaredParents, readTableShapes } from '../guard/shapes.js';
 import type { Logger } from '../logger.js';
 import type { LoadedScript } from '../script/load.js';
@@ -78,7 +94,11 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
     select pg_catalog.pg_backend_pid() as pid, pg_catalog.txid_current()::text as xid,
            pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(trx);
   const { pid, xid, lsn } = rows[0]!;
-  await applyRunnerSettings(trx, { applicationName: `safe-run:${script.name}:${input.runId}`, statementTimeoutMs: config.statementTimeoutMs, lockTimeoutMs: config.lockTimeoutMs });
+  await applyRunnerSettings(trx, {
+    applicationName: `safe-run:${script.name}:${input.runId}`,
+    statementTimeoutMs: config.statementTimeoutMs,
+    lockTimeoutMs: config.lockTimeoutMs,
+  });
   input.interrupt.onInterrupt(() => {
     void sql`select pg_catalog.pg_cancel_backend(${pid})`.execute(input.session).catch(() => {});
   });
@@ -100,7 +120,10 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
   timings.script = Date.now() - t;
 
   if (await escapedTransaction(trx, xid)) {
-    await trx.rollback().execute().catch(() => {});
+    await trx
+      .rollback()
+      .execute()
+      .catch(() => {});
     const { outcome, post } = await recordEscape({ ...input, xid, lsn, trust, timings, error: ran.error });
     return { outcome, scriptOutput: ran.output, trx: null, post };
   }
@@ -137,7 +160,10 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
     // Durable before the transaction ends: if this throws, nothing is committed.
     await input.audit.append('run.outcome', outcome, { runId: input.runId });
   } catch (appendError) {
-    await trx.rollback().execute().catch(() => {});
+    await trx
+      .rollback()
+      .execute()
+      .catch(() => {});
     throw appendError;
   }
   return { outcome, scriptOutput: ran.output, trx, post: null };
@@ -164,7 +190,12 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
   // Critical tables always: their drop must be the run's own, whatever other sessions do meanwhile.
   // Under a superuser, declared tables too: their counters could have been switched off.
   const critical = new Set([...script.critical, ...Object.keys(config.criticalTables)]);
-  const own = await readOwnRows(input.db, trx, watched.filter((t) => trust === 'superuser' || critical.has(t.key)), changes);
+  const own = await readOwnRows(
+    input.db,
+    trx,
+    watched.filter((t) => trust === 'superuser' || critical.has(t.key)),
+    changes,
+  );
   const violations = [
     ...settingViolations(baseline.settings, settingsAfter),
     ...evidenceSchemaViolations(baseline.evidence, await readEvidenceSchema(trx)),
@@ -182,7 +213,13 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
   ];
   // Only a superuser can switch counting off; under a role the counters are the whole story.
   if (trust === 'superuser') violations.push(...uncountedChanges(own, changes));
-  return { changes: measured.changes, inTxCounts, violations, sequencesUsed: await sequencesDrawnHere(trx, measured.sequencesUsed), concurrent };
+  return {
+    changes: measured.changes,
+    inTxCounts,
+    violations,
+    sequencesUsed: await sequencesDrawnHere(trx, measured.sequencesUsed),
+    concurrent,
+  };
 }
 
 /**
@@ -207,8 +244,11 @@ function withLeavesSummed(changes: Readonly<Record<TableKey, TableChange>>, curr
     const leaves = shape.leafPartitions.flatMap((leaf) => (changes[leaf] ? [changes[leaf]!] : []));
     if (!leaves.length) continue;
     out[shape.key] = leaves.reduce((a, c) => ({
-      inserted: a.inserted + c.inserted, updated: a.updated + c.updated, deleted: a.deleted + c.deleted,
-      truncated: a.truncated || c.truncated, ...(a.ddl || c.ddl ? { ddl: true } : {}),
+      inserted: a.inserted + c.inserted,
+      updated: a.updated + c.updated,
+      deleted: a.deleted + c.deleted,
+      truncated: a.truncated || c.truncated,
+      ...(a.ddl || c.ddl ? { ddl: true } : {}),
     }));
   }
   return out;

@@ -35,13 +35,19 @@ export interface ChildExit {
   readonly spawnError?: Error;
 }
 
-const wireError = z
-  .object({ name: z.string(), message: z.string() })
-  .catchall(z.string().optional());
+const wireError = z.object({ name: z.string(), message: z.string() }).catchall(z.string().optional());
 const childMessage = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('described'), scripts: z.array(z.object({ file: z.string(), ok: z.boolean(), meta: z.unknown().optional(), error: wireError.optional() })) }),
+  z.object({
+    type: z.literal('described'),
+    scripts: z.array(z.object({ file: z.string(), ok: z.boolean(), meta: z.unknown().optional(), error: wireError.optional() })),
+  }),
   z.object({ type: z.literal('query'), id: z.number().int(), query: z.object({ sql: z.string(), parameters: z.array(z.unknown()) }) }),
-  z.object({ type: z.literal('log'), level: z.enum(['debug', 'info', 'warn', 'error']), msg: z.string(), fields: z.record(z.string(), z.unknown()).optional() }),
+  z.object({
+    type: z.literal('log'),
+    level: z.enum(['debug', 'info', 'warn', 'error']),
+    msg: z.string(),
+    fields: z.record(z.string(), z.unknown()).optional(),
+  }),
   z.object({ type: z.literal('done'), value: z.unknown() }),
   z.object({ type: z.literal('failed'), error: wireError }),
 ]);

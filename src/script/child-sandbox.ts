@@ -66,10 +66,14 @@ interface OsUser {
 
 function lookupUser(name: string): OsUser {
   try {
-    const id = (flag: string): number => Number(execFileSync('id', [flag, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+    const id = (flag: string): number =>
+      Number(execFileSync('id', [flag, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
     return { uid: id('-u'), gid: id('-g') };
   } catch {
-    throw usageError(`The script user "${name}" does not exist on this machine.`, 'Set "scriptUser" in the config to an unprivileged OS user (default "nobody").');
+    throw usageError(
+      `The script user "${name}" does not exist on this machine.`,
+      'Set "scriptUser" in the config to an unprivileged OS user (default "nobody").',
+    );
   }
 }
 

@@ -16,7 +16,12 @@ export interface ChildRunOptions {
 }
 
 /** Runs `script` (the source the parent hashed) in `child`, which this call consumes: it is killed at the end. */
-export function runInChild(child: ScriptChild, script: ScriptSource, context: ScriptRunContext, options: ChildRunOptions): Promise<unknown> {
+export function runInChild(
+  child: ScriptChild,
+  script: ScriptSource,
+  context: ScriptRunContext,
+  options: ChildRunOptions,
+): Promise<unknown> {
   child.logTo(context.log);
   child.hold(true);
   return new Promise<unknown>((resolve, reject) => {
@@ -37,7 +42,12 @@ export function runInChild(child: ScriptChild, script: ScriptSource, context: Sc
       clearTimeout(idleTimer);
       if (inFlight.size) return;
       idleTimer = setTimeout(
-        () => finish({ error: new Error(`The script sent no statement and did not finish within ${options.idleTimeoutMs} ms of its last one (statementTimeout); it was stopped.`) }),
+        () =>
+          finish({
+            error: new Error(
+              `The script sent no statement and did not finish within ${options.idleTimeoutMs} ms of its last one (statementTimeout); it was stopped.`,
+            ),
+          }),
         options.idleTimeoutMs,
       );
     };

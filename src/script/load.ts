@@ -85,7 +85,9 @@ export async function loadScriptByName(name: string, dirs: readonly string[], op
     const known = [...files.keys()];
     throw usageError(
       `Unknown script "${name}".`,
-      known.length ? `Known scripts: ${known.join(', ')}. \`safe-run list\` shows what each does.` : `No scripts found in ${dirs.join(', ')}. Set "scriptsDir" in the config.`,
+      known.length
+        ? `Known scripts: ${known.join(', ')}. \`safe-run list\` shows what each does.`
+        : `No scripts found in ${dirs.join(', ')}. Set "scriptsDir" in the config.`,
     );
   }
   return loadScriptFile(file, options);
@@ -121,12 +123,26 @@ async function loadScripts(files: readonly string[], options: ScriptLoadOptions,
     }
   });
   const ts = read.filter((r): r is ScriptSource => !(r instanceof Error) && !r.file.endsWith('.sql'));
-  const child = ts.length ? startScriptChild(sandboxFor(ts.map((s) => s.file), options), options.log ?? silentLogger) : undefined;
+  const child = ts.length
+    ? startScriptChild(
+        sandboxFor(
+          ts.map((s) => s.file),
+          options,
+        ),
+        options.log ?? silentLogger,
+      )
+    : undefined;
   let kept: ScriptChild | undefined;
   try {
     const timeoutMs = Math.max(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, MIN_DESCRIBE_MS);
     // The child is given absolute paths: its cwd is the script's directory, not ours.
-    const described = child ? await describeInChild(child, ts.map((s) => ({ file: path.resolve(s.file), source: s.source })), timeoutMs) : new Map<string, Description>();
+    const described = child
+      ? await describeInChild(
+          child,
+          ts.map((s) => ({ file: path.resolve(s.file), source: s.source })),
+          timeoutMs,
+        )
+      : new Map<string, Description>();
     const loaded = await Promise.all(
       read.map(async (r) => {
         if (r instanceof Error) return r;
@@ -150,7 +166,10 @@ async function loadScripts(files: readonly string[], options: ScriptLoadOptions,
 }
 
 function sandboxFor(files: readonly string[], options: ScriptLoadOptions): ReturnType<typeof buildSandbox> {
-  return buildSandbox([...new Set(files.map((file) => path.dirname(path.resolve(file)) + path.sep))], options.scriptUser ?? DEFAULT_SCRIPT_USER);
+  return buildSandbox(
+    [...new Set(files.map((file) => path.dirname(path.resolve(file)) + path.sep))],
+    options.scriptUser ?? DEFAULT_SCRIPT_USER,
+  );
 }
 
 /**
@@ -158,10 +177,20 @@ function sandboxFor(files: readonly string[], options: ScriptLoadOptions): Retur
  * run it: a guarded run starts one Node child, not two. A second `run`, or one after the idle
  * child died, starts a fresh child on the same source. No script object ever lives here.
  */
-function tsScript(file: string, source: string, sha256: string, description: Description | undefined, idle: ScriptChild | undefined, options: ScriptLoadOptions): LoadedScript {
+function tsScript(
+  file: string,
+  source: string,
+  sha256: string,
+  description: Description | undefined,
+  idle: ScriptChild | undefined,
+  options: ScriptLoadOptions,
+): LoadedScript {
   if (!description?.ok) {
     const message = description?.error.message ?? 'its declarations were not read';
-    throw usageError(`Script ${file} could not be loaded: ${message}`, 'Fix the script; it must `export default defineScript({ name, description, touches, run })`.');
+    throw usageError(
+      `Script ${file} could not be loaded: ${message}`,
+      'Fix the script; it must `export default defineScript({ name, description, touches, run })`.',
+    );
   }
   const { meta } = description;
   let waiting = idle;
@@ -181,7 +210,9 @@ function tsScript(file: string, source: string, sha256: string, description: Des
     ddl: meta.ddl,
     run: (context: ScriptRunContext) => {
       const child = take() ?? startScriptChild(sandboxFor([file], options), context.log);
-      return runInChild(child, { file: path.resolve(file), source }, context, { idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS });
+      return runInChild(child, { file: path.resolve(file), source }, context, {
+        idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      });
     },
     dispose: async () => {
       const child = take();

@@ -14,7 +14,9 @@ export const scriptMeta = z
     name: z.string().min(1),
     description: z.string().default(''),
     touches: z.record(z.string().min(1), z.array(operation)),
-    limits: z.record(z.string().min(1), z.object({ insert: limit, update: limit, delete: limit, truncate: limit, ddl: limit }).partial().strict()).default({}),
+    limits: z
+      .record(z.string().min(1), z.object({ insert: limit, update: limit, delete: limit, truncate: limit, ddl: limit }).partial().strict())
+      .default({}),
     critical: z.array(z.string().min(1)).default([]),
     ddl: z.boolean().default(false),
     hasRun: z.literal(true, { message: 'the script has no run function' }),
@@ -28,13 +30,26 @@ export type Description = { readonly ok: true; readonly meta: ScriptMeta } | { r
  * One child reads every script's declarations, so `list` of many scripts pays Node's start-up
  * once. The caller owns the child: `list` kills it, a guarded run keeps it to run the script.
  */
-export async function describeInChild(child: ScriptChild, scripts: readonly ScriptSource[], timeoutMs: number): Promise<Map<string, Description>> {
+export async function describeInChild(
+  child: ScriptChild,
+  scripts: readonly ScriptSource[],
+  timeoutMs: number,
+): Promise<Map<string, Description>> {
   const unsubscribe: (() => void)[] = [];
   let timer: NodeJS.Timeout | undefined;
   try {
     const answer = new Promise<Map<string, Description>>((resolve, reject) => {
       const files = scripts.map((s) => s.file).join(', ');
-      timer = setTimeout(() => reject(usageError(`Reading the scripts' declarations did not finish within ${timeoutMs} ms.`, 'A script module must not wait at import time.')), timeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            usageError(
+              `Reading the scripts' declarations did not finish within ${timeoutMs} ms.`,
+              'A script module must not wait at import time.',
+            ),
+          ),
+        timeoutMs,
+      );
       unsubscribe.push(
         child.onMessage((message) => {
           if (message.type === 'described') resolve(new Map(message.scripts.map((s) => [s.file, parseDescription(s)])));

@@ -28,11 +28,13 @@ export function planExactCounts(catalog: TableCatalog, exactTables: ReadonlySet<
 
 /** The tables that need a scan of their own: plain tables (leaves included). */
 export function tablesToScan(catalog: TableCatalog, wanted: ReadonlySet<TableKey>): CatalogTable[] {
-  return [...wanted]
-    .map((key) => catalog[key])
-    .filter((t): t is CatalogTable => t !== undefined && t.kind === 'table')
-    // Biggest first, so the parallel workers finish at about the same time.
-    .sort((a, b) => b.estimate - a.estimate);
+  return (
+    [...wanted]
+      .map((key) => catalog[key])
+      .filter((t): t is CatalogTable => t !== undefined && t.kind === 'table')
+      // Biggest first, so the parallel workers finish at about the same time.
+      .sort((a, b) => b.estimate - a.estimate)
+  );
 }
 
 /**
@@ -45,7 +47,10 @@ export function sumPartitions(catalog: TableCatalog, counts: Map<TableKey, numbe
     if (table.kind !== 'partitioned') continue;
     const leaves = table.leafPartitions;
     if (leaves.length === 0 ? !wanted.has(table.key) : !leaves.every((leaf) => counts.has(leaf))) continue;
-    counts.set(table.key, leaves.reduce((sum, leaf) => sum + counts.get(leaf)!, 0));
+    counts.set(
+      table.key,
+      leaves.reduce((sum, leaf) => sum + counts.get(leaf)!, 0),
+    );
   }
 }
 

@@ -36,7 +36,13 @@ const SERVER_PROGRAMS = ['initdb', 'pg_ctl', 'postgres'];
 
 export async function startThrowawayPostgres(options: ThrowawayOptions = {}): Promise<ThrowawayPostgres> {
   if (options.existingUrl) {
-    return { url: options.existingUrl, port: Number(new URL(options.existingUrl).port || 5432), dir: '', owned: false, stop: async () => {} };
+    return {
+      url: options.existingUrl,
+      port: Number(new URL(options.existingUrl).port || 5432),
+      dir: '',
+      owned: false,
+      stop: async () => {},
+    };
   }
   const bins = findBinDir(SERVER_PROGRAMS, options.binDir ?? process.env.SAFE_RUN_PG_BIN);
   if (!bins) {
@@ -100,7 +106,9 @@ function serverConfig(port: number, socketDir: string, settings: Readonly<Record
     max_connections: '200',
     ...settings,
   };
-  return Object.entries(all).map(([k, v]) => `${k} = ${v}\n`).join('');
+  return Object.entries(all)
+    .map(([k, v]) => `${k} = ${v}\n`)
+    .join('');
 }
 
 /** initdb and postgres refuse to run as root; as root we run them as the `postgres` user. */
@@ -109,7 +117,11 @@ async function unprivilegedUser(): Promise<{ uid: number; gid: number } | null> 
   const uid = await execa('id', ['-u', 'postgres'], { reject: false });
   const gid = await execa('id', ['-g', 'postgres'], { reject: false });
   if (uid.exitCode !== 0 || gid.exitCode !== 0) {
-    throw new SafeRunError('Running as root, and there is no `postgres` OS user to run the server as.', ExitCode.usage, 'Run as a normal user, or create the user: useradd --system postgres');
+    throw new SafeRunError(
+      'Running as root, and there is no `postgres` OS user to run the server as.',
+      ExitCode.usage,
+      'Run as a normal user, or create the user: useradd --system postgres',
+    );
   }
   return { uid: Number(uid.stdout), gid: Number(gid.stdout) };
 }

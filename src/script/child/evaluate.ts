@@ -22,7 +22,9 @@ async function jiti(): Promise<Jiti> {
       fsCache: false,
       // sucrase strips types and turns imports into requires in a few ms; jiti's own babel
       // transform costs half a second per child, most of a short script's run.
-      transform: (options) => ({ code: transform(options.source, { transforms: ['typescript', 'imports'], filePath: options.filename }).code }),
+      transform: (options) => ({
+        code: transform(options.source, { transforms: ['typescript', 'imports'], filePath: options.filename }).code,
+      }),
       // A script imports 'safe-run' (and kysely) and must get this very installation.
       alias: { 'safe-run': fileURLToPath(new URL('../../index.js', import.meta.url)) },
     });

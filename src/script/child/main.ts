@@ -8,7 +8,15 @@ import type { ScriptQueryResult } from '../gate.js';
 import { definitionOf } from './evaluate.js';
 import { IpcDialect } from './ipc-dialect.js';
 import { kysely } from './kysely.js';
-import { fromWireError, toWireError, type ChildMessage, type Described, type LogLevel, type ParentMessage, type ScriptSource } from './protocol.js';
+import {
+  fromWireError,
+  toWireError,
+  type ChildMessage,
+  type Described,
+  type LogLevel,
+  type ParentMessage,
+  type ScriptSource,
+} from './protocol.js';
 
 const send = (message: ChildMessage): void => {
   process.send!(message);
@@ -30,7 +38,17 @@ async function describe(script: ScriptSource): Promise<Described> {
   const { file } = script;
   try {
     const d = await definitionOf(script);
-    const meta = JSON.parse(JSON.stringify({ name: d?.name, description: d?.description, touches: d?.touches, limits: d?.limits, critical: d?.critical, ddl: d?.ddl, hasRun: typeof d?.run === 'function' })) as unknown;
+    const meta = JSON.parse(
+      JSON.stringify({
+        name: d?.name,
+        description: d?.description,
+        touches: d?.touches,
+        limits: d?.limits,
+        critical: d?.critical,
+        ddl: d?.ddl,
+        hasRun: typeof d?.run === 'function',
+      }),
+    ) as unknown;
     return { file, ok: true, meta };
   } catch (error) {
     return { file, ok: false, error: toWireError(error) };
@@ -57,7 +75,9 @@ async function run(script: ScriptSource, args: readonly string[], dryRun: boolea
   try {
     send({ type: 'done', value });
   } catch (error) {
-    throw new Error(`The script's return value cannot be recorded (${(error as Error).message}); return plain data: objects, arrays, numbers, strings, dates.`);
+    throw new Error(
+      `The script's return value cannot be recorded (${(error as Error).message}); return plain data: objects, arrays, numbers, strings, dates.`,
+    );
   }
 }
 

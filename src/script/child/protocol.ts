@@ -44,7 +44,9 @@ export type ParentMessage =
   | { readonly type: 'query-error'; readonly id: number; readonly error: WireError };
 
 /** One script's declarations as the child read them, before the parent has checked them. */
-export type Described = { readonly file: string; readonly ok: true; readonly meta: unknown } | { readonly file: string; readonly ok: false; readonly error: WireError };
+export type Described =
+  | { readonly file: string; readonly ok: true; readonly meta: unknown }
+  | { readonly file: string; readonly ok: false; readonly error: WireError };
 
 /** Child -> parent. */
 export type ChildMessage =

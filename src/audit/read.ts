@@ -23,19 +23,24 @@ export interface RawLine {
   readonly terminated: boolean;
 }
 
+/** The log opened for reading, or null when there is none yet. */
+async function openForReading(file: string): Promise<Awaited<ReturnType<typeof openAuditFile>> | null> {
+  try {
+    return await openAuditFile(file, 'read');
+  } catch (error) {
+    if (isMissingFile(error)) return null;
+    if (error instanceof SafeRunError) throw error;
+    throw auditFailure(`Cannot read the audit log ${file}`, error);
+  }
+}
+
 /**
  * The lines of a file in constant memory (bounded by the longest line). Splits on "\n"
  * only, unlike readline, so a "\r" added to a line stays part of it and fails its hash.
  */
 export async function* readLines(file: string): AsyncGenerator<RawLine> {
-  let handle;
-  try {
-    handle = await openAuditFile(file, 'read');
-  } catch (error) {
-    if (isMissingFile(error)) return;
-    if (error instanceof SafeRunError) throw error;
-    throw auditFailure(`Cannot read the audit log ${file}`, error);
-  }
+  const handle = await openForReading(file);
+  if (!handle) return;
   const stream = handle.createReadStream({ highWaterMark: 1 << 20 });
   let carry: Buffer[] = [];
   let line = 0;
@@ -65,14 +70,8 @@ export async function* readLines(file: string): AsyncGenerator<RawLine> {
  * happened most recently costs the same however long the history is.
  */
 export async function* readLinesBackward(file: string): AsyncGenerator<string> {
-  let handle;
-  try {
-    handle = await openAuditFile(file, 'read');
-  } catch (error) {
-    if (isMissingFile(error)) return;
-    if (error instanceof SafeRunError) throw error;
-    throw auditFailure(`Cannot read the audit log ${file}`, error);
-  }
+  const handle = await openForReading(file);
+  if (!handle) return;
   try {
     const block = 1 << 20;
     let position = (await handle.stat()).size;

@@ -1,4 +1,4 @@
-import type { RecordKind } from '../records/index.js';
+import type { EntryEnvelope, RecordKind } from '../records/index.js';
 
 /**
  * One line of audit.jsonl (SPEC "The audit log"). `hash` is sha256 over the canonical JSON
@@ -7,18 +7,7 @@ import type { RecordKind } from '../records/index.js';
 /** The kinds this version writes; a line may carry another (kinds grow), which readers skip. */
 export type EntryKind = RecordKind;
 
-export interface AuditEntry<B = unknown> {
-  readonly seq: number;
-  readonly ts: string;
-  readonly kind: EntryKind;
-  readonly runId?: string;
-  readonly body: B;
-  /** Hash of the previous entry; 64 zeros for seq 1. */
-  readonly prev: string;
-  readonly hash: string;
-  readonly keyId: string;
-  readonly sig: string;
-}
+export type AuditEntry<B = unknown> = EntryEnvelope<EntryKind, B>;
 
 export const GENESIS_PREV = '0'.repeat(64);
 

@@ -139,7 +139,7 @@ function runsSection(a: BlameAnalysis, verdict: Verdict): Block[] {
     const shown = changed.slice(-MAX_RUNS);
     blocks.push(
       table(
-        ['time', 'run', 'script', 'status', 'inserted', 'updated', 'deleted'],
+        ['time', 'run', 'script', 'status', 'trust', 'inserted', 'updated', 'deleted'],
         shown.map((r) => {
           const c = r.run.outcome!.changes[a.table]!;
           return [
@@ -147,6 +147,8 @@ function runsSection(a: BlameAnalysis, verdict: Verdict): Block[] {
             inlineCode(r.run.runId),
             r.run.intent?.script ?? '?',
             r.status.status,
+            // Whether the script could have switched counting off (docs/security.md); '-' before it was recorded.
+            r.run.outcome?.trust ?? '-',
             String(c.inserted),
             String(c.updated),
             `${c.deleted}${c.truncated ? ' (TRUNCATE)' : ''}`,

@@ -38,8 +38,10 @@ async function main(): Promise<number> {
     await migrateToLatest(db);
     await seedDemo(db);
     await printCounts(db, 'Seeded');
+    // Only in a cluster the demo owns: roles are cluster-wide, and DATABASE_URL is someone else's.
+    const scriptRole = server.owned ? await createScriptRole(db) : null;
 
-    const { env, config } = demoEnvironment(work, url);
+    const { env, config } = demoEnvironment(work, url, scriptRole);
     const runSteps = (steps: readonly Step[]): Promise<boolean> => runCliSteps(env, config, steps);
     let ok = await runSteps([
       { args: ['keygen'], expectExit: 0, why: 'A signing key for the audit log (a temp one, for the demo)' },
@@ -83,8 +85,22 @@ async function createDemoDatabase(serverUrl: string): Promise<string> {
   return withDatabase(serverUrl, 'safe_run_demo');
 }
 
+/**
+ * What an operator should set up: scripts log in as a non-superuser role with only the
+ * rights the scripts need, so a script cannot switch the guard's counting off (trust: role).
+ */
+async function createScriptRole(db: Db): Promise<string> {
+  const role = 'safe_run_demo_maintenance';
+  await sql`create role ${sql.id(role)} login`.execute(db);
+  await sql`grant usage on schema public to ${sql.id(role)}`.execute(db);
+  await sql`grant select, delete on oidc_models to ${sql.id(role)}`.execute(db);
+  await sql`grant select on users to ${sql.id(role)}`.execute(db);
+  say(`A script role: ${role} (no superuser; SELECT, DELETE on oidc_models, SELECT on users)`);
+  return role;
+}
+
 /** The demo's own config, evidence dir and key, so it never touches the user's. */
-function demoEnvironment(work: string, url: string): { env: Record<string, string>; config: string } {
+function demoEnvironment(work: string, url: string, scriptRole: string | null): { env: Record<string, string>; config: string } {
   const config = path.join(work, 'safe-run.config.json');
   writeFileSync(
     config,
@@ -93,6 +109,7 @@ function demoEnvironment(work: string, url: string): { env: Record<string, strin
         scriptsDir: path.join(root, 'scripts'),
         evidenceDir: path.join(work, 'evidence'),
         criticalTables: { users: { maxDropPercent: 10 } },
+        ...(scriptRole ? { scriptRole } : {}),
       },
       null,
       2,

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
-import type { Snapshot, TableKey } from '../records/index.js';
+import type { ConcurrentWritesRecord, Snapshot, TableKey } from '../records/index.js';
 
 /**
  * Other sessions keep writing while a run runs. Their writes to the watched tables
@@ -13,18 +13,8 @@ import type { Snapshot, TableKey } from '../records/index.js';
  * a backend's counters at most once a second after its transaction, an idle backend only
  * after 10 s. The outcome says how long the runner watched.
  */
-export interface CounterMoves {
-  readonly inserted: number;
-  readonly updated: number;
-  readonly deleted: number;
-}
-
-export interface ConcurrentWrites {
-  readonly tables: Readonly<Record<TableKey, CounterMoves>>;
-  /** From the pre-snapshot to this measurement. */
-  readonly observedMs: number;
-  readonly note: string;
-}
+/** The record the outcome stores (records/run.ts). */
+export type ConcurrentWrites = ConcurrentWritesRecord;
 
 const LAG_NOTE =
   'from shared statistics, which other sessions flush up to 1 s (10 s when idle) after their transactions: writes that were not flushed yet are not listed';
@@ -35,7 +25,7 @@ export async function readConcurrentWrites(runnerDb: Db, pre: Snapshot, watched:
     select relid::int8 as relid, n_tup_ins as ins, n_tup_upd as upd, n_tup_del as del
       from pg_catalog.pg_stat_user_tables where relid = any(${oids}::pg_catalog.oid[])`.execute(runnerDb);
   const now = new Map(rows.map((r) => [Number(r.relid), r]));
-  const tables: Record<TableKey, CounterMoves> = {};
+  const tables: Record<TableKey, ConcurrentWrites['tables'][TableKey]> = {};
   for (const key of watched) {
     const before = pre.tables[key];
     const after = before && now.get(before.oid);

@@ -1,9 +1,9 @@
 import type { CommandModule } from 'yargs';
-import type { BlameChange } from '../evidence/attribute.js';
-import { blameTable, type BlameResult } from '../evidence/blame.js';
-import { formatDelta } from '../evidence/counters.js';
-import { optionalSince } from '../evidence/since.js';
-import { describeEvent } from '../evidence/window-events.js';
+import type { BlameChange } from '../blame/attribute.js';
+import { blameTable, type BlameResult } from '../blame/blame.js';
+import { formatDelta } from '../snapshot/counters.js';
+import { optionalSince } from './since.js';
+import { describeEvent } from '../blame/window-events.js';
 import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
 
 export { blameTable };

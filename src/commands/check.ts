@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { ExitCode } from '../errors.js';
-import { checkDatabase, type CheckResult } from '../evidence/check.js';
+import { checkDatabase, type CheckResult } from '../history/check.js';
 import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
 
 export { checkDatabase };

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import type { TableChange } from '../records/index.js';
-import { runHistory, type History, type HistoryRow } from '../evidence/history.js';
-import { optionalSince } from '../evidence/since.js';
+import { runHistory, type History, type HistoryRow } from '../history/run-log.js';
+import { optionalSince } from './since.js';
 import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
 
 export { runHistory };

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { buildReport, type ReportFormat, type ReportResult } from '../evidence/report.js';
+import { buildReport, type ReportFormat, type ReportResult } from '../report/report.js';
 import { usageError, errorMessage } from '../errors.js';
 import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
 

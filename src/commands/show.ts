@@ -1,7 +1,7 @@
 import { trustLine } from '../run/summary.js';
 import { violationSubject } from '../records/index.js';
 import type { CommandModule } from 'yargs';
-import { showRun, type RunRecord } from '../evidence/run-record.js';
+import { showRun, type RunRecord } from '../history/run-record.js';
 import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
 
 export { showRun };

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { databaseAnchor, openAuditLog } from '../audit/log.js';
 import type { Config } from '../config/config.js';
-import { connectLive, readLiveSnapshot } from '../evidence/live.js';
+import { connectLive, readLiveSnapshot } from '../history/live.js';
 import type { Logger } from '../logger.js';
 import type { SnapshotBody, TableKey } from '../records/index.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';

@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { withTarget } from '../db/target.js';
 import type { BlameChange } from '../blame/attribute.js';
 import { blameTable, type BlameResult } from '../blame/blame.js';
 import { formatDelta } from '../snapshot/counters.js';
@@ -71,6 +72,7 @@ export const blameCommand: CommandModule<GlobalArgs, BlameArgs> = {
   handler: async (argv) => {
     const ctx = await loadEvidenceContext(argv);
     const since = optionalSince(argv.since);
-    emit(ctx, await blameTable(ctx.config, { table: argv.table, since, live: argv.live !== false }, ctx.log), renderBlame);
+    const options = { table: argv.table, since, live: argv.live !== false };
+    emit(ctx, await withTarget(ctx.config.databaseUrl, (target) => blameTable(ctx.config, options, target, ctx.log)), renderBlame);
   },
 };

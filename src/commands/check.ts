@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { withTarget } from '../db/target.js';
 import { ExitCode } from '../errors.js';
 import { checkDatabase, type CheckResult } from '../history/check.js';
 import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
@@ -25,7 +26,7 @@ export const checkCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   describe: 'Compare the live database with its last signed observation (exit 10 on drift)',
   handler: async (argv) => {
     const ctx = await loadEvidenceContext(argv);
-    const result = await checkDatabase(ctx.config, ctx.log);
+    const result = await withTarget(ctx.config.databaseUrl, (target) => checkDatabase(ctx.config, target, ctx.log));
     emit(ctx, result, renderCheck, result.status === 'drift' ? ExitCode.drift : ExitCode.ok);
   },
 };

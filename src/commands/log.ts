@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { withTarget } from '../db/target.js';
 import type { TableChange } from '../records/index.js';
 import { runHistory, type History, type HistoryRow } from '../history/run-log.js';
 import { optionalSince } from './since.js';
@@ -65,6 +66,7 @@ export const logCommand: CommandModule<GlobalArgs, LogArgs> = {
   handler: async (argv) => {
     const ctx = await loadEvidenceContext(argv);
     const since = optionalSince(argv.since);
-    emit(ctx, await runHistory(ctx.config, { script: argv.script, table: argv.table, since }, ctx.log), renderHistory);
+    const filter = { script: argv.script, table: argv.table, since };
+    emit(ctx, await withTarget(ctx.config.databaseUrl, (target) => runHistory(ctx.config, filter, target, ctx.log)), renderHistory);
   },
 };

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
+import { withTarget } from '../db/target.js';
 import { buildReport, type ReportFormat, type ReportResult } from '../report/report.js';
 import { usageError, errorMessage } from '../errors.js';
 import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
@@ -31,11 +32,8 @@ export const reportCommand: CommandModule<GlobalArgs, ReportArgs> = {
       .example('$0 report users -o users-empty.md', 'The post-mortem of the users table'),
   handler: async (argv) => {
     const ctx = await loadEvidenceContext(argv);
-    const result = await buildReport(
-      ctx.config,
-      { subject: argv.subject, format: argv.format ?? 'md', live: argv.live !== false },
-      ctx.log,
-    );
+    const options = { subject: argv.subject, format: argv.format ?? 'md', live: argv.live !== false } as const;
+    const result = await withTarget(ctx.config.databaseUrl, (target) => buildReport(ctx.config, options, target, ctx.log));
     if (!argv.o) {
       emit(ctx, result, (r: ReportResult) => r.document);
       return;

@@ -1,6 +1,7 @@
 import { trustLine } from '../run/summary.js';
 import { violationSubject } from '../records/index.js';
 import type { CommandModule } from 'yargs';
+import { withTarget } from '../db/target.js';
 import { showRun, type RunRecord } from '../history/run-record.js';
 import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
 
@@ -107,6 +108,6 @@ export const showCommand: CommandModule<GlobalArgs, ShowArgs> = {
   builder: (yargs) => yargs.positional('run', { type: 'string', demandOption: true, describe: 'Run id, or a unique prefix of it' }),
   handler: async (argv) => {
     const ctx = await loadEvidenceContext(argv);
-    emit(ctx, await showRun(ctx.config, argv.run, ctx.log), renderRun);
+    emit(ctx, await withTarget(ctx.config.databaseUrl, (target) => showRun(ctx.config, argv.run, target, ctx.log)), renderRun);
   },
 };

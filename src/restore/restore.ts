@@ -111,6 +111,7 @@ async function restoreIntoScratch(job: RestoreJob, admin: Db, serverUrl: URL, na
     await restoreBackup({
       archivePath: job.archive.path,
       targetUrl: url,
+      targetDb: db,
       tables: job.subset ? job.tables.map((t) => t.key) : undefined,
       pgBinDir: job.config.pgBinDir,
       serverMajor: major,

@@ -106,6 +106,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
       t = Date.now();
       try {
         return await runBackup({
+          db: ctx.db,
           url: ctx.url,
           snapshotId,
           scope,

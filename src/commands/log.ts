@@ -1,9 +1,8 @@
 import type { CommandModule } from 'yargs';
-import { withTarget } from '../db/target.js';
 import type { TableChange } from '../records/index.js';
 import { runHistory, type History, type HistoryRow } from '../history/run-log.js';
 import { optionalSince } from './since.js';
-import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
+import { emit, withEvidenceContext, type GlobalArgs } from './context.js';
 
 export { runHistory };
 
@@ -64,9 +63,9 @@ export const logCommand: CommandModule<GlobalArgs, LogArgs> = {
       .option('since', { type: 'string', describe: 'Only runs since this ISO date or this long ago ("2h", "3d")' })
       .example('$0 log --table users --since 3d', 'Which runs changed users in the last three days'),
   handler: async (argv) => {
-    const ctx = await loadEvidenceContext(argv);
-    const since = optionalSince(argv.since);
-    const filter = { script: argv.script, table: argv.table, since };
-    emit(ctx, await withTarget(ctx.config.databaseUrl, (target) => runHistory(ctx.config, filter, target, ctx.log)), renderHistory);
+    await withEvidenceContext(argv, async (ctx, target) => {
+      const filter = { script: argv.script, table: argv.table, since: optionalSince(argv.since) };
+      emit(ctx, await runHistory(ctx.config, filter, target, ctx.log), renderHistory);
+    });
   },
 };

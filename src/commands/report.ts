@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { buildReport, type ReportFormat, type ReportResult } from '../report/report.js';
+import { buildReport, type ReportFormat, type ReportOptions, type ReportResult } from '../report/report.js';
 import { usageError, errorMessage } from '../errors.js';
 import { emit, withEvidenceContext, type GlobalArgs } from './context.js';
 
@@ -31,7 +31,7 @@ export const reportCommand: CommandModule<GlobalArgs, ReportArgs> = {
       .example('$0 report users -o users-empty.md', 'The post-mortem of the users table'),
   handler: async (argv) => {
     await withEvidenceContext(argv, async (ctx, target) => {
-      const options = { subject: argv.subject, format: argv.format ?? 'md', live: argv.live !== false } as const;
+      const options: ReportOptions = { subject: argv.subject, format: argv.format ?? 'md', live: argv.live !== false };
       const result = await buildReport(ctx.config, options, target, ctx.log);
       if (!argv.o) {
         emit(ctx, result, (r: ReportResult) => r.document);

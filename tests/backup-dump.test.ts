@@ -45,6 +45,7 @@ describe('runBackup and restoreBackup', () => {
     return { url, db: createDb(url, { maxConnections: 1 }) };
   };
   const options = (over: Partial<BackupOptions>): BackupOptions => ({
+    db: t.db,
     url: new URL(t.url),
     snapshotId: null,
     scope: 'touched',
@@ -111,6 +112,7 @@ describe('runBackup and restoreBackup', () => {
       const restored = await restoreBackup({
         archivePath: file,
         targetUrl: target.url,
+        targetDb: target.db,
         pgBinDir: null,
         serverMajor: SERVER_MAJOR,
         log: silentLogger,
@@ -159,6 +161,7 @@ describe('runBackup and restoreBackup', () => {
       await restoreBackup({
         archivePath: path.join(evidenceDir, held!.path!),
         targetUrl: target.url,
+        targetDb: target.db,
         prerequisitesFrom: new URL(t.url),
         pgBinDir: null,
         serverMajor: SERVER_MAJOR,
@@ -182,6 +185,7 @@ describe('runBackup and restoreBackup', () => {
       const restored = await restoreBackup({
         archivePath: path.join(evidenceDir, record.path!),
         targetUrl: target.url,
+        targetDb: target.db,
         tables: ['Weird Schema.events_2024'],
         pgBinDir: null,
         serverMajor: SERVER_MAJOR,

@@ -1,6 +1,6 @@
 import { matchDurationMs, parseDurationMs } from '../src/config/duration.js';
 import { rawConfigSchema } from '../src/config/schema.js';
-import { parseSince } from '../src/evidence/since.js';
+import { parseSince } from '../src/commands/since.js';
 
 /** One duration grammar for config timeouts and `--since`: the union of what each accepted before. */
 describe('durations', () => {

@@ -1,10 +1,10 @@
-import { attributeChanges } from '../src/evidence/attribute.js';
-import { liveRef, type EntryRef, type LoggedRef } from '../src/evidence/entry-ref.js';
-import type { TableObservation } from '../src/evidence/observations.js';
-import type { ResolvedStatus } from '../src/evidence/run-status.js';
-import type { RunSummary } from '../src/evidence/runs.js';
-import type { RunFacts } from '../src/evidence/windows.js';
-import { parseSince } from '../src/evidence/since.js';
+import { attributeChanges } from '../src/blame/attribute.js';
+import { liveRef, type EntryRef, type LoggedRef } from '../src/history/entry-ref.js';
+import type { TableObservation } from '../src/history/observations.js';
+import type { ResolvedStatus } from '../src/history/run-status.js';
+import type { RunSummary } from '../src/history/runs.js';
+import type { RunFacts } from '../src/blame/windows.js';
+import { parseSince } from '../src/commands/since.js';
 
 /**
  * Blame's attribution rules on hand-built observations, where every number is chosen: the

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { createDb, type Db } from '../src/db/connection.js';
-import type { CheckResult } from '../src/evidence/check.js';
+import type { CheckResult } from '../src/history/check.js';
 import { parseJson } from './helpers/cli.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
 

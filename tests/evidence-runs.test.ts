@@ -4,12 +4,12 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { openAuditLog } from '../src/audit/log.js';
 import { createDb } from '../src/db/connection.js';
-import type { BlameResult } from '../src/evidence/blame.js';
-import type { CheckResult } from '../src/evidence/check.js';
-import { driftBeforeRun } from '../src/evidence/before-run.js';
-import { driftSince } from '../src/evidence/drift.js';
-import type { History } from '../src/evidence/history.js';
-import type { RunRecord } from '../src/evidence/run-record.js';
+import type { BlameResult } from '../src/blame/blame.js';
+import type { CheckResult } from '../src/history/check.js';
+import { driftBeforeRun } from '../src/history/before-run.js';
+import { diffSnapshots } from '../src/snapshot/diff.js';
+import type { History } from '../src/history/run-log.js';
+import type { RunRecord } from '../src/history/run-record.js';
 import { silentLogger } from '../src/logger.js';
 import type { RunResult } from '../src/run/types.js';
 import type { RunIntentBody, RunOutcomeBody, Snapshot } from '../src/records/index.js';
@@ -206,12 +206,12 @@ export default defineScript({
     expect((await ws.cli(['blame', 'no_such_table'])).exitCode).toBe(2);
   });
 
-  it('driftSince finds nothing between a snapshot and itself, and the delete between two', async () => {
+  it('diffSnapshots finds nothing between a snapshot and itself, and the delete between two', async () => {
     const before = await snapshotOf(ws);
-    expect(driftSince(before, before, { criticalTables: {} })).toEqual([]);
+    expect(diffSnapshots(before, before, { criticalTables: {} })).toEqual([]);
     await sql`delete from oauth_clients where client_id = 'cli'`.execute(ws.t.db);
     const after = await snapshotOf(ws);
-    expect(driftSince(before, after, { criticalTables: {} })).toEqual([
+    expect(diffSnapshots(before, after, { criticalTables: {} })).toEqual([
       expect.objectContaining({ kind: 'count-changed', table: 'public.oauth_clients', before: 4, after: 3 }),
     ]);
   });

@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
 import { openAuditLog } from '../src/audit/log.js';
 import { createDb } from '../src/db/connection.js';
-import type { BlameResult } from '../src/evidence/blame.js';
-import type { History } from '../src/evidence/history.js';
+import type { BlameResult } from '../src/blame/blame.js';
+import type { History } from '../src/history/run-log.js';
 import { silentLogger } from '../src/logger.js';
 import type { RunIntentBody, RunOutcomeBody, RunPostBody, Snapshot, TableState } from '../src/records/index.js';
 import { takeSnapshot } from '../src/snapshot/take.js';

@@ -67,6 +67,7 @@ export class BackupBench {
 
   private options(kind: BackupKind, snapshotId: string): BackupOptions {
     return {
+      db: this.db,
       url: new URL(this.bench.url),
       snapshotId,
       scope: kind.scope,
@@ -104,7 +105,7 @@ export class BackupBench {
     const target = path.join(dir, `raw-${++this.seq}.${directory ? 'dir' : 'dump'}`);
     return this.withSnapshot(async (snapshotId) => {
       const options = this.options(kind, snapshotId);
-      const tables = kind.scope === 'full' ? [] : await lookupBackupTables(url, snapshotId, this.touchedTables);
+      const tables = kind.scope === 'full' ? [] : await lookupBackupTables(this.db, snapshotId, this.touchedTables);
       // pgDumpArgs only writes a directory for jobs>1; ask for 2 and set the real count back.
       const args = pgDumpArgs({
         ...options,

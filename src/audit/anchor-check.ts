@@ -1,5 +1,5 @@
 import type { Config } from '../config/config.js';
-import { createDb } from '../db/connection.js';
+import type { TargetHandle } from '../db/target.js';
 import { parseDatabaseUrl, redactUrl } from '../db/url.js';
 import { errorMessage, ExitCode, SafeRunError, usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -110,26 +110,38 @@ export async function standAgainstAnchor(
 }
 
 /** The shared setup step of the evidence commands: throws exit 5 (log behind its anchor) or exit 2 (nothing at all). */
-export async function assertLogReachesAnchor(config: Config, log: Logger): Promise<void> {
-  const standing = await withConfigAnchor(config, log, (anchor, where) => standAgainstAnchor(config.evidenceDir, anchor, where, log));
+export async function assertLogReachesAnchor(config: Config, target: TargetHandle, log: Logger): Promise<void> {
+  const standing = await withConfigAnchor(config, target, (anchor, where) => standAgainstAnchor(config.evidenceDir, anchor, where, log));
   if (standing.status === 'behind') throw new LogBehindAnchorError(standing.problem);
   if (standing.status === 'nothing') throw standing.error;
 }
 
-/** The anchor in the configured database on a short-lived connection; an unreachable database is a warning. */
+/**
+ * The anchor in the command's target database (the handle the command goes on using); an
+ * unreachable database is a warning, raised by whatever reads the anchor first.
+ */
 export async function withConfigAnchor<T>(
   config: Config,
-  log: Logger,
+  target: TargetHandle,
   fn: (anchor: ChainAnchor | null, where: string) => Promise<T>,
 ): Promise<T> {
   if (!config.databaseUrl) return fn(null, 'no database (none configured: --db, "database" or DATABASE_URL)');
   const url = parseDatabaseUrl(config.databaseUrl);
-  const db = createDb(url, { maxConnections: 1, applicationName: 'safe-run anchor check' });
-  try {
-    return await fn(databaseAnchor(db), `the database ${redactUrl(url)}`);
-  } finally {
-    await db.destroy().catch((error: unknown) => log.debug('closing the anchor connection failed', { error: errorMessage(error) }));
-  }
+  return fn(anchorOn(target), `the database ${redactUrl(url)}`);
+}
+
+/**
+ * An anchor that connects on first use. A database that does not answer fails every read
+ * (the handle keeps the failed attempt), which each reader reports as a warning: the file can
+ * still be checked without it.
+ */
+function anchorOn(target: TargetHandle): ChainAnchor {
+  const anchor = async (): Promise<ChainAnchor> => databaseAnchor((await target.open()).db);
+  return {
+    record: async (logId, seq, hash, pin) => (await anchor()).record(logId, seq, hash, pin),
+    read: async (logId) => (await anchor()).read(logId),
+    list: async () => (await (await anchor()).list?.()) ?? [],
+  };
 }
 
 const short = (hash: string): string => `${hash.slice(0, 16)}…`;

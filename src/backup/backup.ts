@@ -16,8 +16,12 @@ import { pgDumpArgs } from './pg-dump-args.js';
 import { resolvePgTool } from './pg-tools.js';
 import type { BackupScope } from './scope.js';
 import { lookupBackupTables, type BackupTable } from './tables.js';
+import type { Db } from '../db/connection.js';
 
 export interface BackupOptions {
+  /** The target's pool (the caller's): the table lookup reads through it, inside the exported snapshot. */
+  readonly db: Db;
+  /** For pg_dump, a child process that needs a URL of its own. */
   readonly url: URL;
   /** The pre-snapshot's exported id, so the archive holds exactly the rows it counted. */
   readonly snapshotId: string | null;
@@ -98,7 +102,7 @@ async function backup(options: BackupOptions): Promise<BackupRecord> {
 
   const pgDump = await resolvePgTool('pg_dump', options.serverMajor, options.pgBinDir);
   const pgRestore = await resolvePgTool('pg_restore', options.serverMajor, options.pgBinDir);
-  const tables = await lookupBackupTables(options.url, options.snapshotId, options.scope === 'full' ? null : options.tables);
+  const tables = await lookupBackupTables(options.db, options.snapshotId, options.scope === 'full' ? null : options.tables);
   if (options.scope === 'touched') {
     // A table the caller put in scope and that is gone must fail loudly, not shrink the backup.
     const missing = options.tables.filter((key) => !tables.some((t) => t.key === key));

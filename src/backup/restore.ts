@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createDb, type Db } from '../db/connection.js';
+import type { Db } from '../db/connection.js';
 import { ExitCode, SafeRunError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { TableKey } from '../records/index.js';
@@ -16,6 +16,8 @@ export interface RestoreOptions {
   /** A run's archive: `<evidenceDir>/<backup.path>`. */
   readonly archivePath: string;
   readonly targetUrl: URL;
+  /** The same database as targetUrl, on the caller's pool: missing schemas are created through it. */
+  readonly targetDb: Db;
   /** Restore the rows of these tables only; every table's definition is restored regardless. */
   readonly tables?: readonly TableKey[];
   readonly pgBinDir: string | null;
@@ -67,7 +69,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       if (options.prerequisitesFrom) {
         await copyPrerequisites({ ...options, prerequisitesFrom: options.prerequisitesFrom }, pgRestore.path, work);
       } else {
-        await createSchemas(options.targetUrl, await schemasOfTables(pgRestore.path, options.archivePath, entries, env, work));
+        await createSchemas(options.targetDb, await schemasOfTables(pgRestore.path, options.archivePath, entries, env, work));
       }
     }
     await runPgRestore({
@@ -103,14 +105,8 @@ function entryIsTable(entry: TocEntry, key: TableKey): boolean {
   return false;
 }
 
-async function createSchemas(url: URL, schemas: readonly string[]): Promise<void> {
-  if (!schemas.length) return;
-  const db = createDb(url, { maxConnections: 1, applicationName: 'safe-run restore' });
-  try {
-    for (const schema of schemas) await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
-  } finally {
-    await db.destroy();
-  }
+async function createSchemas(db: Db, schemas: readonly string[]): Promise<void> {
+  for (const schema of schemas) await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
 }
 
 function restoreFailed(message: string, cause?: unknown): SafeRunError {

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { userRelations } from '../db/catalog.js';
-import { createDb, type Db } from '../db/connection.js';
+import type { Db } from '../db/connection.js';
 import type { TableKey } from '../records/index.js';
 import type { DumpTable } from './pg-dump-args.js';
 
@@ -17,22 +17,19 @@ export interface BackupTable extends DumpTable {
  * members, whose data pg_dump leaves to the extension.
  *
  * Read inside the exported snapshot when there is one, so this sees the tables pg_dump sees.
+ * `db` is a pool, not the session that exported the snapshot: importing it takes a
+ * transaction of its own on another connection.
  */
-export async function lookupBackupTables(url: URL, snapshotId: string | null, keys: readonly TableKey[] | null): Promise<BackupTable[]> {
-  const db = createDb(url, { maxConnections: 1, applicationName: 'safe-run backup' });
-  try {
-    if (!snapshotId) return await queryTables(db, keys);
-    return await db
-      .transaction()
-      .setIsolationLevel('repeatable read')
-      .setAccessMode('read only')
-      .execute(async (trx) => {
-        await sql`set transaction snapshot ${sql.lit(snapshotId)}`.execute(trx);
-        return queryTables(trx, keys);
-      });
-  } finally {
-    await db.destroy();
-  }
+export async function lookupBackupTables(db: Db, snapshotId: string | null, keys: readonly TableKey[] | null): Promise<BackupTable[]> {
+  if (!snapshotId) return queryTables(db, keys);
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .setAccessMode('read only')
+    .execute(async (trx) => {
+      await sql`set transaction snapshot ${sql.lit(snapshotId)}`.execute(trx);
+      return queryTables(trx, keys);
+    });
 }
 
 async function queryTables(db: Db, keys: readonly TableKey[] | null): Promise<BackupTable[]> {

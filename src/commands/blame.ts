@@ -1,10 +1,10 @@
 import type { CommandModule } from 'yargs';
-import type { BlameChange } from '../evidence/attribute.js';
-import { blameTable, type BlameResult } from '../evidence/blame.js';
-import { formatDelta } from '../evidence/counters.js';
-import { optionalSince } from '../evidence/since.js';
-import { describeEvent } from '../evidence/window-events.js';
-import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
+import type { BlameChange } from '../blame/attribute.js';
+import { blameTable, type BlameResult } from '../blame/blame.js';
+import { formatDelta } from '../snapshot/counters.js';
+import { optionalSince } from './since.js';
+import { describeEvent } from '../blame/window-events.js';
+import { emit, withEvidenceContext, type GlobalArgs } from './context.js';
 
 export { blameTable };
 
@@ -69,8 +69,9 @@ export const blameCommand: CommandModule<GlobalArgs, BlameArgs> = {
       .option('live', { type: 'boolean', default: true, describe: 'Add the live table as the last observation (--no-live: the log only)' })
       .example('$0 blame users', 'Who changed users, and what happened outside guarded runs'),
   handler: async (argv) => {
-    const ctx = await loadEvidenceContext(argv);
-    const since = optionalSince(argv.since);
-    emit(ctx, await blameTable(ctx.config, { table: argv.table, since, live: argv.live !== false }, ctx.log), renderBlame);
+    await withEvidenceContext(argv, async (ctx, target) => {
+      const options = { table: argv.table, since: optionalSince(argv.since), live: argv.live !== false };
+      emit(ctx, await blameTable(ctx.config, options, target, ctx.log), renderBlame);
+    });
   },
 };

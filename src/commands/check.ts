@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { ExitCode } from '../errors.js';
-import { checkDatabase, type CheckResult } from '../evidence/check.js';
-import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
+import { checkDatabase, type CheckResult } from '../history/check.js';
+import { emit, withEvidenceContext, type GlobalArgs } from './context.js';
 
 export { checkDatabase };
 
@@ -24,8 +24,9 @@ export const checkCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'check',
   describe: 'Compare the live database with its last signed observation (exit 10 on drift)',
   handler: async (argv) => {
-    const ctx = await loadEvidenceContext(argv);
-    const result = await checkDatabase(ctx.config, ctx.log);
-    emit(ctx, result, renderCheck, result.status === 'drift' ? ExitCode.drift : ExitCode.ok);
+    await withEvidenceContext(argv, async (ctx, target) => {
+      const result = await checkDatabase(ctx.config, target, ctx.log);
+      emit(ctx, result, renderCheck, result.status === 'drift' ? ExitCode.drift : ExitCode.ok);
+    });
   },
 };

@@ -3,6 +3,7 @@ import { assertLogReachesAnchor } from '../audit/anchor-check.js';
 import { configureWitnesses } from '../audit/witness.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/config.js';
+import { withTarget, type TargetHandle } from '../db/target.js';
 import { ExitCode, ExitWith } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
 
@@ -31,11 +32,18 @@ export async function loadContext(argv: GlobalArgs): Promise<CommandContext> {
 /**
  * loadContext for the commands that read evidence (check, log, blame, show, report): a log
  * behind its database anchor (emptied, removed, cut) is refused before anything reads it.
+ * `fn` gets the command's one handle on its target database, the one the anchor was read
+ * through; it is closed when `fn` ends.
  */
-export async function loadEvidenceContext(argv: GlobalArgs): Promise<CommandContext> {
+export async function withEvidenceContext(
+  argv: GlobalArgs,
+  fn: (ctx: CommandContext, target: TargetHandle) => Promise<void>,
+): Promise<void> {
   const ctx = await loadContext(argv);
-  await assertLogReachesAnchor(ctx.config, ctx.log);
-  return ctx;
+  await withTarget(ctx.config.databaseUrl, async (target) => {
+    await assertLogReachesAnchor(ctx.config, target, ctx.log);
+    await fn(ctx, target);
+  });
 }
 
 /**

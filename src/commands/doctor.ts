@@ -6,6 +6,7 @@ import { checkAuditLog, checkDiskSpace, checkEvidenceDir } from '../doctor/evide
 import { checkSigningKey } from '../doctor/key-checks.js';
 import { checkScriptRole } from '../doctor/script-role-checks.js';
 import { checkEvidenceModes, checkWitnesses } from '../doctor/trust-checks.js';
+import { withTarget, type TargetHandle } from '../db/target.js';
 import type { ExitCode } from '../errors.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
 
@@ -20,25 +21,21 @@ export interface DoctorReport {
  * `safe-run doctor`: everything a guarded run needs, checked without running anything.
  * Every check runs even after a failure, so one pass shows every problem.
  */
-export async function doctor(config: Config): Promise<DoctorReport> {
-  const database = await probeDatabase(config);
-  try {
-    const checks: DoctorCheck[] = [
-      ...database.checks,
-      ...(await checkPgTools(config, database.identity)),
-      ...(await checkSigningKey(config)),
-      await checkEvidenceDir(config.evidenceDir),
-      await checkAuditLog(config.evidenceDir, database.db),
-      await checkDiskSpace(config.evidenceDir),
-      await checkEvidenceModes(config.evidenceDir),
-      await checkWitnesses(config.evidenceDir, config.witness.length),
-      ...(await checkScriptRole(config, database.db)),
-    ];
-    const exitCode = doctorExitCode(checks);
-    return { ok: exitCode === 0, exitCode, checks };
-  } finally {
-    await database.db?.destroy();
-  }
+export async function doctor(config: Config, target: TargetHandle): Promise<DoctorReport> {
+  const database = await probeDatabase(target);
+  const checks: DoctorCheck[] = [
+    ...database.checks,
+    ...(await checkPgTools(config, database.identity)),
+    ...(await checkSigningKey(config)),
+    await checkEvidenceDir(config.evidenceDir),
+    await checkAuditLog(config.evidenceDir, database.db),
+    await checkDiskSpace(config.evidenceDir),
+    await checkEvidenceModes(config.evidenceDir),
+    await checkWitnesses(config.evidenceDir, config.witness.length),
+    ...(await checkScriptRole(config, database.db)),
+  ];
+  const exitCode = doctorExitCode(checks);
+  return { ok: exitCode === 0, exitCode, checks };
 }
 
 export function renderDoctor(report: DoctorReport): string {
@@ -70,7 +67,7 @@ export const doctorCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       .epilog(EPILOG),
   handler: async (argv) => {
     const ctx = await loadContext(argv);
-    const report = await doctor(ctx.config);
+    const report = await withTarget(ctx.config.databaseUrl, (target) => doctor(ctx.config, target));
     emit(ctx, report, renderDoctor, report.exitCode);
   },
 };

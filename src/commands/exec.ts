@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import type { Config } from '../config/config.js';
-import { formatDelta } from '../evidence/counters.js';
+import { formatDelta } from '../snapshot/counters.js';
 import { execWrapped } from '../exec/exec.js';
 import { formatArgv } from '../exec/redact.js';
 import type { ExecOptions, ExecResult } from '../exec/types.js';

@@ -1,8 +1,8 @@
 import type { CommandModule } from 'yargs';
 import type { TableChange } from '../records/index.js';
-import { runHistory, type History, type HistoryRow } from '../evidence/history.js';
-import { optionalSince } from '../evidence/since.js';
-import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
+import { runHistory, type History, type HistoryRow } from '../history/run-log.js';
+import { optionalSince } from './since.js';
+import { emit, withEvidenceContext, type GlobalArgs } from './context.js';
 
 export { runHistory };
 
@@ -63,8 +63,9 @@ export const logCommand: CommandModule<GlobalArgs, LogArgs> = {
       .option('since', { type: 'string', describe: 'Only runs since this ISO date or this long ago ("2h", "3d")' })
       .example('$0 log --table users --since 3d', 'Which runs changed users in the last three days'),
   handler: async (argv) => {
-    const ctx = await loadEvidenceContext(argv);
-    const since = optionalSince(argv.since);
-    emit(ctx, await runHistory(ctx.config, { script: argv.script, table: argv.table, since }, ctx.log), renderHistory);
+    await withEvidenceContext(argv, async (ctx, target) => {
+      const filter = { script: argv.script, table: argv.table, since: optionalSince(argv.since) };
+      emit(ctx, await runHistory(ctx.config, filter, target, ctx.log), renderHistory);
+    });
   },
 };

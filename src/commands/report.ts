@@ -1,9 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { buildReport, type ReportFormat, type ReportResult } from '../evidence/report.js';
+import { buildReport, type ReportFormat, type ReportOptions, type ReportResult } from '../report/report.js';
 import { usageError, errorMessage } from '../errors.js';
-import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
+import { emit, withEvidenceContext, type GlobalArgs } from './context.js';
 
 export { buildReport };
 
@@ -30,27 +30,25 @@ export const reportCommand: CommandModule<GlobalArgs, ReportArgs> = {
       })
       .example('$0 report users -o users-empty.md', 'The post-mortem of the users table'),
   handler: async (argv) => {
-    const ctx = await loadEvidenceContext(argv);
-    const result = await buildReport(
-      ctx.config,
-      { subject: argv.subject, format: argv.format ?? 'md', live: argv.live !== false },
-      ctx.log,
-    );
-    if (!argv.o) {
-      emit(ctx, result, (r: ReportResult) => r.document);
-      return;
-    }
-    const file = path.resolve(argv.o);
-    try {
-      writeFileSync(file, result.document);
-    } catch (error) {
-      throw usageError(`Cannot write the report to ${file}: ${errorMessage(error)}`, 'Choose a writable path for -o.');
-    }
-    const { document: _document, ...summary } = result;
-    emit(
-      ctx,
-      { ...summary, file },
-      (r) => `report on ${r.subject.type} ${r.subject.name} written to ${r.file}\n  ${r.verdict.join('\n  ')}`,
-    );
+    await withEvidenceContext(argv, async (ctx, target) => {
+      const options: ReportOptions = { subject: argv.subject, format: argv.format ?? 'md', live: argv.live !== false };
+      const result = await buildReport(ctx.config, options, target, ctx.log);
+      if (!argv.o) {
+        emit(ctx, result, (r: ReportResult) => r.document);
+        return;
+      }
+      const file = path.resolve(argv.o);
+      try {
+        writeFileSync(file, result.document);
+      } catch (error) {
+        throw usageError(`Cannot write the report to ${file}: ${errorMessage(error)}`, 'Choose a writable path for -o.');
+      }
+      const { document: _document, ...summary } = result;
+      emit(
+        ctx,
+        { ...summary, file },
+        (r) => `report on ${r.subject.type} ${r.subject.name} written to ${r.file}\n  ${r.verdict.join('\n  ')}`,
+      );
+    });
   },
 };

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import type { Config } from '../config/config.js';
+import { withTarget } from '../db/target.js';
 import type { Logger } from '../logger.js';
 import { restoreRun } from '../restore/restore.js';
 import type { RestoreOptions, RestoreResult } from '../restore/types.js';
@@ -9,7 +10,7 @@ export type { RestoreOptions, RestoreResult };
 
 /** `safe-run restore <run>`: data from that run's verified backup, by default into a new scratch database. */
 export async function restore(config: Config, options: RestoreOptions, log: Logger): Promise<RestoreResult> {
-  return restoreRun(config, options, log);
+  return withTarget(config.databaseUrl, (target) => restoreRun(config, options, target, log));
 }
 
 export function renderRestore(r: RestoreResult): string {

@@ -1,8 +1,8 @@
 import { trustLine } from '../run/summary.js';
 import { violationSubject } from '../records/index.js';
 import type { CommandModule } from 'yargs';
-import { showRun, type RunRecord } from '../evidence/run-record.js';
-import { emit, loadEvidenceContext, type GlobalArgs } from './context.js';
+import { showRun, type RunRecord } from '../history/run-record.js';
+import { emit, withEvidenceContext, type GlobalArgs } from './context.js';
 
 export { showRun };
 
@@ -106,7 +106,6 @@ export const showCommand: CommandModule<GlobalArgs, ShowArgs> = {
   describe: 'Everything recorded about one run (run id or a unique prefix)',
   builder: (yargs) => yargs.positional('run', { type: 'string', demandOption: true, describe: 'Run id, or a unique prefix of it' }),
   handler: async (argv) => {
-    const ctx = await loadEvidenceContext(argv);
-    emit(ctx, await showRun(ctx.config, argv.run, ctx.log), renderRun);
+    await withEvidenceContext(argv, async (ctx, target) => emit(ctx, await showRun(ctx.config, argv.run, target, ctx.log), renderRun));
   },
 };

@@ -1,7 +1,8 @@
 import type { CommandModule } from 'yargs';
 import { databaseAnchor, openAuditLog } from '../audit/log.js';
 import type { Config } from '../config/config.js';
-import { connectLive, readLiveSnapshot } from '../evidence/live.js';
+import { withTarget, type TargetDatabase } from '../db/target.js';
+import { readLiveSnapshot } from '../history/live.js';
 import type { Logger } from '../logger.js';
 import type { SnapshotBody, TableKey } from '../records/index.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
@@ -20,30 +21,30 @@ export interface SnapshotResult {
  * `safe-run snapshot`: one signed observation, cheap enough for cron every few minutes.
  * Each one narrows the window in which an unexplained change can have happened.
  */
-export async function recordSnapshot(config: Config, options: { readonly label: string | null }, log: Logger): Promise<SnapshotResult> {
-  const live = await connectLive(config);
-  try {
-    // The key is checked before any counting, so a missing key costs nothing.
-    const audit = await openAuditLog({
-      evidenceDir: config.evidenceDir,
-      signingKeyPath: config.signingKey,
-      anchor: databaseAnchor(live.db),
-      log,
-    });
-    const snapshot = await readLiveSnapshot(live, config);
-    const entry = await audit.append<SnapshotBody>('snapshot', { label: options.label, snapshot });
-    return {
-      seq: entry.seq,
-      hash: entry.hash,
-      ts: entry.ts,
-      label: options.label,
-      database: snapshot.database.key,
-      tables: Object.fromEntries(Object.entries(snapshot.tables).map(([k, t]) => [k, { rows: t.rows, rowsKind: t.rowsKind }])),
-      durationMs: snapshot.durationMs,
-    };
-  } finally {
-    await live.close();
-  }
+export async function recordSnapshot(
+  config: Config,
+  options: { readonly label: string | null },
+  live: TargetDatabase,
+  log: Logger,
+): Promise<SnapshotResult> {
+  // The key is checked before any counting, so a missing key costs nothing.
+  const audit = await openAuditLog({
+    evidenceDir: config.evidenceDir,
+    signingKeyPath: config.signingKey,
+    anchor: databaseAnchor(live.db),
+    log,
+  });
+  const snapshot = await readLiveSnapshot(live, config);
+  const entry = await audit.append<SnapshotBody>('snapshot', { label: options.label, snapshot });
+  return {
+    seq: entry.seq,
+    hash: entry.hash,
+    ts: entry.ts,
+    label: options.label,
+    database: snapshot.database.key,
+    tables: Object.fromEntries(Object.entries(snapshot.tables).map(([k, t]) => [k, { rows: t.rows, rowsKind: t.rowsKind }])),
+    durationMs: snapshot.durationMs,
+  };
 }
 
 function renderSnapshot(r: SnapshotResult): string {
@@ -76,6 +77,10 @@ export const snapshotCommand: CommandModule<GlobalArgs, SnapshotArgs> = {
       .example('$0 snapshot --label cron', 'What a crontab line runs every few minutes'),
   handler: async (argv) => {
     const ctx = await loadContext(argv);
-    emit(ctx, await recordSnapshot(ctx.config, { label: argv.label ?? null }, ctx.log), renderSnapshot);
+    const options = { label: argv.label ?? null };
+    const result = await withTarget(ctx.config.databaseUrl, async (target) =>
+      recordSnapshot(ctx.config, options, await target.open(), ctx.log),
+    );
+    emit(ctx, result, renderSnapshot);
   },
 };

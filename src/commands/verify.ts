@@ -5,6 +5,7 @@ import type { ChainHead, VerifyResult } from '../audit/types.js';
 import { verifyLog } from '../audit/verify.js';
 import { checkWitnessFile } from '../audit/witness-file.js';
 import type { Config } from '../config/config.js';
+import { withTarget, type TargetHandle } from '../db/target.js';
 import { ExitCode, usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
@@ -24,10 +25,11 @@ export interface VerifyCommandOptions {
 export async function verifyAudit(
   config: Config,
   options: VerifyCommandOptions,
+  target: TargetHandle,
   log: Logger,
 ): Promise<VerifyResult & { readonly path: string }> {
   const expectHead = options.expectHead === undefined ? undefined : parseExpectHead(options.expectHead);
-  return withConfigAnchor(config, log, async (anchor, where) => {
+  return withConfigAnchor(config, target, async (anchor, where) => {
     const result = await verifyLog({ evidenceDir: config.evidenceDir, anchor, expectHead, trustedKeys: config.trustedKeys });
     const standing = await standAgainstAnchor(config.evidenceDir, anchor, where, log);
     if (standing.status === 'nothing' && !options.witness) throw standing.error;
@@ -104,7 +106,8 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
       }),
   handler: async (argv) => {
     const ctx = await loadContext(argv);
-    const result = await verifyAudit(ctx.config, { expectHead: argv['expect-head'], witness: argv.witness }, ctx.log);
+    const options = { expectHead: argv['expect-head'], witness: argv.witness };
+    const result = await withTarget(ctx.config.databaseUrl, (target) => verifyAudit(ctx.config, options, target, ctx.log));
     emit(ctx, result, renderVerify, result.ok ? ExitCode.ok : ExitCode.auditFailed);
   },
 };

@@ -1,15 +1,16 @@
 import { resolvePgTool, type PgTool } from '../backup/pg-tools.js';
 import type { Config } from '../config/config.js';
-import { assertReachable, createDb, type Db } from '../db/connection.js';
+import type { Db } from '../db/connection.js';
 import { readIdentity, serverMajor } from '../db/identity.js';
-import { parseDatabaseUrl, redactUrl } from '../db/url.js';
+import type { TargetHandle } from '../db/target.js';
+import { redactUrl } from '../db/url.js';
 import { ExitCode } from '../errors.js';
 import type { DatabaseIdentity } from '../records/index.js';
 import { fail, failFrom, pass, type DoctorCheck } from './check.js';
 
 export interface DatabaseProbe {
   readonly checks: readonly DoctorCheck[];
-  /** Open when the database answered; the caller destroys it. The audit check reads the chain head through it. */
+  /** The target's pool when the database answered (the command closes it); the audit check reads the chain head through it. */
   readonly db: Db | null;
   readonly identity: DatabaseIdentity | null;
 }
@@ -17,16 +18,10 @@ export interface DatabaseProbe {
 const CONNECT_HINT = 'Check that the server is running and that the URL, user and password are right (--db, DATABASE_URL or "database").';
 
 /** Connectivity and server version. The URL is only ever shown redacted. */
-export async function probeDatabase(config: Config): Promise<DatabaseProbe> {
-  let url: URL;
+export async function probeDatabase(target: TargetHandle): Promise<DatabaseProbe> {
   try {
-    url = parseDatabaseUrl(config.databaseUrl);
-  } catch (error) {
-    return { checks: [failFrom('database', error, ExitCode.usage, CONNECT_HINT), notChecked('server-version')], db: null, identity: null };
-  }
-  const db = createDb(url, { applicationName: 'safe-run doctor', maxConnections: 1 });
-  try {
-    await assertReachable(db, url);
+    // A bad URL and an unreachable server both throw here, each with its own message.
+    const { db, url } = await target.open();
     const identity = await readIdentity(db, url);
     return {
       checks: [
@@ -37,7 +32,6 @@ export async function probeDatabase(config: Config): Promise<DatabaseProbe> {
       identity,
     };
   } catch (error) {
-    await db.destroy();
     return { checks: [failFrom('database', error, ExitCode.usage, CONNECT_HINT), notChecked('server-version')], db: null, identity: null };
   }
 }

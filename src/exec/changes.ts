@@ -1,7 +1,7 @@
 import type { Config } from '../config/config.js';
 import { ExitCode } from '../errors.js';
-import { counterDelta, isZeroDelta } from '../evidence/counters.js';
-import { driftSince } from '../evidence/drift.js';
+import { counterDelta, isZeroDelta } from '../snapshot/counters.js';
+import { diffSnapshots } from '../snapshot/diff.js';
 import type { DriftFinding, ExecStatus, ExecTableChange, Snapshot, TableKey } from '../records/index.js';
 
 /**
@@ -31,7 +31,7 @@ export function tableChanges(pre: Snapshot, post: Snapshot): Record<TableKey, Ex
 
 /** The same findings `check` would report for this window, so both speak one language. */
 export function execFindings(pre: Snapshot, post: Snapshot, config: Pick<Config, 'criticalTables'>): DriftFinding[] {
-  return driftSince(pre, post, config);
+  return diffSnapshots(pre, post, config);
 }
 
 export const violatesCritical = (findings: readonly DriftFinding[]): boolean =>

@@ -4,7 +4,7 @@ import { ulid } from 'ulid';
 import { openAuditLog, type AuditLog } from '../audit/log.js';
 import { failedBackupRecord, runBackup } from '../backup/backup.js';
 import type { Config } from '../config/config.js';
-import { assertReachable, createDb, withClient } from '../db/connection.js';
+import { assertReachable, createDb, withClient, type Db } from '../db/connection.js';
 import { readIdentity, serverMajor } from '../db/identity.js';
 import { withAdvisoryLock } from '../db/lock.js';
 import { parseDatabaseUrl, redactUrl } from '../db/url.js';
@@ -73,8 +73,9 @@ export async function execWrapped(config: Config, options: ExecOptions, log: Log
 async function wrap(ctx: ExecContext, major: number): Promise<ExecResult> {
   const { config, options, runId, log } = ctx;
   const scope = options.backupScope ?? (config.backup.scope === 'none' ? 'none' : 'full');
-  const { snapshot: pre, held } = await snapshotOf(ctx, (snapshotId) =>
+  const { snapshot: pre, held } = await snapshotOf(ctx, (snapshotId, db) =>
     runBackup({
+      db,
       url: ctx.url,
       snapshotId,
       scope,
@@ -144,7 +145,7 @@ async function wrap(ctx: ExecContext, major: number): Promise<ExecResult> {
 /** A snapshot on a pool of its own, closed right after, so no idle connection of ours outlives it. */
 async function snapshotOf<T>(
   ctx: ExecContext,
-  whileOpen?: (snapshotId: string) => Promise<T>,
+  whileOpen?: (snapshotId: string, db: Db) => Promise<T>,
 ): Promise<{ snapshot: Snapshot; held: T | undefined }> {
   const db = createDb(ctx.url, { applicationName: `safe-run:exec:${ctx.runId}`, maxConnections: 3 });
   const options: SnapshotOptions = {
@@ -154,7 +155,7 @@ async function snapshotOf<T>(
     url: ctx.url,
   };
   try {
-    return await takeSnapshot(db, options, whileOpen);
+    return await takeSnapshot(db, options, whileOpen && ((snapshotId) => whileOpen(snapshotId, db)));
   } finally {
     await db.destroy();
   }

@@ -7,6 +7,7 @@ import { resolvePgTool } from '../backup/pg-tools.js';
 import { runPgRestore } from '../backup/pg-restore.js';
 import { restoreBackup } from '../backup/restore.js';
 import type { Config } from '../config/config.js';
+import type { TargetHandle } from '../db/target.js';
 import { assertReachable, createDb, withClient, type Db } from '../db/connection.js';
 import { readIdentity, serverMajor } from '../db/identity.js';
 import { withAdvisoryLock } from '../db/lock.js';
@@ -28,57 +29,53 @@ import type { RestoreOptions, RestoreResult } from './types.js';
  * restore into a new scratch database (or, with --into, fill empty existing tables), count
  * what arrived, and record a signed `restore` entry.
  */
-export async function restoreRun(config: Config, options: RestoreOptions, log: Logger): Promise<RestoreResult> {
+export async function restoreRun(config: Config, options: RestoreOptions, target: TargetHandle, log: Logger): Promise<RestoreResult> {
   const run = await findRestorableRun(config.evidenceDir, options.run);
   const { runId } = run;
   assertHasBackup(runId, run.backup);
   const tables = restoreTables(run, options.tables);
-  const serverUrl = parseDatabaseUrl(config.databaseUrl);
+  // Parsed first: a bad --into must stop the restore before anything connects.
   const into = options.into ? parseDatabaseUrl(options.into) : null;
-  const admin = createDb(serverUrl, { applicationName: `safe-run:restore:${runId}`, maxConnections: 2 });
-  try {
-    await assertReachable(admin, serverUrl);
-    // Opened first: a missing key must stop the restore before it creates anything.
-    const audit = await openAuditLog({
-      evidenceDir: config.evidenceDir,
-      signingKeyPath: config.signingKey,
-      anchor: databaseAnchor(admin),
-      log,
-    });
-    const archive = await verifiedArchive(config.evidenceDir, runId, run.backup);
-    log.info('archive matches the signed intent', { path: archive.path, sha256: archive.sha256 });
-    const job: RestoreJob = { config, archive, tables, subset: options.tables.length > 0, log };
-    const restored = into
-      ? await restoreInto(job, into)
-      : await restoreIntoScratch(job, admin, serverUrl, scratchDatabaseName(run.snapshot.database.name, runId));
+  // The configured database: it holds the anchor, and its server gets the scratch database.
+  const { db: admin, url: serverUrl } = await target.open();
+  // Opened first: a missing key must stop the restore before it creates anything.
+  const audit = await openAuditLog({
+    evidenceDir: config.evidenceDir,
+    signingKeyPath: config.signingKey,
+    anchor: databaseAnchor(admin),
+    log,
+  });
+  const archive = await verifiedArchive(config.evidenceDir, runId, run.backup);
+  log.info('archive matches the signed intent', { path: archive.path, sha256: archive.sha256 });
+  const job: RestoreJob = { config, archive, tables, subset: options.tables.length > 0, log };
+  const restored = into
+    ? await restoreInto(job, into)
+    : await restoreIntoScratch(job, admin, serverUrl, scratchDatabaseName(run.snapshot.database.name, runId));
 
-    const pre = run.snapshot.tables;
-    const counts = Object.fromEntries(
-      tables.map((t) => [
-        t.key,
-        { restored: restored.counts[t.key] ?? 0, pre: pre[t.key]?.rows ?? null, preKind: pre[t.key]?.rowsKind ?? null },
-      ]),
-    );
-    const body: RestoreBody = {
-      runId,
-      source: run.source,
-      intent: { kind: run.kind, seq: run.seq, hash: run.hash },
-      archive: { path: path.relative(config.evidenceDir, archive.path), sha256: archive.sha256 },
-      mode: into ? 'into' : 'scratch',
-      target: redactUrl(restored.url),
-      database: restored.database,
-      tables: tables.map((t) => t.key),
-      counts,
-      operator: await readOperator(),
-      host: os.hostname(),
-      ...(restored.snapshot ? { snapshot: restored.snapshot } : {}),
-    };
-    const entry = await audit.append('restore', body, { runId });
-    const { snapshot: _omitted, ...summary } = body;
-    return { ...summary, entry: { seq: entry.seq, hash: entry.hash } };
-  } finally {
-    await admin.destroy();
-  }
+  const pre = run.snapshot.tables;
+  const counts = Object.fromEntries(
+    tables.map((t) => [
+      t.key,
+      { restored: restored.counts[t.key] ?? 0, pre: pre[t.key]?.rows ?? null, preKind: pre[t.key]?.rowsKind ?? null },
+    ]),
+  );
+  const body: RestoreBody = {
+    runId,
+    source: run.source,
+    intent: { kind: run.kind, seq: run.seq, hash: run.hash },
+    archive: { path: path.relative(config.evidenceDir, archive.path), sha256: archive.sha256 },
+    mode: into ? 'into' : 'scratch',
+    target: redactUrl(restored.url),
+    database: restored.database,
+    tables: tables.map((t) => t.key),
+    counts,
+    operator: await readOperator(),
+    host: os.hostname(),
+    ...(restored.snapshot ? { snapshot: restored.snapshot } : {}),
+  };
+  const entry = await audit.append('restore', body, { runId });
+  const { snapshot: _omitted, ...summary } = body;
+  return { ...summary, entry: { seq: entry.seq, hash: entry.hash } };
 }
 
 interface RestoreJob {
@@ -111,6 +108,7 @@ async function restoreIntoScratch(job: RestoreJob, admin: Db, serverUrl: URL, na
     await restoreBackup({
       archivePath: job.archive.path,
       targetUrl: url,
+      targetDb: db,
       tables: job.subset ? job.tables.map((t) => t.key) : undefined,
       pgBinDir: job.config.pgBinDir,
       serverMajor: major,

@@ -8,7 +8,7 @@ import { warnSkipped } from '../audit/read.js';
 import { failedBackupRecord, runBackup } from '../backup/backup.js';
 import { backupScope } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
-import { driftBeforeRun } from '../evidence/before-run.js';
+import { driftBeforeRun } from '../history/before-run.js';
 import { assertReachable, createDb, withClient, type Db } from '../db/connection.js';
 import { readIdentity } from '../db/identity.js';
 import { withAdvisoryLock } from '../db/lock.js';
@@ -106,6 +106,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
       t = Date.now();
       try {
         return await runBackup({
+          db: ctx.db,
           url: ctx.url,
           snapshotId,
           scope,

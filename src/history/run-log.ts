@@ -3,7 +3,8 @@ import { tableKey } from '../db/names.js';
 import type { Logger } from '../logger.js';
 import type { ExecStatus, ExecTableChange, TableChange, TableKey } from '../records/index.js';
 import { ExecCollector, type ExecSummary } from './exec-runs.js';
-import { connectIfPossible, readLiveIdentity } from './live.js';
+import { readLiveIdentity } from './live.js';
+import type { TargetHandle } from '../db/target.js';
 import { readLiveFacts, resolveStatus, type DisplayStatus } from './run-status.js';
 import { isNonZero, isStarted, RunCollector, type RunSummary, type StartedRun } from './runs.js';
 import { warnSkipped } from '../audit/read.js';
@@ -41,7 +42,7 @@ export interface History {
 }
 
 /** Run history from one pass over the log; statuses settled by the live database when it answers. */
-export async function runHistory(config: Config, filter: HistoryFilter, log: Logger): Promise<History> {
+export async function runHistory(config: Config, filter: HistoryFilter, target: TargetHandle, log: Logger): Promise<History> {
   const collector = new RunCollector();
   const execCollector = new ExecCollector();
   await scanLog(config.evidenceDir, [collector, execCollector], warnSkipped(log));
@@ -60,15 +61,11 @@ export async function runHistory(config: Config, filter: HistoryFilter, log: Log
     (e) => !filter.script && when(e.intent.ref.ts) && (!table || countMoved(e.outcome?.changes[table])),
   );
 
-  const live = needsDatabase(selected) ? await connectIfPossible(config, log) : null;
-  try {
-    const identity = live ? await readLiveIdentity(live) : null;
-    const facts = live && identity ? await readLiveFacts(live.db, identity, selected) : null;
-    const rows = [...selected.map((run) => row(run, resolveStatus(run, facts))), ...execs.map(execRow)];
-    return { runs: rows.sort((a, b) => a.ts.localeCompare(b.ts)), total: all.length + execCollector.execs.length };
-  } finally {
-    await live?.close();
-  }
+  const live = needsDatabase(selected) ? await target.openIfPossible(log) : null;
+  const identity = live ? await readLiveIdentity(live) : null;
+  const facts = live && identity ? await readLiveFacts(live.db, identity, selected) : null;
+  const rows = [...selected.map((run) => row(run, resolveStatus(run, facts))), ...execs.map(execRow)];
+  return { runs: rows.sort((a, b) => a.ts.localeCompare(b.ts)), total: all.length + execCollector.execs.length };
 }
 
 function countMoved(change: ExecTableChange | undefined): boolean {

@@ -1,5 +1,5 @@
-import { countersWentBackwards, sameDatabase } from './counters.js';
-import type { TableObservation } from './observations.js';
+import { countersWentBackwards, sameDatabase } from '../snapshot/counters.js';
+import type { TableObservation } from '../history/observations.js';
 
 /**
  * What happened to the database or the table between two observations, beyond the counts.

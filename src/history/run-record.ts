@@ -20,7 +20,8 @@ import type {
 import type { Logger } from '../logger.js';
 import { checkBackupFile, type BackupCheck } from './backup-check.js';
 import { execName } from './exec-runs.js';
-import { connectIfPossible, readLiveIdentity } from './live.js';
+import { readLiveIdentity } from './live.js';
+import type { TargetHandle } from '../db/target.js';
 import { RunEntriesCollector } from './run-entries.js';
 import { readLiveFacts, resolveStatus, type ResolvedStatus } from './run-status.js';
 import { RunCollector } from './runs.js';
@@ -66,7 +67,7 @@ export interface RunRecord {
   readonly snapshots: { readonly pre: Snapshot | null; readonly post: Snapshot | null };
 }
 
-export async function showRun(config: Config, runRef: string, log: Logger): Promise<RunRecord> {
+export async function showRun(config: Config, runRef: string, target: TargetHandle, log: Logger): Promise<RunRecord> {
   const collector = new RunEntriesCollector(runRef.trim());
   await scanLog(config.evidenceDir, [collector], warnSkipped(log));
   const { runId, entries, related } = collector.result(config.evidenceDir);
@@ -81,15 +82,9 @@ export async function showRun(config: Config, runRef: string, log: Logger): Prom
     );
   }
 
-  const live =
-    run.intent && !run.post && (!run.outcome || run.outcome.status === 'committing') ? await connectIfPossible(config, log) : null;
-  let status: ResolvedStatus;
-  try {
-    const identity = live ? await readLiveIdentity(live) : null;
-    status = resolveStatus(run, live && identity ? await readLiveFacts(live.db, identity, [run]) : null);
-  } finally {
-    await live?.close();
-  }
+  const live = run.intent && !run.post && (!run.outcome || run.outcome.status === 'committing') ? await target.openIfPossible(log) : null;
+  const identity = live ? await readLiveIdentity(live) : null;
+  const status: ResolvedStatus = resolveStatus(run, live && identity ? await readLiveFacts(live.db, identity, [run]) : null);
 
   const intent = entryOf(entries, 'run.intent')?.body ?? null;
   const outcome = entryOf(entries, 'run.outcome')?.body ?? null;

@@ -1,5 +1,5 @@
 import type { AuditRecord, Snapshot, TableCounters, TableKey } from '../records/index.js';
-import type { IdentityFacts } from './counters.js';
+import type { IdentityFacts } from '../snapshot/counters.js';
 import { liveRef, refOf, type EntryRef, type LoggedRef } from './entry-ref.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { Block } from './report-blocks.js';
+import type { Block } from './blocks.js';
 
 export function renderMarkdown(blocks: readonly Block[]): string {
   return `${blocks.map(renderBlock).join('\n\n')}\n`;

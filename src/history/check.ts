@@ -5,7 +5,8 @@ import type { Logger } from '../logger.js';
 import type { DriftFinding } from '../records/index.js';
 import { warnSkipped } from '../audit/read.js';
 import { driftAgainstHistory } from './before-run.js';
-import { connectLive, readLiveSnapshot } from './live.js';
+import { readLiveSnapshot } from './live.js';
+import type { TargetHandle } from '../db/target.js';
 
 /** `check --json` (SPEC "Machine-readable output"). */
 export interface CheckResult {
@@ -22,29 +23,25 @@ export interface CheckResult {
  * post-snapshot, whichever is newest), plus the runs the log says never finished. It reads
  * the log the way a guarded run does (driftAgainstHistory): backwards, only as far as needed.
  */
-export async function checkDatabase(config: Config, log: Logger): Promise<CheckResult> {
-  const live = await connectLive(config);
-  try {
-    const now = await readLiveSnapshot(live, config);
-    const key = now.database.key;
-    const { previous, findings, entriesRead } = await driftAgainstHistory(config, now, live.db, warnSkipped(log));
-    if (!previous) {
-      throw usageError(
-        `No signed observation of ${key} in ${config.evidenceDir} (${entriesRead} entries): nothing to compare with.`,
-        'Record one with `safe-run snapshot` (cron it every few minutes), or run a script through safe-run.',
-      );
-    }
-    log.debug('check compared', { against: previous.ref.seq, findings: findings.length });
-    return {
-      status: findings.length ? 'drift' : 'clean',
-      findings: [...findings, ...(await witnessFindings(config.evidenceDir))],
-      against: { seq: previous.ref.seq, kind: previous.ref.kind, ts: previous.ref.ts, runId: previous.ref.runId },
-      database: key,
-      checkedAt: now.takenAt,
-    };
-  } finally {
-    await live.close();
+export async function checkDatabase(config: Config, target: TargetHandle, log: Logger): Promise<CheckResult> {
+  const live = await target.open();
+  const now = await readLiveSnapshot(live, config);
+  const key = now.database.key;
+  const { previous, findings, entriesRead } = await driftAgainstHistory(config, now, live.db, warnSkipped(log));
+  if (!previous) {
+    throw usageError(
+      `No signed observation of ${key} in ${config.evidenceDir} (${entriesRead} entries): nothing to compare with.`,
+      'Record one with `safe-run snapshot` (cron it every few minutes), or run a script through safe-run.',
+    );
   }
+  log.debug('check compared', { against: previous.ref.seq, findings: findings.length });
+  return {
+    status: findings.length ? 'drift' : 'clean',
+    findings: [...findings, ...(await witnessFindings(config.evidenceDir))],
+    against: { seq: previous.ref.seq, kind: previous.ref.kind, ts: previous.ref.ts, runId: previous.ref.runId },
+    database: key,
+    checkedAt: now.takenAt,
+  };
 }
 
 /** A witness that missed heads: the log is not what failed, its off-site copy is behind. */

@@ -1,15 +1,16 @@
 import { auditLogPath } from '../audit/read.js';
 import type { Config } from '../config/config.js';
+import type { TargetHandle } from '../db/target.js';
 import { SafeRunError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { analyzeTable } from './blame.js';
-import { renderHtml } from './report-html.js';
-import { renderMarkdown } from './report-md.js';
-import { runReportBlocks, runVerdict } from './report-run.js';
-import { tableReportBlocks } from './report-table.js';
-import { findRestoreSource } from './restore-source.js';
-import { showRun } from './run-record.js';
-import { decideVerdict } from './verdict.js';
+import { analyzeTable } from '../blame/blame.js';
+import { renderHtml } from './html.js';
+import { renderMarkdown } from './md.js';
+import { runReportBlocks, runVerdict } from './run.js';
+import { tableReportBlocks } from './table.js';
+import { findRestoreSource } from '../blame/restore-source.js';
+import { showRun } from '../history/run-record.js';
+import { decideVerdict } from '../blame/verdict.js';
 import { verifyInWorker } from './verify-in-worker.js';
 
 export type ReportFormat = 'md' | 'html';
@@ -36,7 +37,7 @@ const RUN_ID_LIKE = /^[0-9A-HJKMNP-TV-Z]{4,26}$/;
  * `safe-run report <table or run>`: the post-mortem document. The subject is a run when the
  * argument is (a prefix of) a run id in the log, a table otherwise.
  */
-export async function buildReport(config: Config, options: ReportOptions, log: Logger): Promise<ReportResult> {
+export async function buildReport(config: Config, options: ReportOptions, target: TargetHandle, log: Logger): Promise<ReportResult> {
   const { subject, format } = options;
   const generatedAt = new Date().toISOString();
   const logFile = auditLogPath(config.evidenceDir);
@@ -44,7 +45,7 @@ export async function buildReport(config: Config, options: ReportOptions, log: L
   // Started first: it is the slowest part and runs beside the analysis.
   const verifying = verifyInWorker(config.evidenceDir, options.live ? config.databaseUrl : null);
   try {
-    const record = RUN_ID_LIKE.test(subject) ? await showRun(config, subject, log).catch(notARun) : null;
+    const record = RUN_ID_LIKE.test(subject) ? await showRun(config, subject, target, log).catch(notARun) : null;
     if (record) {
       const verification = await verifying.outcome;
       const blocks = runReportBlocks({ record, verification, logFile, generatedAt });
@@ -56,7 +57,7 @@ export async function buildReport(config: Config, options: ReportOptions, log: L
         document: render(blocks),
       };
     }
-    const analysis = await analyzeTable(config, { table: subject, since: null, live: options.live }, log);
+    const analysis = await analyzeTable(config, { table: subject, since: null, live: options.live }, target, log);
     const verdict = decideVerdict(analysis);
     const restore = findRestoreSource(analysis.table, analysis.runs, analysis.rawObservations, verdict.decisive, analysis.execs);
     const verification = await verifying.outcome;

@@ -1,7 +1,7 @@
 import type { TableKey } from '../records/index.js';
 import type { BlameChange } from './attribute.js';
-import type { ExecSummary } from './exec-runs.js';
-import type { TableObservation } from './observations.js';
+import type { ExecSummary } from '../history/exec-runs.js';
+import type { TableObservation } from '../history/observations.js';
 import type { RunFacts } from './windows.js';
 
 /**

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { VerificationOutcome } from './report-evidence.js';
+import type { VerificationOutcome } from './evidence.js';
 
 /**
  * The report's signature check, started first and run beside the analysis. Ed25519

@@ -4,13 +4,14 @@ import { SafeRunError, usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { TableKey } from '../records/index.js';
 import { attributeChanges, type BlameChange } from './attribute.js';
-import { ExecCollector, type ExecSummary } from './exec-runs.js';
-import { connectIfPossible, connectLive, readLiveIdentity, readLiveSnapshot } from './live.js';
-import { observeLive, TableObservationCollector, type TableObservation } from './observations.js';
-import { readLiveFacts, resolveStatus, type LiveFacts } from './run-status.js';
-import { RunCollector } from './runs.js';
+import { ExecCollector, type ExecSummary } from '../history/exec-runs.js';
+import { readLiveIdentity, readLiveSnapshot } from '../history/live.js';
+import type { TargetHandle } from '../db/target.js';
+import { observeLive, TableObservationCollector, type TableObservation } from '../history/observations.js';
+import { readLiveFacts, resolveStatus, type LiveFacts } from '../history/run-status.js';
+import { RunCollector } from '../history/runs.js';
 import { warnSkipped } from '../audit/read.js';
-import { scanLog } from './scan.js';
+import { scanLog } from '../history/scan.js';
 import { windowEvents, type WindowEvent } from './window-events.js';
 import type { RunFacts } from './windows.js';
 
@@ -56,60 +57,56 @@ export interface BlameAnalysis extends BlameResult {
   readonly rawObservations: readonly TableObservation[];
 }
 
-export async function blameTable(config: Config, options: BlameOptions, log: Logger): Promise<BlameResult> {
-  const a = await analyzeTable(config, options, log);
+export async function blameTable(config: Config, options: BlameOptions, target: TargetHandle, log: Logger): Promise<BlameResult> {
+  const a = await analyzeTable(config, options, target, log);
   return { table: a.table, database: a.database, observations: a.observations, changes: a.changes };
 }
 
-export async function analyzeTable(config: Config, options: BlameOptions, log: Logger): Promise<BlameAnalysis> {
+export async function analyzeTable(config: Config, options: BlameOptions, target: TargetHandle, log: Logger): Promise<BlameAnalysis> {
   const table = tableKey(options.table);
-  const live = options.live ? await connectLive(config).catch(offerNoLive) : await connectIfPossible(config, log);
-  try {
-    const nowSnapshot = live && options.live ? await readLiveSnapshot(live, config, [table]) : null;
-    const identity = nowSnapshot?.database ?? (live ? await readLiveIdentity(live) : null);
-    const observed = new TableObservationCollector(table);
-    const runCollector = new RunCollector();
-    const execCollector = new ExecCollector();
-    await scanLog(config.evidenceDir, [observed, runCollector, execCollector], warnSkipped(log));
+  const live = options.live ? await target.open().catch(offerNoLive) : await target.openIfPossible(log);
+  const nowSnapshot = live && options.live ? await readLiveSnapshot(live, config, [table]) : null;
+  const identity = nowSnapshot?.database ?? (live ? await readLiveIdentity(live) : null);
+  const observed = new TableObservationCollector(table);
+  const runCollector = new RunCollector();
+  const execCollector = new ExecCollector();
+  await scanLog(config.evidenceDir, [observed, runCollector, execCollector], warnSkipped(log));
 
-    const key = identity?.key ?? observed.newestDatabaseKey;
-    if (!identity && key && observed.databaseKeys.length > 1)
-      log.warn('no database connected: blaming the most recently observed one', { database: key });
-    const observations: TableObservation[] = key ? observed.of(key) : [];
-    if (nowSnapshot) observations.push(observeLive(nowSnapshot, table));
-    if (!observations.some((o) => o.table)) {
-      throw usageError(
-        `No observation of ${table}${key ? ` in ${key}` : ''}: it is not in any snapshot in ${config.evidenceDir}${nowSnapshot ? ' nor in the live database' : ''}.`,
-        'Check the table name (schema.table; unqualified means public).',
-      );
-    }
-
-    const runs = runCollector.runs.filter((r) => r.intent?.databaseKey === key);
-    const facts = live && identity ? await readLiveFacts(live.db, identity, runs) : null;
-    const runFacts: RunFacts[] = runs.map((run) => ({ run, status: resolveStatus(run, facts) }));
-    const execs = execCollector.execs.filter((e) => e.intent.databaseKey === key);
-    const names = new Map(execs.map((e) => [e.runId, e.intent.name]));
-    const changes = attributeChanges(table, observations, runFacts, names);
-    const scripts = new Map<string, string | null>([...names, ...runs.map((r) => [r.runId, r.intent?.script ?? null] as const)]);
-    return {
-      table,
-      database: key,
-      observations: sinceFilter(viewObservations(observations, scripts), options.since, (o) => o.ts),
-      changes: options.since ? changes.filter((c) => Date.parse(c.toTs) >= options.since!.getTime()) : changes,
-      runs: runFacts,
-      execs,
-      live: facts,
-      current: nowSnapshot
-        ? {
-            at: nowSnapshot.takenAt,
-            tables: Object.fromEntries(Object.entries(nowSnapshot.tables).map(([k, t]) => [k, { rows: t.rows, rowsKind: t.rowsKind }])),
-          }
-        : null,
-      rawObservations: observations,
-    };
-  } finally {
-    await live?.close();
+  const key = identity?.key ?? observed.newestDatabaseKey;
+  if (!identity && key && observed.databaseKeys.length > 1)
+    log.warn('no database connected: blaming the most recently observed one', { database: key });
+  const observations: TableObservation[] = key ? observed.of(key) : [];
+  if (nowSnapshot) observations.push(observeLive(nowSnapshot, table));
+  if (!observations.some((o) => o.table)) {
+    throw usageError(
+      `No observation of ${table}${key ? ` in ${key}` : ''}: it is not in any snapshot in ${config.evidenceDir}${nowSnapshot ? ' nor in the live database' : ''}.`,
+      'Check the table name (schema.table; unqualified means public).',
+    );
   }
+
+  const runs = runCollector.runs.filter((r) => r.intent?.databaseKey === key);
+  const facts = live && identity ? await readLiveFacts(live.db, identity, runs) : null;
+  const runFacts: RunFacts[] = runs.map((run) => ({ run, status: resolveStatus(run, facts) }));
+  const execs = execCollector.execs.filter((e) => e.intent.databaseKey === key);
+  const names = new Map(execs.map((e) => [e.runId, e.intent.name]));
+  const changes = attributeChanges(table, observations, runFacts, names);
+  const scripts = new Map<string, string | null>([...names, ...runs.map((r) => [r.runId, r.intent?.script ?? null] as const)]);
+  return {
+    table,
+    database: key,
+    observations: sinceFilter(viewObservations(observations, scripts), options.since, (o) => o.ts),
+    changes: options.since ? changes.filter((c) => Date.parse(c.toTs) >= options.since!.getTime()) : changes,
+    runs: runFacts,
+    execs,
+    live: facts,
+    current: nowSnapshot
+      ? {
+          at: nowSnapshot.takenAt,
+          tables: Object.fromEntries(Object.entries(nowSnapshot.tables).map(([k, t]) => [k, { rows: t.rows, rowsKind: t.rowsKind }])),
+        }
+      : null,
+    rawObservations: observations,
+  };
 }
 
 /** A post-mortem often happens after the database is gone: say how to work without it. */

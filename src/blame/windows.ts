@@ -1,7 +1,7 @@
 import { lsnAtOrAfter } from './lsn.js';
-import type { TableObservation } from './observations.js';
-import type { ResolvedStatus } from './run-status.js';
-import type { RunSummary } from './runs.js';
+import type { TableObservation } from '../history/observations.js';
+import type { ResolvedStatus } from '../history/run-status.js';
+import type { RunSummary } from '../history/runs.js';
 
 /**
  * Which window between two consecutive observations holds each run's effect.

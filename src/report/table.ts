@@ -1,11 +1,11 @@
-import { isOutside, type BlameChange } from './attribute.js';
-import type { BlameAnalysis, BlameObservation } from './blame.js';
-import { formatDelta } from './counters.js';
-import { heading, inlineCode, list, paragraph, table, title, type Block } from './report-blocks.js';
-import { evidenceBlocks, restoreBlocks, type CitedEntry, type VerificationOutcome } from './report-evidence.js';
-import type { RestoreSource } from './restore-source.js';
-import { describeEvent } from './window-events.js';
-import { shortName, type Verdict } from './verdict.js';
+import { isOutside, type BlameChange } from '../blame/attribute.js';
+import type { BlameAnalysis, BlameObservation } from '../blame/blame.js';
+import { formatDelta } from '../snapshot/counters.js';
+import { heading, inlineCode, list, paragraph, table, title, type Block } from './blocks.js';
+import { evidenceBlocks, restoreBlocks, type CitedEntry, type VerificationOutcome } from './evidence.js';
+import type { RestoreSource } from '../blame/restore-source.js';
+import { describeEvent } from '../blame/window-events.js';
+import { shortName, type Verdict } from '../blame/verdict.js';
 
 /** The post-mortem of one table, in the order the incident document should have had. */
 export interface TableReportInput {

@@ -2,7 +2,7 @@ import type { Config } from '../config/config.js';
 import type { Db } from '../db/connection.js';
 import type { DriftFinding, Snapshot } from '../records/index.js';
 import { ignoreSkipped, readEntriesBackward, type OnSkipped } from '../audit/read.js';
-import { driftSince } from './drift.js';
+import { diffSnapshots } from '../snapshot/diff.js';
 import { refOf } from './entry-ref.js';
 import { interruptedRunFindings, isOpen, unsettledOpenRuns } from './interrupted.js';
 import { snapshotOf, type Observation } from './observations.js';
@@ -46,7 +46,7 @@ export async function driftAgainstHistory(
   const { previous, runs, entriesRead } = await recentHistory(config.evidenceDir, key, onSkipped);
   const open = unsettledOpenRuns(runs.runs, key);
   const facts = db && open.length ? await readLiveFacts(db, current.database, open) : null;
-  const findings = [...(previous ? driftSince(previous.snapshot, current, config) : []), ...interruptedRunFindings(open, facts)];
+  const findings = [...(previous ? diffSnapshots(previous.snapshot, current, config) : []), ...interruptedRunFindings(open, facts)];
   return { previous, findings, entriesRead };
 }
 

@@ -1,8 +1,8 @@
 import type { CounterDelta, TableChange, TableKey } from '../records/index.js';
-import { counterDelta, isZeroDelta } from './counters.js';
-import { describeRef, shortRef } from './entry-ref.js';
-import type { TableObservation } from './observations.js';
-import { changeOf, isNonZero } from './runs.js';
+import { counterDelta, isZeroDelta } from '../snapshot/counters.js';
+import { describeRef, shortRef } from '../history/entry-ref.js';
+import type { TableObservation } from '../history/observations.js';
+import { changeOf, isNonZero } from '../history/runs.js';
 import { assignRunsToWindows, type RunFacts } from './windows.js';
 import { windowEvents, type WindowEvent } from './window-events.js';
 

@@ -1,6 +1,6 @@
 import type { VerifyResult } from '../audit/types.js';
-import { code, heading, inlineCode, paragraph, table, type Block } from './report-blocks.js';
-import type { RestoreSource } from './restore-source.js';
+import { code, heading, inlineCode, paragraph, table, type Block } from './blocks.js';
+import type { RestoreSource } from '../blame/restore-source.js';
 
 /**
  * The sections every report ends with: which entries the statements rest on, whether the

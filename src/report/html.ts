@@ -1,4 +1,4 @@
-import type { Block } from './report-blocks.js';
+import type { Block } from './blocks.js';
 
 /** A single self-contained page: no scripts, no external assets, printable. */
 export function renderHtml(blocks: readonly Block[]): string {

@@ -1,9 +1,9 @@
 import { trustLine } from '../run/summary.js';
 import { violationSubject } from '../records/index.js';
-import { heading, inlineCode, list, paragraph, table, title, type Block } from './report-blocks.js';
-import { evidenceBlocks, restoreBlocks, type VerificationOutcome } from './report-evidence.js';
-import type { RunRecord } from './run-record.js';
-import { runEffect, shortName } from './verdict.js';
+import { heading, inlineCode, list, paragraph, table, title, type Block } from './blocks.js';
+import { evidenceBlocks, restoreBlocks, type VerificationOutcome } from './evidence.js';
+import type { RunRecord } from '../history/run-record.js';
+import { runEffect, shortName } from '../blame/verdict.js';
 
 /** `safe-run report <run>`: what one run did, exactly, and how to undo it. */
 export interface RunReportInput {

@@ -1,7 +1,7 @@
 import type { Config } from '../config/config.js';
 import type { DriftFinding, Snapshot } from '../records/index.js';
 import { countersWentBackwards, sameDatabase } from './counters.js';
-import { countFindings, criticalFindings, schemaFindings } from './drift-tables.js';
+import { countFindings, criticalFindings, schemaFindings } from './diff-tables.js';
 
 /**
  * What changed between the previous signed observation of a database and now. `check`
@@ -11,7 +11,7 @@ import { countFindings, criticalFindings, schemaFindings } from './drift-tables.
  * Findings come in reading order: first whether the two snapshots describe the same
  * database and statistics epoch (which decides how the rest can be read), then the tables.
  */
-export function driftSince(previous: Snapshot, live: Snapshot, config: Pick<Config, 'criticalTables'>): DriftFinding[] {
+export function diffSnapshots(previous: Snapshot, live: Snapshot, config: Pick<Config, 'criticalTables'>): DriftFinding[] {
   const recreated = databaseRecreated(previous, live);
   return [
     ...(recreated ? [recreated] : []),

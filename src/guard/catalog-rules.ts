@@ -1,5 +1,4 @@
-import type { Violation } from '../records/index.js';
-import type { LoadedScript } from '../script/load.js';
+import type { ScriptRecord, Violation } from '../records/index.js';
 import type { CatalogVerdict } from './catalog-verdict.js';
 
 /**
@@ -12,7 +11,7 @@ import type { CatalogVerdict } from './catalog-verdict.js';
  * transaction's own counters on the catalogs tell the two apart: a script that wrote no
  * catalog row changed nothing there, whatever the diff shows.
  */
-export function catalogViolations(verdict: CatalogVerdict, script: Pick<LoadedScript, 'touches' | 'ddl'>): Violation[] {
+export function catalogViolations(verdict: CatalogVerdict, script: Pick<ScriptRecord, 'touches' | 'ddl'>): Violation[] {
   if (verdict.writes.size === 0) return [];
   const violations: Violation[] = [];
   for (const change of verdict.changes) {

@@ -1,13 +1,12 @@
 import { DEFAULT_MAX_DROP_PERCENT, DEFAULT_MAX_UPDATE_PERCENT, type Config, type CriticalTableRule } from '../config/config.js';
-import type { Operation, TableChange, TableKey, Violation } from '../records/index.js';
-import type { LoadedScript } from '../script/load.js';
+import type { Operation, ScriptRecord, TableChange, TableKey, Violation } from '../records/index.js';
 
 /**
  * The guards (SPEC "The guarded run", step 9). Pure: given what was declared and what was
  * measured, list every violation. Anything not declared is forbidden.
  */
 export interface GuardInput {
-  readonly script: Pick<LoadedScript, 'touches' | 'limits' | 'critical'>;
+  readonly script: Pick<ScriptRecord, 'touches' | 'limits' | 'critical'>;
   readonly criticalTables: Config['criticalTables'];
   readonly changes: Readonly<Record<TableKey, TableChange>>;
   /** Exact counts before the run (pre-snapshot) and inside the transaction after the script. */

@@ -1,5 +1,5 @@
 import { usageError, type SafeRunError } from '../errors.js';
-import { caretAt } from '../run/run-error.js';
+import { caretAt } from '../db/caret.js';
 import { charOffsets, loadParser, parseStatements, PgParseError, scanTokens, type PgNode } from './pg-parser.js';
 
 /** One statement of a SQL text, cut where PostgreSQL's grammar cuts it. */

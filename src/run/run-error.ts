@@ -1,3 +1,4 @@
+import { caretAt } from '../db/caret.js';
 import type { LoadedScript } from '../script/load.js';
 import type { RunError } from '../records/index.js';
 
@@ -17,15 +18,4 @@ export function toRunError(error: unknown, script?: Pick<LoadedScript, 'sqlText'
     ...(e.hint ? { hint: e.hint } : {}),
     ...(position ? { position } : {}),
   };
-}
-
-/** The line holding `position` (characters, 1-based) with a caret under it. */
-export function caretAt(text: string, position: number): string {
-  const before = text.slice(0, position - 1);
-  const lineStart = before.lastIndexOf('\n') + 1;
-  const lineEnd = text.indexOf('\n', lineStart);
-  const lineNo = before.split('\n').length;
-  const line = text.slice(lineStart, lineEnd === -1 ? undefined : lineEnd);
-  const prefix = `line ${lineNo}: `;
-  return `${prefix}${line}\n${' '.repeat(prefix.length + position - 1 - lineStart)}^`;
 }

@@ -62,7 +62,8 @@ describe('takeSnapshot', () => {
     expect(snapshot.database.key).toBe(`127.0.0.1:${new URL(t.url).port}/${t.name}`);
     expect(snapshot.database.systemIdentifier).toMatch(/^\d+$/);
     expect(snapshot.walLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
-    expect(snapshot.durationMs).toBeLessThan(5_000);
+    // How long it took is recorded, not judged here: npm run bench measures it.
+    expect(snapshot.durationMs).toEqual(expect.any(Number));
   });
 
   it('uses the estimate above exactCountThreshold, except for exactTables', async () => {

@@ -47,17 +47,20 @@ function rollUpPartitions(changes: GuardInput['changes'], parents: Readonly<Reco
   for (const [table, c] of Object.entries(changes)) {
     const key = parents[table] ?? table;
     const sum = out[key];
-    out[key] = sum
-      ? {
-          inserted: sum.inserted + c.inserted,
-          updated: sum.updated + c.updated,
-          deleted: sum.deleted + c.deleted,
-          truncated: sum.truncated || c.truncated,
-          ...(sum.ddl || c.ddl ? { ddl: true } : {}),
-        }
-      : c;
+    out[key] = sum ? addChanges(sum, c) : c;
   }
   return out;
+}
+
+/** Two tables' changes as one: how partitions add up to their parent. */
+export function addChanges(a: TableChange, b: TableChange): TableChange {
+  return {
+    inserted: a.inserted + b.inserted,
+    updated: a.updated + b.updated,
+    deleted: a.deleted + b.deleted,
+    truncated: a.truncated || b.truncated,
+    ...(a.ddl || b.ddl ? { ddl: true } : {}),
+  };
 }
 
 function operationViolations(table: TableKey, change: TableChange, declared: readonly Operation[]): Violation[] {

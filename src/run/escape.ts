@@ -1,3 +1,4 @@
+import { watchedTableKeys } from '../guard/watched.js';
 import { sql } from 'kysely';
 import { evaluateGuards } from '../guard/rules.js';
 import { takeSnapshot } from '../snapshot/take.js';
@@ -26,9 +27,9 @@ export interface RecordedEscape {
 }
 
 export async function recordEscape(input: EscapeInput): Promise<RecordedEscape> {
-  const post = await settleAndSnapshot(input);
+  const watched = watchedTableKeys(input.script, input.config);
+  const post = await settleAndSnapshot(input, watched);
   const changes = changesBetween(input.pre, post);
-  const watched = new Set([...Object.keys(input.script.touches), ...input.script.critical, ...Object.keys(input.config.criticalTables)]);
   const inTxCounts = Object.fromEntries([...watched].filter((t) => post.tables[t]).map((t) => [t, post.tables[t]!.rows]));
   const escaped: Violation = {
     object: 'transaction',
@@ -72,13 +73,8 @@ export async function recordEscape(input: EscapeInput): Promise<RecordedEscape> 
  * The caller has closed whatever the script left open; make its session flush its counters now
  * (PostgreSQL 15+), so the post-snapshot's cumulative statistics include its writes.
  */
-async function settleAndSnapshot(input: EscapeInput): Promise<Snapshot> {
+async function settleAndSnapshot(input: EscapeInput, exactTables: ReadonlySet<TableKey>): Promise<Snapshot> {
   await sql`select pg_catalog.pg_stat_force_next_flush()`.execute(input.scriptDb).catch(() => {});
-  const exactTables = new Set<TableKey>([
-    ...Object.keys(input.script.touches),
-    ...input.script.critical,
-    ...Object.keys(input.config.criticalTables),
-  ]);
   const { snapshot } = await takeSnapshot(input.db, {
     exactTables,
     exactCountThreshold: input.config.exactCountThreshold,

@@ -1,3 +1,4 @@
+import { criticalTableKeys } from '../guard/watched.js';
 import { sql } from 'kysely';
 import { ulid } from 'ulid';
 import { rm } from 'node:fs/promises';
@@ -95,7 +96,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   const scope = ctx.options.backupScope ?? config.backup.scope;
   const closure = await backupScope(ctx.session, declared, 'touched');
   const cascadeFrom = Object.fromEntries(closure.filter((k) => !declared.includes(k)).map((k) => [k, declared.join(', ')]));
-  const exactTables = new Set<TableKey>([...closure, ...script.critical, ...Object.keys(config.criticalTables)]);
+  const exactTables = new Set<TableKey>([...closure, ...criticalTableKeys(script, config)]);
 
   // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot.
   const { snapshot: pre, held } = await takeSnapshot(

@@ -1,3 +1,4 @@
+import { criticalTableKeys, watchedTableKeys } from '../guard/watched.js';
 import { sql, type ControlledTransaction } from 'kysely';
 import type { AuditLog } from '../audit/log.js';
 import type { Config } from '../config/config.js';
@@ -6,7 +7,7 @@ import { readConcurrentWrites, type ConcurrentWrites } from '../guard/concurrent
 import { readOwnRows, uncountedChanges } from '../guard/own-rows.js';
 import { catalogViolations } from '../guard/catalog-rules.js';
 import { judgeCatalogChanges, readCatalogSnapshot, type CatalogSnapshot } from '../guard/catalog-verdict.js';
-import { evaluateGuards } from '../guard/rules.js';
+import { addChanges, evaluateGuards } from '../guard/rules.js';
 import { evidenceSchemaViolations, readEvidenceSchema, type EvidenceSchemaState } from '../guard/evidence-schema.js';
 import {
   countRowsExact,
@@ -189,7 +190,7 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
   const changes = withLeavesSummed(measured.changes, current);
   // Critical tables always: their drop must be the run's own, whatever other sessions do meanwhile.
   // Under a superuser, declared tables too: their counters could have been switched off.
-  const critical = new Set([...script.critical, ...Object.keys(config.criticalTables)]);
+  const critical = criticalTableKeys(script, config);
   const own = await readOwnRows(
     input.db,
     trx,
@@ -243,13 +244,7 @@ function withLeavesSummed(changes: Readonly<Record<TableKey, TableChange>>, curr
   for (const shape of current.shapes.values()) {
     const leaves = shape.leafPartitions.flatMap((leaf) => (changes[leaf] ? [changes[leaf]!] : []));
     if (!leaves.length) continue;
-    out[shape.key] = leaves.reduce((a, c) => ({
-      inserted: a.inserted + c.inserted,
-      updated: a.updated + c.updated,
-      deleted: a.deleted + c.deleted,
-      truncated: a.truncated || c.truncated,
-      ...(a.ddl || c.ddl ? { ddl: true } : {}),
-    }));
+    out[shape.key] = leaves.reduce(addChanges);
   }
   return out;
 }
@@ -261,8 +256,7 @@ async function readXactState(trx: Db): Promise<XactState> {
 
 /** Declared and critical tables that exist now: the ones whose exact count the guards need. */
 function guardedTables(input: TransactionInput, current: XactState): { schema: string; name: string; key: TableKey }[] {
-  const keys = new Set([...Object.keys(input.script.touches), ...input.script.critical, ...Object.keys(input.config.criticalTables)]);
-  return [...keys].flatMap((key) => {
+  return [...watchedTableKeys(input.script, input.config)].flatMap((key) => {
     const shape = current.shapes.get(key);
     return shape ? [{ schema: shape.schema, name: shape.name, key }] : [];
   });

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { ExecIntentBodySchema, ExecOutcomeBodySchema } from './exec.js';
 import { KeyAddBodySchema, KeyRotateBodySchema } from './key.js';
+import { LedgerSealBodySchema } from './ledger.js';
 import { RestoreBodySchema } from './restore.js';
 import { RunCommitFailedBodySchema, RunIntentBodySchema, RunOutcomeBodySchema, RunPostBodySchema, SnapshotBodySchema } from './run.js';
 
@@ -21,6 +22,7 @@ export const RECORD_SCHEMAS = {
   restore: { 1: RestoreBodySchema },
   'key.rotate': { 1: KeyRotateBodySchema },
   'key.add': { 1: KeyAddBodySchema },
+  'ledger.seal': { 1: LedgerSealBodySchema },
 } as const satisfies Record<string, Readonly<Record<number, z.ZodType>>>;
 
 export type RecordKind = keyof typeof RECORD_SCHEMAS;

@@ -17,6 +17,7 @@ import { ledgerInstalled, readLedgerState } from './state.js';
  */
 export interface SealedCopy {
   readonly seq: number;
+  readonly ts: string;
   readonly body: LedgerSealBody;
   readonly lines: readonly SealedLine[];
   /** Null when the copy is intact. */
@@ -33,7 +34,7 @@ export async function readSealedCopies(
   for await (const record of readEntries(evidenceDir, onSkipped)) {
     if (record.kind !== 'ledger.seal' || record.body.database !== database.key) continue;
     if (database.oid !== undefined && record.body.databaseOid !== database.oid) continue;
-    copies.push({ seq: record.seq, body: record.body, ...(await readCopy(evidenceDir, record.body)) });
+    copies.push({ seq: record.seq, ts: record.ts, body: record.body, ...(await readCopy(evidenceDir, record.body)) });
   }
   return copies;
 }

@@ -24,7 +24,15 @@ import { ledgerInstalled } from './state.js';
 export interface SealedLine {
   readonly statement: LedgerStatement;
   readonly hash: string;
-  readonly rows: readonly { readonly side: 'old' | 'new'; readonly row: unknown }[];
+  /** How many kept rows the rows file holds for it. */
+  readonly kept: number;
+}
+
+/** One line of the rows file: kept rows live beside the statements, so blame reads statements without them. */
+export interface SealedRow {
+  readonly ledger_id: number;
+  readonly side: 'old' | 'new';
+  readonly row: unknown;
 }
 
 export interface SealResult {
@@ -49,9 +57,9 @@ export function sealHash(hashes: readonly string[]): string {
  * The ledger rows as JSON in UTC, so that the seal and every later comparison print
  * timestamps alike. The handle must be a transaction (SET LOCAL).
  */
-export async function readStatements(trx: Db, where: 'unsealed' | 'sealed'): Promise<LedgerStatement[]> {
+export async function readStatements(trx: Db, where: 'unsealed' | 'unsealed-visible' | 'sealed'): Promise<LedgerStatement[]> {
   await sql`set local timezone = 'UTC'`.execute(trx);
-  const filter = where === 'unsealed' ? sql`l.sealed_in is null and not l.pending_drop` : sql`l.sealed_in is not null`;
+  const filter = where === 'sealed' ? sql`l.sealed_in is not null` : sql`l.sealed_in is null and not l.pending_drop`;
   const lock = where === 'unsealed' ? sql`for update of l skip locked` : sql``;
   const { rows } = await sql<{ s: unknown }>`
     select pg_catalog.to_jsonb(l) - 'sealed_in' - 'pending_drop' as s from safe_run.ledger l
@@ -59,16 +67,12 @@ export async function readStatements(trx: Db, where: 'unsealed' | 'sealed'): Pro
   return rows.map((r) => LedgerStatementSchema.parse(r.s));
 }
 
-async function readKeptRows(trx: Db, ids: readonly number[]): Promise<Map<number, SealedLine['rows'][number][]>> {
-  const { rows } = await sql<{ ledger_id: number; side: 'old' | 'new'; row: unknown }>`
-    select ledger_id, side, row from safe_run.ledger_rows where ledger_id = any (${ids as number[]}::int8[])`.execute(trx);
-  const byId = new Map<number, SealedLine['rows'][number][]>();
-  for (const r of rows) {
-    const list = byId.get(Number(r.ledger_id)) ?? [];
-    list.push({ side: r.side, row: r.row });
-    byId.set(Number(r.ledger_id), list);
-  }
-  return byId;
+async function readKeptRows(trx: Db, ids: readonly number[]): Promise<SealedRow[]> {
+  const { rows } = await sql<SealedRow>`
+    select ledger_id, side, row from safe_run.ledger_rows where ledger_id = any (${ids as number[]}::int8[]) order by ledger_id`.execute(
+    trx,
+  );
+  return rows.map((r) => ({ ledger_id: Number(r.ledger_id), side: r.side, row: r.row }));
 }
 
 export async function sealLedger(db: Db, audit: AuditLog, evidenceDir: string, identity: DatabaseIdentity): Promise<SealResult | null> {
@@ -78,14 +82,17 @@ export async function sealLedger(db: Db, audit: AuditLog, evidenceDir: string, i
     if (!statements.length) return null;
     const ids = statements.map((s) => s.id);
     const kept = await readKeptRows(trx, ids);
-    const lines: SealedLine[] = statements.map((s) => ({ statement: s, hash: statementHash(s), rows: kept.get(s.id) ?? [] }));
+    const keptBy = new Map<number, number>();
+    for (const r of kept) keptBy.set(r.ledger_id, (keptBy.get(r.ledger_id) ?? 0) + 1);
+    const lines: SealedLine[] = statements.map((s) => ({ statement: s, hash: statementHash(s), kept: keptBy.get(s.id) ?? 0 }));
     const hash = sealHash(lines.map((l) => l.hash));
-    const text = lines.map((l) => JSON.stringify(l)).join('\n') + '\n';
-    const file = path.join(LEDGER_DIR, `${identity.oid}-${ids[0]}-${ids[ids.length - 1]}-${hash.slice(0, 12)}.jsonl`);
+    const text = jsonLines(lines);
+    const rowsText = jsonLines(kept);
+    const base = path.join(LEDGER_DIR, `${identity.oid}-${ids[0]}-${ids[ids.length - 1]}-${hash.slice(0, 12)}`);
     await mkdir(path.join(evidenceDir, LEDGER_DIR), { recursive: true, mode: EVIDENCE_DIR_MODE });
     // Kept rows can hold personal data: only the evidence directory's owner reads them.
-    await writeFile(path.join(evidenceDir, file), text, { mode: EVIDENCE_FILE_MODE });
-    const keptRows = lines.reduce((n, l) => n + l.rows.length, 0);
+    await writeFile(path.join(evidenceDir, `${base}.jsonl`), text, { mode: EVIDENCE_FILE_MODE });
+    await writeFile(path.join(evidenceDir, `${base}.rows.jsonl`), rowsText, { mode: EVIDENCE_FILE_MODE });
     const body: LedgerSealBody = {
       v: 1,
       database: identity.key,
@@ -93,13 +100,15 @@ export async function sealLedger(db: Db, audit: AuditLog, evidenceDir: string, i
       count: lines.length,
       hash,
       ids,
-      keptRows,
-      file,
+      keptRows: kept.length,
+      file: `${base}.jsonl`,
       fileSha256: sha256Hex(text),
+      rowsFile: `${base}.rows.jsonl`,
+      rowsFileSha256: sha256Hex(rowsText),
     };
     const entry = await audit.append<LedgerSealBody>('ledger.seal', body);
     await sql`update safe_run.ledger set sealed_in = ${entry.seq} where id = any (${ids}::int8[])`.execute(trx);
-    return { seq: entry.seq, count: lines.length, keptRows, file };
+    return { seq: entry.seq, count: lines.length, keptRows: kept.length, file: body.file };
   });
 }
 
@@ -124,4 +133,8 @@ export async function sealQuietly(
     });
     return null;
   }
+}
+
+function jsonLines(items: readonly unknown[]): string {
+  return items.map((i) => JSON.stringify(i)).join('\n') + (items.length ? '\n' : '');
 }

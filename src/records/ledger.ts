@@ -21,6 +21,9 @@ export const LedgerSealBodySchema = z
     /** The copy, relative to the evidence directory, and its sha256. */
     file: z.string(),
     fileSha256: z.string(),
+    /** The kept rows (JSON lines of ledger_id, side, row), and their sha256. */
+    rowsFile: z.string(),
+    rowsFileSha256: z.string(),
   })
   .readonly();
 export type LedgerSealBody = z.infer<typeof LedgerSealBodySchema>;

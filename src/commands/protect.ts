@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import type { Config } from '../config/config.js';
-import { tableKey } from '../db/names.js';
+import { keyOf, parseTableName } from '../db/names.js';
 import { withTarget, type TargetDatabase } from '../db/target.js';
 import { usageError } from '../errors.js';
 import { applySteps, assertSuperuser, planInstall, planRemove, type InstallStep } from '../ledger/install.js';
@@ -31,24 +31,25 @@ export interface ProtectResult {
  */
 export async function protectTables(config: Config, options: ProtectOptions, live: TargetDatabase, log: Logger): Promise<ProtectResult> {
   await assertSuperuser(live.db);
-  const named = options.tables.map(tableKey);
+  // Named on the command line: parsed from what the operator typed, quotes and all.
+  const named = options.tables.map(parseTableName);
   let steps: InstallStep[];
   if (options.remove) {
-    const before = await readLedgerState(live.db);
-    const keys = named.length ? named : before.tables.map((t) => t.key);
-    steps = await planRemove(live.db, keys, named.length === 0);
+    const installed = (await readLedgerState(live.db)).tables;
+    steps = await planRemove(live.db, named.length ? named : installed, named.length === 0);
   } else {
     const critical = Object.keys(config.criticalTables);
-    const keys: TableKey[] = named.length ? named : [...new Set([...config.protect.tables, ...critical])];
-    if (!keys.length)
+    const keys = new Set<TableKey>(named.length ? named.map((n) => keyOf(n.schema, n.table)) : [...config.protect.tables, ...critical]);
+    const targets = named.length ? named : [...keys].map(parseTableName);
+    if (!targets.length)
       throw usageError(
-        'Name the tables to protect: nothing in the config`s protect.tables or criticalTables.',
+        'Name the tables to protect: the config has no protect.tables and no criticalTables.',
         'e.g. `safe-run protect users --keep-rows`, or add "protect": { "tables": ["users"] } to the config.',
       );
-    const keep = new Set([...config.protect.keepRows, ...critical, ...(options.keepRows ? named : [])]);
+    const keep = new Set([...config.protect.keepRows, ...critical, ...(options.keepRows ? keys : [])]);
     steps = await planInstall(
       live.db,
-      keys.map((key) => ({ key, keepRows: keep.has(key) })),
+      targets.map((t) => ({ ...t, keepRows: keep.has(keyOf(t.schema, t.table)) })),
       config.ledger,
     );
   }

@@ -1,9 +1,8 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
-import { parseTableName, quoteTable } from '../db/names.js';
+import { keyOf, quoteTable } from '../db/names.js';
 import { ExitCode, SafeRunError, usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { TableKey } from '../records/index.js';
 import { dropEventTriggersSql, eventTriggerSql, LEDGER_FUNCTIONS_SQL, LEDGER_STORAGE_SQL } from './schema-sql.js';
 
 /**
@@ -11,8 +10,13 @@ import { dropEventTriggersSql, eventTriggerSql, LEDGER_FUNCTIONS_SQL, LEDGER_STO
  * running with --dry-run), then run one step per transaction. Trigger DDL takes a SHARE ROW
  * EXCLUSIVE lock on a busy table, so each step waits at most `lockTimeoutMs` and is retried.
  */
-export interface ProtectTarget {
-  readonly key: TableKey;
+/** Schema and name apart: a table key is ambiguous for names with dots or quotes. */
+export interface TableName {
+  readonly schema: string;
+  readonly table: string;
+}
+
+export interface ProtectTarget extends TableName {
   readonly keepRows: boolean;
 }
 
@@ -40,8 +44,7 @@ export const TRUNCATE_TRIGGER = 'safe_run_ledger_truncate';
 export const LEDGER_TRIGGER_NAMES: readonly string[] = [...DML_TRIGGERS.map((t) => t.name), TRUNCATE_TRIGGER];
 
 /** The table and every partition below it: a parent's statement trigger does not fire for a write to a partition. */
-export async function resolveRelations(db: Db, key: TableKey): Promise<{ schema: string; name: string }[]> {
-  const { schema, table } = parseTableName(key);
+export async function resolveRelations(db: Db, { schema, table }: TableName): Promise<{ schema: string; name: string }[]> {
   const { rows } = await sql<{ schema: string; name: string }>`
     select n.nspname as schema, c.relname as name
       from pg_catalog.pg_class root
@@ -54,7 +57,8 @@ export async function resolveRelations(db: Db, key: TableKey): Promise<{ schema:
       join pg_catalog.pg_namespace n on n.oid = c.relnamespace
      where rn.nspname = ${schema} and root.relname = ${table} and root.relkind in ('r', 'p')
      order by c.oid = root.oid desc, n.nspname, c.relname`.execute(db);
-  if (!rows.length) throw usageError(`No table ${key} in this database.`, 'Check the name (schema.table; unqualified means public).');
+  if (!rows.length)
+    throw usageError(`No table ${keyOf(schema, table)} in this database.`, 'Check the name (schema.table; unqualified means public).');
   return rows;
 }
 
@@ -100,11 +104,12 @@ export async function planInstall(db: Db, targets: readonly ProtectTarget[], set
     { what: 'install event triggers for DDL and drops on any object (ENABLE ALWAYS)', statements: eventTriggerSql() },
   ];
   for (const target of targets) {
-    const relations = await resolveRelations(db, target.key);
-    const { schema, table } = parseTableName(target.key);
+    const relations = await resolveRelations(db, target);
+    const { schema, table } = target;
+    const key = keyOf(schema, table);
     const partitions = relations.length > 1 ? ` and its ${relations.length - 1} partition(s)` : '';
     steps.push({
-      what: `protect ${target.key}${partitions}: statement triggers for INSERT, UPDATE, DELETE, TRUNCATE${target.keepRows ? ', rows kept' : ', rows counted only'}`,
+      what: `protect ${key}${partitions}: statement triggers for INSERT, UPDATE, DELETE, TRUNCATE${target.keepRows ? ', rows kept' : ', rows counted only'}`,
       statements: [
         ...relations.flatMap((r) => tableTriggerSql(r, target.keepRows, settings)),
         `insert into safe_run.protected (table_schema, table_name, keep_rows) values (${literal(schema)}, ${literal(table)}, ${target.keepRows})
@@ -116,13 +121,14 @@ export async function planInstall(db: Db, targets: readonly ProtectTarget[], set
 }
 
 /** Removal keeps the ledger's rows: they are evidence. With no table named, everything is removed, event triggers included. */
-export async function planRemove(db: Db, keys: readonly TableKey[], all: boolean): Promise<InstallStep[]> {
+export async function planRemove(db: Db, names: readonly TableName[], all: boolean): Promise<InstallStep[]> {
   const steps: InstallStep[] = [];
-  for (const key of keys) {
-    const relations = await resolveRelations(db, key).catch(() => [parseTableName(key)].map((p) => ({ schema: p.schema, name: p.table })));
-    const { schema, table } = parseTableName(key);
+  for (const name of names) {
+    const { schema, table } = name;
+    // A dropped table has no triggers left to drop; only its entry goes.
+    const relations = await resolveRelations(db, name).catch(() => []);
     steps.push({
-      what: `unprotect ${key}: drop its ledger triggers (its recorded statements stay)`,
+      what: `unprotect ${keyOf(schema, table)}: drop its ledger triggers (its recorded statements stay)`,
       statements: [
         ...relations.flatMap(removeTableTriggerSql),
         `delete from safe_run.protected where table_schema = ${literal(schema)} and table_name = ${literal(table)}`,

@@ -154,7 +154,7 @@ end $fn$`;
 /** Whether a statement names an identifier (any case, quoted or not): a cheap over-approximation, confirmed by sql_drop. */
 const MENTIONS_SQL = `create or replace function safe_run.mentions(q text, name text) returns boolean
 language sql immutable set search_path = pg_catalog, pg_temp as $fn$
-  select q ~* ('(^|[^[:alnum:]_$])' || pg_catalog.regexp_replace(name, '([][.^$*+?(){}|\\\\-])', '\\\\\\1', 'g') || '($|[^[:alnum:]_$])')
+  select q ~* ('(^|[^[:alnum:]_$])' || pg_catalog.regexp_replace(name, '([^[:alnum:]_])', '\\\\\\1', 'g') || '($|[^[:alnum:]_$])')
 $fn$`;
 
 /**
@@ -176,8 +176,9 @@ begin
     join pg_catalog.pg_namespace ns on ns.nspname = pr.table_schema
     join pg_catalog.pg_class c on c.relnamespace = ns.oid and c.relname = pr.table_name
   loop
-    if (tg_tag = 'DROP TABLE' and safe_run.mentions(q, p.table_name))
-       or (tg_tag = 'DROP SCHEMA' and safe_run.mentions(q, p.table_schema)) then
+    -- A name with a double quote is written with it doubled.
+    if (tg_tag = 'DROP TABLE' and (safe_run.mentions(q, p.table_name) or safe_run.mentions(q, pg_catalog.replace(p.table_name, '"', '""'))))
+       or (tg_tag = 'DROP SCHEMA' and (safe_run.mentions(q, p.table_schema) or safe_run.mentions(q, pg_catalog.replace(p.table_schema, '"', '""')))) then
       execute pg_catalog.format('select pg_catalog.count(*) from %I.%I', p.table_schema, p.table_name) into n;
       kept := case when p.keep_rows then least(n, s.keep_rows_max) else 0 end;
       lid := safe_run.ledger_append('DROP', p.table_schema, p.table_name, null, n, kept, s.statement_text, true);

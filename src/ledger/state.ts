@@ -11,6 +11,8 @@ import { EVENT_TRIGGERS } from './schema-sql.js';
  */
 export interface ProtectedTable {
   readonly key: TableKey;
+  readonly schema: string;
+  readonly table: string;
   readonly keepRows: boolean;
   readonly exists: boolean;
   /** Ledger triggers missing or not ENABLE ALWAYS, on the table or one of its partitions ("public.t: safe_run_ledger_delete disabled"). */
@@ -70,7 +72,7 @@ export async function readLedgerState(db: Db): Promise<LedgerState> {
           else if (trg.enabled !== 'A') problems.push(`${rel}: ${name} ${ENABLED[trg.enabled]}`);
         }
       }
-      return { key: keyOf(t.schema, t.name), keepRows: t.keep_rows, exists: t.exists, problems };
+      return { key: keyOf(t.schema, t.name), schema: t.schema, table: t.name, keepRows: t.keep_rows, exists: t.exists, problems };
     }),
   };
 }

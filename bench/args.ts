@@ -17,10 +17,10 @@ export interface BenchArgs {
   readonly only: ReadonlySet<string> | null;
 }
 
-export const COMPARISONS = ['snapshot', 'growth', 'guard', 'ipc', 'backup', 'parallel', 'verify', 'blame', 'rss'] as const;
+export const COMPARISONS = ['snapshot', 'growth', 'guard', 'ipc', 'backup', 'parallel', 'verify', 'blame', 'rss', 'ledger'] as const;
 
 const USAGE =
-  'usage: bench [--quick] [--tables N] [--rows N] [--rounds N] [--backup-rounds N] [--json] [--reuse] [--only snapshot,growth,guard,ipc,backup,parallel,verify,blame,rss]';
+  'usage: bench [--quick] [--tables N] [--rows N] [--rounds N] [--backup-rounds N] [--json] [--reuse] [--only snapshot,growth,guard,ipc,backup,parallel,verify,blame,rss,ledger]';
 
 export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   const quick = argv.includes('--quick');

@@ -133,7 +133,8 @@ describe('the change ledger in the evidence', () => {
   });
 
   it('a disabled ledger trigger is a doctor failure and a check finding', async () => {
-    expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
+    const snap = await ws.cli(['snapshot']);
+    expect({ exit: snap.exitCode, stderr: snap.stderr }).toEqual({ exit: 0, stderr: expect.any(String) });
     const ok = parseJson<DoctorReport>(await ws.cli(['doctor', '--json']));
     expect(ok.checks.find((c) => c.name === 'ledger')).toMatchObject({ ok: true, detail: expect.stringContaining('public.users') });
 

@@ -75,9 +75,7 @@ async function createTables(db: Db): Promise<void> {
 async function fill(db: Db, table: string, rows: number): Promise<void> {
   // session_replication_role = replica: refilling is set-up, not a write to measure (ENABLE ALWAYS triggers still fire, so truncate first).
   await sql.raw(`truncate ${table}`).execute(db);
-  await sql
-    .raw(`insert into ${table} (n, email) select g, 'user' || g || '@example.com' from generate_series(1, ${rows}) g`)
-    .execute(db);
+  await sql.raw(`insert into ${table} (n, email) select g, 'user' || g || '@example.com' from generate_series(1, ${rows}) g`).execute(db);
   await sql.raw(`vacuum analyze ${table}`).execute(db);
 }
 

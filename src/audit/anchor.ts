@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
+import type { ChainHeadRow } from '../db/schema.js';
 import type { ChainHead } from './types.js';
 
 /**
@@ -70,21 +71,38 @@ const CREATE_RACE = new Set(['23505', '42P06', '42P07', '42710']);
  * passes a session outside the script's transaction, so an anchor write never joins it.
  */
 export function databaseAnchor(db: Db): ChainAnchor {
+  // The head only moves forward: a slower process must not rewind it to an older entry.
   const upsert = (logId: string, seq: number, hash: string) =>
     withoutWaiting(db, (trx) =>
-      sql`
-    insert into safe_run.chain_head as h (log_id, seq, hash) values (${logId}, ${seq}, ${hash})
-    on conflict (log_id) do update set seq = excluded.seq, hash = excluded.hash, updated_at = now()
-    where h.seq < excluded.seq`.execute(trx),
+      trx
+        .insertInto('safe_run.chain_head')
+        .values({ log_id: logId, seq, hash })
+        .onConflict((oc) =>
+          oc
+            .column('log_id')
+            .doUpdateSet((eb) => ({ seq: eb.ref('excluded.seq'), hash: eb.ref('excluded.hash'), updated_at: sql<Date>`now()` }))
+            .where('safe_run.chain_head.seq', '<', (eb) => eb.ref('excluded.seq')),
+        )
+        .execute(),
     );
   const upsertPinned = (logId: string, seq: number, hash: string, pin: AnchorPin) =>
     withoutWaiting(db, (trx) =>
-      sql`
-    insert into safe_run.chain_head as h (log_id, seq, hash, key_id, evidence_dir)
-    values (${logId}, ${seq}, ${hash}, ${pin.keyId}, ${pin.evidenceDir})
-    on conflict (log_id) do update set seq = excluded.seq, hash = excluded.hash, key_id = excluded.key_id,
-      evidence_dir = excluded.evidence_dir, updated_at = now()
-    where h.seq < excluded.seq`.execute(trx),
+      trx
+        .insertInto('safe_run.chain_head')
+        .values({ log_id: logId, seq, hash, key_id: pin.keyId, evidence_dir: pin.evidenceDir })
+        .onConflict((oc) =>
+          oc
+            .column('log_id')
+            .doUpdateSet((eb) => ({
+              seq: eb.ref('excluded.seq'),
+              hash: eb.ref('excluded.hash'),
+              key_id: eb.ref('excluded.key_id'),
+              evidence_dir: eb.ref('excluded.evidence_dir'),
+              updated_at: sql<Date>`now()`,
+            }))
+            .where('safe_run.chain_head.seq', '<', (eb) => eb.ref('excluded.seq')),
+        )
+        .execute(),
     );
   const write = async (logId: string, seq: number, hash: string, pin?: AnchorPin): Promise<void> => {
     if (!pin) return void (await upsert(logId, seq, hash));
@@ -124,7 +142,8 @@ export function databaseAnchor(db: Db): ChainAnchor {
 /** to_jsonb(h) reads the pin columns when they exist and simply lacks them on an older table. */
 async function readAnchorRows(db: Db, logId: string | null): Promise<AnchoredLog[]> {
   try {
-    const { rows } = await sql<{ row: Record<string, unknown> }>`
+    // The stored shape, loosely: an older table lacks the pin columns, and JSON carries updated_at as text.
+    const { rows } = await sql<{ row: { readonly [C in keyof ChainHeadRow]?: unknown } }>`
       select to_jsonb(h) as row from safe_run.chain_head h
       where ${logId}::text is null or h.log_id = ${logId} order by h.updated_at desc`.execute(db);
     return rows.map(({ row: r }) => ({
@@ -160,8 +179,8 @@ async function createAnchorTable(db: Db): Promise<void> {
     try {
       // CREATE SCHEMA IF NOT EXISTS still needs CREATE on the database; a role that was
       // given only the existing schema (see the warning in log.ts) must not trip on it.
-      const { rows } = await sql`select 1 from pg_catalog.pg_namespace where nspname = 'safe_run'`.execute(db);
-      if (!rows.length) await sql`create schema if not exists safe_run`.execute(db);
+      const schema = await db.selectFrom('pg_catalog.pg_namespace').select('oid').where('nspname', '=', 'safe_run').executeTakeFirst();
+      if (!schema) await sql`create schema if not exists safe_run`.execute(db);
       await sql`
         create table if not exists safe_run.chain_head (
           log_id text primary key,
@@ -174,7 +193,7 @@ async function createAnchorTable(db: Db): Promise<void> {
       await addPinColumns(db);
       return;
     } catch (error) {
-      if (attempt >= 3 || !CREATE_RACE.has((error as { code?: string }).code ?? '')) throw error;
+      if (attempt >= 3 || !CREATE_RACE.has(codeOf(error) ?? '')) throw error;
     }
   }
 }

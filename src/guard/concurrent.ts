@@ -21,9 +21,11 @@ const LAG_NOTE =
 
 export async function readConcurrentWrites(runnerDb: Db, pre: Snapshot, watched: readonly TableKey[]): Promise<ConcurrentWrites> {
   const oids = watched.flatMap((key) => (pre.tables[key]?.counters ? [pre.tables[key]!.oid] : []));
-  const { rows } = await sql<{ relid: number; ins: number; upd: number; del: number }>`
-    select relid::int8 as relid, n_tup_ins as ins, n_tup_upd as upd, n_tup_del as del
-      from pg_catalog.pg_stat_user_tables where relid = any(${oids}::pg_catalog.oid[])`.execute(runnerDb);
+  const rows = await runnerDb
+    .selectFrom('pg_catalog.pg_stat_user_tables')
+    .select(['relid', 'n_tup_ins as ins', 'n_tup_upd as upd', 'n_tup_del as del'])
+    .where('relid', '=', sql<number>`any(${oids}::pg_catalog.oid[])`)
+    .execute();
   const now = new Map(rows.map((r) => [Number(r.relid), r]));
   const tables: Record<TableKey, ConcurrentWrites['tables'][TableKey]> = {};
   for (const key of watched) {

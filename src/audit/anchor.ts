@@ -3,6 +3,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import type { ChainHeadRow } from '../db/schema.js';
+import type { TargetHandle } from '../db/target.js';
 import type { ChainHead } from './types.js';
 
 /**
@@ -136,6 +137,19 @@ export function databaseAnchor(db: Db): ChainAnchor {
     async list() {
       return readAnchorRows(db, null);
     },
+  };
+}
+
+/**
+ * The anchor on a command's target handle, connecting on first use: keygen appends one entry
+ * and must not fail for a database that is down (the append only warns when its anchor does).
+ */
+export function targetAnchor(target: TargetHandle): ChainAnchor {
+  const anchor = async (): Promise<ChainAnchor> => databaseAnchor((await target.open()).db);
+  return {
+    record: async (logId, seq, hash, pin) => (await anchor()).record(logId, seq, hash, pin),
+    read: async (logId) => (await anchor()).read(logId),
+    list: async () => (await (await anchor()).list?.()) ?? [],
   };
 }
 

@@ -5,6 +5,7 @@ import type { Db } from '../db/connection.js';
 import type { ChainHeadRow } from '../db/schema.js';
 import type { TargetHandle } from '../db/target.js';
 import type { ChainHead } from './types.js';
+import { errorCode } from '../errors.js';
 
 /**
  * A copy of the chain head kept somewhere the log's owner cannot silently rewind. Dropping
@@ -110,7 +111,7 @@ export function databaseAnchor(db: Db): ChainAnchor {
     try {
       await upsertPinned(logId, seq, hash, pin);
     } catch (error) {
-      if (codeOf(error) !== UNDEFINED_COLUMN) throw error;
+      if (errorCode(error) !== UNDEFINED_COLUMN) throw error;
       // An anchor table from before the pin columns: add them, or (a role that does not own
       // the table) keep recording the head without them rather than lose the anchor.
       if (await addPinColumns(db)) await upsertPinned(logId, seq, hash, pin);
@@ -124,7 +125,7 @@ export function databaseAnchor(db: Db): ChainAnchor {
         await write(logId, seq, hash, pin);
         return;
       } catch (error) {
-        const code = codeOf(error);
+        const code = errorCode(error);
         if (code !== UNDEFINED_TABLE && code !== INVALID_SCHEMA) throw error;
       }
       await createAnchorTable(db);
@@ -169,7 +170,7 @@ async function readAnchorRows(db: Db, logId: string | null): Promise<AnchoredLog
       updatedAt: new Date(String(r.updated_at)).toISOString(),
     }));
   } catch (error) {
-    const code = codeOf(error);
+    const code = errorCode(error);
     if (code === UNDEFINED_TABLE || code === INVALID_SCHEMA) return [];
     throw error;
   }
@@ -180,13 +181,12 @@ async function addPinColumns(db: Db): Promise<boolean> {
     await sql`alter table safe_run.chain_head add column if not exists key_id text, add column if not exists evidence_dir text`.execute(db);
     return true;
   } catch (error) {
-    if (codeOf(error) === INSUFFICIENT_PRIVILEGE) return false;
+    if (errorCode(error) === INSUFFICIENT_PRIVILEGE) return false;
     throw error;
   }
 }
 
 const INSUFFICIENT_PRIVILEGE = '42501';
-const codeOf = (error: unknown): string | undefined => (error as { code?: string }).code;
 
 async function createAnchorTable(db: Db): Promise<void> {
   for (let attempt = 1; ; attempt++) {
@@ -207,7 +207,7 @@ async function createAnchorTable(db: Db): Promise<void> {
       await addPinColumns(db);
       return;
     } catch (error) {
-      if (attempt >= 3 || !CREATE_RACE.has(codeOf(error) ?? '')) throw error;
+      if (attempt >= 3 || !CREATE_RACE.has(errorCode(error) ?? '')) throw error;
     }
   }
 }

@@ -1,6 +1,6 @@
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import { ExitCode, SafeRunError } from '../errors.js';
+import { ExitCode, SafeRunError, errorCode, errorMessage } from '../errors.js';
 import type { Database } from './schema.js';
 import { redactUrl } from './url.js';
 
@@ -56,12 +56,19 @@ export async function assertReachable(db: Db, url: URL): Promise<void> {
 }
 
 function connectionProblem(error: unknown): string {
-  const e = error as { code?: string; message?: string };
-  if (e.code === 'ECONNREFUSED') return 'connection refused';
-  if (e.code === 'ENOTFOUND') return 'host not found';
-  if (e.code === '28P01' || e.code === '28000') return 'authentication failed';
-  if (e.code === '3D000') return 'database does not exist';
-  return (e.message ?? String(error)).replace(/:\/\/[^@\s]*@/g, '://***@');
+  const code = errorCode(error);
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ENOTFOUND') return 'host not found';
+  if (code === '28P01' || code === '28000') return 'authentication failed';
+  if (code === '3D000') return 'database does not exist';
+  return errorMessage(error).replace(/:\/\/[^@\s]*@/g, '://***@');
+}
+
+/** The row of a statement that always returns exactly one (select count(*), select pg_backend_pid()); none is a bug (exit 70). */
+export function onlyRow<R>(rows: readonly R[]): R {
+  const [row] = rows;
+  if (row === undefined) throw new Error('a single-row statement returned no row');
+  return row;
 }
 
 /** A single dedicated connection for work that needs session state (locks, exported snapshots). */

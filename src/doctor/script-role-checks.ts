@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Config } from '../config/config.js';
-import type { Db } from '../db/connection.js';
+import { type Db, onlyRow } from '../db/connection.js';
 import { parseDatabaseUrl } from '../db/url.js';
 import { ExitCode } from '../errors.js';
 import { readTrust } from '../guard/settings.js';
@@ -27,7 +27,7 @@ export async function checkScriptRole(config: Config, db: Db | null): Promise<Do
 
 async function scriptRoleChecks(config: Config, session: Db): Promise<DoctorCheck[]> {
   const { rows } = await sql<{ role: string }>`select session_user::text as role`.execute(session);
-  const role = rows[0]!.role;
+  const role = onlyRow(rows).role;
   const trust = await readTrust(session);
   const checks: DoctorCheck[] = [
     trust === 'role'

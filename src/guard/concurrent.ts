@@ -20,7 +20,10 @@ const LAG_NOTE =
   'from shared statistics, which other sessions flush up to 1 s (10 s when idle) after their transactions: writes that were not flushed yet are not listed';
 
 export async function readConcurrentWrites(runnerDb: Db, pre: Snapshot, watched: readonly TableKey[]): Promise<ConcurrentWrites> {
-  const oids = watched.flatMap((key) => (pre.tables[key]?.counters ? [pre.tables[key]!.oid] : []));
+  const oids = watched.flatMap((key) => {
+    const table = pre.tables[key];
+    return table?.counters ? [table.oid] : [];
+  });
   const rows = await runnerDb
     .selectFrom('pg_catalog.pg_stat_user_tables')
     .select(['relid', 'n_tup_ins as ins', 'n_tup_upd as upd', 'n_tup_del as del'])

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Db } from '../db/connection.js';
+import { type Db, onlyRow } from '../db/connection.js';
 import type { PgSequences } from '../db/schema.js';
 import { keyOf, parseTableName } from '../db/names.js';
 import type { TableChange, TableKey } from '../records/index.js';
@@ -128,7 +128,7 @@ export async function countRowsExact(
   const counts: Record<TableKey, number> = {};
   for (const t of tables) {
     const { rows } = await sql<{ n: number }>`select pg_catalog.count(*) as n from ${sql.id(t.schema, t.name)}`.execute(trx);
-    counts[t.key] = Number(rows[0]!.n);
+    counts[t.key] = Number(onlyRow(rows).n);
   }
   return counts;
 }

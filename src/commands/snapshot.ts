@@ -5,7 +5,7 @@ import { withTarget, type TargetDatabase } from '../db/target.js';
 import { readLiveSnapshot } from '../history/live.js';
 import { sealQuietly } from '../ledger/seal.js';
 import type { Logger } from '../logger.js';
-import type { SnapshotBody, TableKey } from '../records/index.js';
+import type { TableKey } from '../records/index.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
 
 export interface SnapshotResult {
@@ -37,7 +37,7 @@ export async function recordSnapshot(
   });
   const snapshot = await readLiveSnapshot(live, config);
   await sealQuietly(live.db, audit, config.evidenceDir, snapshot.database, log);
-  const entry = await audit.append<SnapshotBody>('snapshot', { label: options.label, snapshot });
+  const entry = await audit.append('snapshot', { label: options.label, snapshot });
   return {
     seq: entry.seq,
     hash: entry.hash,

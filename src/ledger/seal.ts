@@ -106,7 +106,7 @@ export async function sealLedger(db: Db, audit: AuditLog, evidenceDir: string, i
       rowsFile: `${base}.rows.jsonl`,
       rowsFileSha256: sha256Hex(rowsText),
     };
-    const entry = await audit.append<LedgerSealBody>('ledger.seal', body);
+    const entry = await audit.append('ledger.seal', body);
     await sql`update safe_run.ledger set sealed_in = ${entry.seq} where id = any (${ids}::int8[])`.execute(trx);
     return { seq: entry.seq, count: lines.length, keptRows: kept.length, file: body.file };
   });

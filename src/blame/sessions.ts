@@ -61,7 +61,9 @@ function cascadedByXid(statements: readonly KnownStatement[]): Map<string, Known
   for (const s of statements) {
     if (s.operation !== 'DELETE' && s.operation !== 'TRUNCATE') continue;
     const k = `${s.databaseOid}:${s.xid}`;
-    by.set(k, [...(by.get(k) ?? []), s]);
+    const list = by.get(k);
+    if (list) list.push(s);
+    else by.set(k, [s]);
   }
   return by;
 }

@@ -10,6 +10,7 @@ import type { TargetDatabase, TargetHandle } from '../db/target.js';
 import { databaseAnchor, openAuditLog } from '../audit/log.js';
 import { ledgerTamperFindings, ledgerTriggerFindings } from '../ledger/findings.js';
 import { sealQuietly } from '../ledger/seal.js';
+import { ledgerInstalled } from '../ledger/state.js';
 import type { DatabaseIdentity } from '../records/index.js';
 
 /** `check --json` (SPEC "Machine-readable output"). */
@@ -65,16 +66,19 @@ async function witnessFindings(evidenceDir: string): Promise<WitnessFinding[]> {
 
 /** The change ledger: sealed first (check is one of the commands that seal), then compared with every seal. */
 async function ledgerFindings(config: Config, live: TargetDatabase, identity: DatabaseIdentity, log: Logger): Promise<DriftFinding[]> {
-  try {
-    const audit = await openAuditLog({
-      evidenceDir: config.evidenceDir,
-      signingKeyPath: config.signingKey,
-      anchor: databaseAnchor(live.db),
-      log,
-    });
-    await sealQuietly(live.db, audit, config.evidenceDir, identity, log);
-  } catch (error) {
-    log.warn('could not open the audit log to seal the change ledger', { error: (error as Error).message });
+  // Without a ledger there is nothing to seal, and no reason to need the signing key.
+  if (await ledgerInstalled(live.db)) {
+    try {
+      const audit = await openAuditLog({
+        evidenceDir: config.evidenceDir,
+        signingKeyPath: config.signingKey,
+        anchor: databaseAnchor(live.db),
+        log,
+      });
+      await sealQuietly(live.db, audit, config.evidenceDir, identity, log);
+    } catch (error) {
+      log.warn('could not open the audit log to seal the change ledger', { error: (error as Error).message });
+    }
   }
   return [
     ...(await ledgerTamperFindings(live.db, config.evidenceDir, identity, warnSkipped(log))),

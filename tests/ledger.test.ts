@@ -196,6 +196,28 @@ describe('safe-run protect and the change ledger', () => {
     expect(schemaDrop.map((r) => r.object_identity)).toContain('"Odd Schema"');
   });
 
+  it('records writes through a partitioned parent once, and direct writes to a partition too', async () => {
+    await sql
+      .raw(
+        `
+      create table ev (id int, at date) partition by range (at);
+      create table ev_1 partition of ev for values from ('2025-01-01') to ('2025-02-01');
+      create table ev_2 partition of ev for values from ('2025-02-01') to ('2025-03-01');`,
+      )
+      .execute(ws.t.db);
+    expect((await ws.cli(['protect', 'ev', '--keep-rows'])).exitCode).toBe(0);
+    await writeAs(ws.t.url, 'psql', [
+      "insert into ev values (1, '2025-01-05'), (2, '2025-02-05')",
+      "insert into ev_2 values (3, '2025-02-07')",
+    ]);
+    expect(await ledgerOf(ws, 'INSERT', 'ev')).toEqual([expect.objectContaining({ row_count: 2, rows_kept: 2 })]);
+    expect(await ledgerOf(ws, 'INSERT', 'ev_2')).toEqual([expect.objectContaining({ row_count: 1, rows_kept: 1 })]);
+    await writeAs(ws.t.url, 'psql', ['truncate ev']);
+    // The parent holds no rows of its own: each partition records what it lost.
+    expect(await ledgerOf(ws, 'TRUNCATE', 'ev')).toEqual([]);
+    expect((await ledgerOf(ws, 'TRUNCATE', 'ev_2'))[0]).toMatchObject({ row_count: 2, rows_kept: 2 });
+  });
+
   it('--remove drops the triggers and keeps the recorded statements', async () => {
     expect((await ws.cli(['protect', 'users'])).exitCode).toBe(0);
     await writeAs(ws.t.url, 'psql', ["delete from users where email = 'free.user@example.com'"]);

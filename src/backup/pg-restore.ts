@@ -33,7 +33,7 @@ const DEFAULT_HINT = 'Nothing was committed to the target database (the restore 
 export async function runPgRestore(job: PgRestoreJob): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'safe-run-restore-'));
   try {
-    const items = job.items ?? (await withoutLedgerTriggers(job));
+    const items = job.items ? job.items.filter((e) => !isLedgerTrigger(e)) : await withoutLedgerTriggers(job);
     const listFile = items ? path.join(dir, 'restore.list') : null;
     if (listFile && items) await writeFile(listFile, useListText(items), { mode: 0o600 });
     const args = pgRestoreArgs(job, listFile);
@@ -76,8 +76,12 @@ function pgRestoreArgs(job: PgRestoreJob, listFile: string | null): string[] {
  */
 async function withoutLedgerTriggers(job: PgRestoreJob): Promise<TocEntry[] | null> {
   const toc = await listArchive(job.bin, job.archive, pgChildEnv(job.target, 'safe-run restore'));
-  const kept = toc.filter((e) => !(e.type === 'TRIGGER' && /(^| )safe_run_ledger_[a-z]+ /.test(e.rest)));
+  const kept = toc.filter((e) => !isLedgerTrigger(e));
   return kept.length === toc.length ? null : kept;
+}
+
+function isLedgerTrigger(e: TocEntry): boolean {
+  return (e.type === 'TRIGGER' || e.type === 'EVENT TRIGGER') && /(^| )safe_run_ledger_[a-z_]+ /.test(e.rest);
 }
 
 /** pg_restore restores a --use-list in the order it is written. */

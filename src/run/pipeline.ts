@@ -96,38 +96,38 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   const scope = ctx.options.backupScope ?? config.backup.scope;
   const closure = await backupScope(ctx.session, declared, 'touched');
   const cascadeFrom = Object.fromEntries(closure.filter((k) => !declared.includes(k)).map((k) => [k, declared.join(', ')]));
-  const exactTables = new Set<TableKey>([...closure, ...criticalTableKeys(script, config)]);
+  const exactTables = new Set<TableKey>([...closure, ...criticalTableKeys(script, config), ...config.exactTables]);
+  t = Date.now();
 
-  // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot.
-  const { snapshot: pre, held } = await takeSnapshot(
-    ctx.db,
-    { url: ctx.url, exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2 },
-    async (snapshotId) => {
-      timings.snapshot = Date.now() - t;
-      t = Date.now();
-      try {
-        return await runBackup({
-          db: ctx.db,
-          url: ctx.url,
-          snapshotId,
-          scope,
-          tables: scope === 'full' ? [] : closure,
-          evidenceDir: config.evidenceDir,
-          runId: ctx.runId,
-          compress: config.backup.compress,
-          jobs: config.backup.jobs,
-          lockWaitTimeoutMs: config.backup.lockWaitTimeoutMs,
-          pgBinDir: config.pgBinDir,
-          serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
-          log,
-        });
-      } catch (error) {
-        return failedBackupRecord(scope, closure, error);
-      } finally {
-        timings.backup = Date.now() - t;
-      }
-    },
-  );
+  // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot,
+  // side by side. Exact counts only where they prove something: the declared tables, their
+  // cascade closure and the critical tables; the rest come from the catalog and statistics.
+  const { snapshot: pre, held } = await takeSnapshot(ctx.db, { url: ctx.url, exactTables, countConnections: 2 }, async (snapshotId) => {
+    const backupStarted = Date.now();
+    try {
+      return await runBackup({
+        db: ctx.db,
+        url: ctx.url,
+        snapshotId,
+        scope,
+        tables: scope === 'full' ? [] : closure,
+        evidenceDir: config.evidenceDir,
+        runId: ctx.runId,
+        compress: config.backup.compress,
+        jobs: config.backup.jobs,
+        lockWaitTimeoutMs: config.backup.lockWaitTimeoutMs,
+        pgBinDir: config.pgBinDir,
+        serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
+        log,
+      });
+    } catch (error) {
+      return failedBackupRecord(scope, closure, error);
+    } finally {
+      timings.backup = Date.now() - backupStarted;
+    }
+  });
+  timings.snapshot = pre.durationMs;
+  timings.snapshotAndBackup = Date.now() - t;
   const backup = held!;
   const drift = await driftBeforeRun(config, pre, ctx.session, warnSkipped(log)).catch((error: unknown) => {
     log.warn('could not compare with the previous observation', { error: (error as Error).message });
@@ -161,7 +161,15 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
 
   // Steps 7-10.
   t = Date.now();
-  const tx = await runScriptTransaction({ ...ctx, args: ctx.options.args, dryRun: ctx.options.dryRun, pre, drift, cascadeFrom });
+  const tx = await runScriptTransaction({
+    ...ctx,
+    args: ctx.options.args,
+    dryRun: ctx.options.dryRun,
+    pre,
+    drift,
+    cascadeFrom,
+    exactTables,
+  });
   timings.transaction = Date.now() - t;
   Object.assign(timings, prefixed('tx.', tx.outcome.timingsMs));
 
@@ -186,12 +194,9 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   }
   t = Date.now();
   const { rows } = await sql<{ lsn: string }>`select pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(ctx.session);
-  const { snapshot: post } = await takeSnapshot(ctx.db, {
-    url: ctx.url,
-    exactTables,
-    exactCountThreshold: config.exactCountThreshold,
-    countConnections: 2,
-  });
+  // The guarded tables' counts are the transaction's own, measured just before COMMIT;
+  // everything else is the catalog and statistics as they are now.
+  const { snapshot: post } = await takeSnapshot(ctx.db, { url: ctx.url, knownCounts: tx.outcome.inTxCounts, countConnections: 0 });
   await appendPost(ctx, post, rows[0]!.lsn, tx.outcome.xid!);
   timings.post = Date.now() - t;
   return finish('committed', tx.outcome, post, tx.scriptOutput);

@@ -82,7 +82,9 @@ describe('takeSnapshot', () => {
   it('without a threshold counts only exactTables; every other table comes from the catalog and statistics', async () => {
     // A count(*) of users would see this row; the statistics do not (no ANALYZE since).
     await sql`analyze users`.execute(t.db);
-    await sql`insert into users (id, email, name, is_active) values (gen_random_uuid(), 'not.counted@example.com', 'x', true)`.execute(t.db);
+    await sql`insert into users (id, email, name, is_active) values (gen_random_uuid(), 'not.counted@example.com', 'x', true)`.execute(
+      t.db,
+    );
     const { snapshot } = await takeSnapshot(t.db, { exactTables: new Set(['public.oidc_models']), url: new URL(t.url) });
     const live = await liveCounts(t.db, ['public.oidc_models', 'public.users']);
     expect(snapshot.tables['public.oidc_models']).toMatchObject({ rowsKind: 'exact', rows: live['public.oidc_models'] });

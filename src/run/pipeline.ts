@@ -102,33 +102,17 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot,
   // side by side. Exact counts only where they prove something: the declared tables, their
   // cascade closure and the critical tables; the rest come from the catalog and statistics.
-  const { snapshot: pre, held } = await takeSnapshot(ctx.db, { url: ctx.url, exactTables, countConnections: 2 }, async (snapshotId) => {
-    const backupStarted = Date.now();
-    try {
-      return await runBackup({
-        db: ctx.db,
-        url: ctx.url,
-        snapshotId,
-        scope,
-        tables: scope === 'full' ? [] : closure,
-        evidenceDir: config.evidenceDir,
-        runId: ctx.runId,
-        compress: config.backup.compress,
-        jobs: config.backup.jobs,
-        lockWaitTimeoutMs: config.backup.lockWaitTimeoutMs,
-        pgBinDir: config.pgBinDir,
-        serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
-        log,
-      });
-    } catch (error) {
-      return failedBackupRecord(scope, closure, error);
-    } finally {
-      timings.backup = Date.now() - backupStarted;
-    }
+  let written: BackupRecord | undefined;
+  const { snapshot: pre } = await takeSnapshot(ctx.db, { url: ctx.url, exactTables, countConnections: 2 }, async (snapshotId) => {
+    written = await backupOnSnapshot(ctx, scope, closure, snapshotId, timings);
+  }).catch(async (error: unknown) => {
+    // The counts failed beside a finished backup: no intent will ever name that archive.
+    if (written) await discardBackup(config, written);
+    throw error;
   });
   timings.snapshot = pre.durationMs;
   timings.snapshotAndBackup = Date.now() - t;
-  const backup = held!;
+  const backup = written!;
   const drift = await driftBeforeRun(config, pre, ctx.session, warnSkipped(log)).catch((error: unknown) => {
     log.warn('could not compare with the previous observation', { error: (error as Error).message });
     return [];
@@ -139,7 +123,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     await ctx.audit.append('run.intent', await intentBody(ctx, pre, backup), { runId: ctx.runId });
   } catch (error) {
     // No intent refers to this backup, and a full disk is the usual cause: give the space back.
-    if (backup.path) await rm(path.join(config.evidenceDir, backup.path), { recursive: true, force: true }).catch(() => {});
+    await discardBackup(config, backup);
     throw error;
   }
   if (backup.status === 'failed' || ctx.interrupt.signal) {
@@ -200,6 +184,42 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   await appendPost(ctx, post, rows[0]!.lsn, tx.outcome.xid!);
   timings.post = Date.now() - t;
   return finish('committed', tx.outcome, post, tx.scriptOutput);
+}
+
+/** Step 5 on the pre-snapshot's exported snapshot; a failure is recorded, not thrown: the intent says why. */
+async function backupOnSnapshot(
+  ctx: RunContext,
+  scope: 'touched' | 'full' | 'none',
+  closure: readonly TableKey[],
+  snapshotId: string,
+  timings: Record<string, number>,
+): Promise<BackupRecord> {
+  const started = Date.now();
+  try {
+    return await runBackup({
+      db: ctx.db,
+      url: ctx.url,
+      snapshotId,
+      scope,
+      tables: scope === 'full' ? [] : closure,
+      evidenceDir: ctx.config.evidenceDir,
+      runId: ctx.runId,
+      compress: ctx.config.backup.compress,
+      jobs: ctx.config.backup.jobs,
+      lockWaitTimeoutMs: ctx.config.backup.lockWaitTimeoutMs,
+      pgBinDir: ctx.config.pgBinDir,
+      serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
+      log: ctx.log,
+    });
+  } catch (error) {
+    return failedBackupRecord(scope, closure, error);
+  } finally {
+    timings.backup = Date.now() - started;
+  }
+}
+
+async function discardBackup(config: Config, backup: BackupRecord): Promise<void> {
+  if (backup.path) await rm(path.join(config.evidenceDir, backup.path), { recursive: true, force: true }).catch(() => {});
 }
 
 async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xid: string): Promise<void> {

@@ -180,7 +180,13 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   const { rows } = await sql<{ lsn: string }>`select pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(ctx.session);
   // The guarded tables' counts are the transaction's own, measured just before COMMIT;
   // everything else is the catalog and statistics as they are now.
-  const { snapshot: post } = await takeSnapshot(ctx.db, { url: ctx.url, knownCounts: tx.outcome.inTxCounts, countConnections: 0 });
+  // (A table in exactTables the script's role could not count is counted here.)
+  const { snapshot: post } = await takeSnapshot(ctx.db, {
+    url: ctx.url,
+    exactTables,
+    knownCounts: tx.outcome.inTxCounts,
+    countConnections: 0,
+  });
   await appendPost(ctx, post, rows[0]!.lsn, tx.outcome.xid!);
   timings.post = Date.now() - t;
   return finish('committed', tx.outcome, post, tx.scriptOutput);

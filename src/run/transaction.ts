@@ -265,9 +265,13 @@ async function readXactState(trx: Db): Promise<XactState> {
  * guards and the post-snapshot need.
  */
 function guardedTables(input: TransactionInput, current: XactState): { schema: string; name: string; key: TableKey }[] {
-  return [...new Set([...watchedTableKeys(input.script, input.config), ...input.exactTables])].flatMap((key) => {
+  const watched = watchedTableKeys(input.script, input.config);
+  return [...new Set([...watched, ...input.exactTables])].flatMap((key) => {
     const shape = current.shapes.get(key);
-    return shape ? [{ schema: shape.schema, name: shape.name, key }] : [];
+    // A cascaded table the script's role may not read is left to the post-snapshot, which
+    // counts it on the runner's connection: the guards only need the declared and critical ones.
+    if (!shape || (!watched.has(key) && shape.readable === false)) return [];
+    return [{ schema: shape.schema, name: shape.name, key }];
   });
 }
 

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { readTableCatalog, type TableCatalog } from '../db/catalog.js';
-import type { Db } from '../db/connection.js';
+import { type Db, onlyRow } from '../db/connection.js';
 import { readIdentity, readWalPosition } from '../db/identity.js';
 import { countInSnapshot, planExactCounts, sumPartitions, tablesToScan } from './counts.js';
 import type { SnapshotOptions } from './types.js';
@@ -43,7 +43,7 @@ export async function takeSnapshot<T>(
     .execute(async (trx) => {
       // The first statement fixes the transaction's snapshot; exporting it here makes that
       // instant the one everything below describes.
-      const snapshotId = (await sql<{ id: string }>`select pg_export_snapshot() as id`.execute(trx)).rows[0]!.id;
+      const snapshotId = onlyRow((await sql<{ id: string }>`select pg_export_snapshot() as id`.execute(trx)).rows).id;
       // Started before the reads and awaited after them: the backup and the counts share the
       // snapshot and the machine, not a turn. Its rejection is handled where it is awaited.
       const holding = whileOpen?.(snapshotId);

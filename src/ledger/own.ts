@@ -18,8 +18,11 @@ export interface OwnLedgerRow {
 
 /** Null: no ledger in this database. */
 export async function readOwnLedger(trx: Db): Promise<OwnLedgerRow[] | null> {
+  // From the catalog, not to_regprocedure(): that raises "permission denied for schema" for a
+  // script role without USAGE on safe_run (the anchor's schema), and would abort the run.
   const { rows: exists } = await sql<{ ok: boolean }>`
-    select pg_catalog.to_regprocedure('safe_run.ledger_own_statements()') is not null as ok`.execute(trx);
+    select exists (select 1 from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+                    where n.nspname = 'safe_run' and p.proname = 'ledger_own_statements') as ok`.execute(trx);
   if (!exists[0]?.ok) return null;
   const { rows } = await sql<{
     table_schema: string | null;

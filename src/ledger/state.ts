@@ -29,7 +29,10 @@ export interface LedgerState {
 const ENABLED = { A: 'enabled always', O: 'enabled (origin only)', R: 'enabled (replica only)', D: 'disabled' } as const;
 
 export async function ledgerInstalled(db: Db): Promise<boolean> {
-  const { rows } = await sql<{ ok: boolean }>`select pg_catalog.to_regclass('safe_run.ledger') is not null as ok`.execute(db);
+  // From the catalog: to_regclass() raises for a role without USAGE on safe_run.
+  const { rows } = await sql<{ ok: boolean }>`
+    select exists (select 1 from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+                    where n.nspname = 'safe_run' and c.relname = 'ledger') as ok`.execute(db);
   return rows[0]!.ok;
 }
 

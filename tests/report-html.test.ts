@@ -62,7 +62,7 @@ describeInBrowser('the HTML report in a browser', () => {
         '--disable-sync',
       ],
     });
-  }, 120_000);
+  }, 240_000);
 
   afterAll(async () => {
     await browser?.close();

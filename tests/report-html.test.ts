@@ -156,6 +156,7 @@ describeInBrowser('the HTML report in a browser', () => {
     const callout = page.locator('aside.callout');
     expect(await callout.getAttribute('class')).toContain('ok');
     expect(await callout.innerText()).toMatch(/^Committed\.\s+cleanup-invalid-sessions deleted \d+ rows from oidc_models/);
+    await page.screenshot({ path: path.join(OUTPUT, 'run-report.png'), fullPage: true });
     expect(requests).toEqual([]);
     await page.close();
   });

@@ -2,7 +2,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import type { BlameObservation } from '../src/blame/blame.js';
 import { formatFor } from '../src/commands/report.js';
+import { tableChart } from '../src/report/chart.js';
+import { renderChartSvg } from '../src/report/svg.js';
 import type { RunResult } from '../src/run/types.js';
 import { parseJson } from './helpers/cli.js';
 import { repoRoot } from './helpers/constants.js';
@@ -32,6 +35,37 @@ describe('report format', () => {
     expect(formatFor(undefined, 'users.md')).toBe('md');
     expect(formatFor(undefined, undefined)).toBe('md');
     expect(formatFor('md', 'users.html')).toBe('md');
+  });
+});
+
+describe('the chart of a long history', () => {
+  const observation = (i: number, rows: number): BlameObservation => ({
+    seq: i + 1,
+    kind: 'snapshot',
+    ts: new Date(Date.UTC(2026, 0, 1) + i * 600_000).toISOString(),
+    runId: null,
+    script: null,
+    hash: 'h',
+    rows,
+    rowsKind: 'exact',
+    counters: null,
+    events: [],
+  });
+
+  it('draws a flat stretch from its ends, keeps every turn, and says what it left out', () => {
+    // 2,000 cron snapshots: 8 rows, then 0 from the 1,500th on.
+    const observations = Array.from({ length: 2000 }, (_, i) => observation(i, i < 1500 ? 8 : 0));
+    const chart = tableChart({ table: 'public.users', observations, runs: [], changes: [] });
+    expect(chart.points.map((p) => [p.label, p.rows])).toEqual([
+      ['#1 snapshot', 8],
+      ['#1500 snapshot', 8],
+      ['#1501 snapshot', 0],
+      ['#2000 snapshot', 0],
+    ]);
+    expect(chart.note).toContain('1996 of 2000 observations are not drawn');
+    const svg = renderChartSvg(chart);
+    expect(svg.match(/<circle class="point"/g)).toHaveLength(4);
+    expect(svg).toContain('<title id="chart-title">Rows of users over time</title>');
   });
 });
 

@@ -51,7 +51,7 @@ export interface ChartModel {
 const MAX_POINTS = 400;
 const MAX_RUNS = 60;
 
-export function tableChart(a: BlameAnalysis): ChartModel {
+export function tableChart(a: Pick<BlameAnalysis, 'table' | 'observations' | 'runs' | 'changes'>): ChartModel {
   const all = a.observations.map((o) => ({
     ts: o.ts,
     rows: o.rows,

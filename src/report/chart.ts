@@ -36,6 +36,8 @@ export interface OutsideWindow {
   readonly to: string;
   /** `8 → 0`. */
   readonly label: string;
+  /** Inside a run's bracket but not its own transaction: another session wrote while it ran. */
+  readonly concurrent: boolean;
 }
 
 export interface ChartModel {
@@ -66,7 +68,12 @@ export function tableChart(a: Pick<BlameAnalysis, 'table' | 'observations' | 'ru
     .slice(-MAX_RUNS);
   const outside = a.changes
     .filter((c) => isOutside(c.attribution) && c.toTs >= since)
-    .map((c) => ({ from: c.fromTs, to: c.toTs, label: `${rows(c.before)} → ${rows(c.after)}` }));
+    .map((c) => ({
+      from: c.fromTs,
+      to: c.toTs,
+      label: `${rows(c.before)} → ${rows(c.after)}`,
+      concurrent: c.attribution.type === 'concurrent',
+    }));
   const left = all.length - points.length;
   return {
     table: shortName(a.table),

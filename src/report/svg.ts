@@ -29,7 +29,9 @@ export function renderChartSvg(chart: ChartModel): string {
     `<title id="chart-title">${escapeHtml(title)}</title>`,
     `<desc id="chart-desc">${escapeHtml(describe(chart))}</desc>`,
     `<rect class="plot" x="${PLOT.left}" y="${PLOT.top}" width="${PLOT.right - PLOT.left}" height="${PLOT.bottom - PLOT.top}"/>`,
-    ...chart.outside.map((w) => outsideBand(x(w.from), x(w.to), w.label)),
+    ...chart.outside.map((w) =>
+      outsideBand(x(w.from), x(w.to), `${w.concurrent ? 'another session, during a run' : 'outside any run'}: ${w.label}`),
+    ),
     ...yGrid(yMax, y),
     ...xAxis(t0, t1, x),
     ...runMarks(chart.runs, x),
@@ -62,7 +64,7 @@ function outsideBand(x0: number, x1: number, label: string): string {
   const width = Math.max(x1 - x0, 3);
   return [
     `<g class="outside"><rect x="${f(x0)}" y="${PLOT.top}" width="${f(width)}" height="${PLOT.bottom - PLOT.top}"/>`,
-    `<text x="${f(x0 + width / 2)}" y="${PLOT.bottom - 8}" text-anchor="middle">outside any run: ${escapeHtml(label)}</text></g>`,
+    `<text x="${f(x0 + width / 2)}" y="${PLOT.bottom - 8}" text-anchor="${anchorFor(x0 + width / 2)}">${escapeHtml(label)}</text></g>`,
   ].join('');
 }
 

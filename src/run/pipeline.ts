@@ -157,6 +157,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
       backup,
       timings: { ...timings, total: Date.now() - started },
       scriptOutput,
+      rowsAffected: tx.rowsAffected,
     });
 
   // Steps 7-10.

@@ -45,8 +45,15 @@ function headline(r: RunResult): string {
   return words[r.status];
 }
 
+/** Statuses whose changes stayed in the database. */
+const KEPT = new Set<RunResult['status']>(['committed', 'committing', 'escaped']);
+
 function changeTable(r: RunResult): string[] {
   const entries = Object.entries(r.changes);
+  if (!entries.length && r.rowsAffected && !KEPT.has(r.status)) {
+    // The transaction failed before it could be measured: say what the script had done, not "nothing".
+    return [`  rows changed before the rollback: ${r.rowsAffected} (as the script's statements reported them); none of it was kept`];
+  }
   if (!entries.length) return [r.status === 'backup-failed' || r.status === 'interrupted' ? '' : '  no table changed'];
   const width = Math.max(5, ...entries.map(([t]) => t.length));
   const head = `  ${'table'.padEnd(width)}  inserted   updated   deleted   rows before -> after`;

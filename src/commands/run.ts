@@ -3,6 +3,7 @@ import type { Logger } from '../logger.js';
 import { runGuarded, type RunOptions } from '../run/pipeline.js';
 import { renderRunSummary } from '../run/summary.js';
 import type { RunResult } from '../run/types.js';
+import { createProgress } from '../progress.js';
 import { findScriptFiles } from '../script/load.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
 import { unknownCommandOrScript } from './did-you-mean.js';
@@ -57,6 +58,7 @@ export const runCommand: CommandBody<RunArgs> = {
         reason: argv.reason ?? null,
         backupScope: argv.backup,
         yes: argv.yes,
+        progress: createProgress({ json: ctx.json }),
       },
       ctx.log,
     );

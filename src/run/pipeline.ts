@@ -28,6 +28,7 @@ import { toRunError } from './run-error.js';
 import { openScriptSession, scriptSessionUrl } from './script-session.js';
 import { runScriptTransaction } from './transaction.js';
 import type { RunResult } from './types.js';
+import { noProgress, type Progress } from '../progress.js';
 
 /** The guarded run, SPEC "The guarded run" steps 1 to 12. */
 export interface RunOptions {
@@ -37,6 +38,8 @@ export interface RunOptions {
   readonly reason: string | null;
   readonly backupScope?: 'touched' | 'full' | 'none';
   readonly yes?: boolean;
+  /** Bars for the backup, the counts and the script's clock; a terminal's only (createProgress). */
+  readonly progress?: Progress;
 }
 
 interface RunContext {
@@ -101,7 +104,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot.
   const { snapshot: pre, held } = await takeSnapshot(
     ctx.db,
-    { url: ctx.url, exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2 },
+    { url: ctx.url, exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2, progress: ctx.options.progress },
     async (snapshotId) => {
       timings.snapshot = Date.now() - t;
       t = Date.now();
@@ -120,6 +123,8 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
           pgBinDir: config.pgBinDir,
           serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
           log,
+          signal: ctx.interrupt.abortSignal,
+          progress: ctx.options.progress,
         });
       } catch (error) {
         return failedBackupRecord(scope, closure, error);
@@ -162,7 +167,10 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
 
   // Steps 7-10.
   t = Date.now();
-  const tx = await runScriptTransaction({ ...ctx, args: ctx.options.args, dryRun: ctx.options.dryRun, pre, drift, cascadeFrom });
+  const clock = (ctx.options.progress ?? noProgress).start(`script ${script.name}`, null);
+  const tx = await runScriptTransaction({ ...ctx, args: ctx.options.args, dryRun: ctx.options.dryRun, pre, drift, cascadeFrom }).finally(
+    () => clock.stop(),
+  );
   timings.transaction = Date.now() - t;
   Object.assign(timings, prefixed('tx.', tx.outcome.timingsMs));
 

@@ -97,11 +97,16 @@ export async function countInSnapshot(
   snapshotId: string,
   tables: readonly CatalogTable[],
   connections: number,
+  /** Called with the number of tables in each batch counted (progress). */
+  onCounted?: (tables: number) => void,
 ): Promise<Map<TableKey, number>> {
   const counts = new Map<TableKey, number>();
   const queue = countBatches(tables);
   const drain = async (conn: Db): Promise<void> => {
-    for (let batch = queue.shift(); batch; batch = queue.shift()) for (const [key, n] of await countBatch(conn, batch)) counts.set(key, n);
+    for (let batch = queue.shift(); batch; batch = queue.shift()) {
+      for (const [key, n] of await countBatch(conn, batch)) counts.set(key, n);
+      onCounted?.(batch.length);
+    }
   };
   const workers = Math.min(connections, queue.length);
   if (workers <= 1) {

@@ -47,7 +47,12 @@ export async function takeSnapshot<T>(
       const catalog = await readTableCatalog(trx);
 
       const wanted = planExactCounts(catalog, options.exactTables ?? new Set(), options.exactCountThreshold);
-      const counts = await countInSnapshot(db, trx, snapshotId, tablesToScan(catalog, wanted), options.countConnections ?? 2);
+      const toScan = tablesToScan(catalog, wanted);
+      const task = options.progress?.start('counting', toScan.length);
+      let counted = 0;
+      const counts = await countInSnapshot(db, trx, snapshotId, toScan, options.countConnections ?? 2, (n) =>
+        task?.update((counted += n)),
+      ).finally(() => task?.stop());
       sumPartitions(catalog, counts, wanted);
 
       const snapshot: Snapshot = {

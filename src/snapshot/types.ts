@@ -1,3 +1,4 @@
+import type { Progress } from '../progress.js';
 import type { TableKey } from '../records/index.js';
 
 /** How a snapshot is taken; what it records is `Snapshot` in records/. */
@@ -10,4 +11,6 @@ export interface SnapshotOptions {
   readonly countConnections?: number;
   /** The URL the handle was made from: host and port for DatabaseIdentity.key over a Unix socket. */
   readonly url?: URL;
+  /** Tables counted of the tables to count, on a terminal. */
+  readonly progress?: Progress;
 }

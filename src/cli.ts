@@ -2,8 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import yargs, { type Argv, type CommandModule } from 'yargs';
-import { hideBin } from 'yargs/helpers';
+import type { Argv, CommandModule } from 'yargs';
 import { globalOptions, type GlobalArgs } from './commands/global-args.js';
 import { COMMANDS, DEFAULT_COMMAND, type LazyCommand } from './commands/registry.js';
 import { reportError } from './commands/report-error.js';
@@ -13,7 +12,8 @@ import { usageError } from './errors.js';
  * Builds the yargs program and nothing else: each command lives in src/commands/ and is
  * imported only when it runs (registry.ts), so `--help` and `--version` load yargs and this.
  */
-export function buildProgram(argv: string[]) {
+export async function buildProgram(argv: string[]) {
+  const { default: yargs } = await import('yargs');
   let program = globalOptions(yargs(argv))
     .scriptName('safe-run')
     .usage('Usage:\n  safe-run <script> [-- args]    guarded run\n  safe-run <command> [options]')
@@ -94,9 +94,12 @@ function packageVersion(): string {
   }
 }
 
-const argv = hideBin(process.argv);
+const argv = process.argv.slice(2);
 try {
-  await buildProgram(argv).parseAsync();
+  // A bare `--version` (scripts, support tickets, `npx safe-run --version`) is answered
+  // before yargs loads: importing yargs is most of what the rest of --version would cost.
+  if (argv.length === 1 && argv[0] === '--version') process.stdout.write(`${packageVersion()}\n`);
+  else await (await buildProgram(argv)).parseAsync();
 } catch (error) {
   process.exitCode = reportError(error, { json: argv.includes('--json'), verbose: argv.includes('--verbose') });
 }

@@ -16,7 +16,11 @@ export function renderRunSummary(r: RunResult): string {
     );
   if (r.sequencesUsed.length && r.status !== 'committed')
     lines.push(`  note: sequences advanced and stay advanced after a rollback: ${r.sequencesUsed.join(', ')}`);
-  lines.push(backupLine(r.backup));
+  lines.push(
+    r.status === 'interrupted' && r.backup.status === 'failed'
+      ? '  backup: stopped by the interrupt; the partial archive was removed'
+      : backupLine(r.backup),
+  );
   for (const d of r.drift) lines.push(`  drift since the last observation: ${d.kind}${d.table ? ` ${d.table}` : ''}: ${d.detail}`);
   if (r.scriptOutput !== undefined) lines.push(`  script returned: ${JSON.stringify(r.scriptOutput)}`);
   lines.push(
@@ -93,6 +97,8 @@ function nextStep(r: RunResult): string {
       return '  next: fix the script error above. Nothing was changed.';
     case 'dry-run':
       return '  next: run again without --dry-run to apply.';
+    case 'interrupted':
+      return '  next: nothing was changed; run it again when ready.';
     case 'escaped':
       return `  next: the changes above are committed. Restore what is needed from this run's backup (safe-run restore ${r.runId}), and fix the script.`;
     default:

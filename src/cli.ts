@@ -10,7 +10,7 @@ import { usageError } from './errors.js';
 
 /**
  * Builds the yargs program and nothing else: each command lives in src/commands/ and is
- * imported only when it runs (registry.ts), so `--help` and `--version` load yargs and this.
+ * imported only when it runs (registry.ts), so `--help` loads yargs and this file only.
  */
 export async function buildProgram(argv: string[]) {
   const { default: yargs } = await import('yargs');
@@ -57,7 +57,7 @@ function lazy(entry: LazyCommand, options: { skipForBareHelp?: readonly string[]
       const { builder } = await entry.load();
       if (typeof builder === 'function') return (await builder(y)) as Argv<GlobalArgs>;
       return builder ? y.options(builder) : y;
-      // @types/yargs knows neither the async builder nor its second argument; yargs 18 has both.
+      // The cast: @types/yargs knows neither the async builder nor its second argument; yargs 18 has both.
     }) as unknown as (y: Argv<GlobalArgs>) => Argv<GlobalArgs>,
     handler: async (args) => {
       await (await entry.load()).handler(args);

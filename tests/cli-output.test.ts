@@ -84,11 +84,11 @@ describe('CLI output against a real database', () => {
   });
 
   it('SIGINT while pg_dump waits on a lock stops it at once: exit 130, no partial archive, an interrupted outcome', async () => {
-    // A table counted by estimate (exactCountThreshold 0), so the snapshot does not wait on
-    // the lock and pg_dump, with the full scope, is the first to need it.
+    // A table neither declared nor critical is counted by estimate, so the snapshot does not
+    // wait on the lock and pg_dump, with the full scope, is the first to need it.
     await sql`create table slow_dump as select g as id from generate_series(1, 2000) g`.execute(ws.t.db);
     await sql`analyze slow_dump`.execute(ws.t.db);
-    ws.writeConfig({ exactCountThreshold: 0, backup: { lockWaitTimeout: '10min' } });
+    ws.writeConfig({ backup: { lockWaitTimeout: '10min' } });
     // Polled from the pool, not from the lock holder: inside its transaction pg_stat_activity stays as first read.
     const backupSessions = async (condition: string): Promise<number> =>
       (

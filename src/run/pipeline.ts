@@ -39,7 +39,7 @@ export interface RunOptions {
   readonly reason: string | null;
   readonly backupScope?: 'touched' | 'full' | 'none';
   readonly yes?: boolean;
-  /** Bars for the backup, the counts and the script's clock; a terminal's only (createProgress). */
+  /** Bars for the backup and the script's clock; a terminal's only (createProgress). */
   readonly progress?: Progress;
 }
 

@@ -1,4 +1,3 @@
-import type { CommandModule } from 'yargs';
 import type { Config } from '../config/config.js';
 import { keyOf, parseTableName } from '../db/names.js';
 import { withTarget, type TargetDatabase } from '../db/target.js';
@@ -8,6 +7,7 @@ import { readLedgerState, type LedgerState } from '../ledger/state.js';
 import type { Logger } from '../logger.js';
 import type { TableKey } from '../records/index.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
+import type { CommandBody } from './registry.js';
 
 export interface ProtectOptions {
   readonly tables: readonly string[];
@@ -79,9 +79,7 @@ interface ProtectArgs extends GlobalArgs {
   readonly dryRun?: boolean;
 }
 
-export const protectCommand: CommandModule<GlobalArgs, ProtectArgs> = {
-  command: 'protect [tables..]',
-  describe: 'Record who writes to these tables (statement triggers, a ledger in schema safe_run); needs a superuser',
+export const protectCommand: CommandBody<ProtectArgs> = {
   builder: (yargs) =>
     yargs
       .positional('tables', {

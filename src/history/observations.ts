@@ -21,6 +21,8 @@ export function snapshotOf(entry: AuditRecord): Snapshot | null {
       return entry.body.snapshot ?? null;
     case 'run.outcome':
     case 'run.commit-failed':
+    // A point-in-time restore fills another cluster: it observes nothing of the live database.
+    case 'restore.pitr':
     case 'key.rotate':
     case 'key.add':
       return null;

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { ExecIntentBodySchema, ExecOutcomeBodySchema } from './exec.js';
 import { KeyAddBodySchema, KeyRotateBodySchema } from './key.js';
+import { PitrRestoreBodySchema } from './pitr-restore.js';
 import { RestoreBodySchema } from './restore.js';
 import { RunCommitFailedBodySchema, RunIntentBodySchema, RunOutcomeBodySchema, RunPostBodySchema, SnapshotBodySchema } from './run.js';
 
@@ -19,6 +20,7 @@ export const RECORD_SCHEMAS = {
   'exec.intent': { 1: ExecIntentBodySchema },
   'exec.outcome': { 1: ExecOutcomeBodySchema },
   restore: { 1: RestoreBodySchema },
+  'restore.pitr': { 1: PitrRestoreBodySchema },
   'key.rotate': { 1: KeyRotateBodySchema },
   'key.add': { 1: KeyAddBodySchema },
 } as const satisfies Record<string, Readonly<Record<number, z.ZodType>>>;

@@ -6,7 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { databaseAnchor, openAuditLog, type AuditLog } from '../audit/log.js';
 import { warnSkipped } from '../audit/read.js';
-import { failedBackupRecord, runBackup } from '../backup/backup.js';
+import type { BackupMode } from '../backup/mode.js';
+import { pgDumpMode } from '../backup/pg-dump-mode.js';
+import { pgBackRestMode } from '../backup/pgbackrest-mode.js';
 import { backupScope } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
 import { driftBeforeRun } from '../history/before-run.js';
@@ -18,7 +20,16 @@ import { ExitCode, SafeRunError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { loadScriptByName, scriptLoadOptions, type LoadedScript } from '../script/load.js';
 import { takeSnapshot } from '../snapshot/take.js';
-import type { BackupRecord, DatabaseIdentity, DriftFinding, RunIntentBody, RunOutcomeBody, Snapshot, TableKey } from '../records/index.js';
+import type {
+  BackupRecord,
+  DatabaseIdentity,
+  DriftFinding,
+  PitrPostRecord,
+  RunIntentBody,
+  RunOutcomeBody,
+  Snapshot,
+  TableKey,
+} from '../records/index.js';
 import { checkEnvironment } from './environment.js';
 import { assertEvidenceWritable } from './preflight.js';
 import { watchInterrupts, type Interrupt } from './interrupt.js';
@@ -99,17 +110,12 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   const exactTables = new Set<TableKey>([...closure, ...criticalTableKeys(script, config)]);
 
   // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot.
-  const { snapshot: pre, held } = await takeSnapshot(
-    ctx.db,
-    { url: ctx.url, exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2 },
-    async (snapshotId) => {
-      timings.snapshot = Date.now() - t;
-      t = Date.now();
-      try {
-        return await runBackup({
+  const backupMode: BackupMode =
+    config.backup.mode === 'pgbackrest' && config.backup.pgbackrest
+      ? pgBackRestMode({ config: config.backup.pgbackrest, session: ctx.session, identity: ctx.identity, url: ctx.url, log })
+      : pgDumpMode({
           db: ctx.db,
           url: ctx.url,
-          snapshotId,
           scope,
           tables: scope === 'full' ? [] : closure,
           evidenceDir: config.evidenceDir,
@@ -121,14 +127,20 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
           serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
           log,
         });
-      } catch (error) {
-        return failedBackupRecord(scope, closure, error);
-      } finally {
-        timings.backup = Date.now() - t;
-      }
+  await backupMode.beforeSnapshot();
+  const backupBefore = Date.now() - t;
+  t = Date.now();
+  const { snapshot: pre } = await takeSnapshot(
+    ctx.db,
+    { url: ctx.url, exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2 },
+    async (snapshotId) => {
+      timings.snapshot = Date.now() - t;
+      t = Date.now();
+      await backupMode.duringSnapshot(snapshotId);
     },
   );
-  const backup = held!;
+  const backup = await backupMode.record(pre);
+  timings.backup = backupBefore + Date.now() - t;
   const drift = await driftBeforeRun(config, pre, ctx.session, warnSkipped(log)).catch((error: unknown) => {
     log.warn('could not compare with the previous observation', { error: (error as Error).message });
     return [];
@@ -192,14 +204,18 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     exactCountThreshold: config.exactCountThreshold,
     countConnections: 2,
   });
-  await appendPost(ctx, post, rows[0]!.lsn, tx.outcome.xid!);
   timings.post = Date.now() - t;
+  t = Date.now();
+  const pitr = await backupMode.afterCommit(rows[0]!.lsn);
+  if (pitr) timings.archive = Date.now() - t;
+  await appendPost(ctx, post, rows[0]!.lsn, tx.outcome.xid!, pitr);
+  if (pitr && !pitr.archived) throw archiveNotConfirmed(ctx.runId, pitr);
   return finish('committed', tx.outcome, post, tx.scriptOutput);
 }
 
-async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xid: string): Promise<void> {
+async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xid: string, pitr: PitrPostRecord | null): Promise<void> {
   try {
-    await ctx.audit.append('run.post', { status: 'committed', snapshot: post, commitLsn, xid }, { runId: ctx.runId });
+    await ctx.audit.append('run.post', { status: 'committed', snapshot: post, commitLsn, xid, ...(pitr ? { pitr } : {}) }, { runId: ctx.runId });
   } catch (error) {
     // The data is committed; only the confirmation is missing. txid_status(xid) still settles it.
     throw new SafeRunError(
@@ -209,6 +225,15 @@ async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xi
       { cause: error },
     );
   }
+}
+
+/** The data is committed and recorded; only the archive's copy of its WAL is unconfirmed. */
+function archiveNotConfirmed(runId: string, pitr: PitrPostRecord): SafeRunError {
+  return new SafeRunError(
+    `Run ${runId} COMMITTED (recorded in run.post), but its WAL is not confirmed in the pgBackRest archive: ${pitr.error ?? 'unknown reason'}`,
+    ExitCode.backupFailed,
+    'Fix WAL archiving (pg_stat_archiver and the server log say why; `safe-run doctor` checks it). A restore to just before this run still works once the archive catches up.',
+  );
 }
 
 /** Backup failed or a signal arrived before the script ran: record why, run nothing. */

@@ -1,0 +1,169 @@
+import { execa } from 'execa';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { createDb, type Db } from '../src/db/connection.js';
+import { withDatabase } from '../src/db/url.js';
+import type { PitrRestoreResult } from '../src/commands/restore-pitr.js';
+import type { RunResult } from '../src/run/types.js';
+import { migrateToLatest } from '../demo/migrate.js';
+import { seedDemo } from '../demo/seed.js';
+import { runCli, parseJson } from './helpers/cli.js';
+import { SCRIPTS_DIR } from './helpers/constants.js';
+import { countRows } from './helpers/db.js';
+import { createEvidence, logLines, type TestEvidence } from './helpers/evidence.js';
+import { startPgBackRestCluster, type PgBackRestCluster } from './helpers/pgbackrest.js';
+
+/**
+ * backup.mode "pgbackrest" end to end: a real cluster archiving into a real local pgBackRest
+ * repository, a guarded run that dumps nothing, and `restore --pitr` into a new data directory
+ * whose counts must equal the run's pre-snapshot exactly, while the live cluster stays as it is.
+ */
+describe('pgBackRest point-in-time recovery', () => {
+  let cluster: PgBackRestCluster;
+  let evidence: TestEvidence;
+  let cwd: string;
+  let url: string;
+  let db: Db;
+  const restoreDirs: string[] = [];
+
+  const cli = (args: readonly string[]) =>
+    runCli(args, { cwd, env: { ...evidence.env, DATABASE_URL: url } });
+  const writeConfig = (pgbackrest: Record<string, unknown>): void =>
+    writeFileSync(
+      path.join(cwd, 'safe-run.config.json'),
+      JSON.stringify({ scriptsDir: SCRIPTS_DIR(), backup: { mode: 'pgbackrest', pgbackrest: { stanza: cluster.stanza, configPath: cluster.configPath, ...pgbackrest } } }),
+    );
+
+  beforeAll(async () => {
+    cluster = await startPgBackRestCluster();
+    const admin = createDb(cluster.server.url, { maxConnections: 1 });
+    try {
+      await sql`create database pitr_demo`.execute(admin);
+    } finally {
+      await admin.destroy();
+    }
+    url = withDatabase(cluster.server.url, 'pitr_demo');
+    db = createDb(url);
+    await migrateToLatest(db);
+    await seedDemo(db);
+    evidence = await createEvidence();
+    cwd = mkdtempSync(path.join(os.tmpdir(), 'safe-run-pitr-ws-'));
+    writeConfig({ archiveTimeout: '30s' });
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const dir of restoreDirs) await stopRestored(dir);
+    await db?.destroy();
+    await cluster?.stop();
+    await evidence?.cleanup();
+    if (cwd) rmSync(cwd, { recursive: true, force: true });
+  });
+
+  const stopRestored = async (dir: string): Promise<void> => {
+    if (!existsSync(path.join(dir, 'postmaster.pid'))) return rmSync(dir, { recursive: true, force: true });
+    await execa(path.join(cluster.server.binDir, 'pg_ctl'), ['-D', dir, '-m', 'immediate', '-w', 'stop'], {
+      ...(cluster.owner ?? {}),
+      reject: false,
+    });
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  it('runs without a dump, records the pre-run WAL position and backup set, and restores to exactly before the run', async () => {
+    const result = await cli(['cleanup-invalid-sessions', '--json']);
+    expect(result.stderr).not.toMatch(/pg_dump/);
+    expect(result.exitCode).toBe(0);
+    const run = parseJson<RunResult>(result);
+    expect(run.status).toBe('committed');
+    expect(run.backup.path).toBeNull();
+    const pitr = run.backup.pitr!;
+    expect(pitr).toMatchObject({ v: 1, engine: 'pgbackrest', stanza: cluster.stanza });
+    expect(pitr.backupLabel).toMatch(/^\d{8}-\d{6}F/);
+    const preSessions = run.counts.pre['public.oidc_models']!;
+    const postSessions = run.counts.post['public.oidc_models']!;
+    expect(postSessions).toBeLessThan(preSessions);
+
+    // The signed entries carry it: the intent's backup and the post's archive confirmation.
+    const entries = logLines(evidence.evidenceDir).map((l) => JSON.parse(l) as { kind: string; runId?: string; body: Record<string, any> });
+    const intent = entries.find((e) => e.kind === 'run.intent' && e.runId === run.runId)!;
+    expect(intent.body.backup.pitr.preRunLsn).toBe(intent.body.snapshot.walLsn);
+    const post = entries.find((e) => e.kind === 'run.post' && e.runId === run.runId)!;
+    expect(post.body.pitr).toMatchObject({ v: 1, archived: true });
+    expect(post.body.pitr.archiveMax >= post.body.pitr.walFile).toBe(true);
+
+    // The live cluster, before the restore: the run's deletes are there.
+    const liveBefore = await liveState();
+    expect(liveBefore.sessions).toBe(postSessions);
+
+    const dataDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'safe-run-pitr-target-')), 'restored');
+    restoreDirs.push(dataDir);
+    const restored = await cli(['restore', run.runId, '--pitr', '--data-dir', dataDir, '--json']);
+    expect(restored.exitCode).toBe(0);
+    const r = parseJson<PitrRestoreResult>(restored);
+    expect(r).toMatchObject({ runId: run.runId, backupLabel: pitr.backupLabel, targetLsn: pitr.preRunLsn, mismatched: [] });
+    // Every table counted exactly before the run has exactly that count in the restored cluster.
+    const exact = Object.entries(r.counts).filter(([, c]) => c.preKind === 'exact');
+    expect(exact.length).toBeGreaterThan(3);
+    for (const [table, c] of exact) expect({ table, n: c.restored }).toEqual({ table, n: c.pre });
+    expect(r.counts['public.oidc_models']!.restored).toBe(preSessions);
+
+    // Counted independently, on the restored server itself.
+    const copy = createDb(`postgres://postgres@127.0.0.1:${r.port}/pitr_demo`, { maxConnections: 1 });
+    try {
+      expect(await countRows(copy, 'oidc_models')).toBe(preSessions);
+      expect((await sql<{ r: boolean }>`select pg_is_in_recovery() as r`.execute(copy)).rows[0]!.r).toBe(false);
+      expect((await sql<{ v: string }>`select current_setting('archive_mode') as v`.execute(copy)).rows[0]!.v).toBe('off');
+    } finally {
+      await copy.destroy();
+    }
+
+    // The live cluster is untouched: same rows, same server process, same data directory.
+    expect(await liveState()).toEqual(liveBefore);
+    const signed = logLines(evidence.evidenceDir).map((l) => JSON.parse(l) as { kind: string });
+    expect(signed.at(-1)!.kind).toBe('restore.pitr');
+    expect((await cli(['verify', '--json'])).exitCode).toBe(0);
+  });
+
+  it('refuses a data directory that is not empty, and touches nothing in it', async () => {
+    const runId = (parseJson<{ runs: { runId: string }[] }>(await cli(['log', '--json'])).runs ?? []).at(-1)?.runId;
+    expect(runId).toBeDefined();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'safe-run-pitr-busy-'));
+    writeFileSync(path.join(dir, 'PG_VERSION'), '15\n');
+    const result = await cli(['restore', runId!, '--pitr', '--data-dir', dir]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(/not an empty directory/);
+    expect(readFileSync(path.join(dir, 'PG_VERSION'), 'utf8')).toBe('15\n');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses to run the script (exit 4) when WAL archiving is broken', async () => {
+    writeConfig({ archiveTimeout: '3s' });
+    const before = await countRows(db, 'oidc_models');
+    await setArchiveCommand(`'/bin/false'`);
+    try {
+      const result = await cli(['cleanup-invalid-sessions', '--json']);
+      expect(result.exitCode).toBe(4);
+      const run = parseJson<RunResult>(result);
+      expect(run.status).toBe('backup-failed');
+      expect(run.backup.error).toMatch(/pgbackrest check failed/);
+      expect(await countRows(db, 'oidc_models')).toBe(before);
+    } finally {
+      await setArchiveCommand(`'pgbackrest --config=${cluster.configPath} --stanza=${cluster.stanza} archive-push %p'`);
+      writeConfig({ archiveTimeout: '30s' });
+    }
+  });
+
+  async function setArchiveCommand(value: string): Promise<void> {
+    await sql.raw(`alter system set archive_command = ${value}`).execute(db);
+    await sql`select pg_reload_conf()`.execute(db);
+  }
+
+  async function liveState(): Promise<{ sessions: number; users: number; pid: string; dataDir: string }> {
+    const row = (
+      await sql<{ pid: string; dir: string }>`select pg_postmaster_start_time()::text as pid, current_setting('data_directory') as dir`.execute(db)
+    ).rows[0]!;
+    return { sessions: await countRows(db, 'oidc_models'), users: await countRows(db, 'users'), pid: row.pid, dataDir: row.dir };
+  }
+});
+

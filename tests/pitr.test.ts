@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
@@ -9,7 +9,7 @@ import type { PitrRestoreResult } from '../src/commands/restore-pitr.js';
 import type { RunResult } from '../src/run/types.js';
 import { migrateToLatest } from '../demo/migrate.js';
 import { seedDemo } from '../demo/seed.js';
-import { runCli, parseJson } from './helpers/cli.js';
+import { runCli, parseJson, type CliResult } from './helpers/cli.js';
 import { SCRIPTS_DIR } from './helpers/constants.js';
 import { countRows } from './helpers/db.js';
 import { createEvidence, logLines, type TestEvidence } from './helpers/evidence.js';
@@ -61,19 +61,21 @@ describe('pgBackRest point-in-time recovery', () => {
     if (cwd) rmSync(cwd, { recursive: true, force: true });
   });
 
-  const stopRestored = async (dir: string): Promise<void> => {
-    if (!existsSync(path.join(dir, 'postmaster.pid'))) return rmSync(dir, { recursive: true, force: true });
-    await execa(path.join(cluster.server.binDir, 'pg_ctl'), ['-D', dir, '-m', 'immediate', '-w', 'stop'], {
-      ...(cluster.owner ?? {}),
-      reject: false,
-    });
-    rmSync(dir, { recursive: true, force: true });
+  const stopRestored = async (parent: string): Promise<void> => {
+    const dir = path.join(parent, 'restored');
+    if (existsSync(path.join(dir, 'postmaster.pid'))) {
+      await execa(path.join(cluster.server.binDir, 'pg_ctl'), ['-D', dir, '-m', 'immediate', '-w', 'stop'], {
+        ...(cluster.owner ?? {}),
+        reject: false,
+      });
+    }
+    rmSync(parent, { recursive: true, force: true });
   };
 
   it('runs without a dump, records the pre-run WAL position and backup set, and restores to exactly before the run', async () => {
     const result = await cli(['cleanup-invalid-sessions', '--json']);
     expect(result.stderr).not.toMatch(/pg_dump/);
-    expect(result.exitCode).toBe(0);
+    expectExit(result, 0);
     const run = parseJson<RunResult>(result);
     expect(run.status).toBe('committed');
     expect(run.backup.path).toBeNull();
@@ -96,10 +98,13 @@ describe('pgBackRest point-in-time recovery', () => {
     const liveBefore = await liveState();
     expect(liveBefore.sessions).toBe(postSessions);
 
-    const dataDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'safe-run-pitr-target-')), 'restored');
-    restoreDirs.push(dataDir);
+    const parent = mkdtempSync(path.join(os.tmpdir(), 'safe-run-pitr-target-'));
+    // pgBackRest and the server run as the postgres OS user when we are root: it must reach the directory.
+    chmodSync(parent, 0o711);
+    const dataDir = path.join(parent, 'restored');
+    restoreDirs.push(parent);
     const restored = await cli(['restore', run.runId, '--pitr', '--data-dir', dataDir, '--json']);
-    expect(restored.exitCode).toBe(0);
+    expectExit(restored, 0);
     const r = parseJson<PitrRestoreResult>(restored);
     expect(r).toMatchObject({ runId: run.runId, backupLabel: pitr.backupLabel, targetLsn: pitr.preRunLsn, mismatched: [] });
     // Every table counted exactly before the run has exactly that count in the restored cluster.
@@ -153,6 +158,11 @@ describe('pgBackRest point-in-time recovery', () => {
       writeConfig({ archiveTimeout: '30s' });
     }
   });
+
+  /** The exit code, with the CLI's stderr in the failure message when it differs. */
+  function expectExit(result: CliResult, code: number): void {
+    if (result.exitCode !== code) throw new Error(`expected exit ${code}, got ${result.exitCode}:\n${result.stderr}`);
+  }
 
   async function setArchiveCommand(value: string): Promise<void> {
     await sql.raw(`alter system set archive_command = ${value}`).execute(db);

@@ -15,6 +15,10 @@ import { countRows } from './helpers/db.js';
 import { createEvidence, logLines, type TestEvidence } from './helpers/evidence.js';
 import { startPgBackRestCluster, type PgBackRestCluster } from './helpers/pgbackrest.js';
 
+interface DoctorJson {
+  readonly checks: readonly { readonly name: string; readonly ok: boolean; readonly detail: string; readonly exitCode?: number }[];
+}
+
 /**
  * backup.mode "pgbackrest" end to end: a real cluster archiving into a real local pgBackRest
  * repository, a guarded run that dumps nothing, and `restore --pitr` into a new data directory
@@ -142,11 +146,23 @@ describe('pgBackRest point-in-time recovery', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('refuses to run the script (exit 4) when WAL archiving is broken', async () => {
+  it('doctor checks pgBackRest, the stanza and WAL archiving', async () => {
+    const report = parseJson<DoctorJson>(await cli(['doctor', '--json']));
+    const checks = Object.fromEntries(report.checks.map((c) => [c.name, c]));
+    expect(checks.pgbackrest).toMatchObject({ ok: true, detail: expect.stringMatching(/^pgBackRest 2\./) });
+    expect(checks['pgbackrest-stanza']).toMatchObject({ ok: true, detail: expect.stringContaining(cluster.stanza) });
+    expect(checks['wal-archive']).toMatchObject({ ok: true });
+  });
+
+  it('refuses to run the script (exit 4) when WAL archiving is broken, and doctor says so', async () => {
     writeConfig({ archiveTimeout: '3s' });
     const before = await countRows(db, 'oidc_models');
     await setArchiveCommand(`'/bin/false'`);
     try {
+      const doctor = await cli(['doctor', '--json']);
+      expect(doctor.exitCode).toBe(4);
+      expect(parseJson<DoctorJson>(doctor).checks.find((c) => c.name === 'wal-archive')).toMatchObject({ ok: false, exitCode: 4 });
+
       const result = await cli(['cleanup-invalid-sessions', '--json']);
       expect(result.exitCode).toBe(4);
       const run = parseJson<RunResult>(result);

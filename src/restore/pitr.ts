@@ -60,14 +60,15 @@ export async function restorePitr(config: Config, options: PitrRestoreOptions, t
   // Opened first: a missing key must stop the restore before it creates anything.
   const audit = await openAuditLog({ evidenceDir: config.evidenceDir, signingKeyPath: config.signingKey, anchor: databaseAnchor(live), log });
   const owner = await clusterOwner();
-  const major = Math.floor(run.snapshot.database.serverVersionNum / 10_000);
+  const dataDir = path.resolve(options.dataDir);
+  // First, before anything is started: the one check that protects existing data.
+  await prepareDataDir(dataDir, await liveDataDirectory(live), owner);
   const cluster: RestoredCluster = {
-    binDir: await serverBinDir(major, config.pgBinDir),
-    dataDir: path.resolve(options.dataDir),
+    binDir: await serverBinDir(Math.floor(run.snapshot.database.serverVersionNum / 10_000), config.pgBinDir),
+    dataDir,
     port: await choosePort(options.port),
-    logFile: path.join(path.resolve(options.dataDir), 'safe-run-pitr.log'),
+    logFile: path.join(dataDir, 'safe-run-pitr.log'),
   };
-  await prepareDataDir(cluster.dataDir, await liveDataDirectory(live), owner);
 
   let started = false;
   try {

@@ -19,6 +19,8 @@ export const FIGURES = {
   verify_entries_per_s: { target: '>= 5000', pass: (v: number) => v >= 5000, unit: '/s' },
   blame_10k_runs_ms: { target: '<= 2000', pass: (v: number) => v <= 2000, unit: 'ms' },
   peak_rss_mb: { target: '<= 200', pass: (v: number) => v <= 200, unit: 'MB' },
+  pitr_backup_overhead_ms: { target: '<= 1500', pass: (v: number) => v <= 1500, unit: 'ms' },
+  pitr_vs_full_dump_time_ratio: { target: '<= 0.1', pass: (v: number) => v <= 0.1, unit: 'x' },
 } as const;
 
 export type FigureName = keyof typeof FIGURES;

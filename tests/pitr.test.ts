@@ -13,7 +13,7 @@ import { runCli, parseJson, type CliResult } from './helpers/cli.js';
 import { SCRIPTS_DIR } from './helpers/constants.js';
 import { countRows } from './helpers/db.js';
 import { createEvidence, logLines, type TestEvidence } from './helpers/evidence.js';
-import { startPgBackRestCluster, type PgBackRestCluster } from './helpers/pgbackrest.js';
+import { startPgBackRestCluster, type PgBackRestCluster } from '../support/throwaway/pgbackrest.js';
 
 interface DoctorJson {
   readonly checks: readonly { readonly name: string; readonly ok: boolean; readonly detail: string; readonly exitCode?: number }[];
@@ -97,6 +97,9 @@ describe('pgBackRest point-in-time recovery', () => {
     const post = entries.find((e) => e.kind === 'run.post' && e.runId === run.runId)!;
     expect(post.body.pitr).toMatchObject({ v: 1, archived: true });
     expect(post.body.pitr.archiveMax >= post.body.pitr.walFile).toBe(true);
+    // The repository itself holds the commit's segment, as pgBackRest reports it.
+    const info = JSON.parse(await cluster.pgbackrest(['info', '--output=json'])) as { archive: { max: string }[] }[];
+    expect(info[0]!.archive.at(-1)!.max >= post.body.pitr.walFile).toBe(true);
 
     // The live cluster, before the restore: the run's deletes are there.
     const liveBefore = await liveState();

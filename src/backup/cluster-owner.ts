@@ -11,7 +11,14 @@ export interface OsUser {
  * run as root, and pgBackRest must write its repository as the same user the server's
  * archive_command runs as. Null when we are not root (then we are that user already).
  */
-export async function clusterOwner(): Promise<OsUser | null> {
+export function clusterOwner(): Promise<OsUser | null> {
+  // Asked before every pgBackRest call of a run: look it up once per process.
+  return (cached ??= lookUpOwner());
+}
+
+let cached: Promise<OsUser | null> | undefined;
+
+async function lookUpOwner(): Promise<OsUser | null> {
   if (process.getuid?.() !== 0) return null;
   const uid = await execa('id', ['-u', 'postgres'], { reject: false });
   const gid = await execa('id', ['-g', 'postgres'], { reject: false });

@@ -113,17 +113,15 @@ async function intentRecord(
 async function archivedCommit(call: PgBackRestCall, session: Db, commitLsn: string): Promise<PitrPostRecord> {
   const started = performance.now();
   try {
+    // archive_command is `pgbackrest archive-push`, which exits 0 only once the segment is in the repository.
     const wait = await waitForArchive(session, commitLsn, call.config.archiveTimeoutMs);
-    // pg_stat_archiver says archive_command succeeded; the repository itself is the proof.
-    const archiveMax = (await readStanzaInfo(call)).archiveMax;
-    const archived = wait.archived && archiveMax !== null && archiveMax >= wait.walFile;
     return {
       v: 1,
       walFile: wait.walFile,
-      archived,
-      archiveMax,
+      archived: wait.archived,
+      archiveMax: wait.lastArchived,
       waitedMs: Math.round(performance.now() - started),
-      ...(archived ? {} : { error: wait.error ?? `the pgBackRest archive ends at ${archiveMax ?? 'nothing'}, before ${wait.walFile}` }),
+      ...(wait.error ? { error: wait.error } : {}),
     };
   } catch (error) {
     return { v: 1, walFile: '', archived: false, archiveMax: null, waitedMs: Math.round(performance.now() - started), error: errorMessage(error) };

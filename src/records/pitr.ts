@@ -35,7 +35,7 @@ export const PitrPostRecordSchema = z
     /** The WAL segment holding the commit record. */
     walFile: z.string(),
     archived: z.boolean(),
-    /** The newest segment in the pgBackRest archive when the wait ended. */
+    /** The newest segment archived (pg_stat_archiver; archive-push returns only once it is in the repository). */
     archiveMax: z.string().nullable(),
     waitedMs: z.number(),
     error: z.string().optional(),

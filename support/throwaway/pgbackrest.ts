@@ -3,7 +3,9 @@ import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import os from 'node:os';
 import path from 'node:path';
 import { clusterOwner, type OsUser } from '../../src/backup/cluster-owner.js';
-import { startThrowawayPostgres, type ThrowawayPostgres } from '../../support/throwaway/postgres.js';
+import { startThrowawayPostgres, type ThrowawayPostgres } from './postgres.js';
+
+// Support code for the tests and the bench, never imported by src/.
 
 /**
  * A throwaway cluster archiving its WAL into a local pgBackRest repository, with a stanza and

@@ -7,6 +7,7 @@ import { createDb, type Db } from '../src/db/connection.js';
 import { withDatabase } from '../src/db/url.js';
 import type { PitrRestoreResult } from '../src/commands/restore-pitr.js';
 import type { RunResult } from '../src/run/types.js';
+import type { RunIntentBody, RunPostBody } from '../src/records/index.js';
 import { migrateToLatest } from '../demo/migrate.js';
 import { seedDemo } from '../demo/seed.js';
 import { runCli, parseJson, type CliResult } from './helpers/cli.js';
@@ -32,12 +33,14 @@ describe('pgBackRest point-in-time recovery', () => {
   let db: Db;
   const restoreDirs: string[] = [];
 
-  const cli = (args: readonly string[]) =>
-    runCli(args, { cwd, env: { ...evidence.env, DATABASE_URL: url } });
+  const cli = (args: readonly string[]) => runCli(args, { cwd, env: { ...evidence.env, DATABASE_URL: url } });
   const writeConfig = (pgbackrest: Record<string, unknown>): void =>
     writeFileSync(
       path.join(cwd, 'safe-run.config.json'),
-      JSON.stringify({ scriptsDir: SCRIPTS_DIR(), backup: { mode: 'pgbackrest', pgbackrest: { stanza: cluster.stanza, configPath: cluster.configPath, ...pgbackrest } } }),
+      JSON.stringify({
+        scriptsDir: SCRIPTS_DIR(),
+        backup: { mode: 'pgbackrest', pgbackrest: { stanza: cluster.stanza, configPath: cluster.configPath, ...pgbackrest } },
+      }),
     );
 
   beforeAll(async () => {
@@ -91,15 +94,15 @@ describe('pgBackRest point-in-time recovery', () => {
     expect(postSessions).toBeLessThan(preSessions);
 
     // The signed entries carry it: the intent's backup and the post's archive confirmation.
-    const entries = logLines(evidence.evidenceDir).map((l) => JSON.parse(l) as { kind: string; runId?: string; body: Record<string, any> });
-    const intent = entries.find((e) => e.kind === 'run.intent' && e.runId === run.runId)!;
-    expect(intent.body.backup.pitr.preRunLsn).toBe(intent.body.snapshot.walLsn);
-    const post = entries.find((e) => e.kind === 'run.post' && e.runId === run.runId)!;
-    expect(post.body.pitr).toMatchObject({ v: 1, archived: true });
-    expect(post.body.pitr.archiveMax >= post.body.pitr.walFile).toBe(true);
+    const entries = logLines(evidence.evidenceDir).map((l) => JSON.parse(l) as { kind: string; runId?: string; body: unknown });
+    const intent = entries.find((e) => e.kind === 'run.intent' && e.runId === run.runId)!.body as RunIntentBody;
+    expect(intent.backup.pitr!.preRunLsn).toBe(intent.snapshot.walLsn);
+    const post = (entries.find((e) => e.kind === 'run.post' && e.runId === run.runId)!.body as RunPostBody).pitr!;
+    expect(post).toMatchObject({ v: 1, archived: true });
+    expect(post.archiveMax! >= post.walFile).toBe(true);
     // The repository itself holds the commit's segment, as pgBackRest reports it.
     const info = JSON.parse(await cluster.pgbackrest(['info', '--output=json'])) as { archive: { max: string }[] }[];
-    expect(info[0]!.archive.at(-1)!.max >= post.body.pitr.walFile).toBe(true);
+    expect(info[0]!.archive.at(-1)!.max >= post.walFile).toBe(true);
 
     // The live cluster, before the restore: the run's deletes are there.
     const liveBefore = await liveState();
@@ -190,9 +193,11 @@ describe('pgBackRest point-in-time recovery', () => {
 
   async function liveState(): Promise<{ sessions: number; users: number; pid: string; dataDir: string }> {
     const row = (
-      await sql<{ pid: string; dir: string }>`select pg_postmaster_start_time()::text as pid, current_setting('data_directory') as dir`.execute(db)
+      await sql<{
+        pid: string;
+        dir: string;
+      }>`select pg_postmaster_start_time()::text as pid, current_setting('data_directory') as dir`.execute(db)
     ).rows[0]!;
     return { sessions: await countRows(db, 'oidc_models'), users: await countRows(db, 'users'), pid: row.pid, dataDir: row.dir };
   }
 });
-

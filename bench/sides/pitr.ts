@@ -25,12 +25,7 @@ export interface PitrComparison {
   readonly stanzaBackupMs: number;
 }
 
-export async function comparePitrWithFullDump(
-  tables: number,
-  rows: number,
-  ws: Workspace,
-  rounds: number,
-): Promise<PitrComparison> {
+export async function comparePitrWithFullDump(tables: number, rows: number, ws: Workspace, rounds: number): Promise<PitrComparison> {
   const cluster = await startPgBackRestCluster('safe_run_bench');
   try {
     const bench = await buildBenchDatabase(cluster.server.url, 'safe_run_bench_pitr', tables, rows, false);

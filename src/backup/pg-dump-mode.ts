@@ -8,7 +8,9 @@ export function pgDumpMode(options: Omit<BackupOptions, 'snapshotId'>): BackupMo
   return {
     beforeSnapshot: async () => {},
     duringSnapshot: async (snapshotId) => {
-      held = await runBackup({ ...options, snapshotId }).catch((error: unknown) => failedBackupRecord(options.scope, options.tables, error));
+      held = await runBackup({ ...options, snapshotId }).catch((error: unknown) =>
+        failedBackupRecord(options.scope, options.tables, error),
+      );
     },
     record: async () => held ?? failedBackupRecord(options.scope, options.tables, new Error('the backup never ran')),
     afterCommit: async () => null,

@@ -28,9 +28,12 @@ export async function waitForArchive(session: Db, lsn: string, timeoutMs: number
         select last_archived_wal as archived, last_failed_wal as failed, last_failed_time as failed_at
           from pg_catalog.pg_stat_archiver`.execute(session)
     ).rows[0];
-    if (row?.archived && /^[0-9A-F]{24}/.test(row.archived) && row.archived.slice(0, 24) >= walFile) return { walFile, archived: true, lastArchived: row.archived };
+    if (row?.archived && /^[0-9A-F]{24}/.test(row.archived) && row.archived.slice(0, 24) >= walFile)
+      return { walFile, archived: true, lastArchived: row.archived };
     if (performance.now() > deadline) {
-      const failed = row?.failed ? `; the last failure was ${row.failed} at ${row.failed_at?.toISOString() ?? '?'} (see the server log)` : '';
+      const failed = row?.failed
+        ? `; the last failure was ${row.failed} at ${row.failed_at?.toISOString() ?? '?'} (see the server log)`
+        : '';
       return {
         walFile,
         archived: false,

@@ -26,14 +26,23 @@ export interface PgBackRestModeOptions {
  * switched out and waited for in the archive, so the run's "after" is recoverable too.
  */
 export function pgBackRestMode(options: PgBackRestModeOptions): BackupMode {
-  const call: PgBackRestCall = { config: options.config, password: options.url.password ? decodeURIComponent(options.url.password) : null, log: options.log };
+  const call: PgBackRestCall = {
+    config: options.config,
+    password: options.url.password ? decodeURIComponent(options.url.password) : null,
+    log: options.log,
+  };
   const started = performance.now();
   let version = '';
   let incrementalLabel: string | null = null;
   let ready: Promise<unknown> = Promise.resolve(null);
   const prepare = async (): Promise<void> => {
     version = (await pgbackrestVersion()) ?? '';
-    if (!version) throw new SafeRunError('pgBackRest is not installed: no `pgbackrest` program on PATH.', ExitCode.backupFailed, PGBACKREST_INSTALL_HINT);
+    if (!version)
+      throw new SafeRunError(
+        'pgBackRest is not installed: no `pgbackrest` program on PATH.',
+        ExitCode.backupFailed,
+        PGBACKREST_INSTALL_HINT,
+      );
     // Archiving must work before anything changes: a run whose WAL never reaches the archive cannot be rewound.
     await pgbackrest(call, 'check', [`--archive-timeout=${Math.max(1, Math.ceil(options.config.archiveTimeoutMs / 1000))}`]);
     if (options.config.type === 'incr') {
@@ -124,6 +133,13 @@ async function archivedCommit(call: PgBackRestCall, session: Db, commitLsn: stri
       ...(wait.error ? { error: wait.error } : {}),
     };
   } catch (error) {
-    return { v: 1, walFile: '', archived: false, archiveMax: null, waitedMs: Math.round(performance.now() - started), error: errorMessage(error) };
+    return {
+      v: 1,
+      walFile: '',
+      archived: false,
+      archiveMax: null,
+      waitedMs: Math.round(performance.now() - started),
+      error: errorMessage(error),
+    };
   }
 }

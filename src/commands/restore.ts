@@ -80,7 +80,8 @@ export const restoreCommand: CommandModule<GlobalArgs, RestoreArgs> = {
   handler: async (argv) => {
     const ctx = await loadContext(argv);
     if (argv.pitr) {
-      if (!argv['data-dir']) throw usageError('--pitr needs --data-dir DIR.', 'Pass a new directory for the restored cluster: --data-dir /var/tmp/pitr-<run>.');
+      if (!argv['data-dir'])
+        throw usageError('--pitr needs --data-dir DIR.', 'Pass a new directory for the restored cluster: --data-dir /var/tmp/pitr-<run>.');
       const pitr = await restoreAtRun(ctx.config, { run: argv.run, dataDir: argv['data-dir'], port: argv.port ?? null }, ctx.log);
       // An exactly counted table that differs: the restore does not prove the state before the run.
       emit(ctx, pitr, renderPitrRestore, pitr.mismatched.length ? ExitCode.backupFailed : ExitCode.ok);

@@ -124,7 +124,10 @@ function resolveConfig(raw: RawConfig, file: string | null, cwd: string, env: No
   };
 }
 
-function pgBackRestConfig(raw: NonNullable<NonNullable<RawConfig['backup']>['pgbackrest']>, resolvePath: (p: string) => string): PgBackRestConfig {
+function pgBackRestConfig(
+  raw: NonNullable<NonNullable<RawConfig['backup']>['pgbackrest']>,
+  resolvePath: (p: string) => string,
+): PgBackRestConfig {
   return {
     stanza: raw.stanza,
     configPath: raw.configPath ? resolvePath(raw.configPath) : null,

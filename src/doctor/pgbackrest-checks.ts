@@ -12,7 +12,12 @@ import { fail, failFrom, pass, type DoctorCheck } from './check.js';
  * backup.mode "pgbackrest": what a guarded run's backup step will need, checked the same way.
  * Nothing here in pg_dump mode. A failure is exit 4, like the run it predicts.
  */
-export async function checkPgBackRest(config: Config, db: Db | null, identity: DatabaseIdentity | null, log: Logger): Promise<DoctorCheck[]> {
+export async function checkPgBackRest(
+  config: Config,
+  db: Db | null,
+  identity: DatabaseIdentity | null,
+  log: Logger,
+): Promise<DoctorCheck[]> {
   const settings = config.backup.pgbackrest;
   if (config.backup.mode !== 'pgbackrest' || !settings) return [];
   const version = await pgbackrestVersion();
@@ -20,19 +25,24 @@ export async function checkPgBackRest(config: Config, db: Db | null, identity: D
     return [fail('pgbackrest', 'no `pgbackrest` program on PATH', PGBACKREST_INSTALL_HINT, ExitCode.backupFailed)];
   }
   const call = { config: settings, log };
-  return [
-    pass('pgbackrest', `pgBackRest ${version}`),
-    await checkStanza(settings, call, identity),
-    await checkArchive(settings, call, db),
-  ];
+  return [pass('pgbackrest', `pgBackRest ${version}`), await checkStanza(settings, call, identity), await checkArchive(settings, call, db)];
 }
 
-async function checkStanza(settings: PgBackRestConfig, call: Parameters<typeof readStanzaInfo>[0], identity: DatabaseIdentity | null): Promise<DoctorCheck> {
+async function checkStanza(
+  settings: PgBackRestConfig,
+  call: Parameters<typeof readStanzaInfo>[0],
+  identity: DatabaseIdentity | null,
+): Promise<DoctorCheck> {
   const name = 'pgbackrest-stanza';
   try {
     const info = await readStanzaInfo(call);
     if (info.status.code !== 0) {
-      return fail(name, `stanza "${settings.stanza}": ${info.status.message}`, `pgbackrest --stanza=${settings.stanza} info shows the details.`, ExitCode.backupFailed);
+      return fail(
+        name,
+        `stanza "${settings.stanza}": ${info.status.message}`,
+        `pgbackrest --stanza=${settings.stanza} info shows the details.`,
+        ExitCode.backupFailed,
+      );
     }
     if (identity?.systemIdentifier && info.systemId && identity.systemIdentifier !== info.systemId) {
       return fail(
@@ -44,9 +54,17 @@ async function checkStanza(settings: PgBackRestConfig, call: Parameters<typeof r
     }
     const newest = info.backups.at(-1);
     if (!newest) {
-      return fail(name, `stanza "${settings.stanza}" has no backup yet`, `Take one: pgbackrest --stanza=${settings.stanza} --type=full backup (as the postgres user).`, ExitCode.backupFailed);
+      return fail(
+        name,
+        `stanza "${settings.stanza}" has no backup yet`,
+        `Take one: pgbackrest --stanza=${settings.stanza} --type=full backup (as the postgres user).`,
+        ExitCode.backupFailed,
+      );
     }
-    return pass(name, `stanza "${settings.stanza}", ${info.backups.length} backup(s), newest ${newest.label}; archive up to ${info.archiveMax ?? 'nothing'}`);
+    return pass(
+      name,
+      `stanza "${settings.stanza}", ${info.backups.length} backup(s), newest ${newest.label}; archive up to ${info.archiveMax ?? 'nothing'}`,
+    );
   } catch (error) {
     return failFrom(name, error, ExitCode.backupFailed, `Run pgbackrest --stanza=${settings.stanza} info as the postgres user.`);
   }
@@ -60,7 +78,12 @@ async function checkArchive(settings: PgBackRestConfig, call: Parameters<typeof 
     return pass(name, `archive_command pushes to stanza "${settings.stanza}" (pgbackrest check)${await archiverDetail(db)}`);
   } catch (error) {
     const detail = await archiverDetail(db);
-    const failed = failFrom(name, error, ExitCode.backupFailed, 'Fix archive_command / the repository; the server log says why each push failed.');
+    const failed = failFrom(
+      name,
+      error,
+      ExitCode.backupFailed,
+      'Fix archive_command / the repository; the server log says why each push failed.',
+    );
     return { ...failed, detail: `${failed.detail}${detail}` };
   }
 }

@@ -19,7 +19,10 @@ import { errorMessage, ExitCode, SafeRunError, usageError } from '../errors.js';
 /** A new or empty directory, never one inside the live data directory; created with mode 0700. */
 export async function prepareDataDir(dir: string, liveDataDir: string | null, owner: OsUser | null): Promise<void> {
   if (liveDataDir && (dir === liveDataDir || !path.relative(liveDataDir, dir).startsWith('..'))) {
-    throw usageError(`${dir} is inside the live cluster's data directory ${liveDataDir}.`, 'Pick a directory outside it, e.g. /var/tmp/pitr-<run>.');
+    throw usageError(
+      `${dir} is inside the live cluster's data directory ${liveDataDir}.`,
+      'Pick a directory outside it, e.g. /var/tmp/pitr-<run>.',
+    );
   }
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory() || readdirSync(dir).length > 0) {

@@ -52,13 +52,23 @@ const RECOVERY_TIMEOUT_MS = 6 * 60 * 60 * 1000;
  * archive. The copy is started on its own port and counted beside the pre-snapshot. The live
  * cluster is only read: for the anchor, and for where its data directory is.
  */
-export async function restorePitr(config: Config, options: PitrRestoreOptions, target: TargetHandle, log: Logger): Promise<PitrRestoreResult> {
+export async function restorePitr(
+  config: Config,
+  options: PitrRestoreOptions,
+  target: TargetHandle,
+  log: Logger,
+): Promise<PitrRestoreResult> {
   const run = await findRestorableRun(config.evidenceDir, options.run);
   const pitr = pitrOf(run);
   const stanza = stanzaConfig(config, pitr);
   const { db: live, url: liveUrl } = await target.open();
   // Opened first: a missing key must stop the restore before it creates anything.
-  const audit = await openAuditLog({ evidenceDir: config.evidenceDir, signingKeyPath: config.signingKey, anchor: databaseAnchor(live), log });
+  const audit = await openAuditLog({
+    evidenceDir: config.evidenceDir,
+    signingKeyPath: config.signingKey,
+    anchor: databaseAnchor(live),
+    log,
+  });
   const owner = await clusterOwner();
   const dataDir = path.resolve(options.dataDir);
   // First, before anything is started: the one check that protects existing data.
@@ -91,7 +101,12 @@ export async function restorePitr(config: Config, options: PitrRestoreOptions, t
     try {
       await waitUntilPromoted(db, cluster, RECOVERY_TIMEOUT_MS);
       const exactTables = new Set(Object.keys(run.snapshot.tables).filter((k) => run.snapshot.tables[k]!.rowsKind === 'exact'));
-      const { snapshot } = await takeSnapshot(db, { url, exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2 });
+      const { snapshot } = await takeSnapshot(db, {
+        url,
+        exactTables,
+        exactCountThreshold: config.exactCountThreshold,
+        countConnections: 2,
+      });
       const comparison = comparePitrCounts(run.snapshot, snapshot, await concurrentTables(config.evidenceDir, run.runId));
       const body: PitrRestoreBody = {
         v: 1,
@@ -150,8 +165,9 @@ function stanzaConfig(config: Config, pitr: PitrIntentRecord): PgBackRestConfig 
 
 /** Null when the role may not read it (not a superuser or pg_read_all_settings): then only the emptiness check guards. */
 async function liveDataDirectory(live: Db): Promise<string | null> {
-  const row = (await sql<{ dir: string | null }>`select pg_catalog.current_setting('data_directory', true) as dir`.execute(live).catch(() => null))
-    ?.rows[0];
+  const row = (
+    await sql<{ dir: string | null }>`select pg_catalog.current_setting('data_directory', true) as dir`.execute(live).catch(() => null)
+  )?.rows[0];
   return row?.dir ? path.resolve(row.dir) : null;
 }
 

@@ -215,7 +215,11 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
 
 async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xid: string, pitr: PitrPostRecord | null): Promise<void> {
   try {
-    await ctx.audit.append('run.post', { status: 'committed', snapshot: post, commitLsn, xid, ...(pitr ? { pitr } : {}) }, { runId: ctx.runId });
+    await ctx.audit.append(
+      'run.post',
+      { status: 'committed', snapshot: post, commitLsn, xid, ...(pitr ? { pitr } : {}) },
+      { runId: ctx.runId },
+    );
   } catch (error) {
     // The data is committed; only the confirmation is missing. txid_status(xid) still settles it.
     throw new SafeRunError(

@@ -152,6 +152,15 @@ describe('pgBackRest point-in-time recovery', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('rejects pgbackrest mode without a stanza, naming the key and the file (exit 2)', async () => {
+    const file = path.join(cwd, 'no-stanza.config.json');
+    writeFileSync(file, JSON.stringify({ backup: { mode: 'pgbackrest' } }));
+    const result = await cli(['doctor', '--config', file]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain('backup.pgbackrest');
+    expect(result.stderr).toContain(file);
+  });
+
   it('doctor checks pgBackRest, the stanza and WAL archiving', async () => {
     const report = parseJson<DoctorJson>(await cli(['doctor', '--json']));
     const checks = Object.fromEntries(report.checks.map((c) => [c.name, c]));
@@ -175,6 +184,12 @@ describe('pgBackRest point-in-time recovery', () => {
       expect(run.status).toBe('backup-failed');
       expect(run.backup.error).toMatch(/pgbackrest check failed/);
       expect(await countRows(db, 'oidc_models')).toBe(before);
+      // Nothing ran, so there is nothing to rewind, and no directory is made for it.
+      const dir = path.join(os.tmpdir(), `safe-run-pitr-none-${run.runId}`);
+      const restore = await cli(['restore', run.runId, '--pitr', '--data-dir', dir]);
+      expect(restore.exitCode).toBe(4);
+      expect(restore.stderr).toMatch(/its backup step failed/);
+      expect(existsSync(dir)).toBe(false);
     } finally {
       await setArchiveCommand(`'pgbackrest --config=${cluster.configPath} --stanza=${cluster.stanza} archive-push %p'`);
       writeConfig({ archiveTimeout: '30s' });

@@ -1,4 +1,4 @@
-import { trustLine } from '../run/summary.js';
+import { pitrDescription, trustLine } from '../run/summary.js';
 import { violationSubject } from '../records/index.js';
 import type { CommandModule } from 'yargs';
 import { showRun, type RunRecord } from '../history/run-record.js';
@@ -75,6 +75,7 @@ function backupLines(r: RunRecord): string[] {
   const b = r.backup;
   if (!b) return ['  backup    none recorded'];
   if (b.status !== 'verified') return [`  backup    ${b.status}${b.error ? `: ${b.error}` : ''}`];
+  if (b.pitr) return [`  backup    ${pitrDescription(b.pitr)}`, `            restore: safe-run restore ${r.runId} --pitr --data-dir /var/tmp/pitr-${r.runId}`];
   const check = r.backupCheck;
   const now = !check
     ? ''

@@ -145,6 +145,13 @@ export async function restorePitr(
 
 function pitrOf(run: RestorableRun): PitrIntentRecord {
   if (run.backup.pitr) return run.backup.pitr;
+  if (run.backup.status === 'failed') {
+    throw new SafeRunError(
+      `Run ${run.runId} has nothing to rewind: its backup step failed (${run.backup.error ?? 'no error recorded'}), so the script never ran.`,
+      ExitCode.backupFailed,
+      '`safe-run show ' + run.runId + '` shows what was recorded.',
+    );
+  }
   throw new SafeRunError(
     `Run ${run.runId} was not taken in pgbackrest mode: it has no recorded WAL position to recover to.`,
     ExitCode.backupFailed,

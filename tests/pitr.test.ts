@@ -7,7 +7,7 @@ import { createDb, type Db } from '../src/db/connection.js';
 import { withDatabase } from '../src/db/url.js';
 import type { PitrRestoreResult } from '../src/commands/restore-pitr.js';
 import type { RunResult } from '../src/run/types.js';
-import type { RunIntentBody, RunPostBody } from '../src/records/index.js';
+import { parseRecord, type EntryEnvelope, type RunIntentBody, type RunPostBody } from '../src/records/index.js';
 import { migrateToLatest } from '../demo/migrate.js';
 import { seedDemo } from '../demo/seed.js';
 import { runCli, parseJson, type CliResult } from './helpers/cli.js';
@@ -135,8 +135,13 @@ describe('pgBackRest point-in-time recovery', () => {
 
     // The live cluster is untouched: same rows, same server process, same data directory.
     expect(await liveState()).toEqual(liveBefore);
-    const signed = logLines(evidence.evidenceDir).map((l) => JSON.parse(l) as { kind: string });
+    // Every entry, restore.pitr included, parses as its typed record, field for field.
+    const signed = logLines(evidence.evidenceDir).map((l) => JSON.parse(l) as EntryEnvelope);
     expect(signed.at(-1)!.kind).toBe('restore.pitr');
+    for (const entry of signed) {
+      const parsed = parseRecord(entry);
+      expect(parsed.ok && parsed.record.body).toEqual(entry.body);
+    }
     expect((await cli(['verify', '--json'])).exitCode).toBe(0);
   });
 

@@ -75,7 +75,11 @@ function backupLines(r: RunRecord): string[] {
   const b = r.backup;
   if (!b) return ['  backup    none recorded'];
   if (b.status !== 'verified') return [`  backup    ${b.status}${b.error ? `: ${b.error}` : ''}`];
-  if (b.pitr) return [`  backup    ${pitrDescription(b.pitr)}`, `            restore: safe-run restore ${r.runId} --pitr --data-dir /var/tmp/pitr-${r.runId}`];
+  if (b.pitr)
+    return [
+      `  backup    ${pitrDescription(b.pitr)}`,
+      `            restore: safe-run restore ${r.runId} --pitr --data-dir /var/tmp/pitr-${r.runId}`,
+    ];
   const check = r.backupCheck;
   const now = !check
     ? ''

@@ -145,7 +145,7 @@ describe('pgBackRest point-in-time recovery', () => {
     expect((await cli(['verify', '--json'])).exitCode).toBe(0);
   });
 
-  it('refuses a data directory that is not empty, and touches nothing in it', async () => {
+  it('refuses a data directory that is not empty (touching nothing in it) and a port in use', async () => {
     const runId = (parseJson<{ runs: { runId: string }[] }>(await cli(['log', '--json'])).runs ?? []).at(-1)?.runId;
     expect(runId).toBeDefined();
     const dir = mkdtempSync(path.join(os.tmpdir(), 'safe-run-pitr-busy-'));
@@ -155,6 +155,13 @@ describe('pgBackRest point-in-time recovery', () => {
     expect(result.stderr).toMatch(/not an empty directory/);
     expect(readFileSync(path.join(dir, 'PG_VERSION'), 'utf8')).toBe('15\n');
     rmSync(dir, { recursive: true, force: true });
+
+    // The live cluster's own port: refused before any directory is made.
+    const fresh = path.join(os.tmpdir(), `safe-run-pitr-port-${runId}`);
+    const busy = await cli(['restore', runId!, '--pitr', '--data-dir', fresh, '--port', String(cluster.server.port)]);
+    expect(busy.exitCode).toBe(2);
+    expect(busy.stderr).toMatch(/Port \d+ is in use/);
+    expect(existsSync(fresh)).toBe(false);
   });
 
   it('rejects pgbackrest mode without a stanza, naming the key and the file (exit 2)', async () => {

@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import net from 'node:net';
 import path from 'node:path';
 import type { OsUser } from './cluster-owner.js';
 
@@ -34,5 +35,19 @@ export async function stopCluster(binDir: string, dataDir: string, owner: OsUser
     ...(owner ?? {}),
     cwd: path.dirname(dataDir),
     reject: false,
+  });
+}
+
+/** Binds 127.0.0.1:`port` once and lets go: 0 gets any free port; a port in use rejects. */
+export function freeLoopbackPort(port = 0): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      const address = server.address();
+      const chosen = typeof address === 'object' && address ? address.port : port;
+      server.close(() => resolve(chosen));
+    });
   });
 }

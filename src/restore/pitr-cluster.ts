@@ -1,13 +1,12 @@
 import { execa } from 'execa';
 import { chownSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { sql } from 'kysely';
 import type { OsUser } from '../backup/cluster-owner.js';
 import { candidateBinDirs } from '../backup/pg-bin-dirs.js';
 import { parsePgVersion } from '../backup/pg-tools.js';
-import { startCluster, stopCluster } from '../backup/pg-cluster.js';
+import { freeLoopbackPort, startCluster, stopCluster } from '../backup/pg-cluster.js';
 import { createDb, type Db } from '../db/connection.js';
 import { errorMessage, ExitCode, SafeRunError, usageError } from '../errors.js';
 
@@ -39,28 +38,6 @@ export async function prepareDataDir(dir: string, liveDataDir: string | null, ow
 /** Removes what a failed restore left, so that the next attempt can use the same --data-dir. */
 export async function removeDataDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
-}
-
-/** The port given, if free; else any free loopback port. */
-export async function choosePort(wanted: number | null): Promise<number> {
-  const port = await listenOnce(wanted ?? 0).catch(() => null);
-  if (port === null) {
-    throw usageError(`Port ${wanted} is in use.`, 'Pick a free port with --port, or leave --port out to get one.');
-  }
-  return port;
-}
-
-function listenOnce(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(port, '127.0.0.1', () => {
-      const address = server.address();
-      const chosen = typeof address === 'object' && address ? address.port : port;
-      server.close(() => resolve(chosen));
-    });
-  });
 }
 
 /** pg_ctl and postgres of exactly the backed-up server's major version: a data directory only opens with its own. */
@@ -148,4 +125,11 @@ function logTail(file: string): string {
   } catch {
     return `  (no server log at ${file})`;
   }
+}
+
+/** The port given, if free; else any free loopback port. */
+export async function choosePort(wanted: number | null): Promise<number> {
+  const port = await freeLoopbackPort(wanted ?? 0).catch(() => null);
+  if (port === null) throw usageError(`Port ${wanted} is in use.`, 'Pick a free port with --port, or leave --port out to get one.');
+  return port;
 }

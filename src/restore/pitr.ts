@@ -71,12 +71,13 @@ export async function restorePitr(
   });
   const owner = await clusterOwner();
   const dataDir = path.resolve(options.dataDir);
-  // First, before anything is started: the one check that protects existing data.
+  const port = await choosePort(options.port);
+  // Before anything is started: the one check that protects existing data.
   await prepareDataDir(dataDir, await liveDataDirectory(live), owner);
   const cluster: RestoredCluster = {
     binDir: await serverBinDir(Math.floor(run.snapshot.database.serverVersionNum / 10_000), config.pgBinDir),
     dataDir,
-    port: await choosePort(options.port),
+    port,
     logFile: path.join(dataDir, 'safe-run-pitr.log'),
   };
 

@@ -2,14 +2,13 @@
 import { execa, type Options as ExecaOptions } from 'execa';
 import { spawnSync } from 'node:child_process';
 import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { SafeRunError, ExitCode, errorMessage } from '../../src/errors.js';
 import { findBinDir } from '../../src/backup/pg-bin-dirs.js';
 import { clusterOwner, type OsUser } from '../../src/backup/cluster-owner.js';
-import { startCluster } from '../../src/backup/pg-cluster.js';
+import { freeLoopbackPort, startCluster } from '../../src/backup/pg-cluster.js';
 
 /**
  * A throwaway PostgreSQL cluster for the tests, the demo and the benchmarks: initdb into a
@@ -69,7 +68,7 @@ export async function startThrowawayPostgres(options: ThrowawayOptions = {}): Pr
   const dir = mkdtempSync(path.join(os.tmpdir(), 'safe-run-pg-'));
   if (runAs) chownSync(dir, runAs.uid, runAs.gid);
   const dataDir = path.join(dir, 'data');
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const asOwner: ExecaOptions = runAs ? { uid: runAs.uid, gid: runAs.gid, cwd: dir } : { cwd: dir };
   const bin = (name: string): string => path.join(bins.binDir, name);
 
@@ -132,19 +131,6 @@ function stopSync(pgCtl: string, dataDir: string, dir: string, runAs: { uid: num
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitUntilReady(url: string, timeoutMs = 30_000): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Config } from '../../src/config/config.js';
+import { withTarget } from '../../src/db/target.js';
 import { silentLogger } from '../../src/logger.js';
 import { runGuarded } from '../../src/run/pipeline.js';
 import type { RunResult } from '../../src/run/types.js';
@@ -66,10 +67,13 @@ export async function comparePitrWithFullDump(tables: number, rows: number, ws: 
 }
 
 async function guardedCleanup(config: Config, bench: BenchDatabase, backupScope?: 'full'): Promise<RunResult> {
-  const result = await runGuarded(
-    config,
-    { scriptName: 'cleanup-invalid-sessions', args: [], dryRun: false, reason: 'bench', ...(backupScope ? { backupScope } : {}) },
-    silentLogger,
+  const result = await withTarget(config.databaseUrl, (target) =>
+    runGuarded(
+      config,
+      { scriptName: 'cleanup-invalid-sessions', args: [], dryRun: false, reason: 'bench', ...(backupScope ? { backupScope } : {}) },
+      target,
+      silentLogger,
+    ),
   );
   if (result.status !== 'committed') throw new Error(`guarded cleanup on ${bench.name}: ${result.status}: ${JSON.stringify(result.error)}`);
   return result;

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Db } from '../db/connection.js';
+import { onlyRow, type Db } from '../db/connection.js';
 
 export interface ArchiveWait {
   /** The WAL segment that holds the last byte before `lsn`. */
@@ -19,7 +19,7 @@ const POLL_MS = 50;
  */
 export async function waitForArchive(session: Db, lsn: string, timeoutMs: number): Promise<ArchiveWait> {
   // lsn - 1: a commit that ends exactly on a segment boundary lives in the segment before it.
-  const walFile = (await sql<{ f: string }>`select pg_catalog.pg_walfile_name(${lsn}::pg_lsn - 1) as f`.execute(session)).rows[0]!.f;
+  const walFile = onlyRow((await sql<{ f: string }>`select pg_catalog.pg_walfile_name(${lsn}::pg_lsn - 1) as f`.execute(session)).rows).f;
   await sql`select pg_catalog.pg_switch_wal()`.execute(session);
   const deadline = performance.now() + timeoutMs;
   for (;;) {

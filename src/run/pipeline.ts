@@ -12,11 +12,12 @@ import { pgBackRestMode } from '../backup/pgbackrest-mode.js';
 import { backupScope } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
 import { driftBeforeRun } from '../history/before-run.js';
-import { assertReachable, createDb, withClient, type Db } from '../db/connection.js';
+import { withClient, type Db, onlyRow } from '../db/connection.js';
 import { readIdentity } from '../db/identity.js';
 import { withAdvisoryLock } from '../db/lock.js';
+import type { TargetHandle } from '../db/target.js';
 import { parseDatabaseUrl, redactUrl } from '../db/url.js';
-import { ExitCode, SafeRunError } from '../errors.js';
+import { ExitCode, SafeRunError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { loadScriptByName, scriptLoadOptions, type LoadedScript } from '../script/load.js';
 import { takeSnapshot } from '../snapshot/take.js';
@@ -36,7 +37,7 @@ import { watchInterrupts, type Interrupt } from './interrupt.js';
 import { readOperator, scriptGitState } from './operator.js';
 import { buildRunResult } from './result.js';
 import { toRunError } from './run-error.js';
-import { openScriptSession, scriptSessionUrl } from './script-session.js';
+import { withScriptSession } from './script-session.js';
 import { runScriptTransaction } from './transaction.js';
 import type { RunResult } from './types.js';
 
@@ -65,7 +66,14 @@ interface RunContext {
   readonly log: Logger;
 }
 
-export async function runGuarded(config: Config, options: RunOptions, log: Logger, load = loadScriptByName): Promise<RunResult> {
+/** The guarded run on the command's target handle; the script's own session is opened here, beside it. */
+export async function runGuarded(
+  config: Config,
+  options: RunOptions,
+  target: TargetHandle,
+  log: Logger,
+  load = loadScriptByName,
+): Promise<RunResult> {
   // Step 1: everything that can be checked without touching the database.
   const script = await load(options.scriptName, config.scriptsDirs, scriptLoadOptions(config));
   const url = parseDatabaseUrl(config.databaseUrl);
@@ -73,28 +81,25 @@ export async function runGuarded(config: Config, options: RunOptions, log: Logge
   await assertEvidenceWritable(config.evidenceDir);
   const runId = ulid();
   const applicationName = `safe-run:${script.name}:${runId}`;
-  const db = createDb(url, { applicationName, maxConnections: 6 });
-  const scriptDb = openScriptSession(config, url, applicationName);
   const interrupt = watchInterrupts();
   try {
-    await assertReachable(db, url);
-    await assertReachable(scriptDb, scriptSessionUrl(config, url));
-    return await withClient(db, async (session) => {
-      const audit = await openAuditLog({
-        evidenceDir: config.evidenceDir,
-        signingKeyPath: config.signingKey,
-        anchor: databaseAnchor(session),
-        log,
-      });
-      const identity = await readIdentity(session, url);
-      const ctx: RunContext = { config, identity, options, script, url, runId, db, scriptDb, session, audit, interrupt, log };
-      return withAdvisoryLock(session, log, () => guardedRun(ctx));
-    });
+    const { db } = await target.open({ applicationName, maxConnections: 6 });
+    return await withScriptSession(config, url, applicationName, (scriptDb) =>
+      withClient(db, async (session) => {
+        const audit = await openAuditLog({
+          evidenceDir: config.evidenceDir,
+          signingKeyPath: config.signingKey,
+          anchor: databaseAnchor(session),
+          log,
+        });
+        const identity = await readIdentity(session, url);
+        const ctx: RunContext = { config, identity, options, script, url, runId, db, scriptDb, session, audit, interrupt, log };
+        return withAdvisoryLock(session, log, () => guardedRun(ctx));
+      }),
+    );
   } finally {
     await script.dispose();
     interrupt.dispose();
-    await scriptDb.destroy();
-    await db.destroy();
   }
 }
 
@@ -142,7 +147,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   const backup = await backupMode.record(pre);
   timings.backup = backupBefore + Date.now() - t;
   const drift = await driftBeforeRun(config, pre, ctx.session, warnSkipped(log)).catch((error: unknown) => {
-    log.warn('could not compare with the previous observation', { error: (error as Error).message });
+    log.warn('could not compare with the previous observation', { error: errorMessage(error) });
     return [];
   });
 
@@ -185,7 +190,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
       .execute()
       .catch((error: unknown) => {
         // A dead connection has already aborted the transaction on the server; nothing is lost.
-        log.warn('ROLLBACK did not go through; the server aborts the transaction with the connection', { error: (error as Error).message });
+        log.warn('ROLLBACK did not go through; the server aborts the transaction with the connection', { error: errorMessage(error) });
       });
     return finish(tx.outcome.status, tx.outcome, null, tx.scriptOutput);
   }
@@ -206,9 +211,10 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   });
   timings.post = Date.now() - t;
   t = Date.now();
-  const pitr = await backupMode.afterCommit(rows[0]!.lsn);
+  const commitLsn = onlyRow(rows).lsn;
+  const pitr = await backupMode.afterCommit(commitLsn);
   if (pitr) timings.archive = Date.now() - t;
-  await appendPost(ctx, post, rows[0]!.lsn, tx.outcome.xid!, pitr);
+  await appendPost(ctx, post, commitLsn, tx.outcome.xid!, pitr);
   if (pitr && !pitr.archived) throw archiveNotConfirmed(ctx.runId, pitr);
   return finish('committed', tx.outcome, post, tx.scriptOutput);
 }
@@ -223,7 +229,7 @@ async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xi
   } catch (error) {
     // The data is committed; only the confirmation is missing. txid_status(xid) still settles it.
     throw new SafeRunError(
-      `Run ${ctx.runId} COMMITTED, but its run.post entry could not be written: ${(error as Error).message}`,
+      `Run ${ctx.runId} COMMITTED, but its run.post entry could not be written: ${errorMessage(error)}`,
       ExitCode.auditFailed,
       '`safe-run check` and `safe-run show` resolve the outcome from the transaction id; fix the evidence directory.',
       { cause: error },

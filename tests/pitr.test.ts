@@ -39,6 +39,9 @@ describe('pgBackRest point-in-time recovery', () => {
       path.join(cwd, 'safe-run.config.json'),
       JSON.stringify({
         scriptsDir: SCRIPTS_DIR(),
+        // Counted exactly before the run, so the restore has more than the script's own table to match.
+        criticalTables: { users: { maxDropPercent: 10 } },
+        exactTables: ['models', 'oauth_clients', 'subscriptions', 'credit_allocation'],
         backup: { mode: 'pgbackrest', pgbackrest: { stanza: cluster.stanza, configPath: cluster.configPath, ...pgbackrest } },
       }),
     );

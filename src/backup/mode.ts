@@ -12,6 +12,8 @@ export interface BackupMode {
   duringSnapshot(exportedSnapshotId: string): Promise<void>;
   /** After the pre-snapshot: the backup record the signed intent carries. */
   record(pre: Snapshot): Promise<BackupRecord>;
+  /** The run stops before an intent names the backup: remove what it wrote. */
+  discard(): Promise<void>;
   /** After COMMIT: confirmation that the committed state is recoverable (null when nothing to confirm). */
   afterCommit(commitLsn: string): Promise<PitrPostRecord | null>;
 }

@@ -1,3 +1,5 @@
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import type { BackupRecord } from '../records/index.js';
 import { failedBackupRecord, runBackup, type BackupOptions } from './backup.js';
 import type { BackupMode } from './mode.js';
@@ -13,6 +15,9 @@ export function pgDumpMode(options: Omit<BackupOptions, 'snapshotId'>): BackupMo
       );
     },
     record: async () => held ?? failedBackupRecord(options.scope, options.tables, new Error('the backup never ran')),
+    discard: async () => {
+      if (held?.path) await rm(path.join(options.evidenceDir, held.path), { recursive: true, force: true }).catch(() => {});
+    },
     afterCommit: async () => null,
   };
 }

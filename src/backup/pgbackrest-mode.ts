@@ -62,6 +62,8 @@ export function pgBackRestMode(options: PgBackRestModeOptions): BackupMode {
       if (options.config.type === 'incr') await ready;
     },
     duringSnapshot: async () => {},
+    // Nothing was written: the stanza's backups and archive are pgBackRest's, never ours to remove.
+    discard: async () => {},
     record: async (pre) => {
       const failure = await ready;
       if (failure) return failedBackupRecord('full', [], failure);

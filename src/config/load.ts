@@ -107,6 +107,7 @@ function resolveConfig(raw: RawConfig, file: string | null, cwd: string, env: No
       pgbackrest: raw.backup?.mode === 'pgbackrest' && raw.backup.pgbackrest ? pgBackRestConfig(raw.backup.pgbackrest, resolvePath) : null,
     },
     exactCountThreshold: raw.exactCountThreshold ?? 1_000_000,
+    exactTables: [...new Set((raw.exactTables ?? []).map(tableKey))],
     statementTimeoutMs: parseDurationMs(raw.statementTimeout ?? '5min'),
     lockTimeoutMs: parseDurationMs(raw.lockTimeout ?? '10s'),
     pgBinDir: raw.pgBinDir ? resolvePath(raw.pgBinDir) : null,

@@ -1,9 +1,7 @@
 import { criticalTableKeys } from '../guard/watched.js';
 import { sql } from 'kysely';
 import { ulid } from 'ulid';
-import { rm } from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
 import { databaseAnchor, openAuditLog, type AuditLog } from '../audit/log.js';
 import { warnSkipped } from '../audit/read.js';
 import type { BackupMode } from '../backup/mode.js';
@@ -112,40 +110,30 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   const scope = ctx.options.backupScope ?? config.backup.scope;
   const closure = await backupScope(ctx.session, declared, 'touched');
   const cascadeFrom = Object.fromEntries(closure.filter((k) => !declared.includes(k)).map((k) => [k, declared.join(', ')]));
-  const exactTables = new Set<TableKey>([...closure, ...criticalTableKeys(script, config)]);
-
-  // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot.
-  const backupMode: BackupMode =
-    config.backup.mode === 'pgbackrest' && config.backup.pgbackrest
-      ? pgBackRestMode({ config: config.backup.pgbackrest, session: ctx.session, identity: ctx.identity, url: ctx.url, log })
-      : pgDumpMode({
-          db: ctx.db,
-          url: ctx.url,
-          scope,
-          tables: scope === 'full' ? [] : closure,
-          evidenceDir: config.evidenceDir,
-          runId: ctx.runId,
-          compress: config.backup.compress,
-          jobs: config.backup.jobs,
-          lockWaitTimeoutMs: config.backup.lockWaitTimeoutMs,
-          pgBinDir: config.pgBinDir,
-          serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
-          log,
-        });
-  await backupMode.beforeSnapshot();
-  const backupBefore = Date.now() - t;
+  const exactTables = new Set<TableKey>([...closure, ...criticalTableKeys(script, config), ...config.exactTables]);
   t = Date.now();
-  const { snapshot: pre } = await takeSnapshot(
-    ctx.db,
-    { url: ctx.url, exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2 },
-    async (snapshotId) => {
-      timings.snapshot = Date.now() - t;
-      t = Date.now();
-      await backupMode.duringSnapshot(snapshotId);
-    },
-  );
+
+  // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot,
+  // side by side. Exact counts only where they prove something: the declared tables, their
+  // cascade closure and the critical tables; the rest come from the catalog and statistics.
+  // pgbackrest mode dumps nothing: it checks the archive before and records positions after.
+  const backupMode = chooseBackupMode(ctx, scope, closure);
+  await backupMode.beforeSnapshot();
+  const beforeSnapshotMs = Date.now() - t;
+  const { snapshot: pre } = await takeSnapshot(ctx.db, { url: ctx.url, exactTables, countConnections: 2 }, async (snapshotId) => {
+    const dumping = Date.now();
+    await backupMode.duringSnapshot(snapshotId);
+    timings.backup = Date.now() - dumping;
+  }).catch(async (error: unknown) => {
+    // The counts failed beside a finished backup: no intent will ever name that archive.
+    await backupMode.discard();
+    throw error;
+  });
+  timings.snapshot = pre.durationMs;
+  const recording = Date.now();
   const backup = await backupMode.record(pre);
-  timings.backup = backupBefore + Date.now() - t;
+  timings.backup = (timings.backup ?? 0) + beforeSnapshotMs + (Date.now() - recording);
+  timings.snapshotAndBackup = Date.now() - t;
   const drift = await driftBeforeRun(config, pre, ctx.session, warnSkipped(log)).catch((error: unknown) => {
     log.warn('could not compare with the previous observation', { error: errorMessage(error) });
     return [];
@@ -156,7 +144,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     await ctx.audit.append('run.intent', await intentBody(ctx, pre, backup), { runId: ctx.runId });
   } catch (error) {
     // No intent refers to this backup, and a full disk is the usual cause: give the space back.
-    if (backup.path) await rm(path.join(config.evidenceDir, backup.path), { recursive: true, force: true }).catch(() => {});
+    await backupMode.discard();
     throw error;
   }
   if (backup.status === 'failed' || ctx.interrupt.signal) {
@@ -178,7 +166,15 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
 
   // Steps 7-10.
   t = Date.now();
-  const tx = await runScriptTransaction({ ...ctx, args: ctx.options.args, dryRun: ctx.options.dryRun, pre, drift, cascadeFrom });
+  const tx = await runScriptTransaction({
+    ...ctx,
+    args: ctx.options.args,
+    dryRun: ctx.options.dryRun,
+    pre,
+    drift,
+    cascadeFrom,
+    exactTables,
+  });
   timings.transaction = Date.now() - t;
   Object.assign(timings, prefixed('tx.', tx.outcome.timingsMs));
 
@@ -203,11 +199,14 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   }
   t = Date.now();
   const { rows } = await sql<{ lsn: string }>`select pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(ctx.session);
+  // The guarded tables' counts are the transaction's own, measured just before COMMIT;
+  // everything else is the catalog and statistics as they are now.
+  // (A table in exactTables the script's role could not count is counted here.)
   const { snapshot: post } = await takeSnapshot(ctx.db, {
     url: ctx.url,
     exactTables,
-    exactCountThreshold: config.exactCountThreshold,
-    countConnections: 2,
+    knownCounts: tx.outcome.inTxCounts,
+    countConnections: 0,
   });
   timings.post = Date.now() - t;
   t = Date.now();
@@ -217,6 +216,28 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   await appendPost(ctx, post, commitLsn, tx.outcome.xid!, pitr);
   if (pitr && !pitr.archived) throw archiveNotConfirmed(ctx.runId, pitr);
   return finish('committed', tx.outcome, post, tx.scriptOutput);
+}
+
+/** backup.mode, chosen once per run: pg_dump of the scope (step 5), or pgBackRest's archive. */
+function chooseBackupMode(ctx: RunContext, scope: 'touched' | 'full' | 'none', closure: readonly TableKey[]): BackupMode {
+  const { config } = ctx;
+  if (config.backup.mode === 'pgbackrest' && config.backup.pgbackrest) {
+    return pgBackRestMode({ config: config.backup.pgbackrest, session: ctx.session, identity: ctx.identity, url: ctx.url, log: ctx.log });
+  }
+  return pgDumpMode({
+    db: ctx.db,
+    url: ctx.url,
+    scope,
+    tables: scope === 'full' ? [] : closure,
+    evidenceDir: config.evidenceDir,
+    runId: ctx.runId,
+    compress: config.backup.compress,
+    jobs: config.backup.jobs,
+    lockWaitTimeoutMs: config.backup.lockWaitTimeoutMs,
+    pgBinDir: config.pgBinDir,
+    serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
+    log: ctx.log,
+  });
 }
 
 async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xid: string, pitr: PitrPostRecord | null): Promise<void> {

@@ -13,7 +13,7 @@ export interface BenchArgs {
   readonly quick: boolean;
   /** Keep the bench databases and reuse them next time when their sizes match (with DATABASE_URL). */
   readonly reuse: boolean;
-  /** Only these comparisons (snapshot, growth, cli, guard, ipc, backup, parallel, verify, blame, rss, startup). */
+  /** Only these comparisons (snapshot, growth, cli, guard, ipc, backup, parallel, verify, blame, rss, startup, pitr). */
   readonly only: ReadonlySet<string> | null;
 }
 
@@ -30,10 +30,11 @@ export const COMPARISONS = [
   'rss',
   'startup',
   'ledger',
+  'pitr',
 ] as const;
 
 const USAGE =
-  'usage: bench [--quick] [--tables N] [--rows N] [--rounds N] [--backup-rounds N] [--json] [--reuse] [--only snapshot,growth,cli,guard,ipc,backup,parallel,verify,blame,rss,startup,ledger]';
+  'usage: bench [--quick] [--tables N] [--rows N] [--rounds N] [--backup-rounds N] [--json] [--reuse] [--only snapshot,growth,cli,guard,ipc,backup,parallel,verify,blame,rss,startup,ledger,pitr]';
 
 export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   const quick = argv.includes('--quick');

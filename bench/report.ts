@@ -28,6 +28,8 @@ export const FIGURES = {
   ledger_bulk_delete_overhead_ratio: { target: '<= 1.3', pass: (v: number) => v <= 1.3, unit: 'x' },
   ledger_bulk_delete_kept_rows_overhead_ratio: { target: '<= 2.5', pass: (v: number) => v <= 2.5, unit: 'x' },
   blame_with_ledger_10k_statements_ms: { target: '<= 2000', pass: (v: number) => v <= 2000, unit: 'ms' },
+  pitr_backup_overhead_ms: { target: '<= 1500', pass: (v: number) => v <= 1500, unit: 'ms' },
+  pitr_vs_full_dump_time_ratio: { target: '<= 0.1', pass: (v: number) => v <= 0.1, unit: 'x' },
 } as const;
 
 export type FigureName = keyof typeof FIGURES;

@@ -12,6 +12,7 @@ import { measureBlame, measureVerify, recordTemplate } from './sides/evidence.js
 import { measureLedger } from './sides/ledger.js';
 import { compareGuardWithBare, reseedSessions } from './sides/guard.js';
 import { compareChildWithInProcess } from './sides/ipc.js';
+import { comparePitrWithFullDump } from './sides/pitr.js';
 import { compareGuardedChildWithInProcess } from './sides/ipc-guarded.js';
 import { cleanupSnapshotPlan, compareSnapshotGrowth, compareSnapshotWithNaive } from './sides/snapshot.js';
 import type { Workspace } from './workspace.js';
@@ -221,6 +222,27 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
   }
   if (wants(args, 'rss')) await rssFigures(ctx, verifyRss);
   if (wants(args, 'ledger')) await ledgerFigures(ctx);
+  if (wants(args, 'pitr')) await pitrFigures(ctx);
+}
+
+/** In a cluster of its own that archives WAL (see sides/pitr.ts), with the same tables and rows. */
+async function pitrFigures(ctx: SuiteContext): Promise<void> {
+  const names: FigureName[] = ['pitr_backup_overhead_ms', 'pitr_vs_full_dump_time_ratio'];
+  await fenced(ctx, names, 'backup step: pgbackrest mode against a full pg_dump', async () => {
+    const c = await comparePitrWithFullDump(ctx.args.tables, ctx.args.rows, ctx.ws, ctx.args.backupRounds);
+    ctx.figures.set('pitr_backup_overhead_ms', c.pitr.medianMs);
+    ctx.figures.set('pitr_vs_full_dump_time_ratio', c.pitr.medianMs / c.fullDump.medianMs);
+    ctx.rows.push({
+      what: 'backup step of a guarded run',
+      a: c.fullDump.name,
+      aMs: c.fullDump.medianMs,
+      b: c.pitr.name,
+      bMs: c.pitr.medianMs,
+      ratio: c.pitr.medianMs / c.fullDump.medianMs,
+      ratioMeans: 'B/A, share of a full dump',
+    });
+    ctx.details.pitr = c;
+  });
 }
 
 /** Whole processes, as an operator runs them: the CLI against PostgreSQL's own programs. */

@@ -6,9 +6,11 @@ import { checkAuditLog, checkDiskSpace, checkEvidenceDir } from '../doctor/evide
 import { checkSigningKey } from '../doctor/key-checks.js';
 import { checkScriptRole } from '../doctor/script-role-checks.js';
 import { checkLedger } from '../doctor/ledger-checks.js';
+import { checkPgBackRest } from '../doctor/pgbackrest-checks.js';
 import { checkEvidenceModes, checkWitnesses } from '../doctor/trust-checks.js';
 import { withTarget, type TargetHandle } from '../db/target.js';
 import type { ExitCode } from '../errors.js';
+import type { Logger } from '../logger.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
 
 export interface DoctorReport {
@@ -22,11 +24,12 @@ export interface DoctorReport {
  * `safe-run doctor`: everything a guarded run needs, checked without running anything.
  * Every check runs even after a failure, so one pass shows every problem.
  */
-export async function doctor(config: Config, target: TargetHandle): Promise<DoctorReport> {
+export async function doctor(config: Config, target: TargetHandle, log: Logger): Promise<DoctorReport> {
   const database = await probeDatabase(target);
   const checks: DoctorCheck[] = [
     ...database.checks,
     ...(await checkPgTools(config, database.identity)),
+    ...(await checkPgBackRest(config, database.db, database.identity, log)),
     ...(await checkSigningKey(config)),
     await checkEvidenceDir(config.evidenceDir),
     await checkAuditLog(config.evidenceDir, database.db),
@@ -56,7 +59,7 @@ export function renderDoctor(report: DoctorReport): string {
   return lines.join('\n');
 }
 
-const EPILOG = `Exit codes: 0 all OK (a WARN does not fail), 2 configuration (bad URL, unreachable database, missing or unsafe key), 4 no pg_dump/pg_restore of the server's major version or newer, 5 evidence directory not writable or audit log does not verify.
+const EPILOG = `Exit codes: 0 all OK (a WARN does not fail), 2 configuration (bad URL, unreachable database, missing or unsafe key), 4 no pg_dump/pg_restore of the server's major version or newer (pgbackrest mode: pgBackRest missing, stanza or WAL archiving broken), 5 evidence directory not writable or audit log does not verify.
 When several checks fail, the most severe code wins: 5 over 4 over 2 (a log that does not verify may mean tampering; it is never hidden behind a configuration problem).`;
 
 export const doctorCommand: CommandBody<GlobalArgs> = {
@@ -67,7 +70,7 @@ export const doctorCommand: CommandBody<GlobalArgs> = {
       .epilog(EPILOG),
   handler: async (argv) => {
     const ctx = await loadContext(argv);
-    const report = await withTarget(ctx.config.databaseUrl, (target) => doctor(ctx.config, target));
+    const report = await withTarget(ctx.config.databaseUrl, (target) => doctor(ctx.config, target, ctx.log));
     emit(ctx, report, renderDoctor, report.exitCode);
   },
 };

@@ -5,6 +5,8 @@ import type { Logger } from '../logger.js';
 import { restoreRun } from '../restore/restore.js';
 import type { RestoreOptions, RestoreResult } from '../restore/types.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
+import { ExitCode, usageError } from '../errors.js';
+import { renderPitrRestore, restoreAtRun } from './restore-pitr.js';
 
 export type { RestoreOptions, RestoreResult };
 
@@ -48,12 +50,16 @@ interface RestoreArgs extends GlobalArgs {
   readonly run: string;
   readonly table?: string[];
   readonly into?: string;
+  readonly pitr?: boolean;
+  readonly 'data-dir'?: string;
+  readonly port?: number;
 }
 
 const EPILOG = `The archive's sha256 is checked against the run's signed intent before anything is restored (mismatch: exit 5, nothing restored).
 Default: a NEW database <db>_restore_<first 10 chars of the run id> on the same server (it must not exist yet): every backed-up table's definition, the rows of all of them (or only of the --table ones), schemas/types/functions the archive lacks copied from the live database; no owners, no grants, no foreign keys.
 --into URL: loads the rows (data only) into tables that already exist there and are EMPTY; it never merges with or overwrites rows. One transaction: all or nothing.
-A signed "restore" entry records the target and the counts. Exit codes: 0 restored, 2 unknown run or table / scratch exists / target not empty, 4 the run has no backup or pg_restore failed, 5 archive does not match its signed hash.`;
+A signed "restore" entry records the target and the counts. Exit codes: 0 restored, 2 unknown run or table / scratch exists / target not empty, 4 the run has no backup or pg_restore failed, 5 archive does not match its signed hash.
+--pitr (backup.mode "pgbackrest"): pgbackrest restore --set=<recorded set> --type=lsn --target=<pre-run WAL position> --target-exclusive --target-action=promote --archive-mode=off into --data-dir (new or empty; never the live one), started on --port as the postgres OS user when run as root, counted beside the run's pre-snapshot. It is left running for you. Exit 4: pgBackRest or recovery failed, or an exactly counted table differs.`;
 
 export const restoreCommand: CommandBody<RestoreArgs> = {
   builder: (yargs) =>
@@ -61,12 +67,24 @@ export const restoreCommand: CommandBody<RestoreArgs> = {
       .positional('run', { type: 'string', demandOption: true, describe: 'Run id, or a unique prefix of it (see `safe-run log`)' })
       .option('table', { type: 'string', array: true, describe: 'Only this table (repeatable): `users` or `schema.table`' })
       .option('into', { type: 'string', describe: 'Existing database URL to fill; its tables must exist and be empty' })
+      .option('pitr', { type: 'boolean', describe: 'pgbackrest mode: the whole cluster as it was just before the run, into --data-dir' })
+      .option('data-dir', { type: 'string', describe: 'With --pitr: a NEW (or empty) directory for the restored cluster' })
+      .option('port', { type: 'number', describe: 'With --pitr: port for the restored cluster (default: any free port)' })
       .example('$0 restore 01JD4Q', 'Everything the run backed up, into <db>_restore_01jd4q…')
       .example('$0 restore 01JD4Q --table users', 'Only users, into a scratch database')
       .example('$0 restore 01JD4Q --table users --into "$DATABASE_URL"', 'Refill the empty users table in place')
+      .example('$0 restore 01JD4Q --pitr --data-dir /var/tmp/pitr-01JD4Q --port 5499', 'pgbackrest mode: cluster as of just before the run')
       .epilog(EPILOG),
   handler: async (argv) => {
     const ctx = await loadContext(argv);
+    if (argv.pitr) {
+      if (!argv['data-dir'])
+        throw usageError('--pitr needs --data-dir DIR.', 'Pass a new directory for the restored cluster: --data-dir /var/tmp/pitr-<run>.');
+      const pitr = await restoreAtRun(ctx.config, { run: argv.run, dataDir: argv['data-dir'], port: argv.port ?? null }, ctx.log);
+      // An exactly counted table that differs: the restore does not prove the state before the run.
+      emit(ctx, pitr, renderPitrRestore, pitr.mismatched.length ? ExitCode.backupFailed : ExitCode.ok);
+      return;
+    }
     const result = await restore(ctx.config, { run: argv.run, tables: argv.table ?? [], into: argv.into ?? null }, ctx.log);
     emit(ctx, result, renderRestore);
   },

@@ -1,5 +1,5 @@
 import type { CommandBody } from './registry.js';
-import { trustLine } from '../run/summary.js';
+import { pitrDescription, trustLine } from '../run/summary.js';
 import { violationSubject } from '../records/index.js';
 import { showRun, type RunRecord } from '../history/run-record.js';
 import { isStarted, RunCollector } from '../history/runs.js';
@@ -82,6 +82,11 @@ function backupLines(r: RunRecord): string[] {
   const b = r.backup;
   if (!b) return ['  backup    none recorded'];
   if (b.status !== 'verified') return [`  backup    ${b.status}${b.error ? `: ${b.error}` : ''}`];
+  if (b.pitr)
+    return [
+      `  backup    ${pitrDescription(b.pitr)}`,
+      `            restore: safe-run restore ${r.runId} --pitr --data-dir /var/tmp/pitr-${r.runId}`,
+    ];
   const check = r.backupCheck;
   const now = !check
     ? ''

@@ -15,6 +15,9 @@ export interface Config {
     readonly compress: number;
     readonly jobs: number;
     readonly lockWaitTimeoutMs: number;
+    readonly mode: 'pg_dump' | 'pgbackrest';
+    /** Set exactly when mode is "pgbackrest". */
+    readonly pgbackrest: PgBackRestConfig | null;
   };
   /** `snapshot --exact` counts every table estimated at or below this. */
   readonly exactCountThreshold: number;
@@ -45,3 +48,13 @@ export interface CriticalTableRule {
 
 export const DEFAULT_MAX_DROP_PERCENT = 10;
 export const DEFAULT_MAX_UPDATE_PERCENT = 50;
+
+export interface PgBackRestConfig {
+  readonly stanza: string;
+  /** pgBackRest's own config file (its --config); null: pgBackRest's default lookup. */
+  readonly configPath: string | null;
+  /** "incr": an incremental backup before every run; null: rely on the scheduled backups. */
+  readonly type: 'incr' | null;
+  /** How long a run waits after COMMIT for the archive to hold the commit's WAL. */
+  readonly archiveTimeoutMs: number;
+}

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { errorMessage, usageError } from '../errors.js';
 import { tableKey } from '../db/names.js';
-import { DEFAULT_MAX_DROP_PERCENT, DEFAULT_MAX_UPDATE_PERCENT, type Config } from './config.js';
+import { DEFAULT_MAX_DROP_PERCENT, DEFAULT_MAX_UPDATE_PERCENT, type Config, type PgBackRestConfig } from './config.js';
 import { parseDurationMs } from './duration.js';
 import { rawConfigSchema, type RawConfig } from './schema.js';
 
@@ -103,6 +103,8 @@ function resolveConfig(raw: RawConfig, file: string | null, cwd: string, env: No
       compress: raw.backup?.compress ?? 6,
       jobs: raw.backup?.jobs ?? 1,
       lockWaitTimeoutMs: parseDurationMs(raw.backup?.lockWaitTimeout ?? '30s'),
+      mode: raw.backup?.mode ?? 'pg_dump',
+      pgbackrest: raw.backup?.mode === 'pgbackrest' && raw.backup.pgbackrest ? pgBackRestConfig(raw.backup.pgbackrest, resolvePath) : null,
     },
     exactCountThreshold: raw.exactCountThreshold ?? 1_000_000,
     exactTables: [...new Set((raw.exactTables ?? []).map(tableKey))],
@@ -125,6 +127,18 @@ function resolveConfig(raw: RawConfig, file: string | null, cwd: string, env: No
         { hostPattern: e.hostPattern, requireReason: e.requireReason ?? false, confirm: e.confirm ?? false },
       ]),
     ),
+  };
+}
+
+function pgBackRestConfig(
+  raw: NonNullable<NonNullable<RawConfig['backup']>['pgbackrest']>,
+  resolvePath: (p: string) => string,
+): PgBackRestConfig {
+  return {
+    stanza: raw.stanza,
+    configPath: raw.configPath ? resolvePath(raw.configPath) : null,
+    type: raw.type ?? null,
+    archiveTimeoutMs: parseDurationMs(raw.archiveTimeout ?? '60s'),
   };
 }
 

@@ -28,8 +28,24 @@ export const rawConfigSchema = z
         compress: z.number().int().min(0).max(9).optional(),
         jobs: z.number().int().min(1).max(64).optional(),
         lockWaitTimeout: duration.optional(),
+        // pg_dump (default) dumps the tables in scope; pgbackrest relies on the stanza's backups
+        // and WAL archive instead, for databases too large to dump before every run.
+        mode: z.enum(['pg_dump', 'pgbackrest']).optional(),
+        pgbackrest: z
+          .object({
+            stanza: z.string().min(1),
+            configPath: z.string().min(1).optional(),
+            type: z.literal('incr').optional(),
+            archiveTimeout: duration.optional(),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
+      .refine((b) => b.mode !== 'pgbackrest' || b.pgbackrest !== undefined, {
+        message: 'mode "pgbackrest" needs backup.pgbackrest.stanza',
+        path: ['pgbackrest'],
+      })
       .optional(),
     // `snapshot --exact` counts every table estimated at or below this; other snapshots count
     // only what proves something (critical, declared and cascaded tables, and exactTables).

@@ -5,7 +5,8 @@ import { liveRef, refOf, type EntryRef, type LoggedRef } from './entry-ref.js';
 /**
  * An observation is a signed snapshot of a database: a `snapshot` entry, a run's
  * pre-snapshot (run.intent) or post-snapshot (run.post), or any later entry kind whose body
- * carries a `snapshot` (exec.*). Observations are matched on snapshot.database.key, so a
+ * carries a `snapshot` (exec.*). A `restore.pitr` fills another cluster and observes nothing
+ * of the live one. Observations are matched on snapshot.database.key, so a
  * database that was dropped and recreated under the same name keeps its history.
  */
 export function snapshotOf(entry: AuditRecord): Snapshot | null {
@@ -21,6 +22,7 @@ export function snapshotOf(entry: AuditRecord): Snapshot | null {
       return entry.body.snapshot ?? null;
     case 'run.outcome':
     case 'run.commit-failed':
+    case 'restore.pitr':
     case 'key.rotate':
     case 'key.add':
     case 'ledger.seal':

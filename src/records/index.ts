@@ -5,6 +5,8 @@ export * from './intent.js';
 export * from './run.js';
 export * from './exec.js';
 export * from './restore.js';
+export * from './pitr.js';
+export * from './pitr-restore.js';
 export * from './key.js';
 export * from './ledger.js';
 export * from './record.js';

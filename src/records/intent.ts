@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { OperationSchema } from './findings.js';
+import { PitrIntentRecordSchema } from './pitr.js';
 import { byTable, SnapshotSchema, TableKeySchema } from './table.js';
 
 /** What every intent entry (run.intent, exec.intent) records besides what is run: who, where, why, the state before. */
@@ -36,6 +37,8 @@ export const BackupRecordSchema = z
     pgDump: z.object({ path: z.string(), version: z.string() }).readonly().nullable(),
     durationMs: z.number(),
     error: z.string().optional(),
+    /** backup.mode "pgbackrest": no dump; the stanza's backup and WAL archive hold the state (absent for pg_dump). */
+    pitr: PitrIntentRecordSchema.optional(),
   })
   .readonly();
 export type BackupRecord = z.infer<typeof BackupRecordSchema>;

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { ExecIntentBodySchema, ExecOutcomeBodySchema } from './exec.js';
 import { KeyAddBodySchema, KeyRotateBodySchema } from './key.js';
 import { LedgerSealBodySchema } from './ledger.js';
+import { PitrRestoreBodySchema } from './pitr-restore.js';
 import { RestoreBodySchema } from './restore.js';
 import { RunCommitFailedBodySchema, RunIntentBodySchema, RunOutcomeBodySchema, RunPostBodySchema, SnapshotBodySchema } from './run.js';
 
@@ -20,6 +21,7 @@ export const RECORD_SCHEMAS = {
   'exec.intent': { 1: ExecIntentBodySchema },
   'exec.outcome': { 1: ExecOutcomeBodySchema },
   restore: { 1: RestoreBodySchema },
+  'restore.pitr': { 1: PitrRestoreBodySchema },
   'key.rotate': { 1: KeyRotateBodySchema },
   'key.add': { 1: KeyAddBodySchema },
   'ledger.seal': { 1: LedgerSealBodySchema },

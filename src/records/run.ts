@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { LedgerCrossCheckSchema } from './ledger.js';
 import { DriftFindingSchema, RunErrorSchema, TableChangeSchema, ViolationSchema } from './findings.js';
 import { intentContextShape, ScriptRecordSchema } from './intent.js';
+import { PitrPostRecordSchema } from './pitr.js';
 import { byTable, SnapshotSchema } from './table.js';
 
 /**
@@ -72,6 +73,8 @@ export const RunPostBodySchema = z
     snapshot: SnapshotSchema,
     commitLsn: z.string(),
     xid: z.string(),
+    /** backup.mode "pgbackrest": the commit's WAL in the archive (absent for pg_dump and in older logs). */
+    pitr: PitrPostRecordSchema.optional(),
   })
   .readonly();
 export type RunPostBody = z.infer<typeof RunPostBodySchema>;

@@ -1,12 +1,12 @@
 import { criticalTableKeys } from '../guard/watched.js';
 import { sql } from 'kysely';
 import { ulid } from 'ulid';
-import { rm } from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
 import { databaseAnchor, openAuditLog, type AuditLog } from '../audit/log.js';
 import { warnSkipped } from '../audit/read.js';
-import { failedBackupRecord, runBackup } from '../backup/backup.js';
+import type { BackupMode } from '../backup/mode.js';
+import { pgDumpMode } from '../backup/pg-dump-mode.js';
+import { pgBackRestMode } from '../backup/pgbackrest-mode.js';
 import { backupScope } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
 import { driftBeforeRun } from '../history/before-run.js';
@@ -20,7 +20,16 @@ import { ExitCode, SafeRunError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { loadScriptByName, scriptLoadOptions, type LoadedScript } from '../script/load.js';
 import { takeSnapshot } from '../snapshot/take.js';
-import type { BackupRecord, DatabaseIdentity, DriftFinding, RunIntentBody, RunOutcomeBody, Snapshot, TableKey } from '../records/index.js';
+import type {
+  BackupRecord,
+  DatabaseIdentity,
+  DriftFinding,
+  PitrPostRecord,
+  RunIntentBody,
+  RunOutcomeBody,
+  Snapshot,
+  TableKey,
+} from '../records/index.js';
 import { checkEnvironment } from './environment.js';
 import { assertEvidenceWritable } from './preflight.js';
 import { watchInterrupts, type Interrupt } from './interrupt.js';
@@ -111,17 +120,24 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot,
   // side by side. Exact counts only where they prove something: the declared tables, their
   // cascade closure and the critical tables; the rest come from the catalog and statistics.
-  let written: BackupRecord | undefined;
+  // pgbackrest mode dumps nothing: it checks the archive before and records positions after.
+  const backupMode = chooseBackupMode(ctx, scope, closure);
+  await backupMode.beforeSnapshot();
+  const beforeSnapshotMs = Date.now() - t;
   const { snapshot: pre } = await takeSnapshot(ctx.db, { url: ctx.url, exactTables, countConnections: 2 }, async (snapshotId) => {
-    written = await backupOnSnapshot(ctx, scope, closure, snapshotId, timings);
+    const dumping = Date.now();
+    await backupMode.duringSnapshot(snapshotId);
+    timings.backup = Date.now() - dumping;
   }).catch(async (error: unknown) => {
     // The counts failed beside a finished backup: no intent will ever name that archive.
-    if (written) await discardBackup(config, written);
+    await backupMode.discard();
     throw error;
   });
   timings.snapshot = pre.durationMs;
+  const recording = Date.now();
+  const backup = await backupMode.record(pre);
+  timings.backup = (timings.backup ?? 0) + beforeSnapshotMs + (Date.now() - recording);
   timings.snapshotAndBackup = Date.now() - t;
-  const backup = written!;
   const drift = await driftBeforeRun(config, pre, ctx.session, warnSkipped(log)).catch((error: unknown) => {
     log.warn('could not compare with the previous observation', { error: errorMessage(error) });
     return [];
@@ -135,7 +151,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     await ctx.audit.append('run.intent', await intentBody(ctx, pre, backup), { runId: ctx.runId });
   } catch (error) {
     // No intent refers to this backup, and a full disk is the usual cause: give the space back.
-    await discardBackup(config, backup);
+    await backupMode.discard();
     throw error;
   }
   if (backup.status === 'failed' || ctx.interrupt.signal) {
@@ -201,54 +217,49 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     knownCounts: tx.outcome.inTxCounts,
     countConnections: 0,
   });
-  await appendPost(ctx, post, onlyRow(rows).lsn, tx.outcome.xid!);
+  timings.post = Date.now() - t;
+  t = Date.now();
+  const commitLsn = onlyRow(rows).lsn;
+  const pitr = await backupMode.afterCommit(commitLsn);
+  if (pitr) timings.archive = Date.now() - t;
+  await appendPost(ctx, post, commitLsn, tx.outcome.xid!, pitr);
   // The run's own ledger statements are visible from here on.
   await sealQuietly(ctx.db, ctx.audit, config.evidenceDir, ctx.identity, log);
-  timings.post = Date.now() - t;
+  if (pitr && !pitr.archived) throw archiveNotConfirmed(ctx.runId, pitr);
   return finish('committed', tx.outcome, post, tx.scriptOutput);
 }
 
-/** Step 5 on the pre-snapshot's exported snapshot; a failure is recorded, not thrown: the intent says why. */
-async function backupOnSnapshot(
-  ctx: RunContext,
-  scope: 'touched' | 'full' | 'none',
-  closure: readonly TableKey[],
-  snapshotId: string,
-  timings: Record<string, number>,
-): Promise<BackupRecord> {
-  const started = Date.now();
-  try {
-    return await runBackup({
-      db: ctx.db,
-      url: ctx.url,
-      snapshotId,
-      scope,
-      tables: scope === 'full' ? [] : closure,
-      evidenceDir: ctx.config.evidenceDir,
-      runId: ctx.runId,
-      compress: ctx.config.backup.compress,
-      jobs: ctx.config.backup.jobs,
-      lockWaitTimeoutMs: ctx.config.backup.lockWaitTimeoutMs,
-      pgBinDir: ctx.config.pgBinDir,
-      serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
-      log: ctx.log,
-      signal: ctx.interrupt.abortSignal,
-      progress: ctx.options.progress,
-    });
-  } catch (error) {
-    return failedBackupRecord(scope, closure, error);
-  } finally {
-    timings.backup = Date.now() - started;
+/** backup.mode, chosen once per run: pg_dump of the scope (step 5), or pgBackRest's archive. */
+function chooseBackupMode(ctx: RunContext, scope: 'touched' | 'full' | 'none', closure: readonly TableKey[]): BackupMode {
+  const { config } = ctx;
+  if (config.backup.mode === 'pgbackrest' && config.backup.pgbackrest) {
+    return pgBackRestMode({ config: config.backup.pgbackrest, session: ctx.session, identity: ctx.identity, url: ctx.url, log: ctx.log });
   }
+  return pgDumpMode({
+    db: ctx.db,
+    url: ctx.url,
+    scope,
+    tables: scope === 'full' ? [] : closure,
+    evidenceDir: config.evidenceDir,
+    runId: ctx.runId,
+    compress: config.backup.compress,
+    jobs: config.backup.jobs,
+    lockWaitTimeoutMs: config.backup.lockWaitTimeoutMs,
+    pgBinDir: config.pgBinDir,
+    serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
+    log: ctx.log,
+    signal: ctx.interrupt.abortSignal,
+    progress: ctx.options.progress,
+  });
 }
 
-async function discardBackup(config: Config, backup: BackupRecord): Promise<void> {
-  if (backup.path) await rm(path.join(config.evidenceDir, backup.path), { recursive: true, force: true }).catch(() => {});
-}
-
-async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xid: string): Promise<void> {
+async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xid: string, pitr: PitrPostRecord | null): Promise<void> {
   try {
-    await ctx.audit.append('run.post', { status: 'committed', snapshot: post, commitLsn, xid }, { runId: ctx.runId });
+    await ctx.audit.append(
+      'run.post',
+      { status: 'committed', snapshot: post, commitLsn, xid, ...(pitr ? { pitr } : {}) },
+      { runId: ctx.runId },
+    );
   } catch (error) {
     // The data is committed; only the confirmation is missing. txid_status(xid) still settles it.
     throw new SafeRunError(
@@ -258,6 +269,15 @@ async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xi
       { cause: error },
     );
   }
+}
+
+/** The data is committed and recorded; only the archive's copy of its WAL is unconfirmed. */
+function archiveNotConfirmed(runId: string, pitr: PitrPostRecord): SafeRunError {
+  return new SafeRunError(
+    `Run ${runId} COMMITTED (recorded in run.post), but its WAL is not confirmed in the pgBackRest archive: ${pitr.error ?? 'unknown reason'}`,
+    ExitCode.backupFailed,
+    'Fix WAL archiving (pg_stat_archiver and the server log say why; `safe-run doctor` checks it). A restore to just before this run still works once the archive catches up.',
+  );
 }
 
 /** Backup failed or a signal arrived before the script ran: record why, run nothing. */

@@ -1,5 +1,5 @@
 import { type RunResult } from './types.js';
-import { violationSubject, type BackupRecord } from '../records/index.js';
+import { violationSubject, type BackupRecord, type PitrIntentRecord } from '../records/index.js';
 
 /** The human summary of a run: what changed, the guards' verdict, the backup, the timings. */
 export function renderRunSummary(r: RunResult): string {
@@ -81,6 +81,7 @@ function guardLine(r: RunResult): string {
 
 /** One line for a backup record; `exec` prints the same. */
 export function backupLine(b: BackupRecord): string {
+  if (b.pitr) return `  backup: ${pitrDescription(b.pitr)}`;
   if (b.status === 'skipped') return '  backup: none (scope "none")';
   if (b.status === 'failed') return `  backup: FAILED: ${b.error ?? ''}`;
   return `  backup: ${b.path}  ${formatBytes(b.bytes)}  sha256 ${b.sha256?.slice(0, 16)}…  verified, ${b.tables.length} table(s)`;
@@ -105,6 +106,11 @@ function nextStep(r: RunResult): string {
     default:
       return '';
   }
+}
+
+/** backup.mode "pgbackrest": no dump; where a point-in-time restore starts and stops. */
+export function pitrDescription(pitr: PitrIntentRecord): string {
+  return `pgBackRest stanza ${pitr.stanza}, set ${pitr.backupLabel}, pre-run WAL ${pitr.preRunLsn} (no dump: restore --pitr rewinds to here)`;
 }
 
 /** Whether the measurements could have been blinded from inside the script's session. */

@@ -2,12 +2,13 @@
 import { execa, type Options as ExecaOptions } from 'execa';
 import { spawnSync } from 'node:child_process';
 import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { SafeRunError, ExitCode, errorMessage } from '../../src/errors.js';
 import { findBinDir } from '../../src/backup/pg-bin-dirs.js';
+import { clusterOwner, type OsUser } from '../../src/backup/cluster-owner.js';
+import { freeLoopbackPort, startCluster } from '../../src/backup/pg-cluster.js';
 
 /**
  * A throwaway PostgreSQL cluster for the tests, the demo and the benchmarks: initdb into a
@@ -19,6 +20,12 @@ export interface ThrowawayPostgres {
   readonly url: string;
   readonly port: number;
   readonly dir: string;
+  /** The data directory (`<dir>/data`); empty for an existing server. */
+  readonly dataDir: string;
+  /** The OS user the server runs as when we are root (null: ourselves). Files pgBackRest writes for it must be theirs. */
+  readonly owner: OsUser | null;
+  /** Directory of initdb, pg_ctl and postgres; empty for an existing server. */
+  readonly binDir: string;
   /** True when we started it (false when an existing server from the environment is used). */
   readonly owned: boolean;
   stop(): Promise<void>;
@@ -30,6 +37,8 @@ export interface ThrowawayOptions {
   readonly binDir?: string;
   /** Extra `-c name=value` server settings. */
   readonly settings?: Readonly<Record<string, string>>;
+  /** Runs after initdb, before the first start (e.g. to write a pgBackRest config that names the data directory). */
+  readonly beforeStart?: (cluster: { readonly dir: string; readonly dataDir: string; readonly port: number }) => void | Promise<void>;
 }
 
 const SERVER_PROGRAMS = ['initdb', 'pg_ctl', 'postgres'];
@@ -40,6 +49,9 @@ export async function startThrowawayPostgres(options: ThrowawayOptions = {}): Pr
       url: options.existingUrl,
       port: Number(new URL(options.existingUrl).port || 5432),
       dir: '',
+      dataDir: '',
+      owner: null,
+      binDir: '',
       owned: false,
       stop: async () => {},
     };
@@ -52,11 +64,11 @@ export async function startThrowawayPostgres(options: ThrowawayOptions = {}): Pr
       'Install them (Debian: apt-get install postgresql) or start one with `docker compose up -d` and set DATABASE_URL.',
     );
   }
-  const runAs = await unprivilegedUser();
+  const runAs = await clusterOwner();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'safe-run-pg-'));
   if (runAs) chownSync(dir, runAs.uid, runAs.gid);
   const dataDir = path.join(dir, 'data');
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const asOwner: ExecaOptions = runAs ? { uid: runAs.uid, gid: runAs.gid, cwd: dir } : { cwd: dir };
   const bin = (name: string): string => path.join(bins.binDir, name);
 
@@ -83,11 +95,12 @@ export async function startThrowawayPostgres(options: ThrowawayOptions = {}): Pr
   try {
     await execa(bin('initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'], asOwner);
     writeFileSync(path.join(dataDir, 'postgresql.auto.conf'), serverConfig(port, dir, options.settings ?? {}));
-    await execa(bin('pg_ctl'), ['-D', dataDir, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', 'start'], asOwner);
+    await options.beforeStart?.({ dir, dataDir, port });
+    await startCluster({ binDir: bins.binDir, dataDir, logFile: path.join(dir, 'server.log'), owner: runAs });
     started = true;
     const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
     await waitUntilReady(url);
-    return { url, port, dir, owned: true, stop };
+    return { url, port, dir, dataDir, owner: runAs, binDir: bins.binDir, owned: true, stop };
   } catch (error) {
     await stop();
     throw new SafeRunError(`Could not start a throwaway PostgreSQL: ${errorMessage(error)}`, ExitCode.usage, undefined, { cause: error });
@@ -111,21 +124,6 @@ function serverConfig(port: number, socketDir: string, settings: Readonly<Record
     .join('');
 }
 
-/** initdb and postgres refuse to run as root; as root we run them as the `postgres` user. */
-async function unprivilegedUser(): Promise<{ uid: number; gid: number } | null> {
-  if (process.getuid?.() !== 0) return null;
-  const uid = await execa('id', ['-u', 'postgres'], { reject: false });
-  const gid = await execa('id', ['-g', 'postgres'], { reject: false });
-  if (uid.exitCode !== 0 || gid.exitCode !== 0) {
-    throw new SafeRunError(
-      'Running as root, and there is no `postgres` OS user to run the server as.',
-      ExitCode.usage,
-      'Run as a normal user, or create the user: useradd --system postgres',
-    );
-  }
-  return { uid: Number(uid.stdout), gid: Number(gid.stdout) };
-}
-
 function stopSync(pgCtl: string, dataDir: string, dir: string, runAs: { uid: number; gid: number } | null): void {
   try {
     // At process exit only synchronous work runs, so this is the last-resort cleanup path.
@@ -133,19 +131,6 @@ function stopSync(pgCtl: string, dataDir: string, dir: string, runAs: { uid: num
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitUntilReady(url: string, timeoutMs = 30_000): Promise<void> {

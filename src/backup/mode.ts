@@ -1,0 +1,19 @@
+import type { BackupRecord, PitrPostRecord, Snapshot } from '../records/index.js';
+
+/**
+ * How a guarded run keeps the state before its script: chosen once per run from
+ * `backup.mode`, then driven by the pipeline at four fixed moments. No step throws for a
+ * backup problem: it becomes a `failed` record, the intent says so and the script never runs.
+ */
+export interface BackupMode {
+  /** Before the pre-snapshot: work that must be finished before the instant the snapshot fixes. */
+  beforeSnapshot(): Promise<void>;
+  /** While the pre-snapshot's exported snapshot is open (pg_dump reads exactly the rows counted). */
+  duringSnapshot(exportedSnapshotId: string): Promise<void>;
+  /** After the pre-snapshot: the backup record the signed intent carries. */
+  record(pre: Snapshot): Promise<BackupRecord>;
+  /** The run stops before an intent names the backup: remove what it wrote. */
+  discard(): Promise<void>;
+  /** After COMMIT: confirmation that the committed state is recoverable (null when nothing to confirm). */
+  afterCommit(commitLsn: string): Promise<PitrPostRecord | null>;
+}

@@ -3,6 +3,7 @@ import { violationSubject } from '../records/index.js';
 import type { CommandModule } from 'yargs';
 import { showRun, type RunRecord } from '../history/run-record.js';
 import { emit, withEvidenceContext, type GlobalArgs } from './context.js';
+import { suggest } from '../shell-quote.js';
 
 export { showRun };
 
@@ -93,7 +94,7 @@ function backupLines(r: RunRecord): string[] {
     `  backup    ${b.path}  verified at run time (pg_restore --list)${now}`,
     `            sha256 ${b.sha256}`,
     `            tables ${tables}`,
-    `            restore: safe-run restore ${r.runId}${restoreTable ? ` --table ${restoreTable}` : ''}`,
+    `            restore: ${restoreTable ? suggest('restore', r.runId, '--table', restoreTable) : suggest('restore', r.runId)}`,
   ];
 }
 

@@ -6,4 +6,5 @@ export * from './run.js';
 export * from './exec.js';
 export * from './restore.js';
 export * from './key.js';
+export * from './ack.js';
 export * from './record.js';

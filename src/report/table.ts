@@ -6,6 +6,7 @@ import { evidenceBlocks, restoreBlocks, type CitedEntry, type VerificationOutcom
 import type { RestoreSource } from '../blame/restore-source.js';
 import { describeEvent } from '../blame/window-events.js';
 import { shortName, type Verdict } from '../blame/verdict.js';
+import { suggest } from '../shell-quote.js';
 
 /** The post-mortem of one table, in the order the incident document should have had. */
 export interface TableReportInput {
@@ -83,7 +84,7 @@ function outsideSection(outside: readonly BlameChange[], name: string): Block[] 
       ]),
     ),
     ...(outside.length > shown.length
-      ? [paragraph(`(the ${shown.length} most recent of ${outside.length} windows; \`safe-run blame ${name} --json\` has them all)`)]
+      ? [paragraph(`(the ${shown.length} most recent of ${outside.length} windows; \`${suggest('blame', name, '--json')}\` has them all)`)]
       : []),
   ];
 }
@@ -157,7 +158,7 @@ function runsSection(a: BlameAnalysis, verdict: Verdict): Block[] {
       ),
     );
     if (changed.length > shown.length)
-      blocks.push(paragraph(`(the ${shown.length} most recent of ${changed.length}; \`safe-run log --table ${a.table}\` lists them all)`));
+      blocks.push(paragraph(`(the ${shown.length} most recent of ${changed.length}; \`${suggest('log', '--table', a.table)}\` lists them all)`));
   } else {
     blocks.push(
       paragraph(

@@ -175,6 +175,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
         // A dead connection has already aborted the transaction on the server; nothing is lost.
         log.warn('ROLLBACK did not go through; the server aborts the transaction with the connection', { error: (error as Error).message });
       });
+    await flushOwnCounters(ctx);
     return finish(tx.outcome.status, tx.outcome, null, tx.scriptOutput);
   }
   try {
@@ -184,6 +185,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     await ctx.audit.append('run.commit-failed', { error: runError, xid: tx.outcome.xid }, { runId: ctx.runId });
     return finish('commit-failed', { ...tx.outcome, error: runError }, null, tx.scriptOutput);
   }
+  await flushOwnCounters(ctx);
   t = Date.now();
   const { rows } = await sql<{ lsn: string }>`select pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(ctx.session);
   const { snapshot: post } = await takeSnapshot(ctx.db, {
@@ -195,6 +197,21 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   await appendPost(ctx, post, rows[0]!.lsn, tx.outcome.xid!);
   timings.post = Date.now() - t;
   return finish('committed', tx.outcome, post, tx.scriptOutput);
+}
+
+/**
+ * The script's session publishes its counters at most once a second (10 s when idle), so a
+ * post-snapshot read right after COMMIT would record counters without the run's own writes,
+ * and the next observation would see them as a change outside any run. Forcing the flush
+ * (PostgreSQL 15+) happens before the server answers, so the post-snapshot reads them.
+ */
+async function flushOwnCounters(ctx: RunContext): Promise<void> {
+  try {
+    await sql`select pg_catalog.pg_stat_force_next_flush()`.execute(ctx.scriptDb);
+  } catch (error) {
+    // Older servers lack the function, and a role may not be granted it: blame then settles late counters.
+    ctx.log.debug('pg_stat_force_next_flush() did not run', { error: (error as Error).message });
+  }
 }
 
 async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xid: string): Promise<void> {

@@ -83,7 +83,9 @@ describe('safe-run snapshot + check', () => {
 
     const human = await ws.cli(['check']);
     expect(human.exitCode).toBe(10);
-    expect(human.stdout).toMatch(/count-changed-[0-9a-f]{8}\s+first seen now[^\n]*\n\s+public\.users: 8 -> 0 rows \(n_tup_ins \+0, n_tup_upd \+0, n_tup_del \+8\)/);
+    expect(human.stdout).toMatch(
+      /count-changed-[0-9a-f]{8}\s+first seen now[^\n]*\n\s+public\.users: 8 -> 0 rows \(n_tup_ins \+0, n_tup_upd \+0, n_tup_del \+8\)/,
+    );
     expect(human.stdout).toMatch(/critical-empty/);
     expect(human.stdout).toMatch(/next: safe-run blame users/);
   });

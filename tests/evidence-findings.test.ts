@@ -146,7 +146,10 @@ describe('alerts that stay up until someone answers them', () => {
   it('knows a critical table from a script alone (no config entry): critical-empty', async () => {
     ws = await createWorkspace();
     ws.writeConfig({ scriptsDir: ws.scriptsDir });
-    ws.writeScript('purge-clients.sql', '-- @description Purge test clients\n-- @touches oauth_clients: delete\n-- @critical oauth_clients\ndelete from oauth_clients where false;\n');
+    ws.writeScript(
+      'purge-clients.sql',
+      '-- @description Purge test clients\n-- @touches oauth_clients: delete\n-- @critical oauth_clients\ndelete from oauth_clients where false;\n',
+    );
     expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
     await outOfBand(ws.t.url, 'delete from oauth_clients');
     const check = await ws.cli(['check', '--json']);
@@ -249,7 +252,12 @@ describe('a table counted by estimate', () => {
     const check = await ws.cli(['check', '--json']);
     expect(check.exitCode).toBe(10);
     expect(openOf(parseJson<CheckResult>(check))).toContainEqual(
-      expect.objectContaining({ kind: 'count-changed', table: 'public.big', rowsKind: 'estimate', deltas: { inserted: 0, updated: 0, deleted: 1000 } }),
+      expect.objectContaining({
+        kind: 'count-changed',
+        table: 'public.big',
+        rowsKind: 'estimate',
+        deltas: { inserted: 0, updated: 0, deleted: 1000 },
+      }),
     );
     const blame = parseJson<{ changes: { counters?: { deleted: number }; attribution: { type: string } }[] }>(
       await ws.cli(['blame', 'big', '--json']),

@@ -65,7 +65,11 @@ function pick(id: string, open: readonly OpenFinding[], acked: ReadonlyMap<strin
   const exact = open.find((f) => f.id === id);
   if (exact) return exact;
   const done = acked.get(id);
-  if (done) throw usageError(`Finding ${id} was already acknowledged by ${done.operator.osUser}: ${done.reason}`, `${suggest('check')} lists the open ones.`);
+  if (done)
+    throw usageError(
+      `Finding ${id} was already acknowledged by ${done.operator.osUser}: ${done.reason}`,
+      `${suggest('check')} lists the open ones.`,
+    );
   const matches = open.filter((f) => f.id.startsWith(id));
   if (matches.length === 1) return matches[0]!;
   if (matches.length > 1) {

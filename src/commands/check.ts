@@ -84,7 +84,9 @@ export const checkCommand: CommandModule<GlobalArgs, CheckArgs> = {
       })
       .example('$0 check', 'Open findings with their ids and when each was first seen')
       .example('$0 check --format prometheus > safe_run.prom.tmp; mv safe_run.prom.tmp safe_run.prom', 'For the textfile collector')
-      .epilog('Exit codes: 0 no open finding, 10 at least one open finding (answer it with `safe-run ack <id> --reason R`).') as Argv<CheckArgs>,
+      .epilog(
+        'Exit codes: 0 no open finding, 10 at least one open finding (answer it with `safe-run ack <id> --reason R`).',
+      ) as Argv<CheckArgs>,
   handler: async (argv) => {
     await withEvidenceContext(argv, async (ctx, target) => {
       const result = await checkDatabase(ctx.config, target, ctx.log);

@@ -121,7 +121,9 @@ export const initCommand: CommandModule<GlobalArgs, InitArgs> = {
       .option('signing-key', { type: 'string', describe: 'Private key path (default: ~/.config/safe-run/signing.key)' })
       .option('critical', { type: 'string', array: true, default: [], describe: 'Tables that must never go empty (e.g. users)' })
       .example('$0 init --critical users --database-env APP_DATABASE_URL', 'A project whose URL is in APP_DATABASE_URL')
-      .epilog('Exit codes: 0 written and doctor passed, 2 a config already exists (or a doctor check failed), 4/5 as doctor.') as Argv<InitArgs>,
+      .epilog(
+        'Exit codes: 0 written and doctor passed, 2 a config already exists (or a doctor check failed), 4/5 as doctor.',
+      ) as Argv<InitArgs>,
   handler: async (argv) => {
     const log = createLogger({ verbose: argv.verbose });
     log.debug('init', { dir: argv.dir ?? process.cwd() });

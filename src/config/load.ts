@@ -95,13 +95,7 @@ function validate(value: unknown, file: string): RawConfig {
   throw usageError(`${file}: ${problems.join('; ')}`, 'See "Configuration" in the README for the valid keys.');
 }
 
-function resolveConfig(
-  raw: RawConfig,
-  file: string | null,
-  cwd: string,
-  env: NodeJS.ProcessEnv,
-  db?: string,
-): Omit<Config, 'searched'> {
+function resolveConfig(raw: RawConfig, file: string | null, cwd: string, env: NodeJS.ProcessEnv, db?: string): Omit<Config, 'searched'> {
   // Relative paths in a config file are relative to that file, not to wherever cron runs us.
   const base = file ? path.dirname(file) : cwd;
   const resolvePath = (p: string): string => path.resolve(base, expandHome(p));

@@ -158,7 +158,9 @@ function runsSection(a: BlameAnalysis, verdict: Verdict): Block[] {
       ),
     );
     if (changed.length > shown.length)
-      blocks.push(paragraph(`(the ${shown.length} most recent of ${changed.length}; \`${suggest('log', '--table', a.table)}\` lists them all)`));
+      blocks.push(
+        paragraph(`(the ${shown.length} most recent of ${changed.length}; \`${suggest('log', '--table', a.table)}\` lists them all)`),
+      );
   } else {
     blocks.push(
       paragraph(

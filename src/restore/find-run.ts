@@ -1,7 +1,6 @@
 import { readEntries } from '../audit/read.js';
-import type { AuditEntry } from '../audit/types.js';
 import { usageError } from '../errors.js';
-import type { BackupRecord, ExecIntentBody, RunIntentBody, Snapshot } from '../records/index.js';
+import type { BackupRecord, RecordOf, Snapshot } from '../records/index.js';
 
 /** A signed intent that promised a backup: a guarded run's, or a wrapped command's. */
 export interface RestorableRun {
@@ -28,8 +27,8 @@ export async function findRestorableRun(evidenceDir: string, ref: string): Promi
   for await (const entry of readEntries(evidenceDir)) {
     if ((entry.kind !== 'run.intent' && entry.kind !== 'exec.intent') || !entry.runId) continue;
     const id = entry.runId.toUpperCase();
-    if (id === wanted) return restorable(entry);
-    if (id.startsWith(wanted)) matches.push(restorable(entry));
+    if (id === wanted) return restorable(entry, entry.runId);
+    if (id.startsWith(wanted)) matches.push(restorable(entry, entry.runId));
   }
   if (matches.length === 1) return matches[0]!;
   if (matches.length === 0) {
@@ -45,10 +44,10 @@ export async function findRestorableRun(evidenceDir: string, ref: string): Promi
   );
 }
 
-function restorable(entry: AuditEntry): RestorableRun {
-  const common = { runId: entry.runId!, seq: entry.seq, hash: entry.hash, ts: entry.ts };
+function restorable(entry: RecordOf<'run.intent'> | RecordOf<'exec.intent'>, runId: string): RestorableRun {
+  const common = { runId, seq: entry.seq, hash: entry.hash, ts: entry.ts };
   if (entry.kind === 'exec.intent') {
-    const body = entry.body as ExecIntentBody;
+    const { body } = entry;
     return {
       ...common,
       kind: 'exec.intent',
@@ -57,6 +56,6 @@ function restorable(entry: AuditEntry): RestorableRun {
       snapshot: body.snapshot,
     };
   }
-  const body = entry.body as RunIntentBody;
+  const { body } = entry;
   return { ...common, kind: 'run.intent', source: body.script.name, backup: body.backup, snapshot: body.snapshot };
 }

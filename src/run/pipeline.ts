@@ -215,7 +215,7 @@ async function flushOwnCounters(ctx: RunContext): Promise<void> {
     await sql`select pg_catalog.pg_stat_force_next_flush()`.execute(ctx.scriptDb);
   } catch (error) {
     // Older servers lack the function, and a role may not be granted it: blame then settles late counters.
-    ctx.log.debug('pg_stat_force_next_flush() did not run', { error: (error as Error).message });
+    ctx.log.debug('pg_stat_force_next_flush() did not run', { error: errorMessage(error) });
   }
 }
 

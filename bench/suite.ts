@@ -5,6 +5,8 @@ import type { BenchDatabase } from './data.js';
 import { progress } from './measure.js';
 import type { ComparisonRow, FigureName, Figures } from './report.js';
 import { BackupBench, compareBackups, compareParallel } from './sides/backup.js';
+import { compareGuardCliWithManual, compareSnapshotCliWithPsql } from './sides/cli.js';
+import { compareCliStartup } from './sides/startup.js';
 import { measureCpuCeiling } from './sides/cpu.js';
 import { measureBlame, measureVerify, recordTemplate } from './sides/evidence.js';
 import { compareGuardWithBare, reseedSessions } from './sides/guard.js';
@@ -50,6 +52,8 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
   const db = createDb(full.url, { maxConnections: 1 });
   const plan = await cleanupSnapshotPlan(db, config).finally(() => db.destroy());
 
+  if (wants(args, 'startup')) await startupFigures(ctx);
+
   if (wants(args, 'snapshot')) {
     await fenced(ctx, ['snapshot_speedup_vs_naive'], 'snapshot against count(*) of every table', async () => {
       const c = await compareSnapshotWithNaive(full, plan, args.rounds);
@@ -94,6 +98,9 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
       details.growth = c;
     });
   }
+  // Before the guard comparisons, which fill the shared evidence directory with 10,000 runs:
+  // these use workspaces of their own.
+  if (wants(args, 'cli')) await cliFigures(ctx);
   const made: { template: RunTemplate | null } = { template: null };
   if (wants(args, 'verify') || wants(args, 'blame') || wants(args, 'guard')) {
     await fenced(ctx, ['verify_entries_per_s', 'blame_10k_runs_ms'], 'a real guarded run to copy entries from', async () => {
@@ -214,6 +221,38 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
   if (wants(args, 'rss')) await rssFigures(ctx, verifyRss);
 }
 
+/** Whole processes, as an operator runs them: the CLI against PostgreSQL's own programs. */
+async function cliFigures(ctx: SuiteContext): Promise<void> {
+  await fenced(ctx, ['snapshot_cli_vs_psql_ratio'], 'safe-run snapshot against one psql session counting every table', async () => {
+    const c = await compareSnapshotCliWithPsql(ctx.full, ctx.args.rounds);
+    ctx.figures.set('snapshot_cli_vs_psql_ratio', c.safeRun.medianMs / c.psql.medianMs);
+    ctx.rows.push({
+      what: `snapshot, whole processes (${c.countedExactly} of ${c.tables} tables exact)`,
+      a: c.safeRun.name,
+      aMs: c.safeRun.medianMs,
+      b: c.psql.name,
+      bMs: c.psql.medianMs,
+      ratio: c.safeRun.medianMs / c.psql.medianMs,
+      ratioMeans: 'A/B, time',
+    });
+    ctx.details.snapshotCli = c;
+  });
+  await fenced(ctx, ['guard_cli_vs_manual_ratio'], 'guarded cascade cleanup against doing it safely by hand', async () => {
+    const c = await compareGuardCliWithManual(ctx.full, ctx.args.rounds);
+    ctx.figures.set('guard_cli_vs_manual_ratio', c.safeRun.medianMs / c.manual.medianMs);
+    ctx.rows.push({
+      what: `cleanup (${c.deletedPerRun} + cascade), whole processes`,
+      a: c.safeRun.name,
+      aMs: c.safeRun.medianMs,
+      b: c.manual.name,
+      bMs: c.manual.medianMs,
+      ratio: c.safeRun.medianMs / c.manual.medianMs,
+      ratioMeans: 'A/B, overhead',
+    });
+    ctx.details.guardCli = c;
+  });
+}
+
 async function backupFigures(ctx: SuiteContext, bb: BackupBench): Promise<void> {
   const names: FigureName[] = ['backup_wrapper_overhead_ratio', 'scoped_vs_full_backup_time_ratio', 'scoped_vs_full_backup_bytes_ratio'];
   await fenced(ctx, names, 'backup: safe-run against pg_dump, touched against full', async () => {
@@ -310,5 +349,26 @@ async function rssFigures(ctx: SuiteContext, verifyRss: number | null): Promise<
     ctx.figures.set('peak_rss_mb', Math.max(...known));
     ctx.details.peakRss = { method: rssMethod, mb: measured, cliWallMs: wall };
     if (verifyRss === null) ctx.notes.push('peak_rss_mb does not include verify: `safe-run verify` did not run (see above)');
+  });
+}
+
+/** Start-up first, while nothing else of the bench is running: `--version` and `list` against `node -e 0`. */
+async function startupFigures(ctx: SuiteContext): Promise<void> {
+  await fenced(ctx, ['cli_version_ms', 'cli_list_ms'], 'CLI start-up against node -e 0', async () => {
+    const c = await compareCliStartup(ctx.ws, ctx.full.url, Math.max(10, ctx.args.rounds * 2));
+    ctx.figures.set('cli_version_ms', c.versionAboveNodeMs);
+    ctx.figures.set('cli_list_ms', c.listAboveNodeMs);
+    for (const side of [c.version, c.list]) {
+      ctx.rows.push({
+        what: `start-up: ${side.name}`,
+        a: side.name,
+        aMs: side.medianMs,
+        b: c.node.name,
+        bMs: c.node.medianMs,
+        ratio: side.medianMs / c.node.medianMs,
+        ratioMeans: 'A/B, time',
+      });
+    }
+    ctx.details.cli = c;
   });
 }

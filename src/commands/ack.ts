@@ -1,5 +1,6 @@
 import os from 'node:os';
-import type { Argv, CommandModule } from 'yargs';
+import type { Argv } from 'yargs';
+import type { CommandBody } from './registry.js';
 import { databaseAnchor, openAuditLog } from '../audit/log.js';
 import type { Config } from '../config/config.js';
 import type { TargetHandle } from '../db/target.js';
@@ -91,9 +92,7 @@ interface AckArgs extends GlobalArgs {
   readonly reason?: string;
 }
 
-export const ackCommand: CommandModule<GlobalArgs, AckArgs> = {
-  command: 'ack <finding..>',
-  describe: 'Acknowledge open check findings with a signed reason; check stays at exit 10 until then',
+export const ackCommand: CommandBody<AckArgs> = {
   builder: (yargs: Argv<GlobalArgs>) =>
     yargs
       .positional('finding', { type: 'string', array: true, demandOption: true, describe: 'Finding id(s) as `safe-run check` prints them' })

@@ -1,4 +1,5 @@
-import type { Argv, CommandModule } from 'yargs';
+import type { Argv } from 'yargs';
+import type { CommandBody } from './registry.js';
 import { ExitCode } from '../errors.js';
 import { checkDatabase, type CheckResult } from '../history/check.js';
 import { describeRef } from '../history/entry-ref.js';
@@ -73,9 +74,7 @@ interface CheckArgs extends GlobalArgs {
   readonly format?: 'text' | 'json' | 'prometheus';
 }
 
-export const checkCommand: CommandModule<GlobalArgs, CheckArgs> = {
-  command: 'check',
-  describe: 'Compare the live database with every signed observation; exit 10 while a finding is open (until `safe-run ack`)',
+export const checkCommand: CommandBody<CheckArgs> = {
   builder: (yargs: Argv<GlobalArgs>) =>
     yargs
       .option('format', {

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Argv, CommandModule } from 'yargs';
+import type { Argv } from 'yargs';
+import type { CommandBody } from './registry.js';
 import { generateSigningKey } from '../audit/keys.js';
 import { EVIDENCE_DIR_MODE } from '../audit/modes.js';
 import { CONFIG_FILE_NAMES, loadConfig } from '../config/load.js';
@@ -109,9 +110,7 @@ interface InitArgs extends GlobalArgs {
   readonly critical?: string[];
 }
 
-export const initCommand: CommandModule<GlobalArgs, InitArgs> = {
-  command: 'init',
-  describe: 'Write safe-run.config.json here, create the evidence directory and signing key, then run doctor',
+export const initCommand: CommandBody<InitArgs> = {
   builder: (yargs: Argv<GlobalArgs>) =>
     yargs
       .option('dir', { type: 'string', describe: 'Project directory for the config (default: the current directory)' })

@@ -1,6 +1,6 @@
+import type { CommandBody } from './registry.js';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { CommandModule } from 'yargs';
 import { buildReport, type ReportFormat, type ReportOptions, type ReportResult } from '../report/report.js';
 import { usageError, errorMessage } from '../errors.js';
 import { emit, withEvidenceContext, type GlobalArgs } from './context.js';
@@ -15,9 +15,7 @@ interface ReportArgs extends GlobalArgs {
 }
 
 /** With -o the document goes to the file and stdout gets one line saying where; otherwise stdout gets the document. */
-export const reportCommand: CommandModule<GlobalArgs, ReportArgs> = {
-  command: 'report <subject>',
-  describe: 'Write the post-mortem of a table or a run (Markdown or HTML)',
+export const reportCommand: CommandBody<ReportArgs> = {
   builder: (yargs) =>
     yargs
       .positional('subject', { type: 'string', demandOption: true, describe: 'A table (schema.table) or a run id (or a unique prefix)' })

@@ -29,6 +29,7 @@ import { toRunError } from './run-error.js';
 import { withScriptSession } from './script-session.js';
 import { runScriptTransaction } from './transaction.js';
 import type { RunResult } from './types.js';
+import { noProgress, type Progress } from '../progress.js';
 
 /** The guarded run, SPEC "The guarded run" steps 1 to 12. */
 export interface RunOptions {
@@ -38,6 +39,8 @@ export interface RunOptions {
   readonly reason: string | null;
   readonly backupScope?: 'touched' | 'full' | 'none';
   readonly yes?: boolean;
+  /** Bars for the backup and the script's clock; a terminal's only (createProgress). */
+  readonly progress?: Progress;
 }
 
 interface RunContext {
@@ -101,39 +104,23 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   const scope = ctx.options.backupScope ?? config.backup.scope;
   const closure = await backupScope(ctx.session, declared, 'touched');
   const cascadeFrom = Object.fromEntries(closure.filter((k) => !declared.includes(k)).map((k) => [k, declared.join(', ')]));
-  const exactTables = new Set<TableKey>([...closure, ...criticalTableKeys(script, config)]);
+  const exactTables = new Set<TableKey>([...closure, ...criticalTableKeys(script, config), ...config.exactTables]);
+  t = Date.now();
 
-  // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot.
-  const { snapshot: pre, held } = await takeSnapshot(
-    ctx.db,
-    { url: ctx.url, exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2 },
-    async (snapshotId) => {
-      timings.snapshot = Date.now() - t;
-      t = Date.now();
-      try {
-        return await runBackup({
-          db: ctx.db,
-          url: ctx.url,
-          snapshotId,
-          scope,
-          tables: scope === 'full' ? [] : closure,
-          evidenceDir: config.evidenceDir,
-          runId: ctx.runId,
-          compress: config.backup.compress,
-          jobs: config.backup.jobs,
-          lockWaitTimeoutMs: config.backup.lockWaitTimeoutMs,
-          pgBinDir: config.pgBinDir,
-          serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
-          log,
-        });
-      } catch (error) {
-        return failedBackupRecord(scope, closure, error);
-      } finally {
-        timings.backup = Date.now() - t;
-      }
-    },
-  );
-  const backup = held!;
+  // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot,
+  // side by side. Exact counts only where they prove something: the declared tables, their
+  // cascade closure and the critical tables; the rest come from the catalog and statistics.
+  let written: BackupRecord | undefined;
+  const { snapshot: pre } = await takeSnapshot(ctx.db, { url: ctx.url, exactTables, countConnections: 2 }, async (snapshotId) => {
+    written = await backupOnSnapshot(ctx, scope, closure, snapshotId, timings);
+  }).catch(async (error: unknown) => {
+    // The counts failed beside a finished backup: no intent will ever name that archive.
+    if (written) await discardBackup(config, written);
+    throw error;
+  });
+  timings.snapshot = pre.durationMs;
+  timings.snapshotAndBackup = Date.now() - t;
+  const backup = written!;
   const drift = await driftBeforeRun(config, pre, ctx.session, warnSkipped(log)).catch((error: unknown) => {
     log.warn('could not compare with the previous observation', { error: errorMessage(error) });
     return [];
@@ -144,7 +131,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     await ctx.audit.append('run.intent', await intentBody(ctx, pre, backup), { runId: ctx.runId });
   } catch (error) {
     // No intent refers to this backup, and a full disk is the usual cause: give the space back.
-    if (backup.path) await rm(path.join(config.evidenceDir, backup.path), { recursive: true, force: true }).catch(() => {});
+    await discardBackup(config, backup);
     throw error;
   }
   if (backup.status === 'failed' || ctx.interrupt.signal) {
@@ -162,11 +149,21 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
       backup,
       timings: { ...timings, total: Date.now() - started },
       scriptOutput,
+      rowsAffected: tx.rowsAffected,
     });
 
   // Steps 7-10.
   t = Date.now();
-  const tx = await runScriptTransaction({ ...ctx, args: ctx.options.args, dryRun: ctx.options.dryRun, pre, drift, cascadeFrom });
+  const clock = (ctx.options.progress ?? noProgress).start(`script ${script.name}`, null);
+  const tx = await runScriptTransaction({
+    ...ctx,
+    args: ctx.options.args,
+    dryRun: ctx.options.dryRun,
+    pre,
+    drift,
+    cascadeFrom,
+    exactTables,
+  }).finally(() => clock.stop());
   timings.transaction = Date.now() - t;
   Object.assign(timings, prefixed('tx.', tx.outcome.timingsMs));
 
@@ -193,11 +190,14 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   await flushOwnCounters(ctx);
   t = Date.now();
   const { rows } = await sql<{ lsn: string }>`select pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(ctx.session);
+  // The guarded tables' counts are the transaction's own, measured just before COMMIT;
+  // everything else is the catalog and statistics as they are now.
+  // (A table in exactTables the script's role could not count is counted here.)
   const { snapshot: post } = await takeSnapshot(ctx.db, {
     url: ctx.url,
     exactTables,
-    exactCountThreshold: config.exactCountThreshold,
-    countConnections: 2,
+    knownCounts: tx.outcome.inTxCounts,
+    countConnections: 0,
   });
   await appendPost(ctx, post, onlyRow(rows).lsn, tx.outcome.xid!);
   timings.post = Date.now() - t;
@@ -217,6 +217,44 @@ async function flushOwnCounters(ctx: RunContext): Promise<void> {
     // Older servers lack the function, and a role may not be granted it: blame then settles late counters.
     ctx.log.debug('pg_stat_force_next_flush() did not run', { error: errorMessage(error) });
   }
+}
+
+/** Step 5 on the pre-snapshot's exported snapshot; a failure is recorded, not thrown: the intent says why. */
+async function backupOnSnapshot(
+  ctx: RunContext,
+  scope: 'touched' | 'full' | 'none',
+  closure: readonly TableKey[],
+  snapshotId: string,
+  timings: Record<string, number>,
+): Promise<BackupRecord> {
+  const started = Date.now();
+  try {
+    return await runBackup({
+      db: ctx.db,
+      url: ctx.url,
+      snapshotId,
+      scope,
+      tables: scope === 'full' ? [] : closure,
+      evidenceDir: ctx.config.evidenceDir,
+      runId: ctx.runId,
+      compress: ctx.config.backup.compress,
+      jobs: ctx.config.backup.jobs,
+      lockWaitTimeoutMs: ctx.config.backup.lockWaitTimeoutMs,
+      pgBinDir: ctx.config.pgBinDir,
+      serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
+      log: ctx.log,
+      signal: ctx.interrupt.abortSignal,
+      progress: ctx.options.progress,
+    });
+  } catch (error) {
+    return failedBackupRecord(scope, closure, error);
+  } finally {
+    timings.backup = Date.now() - started;
+  }
+}
+
+async function discardBackup(config: Config, backup: BackupRecord): Promise<void> {
+  if (backup.path) await rm(path.join(config.evidenceDir, backup.path), { recursive: true, force: true }).catch(() => {});
 }
 
 async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xid: string): Promise<void> {

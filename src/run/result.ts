@@ -1,5 +1,6 @@
 import { ExitCode } from '../errors.js';
 import type { BackupRecord, RunOutcomeBody, Snapshot, TableKey } from '../records/index.js';
+import { estimatedTables } from '../snapshot/estimated.js';
 import type { RunResult } from './types.js';
 
 const EXIT_BY_STATUS: Record<RunResult['status'], number> = {
@@ -26,6 +27,8 @@ export interface RunResultInput {
   readonly backup: BackupRecord;
   readonly timings: Readonly<Record<string, number>>;
   readonly scriptOutput: unknown;
+  /** What the script's statements reported changing; absent when the script never ran. */
+  readonly rowsAffected?: number;
 }
 
 /**
@@ -45,7 +48,12 @@ export function buildRunResult(input: RunResultInput): RunResult {
     status: input.status,
     exitCode: EXIT_BY_STATUS[input.status],
     changes: outcome.changes,
-    counts: { pre: countsOf(pre), post: countsOf(post ?? pre), inTransaction: outcome.inTxCounts },
+    counts: {
+      pre: countsOf(pre),
+      post: countsOf(post ?? pre),
+      inTransaction: outcome.inTxCounts,
+      estimated: estimatedTables([pre, post], tables),
+    },
     violations: outcome.violations,
     backup: input.backup,
     drift: outcome.drift,
@@ -55,5 +63,6 @@ export function buildRunResult(input: RunResultInput): RunResult {
     ...(outcome.trust ? { trust: outcome.trust } : {}),
     ...(outcome.concurrentWrites ? { concurrentWrites: outcome.concurrentWrites } : {}),
     ...(input.scriptOutput !== undefined ? { scriptOutput: input.scriptOutput } : {}),
+    ...(input.rowsAffected !== undefined ? { rowsAffected: input.rowsAffected } : {}),
   };
 }

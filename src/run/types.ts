@@ -21,6 +21,8 @@ export interface RunResult {
     readonly post: Readonly<Record<TableKey, number>>;
     /** What the script's transaction saw at its end (for a dry run: what it would have left). */
     readonly inTransaction: Readonly<Record<TableKey, number>>;
+    /** Tables whose pre or post count is an estimate from statistics (not counted exactly). */
+    readonly estimated: readonly TableKey[];
   };
   readonly violations: readonly Violation[];
   readonly backup: BackupRecord;
@@ -31,4 +33,10 @@ export interface RunResult {
   readonly trust?: 'role' | 'superuser';
   readonly concurrentWrites?: ConcurrentWritesRecord;
   readonly scriptOutput?: unknown;
+  /**
+   * The rows the script's statements reported changing, summed as they returned. After a
+   * rollback it is what the script had done before it (`changes` is measured only when the
+   * transaction could still be read).
+   */
+  readonly rowsAffected?: number;
 }

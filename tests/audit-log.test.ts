@@ -236,15 +236,21 @@ describe('database chain-head anchor', () => {
   });
 
   it('creates safe_run.chain_head on first use and keeps the highest seq per log', async () => {
-    const anchor = databaseAnchor(t.db);
-    expect(await anchor.read('nope')).toBeNull();
-    await anchor.record('log-a', 5, 'h5');
-    await anchor.record('log-a', 3, 'h3');
-    await anchor.record('log-b', 1, 'b1');
-    expect(await anchor.read('log-a')).toEqual({ seq: 5, hash: 'h5' });
-    await anchor.record('log-a', 6, 'h6');
-    expect(await anchor.read('log-a')).toEqual({ seq: 6, hash: 'h6' });
-    expect(await anchor.read('log-b')).toEqual({ seq: 1, hash: 'b1' });
+    // Its own database: the made-up logs anchored here would make the next test's log a fork.
+    const own = await createTestDatabase('anchor');
+    try {
+      const anchor = databaseAnchor(own.db);
+      expect(await anchor.read('nope')).toBeNull();
+      await anchor.record('log-a', 5, 'h5');
+      await anchor.record('log-a', 3, 'h3');
+      await anchor.record('log-b', 1, 'b1');
+      expect(await anchor.read('log-a')).toEqual({ seq: 5, hash: 'h5' });
+      await anchor.record('log-a', 6, 'h6');
+      expect(await anchor.read('log-a')).toEqual({ seq: 6, hash: 'h6' });
+      expect(await anchor.read('log-b')).toEqual({ seq: 1, hash: 'b1' });
+    } finally {
+      await own.drop();
+    }
   });
 
   it('is moved by every append, keyed by the hash of entry 1', async () => {

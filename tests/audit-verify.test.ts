@@ -1,4 +1,5 @@
 import { appendFileSync, rmSync } from 'node:fs';
+import { sql } from 'kysely';
 import { databaseAnchor } from '../src/audit/anchor.js';
 import { signEntry } from '../src/audit/entry.js';
 import { loadSigningKey, newKeyPair } from '../src/audit/keys.js';
@@ -26,6 +27,8 @@ describe('verifyLog', () => {
 
   beforeEach(async () => {
     ev = await createEvidence();
+    // Each test starts a new log for the database: the previous test's anchor would make it a fork.
+    await sql`drop schema if exists safe_run cascade`.execute(t.db);
     audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey, anchor: databaseAnchor(t.db) });
     entries = [];
     for (let i = 1; i <= 6; i++)

@@ -76,7 +76,7 @@ describe('CLI input errors', () => {
   it('shows --help and --version', async () => {
     const help = await runCli(['--help'], { cwd });
     expect(help.exitCode).toBe(0);
-    for (const command of ['list', 'verify', 'keygen', 'check', 'blame', 'report', 'show', 'log', 'snapshot'])
+    for (const command of ['list', 'verify', 'keygen', 'check', 'blame', 'report', 'show', 'log', 'snapshot', 'ack', 'init'])
       expect(help.stdout).toContain(`safe-run ${command}`);
     expect((await runCli(['--version'], { cwd })).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });

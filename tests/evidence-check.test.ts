@@ -83,7 +83,9 @@ describe('safe-run snapshot + check', () => {
 
     const human = await ws.cli(['check']);
     expect(human.exitCode).toBe(10);
-    expect(human.stdout).toMatch(/count-changed\s+public\.users: 8 -> 0 rows \(n_tup_ins \+0, n_tup_upd \+0, n_tup_del \+8\)/);
+    expect(human.stdout).toMatch(
+      /count-changed-[0-9a-f]{8}\s+first seen now[^\n]*\n\s+public\.users: 8 -> 0 rows \(n_tup_ins \+0, n_tup_upd \+0, n_tup_del \+8\)/,
+    );
     expect(human.stdout).toMatch(/critical-empty/);
     expect(human.stdout).toMatch(/next: safe-run blame users/);
   });
@@ -162,12 +164,14 @@ describe('safe-run snapshot + check', () => {
     expect(human.stdout).toMatch(/~ = estimate/);
   });
 
-  it('compares against the newest observation only', async () => {
+  it('compares with every observation: a change stays open after a later snapshot', async () => {
     await ws.cli(['snapshot']);
-    await outOfBand(ws.t.url, "delete from oauth_clients where client_id = 'cli'");
-    await ws.cli(['snapshot', '--label', 'after the known change']);
+    await outOfBand(ws.t.url, "delete from oauth_clients where client_id = 'cli'", { table: 'oauth_clients', deleted: 1 });
+    await ws.cli(['snapshot', '--label', 'after the change']);
     const check = await ws.cli(['check', '--json']);
-    expect(check.exitCode).toBe(0);
-    expect(parseJson<CheckResult>(check).against.seq).toBe(2);
+    expect(check.exitCode).toBe(10);
+    const result = parseJson<CheckResult>(check);
+    expect(result.against.seq).toBe(2);
+    expect(result.findings).toContainEqual(expect.objectContaining({ kind: 'count-changed', table: 'public.oauth_clients' }));
   });
 });

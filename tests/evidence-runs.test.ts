@@ -216,7 +216,7 @@ export default defineScript({
     ]);
   });
 
-  it("puts an interrupted run into the next run's drift, after which check stops repeating it", async () => {
+  it("puts an interrupted run into the next run's drift; check keeps it open until it is acknowledged", async () => {
     const audit = await openAuditLog({ evidenceDir: ws.evidenceDir, signingKeyPath: ws.env.SAFE_RUN_SIGNING_KEY!, log: silentLogger });
     const snapshot = await snapshotOf(ws);
     await audit.append('run.intent', intentBody(snapshot, 'killed'), { runId: '01KKKKKKKKKKKKKKKKKKKKKKKK' });
@@ -229,6 +229,12 @@ export default defineScript({
     ]);
 
     expect((await ws.cli(['cleanup-invalid-sessions'])).exitCode).toBe(0);
+    // A later run records it in its drift, but only an operator's answer closes the alert.
+    const still = parseJson<CheckResult>(await ws.cli(['check', '--json']));
+    expect(still.status).toBe('drift');
+    const [open] = still.findings as readonly { id?: string; kind: string }[];
+    expect(open).toMatchObject({ kind: 'interrupted-run' });
+    expect((await ws.cli(['ack', open!.id!, '--reason', 'test kill; nothing committed'])).exitCode).toBe(0);
     expect(parseJson<CheckResult>(await ws.cli(['check', '--json'])).status).toBe('clean');
     expect(parseJson<History>(await ws.cli(['log', '--json'])).runs[0]).toMatchObject({ script: 'killed', status: 'interrupted' });
   });

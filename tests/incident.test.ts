@@ -291,7 +291,7 @@ export default defineScript({
     expect(show.status.status).toBe('interrupted');
     expect(show.outcome).toBeNull();
     expect((await ws.cli(['check'])).stdout).toMatch(
-      /interrupted-run\s+Run \S+ \(sleeper, intent #1 .*\) has an intent but no outcome: the process was killed/,
+      /interrupted-run-[0-9a-f]{8}\s+first seen #1 run\.intent[^\n]*\n\s+Run \S+ \(sleeper, intent #1 .*\) has an intent but no outcome: the process was killed/,
     );
   });
 });

@@ -48,7 +48,12 @@ async function readLogEnds(file: string): Promise<LogEnds> {
   return { logId: parse(first)?.hash ?? null, headSeq: head?.seq ?? 0, lines: head?.seq ?? 0 };
 }
 
-/** The problem, or null when the log reaches every head anchored for it and for this directory. */
+/**
+ * The problem, or null when the log is the one this database anchors and reaches its head.
+ * One log per database: a log the anchor does not know, while it knows another, is a fork
+ * (or the wrong evidence directory) whatever its path; the path is only where it was last
+ * written, a hint, since a shared store is written from several hosts.
+ */
 export function behindAnchor(file: string, here: string, ends: LogEnds, anchored: readonly AnchoredLog[]): VerifyProblem | null {
   const at = (seq: number, detail: string): VerifyProblem => ({ seq, line: ends.lines + 1, reason: 'log-behind-anchor', detail });
   const mine = anchored.find((a) => a.logId === ends.logId);
@@ -58,14 +63,19 @@ export function behindAnchor(file: string, here: string, ends: LogEnds, anchored
       `the database anchors this log (id ${short(mine.logId)}) at entry ${mine.seq} (${mine.updatedAt}), but ${file} ends at entry ${ends.headSeq}: the log was cut`,
     );
   }
-  // A row written before the evidence_dir column existed may be this directory's: only an absent log blames it.
-  const lost = anchored.filter(
-    (a) => a.logId !== ends.logId && (a.evidenceDir === here || (a.evidenceDir === null && ends.logId === null)),
-  );
-  if (!lost.length) return null;
-  const heads = lost.map((a) => `log ${short(a.logId)} at entry ${a.seq} (${a.updatedAt})`).join(', ');
-  const what = ends.logId === null ? `${file} is missing or empty` : `${file} is another log (id ${short(ends.logId)}): it was replaced`;
-  return at(1, `the database anchors ${heads} written from this evidence directory, but ${what}`);
+  if (mine || !anchored.length) return null;
+  const heads = anchored.map(describeAnchored).join('; ');
+  if (ends.logId === null) {
+    const how = anchored.some((a) => a.evidenceDir === here) ? 'it was removed or emptied' : 'this is not where that log is kept';
+    return at(1, `the database anchors ${heads}, but ${file} is missing or empty: ${how}`);
+  }
+  const how = anchored.some((a) => a.evidenceDir === here) ? 'it was replaced' : 'it is another log than the one kept for this database';
+  return at(1, `${file} is log ${short(ends.logId)}, but the database anchors ${heads}: ${how}`);
+}
+
+/** "log 1a2b… at entry 122 (ts), last written at host:/path" */
+export function describeAnchored(a: AnchoredLog): string {
+  return `log ${short(a.logId)} at entry ${a.seq} (${a.updatedAt}), last written at ${a.evidenceDir ?? 'an unrecorded place'}`;
 }
 
 export type AnchorStanding =
@@ -79,6 +89,7 @@ export async function standAgainstAnchor(
   anchor: ChainAnchor | null,
   where: string,
   log: Logger,
+  configSearch: string = '',
 ): Promise<AnchorStanding> {
   const file = auditLogPath(evidenceDir);
   const ends = await readLogEnds(file);
@@ -94,26 +105,50 @@ export async function standAgainstAnchor(
       });
     }
   }
-  const problem = behindAnchor(file, evidenceDirIdentity(evidenceDir), ends, anchored);
+  const here = evidenceDirIdentity(evidenceDir);
+  const problem = behindAnchor(file, here, ends, anchored);
   if (problem) return { status: 'behind', problem };
-  if (ends.logId === null && !anchored.some((a) => a.evidenceDir === evidenceDirIdentity(evidenceDir))) {
+  if (ends.logId === null) {
     const db = checked ? `no chain head for it in ${where}` : `${where} was not checked for a chain head`;
     return {
       status: 'nothing',
       error: usageError(
-        `No audit log at ${file} and ${db}: there is no evidence to read.`,
-        'Check "evidenceDir" (or SAFE_RUN_EVIDENCE_DIR) and --db; a guarded run or `safe-run snapshot` starts the log.',
+        `No audit log at ${file} and ${db}: there is no evidence to read.${configSearch}`,
+        'Run it where the project keeps its safe-run.config.* (or pass --config, or set SAFE_RUN_CONFIG); `safe-run init` makes one, and a guarded run or `safe-run snapshot` starts the log.',
       ),
     };
+  }
+  const mine = anchored.find((a) => a.logId === ends.logId);
+  if (mine?.evidenceDir && mine.evidenceDir !== here) {
+    log.info(`This log was last written at ${mine.evidenceDir}; reading it at ${here}`, { logId: short(mine.logId) });
   }
   return { status: 'ok', anchored };
 }
 
 /** The shared setup step of the evidence commands: throws exit 5 (log behind its anchor) or exit 2 (nothing at all). */
 export async function assertLogReachesAnchor(config: Config, target: TargetHandle, log: Logger): Promise<void> {
-  const standing = await withConfigAnchor(config, target, (anchor, where) => standAgainstAnchor(config.evidenceDir, anchor, where, log));
+  const standing = await withConfigAnchor(config, target, (anchor, where) =>
+    standAgainstAnchor(config.evidenceDir, anchor, where, log, whereConfigWasSought(config)),
+  );
   if (standing.status === 'behind') throw new LogBehindAnchorError(standing.problem);
   if (standing.status === 'nothing') throw standing.error;
+}
+
+/** " Config: FILE." or " No safe-run.config.* in DIR or its parents." for the nothing-to-read message. */
+export function whereConfigWasSought(config: Pick<Config, 'file' | 'searched'>): string {
+  if (config.file) return ` Config: ${config.file}.`;
+  const first = config.searched?.[0];
+  return first ? ` No safe-run.config.* in ${first} or its parents (and no --config or SAFE_RUN_CONFIG).` : '';
+}
+
+/**
+ * A writer (run, snapshot, exec, restore) about to append: a log the database does not know
+ * while it anchors another, or a log cut behind its anchor, would fork the evidence. An empty
+ * log with no anchor at all is simply the start of this database's log.
+ */
+export async function assertWritableAgainstAnchor(evidenceDir: string, anchor: ChainAnchor, log: Logger): Promise<void> {
+  const standing = await standAgainstAnchor(evidenceDir, anchor, 'the database', log);
+  if (standing.status === 'behind') throw new LogBehindAnchorError(standing.problem);
 }
 
 /**

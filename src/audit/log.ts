@@ -3,6 +3,7 @@ import path from 'node:path';
 import { usageError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { evidenceDirIdentity, type ChainAnchor } from './anchor.js';
+import { assertWritableAgainstAnchor } from './anchor-check.js';
 import { activeKeyId, appendSignedEntry, readHead } from './append.js';
 import { parseEntryLine } from './entry.js';
 import { auditFailure, readFirstLine } from './jsonl.js';
@@ -41,6 +42,8 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
   const log = options.log ?? silentLogger;
   const file = auditLogPath(evidenceDir);
   let key = await loadSigningKey({ signingKeyPath, evidenceDir });
+  // Before anything is created: a fork of the database's log must not even leave a directory behind.
+  if (options.anchor) await assertWritableAgainstAnchor(evidenceDir, options.anchor, log);
   try {
     await mkdir(evidenceDir, { recursive: true, mode: EVIDENCE_DIR_MODE });
   } catch (error) {

@@ -132,7 +132,9 @@ export function attributeChanges(
       owed = settled.owed;
     } else owed = ZERO;
     const after = b.table ? b.table.rows : null;
-    const countMoved = (after ?? 0) !== (current ?? 0) || (after === null) !== (current === null);
+    const rowsMoved = (after ?? 0) !== (current ?? 0) || (after === null) !== (current === null);
+    // An estimate moves with ANALYZE alone: where the counters compare, they decide (residual).
+    const countMoved = exact || residual === null || (after === null) !== (current === null) ? rowsMoved : false;
     const structural = events.some((e) => e !== 'stats-reset');
     if (countMoved || structural || (residual !== null && !isZeroDelta(residual))) {
       // A window that ends by a run's own post-snapshot lies inside the run: what moved beyond the

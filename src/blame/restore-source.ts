@@ -3,6 +3,7 @@ import type { BlameChange } from './attribute.js';
 import type { ExecSummary } from '../history/exec-runs.js';
 import type { TableObservation } from '../history/observations.js';
 import type { RunFacts } from './windows.js';
+import { suggest } from '../shell-quote.js';
 
 /**
  * The backup to restore a table from: the newest verified backup that holds the table and
@@ -68,7 +69,7 @@ export function findRestoreSource(
       path: b.path,
       sha256: b.sha256,
       rows,
-      command: `safe-run restore ${c.runId} --table ${table}`,
+      command: suggest('restore', c.runId, '--table', table),
     };
     bestSeq = seq;
   }

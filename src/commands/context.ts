@@ -19,6 +19,7 @@ export interface CommandContext {
 export async function loadContext(argv: GlobalArgs): Promise<CommandContext> {
   const log = createLogger({ verbose: argv.verbose, format: argv['log-format'] });
   const config = await loadConfig({ configPath: argv.config, db: argv.db });
+  log.debug('config', { file: config.file ?? '(none found: defaults)', evidenceDir: config.evidenceDir });
   configureWitnesses(config.evidenceDir, config.witness);
   return { config, log, json: argv.json === true };
 }

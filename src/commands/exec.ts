@@ -8,6 +8,7 @@ import { withTarget } from '../db/target.js';
 import type { Logger } from '../logger.js';
 import { backupLine } from '../run/summary.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
+import { suggest } from '../shell-quote.js';
 
 export type { ExecOptions, ExecResult };
 
@@ -45,7 +46,7 @@ function nextStep(r: ExecResult): string {
   if (r.status === 'backup-failed') return '  next: fix the backup problem above (`safe-run doctor`); the command was NOT run.';
   if (critical.length) {
     const table = critical[0]!.table ?? 'users';
-    const restore = r.backup.status === 'verified' ? `; the rows are in the backup: safe-run restore ${r.runId} --table ${table}` : '';
+    const restore = r.backup.status === 'verified' ? `; the rows are in the backup: ${suggest('restore', r.runId, '--table', table)}` : '';
     return `  exit 10: a critical table was emptied or dropped beyond its limit. exec has no transaction: this was recorded, not prevented${restore}`;
   }
   return `  next: safe-run log (it lists this exec with its counts); safe-run check compares later changes against its post-snapshot`;

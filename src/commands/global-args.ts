@@ -18,7 +18,11 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 export function globalOptions<T>(yargs: Argv<T>): Argv<T & GlobalArgs> {
   return yargs
     .option('db', { type: 'string', describe: 'Database URL (default: DATABASE_URL)', global: true })
-    .option('config', { type: 'string', describe: 'Config file (default: ./safe-run.config.{ts,js,json})', global: true })
+    .option('config', {
+      type: 'string',
+      describe: 'Config file (default: SAFE_RUN_CONFIG, else safe-run.config.* here or in a parent directory)',
+      global: true,
+    })
     .option('json', { type: 'boolean', describe: 'Print one JSON document on stdout', global: true })
     .option('verbose', { type: 'boolean', describe: 'Debug logs, and stack traces on errors', global: true })
     .option('log-format', {

@@ -50,7 +50,7 @@ export const COMMANDS: readonly LazyCommand[] = [
   },
   {
     command: 'check',
-    describe: 'Compare the live database with its last signed observation (exit 10 on drift)',
+    describe: 'Compare the live database with every signed observation; exit 10 while a finding is open (until `safe-run ack`)',
     load: async () => (await import('./check.js')).checkCommand,
   },
   { command: 'log', describe: 'Run history: one line per guarded run', load: async () => (await import('./log.js')).logCommand },
@@ -88,6 +88,16 @@ export const COMMANDS: readonly LazyCommand[] = [
     command: 'protect [tables..]',
     describe: 'Record who writes to these tables (statement triggers, a ledger in schema safe_run); needs a superuser',
     load: async () => (await import('./protect.js')).protectCommand,
+  },
+  {
+    command: 'ack <finding..>',
+    describe: 'Acknowledge open check findings with a signed reason; check stays at exit 10 until then',
+    load: async () => (await import('./ack.js')).ackCommand,
+  },
+  {
+    command: 'init',
+    describe: 'Write safe-run.config.json here, create the evidence directory and signing key, then run doctor',
+    load: async () => (await import('./init.js')).initCommand,
   },
 ];
 

@@ -7,6 +7,7 @@ import type { RestoreOptions, RestoreResult } from '../restore/types.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
 import { ExitCode, usageError } from '../errors.js';
 import { renderPitrRestore, restoreAtRun } from './restore-pitr.js';
+import { suggest } from '../shell-quote.js';
 
 export type { RestoreOptions, RestoreResult };
 
@@ -41,7 +42,7 @@ function nextStep(r: RestoreResult): string[] {
     `  next: look at the rows in ${r.database}; to copy rows back, e.g. ${table}:`,
     `    psql "${r.target}" -c "\\copy ${table} to '${file}' csv header"`,
     `    psql "$DATABASE_URL" -c "\\copy ${table} from '${file}' csv header"`,
-    `  or, if ${table} is empty in the live database: safe-run restore ${r.runId} --table ${table} --into "$DATABASE_URL"`,
+    `  or, if ${table} is empty in the live database: ${suggest('restore', r.runId, '--table', table)} --into "$DATABASE_URL"`,
     `  drop the scratch database when done: dropdb ${r.database}`,
   ];
 }

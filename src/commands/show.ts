@@ -9,6 +9,7 @@ import type { Config } from '../config/config.js';
 import { usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { emit, withEvidenceContext, type GlobalArgs } from './context.js';
+import { suggest } from '../shell-quote.js';
 
 export { showRun };
 
@@ -105,7 +106,7 @@ function backupLines(r: RunRecord): string[] {
     `  backup    ${b.path}  verified at run time (pg_restore --list)${now}`,
     `            sha256 ${b.sha256}`,
     `            tables ${tables}`,
-    `            restore: safe-run restore ${r.runId}${restoreTable ? ` --table ${restoreTable}` : ''}`,
+    `            restore: ${restoreTable ? suggest('restore', r.runId, '--table', restoreTable) : suggest('restore', r.runId)}`,
   ];
 }
 

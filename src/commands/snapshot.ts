@@ -2,6 +2,7 @@ import type { CommandBody } from './registry.js';
 import { databaseAnchor, openAuditLog } from '../audit/log.js';
 import type { Config } from '../config/config.js';
 import { withTarget, type TargetDatabase } from '../db/target.js';
+import { criticalTablesOf } from '../history/critical-tables.js';
 import { readLiveSnapshot } from '../history/live.js';
 import { sealQuietly } from '../ledger/seal.js';
 import type { Logger } from '../logger.js';
@@ -43,7 +44,9 @@ export async function recordSnapshot(
     anchor: databaseAnchor(live.db),
     log,
   });
-  const snapshot = await readLiveSnapshot(live, config, [], options.exact ?? false);
+  // Counted exactly like the config's: a critical table only a script declares is still one `check` watches.
+  const critical = await criticalTablesOf(config, log);
+  const snapshot = await readLiveSnapshot(live, { ...config, criticalTables: critical.rules }, [], options.exact ?? false);
   await sealQuietly(live.db, audit, config.evidenceDir, snapshot.database, log);
   const entry = await audit.append('snapshot', { label: options.label, snapshot });
   return {

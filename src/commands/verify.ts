@@ -1,6 +1,6 @@
 import type { CommandBody } from './registry.js';
 import type { Argv } from 'yargs';
-import { standAgainstAnchor, withConfigAnchor } from '../audit/anchor-check.js';
+import { standAgainstAnchor, whereConfigWasSought, withConfigAnchor } from '../audit/anchor-check.js';
 import { auditLogPath, warnSkipped } from '../audit/read.js';
 import type { ChainHead, VerifyProblem, VerifyResult } from '../audit/types.js';
 import { readIdentity } from '../db/identity.js';
@@ -34,7 +34,7 @@ export async function verifyAudit(
   const expectHead = options.expectHead === undefined ? undefined : parseExpectHead(options.expectHead);
   return withConfigAnchor(config, target, async (anchor, where) => {
     const result = await verifyLog({ evidenceDir: config.evidenceDir, anchor, expectHead, trustedKeys: config.trustedKeys });
-    const standing = await standAgainstAnchor(config.evidenceDir, anchor, where, log);
+    const standing = await standAgainstAnchor(config.evidenceDir, anchor, where, log, whereConfigWasSought(config));
     if (standing.status === 'nothing' && !options.witness) throw standing.error;
     for (const warning of result.warnings) log.warn(warning);
     // A cut log is a valid shorter chain; how far the anchor says it went is the more telling reason.

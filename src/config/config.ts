@@ -4,6 +4,8 @@ import type { TableKey } from '../records/index.js';
 export interface Config {
   /** Where the config came from, for error messages; null when defaults only. */
   readonly file: string | null;
+  /** Where config discovery looked (the directories walked up, or the named file). */
+  readonly searched?: readonly string[];
   /** Null when neither --db, the config nor DATABASE_URL gave one. */
   readonly databaseUrl: string | null;
   readonly scriptsDirs: readonly string[];

@@ -16,27 +16,49 @@ export interface ConfigSources {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-const DEFAULT_FILES = ['safe-run.config.ts', 'safe-run.config.js', 'safe-run.config.mjs', 'safe-run.config.json'];
+export const CONFIG_FILE_NAMES: readonly string[] = [
+  'safe-run.config.ts',
+  'safe-run.config.js',
+  'safe-run.config.mjs',
+  'safe-run.config.json',
+];
 
 export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
   const cwd = sources.cwd ?? process.cwd();
   const env = sources.env ?? process.env;
-  const file = findConfigFile(cwd, sources.configPath);
-  const raw = file ? validate(await readRawConfig(file), file) : {};
-  return resolveConfig(raw, file, cwd, env, sources.db);
+  const found = findConfigFile(cwd, sources.configPath, env);
+  const raw = found.file ? validate(await readRawConfig(found.file), found.file) : {};
+  return { ...resolveConfig(raw, found.file, cwd, env, sources.db), searched: found.searched };
 }
 
-function findConfigFile(cwd: string, explicit?: string): string | null {
-  if (explicit) {
-    const file = path.resolve(cwd, explicit);
-    if (!existsSync(file)) throw usageError(`Config file not found: ${file}`, 'Check the --config path.');
-    return file;
+interface FoundConfig {
+  readonly file: string | null;
+  /** Where discovery looked, for "no evidence here" messages: the directories walked, or the named file. */
+  readonly searched: readonly string[];
+}
+
+/**
+ * Like git finds its repository: --config, then SAFE_RUN_CONFIG, then safe-run.config.* in
+ * the working directory and each parent. A cron job or an operator in a subdirectory thus
+ * reads the one log the project keeps, instead of starting an empty one where it stands.
+ */
+export function findConfigFile(cwd: string, explicit?: string, env: NodeJS.ProcessEnv = process.env): FoundConfig {
+  const named = explicit ?? (env.SAFE_RUN_CONFIG || undefined);
+  if (named) {
+    const file = path.resolve(cwd, expandHome(named));
+    const via = explicit ? '--config' : 'SAFE_RUN_CONFIG';
+    if (!existsSync(file)) throw usageError(`Config file not found: ${file} (from ${via}).`, `Check the ${via} path.`);
+    return { file, searched: [file] };
   }
-  for (const name of DEFAULT_FILES) {
-    const candidate = path.join(cwd, name);
-    if (existsSync(candidate)) return candidate;
+  const searched: string[] = [];
+  for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
+    searched.push(dir);
+    for (const name of CONFIG_FILE_NAMES) {
+      const candidate = path.join(dir, name);
+      if (existsSync(candidate)) return { file: candidate, searched };
+    }
+    if (path.dirname(dir) === dir) return { file: null, searched };
   }
-  return null;
 }
 
 async function readRawConfig(file: string): Promise<unknown> {
@@ -73,7 +95,7 @@ function validate(value: unknown, file: string): RawConfig {
   throw usageError(`${file}: ${problems.join('; ')}`, 'See "Configuration" in the README for the valid keys.');
 }
 
-function resolveConfig(raw: RawConfig, file: string | null, cwd: string, env: NodeJS.ProcessEnv, db?: string): Config {
+function resolveConfig(raw: RawConfig, file: string | null, cwd: string, env: NodeJS.ProcessEnv, db?: string): Omit<Config, 'searched'> {
   // Relative paths in a config file are relative to that file, not to wherever cron runs us.
   const base = file ? path.dirname(file) : cwd;
   const resolvePath = (p: string): string => path.resolve(base, expandHome(p));
@@ -81,7 +103,7 @@ function resolveConfig(raw: RawConfig, file: string | null, cwd: string, env: No
   const configHome = env.XDG_CONFIG_HOME ?? path.join(os.homedir(), '.config');
   return {
     file,
-    databaseUrl: db ?? raw.database ?? env.DATABASE_URL ?? null,
+    databaseUrl: db ?? raw.database ?? env[raw.databaseEnv ?? 'DATABASE_URL'] ?? null,
     scriptsDirs: scriptsDirs.map(resolvePath),
     evidenceDir: env.SAFE_RUN_EVIDENCE_DIR ? path.resolve(cwd, env.SAFE_RUN_EVIDENCE_DIR) : resolvePath(raw.evidenceDir ?? 'snapshots'),
     signingKey: env.SAFE_RUN_SIGNING_KEY

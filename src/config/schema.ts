@@ -11,6 +11,11 @@ const duration = z.string().refine((value) => matchDurationMs(value) !== null, `
 export const rawConfigSchema = z
   .object({
     database: z.string().optional(),
+    // The environment variable holding the URL, when it is not DATABASE_URL (keeps the password out of the file).
+    databaseEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name such as APP_DATABASE_URL')
+      .optional(),
     scriptsDir: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
     evidenceDir: z.string().optional(),
     signingKey: z.string().optional(),

@@ -2,52 +2,84 @@ import type { Config } from '../config/config.js';
 import { readPendingWitnesses } from '../audit/witness-state.js';
 import { usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { DriftFinding } from '../records/index.js';
+import type { DatabaseIdentity, DriftFinding, Snapshot, TableKey } from '../records/index.js';
 import { warnSkipped } from '../audit/read.js';
-import { driftAgainstHistory } from './before-run.js';
-import { readLiveSnapshot } from './live.js';
 import type { TargetDatabase, TargetHandle } from '../db/target.js';
 import { databaseAnchor, openAuditLog } from '../audit/log.js';
+import { errorMessage } from '../errors.js';
 import { ledgerTamperFindings, ledgerTriggerFindings } from '../ledger/findings.js';
 import { sealQuietly } from '../ledger/seal.js';
 import { ledgerInstalled } from '../ledger/state.js';
-import type { DatabaseIdentity } from '../records/index.js';
+import { liveRef } from './entry-ref.js';
+import { criticalTablesOf, type CriticalTables } from './critical-tables.js';
+import { readLiveSnapshot } from './live.js';
+import { findingId, scanFindings, type FindingsScan, type OpenFinding } from './open-findings.js';
 
 /** `check --json` (SPEC "Machine-readable output"). */
 export interface CheckResult {
+  /** `drift` while any finding is open (not acknowledged), whenever it was first seen. */
   readonly status: 'clean' | 'drift';
-  /** Drift, then `witness-failed` findings: those are reported but are not drift (status and exit code ignore them). */
-  readonly findings: readonly (DriftFinding | WitnessFinding)[];
+  /** Open findings, oldest first, then `witness-failed` ones: reported, but not drift (status and exit code ignore them). */
+  readonly findings: readonly (OpenFinding | WitnessFinding)[];
+  /** How many findings of this database were acknowledged with `safe-run ack`. */
+  readonly acknowledged: number;
+  /** The newest signed observation of the database. */
   readonly against: { readonly seq: number; readonly kind: string; readonly ts: string; readonly runId: string | null };
   readonly database: string;
   readonly checkedAt: string;
+  /** Every critical table (config and scripts' `critical`), with its live row count (null: the table is gone). */
+  readonly critical: Readonly<Record<TableKey, { readonly rows: number | null; readonly declaredBy: readonly string[] }>>;
 }
 
 /**
- * The live database against its latest signed observation (a `snapshot`, a run's pre- or
- * post-snapshot, whichever is newest), plus the runs the log says never finished. It reads
- * the log the way a guarded run does (driftAgainstHistory): backwards, only as far as needed.
+ * The live database against every signed observation of it: findings stay open until an
+ * operator acknowledges them (`safe-run ack`), so a later snapshot or run never silences an
+ * alert. Critical tables come from the config and from every script's `critical`.
  */
 export async function checkDatabase(config: Config, target: TargetHandle, log: Logger): Promise<CheckResult> {
-  const live = await target.open();
-  const now = await readLiveSnapshot(live, config);
+  const { critical, now, scan } = await readFindings(config, target, log);
   const key = now.database.key;
-  const { previous, findings, entriesRead } = await driftAgainstHistory(config, now, live.db, warnSkipped(log));
-  if (!previous) {
+  if (!scan.newest && !scan.open.length) {
     throw usageError(
-      `No signed observation of ${key} in ${config.evidenceDir} (${entriesRead} entries): nothing to compare with.`,
+      `No signed observation of ${key} in ${config.evidenceDir} (${scan.entriesRead} entries): nothing to compare with.`,
       'Record one with `safe-run snapshot` (cron it every few minutes), or run a script through safe-run.',
     );
   }
-  log.debug('check compared', { against: previous.ref.seq, findings: findings.length });
-  findings.push(...(await ledgerFindings(config, live, now.database, log)));
+  log.debug('check compared', { entries: scan.entriesRead, open: scan.open.length, acknowledged: scan.acked.size });
+  const ref = scan.newest?.ref;
+  // The ledger's findings are about the live database now (a tampered seal, a disabled trigger):
+  // open while the live state shows them, unless acknowledged like any other finding.
+  const ledger = (await ledgerFindings(config, await target.open(), now.database, log))
+    .map((finding) => ({ ...finding, id: findingId(key, finding, null), firstSeen: liveRef(now.takenAt), since: null }))
+    .filter((finding) => !scan.acked.has(finding.id));
+  const open = [...scan.open, ...ledger];
   return {
-    status: findings.length ? 'drift' : 'clean',
-    findings: [...findings, ...(await witnessFindings(config.evidenceDir))],
-    against: { seq: previous.ref.seq, kind: previous.ref.kind, ts: previous.ref.ts, runId: previous.ref.runId },
+    status: open.length ? 'drift' : 'clean',
+    findings: [...open, ...(await witnessFindings(config.evidenceDir))],
+    acknowledged: scan.acked.size,
+    against: { seq: ref?.seq ?? 0, kind: ref?.kind ?? 'none', ts: ref?.ts ?? now.takenAt, runId: ref?.runId ?? null },
     database: key,
     checkedAt: now.takenAt,
+    critical: Object.fromEntries(
+      Object.keys(critical.rules)
+        .sort()
+        .map((table) => [table, { rows: now.tables[table]?.rows ?? null, declaredBy: critical.declaredBy[table] ?? [] }]),
+    ),
   };
+}
+
+/** What `check` and `ack` both read: the critical tables, the live database, and every finding the log shows. */
+export async function readFindings(
+  config: Config,
+  target: TargetHandle,
+  log: Logger,
+): Promise<{ readonly critical: CriticalTables; readonly now: Snapshot; readonly scan: FindingsScan }> {
+  const critical = await criticalTablesOf(config, log);
+  const checked = { ...config, criticalTables: critical.rules };
+  const live = await target.open();
+  const now = await readLiveSnapshot(live, checked);
+  const scan = await scanFindings(checked, now, live.db, warnSkipped(log));
+  return { critical, now, scan };
 }
 
 /** A witness that missed heads: the log is not what failed, its off-site copy is behind. */
@@ -77,7 +109,7 @@ async function ledgerFindings(config: Config, live: TargetDatabase, identity: Da
       });
       await sealQuietly(live.db, audit, config.evidenceDir, identity, log);
     } catch (error) {
-      log.warn('could not open the audit log to seal the change ledger', { error: (error as Error).message });
+      log.warn('could not open the audit log to seal the change ledger', { error: errorMessage(error) });
     }
   }
   return [

@@ -26,6 +26,7 @@ export function snapshotOf(entry: AuditRecord): Snapshot | null {
     case 'key.rotate':
     case 'key.add':
     case 'ledger.seal':
+    case 'ack':
       return null;
   }
 }

@@ -9,4 +9,5 @@ export * from './pitr.js';
 export * from './pitr-restore.js';
 export * from './key.js';
 export * from './ledger.js';
+export * from './ack.js';
 export * from './record.js';

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { AckBodySchema } from './ack.js';
 import { ExecIntentBodySchema, ExecOutcomeBodySchema } from './exec.js';
 import { KeyAddBodySchema, KeyRotateBodySchema } from './key.js';
 import { LedgerSealBodySchema } from './ledger.js';
@@ -25,6 +26,7 @@ export const RECORD_SCHEMAS = {
   'key.rotate': { 1: KeyRotateBodySchema },
   'key.add': { 1: KeyAddBodySchema },
   'ledger.seal': { 1: LedgerSealBodySchema },
+  ack: { 1: AckBodySchema },
 } as const satisfies Record<string, Readonly<Record<number, z.ZodType>>>;
 
 export type RecordKind = keyof typeof RECORD_SCHEMAS;

@@ -5,6 +5,7 @@ import { runCallout } from './callout.js';
 import { evidenceBlocks, restoreBlocks, type VerificationOutcome } from './evidence.js';
 import type { RunRecord } from '../history/run-record.js';
 import { runEffect, shortName } from '../blame/verdict.js';
+import { suggest } from '../shell-quote.js';
 
 /** `safe-run report <run>`: what one run did, exactly, and how to undo it. */
 export interface RunReportInput {
@@ -120,6 +121,6 @@ function restoreFor(r: RunRecord) {
     path: b.path,
     sha256: b.sha256,
     rows: r.counts.pre[t] ?? null,
-    command: `safe-run restore ${r.runId} --table ${t}`,
+    command: suggest('restore', r.runId, '--table', t),
   };
 }

@@ -10,6 +10,7 @@ import { describeEvent } from '../blame/window-events.js';
 import { shortName, type Verdict } from '../blame/verdict.js';
 import { describeSession } from '../blame/sessions.js';
 import type { RunFacts } from '../blame/windows.js';
+import { suggest } from '../shell-quote.js';
 
 /** The post-mortem of one table, in the order the incident document should have had. */
 export interface TableReportInput {
@@ -91,7 +92,7 @@ function outsideSection(outside: readonly BlameChange[], name: string): Block[] 
       ]),
     ),
     ...(outside.length > shown.length
-      ? [paragraph(`(the ${shown.length} most recent of ${outside.length} windows; \`safe-run blame ${name} --json\` has them all)`)]
+      ? [paragraph(`(the ${shown.length} most recent of ${outside.length} windows; \`${suggest('blame', name, '--json')}\` has them all)`)]
       : []),
   ];
 }
@@ -173,7 +174,9 @@ function runsSection(a: BlameAnalysis, verdict: Verdict): Block[] {
       ),
     );
     if (changed.length > shown.length)
-      blocks.push(paragraph(`(the ${shown.length} most recent of ${changed.length}; \`safe-run log --table ${a.table}\` lists them all)`));
+      blocks.push(
+        paragraph(`(the ${shown.length} most recent of ${changed.length}; \`${suggest('log', '--table', a.table)}\` lists them all)`),
+      );
   } else {
     blocks.push(
       paragraph(

@@ -197,6 +197,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
         // A dead connection has already aborted the transaction on the server; nothing is lost.
         log.warn('ROLLBACK did not go through; the server aborts the transaction with the connection', { error: errorMessage(error) });
       });
+    await flushOwnCounters(ctx);
     return finish(tx.outcome.status, tx.outcome, null, tx.scriptOutput);
   }
   try {
@@ -206,6 +207,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     await ctx.audit.append('run.commit-failed', { error: runError, xid: tx.outcome.xid }, { runId: ctx.runId });
     return finish('commit-failed', { ...tx.outcome, error: runError }, null, tx.scriptOutput);
   }
+  await flushOwnCounters(ctx);
   t = Date.now();
   const { rows } = await sql<{ lsn: string }>`select pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(ctx.session);
   // The guarded tables' counts are the transaction's own, measured just before COMMIT;
@@ -227,6 +229,21 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   await sealQuietly(ctx.db, ctx.audit, config.evidenceDir, ctx.identity, log);
   if (pitr && !pitr.archived) throw archiveNotConfirmed(ctx.runId, pitr);
   return finish('committed', tx.outcome, post, tx.scriptOutput);
+}
+
+/**
+ * The script's session publishes its counters at most once a second (10 s when idle), so a
+ * post-snapshot read right after COMMIT would record counters without the run's own writes,
+ * and the next observation would see them as a change outside any run. Forcing the flush
+ * (PostgreSQL 15+) happens before the server answers, so the post-snapshot reads them.
+ */
+async function flushOwnCounters(ctx: RunContext): Promise<void> {
+  try {
+    await sql`select pg_catalog.pg_stat_force_next_flush()`.execute(ctx.scriptDb);
+  } catch (error) {
+    // Older servers lack the function, and a role may not be granted it: blame then settles late counters.
+    ctx.log.debug('pg_stat_force_next_flush() did not run', { error: errorMessage(error) });
+  }
 }
 
 /** backup.mode, chosen once per run: pg_dump of the scope (step 5), or pgBackRest's archive. */

@@ -1,6 +1,6 @@
 import type { Config } from '../config/config.js';
 import type { CounterDelta, DriftFinding, Snapshot, TableKey, TableState } from '../records/index.js';
-import { counterDelta, formatDelta } from './counters.js';
+import { counterDelta, formatDelta, isZeroDelta } from './counters.js';
 
 /** A count-changed finding also carries the counter deltas, so a delete reads as a delete. */
 export interface CountChangedFinding extends DriftFinding {
@@ -52,13 +52,19 @@ export function schemaFindings(previous: Snapshot, live: Snapshot): DriftFinding
 }
 
 /**
- * Exact counts are compared as they are. Estimates drift with ANALYZE on their own, and lag
- * behind real deletes until the next one, so an estimated table is judged by its counters:
- * reported when they show inserts or deletes (or a new relfilenode), whether or not the
- * estimate moved, and when the counters cannot tell (the database was recreated) and the
- * estimate moved.
+ * Exact counts are compared as they are. An estimate moves with ANALYZE and autovacuum on
+ * their own, so for an estimated table the counters decide: it changed when n_tup_ins, upd
+ * or del moved (beyond what `explained` accounts for: writes of runs that rolled back, which
+ * the counters still count) or its storage was replaced (TRUNCATE, rewrite), whether or not
+ * the estimate moved; an estimate refresh alone is never a change. Only when the counters
+ * cannot tell (database recreated, stats reset) does a moved estimate count.
  */
-export function countFindings(previous: Snapshot, live: Snapshot, recreated: boolean): CountChangedFinding[] {
+export function countFindings(
+  previous: Snapshot,
+  live: Snapshot,
+  recreated: boolean,
+  explained: ReadonlyMap<TableKey, CounterDelta> = new Map(),
+): CountChangedFinding[] {
   const findings: CountChangedFinding[] = [];
   for (const key of unionKeys(previous, live)) {
     const a = previous.tables[key];
@@ -68,8 +74,7 @@ export function countFindings(previous: Snapshot, live: Snapshot, recreated: boo
     const exact = a.rowsKind === 'exact' && b.rowsKind === 'exact';
     // TRUNCATE moves no counter; a new relfilenode under the same oid is what gives it away.
     const newStorage = !recreated && a.oid === b.oid && a.kind === 'table' && a.relfilenode !== b.relfilenode;
-    const countersMoved = newStorage || (deltas !== null && deltas.inserted + deltas.deleted > 0);
-    if (exact ? a.rows === b.rows : deltas ? !countersMoved : a.rows === b.rows && !newStorage) continue;
+    if (!estimatedTableChanged(a.rows, b.rows, exact, deltas && unexplained(deltas, explained.get(key)), newStorage)) continue;
     findings.push({
       kind: 'count-changed',
       table: key,
@@ -81,6 +86,24 @@ export function countFindings(previous: Snapshot, live: Snapshot, recreated: boo
     });
   }
   return findings;
+}
+
+/** True when the table changed (see countFindings); `deltas` is null when the counters are not comparable. */
+export function estimatedTableChanged(
+  before: number,
+  after: number,
+  exact: boolean,
+  deltas: CounterDelta | null,
+  newStorage: boolean,
+): boolean {
+  if (exact || deltas === null) return before !== after;
+  return newStorage || !isZeroDelta(deltas);
+}
+
+function unexplained(d: CounterDelta, known: CounterDelta | undefined): CounterDelta {
+  if (!known) return d;
+  const left = (n: number, k: number): number => Math.max(0, n - k);
+  return { inserted: left(d.inserted, known.inserted), updated: left(d.updated, known.updated), deleted: left(d.deleted, known.deleted) };
 }
 
 /** The config's critical tables: an emptied one is reported on its own, a partial loss against maxDropPercent. */

@@ -1,5 +1,5 @@
 import type { Config } from '../config/config.js';
-import type { DriftFinding, Snapshot } from '../records/index.js';
+import type { CounterDelta, DriftFinding, Snapshot, TableKey } from '../records/index.js';
 import { countersWentBackwards, sameDatabase } from './counters.js';
 import { countFindings, criticalFindings, schemaFindings } from './diff-tables.js';
 
@@ -11,13 +11,18 @@ import { countFindings, criticalFindings, schemaFindings } from './diff-tables.j
  * Findings come in reading order: first whether the two snapshots describe the same
  * database and statistics epoch (which decides how the rest can be read), then the tables.
  */
-export function diffSnapshots(previous: Snapshot, live: Snapshot, config: Pick<Config, 'criticalTables'>): DriftFinding[] {
+export function diffSnapshots(
+  previous: Snapshot,
+  live: Snapshot,
+  config: Pick<Config, 'criticalTables'>,
+  explained?: ReadonlyMap<TableKey, CounterDelta>,
+): DriftFinding[] {
   const recreated = databaseRecreated(previous, live);
   return [
     ...(recreated ? [recreated] : []),
     ...(recreated ? [] : statsReset(previous, live)),
     ...schemaFindings(previous, live),
-    ...countFindings(previous, live, recreated !== null),
+    ...countFindings(previous, live, recreated !== null, explained),
     ...criticalFindings(previous, live, config.criticalTables),
   ];
 }

@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { BACKUP_SCOPES, type BackupScope } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../logger.js';
 import { runGuarded, type RunOptions } from '../run/pipeline.js';
@@ -17,7 +18,7 @@ interface RunArgs extends GlobalArgs {
   readonly script: string;
   readonly 'dry-run'?: boolean;
   readonly reason?: string;
-  readonly backup?: 'touched' | 'full' | 'none';
+  readonly backup?: BackupScope;
   readonly yes?: boolean;
   readonly 'script-role'?: string;
   readonly '--'?: string[];
@@ -33,8 +34,8 @@ function buildRunCommand(command: string, describe: string): CommandModule<Globa
         .option('dry-run', { type: 'boolean', describe: 'Run everything, then always roll back' })
         .option('reason', { type: 'string', describe: 'Why this run happens (ticket, incident); recorded in the audit log' })
         .option('backup', {
-          choices: ['touched', 'full', 'none'] as const,
-          describe: 'Backup scope for this run (default: config backup.scope)',
+          choices: BACKUP_SCOPES,
+          describe: 'Backup scope for this run (default: config backup.scope, itself default guarded); a dry run takes none',
         })
         .option('yes', { type: 'boolean', describe: 'Confirm environments that require confirmation' })
         .option('script-role', {

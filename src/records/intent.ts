@@ -25,7 +25,7 @@ export type ScriptRecord = z.infer<typeof ScriptRecordSchema>;
 
 export const BackupRecordSchema = z
   .object({
-    scope: z.enum(['touched', 'full', 'none']),
+    scope: z.enum(['guarded', 'touched', 'full', 'none']),
     status: z.enum(['verified', 'skipped', 'failed']),
     /** Relative to the evidence directory. */
     path: z.string().nullable(),

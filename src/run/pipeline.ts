@@ -6,8 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { databaseAnchor, openAuditLog, type AuditLog } from '../audit/log.js';
 import { warnSkipped } from '../audit/read.js';
-import { failedBackupRecord, runBackup } from '../backup/backup.js';
-import { backupScope } from '../backup/scope.js';
+import { failedBackupRecord, runBackup, skippedBackupRecord } from '../backup/backup.js';
+import { backupScope, type BackupScope } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
 import { driftBeforeRun } from '../history/before-run.js';
 import { assertReachable, createDb, withClient, type Db } from '../db/connection.js';
@@ -35,7 +35,7 @@ export interface RunOptions {
   readonly args: readonly string[];
   readonly dryRun: boolean;
   readonly reason: string | null;
-  readonly backupScope?: 'touched' | 'full' | 'none';
+  readonly backupScope?: BackupScope;
   readonly yes?: boolean;
 }
 
@@ -96,7 +96,9 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   const scope = ctx.options.backupScope ?? config.backup.scope;
   const closure = await backupScope(ctx.session, declared, 'touched');
   const cascadeFrom = Object.fromEntries(closure.filter((k) => !declared.includes(k)).map((k) => [k, declared.join(', ')]));
-  const exactTables = new Set<TableKey>([...closure, ...criticalTableKeys(script, config)]);
+  const critical = criticalTableKeys(script, config);
+  const exactTables = new Set<TableKey>([...closure, ...critical]);
+  const backupTables = scope === 'guarded' ? await backupScope(ctx.session, declared, 'guarded', critical) : closure;
 
   // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot.
   const { snapshot: pre, held } = await takeSnapshot(
@@ -105,13 +107,15 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     async (snapshotId) => {
       timings.snapshot = Date.now() - t;
       t = Date.now();
+      // A dry run commits nothing, so there is nothing it could ever be restored to before.
+      if (ctx.options.dryRun) return skippedBackupRecord(scope);
       try {
         return await runBackup({
           db: ctx.db,
           url: ctx.url,
           snapshotId,
           scope,
-          tables: scope === 'full' ? [] : closure,
+          tables: scope === 'full' ? [] : backupTables,
           evidenceDir: config.evidenceDir,
           runId: ctx.runId,
           compress: config.backup.compress,
@@ -122,7 +126,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
           log,
         });
       } catch (error) {
-        return failedBackupRecord(scope, closure, error);
+        return failedBackupRecord(scope, backupTables, error);
       } finally {
         timings.backup = Date.now() - t;
       }

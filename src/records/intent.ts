@@ -10,7 +10,7 @@ export type Operator = z.infer<typeof OperatorSchema>;
 export const ScriptRecordSchema = z
   .object({
     name: z.string(),
-    kind: z.enum(['ts', 'sql']),
+    kind: z.enum(['ts', 'sql', 'builtin']),
     path: z.string(),
     sha256: z.string(),
     git: z.object({ commit: z.string(), dirty: z.boolean() }).readonly().nullable(),

@@ -19,6 +19,7 @@ import { reportCommand } from './commands/report.js';
 import { doctorCommand } from './commands/doctor.js';
 import { restoreCommand } from './commands/restore.js';
 import { execCommand } from './commands/exec.js';
+import { undoCommand } from './commands/undo.js';
 import { usageError } from './errors.js';
 
 /** Builds the yargs program and nothing else: each command lives in src/commands/. */
@@ -41,6 +42,7 @@ export function buildProgram(argv: string[]) {
     .command(doctorCommand)
     .command(restoreCommand)
     .command(execCommand)
+    .command(undoCommand)
     .demandCommand(1, 'Name a script to run or a command; `safe-run list` shows the scripts.')
     .parserConfiguration({ 'populate--': true })
     .strict()

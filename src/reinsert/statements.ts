@@ -68,7 +68,7 @@ export function relinkStatement(shape: TableShape, columns: readonly string[]): 
   );
 }
 
-function pkMatch(shape: TableShape, left: string, right: string): string {
+export function pkMatch(shape: Pick<TableShape, 'primaryKey'>, left: string, right: string): string {
   return shape.primaryKey.map((c) => `${left}.${quoteIdent(c)} = ${right}.${quoteIdent(c)}`).join(' and ');
 }
 

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
+import { ledgerInstalled } from '../reinsert/ledger-rows.js';
 import type { TableKey } from '../records/index.js';
 import type { RestoreTable } from './target-tables.js';
 
@@ -19,9 +20,7 @@ export interface NewerLedgerRows {
  * when the ledger is not installed.
  */
 export async function newerLedgerRows(db: Db, tables: readonly RestoreTable[], since: string): Promise<NewerLedgerRows[]> {
-  const { rows: installed } = await sql<{ ok: boolean }>`
-    select to_regclass('safe_run.ledger') is not null and to_regclass('safe_run.ledger_rows') is not null as ok`.execute(db);
-  if (!installed[0]?.ok) return [];
+  if (!(await ledgerInstalled(db))) return [];
   const found: NewerLedgerRows[] = [];
   for (const t of tables) {
     const { rows } = await sql<{ statements: string; kept: string | null; first: string | null; last: string | null }>`

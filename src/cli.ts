@@ -20,6 +20,7 @@ import { doctorCommand } from './commands/doctor.js';
 import { restoreCommand } from './commands/restore.js';
 import { execCommand } from './commands/exec.js';
 import { undoCommand } from './commands/undo.js';
+import { recoverCommand } from './commands/recover.js';
 import { usageError } from './errors.js';
 
 /** Builds the yargs program and nothing else: each command lives in src/commands/. */
@@ -43,6 +44,7 @@ export function buildProgram(argv: string[]) {
     .command(restoreCommand)
     .command(execCommand)
     .command(undoCommand)
+    .command(recoverCommand)
     .demandCommand(1, 'Name a script to run or a command; `safe-run list` shows the scripts.')
     .parserConfiguration({ 'populate--': true })
     .strict()

@@ -4,24 +4,11 @@ import { sql } from 'kysely';
 import type { InPlaceResult } from '../src/restore/in-place.js';
 import type { RunIntentBody } from '../src/records/index.js';
 import type { RunResult } from '../src/run/types.js';
-import type { Db } from '../src/db/connection.js';
 import { parseJson } from './helpers/cli.js';
 import { countRows } from './helpers/db.js';
 import { logLines } from './helpers/evidence.js';
+import { rowsOf, USERS_FAMILY as FAMILY } from './helpers/rows.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
-
-/** users and every table its deletes reach, as the demo schema has them. */
-const FAMILY = ['users', 'credit_allocation', 'subscriptions', 'usage_events'] as const;
-
-/** Every row of each table, as jsonb text ordered by the whole row: equal iff the rows are equal. */
-async function rowsOf(db: Db): Promise<Record<string, string[]>> {
-  const out: Record<string, string[]> = {};
-  for (const table of FAMILY) {
-    const { rows } = await sql<{ r: string }>`select to_jsonb(t)::text as r from ${sql.table(table)} t order by 1`.execute(db);
-    out[table] = rows.map((row) => row.r);
-  }
-  return out;
-}
 
 /** restore --in-place from a real run's real pg_dump archive, into the live database, with the real pg_restore. */
 describe('safe-run restore --in-place', () => {

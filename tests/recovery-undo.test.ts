@@ -3,6 +3,7 @@ import type { UndoResult } from '../src/restore/undo.js';
 import type { RunResult } from '../src/run/types.js';
 import type { Db } from '../src/db/connection.js';
 import { parseJson } from './helpers/cli.js';
+import { createLedger, recordStatement } from './helpers/ledger.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
 
 async function sessions(db: Db): Promise<string[]> {
@@ -26,19 +27,6 @@ export default defineScript({
   },
 });
 `;
-
-/** The exact layout the ledger branch installs (README "Change ledger"), made here by hand. */
-const LEDGER_DDL = `
-create schema if not exists safe_run;
-create table safe_run.ledger (
-  id bigint generated always as identity primary key, xid xid8 not null, statement_at timestamptz not null,
-  recorded_at timestamptz not null, session_role text not null, outer_role text, application_name text,
-  client_addr inet, backend_pid int not null, backend_start timestamptz, table_schema text, table_name text,
-  operation text not null, object_identity text, row_count bigint not null default 0, statement text,
-  statement_fingerprint text, rows_kept bigint not null default 0, rows_not_kept bigint not null default 0);
-create table safe_run.ledger_rows (
-  ledger_id bigint not null references safe_run.ledger(id),
-  side text not null check (side in ('old', 'new')), row jsonb not null);`;
 
 /** `safe-run undo`: the built CLI against a real PostgreSQL, its backups made by the real pg_dump. */
 describe('safe-run undo', () => {
@@ -96,7 +84,7 @@ describe('safe-run undo', () => {
   });
 
   it('sets updated rows back from the ledger, and names a row changed since', async () => {
-    await sql.raw(LEDGER_DDL).execute(ws.t.db);
+    await createLedger(ws.t.db);
     ws.writeScript('rename-users.ts', RENAME);
     const before = await usersById(ws.t.db);
     const oldRows = await sql<{
@@ -107,13 +95,13 @@ describe('safe-run undo', () => {
     const xid = (await ws.cli(['show', run.runId, '--json'])).stdout.match(/"xid": "(\d+)"/)![1]!;
     // What the ledger's statement trigger records for the run's UPDATE: old and new rows as to_jsonb.
     const newRows = await sql<{ r: unknown }>`select to_jsonb(u) as r from users u where name like '% (renamed)'`.execute(ws.t.db);
-    const { rows } = await sql<{ id: string }>`
-      insert into safe_run.ledger (xid, statement_at, recorded_at, session_role, backend_pid, table_schema, table_name, operation, row_count, rows_kept)
-      values (${xid}::xid8, now(), now(), 'postgres', 1, 'public', 'users', 'UPDATE', 2, 4) returning id::text as id`.execute(ws.t.db);
-    for (const r of oldRows.rows)
-      await sql`insert into safe_run.ledger_rows values (${rows[0]!.id}, 'old', ${JSON.stringify(r.r)}::jsonb)`.execute(ws.t.db);
-    for (const r of newRows.rows)
-      await sql`insert into safe_run.ledger_rows values (${rows[0]!.id}, 'new', ${JSON.stringify(r.r)}::jsonb)`.execute(ws.t.db);
+    await recordStatement(ws.t.db, {
+      xid,
+      table: 'users',
+      operation: 'UPDATE',
+      old: oldRows.rows.map((r) => r.r),
+      new: newRows.rows.map((r) => r.r),
+    });
 
     // Someone changes one of the two since: a conflict, named; nothing is changed.
     await sql`update users set is_active = false where email = 'pro.user@example.com'`.execute(ws.t.db);

@@ -3,7 +3,6 @@ import { pgChildEnv } from '../backup/child-env.js';
 import { resolvePgTool } from '../backup/pg-tools.js';
 import { backupScope } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
-import { readForeignKeys } from '../db/catalog.js';
 import type { Db } from '../db/connection.js';
 import { readIdentity, serverMajor } from '../db/identity.js';
 import type { TargetHandle } from '../db/target.js';
@@ -14,6 +13,7 @@ import type { ReinsertStep } from '../reinsert/types.js';
 import type { TableKey } from '../records/index.js';
 import { assertHasBackup, verifiedArchive } from './archive-check.js';
 import { readArchiveRows } from './archive-rows.js';
+import { relinkSteps } from './relink.js';
 import { findRestorableRun, type RestorableRun } from './find-run.js';
 import { newerLedgerRows, type NewerLedgerRows } from './ledger-newer.js';
 import { restoreTables } from './tables.js';
@@ -60,7 +60,7 @@ export async function restoreInPlace(config: Config, options: InPlaceOptions, ta
     assertReinsertable(shape);
     steps.push({ op: 'insert', table, rows: await readArchiveRows(reader, shape) });
   }
-  steps.push(...(await relinkSteps(db, steps)));
+  steps.push(...(await relinkSteps(db, steps, steps)));
   const ledgerNewer = await newerLedgerRows(db, tables, run.ts);
   for (const n of ledgerNewer) {
     log.warn(`the ledger kept ${n.rowsKept} rows of ${n.table} after this backup; \`safe-run recover\` puts back the newer rows`, {
@@ -87,20 +87,6 @@ export async function restoreInPlace(config: Config, options: InPlaceOptions, ta
     notInBackup,
     ledgerNewer,
   };
-}
-
-/**
- * A delete in the parent emptied the child's foreign key (ON DELETE SET NULL) rather than
- * removing the row: the row is still there, so the insert skips it. Once the parents are
- * back, the key is set back too, on rows untouched otherwise since the backup.
- */
-async function relinkSteps(db: Db, inserts: readonly ReinsertStep[]): Promise<ReinsertStep[]> {
-  const restored = new Set(inserts.map((s) => s.table.key));
-  const keys = (await readForeignKeys(db)).filter((k) => k.onDelete === 'set null' && restored.has(k.parent) && restored.has(k.child));
-  return keys.flatMap((k) => {
-    const insert = inserts.find((s) => s.table.key === k.child)!;
-    return [{ op: 'relink' as const, table: insert.table, columns: k.childColumns, rows: insert.rows }];
-  });
 }
 
 /**

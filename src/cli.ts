@@ -21,6 +21,8 @@ import { restoreCommand } from './commands/restore.js';
 import { execCommand } from './commands/exec.js';
 import { undoCommand } from './commands/undo.js';
 import { recoverCommand } from './commands/recover.js';
+import { backupsCommand } from './commands/backups.js';
+import { pruneCommand } from './commands/prune.js';
 import { usageError } from './errors.js';
 
 /** Builds the yargs program and nothing else: each command lives in src/commands/. */
@@ -45,6 +47,8 @@ export function buildProgram(argv: string[]) {
     .command(execCommand)
     .command(undoCommand)
     .command(recoverCommand)
+    .command(backupsCommand)
+    .command(pruneCommand)
     .demandCommand(1, 'Name a script to run or a command; `safe-run list` shows the scripts.')
     .parserConfiguration({ 'populate--': true })
     .strict()

@@ -61,18 +61,18 @@ describe('safe-run recover', () => {
       .find((e) => e.kind === 'run.intent' && e.runId === recovered.run.runId)!;
     expect(intent.body.script).toMatchObject({ name: 'recover', kind: 'builtin' });
     expect(intent.body.args).toContain(`ledger=${usersStatement}`);
-  });
+  }, 240_000);
 
   it('--ledger <id> again skips every row, since every key exists now', async () => {
     const again = parseJson<RecoverResult>(await ws.cli(['recover', '--ledger', usersStatement, '--json']));
     expect(again.run.exitCode).toBe(0);
     expect(again.tables['public.users']).toMatchObject({ offered: before.users!.length, inserted: 0, skipped: before.users!.length });
-  });
+  }, 240_000);
 
   it('refuses an unknown ledger id and a --table without --since (exit 2)', async () => {
     expect((await ws.cli(['recover', '--ledger', '999999'])).exitCode).toBe(2);
     const noSince = await ws.cli(['recover', '--table', 'users']);
     expect(noSince.exitCode).toBe(2);
     expect(noSince.stderr).toContain('--since');
-  });
+  }, 240_000);
 });

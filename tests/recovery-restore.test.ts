@@ -53,14 +53,14 @@ describe('safe-run restore --in-place', () => {
     expect(intent.body.script.touches['public.users']).toEqual(['insert']);
     expect(intent.body.args).toContain(`from-run=${run.runId}`);
     expect((await ws.cli(['verify'])).exitCode).toBe(0);
-  });
+  }, 240_000);
 
   it('skips and counts rows whose primary key exists now', async () => {
     const users = await countRows(ws.t.db, 'users');
     const again = parseJson<InPlaceResult>(await ws.cli(['restore', run.runId, '--in-place', '--table', 'users', '--json']));
     expect(again.run.exitCode).toBe(0);
     expect(again.tables['public.users']).toMatchObject({ offered: users, inserted: 0, skipped: users });
-  });
+  }, 240_000);
 
   it('refuses a table without a primary key unless it is empty', async () => {
     await sql`create table notes (body text); insert into notes values ('a')`.execute(ws.t.db);
@@ -72,7 +72,7 @@ describe('safe-run restore --in-place', () => {
     const refilled = await ws.cli(['restore', own.runId, '--in-place', '--table', 'notes', '--json']);
     expect(refilled.exitCode).toBe(0);
     expect(await countRows(ws.t.db, 'notes')).toBe(1);
-  });
+  }, 240_000);
 
   it('refuses a backup with one byte flipped (exit 5) and a missing one (exit 4)', async () => {
     const file = path.join(ws.evidenceDir, run.backup.path!);
@@ -92,5 +92,5 @@ describe('safe-run restore --in-place', () => {
     const missing = await ws.cli(['restore', run.runId, '--in-place', '--table', 'users']);
     expect(missing.exitCode).toBe(4);
     expect(missing.stderr).toContain('missing');
-  });
+  }, 240_000);
 });

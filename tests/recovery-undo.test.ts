@@ -71,7 +71,7 @@ describe('safe-run undo', () => {
     expect(parseJson<UndoResult>(rest).tables['public.oidc_models']).toMatchObject({ inserted: deleted - 1 });
     expect(await sessions(ws.t.db)).toEqual(before);
     expect((await ws.cli(['verify'])).exitCode).toBe(0);
-  });
+  }, 240_000);
 
   it('refuses to undo updates from the backup alone, saying why', async () => {
     ws.writeScript('rename-users.ts', RENAME);
@@ -81,7 +81,7 @@ describe('safe-run undo', () => {
     expect(refused.exitCode).toBe(2);
     expect(refused.stderr).toContain('public.users: the run updated 2 rows');
     expect(refused.stderr).toContain('safe-run protect public.users --keep-rows');
-  });
+  }, 240_000);
 
   it('sets updated rows back from the ledger, and names a row changed since', async () => {
     await createLedger(ws.t.db);
@@ -116,5 +116,5 @@ describe('safe-run undo', () => {
     expect(result.sources).toEqual({ 'public.users': 'ledger' });
     expect(result.tables['public.users']).toMatchObject({ updated: 2 });
     expect(await usersById(ws.t.db)).toEqual(before);
-  });
+  }, 240_000);
 });

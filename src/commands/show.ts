@@ -76,15 +76,17 @@ function backupLines(r: RunRecord): string[] {
   if (!b) return ['  backup    none recorded'];
   if (b.status !== 'verified') return [`  backup    ${b.status}${b.error ? `: ${b.error}` : ''}`];
   const check = r.backupCheck;
-  const now = !check
-    ? ''
-    : !check.exists
-      ? '  MISSING NOW'
-      : check.sha256Matches === false
-        ? '  CHANGED SINCE (sha256 differs)'
-        : check.sha256Matches
-          ? '  sha256 still matches'
-          : '';
+  const now = r.pruned
+    ? `  PRUNED at ${r.pruned.ts} (signed prune entry #${r.pruned.seq})`
+    : !check
+      ? ''
+      : !check.exists
+        ? '  MISSING NOW'
+        : check.sha256Matches === false
+          ? '  CHANGED SINCE (sha256 differs)'
+          : check.sha256Matches
+            ? '  sha256 still matches'
+            : '';
   // The tables people want back are the ones the run changed.
   const restoreTable = Object.keys(r.changes).find((t) => b.tables.includes(t)) ?? b.tables[0];
   const tables =
@@ -93,7 +95,9 @@ function backupLines(r: RunRecord): string[] {
     `  backup    ${b.path}  verified at run time (pg_restore --list)${now}`,
     `            sha256 ${b.sha256}`,
     `            tables ${tables}`,
-    `            restore: safe-run restore ${r.runId}${restoreTable ? ` --table ${restoreTable}` : ''}`,
+    r.pruned
+      ? '            restore: not from this run any more; `safe-run backups` lists the backups that are left'
+      : `            restore: safe-run restore ${r.runId}${restoreTable ? ` --table ${restoreTable}` : ''}`,
   ];
 }
 

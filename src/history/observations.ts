@@ -23,6 +23,7 @@ export function snapshotOf(entry: AuditRecord): Snapshot | null {
     case 'run.commit-failed':
     case 'key.rotate':
     case 'key.add':
+    case 'prune':
       return null;
   }
 }

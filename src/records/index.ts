@@ -5,5 +5,6 @@ export * from './intent.js';
 export * from './run.js';
 export * from './exec.js';
 export * from './restore.js';
+export * from './prune.js';
 export * from './key.js';
 export * from './record.js';

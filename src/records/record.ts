@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { ExecIntentBodySchema, ExecOutcomeBodySchema } from './exec.js';
 import { KeyAddBodySchema, KeyRotateBodySchema } from './key.js';
+import { PruneBodySchema } from './prune.js';
 import { RestoreBodySchema } from './restore.js';
 import { RunCommitFailedBodySchema, RunIntentBodySchema, RunOutcomeBodySchema, RunPostBodySchema, SnapshotBodySchema } from './run.js';
 
@@ -19,6 +20,7 @@ export const RECORD_SCHEMAS = {
   'exec.intent': { 1: ExecIntentBodySchema },
   'exec.outcome': { 1: ExecOutcomeBodySchema },
   restore: { 1: RestoreBodySchema },
+  prune: { 1: PruneBodySchema },
   'key.rotate': { 1: KeyRotateBodySchema },
   'key.add': { 1: KeyAddBodySchema },
 } as const satisfies Record<string, Readonly<Record<number, z.ZodType>>>;

@@ -18,9 +18,12 @@ describe('safe-run recover', () => {
   let ws: Workspace;
   let before: Record<string, string[]>;
   let usersStatement: string;
+  let backupRun: string;
 
   beforeAll(async () => {
     ws = await createWorkspace({ criticalTables: { users: { maxDropPercent: 10 } } });
+    // A backup that holds users, taken before the ledger kept anything newer.
+    backupRun = parseJson<{ runId: string }>(await ws.cli(['cleanup-invalid-sessions', '--json'])).runId;
     await createLedger(ws.t.db);
     before = await rowsOf(ws.t.db);
     await ws.t.db.transaction().execute(async (trx) => {
@@ -42,10 +45,18 @@ describe('safe-run recover', () => {
       });
     });
     expect(await countRows(ws.t.db, 'users')).toBe(0);
-  });
+  }, 240_000);
   afterAll(async () => {
     await ws.cleanup();
   });
+
+  it('restore --in-place says the ledger holds newer rows, and offers recover', async () => {
+    const dry = await ws.cli(['restore', backupRun, '--in-place', '--table', 'users', '--dry-run']);
+    expect(dry.exitCode).toBe(0);
+    expect(dry.stdout).toContain(`the ledger kept ${before.users!.length} rows of public.users after this backup`);
+    expect(dry.stdout).toContain('safe-run recover --table public.users --since');
+    expect(await countRows(ws.t.db, 'users')).toBe(0);
+  }, 240_000);
 
   it('--table users --since --with-dependents brings back users and the cascaded children, row by row', async () => {
     const result = await ws.cli(['recover', '--table', 'users', '--since', '1h', '--with-dependents', '--json']);

@@ -56,16 +56,7 @@ export function renderRestore(r: RestoreResult): string {
 }
 
 function nextStep(r: RestoreResult): string[] {
-  if (r.mode === 'into') return [`  next: check the rows, then \`safe-run check\` (the restore is recorded, so it is not drift).`];
-  const table = r.tables[0] ?? 'public.users';
-  const file = `${table.replace(/[^A-Za-z0-9_.-]/g, '_')}.csv`;
-  return [
-    `  next: look at the rows in ${r.database}; to copy rows back, e.g. ${table}:`,
-    `    psql "${r.target}" -c "\\copy ${table} to '${file}' csv header"`,
-    `    psql "$DATABASE_URL" -c "\\copy ${table} from '${file}' csv header"`,
-    `  or, if ${table} is empty in the live database: safe-run restore ${r.runId} --table ${table} --into "$DATABASE_URL"`,
-    `  drop the scratch database when done: dropdb ${r.database}`,
-  ];
+  return r.next.map((line) => `  next: ${line}`);
 }
 
 interface RestoreArgs extends GlobalArgs {

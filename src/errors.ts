@@ -36,6 +36,12 @@ export const usageError = (message: string, hint?: string, cause?: unknown): Saf
   new SafeRunError(message, ExitCode.usage, hint, { cause });
 
 /** A message for any thrown value, without a stack. */
+/** The `code` of a Node or PostgreSQL error (ENOENT, 42P01), whatever shape the thrown value has. */
+export function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null || !('code' in error)) return undefined;
+  return typeof error.code === 'string' ? error.code : undefined;
+}
+
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);

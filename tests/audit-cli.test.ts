@@ -6,7 +6,7 @@ import type { AuditEntry } from '../src/audit/types.js';
 import { parseJson, runCli } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { logLines, writeLogLines } from './helpers/evidence.js';
-import { NOTE_KIND } from './helpers/note-kind.js';
+import { appendNote } from './helpers/note-kind.js';
 
 interface VerifyJson {
   ok: boolean;
@@ -43,7 +43,7 @@ describe('safe-run keygen and verify (CLI)', () => {
       anchor: anchorDb ? databaseAnchor(t.db) : null,
     });
     const out: AuditEntry[] = [];
-    for (let i = 1; i <= n; i++) out.push(await audit.append(NOTE_KIND, { i }));
+    for (let i = 1; i <= n; i++) out.push(await appendNote(audit, { i }));
     return out;
   }
 

@@ -13,7 +13,7 @@ import { ExitCode } from '../src/errors.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createEvidence, logLines, type TestEvidence } from './helpers/evidence.js';
 import { rejection } from './helpers/errors.js';
-import { NOTE_KIND } from './helpers/note-kind.js';
+import { appendNote, NOTE_KIND } from './helpers/note-kind.js';
 
 describe('generateSigningKey', () => {
   let ev: TestEvidence;
@@ -54,7 +54,7 @@ describe('key rotation', () => {
   beforeEach(async () => {
     ev = await createEvidence();
     const audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    for (let i = 1; i <= 3; i++) await audit.append(NOTE_KIND, { i });
+    for (let i = 1; i <= 3; i++) await appendNote(audit, { i });
   });
   afterEach(async () => {
     await ev.cleanup();
@@ -77,9 +77,9 @@ describe('key rotation', () => {
     expect(entry.body.publicKey).toBe(readFileSync(rotated.publicKeyPath, 'utf8'));
 
     // A log opened before the rotation picks up the new key from the key file.
-    expect((await heldOpen.append(NOTE_KIND, { after: 1 })).keyId).toBe(rotated.keyId);
+    expect((await appendNote(heldOpen, { after: 1 })).keyId).toBe(rotated.keyId);
     const fresh = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    expect((await fresh.append(NOTE_KIND, { after: 2 })).keyId).toBe(rotated.keyId);
+    expect((await appendNote(fresh, { after: 2 })).keyId).toBe(rotated.keyId);
 
     const result = await verifyLog({ evidenceDir: ev.evidenceDir, anchor: databaseAnchor(t.db) });
     expect(result).toMatchObject({ ok: true, entries: 6, keys: [oldKeyId, rotated.keyId] });

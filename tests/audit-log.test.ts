@@ -17,7 +17,7 @@ import type { Logger } from '../src/logger.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createEvidence, logLines, type TestEvidence } from './helpers/evidence.js';
 import { rejection } from './helpers/errors.js';
-import { NOTE_KIND } from './helpers/note-kind.js';
+import { appendNote, NOTE_KIND } from './helpers/note-kind.js';
 
 /** A logger that keeps what it was told, to assert on warnings. */
 function recordingLogger(): Logger & { warnings: string[]; text(): string } {
@@ -88,8 +88,8 @@ describe('openAuditLog / append', () => {
 
   it('appends signed, chained, canonical entries that read back in order', async () => {
     const audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    const first = await audit.append(NOTE_KIND, { script: 'cleanup', args: ['--x'] }, { runId: 'r1' });
-    const second = await audit.append(NOTE_KIND, { label: 'cron' });
+    const first = await appendNote(audit, { script: 'cleanup', args: ['--x'] }, { runId: 'r1' });
+    const second = await appendNote(audit, { label: 'cron' });
     expect(first).toMatchObject({ seq: 1, kind: NOTE_KIND, runId: 'r1', prev: GENESIS_PREV, keyId: ev.keyId, body: { script: 'cleanup' } });
     expect(second).toMatchObject({ seq: 2, kind: NOTE_KIND, prev: first.hash, keyId: ev.keyId });
     expect(second).not.toHaveProperty('runId');
@@ -113,10 +113,10 @@ describe('openAuditLog / append', () => {
   it('continues the chain across log handles, and across entries larger than the read-back chunk', async () => {
     const big = { blob: 'x'.repeat(200_000), unicode: 'ünïcødé 🙂'.repeat(5000) };
     const a = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    await a.append(NOTE_KIND, big);
+    await appendNote(a, big);
     const b = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    const after = await b.append(NOTE_KIND, big);
-    const last = await a.append(NOTE_KIND, { small: true });
+    const after = await appendNote(b, big);
+    const last = await appendNote(a, { small: true });
     expect([after.seq, last.seq]).toEqual([2, 3]);
     expect(last.prev).toBe(after.hash);
     expect(await verifyLog({ evidenceDir: ev.evidenceDir })).toMatchObject({ ok: true, entries: 3 });
@@ -124,14 +124,14 @@ describe('openAuditLog / append', () => {
 
   it('keeps concurrent appends from one process in one chain', async () => {
     const audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    const written = await Promise.all(Array.from({ length: 10 }, (_, i) => audit.append(NOTE_KIND, { i })));
+    const written = await Promise.all(Array.from({ length: 10 }, (_, i) => appendNote(audit, { i })));
     expect(written.map((e) => e.seq).sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(await verifyLog({ evidenceDir: ev.evidenceDir })).toMatchObject({ ok: true, entries: 10 });
   });
 
   it('streams entries and stops at a malformed line with its line number', async () => {
     const audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    await audit.append(NOTE_KIND, { n: 1 });
+    await appendNote(audit, { n: 1 });
     appendFileSync(auditLogPath(ev.evidenceDir), '{"not":"an entry"}\n');
     const seen: AuditEntry[] = [];
     const error = await rejection(
@@ -147,10 +147,10 @@ describe('openAuditLog / append', () => {
 
   it('refuses to append after a cut-off last line, and says how to cut it back', async () => {
     const audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    await audit.append(NOTE_KIND, { n: 1 });
+    await appendNote(audit, { n: 1 });
     const size = readFileSync(auditLogPath(ev.evidenceDir)).length;
     appendFileSync(auditLogPath(ev.evidenceDir), '{"body":{"n":');
-    const error = await rejection(audit.append(NOTE_KIND, { n: 2 }));
+    const error = await rejection(appendNote(audit, { n: 2 }));
     expect(error.exitCode).toBe(ExitCode.auditFailed);
     expect(error.message).toMatch(/incomplete line/);
     expect(error.hint).toContain(`truncate -s ${size} ${auditLogPath(ev.evidenceDir)}`);
@@ -199,7 +199,7 @@ describe('openAuditLog / append', () => {
   });
 
   it('refuses to sign an existing log with a key that is not its current key', async () => {
-    await (await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey })).append(NOTE_KIND, {});
+    await appendNote(await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey }), {});
     const other = path.join(ev.dir, 'other', 'signing.key');
     await generateSigningKey({ signingKeyPath: other, evidenceDir: ev.evidenceDir });
     const error = await rejection(openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: other }));
@@ -211,7 +211,7 @@ describe('openAuditLog / append', () => {
   it('never writes key material to the log or the logger', async () => {
     const log = recordingLogger();
     const audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey, log });
-    await audit.append(NOTE_KIND, {});
+    await appendNote(audit, {});
     const pem = readFileSync(ev.signingKey, 'utf8');
     const secret = pem.split('\n')[1]!;
     expect(readFileSync(auditLogPath(ev.evidenceDir), 'utf8')).not.toContain(secret);
@@ -249,11 +249,11 @@ describe('database chain-head anchor', () => {
 
   it('is moved by every append, keyed by the hash of entry 1', async () => {
     const audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey, anchor: databaseAnchor(t.db) });
-    const first = await audit.append(NOTE_KIND, { n: 1 });
-    await audit.append(NOTE_KIND, { n: 2 });
+    const first = await appendNote(audit, { n: 1 });
+    await appendNote(audit, { n: 2 });
     // A new handle on the same log finds the log id from the file.
     const again = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey, anchor: databaseAnchor(t.db) });
-    const third = await again.append(NOTE_KIND, { n: 3 });
+    const third = await appendNote(again, { n: 3 });
     const { rows } = await sql<{
       seq: number;
       hash: string;
@@ -268,7 +268,7 @@ describe('database chain-head anchor', () => {
     const log = recordingLogger();
     try {
       const audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey, anchor: databaseAnchor(db), log });
-      const entry = await audit.append(NOTE_KIND, { n: 1 });
+      const entry = await appendNote(audit, { n: 1 });
       expect(entry.seq).toBe(1);
       expect(log.warnings.join('\n')).toMatch(/Could not record the audit chain head/);
       expect(logLines(ev.evidenceDir)).toHaveLength(1);

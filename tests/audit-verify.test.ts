@@ -9,7 +9,7 @@ import { verifyLog } from '../src/audit/verify.js';
 import { createDb } from '../src/db/connection.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createEvidence, logLines, writeLogLines, type TestEvidence } from './helpers/evidence.js';
-import { NOTE_KIND } from './helpers/note-kind.js';
+import { appendNote, NOTE_KIND } from './helpers/note-kind.js';
 
 describe('verifyLog', () => {
   let t: TestDatabase;
@@ -29,7 +29,7 @@ describe('verifyLog', () => {
     audit = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey, anchor: databaseAnchor(t.db) });
     entries = [];
     for (let i = 1; i <= 6; i++)
-      entries.push(await audit.append(NOTE_KIND, { label: `entry-${i}`, rows: { 'public.users': i } }, { runId: `run-${i}` }));
+      entries.push(await appendNote(audit, { label: `entry-${i}`, rows: { 'public.users': i } }, { runId: `run-${i}` }));
   });
   afterEach(async () => {
     await ev.cleanup();
@@ -197,7 +197,7 @@ describe('verifyLog', () => {
     expect(emptied.warnings.join('\n')).toMatch(/anchors \d+ other log\(s\).*it was emptied/);
 
     const fresh = await openAuditLog({ evidenceDir: ev.evidenceDir, signingKeyPath: ev.signingKey });
-    await fresh.append(NOTE_KIND, { label: 'a new beginning' });
+    await appendNote(fresh, { label: 'a new beginning' });
     const replaced = await verify({ anchor: true });
     expect(replaced).toMatchObject({ ok: true, entries: 1, anchor: null });
     expect(replaced.warnings.join('\n')).toMatch(/no chain head for this log[^]*it was replaced/);

@@ -7,7 +7,7 @@ import type { DoctorReport } from '../src/commands/doctor.js';
 import { parseJson, runCli, type CliResult } from './helpers/cli.js';
 import { logLines, writeLogLines } from './helpers/evidence.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
-import { NOTE_KIND } from './helpers/note-kind.js';
+import { appendNote } from './helpers/note-kind.js';
 
 /** `safe-run doctor` against a real server, real pg_dump/pg_restore and a real key. */
 describe('safe-run doctor', () => {
@@ -119,7 +119,7 @@ describe('safe-run doctor', () => {
       signingKeyPath: ws.env.SAFE_RUN_SIGNING_KEY!,
       anchor: databaseAnchor(ws.t.db),
     });
-    for (let i = 1; i <= 3; i++) await audit.append(NOTE_KIND, { label: `entry-${i}` });
+    for (let i = 1; i <= 3; i++) await appendNote(audit, { label: `entry-${i}` });
     expect((await ws.cli(['doctor'])).exitCode).toBe(0);
 
     const lines = logLines(ws.evidenceDir);

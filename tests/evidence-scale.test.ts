@@ -4,7 +4,7 @@ import { createDb } from '../src/db/connection.js';
 import type { BlameResult } from '../src/blame/blame.js';
 import type { History } from '../src/history/run-log.js';
 import { silentLogger } from '../src/logger.js';
-import type { RunIntentBody, RunOutcomeBody, RunPostBody, Snapshot, TableState } from '../src/records/index.js';
+import type { RunIntentBody, RunOutcomeBody, Snapshot, TableState } from '../src/records/index.js';
 import { takeSnapshot } from '../src/snapshot/take.js';
 import { parseJson, type CliResult } from './helpers/cli.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
@@ -35,18 +35,14 @@ async function writeHistory(ws: Workspace): Promise<void> {
   });
   for (let i = 0; i < RUNS; i++) {
     const runId = `01SCALE${String(i).padStart(19, '0')}`;
-    await audit.append<RunIntentBody>('run.intent', intent(observe(), i % 4 ? 'cleanup-invalid-sessions' : 'purge-expired-interactions'), {
+    await audit.append('run.intent', intent(observe(), i % 4 ? 'cleanup-invalid-sessions' : 'purge-expired-interactions'), {
       runId,
     });
     sessions.rows -= 2;
     sessions.counters.n_tup_del += 2;
-    await audit.append<RunOutcomeBody>('run.outcome', outcome(String(1000 + i)), { runId });
+    await audit.append('run.outcome', outcome(String(1000 + i)), { runId });
     const post = observe();
-    await audit.append<RunPostBody>(
-      'run.post',
-      { status: 'committed', snapshot: post, commitLsn: post.walLsn, xid: String(1000 + i) },
-      { runId },
-    );
+    await audit.append('run.post', { status: 'committed', snapshot: post, commitLsn: post.walLsn, xid: String(1000 + i) }, { runId });
     sessions.rows += 2;
     sessions.counters.n_tup_ins += 2;
   }

@@ -7,6 +7,7 @@ import { EXPECTED_CLEANUP } from '../demo/seed.js';
 import { loadConfig } from '../src/config/load.js';
 import { createDb } from '../src/db/connection.js';
 import { silentLogger, type Logger } from '../src/logger.js';
+import { withTarget } from '../src/db/target.js';
 import { runGuarded } from '../src/run/pipeline.js';
 import type { RunResult } from '../src/run/types.js';
 import { directGate } from '../src/script/gate.js';
@@ -306,11 +307,14 @@ describe('one child per guarded run', () => {
         seen.push(scriptChildren());
         return loaded;
       };
-      const refused = runGuarded(
-        config,
-        { scriptName: 'locked', args: [], dryRun: false, reason: 'test', backupScope: 'none' },
-        silentLogger,
-        load,
+      const refused = withTarget(config.databaseUrl, (target) =>
+        runGuarded(
+          config,
+          { scriptName: 'locked', args: [], dryRun: false, reason: 'test', backupScope: 'none' },
+          target,
+          silentLogger,
+          load,
+        ),
       );
       await expect(refused).rejects.toMatchObject({ exitCode: 6 });
       expect(seen).toEqual([[expect.any(Number)]]);

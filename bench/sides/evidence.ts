@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import type { VerifyResult } from '../../src/audit/types.js';
 import { verifyLog } from '../../src/audit/verify.js';
 import { silentLogger } from '../../src/logger.js';
+import { withTarget } from '../../src/db/target.js';
 import { runGuarded } from '../../src/run/pipeline.js';
 import { readRunTemplate, SyntheticHistory, type RunTemplate } from '../history.js';
 import { median, progress, timeMs } from '../measure.js';
@@ -20,10 +21,13 @@ export async function recordTemplate(demoUrl: string): Promise<RunTemplate> {
   const ws = await createWorkspace('template');
   try {
     const config = await ws.config(demoUrl);
-    const result = await runGuarded(
-      config,
-      { scriptName: 'cleanup-invalid-sessions', args: [], dryRun: false, reason: 'bench template run', backupScope: 'touched' },
-      silentLogger,
+    const result = await withTarget(config.databaseUrl, (target) =>
+      runGuarded(
+        config,
+        { scriptName: 'cleanup-invalid-sessions', args: [], dryRun: false, reason: 'bench template run', backupScope: 'touched' },
+        target,
+        silentLogger,
+      ),
     );
     if (result.status !== 'committed')
       throw new Error(`template run ended ${result.status}: ${JSON.stringify(result.error ?? result.violations)}`);

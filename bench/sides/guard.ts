@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { createDb } from '../../src/db/connection.js';
 import { silentLogger } from '../../src/logger.js';
+import { withTarget } from '../../src/db/target.js';
 import { runGuarded } from '../../src/run/pipeline.js';
 import type { RunResult } from '../../src/run/types.js';
 import { importScriptInProcess } from '../in-process-script.js';
@@ -48,10 +49,13 @@ export async function compareGuardWithBare(bench: BenchDatabase, ws: Workspace, 
   const guarded = async (): Promise<number> => {
     let result: RunResult | undefined;
     const ms = await timeMs(async () => {
-      result = await runGuarded(
-        config,
-        { scriptName: 'cleanup-invalid-sessions', args: [], dryRun: false, reason: 'bench', backupScope: 'none' },
-        silentLogger,
+      result = await withTarget(config.databaseUrl, (target) =>
+        runGuarded(
+          config,
+          { scriptName: 'cleanup-invalid-sessions', args: [], dryRun: false, reason: 'bench', backupScope: 'none' },
+          target,
+          silentLogger,
+        ),
       );
     });
     const deleted = result?.changes['public.oidc_models']?.deleted;

@@ -1,4 +1,5 @@
 import { silentLogger } from '../../src/logger.js';
+import { withTarget } from '../../src/db/target.js';
 import { runGuarded } from '../../src/run/pipeline.js';
 import type { RunResult } from '../../src/run/types.js';
 import { findScriptFiles, loadScriptByName } from '../../src/script/load.js';
@@ -36,7 +37,7 @@ export async function compareGuardedChildWithInProcess(bench: BenchDatabase, ws:
   const side = (load: typeof loadScriptByName) => async (): Promise<number> => {
     let result: RunResult | undefined;
     const ms = await timeMs(async () => {
-      result = await runGuarded(config, OPTIONS, silentLogger, load);
+      result = await withTarget(config.databaseUrl, (target) => runGuarded(config, OPTIONS, target, silentLogger, load));
     });
     const deleted = result?.changes['public.oidc_models']?.deleted;
     if (result?.status !== 'committed' || deleted !== expected) {

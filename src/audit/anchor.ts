@@ -2,7 +2,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
+import type { ChainHeadRow } from '../db/schema.js';
+import type { TargetHandle } from '../db/target.js';
 import type { ChainHead } from './types.js';
+import { errorCode } from '../errors.js';
 
 /**
  * A copy of the chain head kept somewhere the log's owner cannot silently rewind. Dropping
@@ -70,28 +73,45 @@ const CREATE_RACE = new Set(['23505', '42P06', '42P07', '42710']);
  * passes a session outside the script's transaction, so an anchor write never joins it.
  */
 export function databaseAnchor(db: Db): ChainAnchor {
+  // The head only moves forward: a slower process must not rewind it to an older entry.
   const upsert = (logId: string, seq: number, hash: string) =>
     withoutWaiting(db, (trx) =>
-      sql`
-    insert into safe_run.chain_head as h (log_id, seq, hash) values (${logId}, ${seq}, ${hash})
-    on conflict (log_id) do update set seq = excluded.seq, hash = excluded.hash, updated_at = now()
-    where h.seq < excluded.seq`.execute(trx),
+      trx
+        .insertInto('safe_run.chain_head')
+        .values({ log_id: logId, seq, hash })
+        .onConflict((oc) =>
+          oc
+            .column('log_id')
+            .doUpdateSet((eb) => ({ seq: eb.ref('excluded.seq'), hash: eb.ref('excluded.hash'), updated_at: sql<Date>`now()` }))
+            .where('safe_run.chain_head.seq', '<', (eb) => eb.ref('excluded.seq')),
+        )
+        .execute(),
     );
   const upsertPinned = (logId: string, seq: number, hash: string, pin: AnchorPin) =>
     withoutWaiting(db, (trx) =>
-      sql`
-    insert into safe_run.chain_head as h (log_id, seq, hash, key_id, evidence_dir)
-    values (${logId}, ${seq}, ${hash}, ${pin.keyId}, ${pin.evidenceDir})
-    on conflict (log_id) do update set seq = excluded.seq, hash = excluded.hash, key_id = excluded.key_id,
-      evidence_dir = excluded.evidence_dir, updated_at = now()
-    where h.seq < excluded.seq`.execute(trx),
+      trx
+        .insertInto('safe_run.chain_head')
+        .values({ log_id: logId, seq, hash, key_id: pin.keyId, evidence_dir: pin.evidenceDir })
+        .onConflict((oc) =>
+          oc
+            .column('log_id')
+            .doUpdateSet((eb) => ({
+              seq: eb.ref('excluded.seq'),
+              hash: eb.ref('excluded.hash'),
+              key_id: eb.ref('excluded.key_id'),
+              evidence_dir: eb.ref('excluded.evidence_dir'),
+              updated_at: sql<Date>`now()`,
+            }))
+            .where('safe_run.chain_head.seq', '<', (eb) => eb.ref('excluded.seq')),
+        )
+        .execute(),
     );
   const write = async (logId: string, seq: number, hash: string, pin?: AnchorPin): Promise<void> => {
     if (!pin) return void (await upsert(logId, seq, hash));
     try {
       await upsertPinned(logId, seq, hash, pin);
     } catch (error) {
-      if (codeOf(error) !== UNDEFINED_COLUMN) throw error;
+      if (errorCode(error) !== UNDEFINED_COLUMN) throw error;
       // An anchor table from before the pin columns: add them, or (a role that does not own
       // the table) keep recording the head without them rather than lose the anchor.
       if (await addPinColumns(db)) await upsertPinned(logId, seq, hash, pin);
@@ -105,7 +125,7 @@ export function databaseAnchor(db: Db): ChainAnchor {
         await write(logId, seq, hash, pin);
         return;
       } catch (error) {
-        const code = codeOf(error);
+        const code = errorCode(error);
         if (code !== UNDEFINED_TABLE && code !== INVALID_SCHEMA) throw error;
       }
       await createAnchorTable(db);
@@ -121,10 +141,24 @@ export function databaseAnchor(db: Db): ChainAnchor {
   };
 }
 
+/**
+ * The anchor on a command's target handle, connecting on first use: keygen appends one entry
+ * and must not fail for a database that is down (the append only warns when its anchor does).
+ */
+export function targetAnchor(target: TargetHandle): ChainAnchor {
+  const anchor = async (): Promise<ChainAnchor> => databaseAnchor((await target.open()).db);
+  return {
+    record: async (logId, seq, hash, pin) => (await anchor()).record(logId, seq, hash, pin),
+    read: async (logId) => (await anchor()).read(logId),
+    list: async () => (await (await anchor()).list?.()) ?? [],
+  };
+}
+
 /** to_jsonb(h) reads the pin columns when they exist and simply lacks them on an older table. */
 async function readAnchorRows(db: Db, logId: string | null): Promise<AnchoredLog[]> {
   try {
-    const { rows } = await sql<{ row: Record<string, unknown> }>`
+    // The stored shape, loosely: an older table lacks the pin columns, and JSON carries updated_at as text.
+    const { rows } = await sql<{ row: { readonly [C in keyof ChainHeadRow]?: unknown } }>`
       select to_jsonb(h) as row from safe_run.chain_head h
       where ${logId}::text is null or h.log_id = ${logId} order by h.updated_at desc`.execute(db);
     return rows.map(({ row: r }) => ({
@@ -136,7 +170,7 @@ async function readAnchorRows(db: Db, logId: string | null): Promise<AnchoredLog
       updatedAt: new Date(String(r.updated_at)).toISOString(),
     }));
   } catch (error) {
-    const code = codeOf(error);
+    const code = errorCode(error);
     if (code === UNDEFINED_TABLE || code === INVALID_SCHEMA) return [];
     throw error;
   }
@@ -147,21 +181,20 @@ async function addPinColumns(db: Db): Promise<boolean> {
     await sql`alter table safe_run.chain_head add column if not exists key_id text, add column if not exists evidence_dir text`.execute(db);
     return true;
   } catch (error) {
-    if (codeOf(error) === INSUFFICIENT_PRIVILEGE) return false;
+    if (errorCode(error) === INSUFFICIENT_PRIVILEGE) return false;
     throw error;
   }
 }
 
 const INSUFFICIENT_PRIVILEGE = '42501';
-const codeOf = (error: unknown): string | undefined => (error as { code?: string }).code;
 
 async function createAnchorTable(db: Db): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       // CREATE SCHEMA IF NOT EXISTS still needs CREATE on the database; a role that was
       // given only the existing schema (see the warning in log.ts) must not trip on it.
-      const { rows } = await sql`select 1 from pg_catalog.pg_namespace where nspname = 'safe_run'`.execute(db);
-      if (!rows.length) await sql`create schema if not exists safe_run`.execute(db);
+      const schema = await db.selectFrom('pg_catalog.pg_namespace').select('oid').where('nspname', '=', 'safe_run').executeTakeFirst();
+      if (!schema) await sql`create schema if not exists safe_run`.execute(db);
       await sql`
         create table if not exists safe_run.chain_head (
           log_id text primary key,
@@ -174,7 +207,7 @@ async function createAnchorTable(db: Db): Promise<void> {
       await addPinColumns(db);
       return;
     } catch (error) {
-      if (attempt >= 3 || !CREATE_RACE.has((error as { code?: string }).code ?? '')) throw error;
+      if (attempt >= 3 || !CREATE_RACE.has(errorCode(error) ?? '')) throw error;
     }
   }
 }

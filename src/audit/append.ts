@@ -7,13 +7,14 @@ import { publishPublicKey, type SigningKey } from './keys.js';
 import { withAuditLock } from './lock.js';
 import { auditLogPath } from './read.js';
 import { GENESIS_PREV, type AuditEntry, type EntryKind } from './types.js';
-import { type KeyRotateBody } from '../records/index.js';
+import type { KeyRotateBody, RecordBody } from '../records/index.js';
 
-export interface AppendRequest<B> {
+/** `body` is the record type of `kind` (src/records): a body of the wrong shape does not compile. */
+export interface AppendRequest<K extends EntryKind> {
   readonly evidenceDir: string;
   readonly log: Logger;
-  readonly kind: EntryKind;
-  readonly body: B;
+  readonly kind: K;
+  readonly body: RecordBody<K>;
   readonly runId?: string;
   /**
    * The key to sign with, given the key the log currently expects (null for a new log).
@@ -21,14 +22,14 @@ export interface AppendRequest<B> {
    */
   readonly chooseKey: (activeKeyId: string | null) => Promise<SigningKey>;
   /** Runs inside the lock right after the entry is durable (rotation installs its new key here). */
-  readonly afterWrite?: (entry: AuditEntry<B>) => Promise<void>;
+  readonly afterWrite?: (entry: AuditEntry<RecordBody<K>>) => Promise<void>;
 }
 
 /**
  * appendSignedEntry: under the lock, read the head (last line only), sign the next entry
  * and write it durably. Only this function writes to audit.jsonl.
  */
-export async function appendSignedEntry<B>(request: AppendRequest<B>): Promise<AuditEntry<B>> {
+export async function appendSignedEntry<K extends EntryKind>(request: AppendRequest<K>): Promise<AuditEntry<RecordBody<K>>> {
   const file = auditLogPath(request.evidenceDir);
   return withAuditLock(file, request.log, async () => {
     const { head, size } = await readHead(file);

@@ -1,7 +1,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { ExitCode, SafeRunError } from '../errors.js';
+import { ExitCode, SafeRunError, errorCode } from '../errors.js';
 import { EVIDENCE_FILE_MODE } from './modes.js';
 
 /**
@@ -157,7 +157,7 @@ export async function openAuditFile(file: string, how: 'read' | 'append'): Promi
   try {
     return await open(file, flags, AUDIT_FILE_MODE);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ELOOP') throw error;
+    if (errorCode(error) !== 'ELOOP') throw error;
     throw new SafeRunError(
       `The audit log ${file} is a symbolic link; safe-run never follows one (the log could be anywhere, or be another log).`,
       ExitCode.auditFailed,
@@ -171,7 +171,7 @@ async function openIfExists(file: string): Promise<FileHandle | null> {
   try {
     return await openAuditFile(file, 'read');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if (errorCode(error) === 'ENOENT') return null;
     if (error instanceof SafeRunError) throw error;
     throw auditFailure(`Cannot read the audit log ${file}`, error);
   }

@@ -2,7 +2,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, typ
 import { constants as fsConstants } from 'node:fs';
 import { chmod, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { ExitCode, SafeRunError, usageError, errorMessage } from '../errors.js';
+import { ExitCode, SafeRunError, usageError, errorMessage, errorCode } from '../errors.js';
 import { auditFailure, fsyncDir } from './jsonl.js';
 import { EVIDENCE_DIR_MODE } from './modes.js';
 
@@ -43,7 +43,7 @@ export async function loadSigningKey(options: { signingKeyPath: string; evidence
   try {
     mode = (await stat(file)).mode;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+    if (errorCode(error) === 'ENOENT') {
       throw usageError(`No signing key at ${file}.`, 'Run `safe-run keygen` (or point SAFE_RUN_SIGNING_KEY / "signingKey" at your key).');
     }
     throw usageError(`Cannot read the signing key ${file}: ${errorMessage(error)}`, 'Check the path and its permissions.');
@@ -177,7 +177,7 @@ export async function loadPublicKeys(evidenceDir: string): Promise<PublicKeySet>
   try {
     names = await readdir(keysDir(evidenceDir));
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { keys, problems };
+    if (errorCode(error) === 'ENOENT') return { keys, problems };
     throw new SafeRunError(
       `Cannot read ${keysDir(evidenceDir)}: ${errorMessage(error)}`,
       ExitCode.auditFailed,
@@ -205,7 +205,7 @@ async function exists(file: string): Promise<boolean> {
     await stat(file);
     return true;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    if (errorCode(error) === 'ENOENT') return false;
     throw error;
   }
 }

@@ -1,5 +1,5 @@
 import lockfile from 'proper-lockfile';
-import { ExitCode, SafeRunError } from '../errors.js';
+import { ExitCode, SafeRunError, errorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { auditFailure } from './jsonl.js';
 
@@ -30,7 +30,7 @@ export async function withAuditLock<T>(logFile: string, log: Logger, fn: () => P
         log.warn('The audit log lock was lost while held; run `safe-run verify`', { lock: lockPath, error: error.message }),
     });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ELOCKED') {
+    if (errorCode(error) === 'ELOCKED') {
       throw new SafeRunError(
         `Another process held the audit log lock ${lockPath} for too long.`,
         ExitCode.auditFailed,

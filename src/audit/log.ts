@@ -11,6 +11,7 @@ import { loadSigningKey, type SigningKey } from './keys.js';
 import { auditLogPath } from './read.js';
 import { activeSigners } from './signers.js';
 import { configuredWitnesses, notifyWitnesses, witnessedHead, type Witness } from './witness.js';
+import type { RecordBody } from '../records/index.js';
 import type { AuditEntry, EntryKind } from './types.js';
 
 export { databaseAnchor, type ChainAnchor } from './anchor.js';
@@ -19,7 +20,7 @@ export { auditLogPath, readEntries } from './read.js';
 /** What the guarded run, `snapshot`, `exec` and `restore` write through. */
 export interface AuditLog {
   /** Resolves once the entry is fsync'ed; the chain-head anchor is updated after that, best effort. */
-  append<B>(kind: EntryKind, body: B, options?: { runId?: string }): Promise<AuditEntry<B>>;
+  append<K extends EntryKind>(kind: K, body: RecordBody<K>, options?: { runId?: string }): Promise<AuditEntry<RecordBody<K>>>;
 }
 
 export interface OpenAuditLogOptions {
@@ -67,7 +68,11 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
   // One process may append from several places at once; keep its own appends in order too.
   let queue: Promise<unknown> = Promise.resolve();
   return {
-    async append<B>(kind: EntryKind, body: B, appendOptions: { runId?: string } = {}): Promise<AuditEntry<B>> {
+    async append<K extends EntryKind>(
+      kind: K,
+      body: RecordBody<K>,
+      appendOptions: { runId?: string } = {},
+    ): Promise<AuditEntry<RecordBody<K>>> {
       const next = queue.then(() => appendSignedEntry({ evidenceDir, log, kind, body, runId: appendOptions.runId, chooseKey }));
       queue = next.catch(() => {});
       const entry = await next;

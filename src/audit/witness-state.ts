@@ -2,6 +2,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EVIDENCE_FILE_MODE } from './modes.js';
 import type { WitnessedHead, WitnessOutcome } from './witness.js';
+import { errorCode } from '../errors.js';
 
 /** A witness that has not taken the heads since `since`: reported by `doctor` and `check`. */
 export interface PendingWitness {
@@ -21,7 +22,7 @@ export async function readPendingWitnesses(evidenceDir: string): Promise<Pending
     const value = JSON.parse(await readFile(witnessStatePath(evidenceDir), 'utf8')) as { pending?: PendingWitness[] };
     return Array.isArray(value.pending) ? value.pending : [];
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if (errorCode(error) === 'ENOENT') return [];
     throw error;
   }
 }

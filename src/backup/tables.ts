@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { userRelations } from '../db/catalog.js';
 import type { Db } from '../db/connection.js';
+import type { PgClass, PgNamespace } from '../db/schema.js';
 import type { TableKey } from '../records/index.js';
 import type { DumpTable } from './pg-dump-args.js';
 
@@ -37,7 +38,7 @@ async function queryTables(db: Db, keys: readonly TableKey[] | null): Promise<Ba
     ? sql`r.nspname || '.' || r.relname = any(${[...keys]}::text[])`
     : sql`not exists (select 1 from pg_catalog.pg_depend d
                        where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = r.oid and d.deptype = 'e')`;
-  const result = await sql<{ nspname: string; relname: string; relkind: string }>`
+  const result = await sql<Pick<PgNamespace, 'nspname'> & Pick<PgClass, 'relname' | 'relkind'>>`
     select r.nspname, r.relname, r.relkind from (${userRelations}) r where ${filter}`.execute(db);
   return result.rows
     .map((row) => ({ key: `${row.nspname}.${row.relname}`, schema: row.nspname, name: row.relname, partitioned: row.relkind === 'p' }))

@@ -4,6 +4,7 @@ import { formatDelta } from '../snapshot/counters.js';
 import { execWrapped } from '../exec/exec.js';
 import { formatArgv } from '../exec/redact.js';
 import type { ExecOptions, ExecResult } from '../exec/types.js';
+import { withTarget } from '../db/target.js';
 import type { Logger } from '../logger.js';
 import { backupLine } from '../run/summary.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
@@ -12,7 +13,7 @@ export type { ExecOptions, ExecResult };
 
 /** `safe-run exec -- <command...>`. The process exit code is in result.exitCode. */
 export async function exec(config: Config, options: ExecOptions, log: Logger): Promise<ExecResult> {
-  return execWrapped(config, options, log);
+  return withTarget(config.databaseUrl, (target) => execWrapped(config, options, target, log));
 }
 
 export function renderExec(r: ExecResult): string {

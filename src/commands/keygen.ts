@@ -1,10 +1,10 @@
 import type { Argv, CommandModule } from 'yargs';
-import { databaseAnchor } from '../audit/anchor.js';
+import { targetAnchor } from '../audit/anchor.js';
 import { generateSigningKey } from '../audit/keys.js';
 import { addSigningKey } from '../audit/add-key.js';
 import { rotateSigningKey } from '../audit/rotate.js';
 import type { Config } from '../config/config.js';
-import { createDb } from '../db/connection.js';
+import { withTarget } from '../db/target.js';
 import { parseDatabaseUrl } from '../db/url.js';
 import type { Logger } from '../logger.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
@@ -32,13 +32,13 @@ export interface KeygenResult {
 export async function keygen(config: Config, options: KeygenOptions, log: Logger): Promise<KeygenResult> {
   const paths = { signingKeyPath: config.signingKey, evidenceDir: config.evidenceDir };
   if (!options.rotate && !options.add) return generateSigningKey({ ...paths, force: options.force });
+  // A bad URL stops here, before the key changes; an unreachable database only costs the anchor (a warning).
+  if (config.databaseUrl) parseDatabaseUrl(config.databaseUrl);
   // The rotation is an audit entry like any other, so it moves the database anchor too when there is one.
-  const db = config.databaseUrl
-    ? createDb(parseDatabaseUrl(config.databaseUrl), { maxConnections: 1, applicationName: 'safe-run keygen' })
-    : null;
-  try {
+  return withTarget(config.databaseUrl, async (target) => {
+    const anchor = config.databaseUrl ? targetAnchor(target) : null;
     if (options.add) {
-      const added = await addSigningKey({ ...paths, publicKeyFile: options.add, anchor: db ? databaseAnchor(db) : null, log });
+      const added = await addSigningKey({ ...paths, publicKeyFile: options.add, anchor, log });
       return {
         keyId: added.keyId,
         privateKeyPath: '',
@@ -47,7 +47,7 @@ export async function keygen(config: Config, options: KeygenOptions, log: Logger
         addEntrySeq: added.seq,
       };
     }
-    const rotated = await rotateSigningKey({ ...paths, anchor: db ? databaseAnchor(db) : null, log });
+    const rotated = await rotateSigningKey({ ...paths, anchor, log });
     return {
       keyId: rotated.keyId,
       privateKeyPath: rotated.privateKeyPath,
@@ -55,9 +55,7 @@ export async function keygen(config: Config, options: KeygenOptions, log: Logger
       previousKeyId: rotated.previousKeyId,
       rotateEntrySeq: rotated.seq,
     };
-  } finally {
-    await db?.destroy();
-  }
+  });
 }
 
 function renderKeygen(r: KeygenResult): string {

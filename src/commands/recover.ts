@@ -12,7 +12,10 @@ export type { RecoverOptions, RecoverResult };
 
 /** `safe-run recover`: the rows the change ledger kept go back, as a guarded run of their own. */
 export async function recover(config: Config, options: RecoverOptions, log: Logger): Promise<RecoverResult> {
-  return withTarget(config.databaseUrl, (target) => recoverRows(config, options, target, log));
+  // Two handles on the same database: one to plan with, one the guarded run opens as its own.
+  return withTarget(config.databaseUrl, (target) =>
+    withTarget(config.databaseUrl, (runTarget) => recoverRows(config, options, target, runTarget, log)),
+  );
 }
 
 export function renderRecover(r: RecoverResult): string {

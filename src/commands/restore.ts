@@ -18,7 +18,10 @@ export async function restore(config: Config, options: RestoreOptions, log: Logg
 
 /** `safe-run restore <run> --in-place`: the backup's rows back into the live tables, as a guarded run of its own. */
 export async function restoreInPlaceCommand(config: Config, options: InPlaceOptions, log: Logger): Promise<InPlaceResult> {
-  return withTarget(config.databaseUrl, (target) => restoreInPlace(config, options, target, log));
+  // Two handles on the same database: one to plan with, one the guarded run opens as its own.
+  return withTarget(config.databaseUrl, (target) =>
+    withTarget(config.databaseUrl, (runTarget) => restoreInPlace(config, options, target, runTarget, log)),
+  );
 }
 
 export function renderInPlace(r: InPlaceResult): string {

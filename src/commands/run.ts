@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { BACKUP_SCOPES, type BackupScope } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../logger.js';
+import { withTarget } from '../db/target.js';
 import { runGuarded, type RunOptions } from '../run/pipeline.js';
 import { renderRunSummary } from '../run/summary.js';
 import type { RunResult } from '../run/types.js';
@@ -11,7 +12,7 @@ export type { RunOptions };
 
 /** `safe-run <script>`: the guarded run. Returns the result; exit code is in result.exitCode. */
 export async function run(config: Config, options: RunOptions, log: Logger): Promise<RunResult> {
-  return runGuarded(config, options, log);
+  return withTarget(config.databaseUrl, (target) => runGuarded(config, options, target, log));
 }
 
 interface RunArgs extends GlobalArgs {

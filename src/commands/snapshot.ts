@@ -4,7 +4,7 @@ import type { Config } from '../config/config.js';
 import { withTarget, type TargetDatabase } from '../db/target.js';
 import { readLiveSnapshot } from '../history/live.js';
 import type { Logger } from '../logger.js';
-import type { SnapshotBody, TableKey } from '../records/index.js';
+import type { TableKey } from '../records/index.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
 
 export interface SnapshotResult {
@@ -35,7 +35,7 @@ export async function recordSnapshot(
     log,
   });
   const snapshot = await readLiveSnapshot(live, config);
-  const entry = await audit.append<SnapshotBody>('snapshot', { label: options.label, snapshot });
+  const entry = await audit.append('snapshot', { label: options.label, snapshot });
   return {
     seq: entry.seq,
     hash: entry.hash,

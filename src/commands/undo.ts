@@ -10,7 +10,10 @@ export type { UndoOptions, UndoResult };
 
 /** `safe-run undo <run>`: put back what one committed run changed, as a guarded run of its own. */
 export async function undo(config: Config, options: UndoOptions, log: Logger): Promise<UndoResult> {
-  return withTarget(config.databaseUrl, (target) => undoRun(config, options, target, log));
+  // Two handles on the same database: one to plan with, one the guarded run opens as its own.
+  return withTarget(config.databaseUrl, (target) =>
+    withTarget(config.databaseUrl, (runTarget) => undoRun(config, options, target, runTarget, log)),
+  );
 }
 
 export function renderUndo(r: UndoResult): string {

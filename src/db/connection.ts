@@ -1,14 +1,14 @@
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import { ExitCode, SafeRunError } from '../errors.js';
+import { ExitCode, SafeRunError, errorCode, errorMessage } from '../errors.js';
+import type { Database } from './schema.js';
 import { redactUrl } from './url.js';
 
 /**
- * safe-run reads catalogs it does not know the shape of ahead of time, so its own handle is
- * untyped; scripts may narrow it with their own database interface.
+ * safe-run's own handle sees its evidence tables and the catalogs it reads (schema.ts); a
+ * script's tables are not in it, and scripts bring their own database interface.
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Db = Kysely<any>;
+export type Db = Kysely<Database>;
 
 // int8 and numeric come back as strings by default; counts and counters fit in a double.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
@@ -26,7 +26,8 @@ export interface DbOptions {
  */
 export const CATALOG_SEARCH_PATH = 'pg_catalog, pg_temp';
 
-export function createDb(url: URL | string, options: DbOptions = {}): Db {
+/** A pool on `url`, typed as safe-run's own handle unless the caller (a test, the demo) names its tables. */
+export function createDb<DB = Database>(url: URL | string, options: DbOptions = {}): Kysely<DB> {
   const pool = new pg.Pool({
     connectionString: typeof url === 'string' ? url : url.href,
     max: options.maxConnections ?? 4,
@@ -37,7 +38,7 @@ export function createDb(url: URL | string, options: DbOptions = {}): Db {
   // kills the process. The query in flight rejects anyway, and that is where it is reported.
   pool.on('error', () => {});
   pool.on('connect', (client) => client.on('error', () => {}));
-  return new Kysely({ dialect: new PostgresDialect({ pool }) });
+  return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
 }
 
 /** Connect once up front so that a bad host or password is one clear message, not a stack. */
@@ -55,12 +56,19 @@ export async function assertReachable(db: Db, url: URL): Promise<void> {
 }
 
 function connectionProblem(error: unknown): string {
-  const e = error as { code?: string; message?: string };
-  if (e.code === 'ECONNREFUSED') return 'connection refused';
-  if (e.code === 'ENOTFOUND') return 'host not found';
-  if (e.code === '28P01' || e.code === '28000') return 'authentication failed';
-  if (e.code === '3D000') return 'database does not exist';
-  return (e.message ?? String(error)).replace(/:\/\/[^@\s]*@/g, '://***@');
+  const code = errorCode(error);
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ENOTFOUND') return 'host not found';
+  if (code === '28P01' || code === '28000') return 'authentication failed';
+  if (code === '3D000') return 'database does not exist';
+  return errorMessage(error).replace(/:\/\/[^@\s]*@/g, '://***@');
+}
+
+/** The row of a statement that always returns exactly one (select count(*), select pg_backend_pid()); none is a bug (exit 70). */
+export function onlyRow<R>(rows: readonly R[]): R {
+  const [row] = rows;
+  if (row === undefined) throw new Error('a single-row statement returned no row');
+  return row;
 }
 
 /** A single dedicated connection for work that needs session state (locks, exported snapshots). */

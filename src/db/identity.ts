@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { DatabaseIdentity } from '../records/index.js';
-import type { Db } from './connection.js';
+import { type Db, onlyRow } from './connection.js';
 
 /**
  * Who the database is. `check` and `blame` compare these between observations: the same
@@ -86,11 +86,13 @@ export interface WalPosition {
  * exactly before the LSN read at the start of the script's transaction.
  */
 export async function readWalPosition(db: Db): Promise<WalPosition> {
-  const row = (
-    await sql<{ lsn: string; xid: string | null }>`
+  const row = onlyRow(
+    (
+      await sql<{ lsn: string; xid: string | null }>`
       select (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_insert_lsn() end)::text as lsn,
              txid_current_if_assigned()::text as xid`.execute(db)
-  ).rows[0]!;
+    ).rows,
+  );
   return { lsn: row.lsn, xid: row.xid };
 }
 

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { ExitCode, SafeRunError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Db } from './connection.js';
+import type { PgStatActivity } from './schema.js';
 
 /**
  * One guarded run per database at a time. A session-level advisory lock (not a transaction
@@ -42,7 +43,7 @@ export async function withAdvisoryLock<T>(conn: Db, log: Logger, fn: () => Promi
 }
 
 async function readLockHolder(conn: Db): Promise<LockHolder | null> {
-  const { rows } = await sql<{ pid: number; application_name: string; backend_start: Date; client_addr: string | null }>`
+  const { rows } = await sql<Pick<PgStatActivity, 'pid' | 'application_name' | 'backend_start' | 'client_addr'>>`
     select a.pid, a.application_name, a.backend_start, a.client_addr::text as client_addr
     from pg_locks l join pg_stat_activity a on a.pid = l.pid
     where l.locktype = 'advisory' and l.granted and l.classid = ${LOCK_CLASS} and l.objid = ${LOCK_OBJECT}

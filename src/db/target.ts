@@ -1,6 +1,6 @@
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { assertReachable, createDb, type Db } from './connection.js';
+import { assertReachable, createDb, type Db, type DbOptions } from './connection.js';
 import { parseDatabaseUrl } from './url.js';
 
 /** The database a command is about, as deep modules receive it: a handle and its URL (for identity), never a URL alone. */
@@ -16,8 +16,11 @@ export interface TargetDatabase {
  * outcome is still `committing`.
  */
 export interface TargetHandle {
-  /** The pool, opened and checked on first call; a bad URL or an unreachable server throws (exit 2). */
-  open(): Promise<TargetDatabase>;
+  /**
+   * The pool, opened and checked on first call; a bad URL or an unreachable server throws (exit 2).
+   * The first call's pool options win: a run names its connections after its run id.
+   */
+  open(pool?: DbOptions): Promise<TargetDatabase>;
   /** For commands that work from the log alone: null, with one warning, when there is no database to reach. */
   openIfPossible(log: Logger): Promise<TargetDatabase | null>;
 }
@@ -28,7 +31,7 @@ const POOL = { applicationName: 'safe-run', maxConnections: 4 };
 export async function withTarget<T>(databaseUrl: string | null | undefined, fn: (target: TargetHandle) => Promise<T>): Promise<T> {
   // An object, not a `let`: the closures assign it, which flow analysis of a `let` does not see.
   const state: { opening: Promise<TargetDatabase> | null; warned: boolean } = { opening: null, warned: false };
-  const open = (): Promise<TargetDatabase> => (state.opening ??= connect(databaseUrl));
+  const open = (pool: DbOptions = POOL): Promise<TargetDatabase> => (state.opening ??= connect(databaseUrl, pool));
   const target: TargetHandle = {
     open,
     openIfPossible: async (log) => {
@@ -51,14 +54,33 @@ export async function withTarget<T>(databaseUrl: string | null | undefined, fn: 
   }
 }
 
-async function connect(databaseUrl: string | null | undefined): Promise<TargetDatabase> {
+async function connect(databaseUrl: string | null | undefined, pool: DbOptions): Promise<TargetDatabase> {
   const url = parseDatabaseUrl(databaseUrl);
-  const db = createDb(url, POOL);
+  return { db: await openChecked(url, pool), url };
+}
+
+async function openChecked(url: URL, pool: DbOptions): Promise<Db> {
+  const db = createDb(url, pool);
   try {
     await assertReachable(db, url);
   } catch (error) {
     await db.destroy();
     throw error;
   }
-  return { db, url };
+  return db;
+}
+
+/**
+ * The door to a database other than the target, for as long as `fn` runs: the script's own
+ * session (under scriptRole), a scratch database a restore creates, an --into database. Checked
+ * on open (a bad password is one clear message) and closed however `fn` ends, so nothing a
+ * script left in its session outlives the run.
+ */
+export async function withDatabaseAt<T>(url: URL, pool: DbOptions, fn: (db: Db) => Promise<T>): Promise<T> {
+  const db = await openChecked(url, pool);
+  try {
+    return await fn(db);
+  } finally {
+    await db.destroy();
+  }
 }

@@ -1,10 +1,10 @@
 import { sql } from 'kysely';
 import type { Config } from '../config/config.js';
-import { assertReachable, type Db } from '../db/connection.js';
+import { type Db, onlyRow } from '../db/connection.js';
 import { parseDatabaseUrl } from '../db/url.js';
 import { ExitCode } from '../errors.js';
 import { readTrust } from '../guard/settings.js';
-import { openScriptSession, scriptSessionUrl } from '../run/script-session.js';
+import { withScriptSession } from '../run/script-session.js';
 import { findScriptFiles, loadScriptFiles, scriptLoadOptions } from '../script/load.js';
 import { fail, failFrom, pass, warn, type DoctorCheck } from './check.js';
 
@@ -18,37 +18,33 @@ const ROLE_HINT = 'Create a non-superuser role with what the scripts need and se
 export async function checkScriptRole(config: Config, db: Db | null): Promise<DoctorCheck[]> {
   if (!db) return [];
   const url = parseDatabaseUrl(config.databaseUrl);
-  const session = openScriptSession(config, url, 'safe-run doctor');
   try {
-    await assertReachable(session, scriptSessionUrl(config, url));
-    const { rows } = await sql<{ role: string }>`select session_user::text as role`.execute(session);
-    const role = rows[0]!.role;
-    const trust = await readTrust(session);
-    const checks: DoctorCheck[] = [
-      trust === 'role'
-        ? pass('script-role', `scripts run as ${role}, not a superuser (trust: role)`)
-        : warn(
-            'script-role',
-            `scripts run as ${role}, a superuser: a script could switch counting off unseen (trust: superuser)`,
-            ROLE_HINT,
-          ),
-    ];
-    const missing = await tablesWithoutSelect(config, session);
-    if (missing.length)
-      checks.push(
-        fail(
-          'script-role-select',
-          `${role} cannot read ${missing.join(', ')}`,
-          `GRANT SELECT ON ${missing.join(', ')} TO ${role};`,
-          ExitCode.usage,
-        ),
-      );
-    return checks;
+    return await withScriptSession(config, url, 'safe-run doctor', (session) => scriptRoleChecks(config, session));
   } catch (error) {
     return [failFrom('script-role', error, ExitCode.usage, ROLE_HINT)];
-  } finally {
-    await session.destroy();
   }
+}
+
+async function scriptRoleChecks(config: Config, session: Db): Promise<DoctorCheck[]> {
+  const { rows } = await sql<{ role: string }>`select session_user::text as role`.execute(session);
+  const role = onlyRow(rows).role;
+  const trust = await readTrust(session);
+  const checks: DoctorCheck[] = [
+    trust === 'role'
+      ? pass('script-role', `scripts run as ${role}, not a superuser (trust: role)`)
+      : warn('script-role', `scripts run as ${role}, a superuser: a script could switch counting off unseen (trust: superuser)`, ROLE_HINT),
+  ];
+  const missing = await tablesWithoutSelect(config, session);
+  if (missing.length)
+    checks.push(
+      fail(
+        'script-role-select',
+        `${role} cannot read ${missing.join(', ')}`,
+        `GRANT SELECT ON ${missing.join(', ')} TO ${role};`,
+        ExitCode.usage,
+      ),
+    );
+  return checks;
 }
 
 async function tablesWithoutSelect(config: Config, session: Db): Promise<string[]> {

@@ -4,6 +4,7 @@ import { EVIDENCE_DIR_MODE, EVIDENCE_FILE_MODE } from '../audit/modes.js';
 import { auditLogPath } from '../audit/read.js';
 import { readPendingWitnesses } from '../audit/witness-state.js';
 import { pass, warn, type DoctorCheck } from './check.js';
+import { errorCode } from '../errors.js';
 
 const octal = (mode: number): string => (mode & 0o777).toString(8).padStart(4, '0');
 
@@ -20,7 +21,7 @@ export async function checkEvidenceModes(evidenceDir: string): Promise<DoctorChe
       if ((info.mode & 0o777 & ~allowed) !== 0) loose.push(`${file} ${octal(info.mode)}`);
     } catch (error) {
       // Missing, or a file in the way: the evidence-dir check already says so.
-      if (!['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
+      if (!['ENOENT', 'ENOTDIR'].includes(errorCode(error) ?? '')) throw error;
     }
   };
   await look(evidenceDir, EVIDENCE_DIR_MODE);

@@ -4,9 +4,11 @@ import { ulid } from 'ulid';
 import { openAuditLog, type AuditLog } from '../audit/log.js';
 import { failedBackupRecord, runBackup } from '../backup/backup.js';
 import type { Config } from '../config/config.js';
-import { assertReachable, createDb, withClient, type Db } from '../db/connection.js';
+import { databaseAnchor } from '../audit/anchor.js';
+import { withClient, type Db } from '../db/connection.js';
 import { readIdentity, serverMajor } from '../db/identity.js';
 import { withAdvisoryLock } from '../db/lock.js';
+import type { TargetHandle } from '../db/target.js';
 import { parseDatabaseUrl, redactUrl } from '../db/url.js';
 import { errorMessage, usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -16,7 +18,6 @@ import { readOperator } from '../run/operator.js';
 import type { BackupRecord, DriftFinding, ExecIntentBody, ExecOutcomeBody, ExecStatus, Snapshot } from '../records/index.js';
 import { takeSnapshot } from '../snapshot/take.js';
 import type { SnapshotOptions } from '../snapshot/types.js';
-import { transientAnchor } from './anchor.js';
 import { execExitCode, execFindings, tableChanges } from './changes.js';
 import { runChild, type ChildOutcome } from './child.js';
 import { redactArgv } from './redact.js';
@@ -33,6 +34,7 @@ interface ExecContext {
   readonly config: Config;
   readonly options: ExecOptions;
   readonly url: URL;
+  readonly db: Db;
   readonly runId: string;
   readonly program: string;
   readonly audit: AuditLog;
@@ -40,33 +42,37 @@ interface ExecContext {
   readonly log: Logger;
 }
 
-/** `safe-run exec -- <command...>`: snapshots, a backup and signed entries around a command that has no transaction. */
-export async function execWrapped(config: Config, options: ExecOptions, log: Logger): Promise<ExecResult> {
+/**
+ * `safe-run exec -- <command...>`: snapshots, a backup and signed entries around a command that
+ * has no transaction. The target is opened only once the command is known to exist.
+ */
+export async function execWrapped(config: Config, options: ExecOptions, target: TargetHandle, log: Logger): Promise<ExecResult> {
   const [command] = options.command;
   if (!command) throw usageError('No command given.', 'Put it after `--`: safe-run exec -- npm run db:reset');
   const program = resolveCommand(command, process.cwd());
   const url = parseDatabaseUrl(config.databaseUrl);
   await checkEnvironment(config, url, { reason: options.reason, yes: options.yes, dryRun: false });
   const runId = ulid();
-  // One connection, held for the lock only; everything else connects and disconnects around the command.
-  const lockDb = createDb(url, { applicationName: `safe-run:exec:${runId}`, maxConnections: 1 });
+  // Named after the run, so `log` and `check` see an exec in progress as live (history/txid.ts).
+  // One session holds the lock while the command runs. The other connections sit idle in the
+  // pool then: a reset that drops the database WITH (FORCE) ends them, and the pool replaces
+  // them for the post-snapshot and the anchor (a plain DROP is blocked by the lock session anyway).
+  const { db } = await target.open({ applicationName: `safe-run:exec:${runId}`, maxConnections: 5 });
   const interrupt = watchInterrupts();
   try {
-    await assertReachable(lockDb, url);
     const audit = await openAuditLog({
       evidenceDir: config.evidenceDir,
       signingKeyPath: config.signingKey,
-      anchor: transientAnchor(url),
+      anchor: databaseAnchor(db),
       log,
     });
-    const ctx: ExecContext = { config, options, url, runId, program, audit, interrupt, log };
-    return await withClient(lockDb, async (session) => {
+    const ctx: ExecContext = { config, options, url, db, runId, program, audit, interrupt, log };
+    return await withClient(db, async (session) => {
       const major = serverMajor(await readIdentity(session, url));
       return withAdvisoryLock(session, log, () => wrap(ctx, major));
     });
   } finally {
     interrupt.dispose();
-    await lockDb.destroy();
   }
 }
 
@@ -142,23 +148,18 @@ async function wrap(ctx: ExecContext, major: number): Promise<ExecResult> {
   });
 }
 
-/** A snapshot on a pool of its own, closed right after, so no idle connection of ours outlives it. */
 async function snapshotOf<T>(
   ctx: ExecContext,
   whileOpen?: (snapshotId: string, db: Db) => Promise<T>,
 ): Promise<{ snapshot: Snapshot; held: T | undefined }> {
-  const db = createDb(ctx.url, { applicationName: `safe-run:exec:${ctx.runId}`, maxConnections: 3 });
+  const { db } = ctx;
   const options: SnapshotOptions = {
     exactTables: new Set(Object.keys(ctx.config.criticalTables)),
     exactCountThreshold: ctx.config.exactCountThreshold,
     countConnections: 2,
     url: ctx.url,
   };
-  try {
-    return await takeSnapshot(db, options, whileOpen && ((snapshotId) => whileOpen(snapshotId, db)));
-  } finally {
-    await db.destroy();
-  }
+  return takeSnapshot(db, options, whileOpen && ((snapshotId) => whileOpen(snapshotId, db)));
 }
 
 async function finish(ctx: ExecContext, pre: Snapshot, backup: BackupRecord, outcome: ExecOutcomeBody): Promise<ExecResult> {

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
+import type { PgStatXactTables } from '../db/schema.js';
 import type { TableKey } from '../records/index.js';
 import { CATALOG_STATE_QUERY } from './catalog-state-sql.js';
 
@@ -99,7 +100,7 @@ export async function readCatalogState(trx: Db): Promise<CatalogState> {
  */
 export async function readCatalogWrites(trx: Db): Promise<CatalogWrites> {
   const { rows } = await withCatalogSearchPath(trx, (t) =>
-    sql<{ relname: string; ins: number; upd: number; del: number }>`
+    sql<Pick<PgStatXactTables, 'relname'> & { ins: number; upd: number; del: number }>`
       select s.relname::pg_catalog.text as relname, s.n_tup_ins as ins, s.n_tup_upd as upd, s.n_tup_del as del
         from pg_catalog.pg_stat_xact_all_tables s
        where s.schemaname = 'pg_catalog'

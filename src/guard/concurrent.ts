@@ -20,10 +20,15 @@ const LAG_NOTE =
   'from shared statistics, which other sessions flush up to 1 s (10 s when idle) after their transactions: writes that were not flushed yet are not listed';
 
 export async function readConcurrentWrites(runnerDb: Db, pre: Snapshot, watched: readonly TableKey[]): Promise<ConcurrentWrites> {
-  const oids = watched.flatMap((key) => (pre.tables[key]?.counters ? [pre.tables[key]!.oid] : []));
-  const { rows } = await sql<{ relid: number; ins: number; upd: number; del: number }>`
-    select relid::int8 as relid, n_tup_ins as ins, n_tup_upd as upd, n_tup_del as del
-      from pg_catalog.pg_stat_user_tables where relid = any(${oids}::pg_catalog.oid[])`.execute(runnerDb);
+  const oids = watched.flatMap((key) => {
+    const table = pre.tables[key];
+    return table?.counters ? [table.oid] : [];
+  });
+  const rows = await runnerDb
+    .selectFrom('pg_catalog.pg_stat_user_tables')
+    .select(['relid', 'n_tup_ins as ins', 'n_tup_upd as upd', 'n_tup_del as del'])
+    .where('relid', '=', sql<number>`any(${oids}::pg_catalog.oid[])`)
+    .execute();
   const now = new Map(rows.map((r) => [Number(r.relid), r]));
   const tables: Record<TableKey, ConcurrentWrites['tables'][TableKey]> = {};
   for (const key of watched) {

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
-import type { Db } from '../db/connection.js';
+import { type Db, onlyRow } from '../db/connection.js';
+import type { PgSequences } from '../db/schema.js';
 import { keyOf, parseTableName } from '../db/names.js';
 import type { TableChange, TableKey } from '../records/index.js';
 
@@ -32,9 +33,10 @@ export interface XactState {
 }
 
 export async function readXactCounters(trx: Db): Promise<Map<number, XactCounters>> {
-  const { rows } = await sql<{ relid: number; ins: number; upd: number; del: number }>`
-    select relid::int8 as relid, n_tup_ins as ins, n_tup_upd as upd, n_tup_del as del
-    from pg_catalog.pg_stat_xact_user_tables`.execute(trx);
+  const rows = await trx
+    .selectFrom('pg_catalog.pg_stat_xact_user_tables')
+    .select(['relid', 'n_tup_ins as ins', 'n_tup_upd as upd', 'n_tup_del as del'])
+    .execute();
   return new Map(rows.map((r) => [Number(r.relid), { ins: r.ins, upd: r.upd, del: r.del }]));
 }
 
@@ -55,7 +57,8 @@ export async function readOwnStrongLocks(trx: Db): Promise<Set<number>> {
 }
 
 export async function readSequencePositions(trx: Db): Promise<Map<string, string | null>> {
-  const { rows } = await sql<{ schemaname: string; sequencename: string; last_value: string | null }>`
+  // last_value as text: a bigint sequence can pass 2^53, where the int8 parser would round it.
+  const { rows } = await sql<Pick<PgSequences, 'schemaname' | 'sequencename'> & { last_value: string | null }>`
     select schemaname, sequencename, last_value::text as last_value from pg_catalog.pg_sequences
     where schemaname not in ('pg_catalog', 'information_schema', 'safe_run')`.execute(trx);
   return new Map(rows.map((r) => [keyOf(r.schemaname, r.sequencename), r.last_value]));
@@ -125,7 +128,7 @@ export async function countRowsExact(
   const counts: Record<TableKey, number> = {};
   for (const t of tables) {
     const { rows } = await sql<{ n: number }>`select pg_catalog.count(*) as n from ${sql.id(t.schema, t.name)}`.execute(trx);
-    counts[t.key] = Number(rows[0]!.n);
+    counts[t.key] = Number(onlyRow(rows).n);
   }
   return counts;
 }

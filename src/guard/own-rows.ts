@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
-import type { Db } from '../db/connection.js';
+import { type Db, onlyRow } from '../db/connection.js';
 import type { TableChange, TableKey, Violation } from '../records/index.js';
+import { errorCode } from '../errors.js';
 
 /**
  * The script's own net rows in a table, read without statistics: the count inside its
@@ -42,7 +43,7 @@ export async function readOwnRows(
       const observed = await ownNetChange(runnerDb, trx, table);
       if (observed !== null) net[table.key] = observed;
     } catch (error) {
-      if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw error;
+      if (errorCode(error) !== LOCK_NOT_AVAILABLE) throw error;
       blocked.push(table.key);
     }
   }
@@ -85,7 +86,7 @@ async function ownNetChange(runnerDb: Db, trx: Db, table: WatchedTable): Promise
 
 async function countRows(db: Db, table: WatchedTable): Promise<number> {
   const { rows } = await sql<{ n: number }>`select pg_catalog.count(*) as n from ${sql.id(table.schema, table.name)}`.execute(db);
-  return Number(rows[0]!.n);
+  return Number(onlyRow(rows).n);
 }
 
 /** The runner's side must never wait on the script's locks: the script's transaction waits on the runner. */

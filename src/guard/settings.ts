@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { CATALOG_SEARCH_PATH, type Db } from '../db/connection.js';
+import { CATALOG_SEARCH_PATH, type Db, onlyRow } from '../db/connection.js';
 import type { Violation } from '../records/index.js';
 import { GUARDED_SETTINGS } from './policy-rules.js';
 
@@ -46,7 +46,7 @@ export async function useCatalogSearchPath(trx: Db): Promise<string> {
     select pg_catalog.current_setting('search_path') as previous, pg_catalog.set_config('search_path', ${CATALOG_SEARCH_PATH}, true)`.execute(
     trx,
   );
-  return rows[0]!.previous;
+  return onlyRow(rows).previous;
 }
 
 export async function restoreSearchPath(trx: Db, path: string): Promise<void> {
@@ -58,7 +58,7 @@ export async function readGuardedSettings(trx: Db): Promise<SettingValues> {
   const columns = GUARDED_SETTINGS.map((name, i) => sql`pg_catalog.current_setting(${name}, true) as ${sql.id(`s${i}`)}`);
   const { rows } = await sql<Record<string, string | null>>`
     select ${sql.join(columns)}, current_user::text as current_user, session_user::text as session_user`.execute(trx);
-  const row = rows[0]!;
+  const row = onlyRow(rows);
   return {
     ...Object.fromEntries(GUARDED_SETTINGS.map((name, i) => [name, row[`s${i}`] ?? null])),
     current_user: row.current_user ?? null,

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
+import type { PgStatActivity } from '../db/schema.js';
 
 /**
  * The live database settles what the log cannot: whether a `committing` transaction really
@@ -41,7 +42,7 @@ export interface ActiveRunSession {
  * `safe-run:<script>:<runId>` on all of its connections (src/run/pipeline.ts).
  */
 export async function activeRunSessions(db: Db): Promise<Map<string, ActiveRunSession>> {
-  const { rows } = await sql<{ pid: number; application_name: string; state: string | null; since: Date | null }>`
+  const { rows } = await sql<Pick<PgStatActivity, 'pid' | 'application_name' | 'state'> & { since: Date | null }>`
     select pid, application_name, state, coalesce(xact_start, backend_start) as since
       from pg_stat_activity
      where application_name like 'safe-run:%:%' and pid <> pg_backend_pid()`.execute(db);

@@ -1,5 +1,6 @@
 import type { Config } from '../config/config.js';
 import type { Db } from '../db/connection.js';
+import type { TargetHandle } from '../db/target.js';
 import type { Logger } from '../logger.js';
 import { runGuarded } from '../run/pipeline.js';
 import type { RunResult } from '../run/types.js';
@@ -9,6 +10,11 @@ import { assertReinsertable, readTableShape, type TableShape } from './shape.js'
 import type { ReinsertCounts, ReinsertPlan } from './types.js';
 
 export interface ReinsertOptions {
+  /**
+   * A handle not opened yet, for the run itself: the pipeline opens it with its own pool
+   * (sized for the snapshot and backup, named after the run id, so `show` sees it running).
+   */
+  readonly runTarget: TargetHandle;
   readonly reason: string | null;
   readonly dryRun: boolean;
   readonly yes?: boolean;
@@ -44,6 +50,7 @@ export async function runReinsert(
   const run = await runGuarded(
     config,
     { scriptName: plan.name, args: plan.source, dryRun: options.dryRun, reason: options.reason, yes: options.yes },
+    options.runTarget,
     log,
     async () => script,
   );

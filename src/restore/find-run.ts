@@ -1,7 +1,6 @@
 import { readEntries } from '../audit/read.js';
-import type { AuditEntry } from '../audit/types.js';
 import { ExitCode, SafeRunError, usageError } from '../errors.js';
-import type { BackupRecord, ExecIntentBody, RunIntentBody, Snapshot } from '../records/index.js';
+import type { BackupRecord, RecordOf, Snapshot } from '../records/index.js';
 
 /** A signed intent that promised a backup: a guarded run's, or a wrapped command's. */
 export interface RestorableRun {
@@ -41,8 +40,8 @@ export async function findRestorableRun(evidenceDir: string, ref: string): Promi
     }
     if ((entry.kind !== 'run.intent' && entry.kind !== 'exec.intent') || !entry.runId) continue;
     const id = entry.runId.toUpperCase();
-    if (id === wanted) matches = [restorable(entry)];
-    else if (id.startsWith(wanted) && !matches.some((m) => m.runId.toUpperCase() === wanted)) matches.push(restorable(entry));
+    if (id === wanted) matches = [restorable(entry, entry.runId)];
+    else if (id.startsWith(wanted) && !matches.some((m) => m.runId.toUpperCase() === wanted)) matches.push(restorable(entry, entry.runId));
   }
   matches = matches.map((m) => ({ ...m, pruned: pruned.get(m.runId) ?? null }));
   if (matches.length === 1) {
@@ -72,10 +71,10 @@ function assertNotPruned(run: RestorableRun): void {
   );
 }
 
-function restorable(entry: AuditEntry): RestorableRun {
-  const common = { runId: entry.runId!, seq: entry.seq, hash: entry.hash, ts: entry.ts, pruned: null };
+function restorable(entry: RecordOf<'run.intent'> | RecordOf<'exec.intent'>, runId: string): RestorableRun {
+  const common = { runId, seq: entry.seq, hash: entry.hash, ts: entry.ts, pruned: null };
   if (entry.kind === 'exec.intent') {
-    const body = entry.body as ExecIntentBody;
+    const { body } = entry;
     return {
       ...common,
       kind: 'exec.intent',
@@ -84,6 +83,6 @@ function restorable(entry: AuditEntry): RestorableRun {
       snapshot: body.snapshot,
     };
   }
-  const body = entry.body as RunIntentBody;
+  const { body } = entry;
   return { ...common, kind: 'run.intent', source: body.script.name, backup: body.backup, snapshot: body.snapshot };
 }

@@ -42,7 +42,13 @@ export interface InPlaceResult extends ReinsertResult {
  * archive go back into the live tables, parents first, as a guarded run of the re-insert
  * engine (declared: those tables, insert). Rows whose primary key exists now stay as they are.
  */
-export async function restoreInPlace(config: Config, options: InPlaceOptions, target: TargetHandle, log: Logger): Promise<InPlaceResult> {
+export async function restoreInPlace(
+  config: Config,
+  options: InPlaceOptions,
+  target: TargetHandle,
+  runTarget: TargetHandle,
+  log: Logger,
+): Promise<InPlaceResult> {
   const run = await findRestorableRun(config.evidenceDir, options.run);
   assertHasBackup(run.runId, run.backup);
   const { db, url } = await target.open();
@@ -77,7 +83,7 @@ export async function restoreInPlace(config: Config, options: InPlaceOptions, ta
       steps,
       exact: false,
     },
-    { reason: options.reason ?? `restore --in-place from run ${run.runId}`, dryRun: options.dryRun, yes: options.yes },
+    { runTarget, reason: options.reason ?? `restore --in-place from run ${run.runId}`, dryRun: options.dryRun, yes: options.yes },
     log,
   );
   return {

@@ -37,7 +37,13 @@ const REMOVING = new Set(['DELETE', 'TRUNCATE', 'DROP']);
  * With --with-dependents, the rows the same transactions removed from the tables the cascade
  * reaches come back too, parents first, and keys emptied by ON DELETE SET NULL are set back.
  */
-export async function recoverRows(config: Config, options: RecoverOptions, target: TargetHandle, log: Logger): Promise<RecoverResult> {
+export async function recoverRows(
+  config: Config,
+  options: RecoverOptions,
+  target: TargetHandle,
+  runTarget: TargetHandle,
+  log: Logger,
+): Promise<RecoverResult> {
   const { db } = await target.open();
   if (!(await ledgerInstalled(db))) {
     throw usageError(
@@ -86,7 +92,7 @@ export async function recoverRows(config: Config, options: RecoverOptions, targe
       steps,
       exact: false,
     },
-    { reason: options.reason ?? `recover of ledger statements ${ids.join(', ')}`, dryRun: options.dryRun, yes: options.yes },
+    { runTarget, reason: options.reason ?? `recover of ledger statements ${ids.join(', ')}`, dryRun: options.dryRun, yes: options.yes },
     log,
   );
   return { ...result, statements: statements.map((s) => ({ id: s.id, table: s.table, operation: s.operation, at: s.at })) };

@@ -7,8 +7,8 @@ import { resolvePgTool } from '../backup/pg-tools.js';
 import { runPgRestore } from '../backup/pg-restore.js';
 import { restoreBackup } from '../backup/restore.js';
 import type { Config } from '../config/config.js';
-import type { TargetHandle } from '../db/target.js';
-import { assertReachable, createDb, withClient, type Db } from '../db/connection.js';
+import { withDatabaseAt, type TargetHandle } from '../db/target.js';
+import { withClient, type Db } from '../db/connection.js';
 import { readIdentity, serverMajor } from '../db/identity.js';
 import { withAdvisoryLock } from '../db/lock.js';
 import { parseDatabaseUrl, redactUrl, withDatabase } from '../db/url.js';
@@ -125,26 +125,25 @@ async function restoreIntoScratch(job: RestoreJob, admin: Db, serverUrl: URL, na
   const major = serverMajor(await readIdentity(admin, serverUrl));
   const url = new URL(withDatabase(serverUrl, name));
   await createScratchDatabase(admin, name, serverUrl);
-  const db = createDb(url, { applicationName: 'safe-run restore', maxConnections: 1 });
   try {
-    await restoreBackup({
-      archivePath: job.archive.path,
-      targetUrl: url,
-      targetDb: db,
-      tables: job.subset ? job.tables.map((t) => t.key) : undefined,
-      pgBinDir: job.config.pgBinDir,
-      serverMajor: major,
-      log: job.log,
-      prerequisitesFrom: serverUrl,
+    return await withDatabaseAt(url, { applicationName: 'safe-run restore', maxConnections: 1 }, async (db) => {
+      await restoreBackup({
+        archivePath: job.archive.path,
+        targetUrl: url,
+        targetDb: db,
+        tables: job.subset ? job.tables.map((t) => t.key) : undefined,
+        pgBinDir: job.config.pgBinDir,
+        serverMajor: major,
+        log: job.log,
+        prerequisitesFrom: serverUrl,
+      });
+      return { url, database: name, counts: await countTables(db, job.tables), snapshot: null };
     });
-    return { url, database: name, counts: await countTables(db, job.tables), snapshot: null };
   } catch (error) {
     // We created it and it holds nothing useful; leaving it would block the next attempt.
-    await db.destroy();
+    // withDatabaseAt has closed our pool on it already, so the drop is not blocked by it.
     await dropDatabase(admin, name).catch(() => {});
     throw error;
-  } finally {
-    await db.destroy().catch(() => {});
   }
 }
 
@@ -159,10 +158,8 @@ const INTO_HINT =
  */
 async function restoreInto(job: RestoreJob, url: URL): Promise<Restored> {
   const { archive, tables, config } = job;
-  const db = createDb(url, { applicationName: 'safe-run restore', maxConnections: 4 });
-  try {
-    await assertReachable(db, url);
-    return await withClient(db, (session) =>
+  return withDatabaseAt(url, { applicationName: 'safe-run restore', maxConnections: 4 }, (db) =>
+    withClient(db, (session) =>
       withAdvisoryLock(session, job.log, async () => {
         const identity = await readIdentity(session, url);
         const pgRestore = await resolvePgTool('pg_restore', serverMajor(identity), config.pgBinDir);
@@ -187,8 +184,6 @@ async function restoreInto(job: RestoreJob, url: URL): Promise<Restored> {
         });
         return { url, database: identity.name, counts, snapshot };
       }),
-    );
-  } finally {
-    await db.destroy();
-  }
+    ),
+  );
 }

@@ -24,8 +24,8 @@ export function scratchDatabaseName(sourceDb: string, runId: string): string {
  */
 export async function createScratchDatabase(admin: Db, name: string, server: URL): Promise<void> {
   const scratchExists = (n: string) => existsError(n, server);
-  const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_catalog.pg_database where datname = ${name}`.execute(admin);
-  if (rows[0]!.n > 0) throw scratchExists(name);
+  const existing = await admin.selectFrom('pg_catalog.pg_database').select('oid').where('datname', '=', name).executeTakeFirst();
+  if (existing) throw scratchExists(name);
   try {
     await sql`create database ${sql.id(name)} template template0`.execute(admin);
   } catch (error) {

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { readForeignKeys } from '../db/catalog.js';
-import type { Db } from '../db/connection.js';
+import { type Db, onlyRow } from '../db/connection.js';
 import { quoteTable } from '../db/names.js';
 import { usageError } from '../errors.js';
 import type { TableKey } from '../records/index.js';
@@ -19,7 +19,7 @@ export async function assertEmptyTargets(db: Db, tables: readonly RestoreTable[]
   const problems: string[] = [];
   for (const t of tables) {
     const { rows } = await sql<{ exists: boolean }>`select to_regclass(${quoteTable(t.schema, t.name)}) is not null as exists`.execute(db);
-    if (!rows[0]!.exists) {
+    if (!onlyRow(rows).exists) {
       problems.push(`${t.key} does not exist`);
       continue;
     }
@@ -62,7 +62,7 @@ export async function countTables(db: Db, tables: readonly RestoreTable[]): Prom
   const counts: Record<TableKey, number> = {};
   for (const t of tables) {
     const { rows } = await sql<{ n: number }>`select count(*)::int8 as n from ${sql.id(t.schema, t.name)}`.execute(db);
-    counts[t.key] = rows[0]!.n;
+    counts[t.key] = onlyRow(rows).n;
   }
   return counts;
 }

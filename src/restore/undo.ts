@@ -60,7 +60,13 @@ interface Planned {
  * updated rows set back and inserted rows deleted. Elsewhere only the run's backup is there:
  * it holds the rows as they were, not which ones the run wrote, so only deletions can be undone.
  */
-export async function undoRun(config: Config, options: UndoOptions, target: TargetHandle, log: Logger): Promise<UndoResult> {
+export async function undoRun(
+  config: Config,
+  options: UndoOptions,
+  target: TargetHandle,
+  runTarget: TargetHandle,
+  log: Logger,
+): Promise<UndoResult> {
   const record = await showRun(config, options.run, target, log);
   if (!record.status.committed || !record.wal.xid) {
     throw usageError(
@@ -88,7 +94,7 @@ export async function undoRun(config: Config, options: UndoOptions, target: Targ
       steps: planned.steps,
       exact: true,
     },
-    { reason: options.reason ?? `undo of run ${record.runId}`, dryRun: options.dryRun, yes: options.yes },
+    { runTarget, reason: options.reason ?? `undo of run ${record.runId}`, dryRun: options.dryRun, yes: options.yes },
     log,
   );
   return {

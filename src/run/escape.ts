@@ -5,6 +5,7 @@ import { takeSnapshot } from '../snapshot/take.js';
 import type { RunOutcomeBody, Snapshot, TableChange, TableKey, Violation } from '../records/index.js';
 import { toRunError } from './run-error.js';
 import type { TransactionInput } from './transaction.js';
+import { onlyRow } from '../db/connection.js';
 
 /**
  * The script ended the guarded transaction by itself: what it did is committed and cannot
@@ -63,7 +64,7 @@ export async function recordEscape(input: EscapeInput): Promise<RecordedEscape> 
   const { rows } = await sql<{ lsn: string }>`select pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(input.db);
   await input.audit.append(
     'run.post',
-    { status: 'escaped', snapshot: post, commitLsn: rows[0]!.lsn, xid: input.xid },
+    { status: 'escaped', snapshot: post, commitLsn: onlyRow(rows).lsn, xid: input.xid },
     { runId: input.runId },
   );
   return { outcome, post };

@@ -10,11 +10,12 @@ import { failedBackupRecord, runBackup, skippedBackupRecord } from '../backup/ba
 import { backupScope, type BackupScope } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
 import { driftBeforeRun } from '../history/before-run.js';
-import { assertReachable, createDb, withClient, type Db } from '../db/connection.js';
+import { withClient, type Db, onlyRow } from '../db/connection.js';
 import { readIdentity } from '../db/identity.js';
 import { withAdvisoryLock } from '../db/lock.js';
+import type { TargetHandle } from '../db/target.js';
 import { parseDatabaseUrl, redactUrl } from '../db/url.js';
-import { ExitCode, SafeRunError } from '../errors.js';
+import { ExitCode, SafeRunError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { loadScriptByName, scriptLoadOptions, type LoadedScript } from '../script/load.js';
 import { takeSnapshot } from '../snapshot/take.js';
@@ -25,7 +26,7 @@ import { watchInterrupts, type Interrupt } from './interrupt.js';
 import { readOperator, scriptGitState } from './operator.js';
 import { buildRunResult } from './result.js';
 import { toRunError } from './run-error.js';
-import { openScriptSession, scriptSessionUrl } from './script-session.js';
+import { withScriptSession } from './script-session.js';
 import { runScriptTransaction } from './transaction.js';
 import type { RunResult } from './types.js';
 
@@ -54,7 +55,14 @@ interface RunContext {
   readonly log: Logger;
 }
 
-export async function runGuarded(config: Config, options: RunOptions, log: Logger, load = loadScriptByName): Promise<RunResult> {
+/** The guarded run on the command's target handle; the script's own session is opened here, beside it. */
+export async function runGuarded(
+  config: Config,
+  options: RunOptions,
+  target: TargetHandle,
+  log: Logger,
+  load = loadScriptByName,
+): Promise<RunResult> {
   // Step 1: everything that can be checked without touching the database.
   const script = await load(options.scriptName, config.scriptsDirs, scriptLoadOptions(config));
   const url = parseDatabaseUrl(config.databaseUrl);
@@ -62,28 +70,25 @@ export async function runGuarded(config: Config, options: RunOptions, log: Logge
   await assertEvidenceWritable(config.evidenceDir);
   const runId = ulid();
   const applicationName = `safe-run:${script.name}:${runId}`;
-  const db = createDb(url, { applicationName, maxConnections: 6 });
-  const scriptDb = openScriptSession(config, url, applicationName);
   const interrupt = watchInterrupts();
   try {
-    await assertReachable(db, url);
-    await assertReachable(scriptDb, scriptSessionUrl(config, url));
-    return await withClient(db, async (session) => {
-      const audit = await openAuditLog({
-        evidenceDir: config.evidenceDir,
-        signingKeyPath: config.signingKey,
-        anchor: databaseAnchor(session),
-        log,
-      });
-      const identity = await readIdentity(session, url);
-      const ctx: RunContext = { config, identity, options, script, url, runId, db, scriptDb, session, audit, interrupt, log };
-      return withAdvisoryLock(session, log, () => guardedRun(ctx));
-    });
+    const { db } = await target.open({ applicationName, maxConnections: 6 });
+    return await withScriptSession(config, url, applicationName, (scriptDb) =>
+      withClient(db, async (session) => {
+        const audit = await openAuditLog({
+          evidenceDir: config.evidenceDir,
+          signingKeyPath: config.signingKey,
+          anchor: databaseAnchor(session),
+          log,
+        });
+        const identity = await readIdentity(session, url);
+        const ctx: RunContext = { config, identity, options, script, url, runId, db, scriptDb, session, audit, interrupt, log };
+        return withAdvisoryLock(session, log, () => guardedRun(ctx));
+      }),
+    );
   } finally {
     await script.dispose();
     interrupt.dispose();
-    await scriptDb.destroy();
-    await db.destroy();
   }
 }
 
@@ -134,7 +139,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   );
   const backup = held!;
   const drift = await driftBeforeRun(config, pre, ctx.session, warnSkipped(log)).catch((error: unknown) => {
-    log.warn('could not compare with the previous observation', { error: (error as Error).message });
+    log.warn('could not compare with the previous observation', { error: errorMessage(error) });
     return [];
   });
 
@@ -177,7 +182,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
       .execute()
       .catch((error: unknown) => {
         // A dead connection has already aborted the transaction on the server; nothing is lost.
-        log.warn('ROLLBACK did not go through; the server aborts the transaction with the connection', { error: (error as Error).message });
+        log.warn('ROLLBACK did not go through; the server aborts the transaction with the connection', { error: errorMessage(error) });
       });
     return finish(tx.outcome.status, tx.outcome, null, tx.scriptOutput);
   }
@@ -196,7 +201,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     exactCountThreshold: config.exactCountThreshold,
     countConnections: 2,
   });
-  await appendPost(ctx, post, rows[0]!.lsn, tx.outcome.xid!);
+  await appendPost(ctx, post, onlyRow(rows).lsn, tx.outcome.xid!);
   timings.post = Date.now() - t;
   return finish('committed', tx.outcome, post, tx.scriptOutput);
 }
@@ -207,7 +212,7 @@ async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xi
   } catch (error) {
     // The data is committed; only the confirmation is missing. txid_status(xid) still settles it.
     throw new SafeRunError(
-      `Run ${ctx.runId} COMMITTED, but its run.post entry could not be written: ${(error as Error).message}`,
+      `Run ${ctx.runId} COMMITTED, but its run.post entry could not be written: ${errorMessage(error)}`,
       ExitCode.auditFailed,
       '`safe-run check` and `safe-run show` resolve the outcome from the transaction id; fix the evidence directory.',
       { cause: error },

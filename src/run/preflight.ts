@@ -3,7 +3,7 @@ import { mkdir, open, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir } from '../audit/jsonl.js';
 import { EVIDENCE_DIR_MODE } from '../audit/modes.js';
-import { ExitCode, SafeRunError } from '../errors.js';
+import { ExitCode, SafeRunError, errorCode } from '../errors.js';
 
 /**
  * Create `dir` if needed and prove a file can be written, synced and removed there. As
@@ -38,7 +38,7 @@ export async function assertEvidenceWritable(evidenceDir: string): Promise<void>
   try {
     await probeWritable(path.join(evidenceDir, 'backups'));
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    const code = errorCode(error) ?? 'error';
     throw new SafeRunError(
       `The evidence directory ${evidenceDir} is not writable (${code}): no backup or audit entry can be written, so the script was not run.`,
       ExitCode.backupFailed,

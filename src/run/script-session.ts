@@ -1,4 +1,5 @@
-import { createDb, type Db } from '../db/connection.js';
+import type { Db } from '../db/connection.js';
+import { withDatabaseAt } from '../db/target.js';
 import { parseDatabaseUrl } from '../db/url.js';
 import type { Config } from '../config/config.js';
 
@@ -19,6 +20,12 @@ export function scriptSessionUrl(config: Pick<Config, 'scriptRole' | 'scriptData
   return asRole;
 }
 
-export function openScriptSession(config: Pick<Config, 'scriptRole' | 'scriptDatabaseUrl'>, url: URL, applicationName: string): Db {
-  return createDb(scriptSessionUrl(config, url), { applicationName, maxConnections: 1 });
+/** The script's session for as long as `fn` runs, checked on open (a wrong role password is one clear message). */
+export async function withScriptSession<T>(
+  config: Pick<Config, 'scriptRole' | 'scriptDatabaseUrl'>,
+  url: URL,
+  applicationName: string,
+  fn: (session: Db) => Promise<T>,
+): Promise<T> {
+  return withDatabaseAt(scriptSessionUrl(config, url), { applicationName, maxConnections: 1 }, fn);
 }

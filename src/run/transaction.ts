@@ -2,7 +2,7 @@ import { criticalTableKeys, watchedTableKeys } from '../guard/watched.js';
 import { sql, type ControlledTransaction } from 'kysely';
 import type { AuditLog } from '../audit/log.js';
 import type { Config } from '../config/config.js';
-import type { Db } from '../db/connection.js';
+import { type Db, onlyRow } from '../db/connection.js';
 import { readConcurrentWrites, type ConcurrentWrites } from '../guard/concurrent.js';
 import { readOwnRows, uncountedChanges } from '../guard/own-rows.js';
 import { catalogViolations } from '../guard/catalog-rules.js';
@@ -94,7 +94,7 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
   const { rows } = await sql<{ pid: number; xid: string; lsn: string }>`
     select pg_catalog.pg_backend_pid() as pid, pg_catalog.txid_current()::text as xid,
            pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(trx);
-  const { pid, xid, lsn } = rows[0]!;
+  const { pid, xid, lsn } = onlyRow(rows);
   await applyRunnerSettings(trx, {
     applicationName: `safe-run:${script.name}:${input.runId}`,
     statementTimeoutMs: config.statementTimeoutMs,

@@ -32,11 +32,15 @@ export interface ScriptRunContext {
   readonly signal: AbortSignal;
 }
 
-/** A gate straight onto a connection or transaction, with no policy: the runner wraps it. */
-export function directGate(db: Db): QueryGate {
+/**
+ * A gate straight onto a connection or transaction, with no policy: the runner wraps it.
+ * It only forwards compiled SQL, so a handle typed with any database's tables will do.
+ */
+export function directGate(db: Pick<Db, 'executeQuery'>): QueryGate {
   return async (query) => {
-    const result = await db.executeQuery(CompiledQuery.raw(query.sql, [...query.parameters]));
+    const compiled: CompiledQuery<Record<string, unknown>> = CompiledQuery.raw(query.sql, [...query.parameters]);
+    const result = await db.executeQuery(compiled);
     const affected = result.numAffectedRows;
-    return { rows: result.rows as Record<string, unknown>[], ...(affected !== undefined ? { numAffectedRows: Number(affected) } : {}) };
+    return { rows: result.rows, ...(affected !== undefined ? { numAffectedRows: Number(affected) } : {}) };
   };
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { tableKey } from '../db/names.js';
-import { usageError } from '../errors.js';
+import { usageError, errorMessage } from '../errors.js';
 import type { Operation, TableKey } from '../records/index.js';
 import type { Config } from '../config/config.js';
 import { silentLogger, type Logger } from '../logger.js';
@@ -236,7 +236,7 @@ async function sqlScript(file: string, source: string, sha256: string): Promise<
   try {
     header = parseSqlHeader(source, file);
   } catch (error) {
-    throw usageError(`Bad script header: ${(error as Error).message}`, 'See "Scripts" in the README for the header format.');
+    throw usageError(`Bad script header: ${errorMessage(error)}`, 'See "Scripts" in the README for the header format.');
   }
   return {
     name: path.basename(file, '.sql'),

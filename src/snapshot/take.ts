@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { readTableCatalog, type TableCatalog } from '../db/catalog.js';
-import type { Db } from '../db/connection.js';
+import { type Db, onlyRow } from '../db/connection.js';
 import { readIdentity, readWalPosition } from '../db/identity.js';
 import { countInSnapshot, planExactCounts, sumPartitions, tablesToScan } from './counts.js';
 import type { SnapshotOptions } from './types.js';
@@ -41,7 +41,7 @@ export async function takeSnapshot<T>(
     .execute(async (trx) => {
       // The first statement fixes the transaction's snapshot; exporting it here makes that
       // instant the one everything below describes.
-      const snapshotId = (await sql<{ id: string }>`select pg_export_snapshot() as id`.execute(trx)).rows[0]!.id;
+      const snapshotId = onlyRow((await sql<{ id: string }>`select pg_export_snapshot() as id`.execute(trx)).rows).id;
       const database = await readIdentity(trx, options.url);
       const wal = await readWalPosition(trx);
       const catalog = await readTableCatalog(trx);

@@ -17,6 +17,7 @@ import {
   type ParentMessage,
   type ScriptSource,
 } from './protocol.js';
+import { errorMessage } from '../../errors.js';
 
 const send = (message: ChildMessage): void => {
   process.send!(message);
@@ -76,7 +77,7 @@ async function run(script: ScriptSource, args: readonly string[], dryRun: boolea
     send({ type: 'done', value });
   } catch (error) {
     throw new Error(
-      `The script's return value cannot be recorded (${(error as Error).message}); return plain data: objects, arrays, numbers, strings, dates.`,
+      `The script's return value cannot be recorded (${errorMessage(error)}); return plain data: objects, arrays, numbers, strings, dates.`,
     );
   }
 }

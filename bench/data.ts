@@ -148,15 +148,24 @@ async function loadTables(db: Db, specs: readonly TableSpec[]): Promise<void> {
 }
 
 async function loadTable(db: Db, spec: TableSpec, parentRows: number): Promise<void> {
-  const parentId = spec.parent ? sql`(g % ${parentRows}::bigint) + 1` : sql`null::bigint`;
   await sql`
     create table ${sql.table(spec.name)} (
       id bigint not null, parent_id bigint, amount integer not null, created_at timestamptz not null, note text not null)`.execute(db);
+  await insertRows(db, spec, parentRows, false);
+  await sql`alter table ${sql.table(spec.name)} add primary key (id)`.execute(db);
+}
+
+/**
+ * A generated table's rows are a pure function of its spec, so `missingOnly` puts back
+ * exactly the rows a bench round deleted (the table must have its primary key by then).
+ */
+export async function insertRows(db: Db, spec: TableSpec, parentRows: number, missingOnly: boolean): Promise<void> {
+  const parentId = spec.parent ? sql`(g % ${parentRows}::bigint) + 1` : sql`null::bigint`;
   await sql`
     insert into ${sql.table(spec.name)} (id, parent_id, amount, created_at, note)
     select g, ${parentId}, (g * 7919) % 100000, timestamptz '2024-01-01' + g * interval '1 second', to_hex(g * 2654435761)
-      from generate_series(1, ${spec.rows}::bigint) g`.execute(db);
-  await sql`alter table ${sql.table(spec.name)} add primary key (id)`.execute(db);
+      from generate_series(1, ${spec.rows}::bigint) g
+    ${missingOnly ? sql`on conflict (id) do nothing` : sql``}`.execute(db);
 }
 
 async function vacuumAnalyze(db: Db): Promise<void> {

@@ -19,6 +19,8 @@ export const FIGURES = {
   verify_entries_per_s: { target: '>= 5000', pass: (v: number) => v >= 5000, unit: '/s' },
   blame_10k_runs_ms: { target: '<= 2000', pass: (v: number) => v <= 2000, unit: 'ms' },
   peak_rss_mb: { target: '<= 200', pass: (v: number) => v <= 200, unit: 'MB' },
+  guard_cli_vs_manual_ratio: { target: '<= 1.3', pass: (v: number) => v <= 1.3, unit: 'x' },
+  snapshot_cli_vs_psql_ratio: { target: '<= 0.5', pass: (v: number) => v <= 0.5, unit: 'x' },
 } as const;
 
 export type FigureName = keyof typeof FIGURES;

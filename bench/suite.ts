@@ -5,6 +5,7 @@ import type { BenchDatabase } from './data.js';
 import { progress } from './measure.js';
 import type { ComparisonRow, FigureName, Figures } from './report.js';
 import { BackupBench, compareBackups, compareParallel } from './sides/backup.js';
+import { compareGuardCliWithManual, compareSnapshotCliWithPsql } from './sides/cli.js';
 import { measureCpuCeiling } from './sides/cpu.js';
 import { measureBlame, measureVerify, recordTemplate } from './sides/evidence.js';
 import { compareGuardWithBare, reseedSessions } from './sides/guard.js';
@@ -94,6 +95,9 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
       details.growth = c;
     });
   }
+  // Before the guard comparisons, which fill the shared evidence directory with 10,000 runs:
+  // these use workspaces of their own.
+  if (wants(args, 'cli')) await cliFigures(ctx);
   const made: { template: RunTemplate | null } = { template: null };
   if (wants(args, 'verify') || wants(args, 'blame') || wants(args, 'guard')) {
     await fenced(ctx, ['verify_entries_per_s', 'blame_10k_runs_ms'], 'a real guarded run to copy entries from', async () => {
@@ -212,6 +216,38 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
     });
   }
   if (wants(args, 'rss')) await rssFigures(ctx, verifyRss);
+}
+
+/** Whole processes, as an operator runs them: the CLI against PostgreSQL's own programs. */
+async function cliFigures(ctx: SuiteContext): Promise<void> {
+  await fenced(ctx, ['snapshot_cli_vs_psql_ratio'], 'safe-run snapshot against one psql session counting every table', async () => {
+    const c = await compareSnapshotCliWithPsql(ctx.full, ctx.args.rounds);
+    ctx.figures.set('snapshot_cli_vs_psql_ratio', c.safeRun.medianMs / c.psql.medianMs);
+    ctx.rows.push({
+      what: `snapshot, whole processes (${c.countedExactly} of ${c.tables} tables exact)`,
+      a: c.safeRun.name,
+      aMs: c.safeRun.medianMs,
+      b: c.psql.name,
+      bMs: c.psql.medianMs,
+      ratio: c.safeRun.medianMs / c.psql.medianMs,
+      ratioMeans: 'A/B, time',
+    });
+    ctx.details.snapshotCli = c;
+  });
+  await fenced(ctx, ['guard_cli_vs_manual_ratio'], 'guarded cascade cleanup against doing it safely by hand', async () => {
+    const c = await compareGuardCliWithManual(ctx.full, ctx.args.rounds);
+    ctx.figures.set('guard_cli_vs_manual_ratio', c.safeRun.medianMs / c.manual.medianMs);
+    ctx.rows.push({
+      what: `cleanup (${c.deletedPerRun} + cascade), whole processes`,
+      a: c.safeRun.name,
+      aMs: c.safeRun.medianMs,
+      b: c.manual.name,
+      bMs: c.manual.medianMs,
+      ratio: c.safeRun.medianMs / c.manual.medianMs,
+      ratioMeans: 'A/B, overhead',
+    });
+    ctx.details.guardCli = c;
+  });
 }
 
 async function backupFigures(ctx: SuiteContext, bb: BackupBench): Promise<void> {

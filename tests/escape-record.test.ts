@@ -91,6 +91,7 @@ describe('an escaped script is recorded with what it really did', () => {
         pre,
         drift: [],
         cascadeFrom: {},
+        exactTables: new Set(),
         audit,
         interrupt,
         log: silentLogger,

@@ -121,6 +121,47 @@ describe('safe-run snapshot + check', () => {
     expect(findings.find((f) => f.table === 'public.users')?.detail).toContain('triggers');
   });
 
+  it('finds a delete in a table recorded by estimate through its counters, in check and in blame', async () => {
+    // Statistics fresh before the snapshot and stale after the delete: only the counters can tell.
+    await outOfBand(ws.t.url, 'analyze oauth_clients');
+    const snap = parseJson<{ tables: Record<string, { rows: number; rowsKind: string }> }>(await ws.cli(['snapshot', '--json']));
+    expect(snap.tables['public.oauth_clients']!.rowsKind).toBe('estimate');
+    expect(snap.tables['public.users']!.rowsKind).toBe('exact');
+    await outOfBand(ws.t.url, "delete from oauth_clients where client_id = 'cli'", { table: 'oauth_clients', deleted: 1 });
+
+    const check = await ws.cli(['check', '--json']);
+    expect(check.exitCode).toBe(10);
+    const finding = parseJson<CheckResult>(check).findings.find((f) => f.table === 'public.oauth_clients') as Finding;
+    expect(finding).toMatchObject({ kind: 'count-changed', rowsKind: 'estimate', deltas: { inserted: 0, updated: 0, deleted: 1 } });
+    expect(finding.detail).toContain('(estimate)');
+
+    expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
+    const blame = parseJson<{ changes: { counters?: { deleted: number } | null; attribution: { type: string } }[] }>(
+      await ws.cli(['blame', 'oauth_clients', '--no-live', '--json']),
+    );
+    expect(blame.changes).toContainEqual(
+      expect.objectContaining({
+        counters: expect.objectContaining({ deleted: 1 }),
+        attribution: expect.objectContaining({ type: 'outside' }),
+      }),
+    );
+  });
+
+  it('snapshot --exact counts every table; without it only critical tables and exactTables', async () => {
+    ws.writeConfig({ criticalTables: { users: { maxDropPercent: 10 } }, exactTables: ['models'] });
+    const kinds = async (args: string[]): Promise<Record<string, string>> => {
+      const body = parseJson<{ tables: Record<string, { rowsKind: string }> }>(await ws.cli(['snapshot', '--json', ...args]));
+      return Object.fromEntries(Object.entries(body.tables).map(([k, t]) => [k, t.rowsKind]));
+    };
+    const cheap = await kinds([]);
+    expect(Object.keys(cheap).filter((k) => cheap[k] === 'exact')).toEqual(['public.models', 'public.users']);
+    const all = await kinds(['--exact']);
+    expect(Object.values(all).every((kind) => kind === 'exact')).toBe(true);
+    const human = await ws.cli(['snapshot']);
+    expect(human.stdout).toMatch(/\(2 counted exactly\)/);
+    expect(human.stdout).toMatch(/~ = estimate/);
+  });
+
   it('compares against the newest observation only', async () => {
     await ws.cli(['snapshot']);
     await outOfBand(ws.t.url, "delete from oauth_clients where client_id = 'cli'");

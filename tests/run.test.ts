@@ -80,6 +80,51 @@ describe('safe-run <script>', () => {
     expect(auditKinds(ws)).toEqual(['run.intent', 'run.outcome', 'run.post']);
   });
 
+  it('counts exactly only the declared, cascaded, critical and exactTables tables; the post-snapshot reuses the in-transaction counts', async () => {
+    ws.writeConfig({ criticalTables: { users: { maxDropPercent: 10 } }, exactTables: ['models'] });
+    const result = await ws.cli(['cleanup-invalid-sessions', '--json']);
+    expect(result.exitCode).toBe(0);
+    const json = parseJson<RunResult>(result);
+    const entries = readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; body: { snapshot?: { tables: Record<string, { rows: number; rowsKind: string }> } } });
+    const kinds = (kind: string): Record<string, string> =>
+      Object.fromEntries(Object.entries(entries.find((e) => e.kind === kind)!.body.snapshot!.tables).map(([k, t]) => [k, t.rowsKind]));
+    const expected = {
+      'public.oidc_models': 'exact',
+      'public.users': 'exact',
+      'public.models': 'exact',
+      'public.credit_allocation': 'estimate',
+      'public.subscriptions': 'estimate',
+      'public.usage_events': 'estimate',
+      'public.oauth_clients': 'estimate',
+    };
+    expect(kinds('run.intent')).toEqual(expect.objectContaining(expected));
+    expect(kinds('run.post')).toEqual(expect.objectContaining(expected));
+    const post = entries.find((e) => e.kind === 'run.post')!.body.snapshot!.tables;
+    expect(post['public.oidc_models']!.rows).toBe(json.counts.inTransaction['public.oidc_models']);
+    expect(json.counts.estimated).toEqual([]);
+  });
+
+  it("counts a declared table's whole cascade closure exactly, and labels an undeclared table's counts as estimates", async () => {
+    ws.writeScript(
+      'wide.ts',
+      rogue("await sql`update oauth_clients set name = name where client_id = 'cli'`.execute(db);", "touches: { users: ['delete'] },"),
+    );
+    const result = await ws.cli(['wide', '--json']);
+    expect(result.exitCode).toBe(3);
+    const json = parseJson<RunResult>(result);
+    const intent = JSON.parse(readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8').split('\n')[0]!) as { body: RunIntentBody };
+    const tables = intent.body.snapshot.tables;
+    for (const key of ['public.users', 'public.credit_allocation', 'public.subscriptions', 'public.usage_events'])
+      expect({ key, kind: tables[key]!.rowsKind }).toEqual({ key, kind: 'exact' });
+    expect(tables['public.oauth_clients']!.rowsKind).toBe('estimate');
+    expect(json.counts.estimated).toEqual(['public.oauth_clients']);
+    const show = await ws.cli(['show', json.runId]);
+    expect(show.stdout).toMatch(/public\.oauth_clients .* \(estimate\)/);
+  });
+
   it('rolls back a script that deletes users it did not declare, naming every cascaded table', async () => {
     ws.writeScript('rogue.ts', rogue("await sql`delete from users where email like '%example.com'`.execute(db);"));
     const before = await allCounts(ws);

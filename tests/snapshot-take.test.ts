@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { createDb, type Db } from '../src/db/connection.js';
 import { takeSnapshot } from '../src/snapshot/take.js';
+import { waitFor } from './helpers/attacks.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
 /** count(*) per table, read fresh for comparison with a snapshot. */
@@ -76,6 +77,66 @@ describe('takeSnapshot', () => {
     // An empty table is cheap to count, so it is counted.
     expect(snapshot.tables['public.oauth_clients']!.rows).toBeLessThanOrEqual(5);
     expect(snapshot.tables['public.oauth_clients']!.rowsKind).toBe('exact');
+  });
+
+  it('without a threshold counts only exactTables; every other table comes from the catalog and statistics', async () => {
+    // A count(*) of users would see this row; the statistics do not (no ANALYZE since).
+    await sql`analyze users`.execute(t.db);
+    await sql`insert into users (id, email, name, is_active) values (gen_random_uuid(), 'not.counted@example.com', 'x', true)`.execute(
+      t.db,
+    );
+    const { snapshot } = await takeSnapshot(t.db, { exactTables: new Set(['public.oidc_models']), url: new URL(t.url) });
+    const live = await liveCounts(t.db, ['public.oidc_models', 'public.users']);
+    expect(snapshot.tables['public.oidc_models']).toMatchObject({ rowsKind: 'exact', rows: live['public.oidc_models'] });
+    const users = snapshot.tables['public.users']!;
+    expect(users.rowsKind).toBe('estimate');
+    expect(users.rows).toBe(live['public.users']! - 1);
+    // What check and blame compare for an estimated table is still recorded.
+    expect(users.relfilenode).toBeGreaterThan(0);
+    expect(users.counters).toEqual(expect.objectContaining({ n_tup_del: expect.any(Number), n_tup_ins: expect.any(Number) }));
+    for (const [key, table] of Object.entries(snapshot.tables)) {
+      expect({ key, kind: table.rowsKind }).toEqual({ key, kind: key === 'public.oidc_models' ? 'exact' : 'estimate' });
+    }
+    await sql`delete from users where email = 'not.counted@example.com'`.execute(t.db);
+  });
+
+  it('records knownCounts as exact without scanning those tables', async () => {
+    // A number no scan could produce: if it is in the snapshot, nothing counted the table.
+    const { snapshot } = await takeSnapshot(t.db, {
+      exactTables: new Set(['public.users']),
+      knownCounts: { 'public.users': 123_456, 'public.no_such_table': 7 },
+    });
+    expect(snapshot.tables['public.users']).toMatchObject({ rows: 123_456, rowsKind: 'exact' });
+    expect(snapshot.tables['public.no_such_table']).toBeUndefined();
+  });
+
+  it('runs whileOpen alongside the exact counts, not after them', async () => {
+    // The count waits behind a lock that only whileOpen releases: run one after the other,
+    // the two would wait for each other forever.
+    await sql`create table locked (id int)`.execute(t.db);
+    const locker = createDb(t.url, { maxConnections: 1 });
+    const trx = await locker.startTransaction().execute();
+    try {
+      await sql`lock table locked in access exclusive mode`.execute(trx);
+      const { snapshot, held } = await takeSnapshot(t.db, { exactTables: new Set(['public.locked']), countConnections: 0 }, async () => {
+        await waitFor(async () => {
+          const { rows } = await sql<{ n: number }>`
+            select count(*)::int as n from pg_stat_activity
+             where datname = current_database() and wait_event_type = 'Lock' and query like '%count(*)%locked%'`.execute(t.db);
+          return rows[0]!.n > 0;
+        });
+        await trx.commit().execute();
+        return 'released';
+      });
+      expect(held).toBe('released');
+      expect(snapshot.tables['public.locked']).toMatchObject({ rows: 0, rowsKind: 'exact' });
+    } finally {
+      await trx
+        .rollback()
+        .execute()
+        .catch(() => {});
+      await locker.destroy();
+    }
   });
 
   it('keeps the counts and whileOpen on the exported snapshot while others insert', async () => {

@@ -385,6 +385,21 @@ describe('10. scriptRole', () => {
     expect(json.changes['public.oidc_models']?.deleted).toBeGreaterThan(0);
   });
 
+  it("counts an exactTables table the role may not read on the runner's connection, and still commits", async () => {
+    ws.writeConfig({ ...CONFIG, scriptRole: role, exactTables: ['models'] });
+    const json = runJson(await ws.cli(['cleanup-invalid-sessions', '--json']));
+    expect({ exit: json.exitCode, status: json.status }).toEqual({ exit: 0, status: 'committed' });
+    // Not counted inside the script's transaction (the role has no SELECT on it) ...
+    expect(json.counts.inTransaction['public.models']).toBeUndefined();
+    expect(json.counts.inTransaction['public.users']).toBe(8);
+    // ... but exact in both snapshots all the same.
+    const snapshots = logLines(ws.evidenceDir)
+      .map((l) => JSON.parse(l) as { kind: string; body: { snapshot?: { tables: Record<string, { rows: number; rowsKind: string }> } } })
+      .filter((e) => e.kind === 'run.intent' || e.kind === 'run.post');
+    expect(snapshots.map((e) => e.body.snapshot!.tables['public.models']!.rowsKind)).toEqual(['exact', 'exact']);
+    expect(snapshots[1]!.body.snapshot!.tables['public.models']!.rows).toBe(await countRows(ws.t.db, 'models'));
+  });
+
   it('takes the role from --script-role too, and shows the trust in show', async () => {
     const json = runJson(await ws.cli(['cleanup-invalid-sessions', '--json', '--script-role', role]));
     expect({ exit: json.exitCode, trust: json.trust }).toEqual({ exit: 0, trust: 'role' });

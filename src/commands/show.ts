@@ -62,7 +62,8 @@ function changeLines(r: RunRecord): string[] {
     const c = r.changes[t];
     const pre = r.counts.pre[t];
     const post = r.counts.post?.[t];
-    const rows = `${pre ?? '-'} -> ${post ?? (r.counts.inTransaction[t] !== undefined ? `${r.counts.inTransaction[t]} (in tx)` : '-')}`;
+    const estimate = r.counts.estimated.includes(t) ? ' (estimate)' : '';
+    const rows = `${pre ?? '-'} -> ${post ?? (r.counts.inTransaction[t] !== undefined ? `${r.counts.inTransaction[t]} (in tx)` : '-')}${estimate}`;
     const flags = [c?.truncated ? 'TRUNCATE' : '', c?.ddl ? 'DDL' : ''].filter(Boolean).join(' ');
     lines.push(
       `  ${t.padEnd(width)}  ${String(c?.inserted ?? 0).padStart(8)}  ${String(c?.updated ?? 0).padStart(7)}  ${String(c?.deleted ?? 0).padStart(7)}   ${rows}${flags ? `   ${flags}` : ''}`,

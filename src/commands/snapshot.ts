@@ -17,13 +17,21 @@ export interface SnapshotResult {
   readonly durationMs: number;
 }
 
+export interface SnapshotCommandOptions {
+  readonly label: string | null;
+  /** Count every table estimated at or below exactCountThreshold, not only the critical and `exactTables` ones. */
+  readonly exact?: boolean;
+}
+
 /**
  * `safe-run snapshot`: one signed observation, cheap enough for cron every few minutes.
- * Each one narrows the window in which an unexplained change can have happened.
+ * Each one narrows the window in which an unexplained change can have happened. Critical
+ * tables and `exactTables` are counted; the rest are recorded from the catalog and
+ * statistics (estimate, counters, relfilenode), which is what `check` and `blame` compare.
  */
 export async function recordSnapshot(
   config: Config,
-  options: { readonly label: string | null },
+  options: SnapshotCommandOptions,
   live: TargetDatabase,
   log: Logger,
 ): Promise<SnapshotResult> {
@@ -34,7 +42,7 @@ export async function recordSnapshot(
     anchor: databaseAnchor(live.db),
     log,
   });
-  const snapshot = await readLiveSnapshot(live, config);
+  const snapshot = await readLiveSnapshot(live, config, [], options.exact ?? false);
   const entry = await audit.append('snapshot', { label: options.label, snapshot });
   return {
     seq: entry.seq,
@@ -60,12 +68,14 @@ function renderSnapshot(r: SnapshotResult): string {
   return [
     `snapshot #${r.seq}${r.label ? ` "${r.label}"` : ''} of ${r.database} at ${r.ts}: ${tables.length} tables (${exact} counted exactly) in ${r.durationMs} ms`,
     `  ${shown}${tables.length > 8 ? `, … (${tables.length - 8} more)` : ''}`,
+    ...(exact < tables.length ? ['  ~ = estimate from statistics (counters and relfilenode are recorded too)'] : []),
     `  entry hash ${r.hash}`,
   ].join('\n');
 }
 
 interface SnapshotArgs extends GlobalArgs {
   readonly label?: string;
+  readonly exact?: boolean;
 }
 
 export const snapshotCommand: CommandModule<GlobalArgs, SnapshotArgs> = {
@@ -74,10 +84,16 @@ export const snapshotCommand: CommandModule<GlobalArgs, SnapshotArgs> = {
   builder: (yargs) =>
     yargs
       .option('label', { type: 'string', describe: 'A note stored with the snapshot (e.g. "cron", "before deploy")' })
-      .example('$0 snapshot --label cron', 'What a crontab line runs every few minutes'),
+      .option('exact', {
+        type: 'boolean',
+        default: false,
+        describe: 'Count every table up to exactCountThreshold rows, not only critical tables and exactTables (slower)',
+      })
+      .example('$0 snapshot --label cron', 'What a crontab line runs every few minutes')
+      .example('$0 snapshot --exact --label "before deploy"', 'Exact counts of every table, for a baseline'),
   handler: async (argv) => {
     const ctx = await loadContext(argv);
-    const options = { label: argv.label ?? null };
+    const options = { label: argv.label ?? null, exact: argv.exact ?? false };
     const result = await withTarget(ctx.config.databaseUrl, async (target) =>
       recordSnapshot(ctx.config, options, await target.open(), ctx.log),
     );

@@ -17,7 +17,10 @@ export interface Config {
     readonly jobs: number;
     readonly lockWaitTimeoutMs: number;
   };
+  /** `snapshot --exact` counts every table estimated at or below this. */
   readonly exactCountThreshold: number;
+  /** Counted exactly by `snapshot` and `check` (and every run's snapshots), besides the critical tables. */
+  readonly exactTables: readonly TableKey[];
   readonly statementTimeoutMs: number;
   readonly lockTimeoutMs: number;
   readonly pgBinDir: string | null;

@@ -105,6 +105,7 @@ function resolveConfig(raw: RawConfig, file: string | null, cwd: string, env: No
       lockWaitTimeoutMs: parseDurationMs(raw.backup?.lockWaitTimeout ?? '30s'),
     },
     exactCountThreshold: raw.exactCountThreshold ?? 1_000_000,
+    exactTables: [...new Set((raw.exactTables ?? []).map(tableKey))],
     statementTimeoutMs: parseDurationMs(raw.statementTimeout ?? '5min'),
     lockTimeoutMs: parseDurationMs(raw.lockTimeout ?? '10s'),
     pgBinDir: raw.pgBinDir ? resolvePath(raw.pgBinDir) : null,

@@ -31,7 +31,11 @@ export const rawConfigSchema = z
       })
       .strict()
       .optional(),
+    // `snapshot --exact` counts every table estimated at or below this; other snapshots count
+    // only what proves something (critical, declared and cascaded tables, and exactTables).
     exactCountThreshold: z.number().int().min(0).optional(),
+    // Tables that `snapshot`, `check` and every run count exactly, besides the critical ones.
+    exactTables: z.array(z.string().min(1)).optional(),
     statementTimeout: duration.optional(),
     lockTimeout: duration.optional(),
     // Directory holding pg_dump/pg_restore when neither PATH nor /usr/lib/postgresql/N/bin fits.

@@ -146,12 +146,13 @@ async function readFingerprints(db: Db): Promise<ReadonlyMap<number, Fingerprint
         join rels r on r.oid = c.conrelid
        group by c.conrelid
     ),
+    -- pg_get_indexdef once per index (inside string_agg's ORDER BY it would run a second time).
     idx as (
-      select i.indrelid as oid,
-             string_agg(pg_catalog.pg_get_indexdef(i.indexrelid), E'\n' order by pg_catalog.pg_get_indexdef(i.indexrelid) collate "C") as def
-        from pg_catalog.pg_index i
-        join rels r on r.oid = i.indrelid
-       group by i.indrelid
+      select d.oid, string_agg(d.def, E'\n' order by d.def collate "C") as def
+        from (select i.indrelid as oid, pg_catalog.pg_get_indexdef(i.indexrelid) as def
+                from pg_catalog.pg_index i
+                join rels r on r.oid = i.indrelid) d
+       group by d.oid
     ),
     -- What decides how writes behave and who may make them, beside the shape: triggers with
     -- their enabled state (ALTER TABLE ... DISABLE TRIGGER ALL turns off foreign-key cascades),

@@ -18,6 +18,8 @@ export interface TableShape {
   readonly fingerprint: string;
   /** For a partitioned table: its leaf partitions, at any depth. */
   readonly leafPartitions: readonly TableKey[];
+  /** Whether the transaction's role may SELECT from it (the script's role, in the script's transaction). */
+  readonly readable?: boolean;
 }
 
 export interface XactCounters {

@@ -17,6 +17,7 @@ export async function readTableShapes(trx: Db): Promise<Map<TableKey, TableShape
         relfilenode: t.relfilenode,
         fingerprint: t.fingerprint,
         leafPartitions: t.leafPartitions,
+        readable: t.readable,
       },
     ]),
   );

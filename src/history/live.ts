@@ -11,16 +11,22 @@ import type { DatabaseIdentity, Snapshot, TableKey } from '../records/index.js';
  */
 export type LiveDatabase = TargetDatabase;
 
-/** Critical tables (and any the caller names) are counted exactly; the rest per exactCountThreshold. */
+/**
+ * Critical tables, the config's `exactTables` and any the caller names are counted exactly;
+ * every other table comes from the catalog and statistics in a fixed number of queries, so
+ * a cron snapshot or a check costs less than counting the database by hand. `countAll`
+ * (`snapshot --exact`) also counts every table estimated at or below exactCountThreshold.
+ */
 export async function readLiveSnapshot(
   live: LiveDatabase,
-  config: Pick<Config, 'criticalTables' | 'exactCountThreshold'>,
+  config: Pick<Config, 'criticalTables' | 'exactTables' | 'exactCountThreshold'>,
   extraExact: readonly TableKey[] = [],
+  countAll = false,
 ): Promise<Snapshot> {
-  const exactTables = new Set<TableKey>([...Object.keys(config.criticalTables), ...extraExact]);
+  const exactTables = new Set<TableKey>([...Object.keys(config.criticalTables), ...config.exactTables, ...extraExact]);
   const { snapshot } = await takeSnapshot(live.db, {
     exactTables,
-    exactCountThreshold: config.exactCountThreshold,
+    ...(countAll ? { exactCountThreshold: config.exactCountThreshold } : {}),
     countConnections: 2,
     url: live.url,
   });

@@ -26,6 +26,7 @@ import { RunEntriesCollector } from './run-entries.js';
 import { readLiveFacts, resolveStatus, type ResolvedStatus } from './run-status.js';
 import { RunCollector } from './runs.js';
 import { scanLog } from './scan.js';
+import { estimatedTables } from '../snapshot/estimated.js';
 
 /** Everything the log holds about one run, as `show --json` prints it. */
 export interface RunRecord {
@@ -43,6 +44,8 @@ export interface RunRecord {
     readonly pre: Readonly<Record<TableKey, number>>;
     readonly post: Readonly<Record<TableKey, number>> | null;
     readonly inTransaction: Readonly<Record<TableKey, number>>;
+    /** Tables whose pre or post count is an estimate from statistics (not counted exactly). */
+    readonly estimated: readonly TableKey[];
   };
   readonly backup: BackupRecord | null;
   readonly backupCheck: BackupCheck | null;
@@ -103,7 +106,12 @@ export async function showRun(config: Config, runRef: string, target: TargetHand
     violations: outcome?.violations ?? [],
     drift: outcome?.drift ?? [],
     error: outcome?.error ?? null,
-    counts: { pre: rowsOf(intent?.snapshot), post: post ? rowsOf(post.snapshot) : null, inTransaction: outcome?.inTxCounts ?? {} },
+    counts: {
+      pre: rowsOf(intent?.snapshot),
+      post: post ? rowsOf(post.snapshot) : null,
+      inTransaction: outcome?.inTxCounts ?? {},
+      estimated: estimatedTables([intent?.snapshot, post?.snapshot], tablesAskedAbout(intent, outcome, post)),
+    },
     backup,
     backupCheck: backup ? await checkBackupFile(config.evidenceDir, backup) : null,
     pruned: related.filter((e) => e.kind === 'prune').map((e) => ({ ts: e.ts, seq: e.seq }))[0] ?? null,
@@ -128,6 +136,19 @@ function entryOf<K extends RecordKind>(entries: readonly AuditRecord[], kind: K)
 function withoutSnapshot<B extends { snapshot: Snapshot }>(body: B): Omit<B, 'snapshot'> {
   const { snapshot: _omit, ...rest } = body;
   return rest;
+}
+
+/** The tables `show` prints: changed, declared, critical, counted in the transaction, or with a count that moved. */
+function tablesAskedAbout(intent: RunIntentBody | null, outcome: RunOutcomeBody | null, post: RunPostBody | null): TableKey[] {
+  const pre = intent?.snapshot.tables ?? {};
+  const moved = Object.keys(pre).filter((k) => post && pre[k]!.rows !== post.snapshot.tables[k]?.rows);
+  return [
+    ...Object.keys(outcome?.changes ?? {}),
+    ...Object.keys(outcome?.inTxCounts ?? {}),
+    ...Object.keys(intent?.script.touches ?? {}),
+    ...(intent?.script.critical ?? []),
+    ...moved,
+  ];
 }
 
 export function rowsOf(snapshot: Snapshot | undefined): Record<TableKey, number> {

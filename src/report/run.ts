@@ -95,13 +95,14 @@ export function runVerdict(r: RunRecord): string {
 function changeRow(r: RunRecord, t: string): string[] {
   const c = r.changes[t]!;
   const after = r.counts.post?.[t] ?? r.counts.inTransaction[t];
+  const estimate = r.counts.estimated.includes(t) ? ' (estimate)' : '';
   return [
     inlineCode(t),
     String(c.inserted),
     String(c.updated),
     `${c.deleted}${c.truncated ? ' (TRUNCATE)' : ''}`,
-    String(r.counts.pre[t] ?? '-'),
-    after === undefined ? '-' : String(after),
+    `${r.counts.pre[t] ?? '-'}${estimate}`,
+    after === undefined ? '-' : `${after}${estimate}`,
   ];
 }
 

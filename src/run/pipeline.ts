@@ -102,42 +102,24 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   const closure = await backupScope(ctx.session, declared, 'touched');
   const cascadeFrom = Object.fromEntries(closure.filter((k) => !declared.includes(k)).map((k) => [k, declared.join(', ')]));
   const critical = criticalTableKeys(script, config);
-  const exactTables = new Set<TableKey>([...closure, ...critical]);
+  const exactTables = new Set<TableKey>([...closure, ...critical, ...config.exactTables]);
   const backupTables = scope === 'guarded' ? await backupScope(ctx.session, declared, 'guarded', critical) : closure;
+  t = Date.now();
 
-  // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot.
-  const { snapshot: pre, held } = await takeSnapshot(
-    ctx.db,
-    { url: ctx.url, exactTables, exactCountThreshold: config.exactCountThreshold, countConnections: 2 },
-    async (snapshotId) => {
-      timings.snapshot = Date.now() - t;
-      t = Date.now();
-      // A dry run commits nothing, so there is nothing it could ever be restored to before.
-      if (ctx.options.dryRun) return skippedBackupRecord(scope);
-      try {
-        return await runBackup({
-          db: ctx.db,
-          url: ctx.url,
-          snapshotId,
-          scope,
-          tables: scope === 'full' ? [] : backupTables,
-          evidenceDir: config.evidenceDir,
-          runId: ctx.runId,
-          compress: config.backup.compress,
-          jobs: config.backup.jobs,
-          lockWaitTimeoutMs: config.backup.lockWaitTimeoutMs,
-          pgBinDir: config.pgBinDir,
-          serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
-          log,
-        });
-      } catch (error) {
-        return failedBackupRecord(scope, backupTables, error);
-      } finally {
-        timings.backup = Date.now() - t;
-      }
-    },
-  );
-  const backup = held!;
+  // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot,
+  // side by side. Exact counts only where they prove something: the declared tables, their
+  // cascade closure and the critical tables; the rest come from the catalog and statistics.
+  let written: BackupRecord | undefined;
+  const { snapshot: pre } = await takeSnapshot(ctx.db, { url: ctx.url, exactTables, countConnections: 2 }, async (snapshotId) => {
+    written = await backupOnSnapshot(ctx, scope, backupTables, snapshotId, timings);
+  }).catch(async (error: unknown) => {
+    // The counts failed beside a finished backup: no intent will ever name that archive.
+    if (written) await discardBackup(config, written);
+    throw error;
+  });
+  timings.snapshot = pre.durationMs;
+  timings.snapshotAndBackup = Date.now() - t;
+  const backup = written!;
   const drift = await driftBeforeRun(config, pre, ctx.session, warnSkipped(log)).catch((error: unknown) => {
     log.warn('could not compare with the previous observation', { error: errorMessage(error) });
     return [];
@@ -148,7 +130,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     await ctx.audit.append('run.intent', await intentBody(ctx, pre, backup), { runId: ctx.runId });
   } catch (error) {
     // No intent refers to this backup, and a full disk is the usual cause: give the space back.
-    if (backup.path) await rm(path.join(config.evidenceDir, backup.path), { recursive: true, force: true }).catch(() => {});
+    await discardBackup(config, backup);
     throw error;
   }
   if (backup.status === 'failed' || ctx.interrupt.signal) {
@@ -170,7 +152,15 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
 
   // Steps 7-10.
   t = Date.now();
-  const tx = await runScriptTransaction({ ...ctx, args: ctx.options.args, dryRun: ctx.options.dryRun, pre, drift, cascadeFrom });
+  const tx = await runScriptTransaction({
+    ...ctx,
+    args: ctx.options.args,
+    dryRun: ctx.options.dryRun,
+    pre,
+    drift,
+    cascadeFrom,
+    exactTables,
+  });
   timings.transaction = Date.now() - t;
   Object.assign(timings, prefixed('tx.', tx.outcome.timingsMs));
 
@@ -195,15 +185,56 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   }
   t = Date.now();
   const { rows } = await sql<{ lsn: string }>`select pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(ctx.session);
+  // The guarded tables' counts are the transaction's own, measured just before COMMIT;
+  // everything else is the catalog and statistics as they are now.
+  // (A table in exactTables the script's role could not count is counted here.)
   const { snapshot: post } = await takeSnapshot(ctx.db, {
     url: ctx.url,
     exactTables,
-    exactCountThreshold: config.exactCountThreshold,
-    countConnections: 2,
+    knownCounts: tx.outcome.inTxCounts,
+    countConnections: 0,
   });
   await appendPost(ctx, post, onlyRow(rows).lsn, tx.outcome.xid!);
   timings.post = Date.now() - t;
   return finish('committed', tx.outcome, post, tx.scriptOutput);
+}
+
+/** Step 5 on the pre-snapshot's exported snapshot; a failure is recorded, not thrown: the intent says why. */
+async function backupOnSnapshot(
+  ctx: RunContext,
+  scope: BackupScope,
+  closure: readonly TableKey[],
+  snapshotId: string,
+  timings: Record<string, number>,
+): Promise<BackupRecord> {
+  // A dry run commits nothing, so there is nothing it could ever be restored to before.
+  if (ctx.options.dryRun) return skippedBackupRecord(scope);
+  const started = Date.now();
+  try {
+    return await runBackup({
+      db: ctx.db,
+      url: ctx.url,
+      snapshotId,
+      scope,
+      tables: scope === 'full' ? [] : closure,
+      evidenceDir: ctx.config.evidenceDir,
+      runId: ctx.runId,
+      compress: ctx.config.backup.compress,
+      jobs: ctx.config.backup.jobs,
+      lockWaitTimeoutMs: ctx.config.backup.lockWaitTimeoutMs,
+      pgBinDir: ctx.config.pgBinDir,
+      serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
+      log: ctx.log,
+    });
+  } catch (error) {
+    return failedBackupRecord(scope, closure, error);
+  } finally {
+    timings.backup = Date.now() - started;
+  }
+}
+
+async function discardBackup(config: Config, backup: BackupRecord): Promise<void> {
+  if (backup.path) await rm(path.join(config.evidenceDir, backup.path), { recursive: true, force: true }).catch(() => {});
 }
 
 async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xid: string): Promise<void> {

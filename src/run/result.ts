@@ -1,5 +1,6 @@
 import { ExitCode } from '../errors.js';
 import type { BackupRecord, RunOutcomeBody, Snapshot, TableKey } from '../records/index.js';
+import { estimatedTables } from '../snapshot/estimated.js';
 import type { RunResult } from './types.js';
 
 const EXIT_BY_STATUS: Record<RunResult['status'], number> = {
@@ -45,7 +46,12 @@ export function buildRunResult(input: RunResultInput): RunResult {
     status: input.status,
     exitCode: EXIT_BY_STATUS[input.status],
     changes: outcome.changes,
-    counts: { pre: countsOf(pre), post: countsOf(post ?? pre), inTransaction: outcome.inTxCounts },
+    counts: {
+      pre: countsOf(pre),
+      post: countsOf(post ?? pre),
+      inTransaction: outcome.inTxCounts,
+      estimated: estimatedTables([pre, post], tables),
+    },
     violations: outcome.violations,
     backup: input.backup,
     drift: outcome.drift,

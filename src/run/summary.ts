@@ -54,7 +54,8 @@ function changeTable(r: RunResult): string[] {
     const before = r.counts.pre[table];
     const after = r.status === 'committed' || r.status === 'escaped' ? r.counts.post[table] : r.counts.inTransaction[table];
     const flags = [c.truncated ? 'TRUNCATE' : '', c.ddl ? 'DDL' : ''].filter(Boolean).join(' ');
-    const rowsText = before !== undefined && after !== undefined ? `${before} -> ${after}` : '';
+    const estimate = r.counts.estimated.includes(table) ? ' (estimate)' : '';
+    const rowsText = before !== undefined && after !== undefined ? `${before} -> ${after}${estimate}` : '';
     return `  ${table.padEnd(width)}  ${String(c.inserted).padStart(8)}  ${String(c.updated).padStart(8)}  ${String(c.deleted).padStart(8)}   ${rowsText}${flags ? `  ${flags}` : ''}`;
   });
   return [head, ...rows];

@@ -56,6 +56,11 @@ export interface TransactionInput {
   readonly pre: Snapshot;
   readonly drift: readonly DriftFinding[];
   readonly cascadeFrom: Readonly<Record<TableKey, TableKey>>;
+  /**
+   * The declared tables' cascade closure and the critical tables: counted exactly inside the
+   * transaction, and those counts are the post-snapshot's (nothing is counted twice).
+   */
+  readonly exactTables: ReadonlySet<TableKey>;
   readonly audit: AuditLog;
   readonly interrupt: Interrupt;
   readonly log: Logger;
@@ -191,10 +196,11 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
   // Critical tables always: their drop must be the run's own, whatever other sessions do meanwhile.
   // Under a superuser, declared tables too: their counters could have been switched off.
   const critical = criticalTableKeys(script, config);
+  const declaredOrCritical = watchedTableKeys(script, config);
   const own = await readOwnRows(
     input.db,
     trx,
-    watched.filter((t) => trust === 'superuser' || critical.has(t.key)),
+    watched.filter((t) => critical.has(t.key) || (trust === 'superuser' && declaredOrCritical.has(t.key))),
     changes,
   );
   const violations = [
@@ -254,11 +260,18 @@ async function readXactState(trx: Db): Promise<XactState> {
   return { counters, shapes, sequences };
 }
 
-/** Declared and critical tables that exist now: the ones whose exact count the guards need. */
+/**
+ * Declared, cascaded and critical tables that exist now: the ones whose exact count the
+ * guards and the post-snapshot need.
+ */
 function guardedTables(input: TransactionInput, current: XactState): { schema: string; name: string; key: TableKey }[] {
-  return [...watchedTableKeys(input.script, input.config)].flatMap((key) => {
+  const watched = watchedTableKeys(input.script, input.config);
+  return [...new Set([...watched, ...input.exactTables])].flatMap((key) => {
     const shape = current.shapes.get(key);
-    return shape ? [{ schema: shape.schema, name: shape.name, key }] : [];
+    // A cascaded table the script's role may not read is left to the post-snapshot, which
+    // counts it on the runner's connection: the guards only need the declared and critical ones.
+    if (!shape || (!watched.has(key) && shape.readable === false)) return [];
+    return [{ schema: shape.schema, name: shape.name, key }];
   });
 }
 

@@ -21,6 +21,8 @@ export interface RunResult {
     readonly post: Readonly<Record<TableKey, number>>;
     /** What the script's transaction saw at its end (for a dry run: what it would have left). */
     readonly inTransaction: Readonly<Record<TableKey, number>>;
+    /** Tables whose pre or post count is an estimate from statistics (not counted exactly). */
+    readonly estimated: readonly TableKey[];
   };
   readonly violations: readonly Violation[];
   readonly backup: BackupRecord;

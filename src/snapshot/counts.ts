@@ -9,16 +9,18 @@ import type { TableKey } from '../records/index.js';
  */
 
 /**
- * Declared tables always, small tables because counting them is cheap. A partitioned
- * table is never scanned itself: its leaves are counted and summed, so asking for the
- * parent asks for every leaf, and no row is counted twice.
+ * The tables whose count proves something (`exactTables`), and with a threshold (`snapshot
+ * --exact`) every table estimated at or below it. Every other table is read from the
+ * catalog and statistics: counting rows nobody asked about is what made a run cost seconds.
+ * A partitioned table is never scanned itself: its leaves are counted and summed, so asking
+ * for the parent asks for every leaf, and no row is counted twice.
  */
-export function planExactCounts(catalog: TableCatalog, exactTables: ReadonlySet<TableKey>, threshold: number): Set<TableKey> {
+export function planExactCounts(catalog: TableCatalog, exactTables: ReadonlySet<TableKey>, threshold?: number): Set<TableKey> {
   const wanted = new Set<TableKey>();
   for (const table of Object.values(catalog)) {
     // A table the role may not read is estimated: the snapshot must not fail on it. (The
     // script's own tables are readable, or the script itself would fail.)
-    if (table.readable && (exactTables.has(table.key) || table.estimate <= threshold)) {
+    if (table.readable && (exactTables.has(table.key) || (threshold !== undefined && table.estimate <= threshold))) {
       wanted.add(table.key);
       for (const leaf of table.leafPartitions) if (catalog[leaf]?.readable) wanted.add(leaf);
     }

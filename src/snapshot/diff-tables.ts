@@ -52,21 +52,24 @@ export function schemaFindings(previous: Snapshot, live: Snapshot): DriftFinding
 }
 
 /**
- * Exact counts are compared as they are. Estimates drift with ANALYZE on their own, so an
- * estimated table is only reported when the counters also show inserts or deletes (or when
- * the counters cannot tell, because the database was recreated).
+ * Exact counts are compared as they are. Estimates drift with ANALYZE on their own, and lag
+ * behind real deletes until the next one, so an estimated table is judged by its counters:
+ * reported when they show inserts or deletes (or a new relfilenode), whether or not the
+ * estimate moved, and when the counters cannot tell (the database was recreated) and the
+ * estimate moved.
  */
 export function countFindings(previous: Snapshot, live: Snapshot, recreated: boolean): CountChangedFinding[] {
   const findings: CountChangedFinding[] = [];
   for (const key of unionKeys(previous, live)) {
     const a = previous.tables[key];
     const b = live.tables[key];
-    if (!a || !b || a.rows === b.rows) continue;
+    if (!a || !b) continue;
     const deltas = recreated ? null : counterDelta(previous.database, a, live.database, b);
     const exact = a.rowsKind === 'exact' && b.rowsKind === 'exact';
     // TRUNCATE moves no counter; a new relfilenode under the same oid is what gives it away.
     const newStorage = !recreated && a.oid === b.oid && a.kind === 'table' && a.relfilenode !== b.relfilenode;
-    if (!exact && deltas && deltas.inserted + deltas.deleted === 0 && !newStorage) continue;
+    const countersMoved = newStorage || (deltas !== null && deltas.inserted + deltas.deleted > 0);
+    if (exact ? a.rows === b.rows : deltas ? !countersMoved : a.rows === b.rows && !newStorage) continue;
     findings.push({
       kind: 'count-changed',
       table: key,

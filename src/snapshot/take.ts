@@ -17,15 +17,17 @@ export interface TakenSnapshot<T> {
  *
  * One REPEATABLE READ transaction exports its snapshot; the catalog, the identity, the
  * WAL position and every exact count are read in that snapshot, the counts in parallel on
- * extra connections that import it. `whileOpen` runs before the exporting transaction
- * ends, because an exported snapshot can only be imported while it is open: that is when
- * the caller runs `pg_dump --snapshot`, so the backup holds exactly the rows counted here.
+ * extra connections that import it. `whileOpen` starts as soon as the snapshot is exported
+ * and runs alongside the reads (in a guarded run it is `pg_dump --snapshot`, so the backup
+ * holds exactly the rows counted here, and neither waits for the other); the exporting
+ * transaction stays open until both are done, because an exported snapshot can only be
+ * imported while it is open.
  *
- * Cost grows with the number of tables (a fixed number of catalog queries) plus the rows of
- * the tables counted exactly, never with the rows of the others.
+ * Cost: a fixed number of catalog and statistics queries, plus the rows of the tables
+ * counted exactly (`exactTables`, not those in `knownCounts`), never the rows of the others.
  *
- * The pool behind `db` needs `countConnections + 1` free connections; with
- * countConnections 0 everything runs on the exporting connection.
+ * The pool behind `db` needs `countConnections + 1` free connections (plus what
+ * `whileOpen` takes); with countConnections 0 the counts run on the exporting connection.
  */
 export async function takeSnapshot<T>(
   db: Db,
@@ -42,24 +44,48 @@ export async function takeSnapshot<T>(
       // The first statement fixes the transaction's snapshot; exporting it here makes that
       // instant the one everything below describes.
       const snapshotId = onlyRow((await sql<{ id: string }>`select pg_export_snapshot() as id`.execute(trx)).rows).id;
-      const database = await readIdentity(trx, options.url);
-      const wal = await readWalPosition(trx);
-      const catalog = await readTableCatalog(trx);
-
-      const wanted = planExactCounts(catalog, options.exactTables ?? new Set(), options.exactCountThreshold);
-      const counts = await countInSnapshot(db, trx, snapshotId, tablesToScan(catalog, wanted), options.countConnections ?? 2);
-      sumPartitions(catalog, counts, wanted);
-
-      const snapshot: Snapshot = {
-        takenAt,
-        database,
-        walLsn: wal.lsn,
-        tables: tableStates(catalog, counts),
-        durationMs: Math.round(performance.now() - started),
-      };
-      const held = whileOpen ? await whileOpen(snapshotId) : undefined;
+      // Started before the reads and awaited after them: the backup and the counts share the
+      // snapshot and the machine, not a turn. Its rejection is handled where it is awaited.
+      const holding = whileOpen?.(snapshotId);
+      holding?.catch(() => {});
+      let snapshot: Snapshot;
+      try {
+        snapshot = await readInSnapshot(db, trx, snapshotId, options, takenAt, started);
+      } catch (error) {
+        // The exporting transaction must outlive whatever imported its snapshot.
+        await holding?.catch(() => {});
+        throw error;
+      }
+      const held = await holding;
       return { snapshot, held };
     });
+}
+
+async function readInSnapshot(
+  db: Db,
+  trx: Db,
+  snapshotId: string,
+  options: SnapshotOptions,
+  takenAt: string,
+  started: number,
+): Promise<Snapshot> {
+  const database = await readIdentity(trx, options.url);
+  const wal = await readWalPosition(trx);
+  const catalog = await readTableCatalog(trx);
+
+  const known = new Map(Object.entries(options.knownCounts ?? {}).filter(([key]) => catalog[key]));
+  const wanted = planExactCounts(catalog, options.exactTables ?? new Set(), options.exactCountThreshold);
+  const toScan = tablesToScan(catalog, wanted).filter((t) => !known.has(t.key));
+  const counts = await countInSnapshot(db, trx, snapshotId, toScan, options.countConnections ?? 2);
+  for (const [key, n] of known) counts.set(key, n);
+  sumPartitions(catalog, counts, new Set([...wanted, ...known.keys()]));
+  return {
+    takenAt,
+    database,
+    walLsn: wal.lsn,
+    tables: tableStates(catalog, counts),
+    durationMs: Math.round(performance.now() - started),
+  };
 }
 
 function tableStates(catalog: TableCatalog, counts: ReadonlyMap<TableKey, number>): Record<TableKey, TableState> {

@@ -2,10 +2,19 @@ import type { TableKey } from '../records/index.js';
 
 /** How a snapshot is taken; what it records is `Snapshot` in records/. */
 export interface SnapshotOptions {
-  /** Tables always counted exactly (declared and critical tables). */
+  /** Tables counted exactly: what the caller's proof needs (declared, cascaded, critical, config `exactTables`). */
   readonly exactTables?: ReadonlySet<TableKey>;
-  /** Tables whose estimate is above this are not counted exactly. */
-  readonly exactCountThreshold: number;
+  /**
+   * Also count exactly every table whose estimate is at or below this (`snapshot --exact`).
+   * Absent: every table outside `exactTables` is recorded from the catalog and statistics,
+   * so the snapshot costs a fixed number of queries plus the rows of `exactTables`.
+   */
+  readonly exactCountThreshold?: number;
+  /**
+   * Exact counts the caller already holds for this very instant (the guarded run's
+   * in-transaction counts, for its post-snapshot): recorded as exact without a scan.
+   */
+  readonly knownCounts?: Readonly<Record<TableKey, number>>;
   /** Parallel connections for the exact counts, all on the same exported snapshot. */
   readonly countConnections?: number;
   /** The URL the handle was made from: host and port for DatabaseIdentity.key over a Unix socket. */

@@ -102,7 +102,12 @@ describe('safe-run restore', () => {
     expect(refused.exitCode).toBe(2);
     expect(refused.stderr).toContain('public.oidc_models is not empty');
 
-    await sql`delete from oidc_models`.execute(ws.t.db);
+    // One session, its counters flushed at once: the restore's snapshot must already see this
+    // delete, or check would find it later as a change outside any run (idle backends flush after 10 s).
+    await ws.t.db.connection().execute(async (c) => {
+      await sql`delete from oidc_models`.execute(c);
+      await sql`select pg_stat_force_next_flush()`.execute(c);
+    });
     const result = await ws.cli(['restore', run.runId, '--table', 'oidc_models', '--into', ws.t.url, '--json']);
     expect(result.exitCode).toBe(0);
     expect(parseJson<RestoreResult>(result).mode).toBe('into');

@@ -13,14 +13,26 @@ export interface BenchArgs {
   readonly quick: boolean;
   /** Keep the bench databases and reuse them next time when their sizes match (with DATABASE_URL). */
   readonly reuse: boolean;
-  /** Only these comparisons (snapshot, growth, cli, guard, ipc, backup, parallel, verify, blame, rss). */
+  /** Only these comparisons (snapshot, growth, cli, guard, ipc, backup, parallel, verify, blame, rss, startup). */
   readonly only: ReadonlySet<string> | null;
 }
 
-export const COMPARISONS = ['snapshot', 'growth', 'cli', 'guard', 'ipc', 'backup', 'parallel', 'verify', 'blame', 'rss'] as const;
+export const COMPARISONS = [
+  'snapshot',
+  'growth',
+  'cli',
+  'guard',
+  'ipc',
+  'backup',
+  'parallel',
+  'verify',
+  'blame',
+  'rss',
+  'startup',
+] as const;
 
 const USAGE =
-  'usage: bench [--quick] [--tables N] [--rows N] [--rounds N] [--backup-rounds N] [--json] [--reuse] [--only snapshot,growth,cli,guard,ipc,backup,parallel,verify,blame,rss]';
+  'usage: bench [--quick] [--tables N] [--rows N] [--rounds N] [--backup-rounds N] [--json] [--reuse] [--only snapshot,growth,cli,guard,ipc,backup,parallel,verify,blame,rss,startup]';
 
 export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   const quick = argv.includes('--quick');

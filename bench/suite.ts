@@ -6,6 +6,7 @@ import { progress } from './measure.js';
 import type { ComparisonRow, FigureName, Figures } from './report.js';
 import { BackupBench, compareBackups, compareParallel } from './sides/backup.js';
 import { compareGuardCliWithManual, compareSnapshotCliWithPsql } from './sides/cli.js';
+import { compareCliStartup } from './sides/startup.js';
 import { measureCpuCeiling } from './sides/cpu.js';
 import { measureBlame, measureVerify, recordTemplate } from './sides/evidence.js';
 import { compareGuardWithBare, reseedSessions } from './sides/guard.js';
@@ -50,6 +51,8 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
   const config = await ctx.ws.config(full.url);
   const db = createDb(full.url, { maxConnections: 1 });
   const plan = await cleanupSnapshotPlan(db, config).finally(() => db.destroy());
+
+  if (wants(args, 'startup')) await startupFigures(ctx);
 
   if (wants(args, 'snapshot')) {
     await fenced(ctx, ['snapshot_speedup_vs_naive'], 'snapshot against count(*) of every table', async () => {
@@ -346,5 +349,26 @@ async function rssFigures(ctx: SuiteContext, verifyRss: number | null): Promise<
     ctx.figures.set('peak_rss_mb', Math.max(...known));
     ctx.details.peakRss = { method: rssMethod, mb: measured, cliWallMs: wall };
     if (verifyRss === null) ctx.notes.push('peak_rss_mb does not include verify: `safe-run verify` did not run (see above)');
+  });
+}
+
+/** Start-up first, while nothing else of the bench is running: `--version` and `list` against `node -e 0`. */
+async function startupFigures(ctx: SuiteContext): Promise<void> {
+  await fenced(ctx, ['cli_version_ms', 'cli_list_ms'], 'CLI start-up against node -e 0', async () => {
+    const c = await compareCliStartup(ctx.ws, ctx.full.url, Math.max(10, ctx.args.rounds * 2));
+    ctx.figures.set('cli_version_ms', c.versionAboveNodeMs);
+    ctx.figures.set('cli_list_ms', c.listAboveNodeMs);
+    for (const side of [c.version, c.list]) {
+      ctx.rows.push({
+        what: `start-up: ${side.name}`,
+        a: side.name,
+        aMs: side.medianMs,
+        b: c.node.name,
+        bMs: c.node.medianMs,
+        ratio: side.medianMs / c.node.medianMs,
+        ratioMeans: 'A/B, time',
+      });
+    }
+    ctx.details.cli = c;
   });
 }

@@ -2,53 +2,26 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
-import { globalOptions } from './commands/context.js';
+import type { Argv, CommandModule } from 'yargs';
+import { globalOptions, type GlobalArgs } from './commands/global-args.js';
+import { COMMANDS, DEFAULT_COMMAND, type LazyCommand } from './commands/registry.js';
 import { reportError } from './commands/report-error.js';
-import { listCommand } from './commands/list.js';
-import { keygenCommand } from './commands/keygen.js';
-import { verifyCommand } from './commands/verify.js';
-import { defaultRunCommand, runCommand } from './commands/run.js';
-import { snapshotCommand } from './commands/snapshot.js';
-import { checkCommand } from './commands/check.js';
-import { logCommand } from './commands/log.js';
-import { showCommand } from './commands/show.js';
-import { blameCommand } from './commands/blame.js';
-import { reportCommand } from './commands/report.js';
-import { doctorCommand } from './commands/doctor.js';
-import { restoreCommand } from './commands/restore.js';
-import { execCommand } from './commands/exec.js';
-import { undoCommand } from './commands/undo.js';
-import { recoverCommand } from './commands/recover.js';
-import { backupsCommand } from './commands/backups.js';
-import { pruneCommand } from './commands/prune.js';
 import { usageError } from './errors.js';
 
-/** Builds the yargs program and nothing else: each command lives in src/commands/. */
-export function buildProgram(argv: string[]) {
-  return globalOptions(yargs(argv))
+/**
+ * Builds the yargs program and nothing else: each command lives in src/commands/ and is
+ * imported only when it runs (registry.ts), so `--help` loads yargs and this file only.
+ */
+export async function buildProgram(argv: string[]) {
+  const { default: yargs } = await import('yargs');
+  let program = globalOptions(yargs(argv))
     .scriptName('safe-run')
     .usage('Usage:\n  safe-run <script> [-- args]    guarded run\n  safe-run <command> [options]')
     .epilog(`Exit codes:\n${EXIT_CODES_HELP}\nRunbooks: docs/ in the safe-run repository.`)
-    .command(defaultRunCommand)
-    .command(runCommand)
-    .command(listCommand)
-    .command(verifyCommand)
-    .command(keygenCommand)
-    .command(snapshotCommand)
-    .command(checkCommand)
-    .command(logCommand)
-    .command(showCommand)
-    .command(blameCommand)
-    .command(reportCommand)
-    .command(doctorCommand)
-    .command(restoreCommand)
-    .command(execCommand)
-    .command(undoCommand)
-    .command(recoverCommand)
-    .command(backupsCommand)
-    .command(pruneCommand)
+    .command(lazy(DEFAULT_COMMAND, { skipForBareHelp: argv }));
+  for (const entry of COMMANDS) program = program.command(lazy(entry));
+  return program
+    .completion('completion', 'Print a bash/zsh completion script: safe-run completion >> ~/.bashrc')
     .demandCommand(1, 'Name a script to run or a command; `safe-run list` shows the scripts.')
     .parserConfiguration({ 'populate--': true })
     .strict()
@@ -65,6 +38,31 @@ export function buildProgram(argv: string[]) {
           : message;
       throw usageError(text, 'See `safe-run --help`.');
     });
+}
+
+/**
+ * A command whose module is imported when yargs picks it: its builder (options, for parsing
+ * and for its own --help) and its handler come from the module; name and description from
+ * the registry, so the top-level help needs neither.
+ */
+function lazy(entry: LazyCommand, options: { skipForBareHelp?: readonly string[] } = {}): CommandModule<GlobalArgs, GlobalArgs> {
+  return {
+    command: entry.command,
+    describe: entry.describe,
+    builder: (async (y: Argv<GlobalArgs>, helpOrVersion: boolean) => {
+      // yargs builds the default command for a bare `safe-run --help` or `--version` too; the
+      // guarded run's options are not shown there, so its module need not load for them.
+      const bare = options.skipForBareHelp?.every((arg) => arg.startsWith('-'));
+      if (helpOrVersion && bare) return y;
+      const { builder } = await entry.load();
+      if (typeof builder === 'function') return (await builder(y)) as Argv<GlobalArgs>;
+      return builder ? y.options(builder) : y;
+      // The cast: @types/yargs knows neither the async builder nor its second argument; yargs 18 has both.
+    }) as unknown as (y: Argv<GlobalArgs>) => Argv<GlobalArgs>,
+    handler: async (args) => {
+      await (await entry.load()).handler(args);
+    },
+  };
 }
 
 const EXIT_CODES_HELP = [
@@ -96,9 +94,12 @@ function packageVersion(): string {
   }
 }
 
-const argv = hideBin(process.argv);
+const argv = process.argv.slice(2);
 try {
-  await buildProgram(argv).parseAsync();
+  // A bare `--version` (scripts, support tickets, `npx safe-run --version`) is answered
+  // before yargs loads: importing yargs is most of what the rest of --version would cost.
+  if (argv.length === 1 && argv[0] === '--version') process.stdout.write(`${packageVersion()}\n`);
+  else await (await buildProgram(argv)).parseAsync();
 } catch (error) {
   process.exitCode = reportError(error, { json: argv.includes('--json'), verbose: argv.includes('--verbose') });
 }

@@ -1,6 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { DumpProgress, dumpErrors, parseDumpLine } from '../src/backup/dump-progress.js';
+import { closest } from '../src/commands/did-you-mean.js';
+import { commandNames } from '../src/commands/registry.js';
+import { formatLogLine } from '../src/log-line.js';
 import { parseJson, runCli } from './helpers/cli.js';
 import { SCRIPTS_DIR } from './helpers/constants.js';
 import { reportError } from '../src/commands/report-error.js';
@@ -146,5 +151,163 @@ describe('internal errors', () => {
         'safe-run: internal error: first second. This is a bug in safe-run; run again with --verbose for the stack trace\n',
       );
     });
+  });
+});
+
+/**
+ * What a command imports decides its start-up. A loader hook records every module the CLI
+ * resolves (ESM imports) and requires (CommonJS), so these tests name the heavy modules a
+ * command must not load, without timing anything.
+ */
+describe('start-up loads only what the command needs', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'safe-run-trace-'));
+    writeFileSync(
+      path.join(dir, 'hooks.mjs'),
+      `import { appendFileSync } from 'node:fs';
+export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  appendFileSync(process.env.SAFE_RUN_TRACE, r.url + '\\n');
+  return r;
+}\n`,
+    );
+    writeFileSync(
+      path.join(dir, 'register.mjs'),
+      `import Module, { register } from 'node:module';
+import { appendFileSync } from 'node:fs';
+const load = Module._load;
+Module._load = function (request, ...rest) { appendFileSync(process.env.SAFE_RUN_TRACE, 'require:' + request + '\\n'); return load.call(this, request, ...rest); };
+register('./hooks.mjs', import.meta.url);\n`,
+    );
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const loaded = async (args: readonly string[], cwd: string): Promise<{ modules: string; stdout: string }> => {
+    const trace = path.join(dir, `trace-${args.join('-')}.txt`);
+    writeFileSync(trace, '');
+    const result = await runCli(args, {
+      cwd,
+      env: { SAFE_RUN_TRACE: trace, NODE_OPTIONS: `--import=${pathToFileURL(path.join(dir, 'register.mjs')).href}` },
+    });
+    expect(result).toMatchObject({ exitCode: 0, stderr: '' });
+    return { modules: readFileSync(trace, 'utf8'), stdout: result.stdout };
+  };
+  const COMMAND_MODULES = /commands\/(context|run|list|verify|keygen|snapshot|check|log|show|blame|report|doctor|restore|exec)\.js/;
+  const HEAVY = [
+    '/node_modules/kysely/',
+    '/node_modules/pg/',
+    '/node_modules/zod/',
+    '/node_modules/libpg-query/',
+    '/node_modules/execa/',
+    'pino',
+  ];
+
+  it('--version loads neither yargs nor any command', async () => {
+    const { modules, stdout } = await loaded(['--version'], dir);
+    expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    for (const name of [...HEAVY, '/node_modules/yargs/']) expect(modules).not.toContain(name);
+    expect(modules).not.toMatch(COMMAND_MODULES);
+  });
+
+  it('--help lists every command from the registry without importing one', async () => {
+    const { modules, stdout } = await loaded(['--help'], dir);
+    for (const command of ['list', 'show <run>', 'check', 'completion']) expect(stdout).toContain(`safe-run ${command}`);
+    for (const name of HEAVY) expect(modules).not.toContain(name);
+    expect(modules).not.toMatch(COMMAND_MODULES);
+  });
+
+  it('list reads the config and the scripts, and loads no database driver or SQL parser for TypeScript scripts', async () => {
+    // The script's child runs as "nobody" under root: it must be able to read the script.
+    const cwd = mkdtempSync(path.join(dir, 'ts-only-'));
+    mkdirSync(path.join(cwd, 'scripts'));
+    for (const d of [dir, cwd, path.join(cwd, 'scripts')]) chmodSync(d, 0o755);
+    writeFileSync(
+      path.join(cwd, 'scripts', 'noop.ts'),
+      "export default { name: 'noop', description: 'nothing', touches: {}, async run() {} };\n",
+    );
+    const { modules, stdout } = await loaded(['list'], cwd);
+    expect(stdout).toContain('noop');
+    expect(modules).toContain('/commands/list.js');
+    for (const name of ['/node_modules/kysely/', '/node_modules/pg/', '/node_modules/libpg-query/', '/commands/show.js']) {
+      expect(modules).not.toContain(name);
+    }
+  });
+});
+
+describe('did-you-mean and completion', () => {
+  let cwd: string;
+  beforeEach(() => {
+    cwd = mkdtempSync(path.join(os.tmpdir(), 'safe-run-cli-'));
+    writeFileSync(path.join(cwd, 'safe-run.config.json'), JSON.stringify({ scriptsDir: SCRIPTS_DIR() }));
+  });
+  afterEach(() => rmSync(cwd, { recursive: true, force: true }));
+
+  it('suggests the command for a typo, before connecting to anything', async () => {
+    const result = await runCli(['chek'], { cwd, env: { DATABASE_URL: 'postgres://x@127.0.0.1:1/x' } });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain('Unknown command or script "chek". Did you mean: check?');
+    expect(result.stderr).not.toContain('Cannot connect');
+  });
+
+  it('suggests the script for a typo, and only scripts after `run`', async () => {
+    const typo = await runCli(['cleanup-invalid-sesions'], { cwd });
+    expect(typo.stderr).toContain('Did you mean: cleanup-invalid-sessions?');
+    const run = await runCli(['run', 'chek'], { cwd });
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toContain('Unknown script "chek".');
+    expect(run.stderr).not.toContain('Did you mean: check');
+  });
+
+  it('prints a shell completion script that completes the commands', async () => {
+    const script = await runCli(['completion'], { cwd });
+    expect(script.exitCode).toBe(0);
+    expect(script.stdout).toContain('complete -o bashdefault -o default -F _safe-run_yargs_completions safe-run');
+    const words = await runCli(['--get-yargs-completions', 'safe-run', 'sh'], { cwd });
+    expect(words.stdout.split('\n')).toEqual(expect.arrayContaining(['show', 'check']));
+  });
+
+  it.each([
+    ['chek', ['check']],
+    ['shwo', ['show']],
+    ['verfiy', ['verify']],
+    ['zzzzzz', []],
+  ])('closest(%s)', (word, expected) => {
+    expect(closest(word, commandNames())).toEqual(expected);
+  });
+});
+
+describe('human log lines', () => {
+  it('formats a pino entry as time, level, message and fields', () => {
+    const time = new Date(2026, 0, 2, 12, 1, 3).getTime();
+    const line = formatLogLine(JSON.stringify({ level: 30, time, msg: 'backup verified', tables: 3, bytes: 1_258_291, path: 'a b' }));
+    expect(line).toBe('12:01:03 info  backup verified  tables=3 bytes=1.2MB path="a b"');
+    expect(formatLogLine(JSON.stringify({ level: 40, time, msg: 'careful' }))).toBe('12:01:03 warn  careful');
+  });
+});
+
+describe('pg_dump --verbose progress', () => {
+  it('reads the table being dumped and parallel workers finishing', () => {
+    expect(parseDumpLine('pg_dump: dumping contents of table "public.users"')).toEqual({ kind: 'table-started', table: 'public.users' });
+    expect(parseDumpLine('pg_dump: finished item 3379 TABLE DATA users')).toEqual({ kind: 'table-finished' });
+    expect(parseDumpLine('pg_dump: reading indexes')).toBeNull();
+  });
+
+  it('counts a table done when the next starts, and survives lines split across chunks', () => {
+    const updates: [number, string | undefined][] = [];
+    const progress = { active: true, start: () => ({ update: (n: number, d?: string) => updates.push([n, d]), setTotal() {}, stop() {} }) };
+    const dump = new DumpProgress(progress, 3);
+    dump.stderr('pg_dump: reading indexes\npg_dump: dumping contents of table "public.a"\npg_dump: dumping con');
+    expect(dump.tablesDone).toBe(0);
+    dump.stderr('tents of table "public.b"\n');
+    expect(dump.tablesDone).toBe(1);
+    dump.written(2048);
+    expect(updates.at(-1)).toEqual([1, 'public.b 2.0kB']);
+  });
+
+  it('keeps pg_dump errors and drops the verbose chatter from a failure message', () => {
+    expect(dumpErrors('pg_dump: reading indexes\npg_dump: error: query failed: lock timeout\n')).toBe(
+      'pg_dump: error: query failed: lock timeout',
+    );
   });
 });

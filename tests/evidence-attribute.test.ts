@@ -134,6 +134,13 @@ describe('attributeChanges', () => {
     expect(attributeChanges(T, observations, [run('R1', 1, 2, null, 5, 'rolled-back')])).toEqual([]);
   });
 
+  it('does not say "while it ran" of a change after a rolled-back run ended, before the next observation', () => {
+    // A dry or rolled-back run has no post-snapshot: the window after its intent runs on to "now".
+    const observations = [obs(ref(1, 'run.intent', 'R1'), 8), obs(liveRef('2025-11-14T01:00:00Z'), 0, 8)];
+    const changes = attributeChanges('public.users', observations, [run('R1', 1, 2, null, 0, 'rolled-back')]);
+    expect(changes).toEqual([expect.objectContaining({ before: 8, after: 0, attribution: expect.objectContaining({ type: 'outside' }) })]);
+  });
+
   it("carries a run's deletes forward when the counters reach shared statistics after its post-snapshot", () => {
     const observations = [obs(ref(1, 'run.intent', 'R1'), 50), obs(ref(3, 'run.post', 'R1'), 45, 0), obs(ref(4, 'snapshot'), 45, 5)];
     const changes = attributeChanges(T, observations, [run('R1', 1, 2, 3, 5)]);

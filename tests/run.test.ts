@@ -235,7 +235,8 @@ describe('safe-run <script>', () => {
   it('refuses an unknown script with exit 2, listing the known ones', async () => {
     const result = await ws.cli(['no-such-script']);
     expect(result.exitCode).toBe(2);
-    expect(result.stderr).toContain('Unknown script "no-such-script"');
+    // Without `run`, the word could also have been a mistyped command.
+    expect(result.stderr).toContain('Unknown command or script "no-such-script"');
     expect(result.stderr).toContain('cleanup-invalid-sessions');
   });
 

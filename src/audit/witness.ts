@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { execa } from 'execa';
 import { ExitCode, SafeRunError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { AuditEntry } from './types.js';
@@ -74,6 +73,8 @@ export interface WitnessOutcome {
 async function runWitness(witness: Witness, line: string): Promise<WitnessOutcome> {
   const [file, ...args] = splitCommand(witness.command);
   const env = Object.fromEntries(PASSED_ENV.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]!]));
+  // execa is imported when a witness runs: every command configures witnesses, few call one.
+  const { execa } = await import('execa');
   const result = await execa(file!, args, {
     input: line,
     env,

@@ -17,6 +17,8 @@ import { resolvePgTool } from './pg-tools.js';
 import type { BackupScope } from './scope.js';
 import { lookupBackupTables, type BackupTable } from './tables.js';
 import type { Db } from '../db/connection.js';
+import { noProgress, type Progress } from '../progress.js';
+import { DumpProgress, dumpErrors } from './dump-progress.js';
 
 export interface BackupOptions {
   /** The target's pool (the caller's): the table lookup reads through it, inside the exported snapshot. */
@@ -36,6 +38,10 @@ export interface BackupOptions {
   readonly pgBinDir: string | null;
   readonly serverMajor: number;
   readonly log: Logger;
+  /** Aborted on SIGINT/SIGTERM: pg_dump is stopped at once and the partial archive removed. */
+  readonly signal?: AbortSignal;
+  /** Tables done of the tables in scope, bytes, elapsed, on a terminal (noProgress elsewhere). */
+  readonly progress?: Progress;
 }
 
 const NEXT_STEP =
@@ -122,12 +128,24 @@ async function backup(options: BackupOptions): Promise<BackupRecord> {
   const target = path.join(dir, `${options.runId}.${format === 'custom' ? 'dump' : 'dir'}`);
   if (existsSync(target)) throw new Error(`${target} already exists; a backup is never overwritten`);
   const env = pgChildEnv(options.url, 'safe-run backup');
-  const args = pgDumpArgs({ ...options, scope: options.scope, tables, directory: format === 'directory' ? target : undefined });
+  const progress = options.progress ?? noProgress;
+  const args = pgDumpArgs({
+    ...options,
+    scope: options.scope,
+    tables,
+    directory: format === 'directory' ? target : undefined,
+    verbose: progress.active,
+  });
   options.log.debug('pg_dump', { bin: pgDump.path, args, tables: tables.length });
 
+  // A partitioned parent's rows are dumped as its leaves': only tables with data count.
+  const watch: DumpWatch = { signal: options.signal, progress: new DumpProgress(progress, tables.filter((t) => !t.partitioned).length) };
   try {
     const written =
-      format === 'custom' ? await dumpToFile(pgDump.path, args, env, target) : await dumpToDirectory(pgDump.path, args, env, target);
+      format === 'custom'
+        ? await dumpToFile(pgDump.path, args, env, target, watch)
+        : await dumpToDirectory(pgDump.path, args, env, target, watch);
+    watch.progress.stop();
     await restrictToOwner(target);
     await verifyArchive(pgRestore.path, target, env, tables);
     const record: BackupRecord = {
@@ -144,10 +162,16 @@ async function backup(options: BackupOptions): Promise<BackupRecord> {
     options.log.info('backup verified', { path: record.path, bytes: record.bytes, tables: record.tables.length, sha256: record.sha256 });
     return record;
   } catch (error) {
+    watch.progress.stop();
     // A partial archive must not look like evidence.
     await rm(target, { recursive: true, force: true }).catch(() => {});
     throw error;
   }
+}
+
+interface DumpWatch {
+  readonly signal: AbortSignal | undefined;
+  readonly progress: DumpProgress;
 }
 
 interface Written {
@@ -156,14 +180,22 @@ interface Written {
 }
 
 /** pg_dump writes the custom format to stdout; we hash each chunk on its way to the file. */
-async function dumpToFile(bin: string, args: readonly string[], env: Record<string, string>, target: string): Promise<Written> {
-  const child = execa(bin, args, { env, extendEnv: false, stdin: 'ignore', buffer: { stdout: false }, reject: false });
+async function dumpToFile(
+  bin: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  target: string,
+  watch: DumpWatch,
+): Promise<Written> {
+  const child = execa(bin, args, { ...childOptions(env, watch), buffer: { stdout: false } });
+  child.stderr.on('data', (chunk: Buffer) => watch.progress.stderr(chunk));
   const hash = createHash('sha256');
   let bytes = 0;
   const tap = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       hash.update(chunk);
       bytes += chunk.length;
+      watch.progress.written(bytes);
       done(null, chunk);
     },
   });
@@ -176,15 +208,44 @@ async function dumpToFile(bin: string, args: readonly string[], env: Record<stri
     },
   );
   const [result, writeError] = await Promise.all([child, writing]);
+  assertNotInterrupted(watch);
   if (writeError) throw new Error(`cannot write ${target}: ${errorMessage(writeError)}`);
   if (result.exitCode !== 0) throw new Error(childFailure('pg_dump', result));
   return { sha256: hash.digest('hex'), bytes };
 }
 
-async function dumpToDirectory(bin: string, args: readonly string[], env: Record<string, string>, target: string): Promise<Written> {
-  const result = await execa(bin, args, { env, extendEnv: false, stdin: 'ignore', reject: false });
+async function dumpToDirectory(
+  bin: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  target: string,
+  watch: DumpWatch,
+): Promise<Written> {
+  const child = execa(bin, args, childOptions(env, watch));
+  child.stderr.on('data', (chunk: Buffer) => watch.progress.stderr(chunk));
+  const result = await child;
+  assertNotInterrupted(watch);
   if (result.exitCode !== 0) throw new Error(childFailure('pg_dump', result));
   return hashDirectory(target);
+}
+
+/**
+ * A terminal's Ctrl-C reaches pg_dump too, but `kill -INT <pid>`, a supervisor or a CI
+ * runner signals safe-run alone: the interrupt stops pg_dump through `cancelSignal`, at
+ * once, instead of waiting for a dump nobody will use.
+ */
+function childOptions(env: Record<string, string>, watch: DumpWatch) {
+  return {
+    env,
+    extendEnv: false,
+    stdin: 'ignore',
+    reject: false,
+    ...(watch.signal ? { cancelSignal: watch.signal, forceKillAfterDelay: 2000 } : {}),
+  } as const;
+}
+
+function assertNotInterrupted(watch: DumpWatch): void {
+  if (watch.signal?.aborted) throw new Error('interrupted: pg_dump was stopped and the partial archive removed');
 }
 
 async function verifyArchive(
@@ -201,7 +262,7 @@ async function verifyArchive(
 }
 
 function childFailure(program: string, result: { exitCode?: number; signal?: string; stderr?: unknown }): string {
-  const stderr = String(result.stderr ?? '').trim();
+  const stderr = dumpErrors(String(result.stderr ?? '')).trim();
   const how = result.signal ? `killed by ${result.signal}` : `exit ${result.exitCode}`;
   return `${program} failed (${how})${stderr ? `: ${stderr}` : ''}`;
 }

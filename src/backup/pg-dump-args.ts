@@ -16,6 +16,8 @@ export interface PgDumpArgsOptions {
   readonly lockWaitTimeoutMs: number;
   /** The directory to create, for the directory format; the custom format goes to stdout. */
   readonly directory?: string;
+  /** `--verbose`, whose stderr lines the progress bar reads (dump-progress.ts). */
+  readonly verbose?: boolean;
 }
 
 /**
@@ -32,6 +34,7 @@ export function pgDumpArgs(options: PgDumpArgsOptions): string[] {
   // pg_dump takes ACCESS SHARE locks before reading; waiting forever behind someone's
   // ALTER TABLE would stall the run with nothing to show for it.
   args.push(`--lock-wait-timeout=${options.lockWaitTimeoutMs}`, '--no-password');
+  if (options.verbose) args.push('--verbose');
   if (options.scope === 'full') {
     args.push('--exclude-schema=safe_run');
   } else {

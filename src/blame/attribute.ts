@@ -70,7 +70,7 @@ export function attributeChanges(
   for (let i = 1; i < observations.length; i++) {
     const a = observations[i - 1]!;
     const b = observations[i]!;
-    const span = { from: short(a), to: short(b), fromSeq: a.ref.seq, toSeq: b.ref.seq, fromTs: a.takenAt, toTs: b.takenAt };
+    const span = { from: short(a), to: short(b), fromSeq: a.ref.seq, toSeq: b.ref.seq, fromTs: a.ref.ts, toTs: b.ref.ts };
     const exact = a.table?.rowsKind !== 'estimate' && b.table?.rowsKind !== 'estimate';
     const inWindow = windows.get(i) ?? [];
     let current = a.table ? a.table.rows : null;
@@ -105,8 +105,10 @@ export function attributeChanges(
     const countMoved = (after ?? 0) !== (current ?? 0) || (after === null) !== (current === null);
     const structural = events.some((e) => e !== 'stats-reset');
     if (countMoved || structural || (residual !== null && !isZeroDelta(residual))) {
-      // A window that holds a run brackets it: what moved beyond the run's own was another session, during it.
-      const during = inWindow[0];
+      // A window that ends by a run's own post-snapshot lies inside the run: what moved beyond the
+      // run's own was another session, during it. A dry or rolled-back run has no post, and the
+      // next observation may come long after it ended, so its window says nothing about "during".
+      const during = inWindow.find((f) => f.run.post && b.ref.seq !== null && b.ref.seq <= f.run.post.ref.seq);
       const attribution: OutsideAttribution = during
         ? { type: 'concurrent', runId: during.run.runId, script: during.run.intent?.script ?? '?', after: label(a), before: label(b) }
         : { type: 'outside', after: label(a), before: label(b) };

@@ -122,7 +122,8 @@ function viewObservations(observations: readonly TableObservation[], scripts: Re
   return observations.map((o, i) => ({
     seq: o.ref.seq,
     kind: o.ref.kind,
-    ts: o.takenAt,
+    // The entry's own time, as describeRef and every report cell name it (not its snapshot's takenAt, a few ms earlier).
+    ts: o.ref.ts,
     runId: o.ref.runId,
     script: o.ref.runId ? (scripts.get(o.ref.runId) ?? null) : null,
     hash: o.ref.hash,

@@ -1,7 +1,7 @@
-import type { CommandModule } from 'yargs';
 import type { Config } from '../config/config.js';
 import { listBackups, type BackupRow } from '../restore/backups.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
+import type { CommandBody } from './registry.js';
 
 export type { BackupRow };
 
@@ -37,9 +37,7 @@ function size(bytes: number): string {
   return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 }
 
-export const backupsCommand: CommandModule<GlobalArgs, GlobalArgs> = {
-  command: 'backups',
-  describe: 'List backups: run, script, time, size, verified (hash matches the signed intent) or pruned, tables',
+export const backupsCommand: CommandBody<GlobalArgs> = {
   builder: (yargs) => yargs.example('$0 backups', 'Which runs can be restored from').example('$0 backups --json', 'The same, as JSON'),
   handler: async (argv) => {
     const ctx = await loadContext(argv);

@@ -1,4 +1,4 @@
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from './registry.js';
 import type { BlameChange } from '../blame/attribute.js';
 import { blameTable, type BlameResult } from '../blame/blame.js';
 import { formatDelta } from '../snapshot/counters.js';
@@ -59,9 +59,7 @@ interface BlameArgs extends GlobalArgs {
   readonly live?: boolean;
 }
 
-export const blameCommand: CommandModule<GlobalArgs, BlameArgs> = {
-  command: 'blame <table>',
-  describe: "Timeline of a table's counts, each change attributed to a run or to the window outside runs",
+export const blameCommand: CommandBody<BlameArgs> = {
   builder: (yargs) =>
     yargs
       .positional('table', { type: 'string', demandOption: true, describe: 'schema.table (unqualified means public)' })

@@ -1,4 +1,4 @@
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from './registry.js';
 import { ExitCode } from '../errors.js';
 import { checkDatabase, type CheckResult } from '../history/check.js';
 import { emit, withEvidenceContext, type GlobalArgs } from './context.js';
@@ -20,9 +20,7 @@ function renderCheck(r: CheckResult): string {
   return lines.join('\n');
 }
 
-export const checkCommand: CommandModule<GlobalArgs, GlobalArgs> = {
-  command: 'check',
-  describe: 'Compare the live database with its last signed observation (exit 10 on drift)',
+export const checkCommand: CommandBody<GlobalArgs> = {
   handler: async (argv) => {
     await withEvidenceContext(argv, async (ctx, target) => {
       const result = await checkDatabase(ctx.config, target, ctx.log);

@@ -1,19 +1,13 @@
-import type { Argv } from 'yargs';
-import { assertLogReachesAnchor } from '../audit/anchor-check.js';
 import { configureWitnesses } from '../audit/witness.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/config.js';
-import { withTarget, type TargetHandle } from '../db/target.js';
+import type { TargetHandle } from '../db/target.js';
 import { ExitCode, ExitWith } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
 
-/** Options every command takes (SPEC "Commands"). */
-export interface GlobalArgs {
-  readonly db?: string;
-  readonly config?: string;
-  readonly json?: boolean;
-  readonly verbose?: boolean;
-}
+import type { GlobalArgs } from './global-args.js';
+
+export { globalOptions, type GlobalArgs } from './global-args.js';
 
 export interface CommandContext {
   readonly config: Config;
@@ -23,7 +17,7 @@ export interface CommandContext {
 
 /** What a yargs handler does first: the checked config and a logger, nothing else. */
 export async function loadContext(argv: GlobalArgs): Promise<CommandContext> {
-  const log = createLogger({ verbose: argv.verbose });
+  const log = createLogger({ verbose: argv.verbose, format: argv['log-format'] });
   const config = await loadConfig({ configPath: argv.config, db: argv.db });
   configureWitnesses(config.evidenceDir, config.witness);
   return { config, log, json: argv.json === true };
@@ -40,6 +34,9 @@ export async function withEvidenceContext(
   fn: (ctx: CommandContext, target: TargetHandle) => Promise<void>,
 ): Promise<void> {
   const ctx = await loadContext(argv);
+  // Imported here, not at the top: the database driver and the query builder are most of a
+  // command's start-up, and list, keygen or --help never open a database.
+  const [{ withTarget }, { assertLogReachesAnchor }] = await Promise.all([import('../db/target.js'), import('../audit/anchor-check.js')]);
   await withTarget(ctx.config.databaseUrl, async (target) => {
     await assertLogReachesAnchor(ctx.config, target, ctx.log);
     await fn(ctx, target);
@@ -59,12 +56,4 @@ export function emit<T>(
   const text = ctx.json ? `${JSON.stringify(result, null, 2)}\n` : renderText(result);
   if (text) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   if (exitCode !== 0) throw new ExitWith(exitCode);
-}
-
-export function globalOptions<T>(yargs: Argv<T>): Argv<T & GlobalArgs> {
-  return yargs
-    .option('db', { type: 'string', describe: 'Database URL (default: DATABASE_URL)', global: true })
-    .option('config', { type: 'string', describe: 'Config file (default: ./safe-run.config.{ts,js,json})', global: true })
-    .option('json', { type: 'boolean', describe: 'Print one JSON document on stdout', global: true })
-    .option('verbose', { type: 'boolean', describe: 'Debug logs, and stack traces on errors', global: true }) as Argv<T & GlobalArgs>;
 }

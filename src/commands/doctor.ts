@@ -1,4 +1,4 @@
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from './registry.js';
 import type { Config } from '../config/config.js';
 import { doctorExitCode, type DoctorCheck } from '../doctor/check.js';
 import { checkPgTools, probeDatabase } from '../doctor/database-checks.js';
@@ -57,9 +57,7 @@ export function renderDoctor(report: DoctorReport): string {
 const EPILOG = `Exit codes: 0 all OK (a WARN does not fail), 2 configuration (bad URL, unreachable database, missing or unsafe key), 4 no pg_dump/pg_restore of the server's major version or newer, 5 evidence directory not writable or audit log does not verify.
 When several checks fail, the most severe code wins: 5 over 4 over 2 (a log that does not verify may mean tampering; it is never hidden behind a configuration problem).`;
 
-export const doctorCommand: CommandModule<GlobalArgs, GlobalArgs> = {
-  command: 'doctor',
-  describe: 'Check the database connection, pg_dump/pg_restore, the signing key and the evidence directory',
+export const doctorCommand: CommandBody<GlobalArgs> = {
   builder: (yargs) =>
     yargs
       .example('$0 doctor', 'One line per check, OK/WARN/FAIL, with the next step')

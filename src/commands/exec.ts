@@ -1,4 +1,4 @@
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from './registry.js';
 import type { Config } from '../config/config.js';
 import { formatDelta } from '../snapshot/counters.js';
 import { execWrapped } from '../exec/exec.js';
@@ -64,9 +64,7 @@ No transaction: nothing is rolled back or prevented; what changed is recorded. s
 Exit codes: the command's own code (0 when it succeeded), except 10 when a critical table ("criticalTables") was emptied or dropped beyond its limit (even if the command failed), 4 when the backup failed (the command did NOT run), 6 when a guarded run holds the lock, 2 for a command that is not found, 130 when interrupted.
 Passwords in URLs and password=/…PASSWORD= arguments are recorded as ***.`;
 
-export const execCommand: CommandModule<GlobalArgs, ExecArgs> = {
-  command: 'exec',
-  describe: 'Wrap an external command (e.g. a db reset) with snapshots, a backup and signed audit entries',
+export const execCommand: CommandBody<ExecArgs> = {
   builder: (yargs) =>
     yargs
       .usage(

@@ -1,4 +1,5 @@
-import type { Argv, CommandModule } from 'yargs';
+import type { CommandBody } from './registry.js';
+import type { Argv } from 'yargs';
 import { targetAnchor } from '../audit/anchor.js';
 import { generateSigningKey } from '../audit/keys.js';
 import { addSigningKey } from '../audit/add-key.js';
@@ -75,9 +76,7 @@ interface KeygenArgs extends GlobalArgs {
   readonly add?: string;
 }
 
-export const keygenCommand: CommandModule<GlobalArgs, KeygenArgs> = {
-  command: 'keygen',
-  describe: 'Create the Ed25519 signing key pair (or rotate it with --rotate)',
+export const keygenCommand: CommandBody<KeygenArgs> = {
   builder: (yargs: Argv<GlobalArgs>) =>
     yargs
       .option('force', { type: 'boolean', describe: 'Replace an existing private key' })

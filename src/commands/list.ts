@@ -1,4 +1,4 @@
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from './registry.js';
 import type { Config } from '../config/config.js';
 import { findScriptFiles, loadScriptFiles, scriptLoadOptions, type LoadedScript } from '../script/load.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
@@ -63,9 +63,7 @@ function renderList(scripts: ListedScript[]): string {
     .join('\n\n');
 }
 
-export const listCommand: CommandModule<GlobalArgs, GlobalArgs> = {
-  command: 'list',
-  describe: 'List the scripts with their description and declared blast radius',
+export const listCommand: CommandBody<GlobalArgs> = {
   handler: async (argv) => {
     const ctx = await loadContext(argv);
     emit(ctx, await listScripts(ctx.config), renderList);

@@ -1,4 +1,4 @@
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from './registry.js';
 import type { TableChange } from '../records/index.js';
 import { runHistory, type History, type HistoryRow } from '../history/run-log.js';
 import { optionalSince } from './since.js';
@@ -53,9 +53,7 @@ interface LogArgs extends GlobalArgs {
   readonly since?: string;
 }
 
-export const logCommand: CommandModule<GlobalArgs, LogArgs> = {
-  command: 'log',
-  describe: 'Run history: one line per guarded run',
+export const logCommand: CommandBody<LogArgs> = {
   builder: (yargs) =>
     yargs
       .option('script', { type: 'string', describe: 'Only runs of this script' })

@@ -1,10 +1,10 @@
-import type { CommandModule } from 'yargs';
 import type { Config } from '../config/config.js';
 import { withTarget } from '../db/target.js';
 import { usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { pruneBackups, type PruneOptions, type PruneResult } from '../restore/prune.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
+import type { CommandBody } from './registry.js';
 
 export type { PruneOptions, PruneResult };
 
@@ -31,9 +31,7 @@ interface PruneArgs extends GlobalArgs {
   readonly 'dry-run'?: boolean;
 }
 
-export const pruneCommand: CommandModule<GlobalArgs, PruneArgs> = {
-  command: 'prune',
-  describe: 'Delete old backups (never the audit log, never the newest of each script or critical table)',
+export const pruneCommand: CommandBody<PruneArgs> = {
   builder: (yargs) =>
     yargs
       .option('keep', { type: 'number', describe: 'Keep the newest N backups' })

@@ -1,4 +1,3 @@
-import type { CommandModule } from 'yargs';
 import type { Config } from '../config/config.js';
 import { withTarget } from '../db/target.js';
 import { usageError } from '../errors.js';
@@ -6,6 +5,7 @@ import type { Logger } from '../logger.js';
 import { renderReinsert } from '../reinsert/summary.js';
 import { recoverRows, type RecoverOptions, type RecoverResult } from '../restore/recover.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
+import type { CommandBody } from './registry.js';
 import { optionalSince, parseSince } from './since.js';
 
 export type { RecoverOptions, RecoverResult };
@@ -39,9 +39,7 @@ The rows go back as a guarded run of their own (snapshot, backup, signed entries
 --with-dependents: also the rows the same transactions removed from the tables the cascade reaches, parents first, and foreign keys emptied by ON DELETE SET NULL set back.
 Without a ledger, restore from a backup: safe-run restore <run> --in-place --table T.`;
 
-export const recoverCommand: CommandModule<GlobalArgs, RecoverArgs> = {
-  command: 'recover',
-  describe: 'Put back rows the change ledger kept (--ledger ID, or --table T --since D)',
+export const recoverCommand: CommandBody<RecoverArgs> = {
   builder: (yargs) =>
     yargs
       .option('ledger', { type: 'string', array: true, describe: 'Ledger statement id (repeatable), as `safe-run blame` prints it' })

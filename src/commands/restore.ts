@@ -1,4 +1,4 @@
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from './registry.js';
 import type { Config } from '../config/config.js';
 import { withTarget } from '../db/target.js';
 import type { Logger } from '../logger.js';
@@ -80,9 +80,7 @@ Default: a NEW database <db>_restore_<first 10 chars of the run id> on the same 
 The default scratch restore needs a role with CREATEDB (\`safe-run doctor\` checks it).
 A signed "restore" entry records the target and the counts. Exit codes: 0 restored, 2 unknown run or table / scratch exists / target not empty, 4 the run has no backup or pg_restore failed, 5 archive does not match its signed hash.`;
 
-export const restoreCommand: CommandModule<GlobalArgs, RestoreArgs> = {
-  command: 'restore <run>',
-  describe: "Restore data from a run's backup into a new scratch database (or --into an existing one)",
+export const restoreCommand: CommandBody<RestoreArgs> = {
   builder: (yargs) =>
     yargs
       .positional('run', { type: 'string', demandOption: true, describe: 'Run id, or a unique prefix of it (see `safe-run log`)' })

@@ -1,4 +1,4 @@
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from './registry.js';
 import { databaseAnchor, openAuditLog } from '../audit/log.js';
 import type { Config } from '../config/config.js';
 import { withTarget, type TargetDatabase } from '../db/target.js';
@@ -78,9 +78,7 @@ interface SnapshotArgs extends GlobalArgs {
   readonly exact?: boolean;
 }
 
-export const snapshotCommand: CommandModule<GlobalArgs, SnapshotArgs> = {
-  command: 'snapshot',
-  describe: 'Record a signed snapshot of every table (for cron: narrows drift windows)',
+export const snapshotCommand: CommandBody<SnapshotArgs> = {
   builder: (yargs) =>
     yargs
       .option('label', { type: 'string', describe: 'A note stored with the snapshot (e.g. "cron", "before deploy")' })

@@ -1,10 +1,10 @@
-import type { CommandModule } from 'yargs';
 import type { Config } from '../config/config.js';
 import { withTarget } from '../db/target.js';
 import type { Logger } from '../logger.js';
 import { renderReinsert } from '../reinsert/summary.js';
 import { undoRun, type UndoOptions, type UndoResult } from '../restore/undo.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
+import type { CommandBody } from './registry.js';
 
 export type { UndoOptions, UndoResult };
 
@@ -38,9 +38,7 @@ A row someone else changed since the run is a conflict: undo names each one and 
 The undo is a guarded run of its own (snapshot, backup, signed entries); \`safe-run undo <its run id>\` undoes it again.
 Exit codes: 0 undone, 1 a row changed between planning and the undo (nothing changed; run it again), 2 conflicts or nothing to undo, 4 backup missing or unreadable, 5 backup does not match its signed hash.`;
 
-export const undoCommand: CommandModule<GlobalArgs, UndoArgs> = {
-  command: 'undo <run>',
-  describe: 'Put back what one committed run changed (deleted rows re-inserted; with the ledger also updates and inserts)',
+export const undoCommand: CommandBody<UndoArgs> = {
   builder: (yargs) =>
     yargs
       .positional('run', { type: 'string', demandOption: true, describe: 'Run id, or a unique prefix of it (see `safe-run log`)' })

@@ -1,4 +1,5 @@
-import type { Argv, CommandModule } from 'yargs';
+import type { CommandBody } from './registry.js';
+import type { Argv } from 'yargs';
 import { standAgainstAnchor, withConfigAnchor } from '../audit/anchor-check.js';
 import { auditLogPath } from '../audit/read.js';
 import type { ChainHead, VerifyResult } from '../audit/types.js';
@@ -94,9 +95,7 @@ interface VerifyArgs extends GlobalArgs {
   readonly witness?: string;
 }
 
-export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
-  command: 'verify',
-  describe: 'Check every signature and the hash chain; name the first bad entry and why',
+export const verifyCommand: CommandBody<VerifyArgs> = {
   builder: (yargs: Argv<GlobalArgs>) =>
     yargs
       .option('expect-head', { type: 'string', describe: 'Fail unless the log reaches this head (SEQ:HASH from an earlier verify)' })

@@ -94,6 +94,7 @@ async function wrap(ctx: ExecContext, major: number): Promise<ExecResult> {
       pgBinDir: config.pgBinDir,
       serverMajor: major,
       log,
+      signal: ctx.interrupt.abortSignal,
     }).catch((error: unknown) => failedBackupRecord(scope, [], error)),
   );
   const backup = held!;

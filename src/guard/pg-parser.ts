@@ -1,4 +1,3 @@
-import pgQuery from 'libpg-query';
 import { errorMessage } from '../errors.js';
 
 /**
@@ -42,27 +41,43 @@ export class PgParseError extends Error {
   }
 }
 
+type PgQuery = typeof import('libpg-query');
+let pgQuery: PgQuery | undefined;
 let loaded: Promise<void> | undefined;
 
-/** The WASM module compiles once per process; every parse waits for it. */
+/**
+ * The WASM module compiles once per process; every parse waits for it. It is imported here,
+ * not at the top: requiring libpg-query starts compiling the WASM, which a command that
+ * never parses SQL (`--help`, `list` of TypeScript scripts, `show`) should not pay for.
+ */
 export function loadParser(): Promise<void> {
-  loaded ??= pgQuery.loadModule();
+  loaded ??= import('libpg-query').then(async (namespace) => {
+    // A CommonJS module: its exports object is the ESM default export.
+    const mod = (namespace as unknown as { default: PgQuery }).default;
+    await mod.loadModule();
+    pgQuery = mod;
+  });
   return loaded;
 }
 
+function parser(): PgQuery {
+  if (!pgQuery) throw new Error('safe-run: the SQL parser is used before loadParser() finished');
+  return pgQuery;
+}
+
 export function parseStatements(text: string): readonly RawStatement[] {
-  const result = call(() => pgQuery.parseSync(text)) as { stmts?: RawStatement[] };
+  const result = call(() => parser().parseSync(text)) as { stmts?: RawStatement[] };
   return result.stmts ?? [];
 }
 
 /** The PL/pgSQL functions of a `CREATE FUNCTION`/`CREATE PROCEDURE`/`DO` statement text. */
 export function parsePlpgsqlFunctions(text: string): readonly PgNode[] {
-  const result = call(() => pgQuery.parsePlPgSQLSync(text)) as unknown as { plpgsql_funcs?: PgNode[] };
+  const result = call(() => parser().parsePlPgSQLSync(text)) as unknown as { plpgsql_funcs?: PgNode[] };
   return result.plpgsql_funcs ?? [];
 }
 
 export function scanTokens(text: string): readonly ScanToken[] {
-  return (call(() => pgQuery.scanSync(text)) as { tokens?: ScanToken[] }).tokens ?? [];
+  return (call(() => parser().scanSync(text)) as { tokens?: ScanToken[] }).tokens ?? [];
 }
 
 function call<T>(parse: () => T): T {

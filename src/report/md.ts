@@ -1,7 +1,10 @@
 import type { Block } from './blocks.js';
 
 export function renderMarkdown(blocks: readonly Block[]): string {
-  return `${blocks.map(renderBlock).join('\n\n')}\n`;
+  return `${blocks
+    .map(renderBlock)
+    .filter((text) => text !== '')
+    .join('\n\n')}\n`;
 }
 
 function renderBlock(block: Block): string {
@@ -18,6 +21,10 @@ function renderBlock(block: Block): string {
       return [row(block.head), row(block.head.map(() => '---')), ...block.rows.map(row)].join('\n');
     case 'code':
       return `\`\`\`\n${block.text}\n\`\`\``;
+    case 'callout':
+      return `> **${block.title}** ${block.text}`;
+    case 'chart':
+      return '';
   }
 }
 

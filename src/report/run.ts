@@ -1,6 +1,7 @@
 import { trustLine } from '../run/summary.js';
 import { violationSubject } from '../records/index.js';
 import { heading, inlineCode, list, paragraph, table, title, type Block } from './blocks.js';
+import { runCallout } from './callout.js';
 import { evidenceBlocks, restoreBlocks, type VerificationOutcome } from './evidence.js';
 import type { RunRecord } from '../history/run-record.js';
 import { runEffect, shortName } from '../blame/verdict.js';
@@ -20,6 +21,7 @@ export function runReportBlocks(input: RunReportInput): Block[] {
   const changed = Object.keys(r.changes).sort();
   return [
     title(`Run report: ${script} ${inlineCode(r.runId)}`),
+    runCallout(r, runVerdict(r), input.verification),
     paragraph(`Written by safe-run at ${input.generatedAt} from the signed audit log ${inlineCode(input.logFile)}.`),
     heading('Summary'),
     list([

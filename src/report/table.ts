@@ -1,11 +1,14 @@
 import { isOutside, type BlameChange } from '../blame/attribute.js';
 import type { BlameAnalysis, BlameObservation } from '../blame/blame.js';
 import { formatDelta } from '../snapshot/counters.js';
-import { heading, inlineCode, list, paragraph, table, title, type Block } from './blocks.js';
+import { chart, heading, inlineCode, list, paragraph, table, title, type Block } from './blocks.js';
+import { tableCallout } from './callout.js';
+import { tableChart } from './chart.js';
 import { evidenceBlocks, restoreBlocks, type CitedEntry, type VerificationOutcome } from './evidence.js';
 import type { RestoreSource } from '../blame/restore-source.js';
 import { describeEvent } from '../blame/window-events.js';
 import { shortName, type Verdict } from '../blame/verdict.js';
+import type { RunFacts } from '../blame/windows.js';
 
 /** The post-mortem of one table, in the order the incident document should have had. */
 export interface TableReportInput {
@@ -28,6 +31,8 @@ export function tableReportBlocks(input: TableReportInput): Block[] {
   const last = a.observations[a.observations.length - 1];
   return [
     title(`Post-mortem: ${inlineCode(a.table)} on ${a.database ?? 'unknown database'}`),
+    tableCallout(a.table, verdict, input.verification),
+    chart(tableChart(a)),
     paragraph(`Written by safe-run at ${input.generatedAt} from the signed audit log ${inlineCode(input.logFile)}, not from memory.`),
     heading('Summary'),
     list([
@@ -91,6 +96,7 @@ function outsideSection(outside: readonly BlameChange[], name: string): Block[] 
 /** Every observation when there are few; otherwise those around the latest changes, and the ends. */
 function timelineRows(a: BlameAnalysis): string[][] {
   const obs = a.observations;
+  const runs = new Map(a.runs.map((r) => [r.run.runId, r]));
   const keep = new Set<number>([0, obs.length - 1]);
   if (obs.length > MAX_TIMELINE) {
     const bySeq = new Map(obs.map((o, i) => [o.seq ?? -1, i]));
@@ -111,7 +117,7 @@ function timelineRows(a: BlameAnalysis): string[][] {
       o.ts,
       o.seq === null ? 'now' : `#${o.seq} ${o.kind}`,
       `${rows(o.rows)}${o.rowsKind === 'estimate' ? ' (estimate)' : ''}`,
-      whatHappened(o),
+      whatHappened(o, o.runId ? runs.get(o.runId) : undefined),
     ]);
   });
   return rowsOut;
@@ -126,10 +132,17 @@ const WHAT: Readonly<Record<string, (owner: string) => string>> = {
   live: () => 'live database',
 };
 
-function whatHappened(o: BlameObservation): string {
-  const owner = `${o.script ?? 'run'} (${o.runId})`;
+function whatHappened(o: BlameObservation, run: RunFacts | undefined): string {
+  const owner = `${ownerLabel(run)}${o.script ?? 'run'} (${o.runId})`;
   const what = WHAT[o.kind]?.(owner) ?? o.kind;
   return [what, ...o.events.map(describeEvent)].join('; ');
+}
+
+/** A dry run or a rolled-back run saw the table too, but must not read like one that changed it. */
+function ownerLabel(run: RunFacts | undefined): string {
+  if (!run?.run.intent) return '';
+  if (run.run.intent.dryRun) return 'dry run of ';
+  return run.status.committed ? '' : `${run.status.status} run of `;
 }
 
 function runsSection(a: BlameAnalysis, verdict: Verdict): Block[] {

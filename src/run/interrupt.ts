@@ -5,6 +5,8 @@
  */
 export interface Interrupt {
   readonly signal: NodeJS.Signals | null;
+  /** Aborted on the first signal: for child processes (pg_dump) that must stop with the run. */
+  readonly abortSignal: AbortSignal;
   /** Called once, on the first signal (cancels the script's running query). */
   onInterrupt(fn: () => void): void;
   dispose(): void;
@@ -12,7 +14,8 @@ export interface Interrupt {
 
 export function watchInterrupts(): Interrupt {
   let received: NodeJS.Signals | null = null;
-  const listeners: (() => void)[] = [];
+  const abort = new AbortController();
+  const listeners: (() => void)[] = [abort.abort.bind(abort)];
   const handler = (signal: NodeJS.Signals): void => {
     if (received) return;
     received = signal;
@@ -24,6 +27,7 @@ export function watchInterrupts(): Interrupt {
     get signal() {
       return received;
     },
+    abortSignal: abort.signal,
     onInterrupt: (fn) => listeners.push(fn),
     dispose: () => {
       process.off('SIGINT', handler);

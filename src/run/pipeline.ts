@@ -29,6 +29,7 @@ import { toRunError } from './run-error.js';
 import { withScriptSession } from './script-session.js';
 import { runScriptTransaction } from './transaction.js';
 import type { RunResult } from './types.js';
+import { noProgress, type Progress } from '../progress.js';
 
 /** The guarded run, SPEC "The guarded run" steps 1 to 12. */
 export interface RunOptions {
@@ -38,6 +39,8 @@ export interface RunOptions {
   readonly reason: string | null;
   readonly backupScope?: BackupScope;
   readonly yes?: boolean;
+  /** Bars for the backup and the script's clock; a terminal's only (createProgress). */
+  readonly progress?: Progress;
 }
 
 interface RunContext {
@@ -148,10 +151,12 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
       backup,
       timings: { ...timings, total: Date.now() - started },
       scriptOutput,
+      rowsAffected: tx.rowsAffected,
     });
 
   // Steps 7-10.
   t = Date.now();
+  const clock = (ctx.options.progress ?? noProgress).start(`script ${script.name}`, null);
   const tx = await runScriptTransaction({
     ...ctx,
     args: ctx.options.args,
@@ -160,7 +165,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     drift,
     cascadeFrom,
     exactTables,
-  });
+  }).finally(() => clock.stop());
   timings.transaction = Date.now() - t;
   Object.assign(timings, prefixed('tx.', tx.outcome.timingsMs));
 
@@ -225,6 +230,8 @@ async function backupOnSnapshot(
       pgBinDir: ctx.config.pgBinDir,
       serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
       log: ctx.log,
+      signal: ctx.interrupt.abortSignal,
+      progress: ctx.options.progress,
     });
   } catch (error) {
     return failedBackupRecord(scope, closure, error);

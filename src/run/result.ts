@@ -27,6 +27,8 @@ export interface RunResultInput {
   readonly backup: BackupRecord;
   readonly timings: Readonly<Record<string, number>>;
   readonly scriptOutput: unknown;
+  /** What the script's statements reported changing; absent when the script never ran. */
+  readonly rowsAffected?: number;
 }
 
 /**
@@ -61,5 +63,6 @@ export function buildRunResult(input: RunResultInput): RunResult {
     ...(outcome.trust ? { trust: outcome.trust } : {}),
     ...(outcome.concurrentWrites ? { concurrentWrites: outcome.concurrentWrites } : {}),
     ...(input.scriptOutput !== undefined ? { scriptOutput: input.scriptOutput } : {}),
+    ...(input.rowsAffected !== undefined ? { rowsAffected: input.rowsAffected } : {}),
   };
 }

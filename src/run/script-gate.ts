@@ -18,6 +18,11 @@ export interface ScriptRun {
   readonly output: unknown;
   readonly error: unknown;
   readonly refusals: readonly Violation[];
+  /**
+   * The rows the script's statements reported changing, as each returned: after a failure
+   * the transaction is aborted and cannot be measured, and this is what it had done.
+   */
+  readonly rowsAffected: number;
 }
 
 export interface GateOptions {
@@ -46,6 +51,7 @@ export async function runThroughGate(script: LoadedScript, trx: Db, options: Gat
   options.interrupt.onInterrupt(() => abort.abort());
   const direct = directGate(trx);
   let open = true;
+  let rowsAffected = 0;
   const gate: QueryGate = async (query) => {
     if (!open) throw new Error('safe-run: the script has already returned; its transaction is no longer open to it');
     const refused = await refusalOf(query.sql, options.trust);
@@ -57,7 +63,9 @@ export async function runThroughGate(script: LoadedScript, trx: Db, options: Gat
         'The run is rolled back. Change the script and run it again.',
       );
     }
-    return direct(query);
+    const result = await direct(query);
+    rowsAffected += result.numAffectedRows ?? 0;
+    return result;
   };
   let output: unknown;
   let error: unknown = null;
@@ -68,5 +76,5 @@ export async function runThroughGate(script: LoadedScript, trx: Db, options: Gat
   } finally {
     open = false;
   }
-  return { output, error, refusals };
+  return { output, error, refusals, rowsAffected };
 }

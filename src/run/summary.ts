@@ -16,7 +16,11 @@ export function renderRunSummary(r: RunResult): string {
     );
   if (r.sequencesUsed.length && r.status !== 'committed')
     lines.push(`  note: sequences advanced and stay advanced after a rollback: ${r.sequencesUsed.join(', ')}`);
-  lines.push(backupLine(r.backup));
+  lines.push(
+    r.status === 'interrupted' && r.backup.status === 'failed'
+      ? '  backup: stopped by the interrupt; the partial archive was removed'
+      : backupLine(r.backup),
+  );
   for (const d of r.drift) lines.push(`  drift since the last observation: ${d.kind}${d.table ? ` ${d.table}` : ''}: ${d.detail}`);
   if (r.scriptOutput !== undefined) lines.push(`  script returned: ${JSON.stringify(r.scriptOutput)}`);
   lines.push(
@@ -45,8 +49,15 @@ function headline(r: RunResult): string {
   return words[r.status];
 }
 
+/** Statuses whose changes stayed in the database. */
+const KEPT = new Set<RunResult['status']>(['committed', 'committing', 'escaped']);
+
 function changeTable(r: RunResult): string[] {
   const entries = Object.entries(r.changes);
+  if (!entries.length && r.rowsAffected && !KEPT.has(r.status)) {
+    // The transaction failed before it could be measured: say what the script had done, not "nothing".
+    return [`  rows changed before the rollback: ${r.rowsAffected} (as the script's statements reported them); none of it was kept`];
+  }
   if (!entries.length) return [r.status === 'backup-failed' || r.status === 'interrupted' ? '' : '  no table changed'];
   const width = Math.max(5, ...entries.map(([t]) => t.length));
   const head = `  ${'table'.padEnd(width)}  inserted   updated   deleted   rows before -> after`;
@@ -87,6 +98,8 @@ function nextStep(r: RunResult): string {
       return '  next: fix the script error above. Nothing was changed.';
     case 'dry-run':
       return '  next: run again without --dry-run to apply.';
+    case 'interrupted':
+      return '  next: nothing was changed; run it again when ready.';
     case 'escaped':
       return `  next: the changes above are committed. Restore what is needed from this run's backup (safe-run restore ${r.runId}), and fix the script.`;
     default:

@@ -69,6 +69,8 @@ export interface TransactionInput {
 export interface TransactionResult {
   readonly outcome: RunOutcomeBody;
   readonly scriptOutput: unknown;
+  /** What the script's statements reported changing (ScriptRun.rowsAffected). */
+  readonly rowsAffected: number;
   /** Still open: the caller commits it (status `committing`) or rolls it back; null after an escape. */
   readonly trx: ControlledTransaction<any> | null; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** After an escape: what the script left, read once its session had flushed its counters. */
@@ -131,7 +133,7 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
       .execute()
       .catch(() => {});
     const { outcome, post } = await recordEscape({ ...input, xid, lsn, trust, timings, error: ran.error });
-    return { outcome, scriptOutput: ran.output, trx: null, post };
+    return { outcome, scriptOutput: ran.output, rowsAffected: ran.rowsAffected, trx: null, post };
   }
 
   let error = ran.error;
@@ -172,7 +174,7 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
       .catch(() => {});
     throw appendError;
   }
-  return { outcome, scriptOutput: ran.output, trx, post: null };
+  return { outcome, scriptOutput: ran.output, rowsAffected: ran.rowsAffected, trx, post: null };
 }
 
 /**

@@ -33,4 +33,10 @@ export interface RunResult {
   readonly trust?: 'role' | 'superuser';
   readonly concurrentWrites?: ConcurrentWritesRecord;
   readonly scriptOutput?: unknown;
+  /**
+   * The rows the script's statements reported changing, summed as they returned. After a
+   * rollback it is what the script had done before it (`changes` is measured only when the
+   * transaction could still be read).
+   */
+  readonly rowsAffected?: number;
 }

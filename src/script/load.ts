@@ -137,19 +137,22 @@ async function loadScripts(files: readonly string[], options: ScriptLoadOptions,
   try {
     const timeoutMs = Math.max(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, MIN_DESCRIBE_MS);
     // The child is given absolute paths: its cwd is the script's directory, not ours.
-    const described = child
-      ? await describeInChild(
+    const describing = child
+      ? describeInChild(
           child,
           ts.map((s) => ({ file: path.resolve(s.file), source: s.source })),
           timeoutMs,
         )
-      : new Map<string, Description>();
+      : Promise.resolve(new Map<string, Description>());
+    // Not awaited before the SQL scripts: their parser's WASM compiles while the child starts.
+    describing.catch(() => {});
     const loaded = await Promise.all(
       read.map(async (r) => {
         if (r instanceof Error) return r;
         try {
           const sha256 = createHash('sha256').update(r.source).digest('hex');
           if (r.file.endsWith('.sql')) return await sqlScript(r.file, r.source, sha256);
+          const described = await describing;
           const idle = keepChild && ts.length === 1 ? child : undefined;
           const script = tsScript(r.file, r.source, sha256, described.get(path.resolve(r.file)), idle, options);
           kept = idle;

@@ -29,10 +29,11 @@ export const COMPARISONS = [
   'blame',
   'rss',
   'startup',
+  'ledger',
 ] as const;
 
 const USAGE =
-  'usage: bench [--quick] [--tables N] [--rows N] [--rounds N] [--backup-rounds N] [--json] [--reuse] [--only snapshot,growth,cli,guard,ipc,backup,parallel,verify,blame,rss,startup]';
+  'usage: bench [--quick] [--tables N] [--rows N] [--rounds N] [--backup-rounds N] [--json] [--reuse] [--only snapshot,growth,cli,guard,ipc,backup,parallel,verify,blame,rss,startup,ledger]';
 
 export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   const quick = argv.includes('--quick');

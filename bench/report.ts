@@ -24,6 +24,10 @@ export const FIGURES = {
   // Start-up above `node -e 0` in the same rounds (bench/sides/startup.ts).
   cli_version_ms: { target: '<= 150 above node -e 0', pass: (v: number) => v <= 150, unit: 'ms' },
   cli_list_ms: { target: '<= 400 above node -e 0', pass: (v: number) => v <= 400, unit: 'ms' },
+  ledger_oltp_overhead_ratio: { target: '<= 1.15', pass: (v: number) => v <= 1.15, unit: 'x' },
+  ledger_bulk_delete_overhead_ratio: { target: '<= 1.3', pass: (v: number) => v <= 1.3, unit: 'x' },
+  ledger_bulk_delete_kept_rows_overhead_ratio: { target: '<= 2.5', pass: (v: number) => v <= 2.5, unit: 'x' },
+  blame_with_ledger_10k_statements_ms: { target: '<= 2000', pass: (v: number) => v <= 2000, unit: 'ms' },
 } as const;
 
 export type FigureName = keyof typeof FIGURES;

@@ -9,6 +9,7 @@ import { compareGuardCliWithManual, compareSnapshotCliWithPsql } from './sides/c
 import { compareCliStartup } from './sides/startup.js';
 import { measureCpuCeiling } from './sides/cpu.js';
 import { measureBlame, measureVerify, recordTemplate } from './sides/evidence.js';
+import { measureLedger } from './sides/ledger.js';
 import { compareGuardWithBare, reseedSessions } from './sides/guard.js';
 import { compareChildWithInProcess } from './sides/ipc.js';
 import { compareGuardedChildWithInProcess } from './sides/ipc-guarded.js';
@@ -219,6 +220,7 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
     });
   }
   if (wants(args, 'rss')) await rssFigures(ctx, verifyRss);
+  if (wants(args, 'ledger')) await ledgerFigures(ctx);
 }
 
 /** Whole processes, as an operator runs them: the CLI against PostgreSQL's own programs. */
@@ -349,6 +351,74 @@ async function rssFigures(ctx: SuiteContext, verifyRss: number | null): Promise<
     ctx.figures.set('peak_rss_mb', Math.max(...known));
     ctx.details.peakRss = { method: rssMethod, mb: measured, cliWallMs: wall };
     if (verifyRss === null) ctx.notes.push('peak_rss_mb does not include verify: `safe-run verify` did not run (see above)');
+  });
+}
+
+const LEDGER_FIGURES: FigureName[] = [
+  'ledger_oltp_overhead_ratio',
+  'ledger_bulk_delete_overhead_ratio',
+  'ledger_bulk_delete_kept_rows_overhead_ratio',
+  'blame_with_ledger_10k_statements_ms',
+];
+
+/** The change ledger (issue 12) against no protection and against a row-level audit trigger. */
+async function ledgerFigures(ctx: SuiteContext): Promise<void> {
+  await fenced(ctx, LEDGER_FIGURES, 'change ledger: OLTP, bulk delete, blame', async () => {
+    const l = await measureLedger(ctx.demoUrl, ctx.args.rounds, ctx.args.quick);
+    const bulk = (name: string): number => l.bulkDelete.find((s) => s.name === name)!.medianMs;
+    ctx.figures.set('ledger_oltp_overhead_ratio', l.oltpTps.plain / l.oltpTps.keep);
+    ctx.figures.set('ledger_bulk_delete_overhead_ratio', bulk('count') / bulk('plain'));
+    ctx.figures.set('ledger_bulk_delete_kept_rows_overhead_ratio', bulk('keep') / bulk('plain'));
+    ctx.figures.set('blame_with_ledger_10k_statements_ms', l.blameMs);
+    const tpsMs = (tps: number): number => 1000 / tps;
+    ctx.rows.push(
+      {
+        what: 'pgbench UPDATE+INSERT, ledger with rows',
+        a: 'unprotected',
+        aMs: tpsMs(l.oltpTps.plain),
+        b: 'ledger, rows kept',
+        bMs: tpsMs(l.oltpTps.keep),
+        ratio: l.oltpTps.plain / l.oltpTps.keep,
+        ratioMeans: 'B/A, overhead',
+      },
+      {
+        what: 'pgbench UPDATE+INSERT, row-level audit',
+        a: 'unprotected',
+        aMs: tpsMs(l.oltpTps.plain),
+        b: 'row audit trigger',
+        bMs: tpsMs(l.oltpTps.audit),
+        ratio: l.oltpTps.plain / l.oltpTps.audit,
+        ratioMeans: 'B/A, overhead',
+      },
+      {
+        what: 'DELETE 100,000 rows, ledger counts',
+        a: 'unprotected',
+        aMs: bulk('plain'),
+        b: 'ledger, no rows',
+        bMs: bulk('count'),
+        ratio: bulk('count') / bulk('plain'),
+        ratioMeans: 'B/A, overhead',
+      },
+      {
+        what: 'DELETE 100,000 rows, ledger keeps rows',
+        a: 'unprotected',
+        aMs: bulk('plain'),
+        b: 'ledger, rows kept',
+        bMs: bulk('keep'),
+        ratio: bulk('keep') / bulk('plain'),
+        ratioMeans: 'B/A, overhead',
+      },
+      {
+        what: 'DELETE 100,000 rows, row-level audit',
+        a: 'unprotected',
+        aMs: bulk('plain'),
+        b: 'row audit trigger',
+        bMs: bulk('audit'),
+        ratio: bulk('audit') / bulk('plain'),
+        ratioMeans: 'B/A, overhead',
+      },
+    );
+    ctx.details.ledger = l;
   });
 }
 

@@ -35,6 +35,8 @@ describe('records: the audit log read as typed records', () => {
 
   beforeAll(async () => {
     ws = await createWorkspace();
+    // The change ledger on the run's table: the run seals its statements (ledger.seal) and cross-checks them.
+    expect((await ws.cli(['protect', 'oidc_models'])).exitCode).toBe(0);
     const result = await ws.cli(['cleanup-invalid-sessions', '--json']);
     expect(result.exitCode).toBe(0);
     run = parseJson<RunResult>(result);
@@ -108,7 +110,7 @@ describe('records: the audit log read as typed records', () => {
     // A body without `v` is version 1; a version this safe-run does not know is named, not guessed at.
     const newer = parseRecord({ ...base, kind: 'run.outcome', body: { ...outcome, v: 2 } });
     expect(newer).toMatchObject({ ok: false, reason: 'bad-body', detail: expect.stringContaining('schema version 2') });
-    expect(parseRecord({ ...base, kind: 'ledger.seal', body: {} })).toMatchObject({ ok: false, reason: 'unknown-kind' });
+    expect(parseRecord({ ...base, kind: 'ledger.unsealed', body: {} })).toMatchObject({ ok: false, reason: 'unknown-kind' });
   });
 
   it('makes a signed body with a wrong field type a verify finding (exit 5, seq named), and log/show/blame skip it with a warning', async () => {

@@ -30,7 +30,9 @@ export type VerifyReason =
   /** The envelope is sound but the body is not what its kind says (see records/). */
   | 'bad-body'
   | 'witness-mismatch'
-  | 'log-behind-anchor';
+  | 'log-behind-anchor'
+  /** verify with a database: a sealed change-ledger row was deleted or edited there (src/ledger). */
+  | 'ledger-tampered';
 
 /**
  * Where trust in the signing keys came from. `pinned`: config trustedKeys and/or the key the

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ExitCode, SafeRunError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { TocEntry } from './archive.js';
+import { listArchive, type TocEntry } from './archive.js';
 import { dbnameConninfo, pgChildEnv } from './child-env.js';
 
 /** The one way safe-run runs pg_restore against a database (`restore` into a scratch database, and `restore --into`). */
@@ -33,8 +33,9 @@ const DEFAULT_HINT = 'Nothing was committed to the target database (the restore 
 export async function runPgRestore(job: PgRestoreJob): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'safe-run-restore-'));
   try {
-    const listFile = job.items ? path.join(dir, 'restore.list') : null;
-    if (listFile && job.items) await writeFile(listFile, useListText(job.items), { mode: 0o600 });
+    const items = job.items ? job.items.filter((e) => !isLedgerTrigger(e)) : await withoutLedgerTriggers(job);
+    const listFile = items ? path.join(dir, 'restore.list') : null;
+    if (listFile && items) await writeFile(listFile, useListText(items), { mode: 0o600 });
     const args = pgRestoreArgs(job, listFile);
     job.log?.debug('pg_restore', { bin: job.bin, args });
     const result = await execa(job.bin, args, {
@@ -66,6 +67,21 @@ function pgRestoreArgs(job: PgRestoreJob, listFile: string | null): string[] {
   if (listFile) args.push(`--use-list=${listFile}`);
   args.push(job.archive);
   return args;
+}
+
+/**
+ * A protected table's dump carries its change-ledger triggers, whose functions live in the
+ * safe_run schema that is never dumped: restored as they are, they fail the restore. They
+ * are left out (the target has its own protection, or none). Null: nothing to leave out.
+ */
+async function withoutLedgerTriggers(job: PgRestoreJob): Promise<TocEntry[] | null> {
+  const toc = await listArchive(job.bin, job.archive, pgChildEnv(job.target, 'safe-run restore'));
+  const kept = toc.filter((e) => !isLedgerTrigger(e));
+  return kept.length === toc.length ? null : kept;
+}
+
+function isLedgerTrigger(e: TocEntry): boolean {
+  return (e.type === 'TRIGGER' || e.type === 'EVENT TRIGGER') && /(^| )safe_run_ledger_[a-z_]+ /.test(e.rest);
 }
 
 /** pg_restore restores a --use-list in the order it is written. */

@@ -17,7 +17,35 @@ export type Attribution =
   | { readonly type: 'run'; readonly runId: string; readonly script: string }
   | { readonly type: 'outside'; readonly after: string; readonly before: string }
   /** Outside the run's own transaction, but while it ran: another session wrote. */
-  | { readonly type: 'concurrent'; readonly runId: string; readonly script: string; readonly after: string; readonly before: string };
+  | { readonly type: 'concurrent'; readonly runId: string; readonly script: string; readonly after: string; readonly before: string }
+  /** Named by the change ledger's statements (src/ledger): who, with what, when; during a run when runId is set. */
+  | {
+      readonly type: 'session';
+      readonly statements: readonly SessionStatement[];
+      readonly after: string;
+      readonly before: string;
+      readonly runId?: string;
+      readonly script?: string;
+    };
+
+/** One ledger statement as blame --json shows it (SPEC "Machine-readable output"). */
+export interface SessionStatement {
+  readonly ledgerId: number;
+  readonly xid: string;
+  readonly pid: number;
+  readonly role: string;
+  readonly outerRole: string | null;
+  readonly applicationName: string | null;
+  readonly clientAddr: string | null;
+  readonly at: string;
+  readonly op: string;
+  readonly rows: number;
+  /** Rows the same transaction deleted from other protected tables (ON DELETE CASCADE, or its own statements). */
+  readonly cascaded: number;
+  readonly rowsKept: number;
+  readonly statement: string | null;
+  readonly fingerprint: string | null;
+}
 
 /** Changes no run's own transaction recorded: plain outside, or by another session during a run. */
 export type OutsideAttribution = Exclude<Attribution, { type: 'run' }>;
@@ -48,6 +76,8 @@ export interface BlameChange {
   readonly counters?: CounterDelta | null;
   readonly events: readonly WindowEvent[];
   readonly attribution: Attribution;
+  /** Outside any ledger statement, after the last seal, with the live ledger gone: what was lost with the database. */
+  readonly ledgerLost?: string;
 }
 
 const ZERO: CounterDelta = { inserted: 0, updated: 0, deleted: 0 };

@@ -13,6 +13,8 @@ import { RunCollector } from '../history/runs.js';
 import { warnSkipped } from '../audit/read.js';
 import { scanLog } from '../history/scan.js';
 import { windowEvents, type WindowEvent } from './window-events.js';
+import { readLedgerView } from '../ledger/read.js';
+import { attributeToSessions } from './sessions.js';
 import type { RunFacts } from './windows.js';
 
 export interface BlameOptions {
@@ -89,7 +91,13 @@ export async function analyzeTable(config: Config, options: BlameOptions, target
   const runFacts: RunFacts[] = runs.map((run) => ({ run, status: resolveStatus(run, facts) }));
   const execs = execCollector.execs.filter((e) => e.intent.databaseKey === key);
   const names = new Map(execs.map((e) => [e.runId, e.intent.name]));
-  const changes = attributeChanges(table, observations, runFacts, names);
+  const ledger = await readLedgerView(
+    live?.db ?? null,
+    config.evidenceDir,
+    { key: key ?? '', oid: identity?.oid ?? null },
+    warnSkipped(log),
+  );
+  const changes = attributeToSessions(table, attributeChanges(table, observations, runFacts, names), ledger, runFacts);
   const scripts = new Map<string, string | null>([...names, ...runs.map((r) => [r.runId, r.intent?.script ?? null] as const)]);
   return {
     table,

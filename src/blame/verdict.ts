@@ -2,6 +2,7 @@ import type { TableChange, TableKey } from '../records/index.js';
 import { isOutside, type BlameChange } from './attribute.js';
 import type { BlameAnalysis } from './blame.js';
 import { describeEvent } from './window-events.js';
+import { describeSession, sessionDetails } from './sessions.js';
 import type { RunFacts } from './windows.js';
 
 /**
@@ -51,6 +52,18 @@ export function decideVerdict(analysis: Pick<BlameAnalysis, 'table' | 'changes' 
   const suspectPart = suspect
     ? `${runEffect(suspect.run.intent?.script ?? '?', suspect.run.outcome?.changes[analysis.table] ?? null, name)}; `
     : '';
+  if (decisive.attribution.type === 'session') {
+    const first = decisive.attribution.statements[0]!;
+    const more = decisive.attribution.statements.length > 1 ? ` (and ${decisive.attribution.statements.length - 1} more statement(s))` : '';
+    return {
+      sentences: [
+        `${suspectPart}${went} between ${decisive.attribution.after} and ${decisive.attribution.before}: the change ledger names ${describeSession(first)}${more}.`,
+        `Statement: ${sessionDetails(first).join('; ')}.`,
+      ],
+      decisive,
+      suspect,
+    };
+  }
   const where =
     decisive.attribution.type === 'concurrent'
       ? `outside the transaction of run ${decisive.attribution.runId} (${decisive.attribution.script}): another session wrote while it ran, between`

@@ -4,6 +4,7 @@ import { blameTable, type BlameResult } from '../blame/blame.js';
 import { formatDelta } from '../snapshot/counters.js';
 import { optionalSince } from './since.js';
 import { describeEvent } from '../blame/window-events.js';
+import { describeSession, sessionDetails } from '../blame/sessions.js';
 import { emit, withEvidenceContext, type GlobalArgs } from './context.js';
 
 export { blameTable };
@@ -41,6 +42,14 @@ function renderChange(c: BlameChange): string {
   const notes = [c.counters !== undefined ? `counters: ${formatDelta(c.counters ?? null)}` : '', ...c.events.map(describeEvent)].filter(
     Boolean,
   );
+  if (c.attribution.type === 'session') {
+    const during = c.attribution.runId ? `  (another session, during run ${c.attribution.runId} ${c.attribution.script ?? ''})` : '';
+    return [
+      `  ${counts.padEnd(14)} ${c.attribution.statements.length} statement(s) named by the change ledger${during}`,
+      ...c.attribution.statements.flatMap((s) => [`      ${describeSession(s)}:`, ...sessionDetails(s).map((l) => `        ${l}`)]),
+    ].join('\n');
+  }
+  if (c.ledgerLost) notes.push(c.ledgerLost);
   const who =
     c.attribution.type === 'concurrent'
       ? `OUTSIDE the run's transaction: another session, during run ${c.attribution.runId} ${c.attribution.script}`

@@ -5,6 +5,7 @@ import { checkPgTools, probeDatabase } from '../doctor/database-checks.js';
 import { checkAuditLog, checkDiskSpace, checkEvidenceDir } from '../doctor/evidence-checks.js';
 import { checkSigningKey } from '../doctor/key-checks.js';
 import { checkScriptRole } from '../doctor/script-role-checks.js';
+import { checkLedger } from '../doctor/ledger-checks.js';
 import { checkEvidenceModes, checkWitnesses } from '../doctor/trust-checks.js';
 import { withTarget, type TargetHandle } from '../db/target.js';
 import type { ExitCode } from '../errors.js';
@@ -33,6 +34,7 @@ export async function doctor(config: Config, target: TargetHandle): Promise<Doct
     await checkEvidenceModes(config.evidenceDir),
     await checkWitnesses(config.evidenceDir, config.witness.length),
     ...(await checkScriptRole(config, database.db)),
+    ...(await checkLedger(config, database.db)),
   ];
   const exitCode = doctorExitCode(checks);
   return { ok: exitCode === 0, exitCode, checks };

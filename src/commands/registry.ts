@@ -104,6 +104,11 @@ export const COMMANDS: readonly LazyCommand[] = [
     describe: 'Delete old backups (never the audit log, never the newest of each script or critical table)',
     load: async () => (await import('./prune.js')).pruneCommand,
   },
+  {
+    command: 'protect [tables..]',
+    describe: 'Record who writes to these tables (statement triggers, a ledger in schema safe_run); needs a superuser',
+    load: async () => (await import('./protect.js')).protectCommand,
+  },
 ];
 
 /** The default command, `safe-run <script>`: the guarded run. */

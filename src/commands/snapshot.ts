@@ -3,6 +3,7 @@ import { databaseAnchor, openAuditLog } from '../audit/log.js';
 import type { Config } from '../config/config.js';
 import { withTarget, type TargetDatabase } from '../db/target.js';
 import { readLiveSnapshot } from '../history/live.js';
+import { sealQuietly } from '../ledger/seal.js';
 import type { Logger } from '../logger.js';
 import type { TableKey } from '../records/index.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
@@ -43,6 +44,7 @@ export async function recordSnapshot(
     log,
   });
   const snapshot = await readLiveSnapshot(live, config, [], options.exact ?? false);
+  await sealQuietly(live.db, audit, config.evidenceDir, snapshot.database, log);
   const entry = await audit.append('snapshot', { label: options.label, snapshot });
   return {
     seq: entry.seq,

@@ -1,8 +1,10 @@
 import type { CommandBody } from './registry.js';
 import type { Argv } from 'yargs';
 import { standAgainstAnchor, withConfigAnchor } from '../audit/anchor-check.js';
-import { auditLogPath } from '../audit/read.js';
-import type { ChainHead, VerifyResult } from '../audit/types.js';
+import { auditLogPath, warnSkipped } from '../audit/read.js';
+import type { ChainHead, VerifyProblem, VerifyResult } from '../audit/types.js';
+import { readIdentity } from '../db/identity.js';
+import { findLedgerTampering } from '../ledger/findings.js';
 import { verifyLog } from '../audit/verify.js';
 import { checkWitnessFile } from '../audit/witness-file.js';
 import type { Config } from '../config/config.js';
@@ -41,9 +43,18 @@ export async function verifyAudit(
       result.ok && !behind && options.witness
         ? await checkWitnessFile(options.witness, config.evidenceDir, result.logId, result.head)
         : null;
-    const firstBad = behind ?? witnessed ?? result.firstBad;
+    const firstBad = behind ?? witnessed ?? result.firstBad ?? (result.ok ? await ledgerProblem(config, target, log) : undefined);
     return { ...result, ok: !firstBad, ...(firstBad ? { firstBad } : {}), path: auditLogPath(config.evidenceDir) };
   });
+}
+
+/** With a database: the sealed change-ledger rows must still be there, unchanged. */
+async function ledgerProblem(config: Config, target: TargetHandle, log: Logger): Promise<VerifyProblem | undefined> {
+  const live = await target.openIfPossible(log);
+  if (!live) return undefined;
+  const identity = await readIdentity(live.db, live.url);
+  const first = (await findLedgerTampering(live.db, config.evidenceDir, identity, warnSkipped(log)))[0];
+  return first ? { seq: first.seq, line: first.seq, reason: 'ledger-tampered', detail: first.detail } : undefined;
 }
 
 export function parseExpectHead(text: string): ChainHead {
@@ -81,6 +92,8 @@ function nextStep(r: VerifyResult): string {
       return `${keep}; the witness holds heads this log no longer has: restore the log from a backup and find out who rewrote it.`;
     case 'untrusted-key':
       return `${keep}; if that key is yours, pin it in "trustedKeys" or introduce it with \`safe-run keygen --rotate\` or \`--add\`; otherwise the log was re-signed.`;
+    case 'ledger-tampered':
+      return `the signed log is intact, but safe_run.ledger lost or changed rows it had sealed: the copies in the evidence directory's ledger/ hold the originals (\`safe-run blame <table>\` reads them); find out who wrote to safe_run.`;
     case 'bad-body':
       return `entry ${r.firstBad.seq} is signed by a trusted key, but its body is not what safe-run writes for its kind (a safe-run bug, or a writer holding the key); \`log\`, \`show\` and \`blame\` skip it. ${keep}, and report it.`;
     case 'unknown-key':

@@ -30,6 +30,8 @@ export interface Config {
   readonly scriptUser: string;
   readonly trustedKeys: readonly string[];
   readonly witness: readonly { readonly command: string; readonly required: boolean }[];
+  readonly protect: { readonly tables: readonly TableKey[]; readonly keepRows: readonly TableKey[] };
+  readonly ledger: { readonly statementText: 'text' | 'fingerprint'; readonly keepRowsMax: number };
   readonly environments: Readonly<
     Record<string, { readonly hostPattern: string; readonly requireReason: boolean; readonly confirm: boolean }>
   >;

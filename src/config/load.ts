@@ -114,6 +114,11 @@ function resolveConfig(raw: RawConfig, file: string | null, cwd: string, env: No
     scriptUser: raw.scriptUser ?? 'nobody',
     trustedKeys: raw.trustedKeys ?? [],
     witness: (raw.witness ?? []).map((w) => ({ command: w.command, required: w.required ?? false })),
+    protect: { tables: (raw.protect?.tables ?? []).map(tableKey), keepRows: (raw.protect?.keepRows ?? []).map(tableKey) },
+    ledger: {
+      statementText: raw.ledger?.statementText === 'fingerprint' ? 'fingerprint' : 'text',
+      keepRowsMax: raw.ledger?.keepRowsMax ?? 100_000,
+    },
     environments: Object.fromEntries(
       Object.entries(raw.environments ?? {}).map(([name, e]) => [
         name,

@@ -52,6 +52,16 @@ export const rawConfigSchema = z
       .optional(),
     // Commands that receive each new signed chain head as JSON on stdin.
     witness: z.array(z.object({ command: z.string().min(1), required: z.boolean().optional() }).strict()).optional(),
+    // Tables whose every write the ledger records (safe-run protect), and those whose rows it keeps.
+    protect: z
+      .object({ tables: z.array(z.string().min(1)).optional(), keepRows: z.array(z.string().min(1)).optional() })
+      .strict()
+      .optional(),
+    // "fingerprint" stores a hash of the normalised statement only: literals can hold personal data.
+    ledger: z
+      .object({ statementText: z.enum(['text', 'full', 'fingerprint']).optional(), keepRowsMax: z.number().int().min(0).optional() })
+      .strict()
+      .optional(),
     environments: z
       .record(
         z.string(),

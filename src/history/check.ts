@@ -6,7 +6,12 @@ import type { DriftFinding } from '../records/index.js';
 import { warnSkipped } from '../audit/read.js';
 import { driftAgainstHistory } from './before-run.js';
 import { readLiveSnapshot } from './live.js';
-import type { TargetHandle } from '../db/target.js';
+import type { TargetDatabase, TargetHandle } from '../db/target.js';
+import { databaseAnchor, openAuditLog } from '../audit/log.js';
+import { ledgerTamperFindings, ledgerTriggerFindings } from '../ledger/findings.js';
+import { sealQuietly } from '../ledger/seal.js';
+import { ledgerInstalled } from '../ledger/state.js';
+import type { DatabaseIdentity } from '../records/index.js';
 
 /** `check --json` (SPEC "Machine-readable output"). */
 export interface CheckResult {
@@ -35,6 +40,7 @@ export async function checkDatabase(config: Config, target: TargetHandle, log: L
     );
   }
   log.debug('check compared', { against: previous.ref.seq, findings: findings.length });
+  findings.push(...(await ledgerFindings(config, live, now.database, log)));
   return {
     status: findings.length ? 'drift' : 'clean',
     findings: [...findings, ...(await witnessFindings(config.evidenceDir))],
@@ -56,4 +62,26 @@ async function witnessFindings(evidenceDir: string): Promise<WitnessFinding[]> {
     kind: 'witness-failed',
     detail: `witness \`${w.command}\`${w.required ? ' (required)' : ''} has missed every head since entry ${w.since.seq} (${w.since.ts}), ${w.failures} attempt(s): ${w.lastError}`,
   }));
+}
+
+/** The change ledger: sealed first (check is one of the commands that seal), then compared with every seal. */
+async function ledgerFindings(config: Config, live: TargetDatabase, identity: DatabaseIdentity, log: Logger): Promise<DriftFinding[]> {
+  // Without a ledger there is nothing to seal, and no reason to need the signing key.
+  if (await ledgerInstalled(live.db)) {
+    try {
+      const audit = await openAuditLog({
+        evidenceDir: config.evidenceDir,
+        signingKeyPath: config.signingKey,
+        anchor: databaseAnchor(live.db),
+        log,
+      });
+      await sealQuietly(live.db, audit, config.evidenceDir, identity, log);
+    } catch (error) {
+      log.warn('could not open the audit log to seal the change ledger', { error: (error as Error).message });
+    }
+  }
+  return [
+    ...(await ledgerTamperFindings(live.db, config.evidenceDir, identity, warnSkipped(log))),
+    ...(await ledgerTriggerFindings(live.db, Object.keys(config.criticalTables))),
+  ];
 }

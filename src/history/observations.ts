@@ -24,6 +24,7 @@ export function snapshotOf(entry: AuditRecord): Snapshot | null {
     case 'key.rotate':
     case 'key.add':
     case 'prune':
+    case 'ledger.seal':
       return null;
   }
 }

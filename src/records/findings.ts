@@ -61,6 +61,8 @@ export const DriftKindSchema = z.enum([
   'critical-empty',
   'critical-drop',
   'interrupted-run',
+  'ledger-tampered',
+  'ledger-trigger-disabled',
 ]);
 export type DriftKind = z.infer<typeof DriftKindSchema>;
 

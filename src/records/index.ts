@@ -7,4 +7,5 @@ export * from './exec.js';
 export * from './restore.js';
 export * from './prune.js';
 export * from './key.js';
+export * from './ledger.js';
 export * from './record.js';

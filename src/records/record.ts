@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { ExecIntentBodySchema, ExecOutcomeBodySchema } from './exec.js';
 import { KeyAddBodySchema, KeyRotateBodySchema } from './key.js';
 import { PruneBodySchema } from './prune.js';
+import { LedgerSealBodySchema } from './ledger.js';
 import { RestoreBodySchema } from './restore.js';
 import { RunCommitFailedBodySchema, RunIntentBodySchema, RunOutcomeBodySchema, RunPostBodySchema, SnapshotBodySchema } from './run.js';
 
@@ -23,6 +24,7 @@ export const RECORD_SCHEMAS = {
   prune: { 1: PruneBodySchema },
   'key.rotate': { 1: KeyRotateBodySchema },
   'key.add': { 1: KeyAddBodySchema },
+  'ledger.seal': { 1: LedgerSealBodySchema },
 } as const satisfies Record<string, Readonly<Record<number, z.ZodType>>>;
 
 export type RecordKind = keyof typeof RECORD_SCHEMAS;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LedgerCrossCheckSchema } from './ledger.js';
 import { DriftFindingSchema, RunErrorSchema, TableChangeSchema, ViolationSchema } from './findings.js';
 import { intentContextShape, ScriptRecordSchema } from './intent.js';
 import { byTable, SnapshotSchema } from './table.js';
@@ -58,6 +59,8 @@ export const RunOutcomeBodySchema = z
     trust: z.enum(['role', 'superuser']).optional(),
     /** Other sessions' writes to the declared and critical tables during the run (absent in older entries). */
     concurrentWrites: ConcurrentWritesRecordSchema.optional(),
+    /** The run's own statements in the change ledger, checked against `changes` (absent without a ledger). */
+    ledger: LedgerCrossCheckSchema.optional(),
   })
   .readonly();
 export type RunOutcomeBody = z.infer<typeof RunOutcomeBodySchema>;

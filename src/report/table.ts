@@ -8,6 +8,7 @@ import { evidenceBlocks, restoreBlocks, type CitedEntry, type VerificationOutcom
 import type { RestoreSource } from '../blame/restore-source.js';
 import { describeEvent } from '../blame/window-events.js';
 import { shortName, type Verdict } from '../blame/verdict.js';
+import { describeSession } from '../blame/sessions.js';
 import type { RunFacts } from '../blame/windows.js';
 
 /** The post-mortem of one table, in the order the incident document should have had. */
@@ -84,7 +85,9 @@ function outsideSection(outside: readonly BlameChange[], name: string): Block[] 
         isOutside(c.attribution) ? c.attribution.before : c.to,
         `${rows(c.before)} → ${rows(c.after)}`,
         formatDelta(c.counters ?? null),
-        c.events.map(describeEvent).join('; ') || '-',
+        [...(c.attribution.type === 'session' ? c.attribution.statements.map(describeSession) : []), ...c.events.map(describeEvent)].join(
+          '; ',
+        ) || '-',
       ]),
     ),
     ...(outside.length > shown.length

@@ -12,6 +12,7 @@ import type { Config } from '../config/config.js';
 import { driftBeforeRun } from '../history/before-run.js';
 import { withClient, type Db, onlyRow } from '../db/connection.js';
 import { readIdentity } from '../db/identity.js';
+import { sealQuietly } from '../ledger/seal.js';
 import { withAdvisoryLock } from '../db/lock.js';
 import type { TargetHandle } from '../db/target.js';
 import { parseDatabaseUrl, redactUrl } from '../db/url.js';
@@ -128,6 +129,9 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     return [];
   });
 
+  // What other sessions wrote before this run is sealed before the run can touch anything.
+  await sealQuietly(ctx.db, ctx.audit, config.evidenceDir, ctx.identity, log);
+
   // Step 6: the intent, durable before the script can touch anything.
   try {
     await ctx.audit.append('run.intent', await intentBody(ctx, pre, backup), { runId: ctx.runId });
@@ -200,6 +204,8 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     countConnections: 0,
   });
   await appendPost(ctx, post, onlyRow(rows).lsn, tx.outcome.xid!);
+  // The run's own ledger statements are visible from here on.
+  await sealQuietly(ctx.db, ctx.audit, config.evidenceDir, ctx.identity, log);
   timings.post = Date.now() - t;
   return finish('committed', tx.outcome, post, tx.scriptOutput);
 }

@@ -30,7 +30,17 @@ import {
 import { declaredParents, readTableShapes } from '../guard/shapes.js';
 import type { Logger } from '../logger.js';
 import type { LoadedScript } from '../script/load.js';
-import type { DriftFinding, OutcomeStatus, RunOutcomeBody, Snapshot, TableChange, TableKey, Violation } from '../records/index.js';
+import { ledgerAllowance, ledgerCrossCheck, readOwnLedger, readProtectedKeys } from '../ledger/own.js';
+import type {
+  LedgerCrossCheck,
+  DriftFinding,
+  OutcomeStatus,
+  RunOutcomeBody,
+  Snapshot,
+  TableChange,
+  TableKey,
+  Violation,
+} from '../records/index.js';
 import type { Interrupt } from './interrupt.js';
 import { recordEscape } from './escape.js';
 import { toRunError } from './run-error.js';
@@ -90,6 +100,7 @@ interface Measured {
   readonly violations: Violation[];
   readonly sequencesUsed: string[];
   readonly concurrent: ConcurrentWrites;
+  readonly ledger: LedgerCrossCheck | null;
 }
 
 export async function runScriptTransaction(input: TransactionInput): Promise<TransactionResult> {
@@ -163,6 +174,7 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
     drift: input.drift,
     trust,
     ...(measured ? { concurrentWrites: measured.concurrent } : {}),
+    ...(measured?.ledger ? { ledger: measured.ledger } : {}),
   };
   try {
     // Durable before the transaction ends: if this throws, nothing is committed.
@@ -205,9 +217,11 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
     watched.filter((t) => critical.has(t.key) || (trust === 'superuser' && declaredOrCritical.has(t.key))),
     changes,
   );
+  // The change ledger's triggers write to safe_run for the script's own statements: those rows, exactly, are allowed.
+  const ownLedger = await readOwnLedger(trx);
   const violations = [
     ...settingViolations(baseline.settings, settingsAfter),
-    ...evidenceSchemaViolations(baseline.evidence, await readEvidenceSchema(trx)),
+    ...evidenceSchemaViolations(baseline.evidence, await readEvidenceSchema(trx), ledgerAllowance(ownLedger)),
     ...catalogViolations(judgeCatalogChanges(baseline.catalog, await readCatalogSnapshot(trx)), script),
     ...evaluateGuards({
       script,
@@ -222,12 +236,16 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
   ];
   // Only a superuser can switch counting off; under a role the counters are the whole story.
   if (trust === 'superuser') violations.push(...uncountedChanges(own, changes));
+  const ledger = ownLedger
+    ? ledgerCrossCheck(ownLedger, changes, await readProtectedKeys(input.db), (key) => current.shapes.get(key)?.leafPartitions ?? [])
+    : null;
   return {
     changes: measured.changes,
     inTxCounts,
     violations,
     sequencesUsed: await sequencesDrawnHere(trx, measured.sequencesUsed),
     concurrent,
+    ledger,
   };
 }
 

@@ -1,0 +1,163 @@
+import { execa } from 'execa';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { createDb, type Db } from '../../src/db/connection.js';
+import { withDatabase } from '../../src/db/url.js';
+import { applySteps, planInstall } from '../../src/ledger/install.js';
+import { silentLogger } from '../../src/logger.js';
+import { describeFailure, runCli } from '../child.js';
+import { alternate, median, progress, type SideSamples } from '../measure.js';
+import { createWorkspace } from '../workspace.js';
+
+/**
+ * The change ledger's cost, side by side on the same data in one database: a plain table,
+ * the same protected without and with kept rows, and a classic row-level audit trigger (one
+ * audit row per changed row) for BENCHMARKS.md. OLTP through pgbench, a 100,000-row DELETE
+ * timed in-process, and blame over 10,000 sealed ledger statements through the CLI.
+ */
+const DB_NAME = 'safe_run_bench_ledger';
+const TABLES = { plain: 'u_plain', count: 'u_count', keep: 'u_keep', audit: 'u_audit' } as const;
+type Kind = keyof typeof TABLES;
+const BULK_ROWS = 100_000;
+
+export interface LedgerBench {
+  readonly oltpTps: Readonly<Record<Kind, number>>;
+  readonly bulkDelete: readonly SideSamples[];
+  readonly blameMs: number;
+  readonly blameStatements: number;
+}
+
+async function createBenchDatabase(serverUrl: string): Promise<string> {
+  const admin = createDb(serverUrl, { maxConnections: 1 });
+  try {
+    await sql`drop database if exists ${sql.id(DB_NAME)} with (force)`.execute(admin);
+    await sql`create database ${sql.id(DB_NAME)}`.execute(admin);
+  } finally {
+    await admin.destroy();
+  }
+  return withDatabase(serverUrl, DB_NAME);
+}
+
+async function createTables(db: Db): Promise<void> {
+  for (const table of [...Object.values(TABLES), 'users'])
+    await sql
+      .raw(
+        `create table ${table} (id uuid primary key default gen_random_uuid(), n int unique, email text not null,
+           name text, is_active boolean not null default true, created_at timestamptz not null default now())`,
+      )
+      .execute(db);
+  // The classic alternative: a row-level trigger that writes one audit row per changed row.
+  await sql
+    .raw(
+      `create table audit_log (at timestamptz default now(), op text, who text, row jsonb);
+       create function audit_row() returns trigger language plpgsql as $$ begin
+         insert into audit_log (op, who, row) values (tg_op, session_user, to_jsonb(coalesce(old, new))); return null; end $$;
+       create trigger audit_row after insert or update or delete on ${TABLES.audit} for each row execute function audit_row();`,
+    )
+    .execute(db);
+  await applySteps(
+    db,
+    await planInstall(
+      db,
+      [
+        { schema: 'public', table: TABLES.count, keepRows: false },
+        { schema: 'public', table: TABLES.keep, keepRows: true },
+        { schema: 'public', table: 'users', keepRows: true },
+      ],
+      { statementText: 'text', keepRowsMax: BULK_ROWS },
+    ),
+    10_000,
+    silentLogger,
+  );
+}
+
+async function fill(db: Db, table: string, rows: number): Promise<void> {
+  // session_replication_role = replica: refilling is set-up, not a write to measure (ENABLE ALWAYS triggers still fire, so truncate first).
+  await sql.raw(`truncate ${table}`).execute(db);
+  await sql.raw(`insert into ${table} (n, email) select g, 'user' || g || '@example.com' from generate_series(1, ${rows}) g`).execute(db);
+  await sql.raw(`vacuum analyze ${table}`).execute(db);
+}
+
+async function pgbenchTps(url: string, table: string, seconds: number, dir: string): Promise<number> {
+  const file = path.join(dir, `${table}.pgbench`);
+  writeFileSync(
+    file,
+    [
+      '\\set id random(1, 10000)',
+      `update ${table} set name = 'x' || :id where n = :id;`,
+      `insert into ${table} (email) values (md5(random()::text) || '@bench');`,
+      '',
+    ].join('\n'),
+  );
+  const run = await execa('pgbench', ['-n', '-f', file, '-T', String(seconds), '-c', '2', '-j', '2', url], { reject: false });
+  const match = /tps = ([0-9.]+)/.exec(String(run.stdout));
+  if (run.exitCode !== 0 || !match) throw new Error(`pgbench on ${table} failed: ${String(run.stderr).slice(0, 300)}`);
+  return Number(match[1]);
+}
+
+export async function measureLedger(demoUrl: string, rounds: number, quick: boolean): Promise<LedgerBench> {
+  const url = await createBenchDatabase(demoUrl);
+  const db = createDb(url, { maxConnections: 2 });
+  const ws = await createWorkspace('ledger');
+  try {
+    await createTables(db);
+    for (const table of Object.values(TABLES)) await fill(db, table, 10_000);
+
+    // OLTP: pgbench rounds alternate the sides, and each side's median tps counts.
+    const tps: Record<Kind, number[]> = { plain: [], count: [], keep: [], audit: [] };
+    const seconds = quick ? 2 : 5;
+    for (let r = 0; r < rounds; r++) {
+      const order = (Object.keys(TABLES) as Kind[]).map((_, i, all) => all[(i + r) % all.length]!);
+      for (const kind of order) tps[kind].push(await pgbenchTps(url, TABLES[kind], seconds, ws.dir));
+      progress(`  ledger oltp: round ${r + 1}/${rounds}: ${order.map((k) => `${k} ${tps[k].at(-1)!.toFixed(0)} tps`).join(', ')}`);
+    }
+
+    // Bulk: DELETE of 100,000 rows, the table refilled (untimed) before every run.
+    const bulkDelete = await alternate(
+      (Object.keys(TABLES) as Kind[]).map((kind) => ({
+        name: kind,
+        run: async () => {
+          await fill(db, TABLES[kind], BULK_ROWS);
+          const started = performance.now();
+          await sql.raw(`delete from ${TABLES[kind]}`).execute(db);
+          return performance.now() - started;
+        },
+      })),
+      { rounds, label: 'ledger bulk delete', warmup: false },
+    );
+
+    // Blame over 10,000 sealed statements: one statement per update on users, then a snapshot seals them.
+    await fill(db, 'users', 10);
+    const env = ws.env(url);
+    await ws.config(url, { criticalTables: { users: { maxDropPercent: 100 } } });
+    const snap = async (): Promise<void> => {
+      const run = await runCli(['snapshot', '--config', ws.configFile], env, ws.dir);
+      if (run.exitCode !== 0) throw new Error(describeFailure('safe-run snapshot', run));
+    };
+    await snap();
+    await sql`do $$ begin for i in 1..10000 loop update users set name = 'v' || i where n = 1 + i % 10; end loop; end $$`.execute(db);
+    await sql`delete from users where n = 1`.execute(db);
+    await snap();
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from safe_run.ledger where table_name = 'users'`.execute(db);
+    const blame: number[] = [];
+    for (let r = 0; r < Math.min(rounds, 3); r++) {
+      const run = await runCli(['blame', 'users', '--json', '--config', ws.configFile], env, ws.dir);
+      if (run.exitCode !== 0) throw new Error(describeFailure('safe-run blame users', run));
+      blame.push(run.wallMs);
+      progress(`  blame users with ${rows[0]!.n} ledger statements: round ${r + 1}: ${run.wallMs.toFixed(0)} ms`);
+    }
+    return {
+      oltpTps: { plain: median(tps.plain), count: median(tps.count), keep: median(tps.keep), audit: median(tps.audit) },
+      bulkDelete,
+      blameMs: median(blame),
+      blameStatements: rows[0]!.n,
+    };
+  } finally {
+    await db.destroy();
+    ws.remove();
+    const admin = createDb(demoUrl, { maxConnections: 1 });
+    await sql`drop database if exists ${sql.id(DB_NAME)} with (force)`.execute(admin).catch(() => {});
+    await admin.destroy();
+  }
+}

@@ -1,0 +1,112 @@
+import { keyOf } from '../db/names.js';
+import type { KnownStatement, LedgerView } from '../ledger/read.js';
+import type { TableKey } from '../records/index.js';
+import { isOutside, type BlameChange, type SessionStatement } from './attribute.js';
+import type { RunFacts } from './windows.js';
+
+/**
+ * A change no run's own transaction explains, on a protected table, is given to the
+ * sessions the change ledger names: the statements on that table inside the window, minus
+ * the guarded runs' own (their xid is in the signed outcome). Without such statements the
+ * change stays `outside`/`concurrent`; after the last seal of a ledger that is gone, that
+ * is said too, since those statements were lost with the database.
+ */
+const CHANGING = new Set(['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'DROP']);
+
+export function attributeToSessions(
+  table: TableKey,
+  changes: readonly BlameChange[],
+  view: LedgerView,
+  runs: readonly RunFacts[],
+): BlameChange[] {
+  if (!view.statements.length && !view.lastSeal) return [...changes];
+  const runXids = new Set(runs.flatMap((r) => (r.run.outcome?.xid ? [r.run.outcome.xid] : [])));
+  const onTable = view.statements.filter(
+    (s) => s.table_schema !== null && s.table_name !== null && keyOf(s.table_schema, s.table_name) === table && CHANGING.has(s.operation),
+  );
+  const cascaded = cascadedByXid(view.statements);
+  return changes.map((c) => {
+    if (!isOutside(c.attribution)) return c;
+    const from = Date.parse(c.fromTs);
+    const to = Date.parse(c.toTs);
+    const inWindow = onTable.filter((s) => {
+      const at = Date.parse(s.statement_at);
+      return at > from && at <= to && !runXids.has(s.xid);
+    });
+    if (inWindow.length) {
+      const during = c.attribution.type === 'concurrent' ? { runId: c.attribution.runId, script: c.attribution.script } : {};
+      return {
+        ...c,
+        attribution: {
+          type: 'session',
+          statements: inWindow.map((s) => toSessionStatement(s, cascaded)),
+          after: c.attribution.after,
+          before: c.attribution.before,
+          ...during,
+        },
+      };
+    }
+    if (!view.live && view.lastSeal && to > Date.parse(view.lastSeal.ts))
+      return {
+        ...c,
+        ledgerLost: `the ledger went with the database: statements after its last seal (#${view.lastSeal.seq}, ${view.lastSeal.ts}) are lost`,
+      };
+    return c;
+  });
+}
+
+/** Rows each transaction deleted, by table: what a DELETE took along on the other protected tables. */
+function cascadedByXid(statements: readonly KnownStatement[]): Map<string, KnownStatement[]> {
+  const by = new Map<string, KnownStatement[]>();
+  for (const s of statements) {
+    if (s.operation !== 'DELETE' && s.operation !== 'TRUNCATE') continue;
+    const k = `${s.databaseOid}:${s.xid}`;
+    const list = by.get(k);
+    if (list) list.push(s);
+    else by.set(k, [s]);
+  }
+  return by;
+}
+
+function toSessionStatement(s: KnownStatement, cascaded: ReadonlyMap<string, KnownStatement[]>): SessionStatement {
+  const others = (cascaded.get(`${s.databaseOid}:${s.xid}`) ?? []).filter(
+    (o) => o.id !== s.id && (o.table_schema !== s.table_schema || o.table_name !== s.table_name),
+  );
+  return {
+    ledgerId: s.id,
+    xid: s.xid,
+    pid: s.backend_pid,
+    role: s.session_role,
+    outerRole: s.outer_role,
+    applicationName: s.application_name,
+    clientAddr: s.client_addr,
+    at: new Date(s.statement_at).toISOString(),
+    op: s.operation,
+    rows: s.row_count,
+    cascaded: s.operation === 'DELETE' || s.operation === 'TRUNCATE' ? others.reduce((n, o) => n + o.row_count, 0) : 0,
+    rowsKept: s.rows_kept,
+    statement: s.statement,
+    fingerprint: s.statement_fingerprint,
+  };
+}
+
+/** `DELETE 8 rows (+16 cascaded) by role app, application "prisma-seed", client 10.0.0.5, pid 4242, xid 1234, at …` */
+export function describeSession(s: SessionStatement): string {
+  const role = s.outerRole && s.outerRole !== s.role ? `${s.role} (as ${s.outerRole})` : s.role;
+  return [
+    `${s.op} ${s.rows} rows${s.cascaded ? ` (+${s.cascaded} cascaded)` : ''} by role ${role}`,
+    `application ${s.applicationName ? `"${s.applicationName}"` : '(none)'}`,
+    `client ${s.clientAddr ?? 'local socket'}`,
+    `pid ${s.pid}`,
+    `xid ${s.xid}`,
+    `at ${s.at}`,
+  ].join(', ');
+}
+
+/** The statement and where its rows are, under describeSession's line. */
+export function sessionDetails(s: SessionStatement): string[] {
+  return [
+    s.statement ?? `(statement text not kept; fingerprint ${s.fingerprint ?? '?'})`,
+    s.rowsKept ? `rows kept: safe-run recover --ledger ${s.ledgerId}` : 'rows not kept (protect with --keep-rows to keep them)',
+  ];
+}

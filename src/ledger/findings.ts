@@ -1,0 +1,154 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { sha256Hex } from '../audit/canonical.js';
+import { readEntries, type OnSkipped } from '../audit/read.js';
+import type { Db } from '../db/connection.js';
+import { errorMessage } from '../errors.js';
+import type { DatabaseIdentity, DriftFinding, LedgerSealBody, TableKey } from '../records/index.js';
+import { readStatements, statementHash, type SealedLine } from './seal.js';
+import { parseTableName } from '../db/names.js';
+import { sql } from 'kysely';
+import { ledgerInstalled, readLedgerState } from './state.js';
+
+/**
+ * What `check` (exit 10) and `verify --db` (exit 5) say about the ledger: sealed rows that
+ * are gone or changed (`ledger-tampered`), and protection that no longer records
+ * (`ledger-trigger-disabled`).
+ */
+export interface SealedCopy {
+  readonly seq: number;
+  readonly ts: string;
+  readonly body: LedgerSealBody;
+  readonly lines: readonly SealedLine[];
+  /** Null when the copy is intact. */
+  readonly problem: string | null;
+}
+
+/** Every seal of this database (same key and oid) with its copy from the evidence directory. */
+export async function readSealedCopies(
+  evidenceDir: string,
+  database: Pick<DatabaseIdentity, 'key'> & { readonly oid?: number },
+  onSkipped: OnSkipped,
+): Promise<SealedCopy[]> {
+  const copies: SealedCopy[] = [];
+  for await (const record of readEntries(evidenceDir, onSkipped)) {
+    if (record.kind !== 'ledger.seal' || record.body.database !== database.key) continue;
+    if (database.oid !== undefined && record.body.databaseOid !== database.oid) continue;
+    copies.push({ seq: record.seq, ts: record.ts, body: record.body, ...(await readCopy(evidenceDir, record.body)) });
+  }
+  return copies;
+}
+
+async function readCopy(evidenceDir: string, body: LedgerSealBody): Promise<{ lines: SealedLine[]; problem: string | null }> {
+  let text: string;
+  try {
+    text = await readFile(path.join(evidenceDir, body.file), 'utf8');
+  } catch (error) {
+    return { lines: [], problem: `sealed copy ${body.file} cannot be read: ${errorMessage(error)}` };
+  }
+  if (sha256Hex(text) !== body.fileSha256) return { lines: [], problem: `sealed copy ${body.file} differs from its signed sha256` };
+  return {
+    lines: text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as SealedLine),
+    problem: null,
+  };
+}
+
+/** A sealed statement gone or changed, or a sealed copy that no longer matches its entry; `seq` names the seal. */
+export interface LedgerTamper {
+  readonly seq: number;
+  readonly detail: string;
+}
+
+export async function ledgerTamperFindings(
+  db: Db,
+  evidenceDir: string,
+  identity: DatabaseIdentity,
+  onSkipped: OnSkipped,
+): Promise<DriftFinding[]> {
+  return (await findLedgerTampering(db, evidenceDir, identity, onSkipped)).map((t) => ({ kind: 'ledger-tampered', detail: t.detail }));
+}
+
+export async function findLedgerTampering(
+  db: Db,
+  evidenceDir: string,
+  identity: DatabaseIdentity,
+  onSkipped: OnSkipped,
+): Promise<LedgerTamper[]> {
+  const copies = await readSealedCopies(evidenceDir, identity, onSkipped);
+  if (!copies.length) return [];
+  const found: LedgerTamper[] = copies.flatMap((c) => (c.problem ? [{ seq: c.seq, detail: `${c.problem} (ledger.seal #${c.seq})` }] : []));
+  const sealed = new Map<number, { hash: string; seq: number }>();
+  for (const c of copies) for (const id of c.body.ids) sealed.set(id, { hash: '', seq: c.seq });
+  for (const c of copies) for (const l of c.lines) sealed.set(l.statement.id, { hash: l.hash, seq: c.seq });
+  if (!(await ledgerInstalled(db))) {
+    const last = copies[copies.length - 1]!.seq;
+    return [
+      ...found,
+      {
+        seq: last,
+        detail: `safe_run.ledger is gone, with ${sealed.size} sealed statement(s) (last seal #${last}); the sealed copies in ${evidenceDir}/ledger still answer \`safe-run blame\``,
+      },
+    ];
+  }
+  const live = new Map((await db.transaction().execute((trx) => readStatements(trx, 'sealed'))).map((s) => [s.id, statementHash(s)]));
+  const missing: number[] = [];
+  const changed: number[] = [];
+  let seq = Number.POSITIVE_INFINITY;
+  for (const [id, s] of sealed) {
+    const hash = live.get(id);
+    if (hash === undefined) missing.push(id);
+    else if (s.hash && hash !== s.hash) changed.push(id);
+    else continue;
+    seq = Math.min(seq, s.seq);
+  }
+  const few = (ids: number[]): string => ids.slice(0, 10).join(', ') + (ids.length > 10 ? ', …' : '');
+  if (missing.length)
+    found.push({
+      seq,
+      detail: `${missing.length} sealed ledger statement(s) deleted from safe_run.ledger (ids ${few(missing)}); the sealed copies keep them`,
+    });
+  if (changed.length)
+    found.push({
+      seq,
+      detail: `${changed.length} sealed ledger statement(s) edited in safe_run.ledger (ids ${few(changed)}); the sealed copies hold the originals`,
+    });
+  return found;
+}
+
+/** Protection that does not record: a disabled or missing trigger, a critical table left out once the ledger exists. */
+export async function ledgerTriggerFindings(db: Db, criticalTables: readonly TableKey[]): Promise<DriftFinding[]> {
+  const state = await readLedgerState(db);
+  if (!state.installed) return [];
+  const findings: DriftFinding[] = state.eventProblems.map((p) => ({
+    kind: 'ledger-trigger-disabled' as const,
+    detail: `${p}: DDL and drops are not recorded. Run \`safe-run protect\` again`,
+  }));
+  for (const t of state.tables) {
+    if (!t.exists) continue;
+    for (const p of t.problems)
+      findings.push({
+        kind: 'ledger-trigger-disabled',
+        table: t.key,
+        detail: `${p}: writes to it are not recorded. Run \`safe-run protect ${t.key}\` again`,
+      });
+  }
+  const protectedKeys = new Set(state.tables.filter((t) => t.exists).map((t) => t.key));
+  for (const key of criticalTables)
+    if (!protectedKeys.has(key) && (await tableExists(db, key)))
+      findings.push({
+        kind: 'ledger-trigger-disabled',
+        table: key,
+        detail: `critical table ${key} has no ledger triggers (recreated, or never protected). Run \`safe-run protect ${key} --keep-rows\``,
+      });
+  return findings;
+}
+
+async function tableExists(db: Db, key: TableKey): Promise<boolean> {
+  const { schema, table } = parseTableName(key);
+  const { rows } = await sql<{ ok: boolean }>`
+    select pg_catalog.to_regclass(pg_catalog.format('%I.%I', ${schema}::text, ${table}::text)) is not null as ok`.execute(db);
+  return rows[0]!.ok;
+}

@@ -1,0 +1,140 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { canonicalJson, sha256Hex } from '../audit/canonical.js';
+import type { AuditLog } from '../audit/log.js';
+import { EVIDENCE_DIR_MODE, EVIDENCE_FILE_MODE } from '../audit/modes.js';
+import type { Db } from '../db/connection.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { LedgerStatementSchema, type DatabaseIdentity, type LedgerSealBody, type LedgerStatement } from '../records/index.js';
+import { ledgerInstalled } from './state.js';
+
+/**
+ * Sealing: the ledger rows that are visible and not sealed yet are copied, with their kept
+ * rows, into `<evidenceDir>/ledger/`, and a signed `ledger.seal` entry holds their ids and a
+ * hash over them. A dropped database no longer takes its ledger along, and a sealed row
+ * deleted or edited later no longer matches (tamper.ts).
+ *
+ * By visibility, not by "id above the last sealed": a transaction that commits late has a
+ * smaller id than rows sealed before it. `sealed_in` is set in the transaction that read the
+ * rows, after the entry is durable; if anything fails first, the rows stay unsealed and the
+ * next seal takes them.
+ */
+export interface SealedLine {
+  readonly statement: LedgerStatement;
+  readonly hash: string;
+  /** How many kept rows the rows file holds for it. */
+  readonly kept: number;
+}
+
+/** One line of the rows file: kept rows live beside the statements, so blame reads statements without them. */
+export interface SealedRow {
+  readonly ledger_id: number;
+  readonly side: 'old' | 'new';
+  readonly row: unknown;
+}
+
+export interface SealResult {
+  readonly seq: number;
+  readonly count: number;
+  readonly keptRows: number;
+  readonly file: string;
+}
+
+export const LEDGER_DIR = 'ledger';
+
+/** A row's hash: the sealed copy's, and what tamper.ts recomputes from the live table. */
+export function statementHash(statement: LedgerStatement): string {
+  return sha256Hex(canonicalJson(statement));
+}
+
+export function sealHash(hashes: readonly string[]): string {
+  return sha256Hex(hashes.join('\n'));
+}
+
+/**
+ * The ledger rows as JSON in UTC, so that the seal and every later comparison print
+ * timestamps alike. The handle must be a transaction (SET LOCAL).
+ */
+export async function readStatements(trx: Db, where: 'unsealed' | 'unsealed-visible' | 'sealed'): Promise<LedgerStatement[]> {
+  await sql`set local timezone = 'UTC'`.execute(trx);
+  const filter = where === 'sealed' ? sql`l.sealed_in is not null` : sql`l.sealed_in is null and not l.pending_drop`;
+  const lock = where === 'unsealed' ? sql`for update of l skip locked` : sql``;
+  const { rows } = await sql<{ s: unknown }>`
+    select pg_catalog.to_jsonb(l) - 'sealed_in' - 'pending_drop' as s from safe_run.ledger l
+     where ${filter} order by l.id ${lock}`.execute(trx);
+  return rows.map((r) => LedgerStatementSchema.parse(r.s));
+}
+
+async function readKeptRows(trx: Db, ids: readonly number[]): Promise<SealedRow[]> {
+  const { rows } = await sql<SealedRow>`
+    select ledger_id, side, row from safe_run.ledger_rows where ledger_id = any (${ids as number[]}::int8[]) order by ledger_id`.execute(
+    trx,
+  );
+  return rows.map((r) => ({ ledger_id: Number(r.ledger_id), side: r.side, row: r.row }));
+}
+
+export async function sealLedger(db: Db, audit: AuditLog, evidenceDir: string, identity: DatabaseIdentity): Promise<SealResult | null> {
+  if (!(await ledgerInstalled(db))) return null;
+  return db.transaction().execute(async (trx) => {
+    const statements = await readStatements(trx, 'unsealed');
+    if (!statements.length) return null;
+    const ids = statements.map((s) => s.id);
+    const kept = await readKeptRows(trx, ids);
+    const keptBy = new Map<number, number>();
+    for (const r of kept) keptBy.set(r.ledger_id, (keptBy.get(r.ledger_id) ?? 0) + 1);
+    const lines: SealedLine[] = statements.map((s) => ({ statement: s, hash: statementHash(s), kept: keptBy.get(s.id) ?? 0 }));
+    const hash = sealHash(lines.map((l) => l.hash));
+    const text = jsonLines(lines);
+    const rowsText = jsonLines(kept);
+    const base = path.join(LEDGER_DIR, `${identity.oid}-${ids[0]}-${ids[ids.length - 1]}-${hash.slice(0, 12)}`);
+    await mkdir(path.join(evidenceDir, LEDGER_DIR), { recursive: true, mode: EVIDENCE_DIR_MODE });
+    // Kept rows can hold personal data: only the evidence directory's owner reads them.
+    await writeFile(path.join(evidenceDir, `${base}.jsonl`), text, { mode: EVIDENCE_FILE_MODE });
+    await writeFile(path.join(evidenceDir, `${base}.rows.jsonl`), rowsText, { mode: EVIDENCE_FILE_MODE });
+    const body: LedgerSealBody = {
+      v: 1,
+      database: identity.key,
+      databaseOid: identity.oid,
+      count: lines.length,
+      hash,
+      ids,
+      keptRows: kept.length,
+      file: `${base}.jsonl`,
+      fileSha256: sha256Hex(text),
+      rowsFile: `${base}.rows.jsonl`,
+      rowsFileSha256: sha256Hex(rowsText),
+    };
+    const entry = await audit.append('ledger.seal', body);
+    await sql`update safe_run.ledger set sealed_in = ${entry.seq} where id = any (${ids}::int8[])`.execute(trx);
+    return { seq: entry.seq, count: lines.length, keptRows: kept.length, file: body.file };
+  });
+}
+
+/**
+ * For the commands that seal on the way (check, snapshot, the guarded run): a ledger that
+ * cannot be sealed (a role that may not read safe_run) is a warning, never the command's failure.
+ */
+export async function sealQuietly(
+  db: Db,
+  audit: AuditLog,
+  evidenceDir: string,
+  identity: DatabaseIdentity,
+  log: Logger,
+): Promise<SealResult | null> {
+  try {
+    const sealed = await sealLedger(db, audit, evidenceDir, identity);
+    if (sealed) log.debug('ledger sealed', { seq: sealed.seq, statements: sealed.count, keptRows: sealed.keptRows });
+    return sealed;
+  } catch (error) {
+    log.warn('could not seal the change ledger into the evidence directory; the next check, snapshot or run tries again', {
+      error: errorMessage(error),
+    });
+    return null;
+  }
+}
+
+function jsonLines(items: readonly unknown[]): string {
+  return items.map((i) => JSON.stringify(i)).join('\n') + (items.length ? '\n' : '');
+}

@@ -1,0 +1,233 @@
+import { sql } from 'kysely';
+import { createDb } from '../src/db/connection.js';
+import type { BlameResult } from '../src/blame/blame.js';
+import type { ProtectResult } from '../src/commands/protect.js';
+import { parseJson } from './helpers/cli.js';
+import { createWorkspace, type Workspace } from './helpers/workspace.js';
+
+/**
+ * The change ledger end to end: `safe-run protect` through the built CLI as the test
+ * superuser, out-of-band writers on plain connections (as the incident's were), and
+ * `blame` naming them from the ledger.
+ */
+interface Writer {
+  readonly pid: number;
+  readonly xid: string;
+}
+
+/** One transaction on its own connection with that application_name (what PGAPPNAME sets): its pid and xid. */
+async function writeAs(url: string, applicationName: string, statements: readonly string[]): Promise<Writer> {
+  const db = createDb(url, { applicationName, maxConnections: 1 });
+  try {
+    return await db.transaction().execute(async (trx) => {
+      const { rows } = await sql<Writer>`select pg_backend_pid() as pid, pg_current_xact_id()::text as xid`.execute(trx);
+      for (const s of statements) await sql.raw(s).execute(trx);
+      return rows[0]!;
+    });
+  } finally {
+    await db.destroy();
+  }
+}
+
+type Ledger = { id: number; operation: string; table_name: string | null; row_count: number; rows_kept: number; rows_not_kept: number };
+
+async function ledgerOf(ws: Workspace, op: string, table: string): Promise<Ledger[]> {
+  const { rows } = await sql<Ledger>`
+    select id, operation, table_name, row_count, rows_kept, rows_not_kept from safe_run.ledger
+     where operation = ${op} and table_name = ${table} order by id`.execute(ws.t.db);
+  return rows;
+}
+
+async function keptRows(ws: Workspace, ledgerId: number): Promise<{ side: string; row: Record<string, unknown> }[]> {
+  const { rows } = await sql<{ side: string; row: Record<string, unknown> }>`
+    select side, row from safe_run.ledger_rows where ledger_id = ${ledgerId}`.execute(ws.t.db);
+  return rows;
+}
+
+describe('safe-run protect and the change ledger', () => {
+  let ws: Workspace;
+  beforeEach(async () => {
+    ws = await createWorkspace({ criticalTables: { users: { maxDropPercent: 10 } } });
+  });
+  afterEach(async () => {
+    await ws.cleanup();
+  });
+
+  it('--dry-run prints the SQL and installs nothing; a non-superuser is told to use one (exit 2)', async () => {
+    const dry = await ws.cli(['protect', 'users', '--dry-run']);
+    expect(dry.exitCode).toBe(0);
+    expect(dry.stdout).toContain('create trigger safe_run_ledger_delete after delete on "public"."users" referencing old table');
+    expect(dry.stdout).toContain('create event trigger safe_run_ledger_drop_start on ddl_command_start');
+    expect(dry.stdout).toContain('enable always trigger safe_run_ledger_truncate');
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_trigger where tgname like 'safe_run_ledger%'`.execute(
+      ws.t.db,
+    );
+    expect(rows[0]!.n).toBe(0);
+
+    await sql`create role ledger_lowly login`.execute(ws.t.db).catch(() => {});
+    const url = new URL(ws.t.url);
+    url.username = 'ledger_lowly';
+    const denied = await ws.cli(['protect', 'users', '--db', url.href]);
+    expect(denied.exitCode).toBe(2);
+    expect(denied.stderr).toContain('protect needs a superuser: role "ledger_lowly"');
+    expect(denied.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('names the out-of-band DELETE FROM users: application, role, pid, xid, with the rows kept and the cascade', async () => {
+    const installed = await ws.cli(['protect', 'users', 'subscriptions', 'credit_allocation', '--json']);
+    expect(installed.exitCode).toBe(0);
+    const result = parseJson<ProtectResult>(installed);
+    expect(result.state.tables.map((t) => [t.key, t.keepRows, t.problems])).toEqual([
+      ['public.credit_allocation', false, []],
+      ['public.subscriptions', false, []],
+      ['public.users', true, []],
+    ]);
+    expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
+    const { rows: children } = await sql<{ n: number }>`
+      select (select count(*) from subscriptions)::int + (select count(*) from credit_allocation)::int as n`.execute(ws.t.db);
+
+    const writer = await writeAs(ws.t.url, 'seed-script', ['DELETE FROM users']);
+
+    const [stmt] = await ledgerOf(ws, 'DELETE', 'users');
+    expect(stmt).toMatchObject({ row_count: 8, rows_kept: 8, rows_not_kept: 0 });
+    const kept = await keptRows(ws, stmt!.id);
+    expect(kept).toHaveLength(8);
+    expect(kept.map((k) => k.row.email)).toContain('free.user@example.com');
+
+    const blame = await ws.cli(['blame', 'users', '--json']);
+    expect(blame.exitCode).toBe(0);
+    const change = parseJson<BlameResult>(blame).changes.at(-1)!;
+    expect(change).toMatchObject({ before: 8, after: 0 });
+    expect(change.attribution).toMatchObject({
+      type: 'session',
+      statements: [
+        {
+          applicationName: 'seed-script',
+          role: 'postgres',
+          pid: writer.pid,
+          xid: writer.xid,
+          op: 'DELETE',
+          rows: 8,
+          cascaded: children[0]!.n,
+          rowsKept: 8,
+          statement: 'DELETE FROM users',
+        },
+      ],
+    });
+    const text = await ws.cli(['blame', 'users']);
+    expect(text.stdout).toMatch(/8 -> 0 .*named by the change ledger/);
+    expect(text.stdout).toContain(`DELETE 8 rows (+${children[0]!.n} cascaded) by role postgres, application "seed-script"`);
+    expect(text.stdout).toContain(`rows kept: safe-run recover --ledger ${stmt!.id}`);
+
+    const report = await ws.cli(['report', 'users']);
+    expect(report.exitCode).toBe(0);
+    expect(report.stdout).toContain('the change ledger names DELETE 8 rows');
+  });
+
+  it('records TRUNCATE users CASCADE with the rows, and session_replication_role = replica does not silence it', async () => {
+    expect((await ws.cli(['protect'])).exitCode).toBe(0); // users: a critical table, so protected with its rows
+    await writeAs(ws.t.url, 'replica-tool', [
+      "set session_replication_role = 'replica'",
+      "update users set name = 'x' where email = 'pro.user@example.com'",
+    ]);
+    const [update] = await ledgerOf(ws, 'UPDATE', 'users');
+    expect(update).toMatchObject({ row_count: 1, rows_kept: 1 });
+    expect((await keptRows(ws, update!.id)).map((k) => k.side).sort()).toEqual(['new', 'old']);
+
+    await writeAs(ws.t.url, 'psql', ['TRUNCATE users CASCADE']);
+    const [truncate] = await ledgerOf(ws, 'TRUNCATE', 'users');
+    expect(truncate).toMatchObject({ row_count: 8, rows_kept: 8 });
+    expect((await keptRows(ws, truncate!.id)).every((k) => k.side === 'old')).toBe(true);
+  });
+
+  it('keeps at most ledger.keepRowsMax rows per statement and counts the rest; fingerprint mode stores no text', async () => {
+    ws.writeConfig({ ledger: { keepRowsMax: 3, statementText: 'fingerprint' } });
+    expect((await ws.cli(['protect', 'users', '--keep-rows'])).exitCode).toBe(0);
+    await writeAs(ws.t.url, 'psql', ["delete from users where email <> 'nobody@example.com'"]);
+    const { rows } = await sql<{
+      statement: string | null;
+      statement_fingerprint: string;
+      rows_kept: number;
+      rows_not_kept: number;
+      id: number;
+    }>`
+      select id, statement, statement_fingerprint, rows_kept, rows_not_kept from safe_run.ledger where operation = 'DELETE'`.execute(
+      ws.t.db,
+    );
+    expect(rows[0]).toMatchObject({ statement: null, rows_kept: 3, rows_not_kept: 5 });
+    expect(rows[0]!.statement_fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    expect(await keptRows(ws, rows[0]!.id)).toHaveLength(3);
+  });
+
+  it('DROP TABLE and DROP SCHEMA ... CASCADE are recorded by the event triggers, rows kept; unusual identifiers work', async () => {
+    await sql
+      .raw(
+        `
+      create schema "Odd Schema";
+      create table "Odd Schema"."Mixed ""Case"" T" (id int primary key, "Note Text" text);
+      insert into "Odd Schema"."Mixed ""Case"" T" select g, 'n' || g from generate_series(1, 5) g;
+      create table public."Archive" (id int);
+      insert into public."Archive" values (1), (2);`,
+      )
+      .execute(ws.t.db);
+    const install = await ws.cli(['protect', '"Odd Schema"."Mixed ""Case"" T"', 'public.Archive', 'users', '--keep-rows']);
+    expect(install.exitCode).toBe(0);
+
+    await writeAs(ws.t.url, 'oddity', [`update "Odd Schema"."Mixed ""Case"" T" set "Note Text" = 'changed' where id <= 2`]);
+    expect(await ledgerOf(ws, 'UPDATE', 'Mixed "Case" T')).toEqual([expect.objectContaining({ row_count: 2, rows_kept: 2 })]);
+
+    // A DROP TABLE that names users only in passing must not leave a DROP of users behind.
+    await writeAs(ws.t.url, 'migrate', ['DROP TABLE "Archive"']);
+    const [archive] = await ledgerOf(ws, 'DROP', 'Archive');
+    expect(archive).toMatchObject({ row_count: 2, rows_kept: 2 });
+    expect(await ledgerOf(ws, 'DROP', 'users')).toEqual([]);
+
+    await sql.raw('create table "Odd Schema"."Other ""One""" as select 1 as id').execute(ws.t.db);
+    expect((await ws.cli(['protect', '"Odd Schema"."Other ""One"""', '--keep-rows'])).exitCode).toBe(0);
+    await writeAs(ws.t.url, 'psql', ['DROP TABLE "Odd Schema"."Other ""One"""']);
+    expect(await ledgerOf(ws, 'DROP', 'Other "One"')).toEqual([expect.objectContaining({ row_count: 1, rows_kept: 1 })]);
+
+    await writeAs(ws.t.url, 'prisma-migrate-reset', ['DROP SCHEMA "Odd Schema" CASCADE']);
+    const [dropped] = await ledgerOf(ws, 'DROP', 'Mixed "Case" T');
+    expect(dropped).toMatchObject({ row_count: 5, rows_kept: 5 });
+    expect((await keptRows(ws, dropped!.id)).map((k) => k.row['Note Text']).sort()).toEqual(['changed', 'changed', 'n3', 'n4', 'n5']);
+    const { rows: schemaDrop } = await sql<{ object_identity: string }>`
+      select object_identity from safe_run.ledger where operation = 'DROP' and table_name is null`.execute(ws.t.db);
+    expect(schemaDrop.map((r) => r.object_identity)).toContain('"Odd Schema"');
+  });
+
+  it('records writes through a partitioned parent once, and direct writes to a partition too', async () => {
+    await sql
+      .raw(
+        `
+      create table ev (id int, at date) partition by range (at);
+      create table ev_1 partition of ev for values from ('2025-01-01') to ('2025-02-01');
+      create table ev_2 partition of ev for values from ('2025-02-01') to ('2025-03-01');`,
+      )
+      .execute(ws.t.db);
+    expect((await ws.cli(['protect', 'ev', '--keep-rows'])).exitCode).toBe(0);
+    await writeAs(ws.t.url, 'psql', [
+      "insert into ev values (1, '2025-01-05'), (2, '2025-02-05')",
+      "insert into ev_2 values (3, '2025-02-07')",
+    ]);
+    expect(await ledgerOf(ws, 'INSERT', 'ev')).toEqual([expect.objectContaining({ row_count: 2, rows_kept: 2 })]);
+    expect(await ledgerOf(ws, 'INSERT', 'ev_2')).toEqual([expect.objectContaining({ row_count: 1, rows_kept: 1 })]);
+    await writeAs(ws.t.url, 'psql', ['truncate ev']);
+    // The parent holds no rows of its own: each partition records what it lost.
+    expect(await ledgerOf(ws, 'TRUNCATE', 'ev')).toEqual([]);
+    expect((await ledgerOf(ws, 'TRUNCATE', 'ev_2'))[0]).toMatchObject({ row_count: 2, rows_kept: 2 });
+  });
+
+  it('--remove drops the triggers and keeps the recorded statements', async () => {
+    expect((await ws.cli(['protect', 'users'])).exitCode).toBe(0);
+    await writeAs(ws.t.url, 'psql', ["delete from users where email = 'free.user@example.com'"]);
+    const removed = await ws.cli(['protect', '--remove', '--json']);
+    expect(removed.exitCode).toBe(0);
+    expect(parseJson<ProtectResult>(removed).state.tables).toEqual([]);
+    const { rows } = await sql<{ n: number }>`
+      select (select count(*) from pg_trigger where tgname like 'safe_run_ledger%')::int
+           + (select count(*) from pg_event_trigger where evtname like 'safe_run_ledger%')::int as n`.execute(ws.t.db);
+    expect(rows[0]!.n).toBe(0);
+    expect(await ledgerOf(ws, 'DELETE', 'users')).toHaveLength(1);
+  });
+});

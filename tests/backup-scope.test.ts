@@ -28,6 +28,18 @@ describe('backupScope', () => {
     expect(await backupScope(t.db, ['models'], 'touched')).toEqual(['public.models']);
   });
 
+  it('guarded adds the critical tables and their cascade closure to the declared ones', async () => {
+    expect(await backupScope(t.db, ['public.oidc_models'], 'guarded', ['users'])).toEqual([
+      'public.credit_allocation',
+      'public.oidc_models',
+      'public.subscriptions',
+      'public.usage_events',
+      'public.users',
+    ]);
+    // touched ignores them: only what the script declares.
+    expect(await backupScope(t.db, ['public.oidc_models'], 'touched', ['users'])).toEqual(['public.oidc_models']);
+  });
+
   it('walks transitively, takes partitions along, and drops names that match no table', async () => {
     await sql`
       create table invoices (id int primary key, subscription_id uuid references subscriptions (id) on delete cascade);

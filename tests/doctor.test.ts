@@ -34,6 +34,7 @@ describe('safe-run doctor', () => {
     expect(report.checks.map((c) => c.name)).toEqual([
       'database',
       'server-version',
+      'createdb',
       'pg_dump',
       'pg_restore',
       'signing-key',
@@ -51,6 +52,7 @@ describe('safe-run doctor', () => {
     expect(check(report, 'script-role').hint).toContain('scriptRole');
     expect(check(report, 'pg_dump').detail).toMatch(/pg_dump \(version \d+/);
     expect(check(report, 'signing-key').detail).toContain('mode 0600');
+    expect(check(report, 'createdb')).toMatchObject({ ok: true, detail: expect.stringContaining('may create databases') });
     expect(result.stdout + result.stderr).not.toContain('n0t-shown');
 
     const text = await ws.cli(['doctor', '--db', url.href]);

@@ -50,9 +50,19 @@ describe('safe-run restore', () => {
       source: 'cleanup-invalid-sessions',
       mode: 'scratch',
       database: scratch,
-      tables: ['public.oidc_models'],
     });
+    // guarded scope: the script's critical users and its cascade children came along.
+    expect(restored.tables).toEqual(run.backup.tables);
+    expect(restored.tables).toEqual(expect.arrayContaining(['public.oidc_models', 'public.users']));
     expect(restored.counts['public.oidc_models']).toEqual({ restored: pre, pre, preKind: 'exact' });
+    // Hints safe to paste: the full connection of the database each one is for, no password,
+    // and rows go back only through --in-place (never a bare \copy into a table with rows).
+    const port = new URL(ws.t.url).port;
+    const next = restored.next.join('\n');
+    expect(next).toContain(`psql 'host=127.0.0.1 port=${port} user=postgres dbname=${scratch}'`);
+    expect(next).toContain(`dropdb --host=127.0.0.1 --port=${port} --username=postgres ${scratch}`);
+    expect(next).toContain(`safe-run restore ${run.runId} --in-place --table public.credit_allocation --table public.oidc_models`);
+    expect(next).not.toContain('\\copy');
 
     const db = createDb(withDatabase(serverUrl(), scratch));
     try {
@@ -74,9 +84,9 @@ describe('safe-run restore', () => {
   });
 
   it('refuses a --table that is not in the backup (exit 2) and an unknown run (exit 2)', async () => {
-    const table = await ws.cli(['restore', run.runId, '--table', 'users']);
+    const table = await ws.cli(['restore', run.runId, '--table', 'models']);
     expect(table.exitCode).toBe(2);
-    expect(table.stderr).toContain('public.users is not in the backup');
+    expect(table.stderr).toContain('public.models is not in the backup');
     expect((await ws.cli(['restore', 'ZZZZZZ'])).exitCode).toBe(2);
   });
 
@@ -92,7 +102,12 @@ describe('safe-run restore', () => {
     expect(refused.exitCode).toBe(2);
     expect(refused.stderr).toContain('public.oidc_models is not empty');
 
-    await sql`delete from oidc_models`.execute(ws.t.db);
+    // One session, its counters flushed at once: the restore's snapshot must already see this
+    // delete, or check would find it later as a change outside any run (idle backends flush after 10 s).
+    await ws.t.db.connection().execute(async (c) => {
+      await sql`delete from oidc_models`.execute(c);
+      await sql`select pg_stat_force_next_flush()`.execute(c);
+    });
     const result = await ws.cli(['restore', run.runId, '--table', 'oidc_models', '--into', ws.t.url, '--json']);
     expect(result.exitCode).toBe(0);
     expect(parseJson<RestoreResult>(result).mode).toBe('into');

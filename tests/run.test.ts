@@ -58,7 +58,14 @@ describe('safe-run <script>', () => {
     expect(json.counts.post['public.users']).toBe(8);
     expect(json.counts.post['public.oidc_models']).toBe(before.oidc_models! - EXPECTED_CLEANUP.deleted);
     expect(json.backup.status).toBe('verified');
-    expect(json.backup.tables).toEqual(['public.oidc_models']);
+    // guarded scope: the declared table, and the critical users with its cascade children.
+    expect(json.backup.tables).toEqual([
+      'public.credit_allocation',
+      'public.oidc_models',
+      'public.subscriptions',
+      'public.usage_events',
+      'public.users',
+    ]);
 
     const left = await sql<{ id: string }>`select id from oidc_models where kind = 'Session' order by id`.execute(ws.t.db);
     expect(left.rows.map((r) => r.id)).toEqual([
@@ -198,6 +205,8 @@ describe('safe-run <script>', () => {
     expect(json.changes['public.oidc_models']?.deleted).toBe(EXPECTED_CLEANUP.deleted);
     expect(json.counts.inTransaction['public.oidc_models']).toBe(before.oidc_models! - EXPECTED_CLEANUP.deleted);
     expect(await allCounts(ws)).toEqual(before);
+    // It commits nothing, so there is nothing a backup could be restored to before it.
+    expect(json.backup).toMatchObject({ status: 'skipped', path: null });
   });
 
   it('reports a script error with exit 1 and changes nothing', async () => {
@@ -232,7 +241,8 @@ describe('safe-run <script>', () => {
   });
 
   it('restores the backup to exactly the pre-snapshot counts', async () => {
-    const json = parseJson<RunResult>(await ws.cli(['cleanup-invalid-sessions', '--json']));
+    // touched: a plain pg_restore of the archive needs no table outside it (usage_events -> models).
+    const json = parseJson<RunResult>(await ws.cli(['cleanup-invalid-sessions', '--json', '--backup', 'touched']));
     const { execa } = await import('execa');
     const scratch = `${ws.t.name}_restore`;
     await sql`create database ${sql.id(scratch)}`.execute(ws.t.db);
@@ -438,7 +448,7 @@ describe('safe-run <script>', () => {
       .raw(
         `create role ${role} login; grant usage on schema public to ${role};
       grant select, insert, update, delete on all tables in schema public to ${role};
-      grant usage on all sequences in schema public to ${role}`,
+      grant usage, select on all sequences in schema public to ${role}`,
       )
       .execute(ws.t.db);
     const url = new URL(ws.t.url);

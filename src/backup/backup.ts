@@ -91,25 +91,23 @@ export function failedBackupRecord(scope: BackupScope, tables: readonly TableKey
   };
 }
 
+/** No archive was written: scope none, nothing in scope, or a dry run (it commits nothing to restore from). */
+export function skippedBackupRecord(scope: BackupScope, durationMs = 0): BackupRecord {
+  return { scope, status: 'skipped', path: null, format: null, sha256: null, bytes: 0, tables: [], pgDump: null, durationMs };
+}
+
 async function backup(options: BackupOptions): Promise<BackupRecord> {
   const started = performance.now();
   const skipped = (tables: readonly TableKey[]): BackupRecord => ({
-    scope: options.scope,
-    status: 'skipped',
-    path: null,
-    format: null,
-    sha256: null,
-    bytes: 0,
+    ...skippedBackupRecord(options.scope, Math.round(performance.now() - started)),
     tables,
-    pgDump: null,
-    durationMs: Math.round(performance.now() - started),
   });
   if (options.scope === 'none') return skipped([]);
 
   const pgDump = await resolvePgTool('pg_dump', options.serverMajor, options.pgBinDir);
   const pgRestore = await resolvePgTool('pg_restore', options.serverMajor, options.pgBinDir);
   const tables = await lookupBackupTables(options.db, options.snapshotId, options.scope === 'full' ? null : options.tables);
-  if (options.scope === 'touched') {
+  if (options.scope === 'touched' || options.scope === 'guarded') {
     // A table the caller put in scope and that is gone must fail loudly, not shrink the backup.
     const missing = options.tables.filter((key) => !tables.some((t) => t.key === key));
     if (missing.length) throw new Error(`no such table in the database: ${missing.join(', ')}`);

@@ -1,4 +1,6 @@
 import type { BackupRecord, PitrPostRecord, Snapshot } from '../records/index.js';
+import { skippedBackupRecord } from './backup.js';
+import type { BackupScope } from './scope.js';
 
 /**
  * How a guarded run keeps the state before its script: chosen once per run from
@@ -16,4 +18,15 @@ export interface BackupMode {
   discard(): Promise<void>;
   /** After COMMIT: confirmation that the committed state is recoverable (null when nothing to confirm). */
   afterCommit(commitLsn: string): Promise<PitrPostRecord | null>;
+}
+
+/** A dry run commits nothing, so there is no state it could ever need restoring to: no dump, no archive check. */
+export function dryRunMode(scope: BackupScope): BackupMode {
+  return {
+    beforeSnapshot: async () => {},
+    duringSnapshot: async () => {},
+    record: async () => skippedBackupRecord(scope),
+    discard: async () => {},
+    afterCommit: async () => null,
+  };
 }

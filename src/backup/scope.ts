@@ -3,7 +3,8 @@ import { readForeignKeys, userRelations } from '../db/catalog.js';
 import type { Db } from '../db/connection.js';
 import type { TableKey } from '../records/index.js';
 
-export type BackupScope = 'touched' | 'full' | 'none';
+export type BackupScope = 'guarded' | 'touched' | 'full' | 'none';
+export const BACKUP_SCOPES = ['guarded', 'touched', 'full', 'none'] as const;
 
 /**
  * The tables a run's backup must hold (SPEC step 5): the declared tables, and every table a
@@ -14,10 +15,19 @@ export type BackupScope = 'touched' | 'full' | 'none';
  * Declared names that match no table are left out: a script that declares `ddl` may create
  * the table it names, and there is nothing to back up yet.
  *
- * 'full' and 'none' return every user table and nothing, so callers can treat the three alike.
+ * 'guarded' (the default) also starts from the critical tables: the rows an operator needs back
+ * at 3 a.m. are the ones a run did not declare (`users` emptied by something else), and a
+ * wiped critical table takes its cascade children along, so their rows come too.
+ *
+ * 'full' and 'none' return every user table and nothing, so callers can treat them alike.
  * Three statements whatever the size of the schema; the closure is walked here.
  */
-export async function backupScope(db: Db, declared: readonly TableKey[], scope: BackupScope): Promise<TableKey[]> {
+export async function backupScope(
+  db: Db,
+  declared: readonly TableKey[],
+  scope: BackupScope,
+  critical: Iterable<TableKey> = [],
+): Promise<TableKey[]> {
   if (scope === 'none') return [];
   const existing = await readTableKeys(db);
   if (scope === 'full') return [...existing].sort();
@@ -32,7 +42,8 @@ export async function backupScope(db: Db, declared: readonly TableKey[], scope: 
   }
 
   const inScope = new Set<TableKey>();
-  const pending = declared.map((name) => normalizeKey(name, existing)).filter((key) => existing.has(key));
+  const seeds = scope === 'guarded' ? [...declared, ...critical] : declared;
+  const pending = seeds.map((name) => normalizeKey(name, existing)).filter((key) => existing.has(key));
   for (let key = pending.pop(); key !== undefined; key = pending.pop()) {
     if (inScope.has(key)) continue;
     inScope.add(key);

@@ -5,7 +5,7 @@ import { emit, loadContext, type GlobalArgs } from './context.js';
 
 export interface ListedScript {
   readonly name: string;
-  readonly kind: 'ts' | 'sql';
+  readonly kind: 'ts' | 'sql' | 'builtin';
   readonly path: string;
   readonly description: string;
   readonly touches: LoadedScript['touches'];

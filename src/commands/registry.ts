@@ -85,6 +85,26 @@ export const COMMANDS: readonly LazyCommand[] = [
     load: async () => (await import('./exec.js')).execCommand,
   },
   {
+    command: 'undo <run>',
+    describe: 'Put back what one committed run changed (deleted rows; with the ledger also updates and inserts)',
+    load: async () => (await import('./undo.js')).undoCommand,
+  },
+  {
+    command: 'recover',
+    describe: 'Put back rows the change ledger kept (--ledger ID, or --table T --since D)',
+    load: async () => (await import('./recover.js')).recoverCommand,
+  },
+  {
+    command: 'backups',
+    describe: 'List backups: run, script, time, size, verified or pruned, tables',
+    load: async () => (await import('./backups.js')).backupsCommand,
+  },
+  {
+    command: 'prune',
+    describe: 'Delete old backups (never the audit log, never the newest of each script or critical table)',
+    load: async () => (await import('./prune.js')).pruneCommand,
+  },
+  {
     command: 'protect [tables..]',
     describe: 'Record who writes to these tables (statement triggers, a ledger in schema safe_run); needs a superuser',
     load: async () => (await import('./protect.js')).protectCommand,

@@ -1,3 +1,4 @@
+import { BACKUP_SCOPES, type BackupScope } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../logger.js';
 import { withTarget } from '../db/target.js';
@@ -21,7 +22,7 @@ interface RunArgs extends GlobalArgs {
   readonly script: string;
   readonly 'dry-run'?: boolean;
   readonly reason?: string;
-  readonly backup?: 'touched' | 'full' | 'none';
+  readonly backup?: BackupScope;
   readonly yes?: boolean;
   readonly 'script-role'?: string;
   readonly '--'?: string[];
@@ -35,8 +36,8 @@ export const runCommand: CommandBody<RunArgs> = {
       .option('dry-run', { type: 'boolean', describe: 'Run everything, then always roll back' })
       .option('reason', { type: 'string', describe: 'Why this run happens (ticket, incident); recorded in the audit log' })
       .option('backup', {
-        choices: ['touched', 'full', 'none'] as const,
-        describe: 'Backup scope for this run (default: config backup.scope)',
+        choices: BACKUP_SCOPES,
+        describe: 'Backup scope for this run (default: config backup.scope, itself default guarded); a dry run takes none',
       })
       .option('yes', { type: 'boolean', describe: 'Confirm environments that require confirmation' })
       .option('script-role', {

@@ -89,15 +89,17 @@ function backupLines(r: RunRecord): string[] {
       `            restore: safe-run restore ${r.runId} --pitr --data-dir /var/tmp/pitr-${r.runId}`,
     ];
   const check = r.backupCheck;
-  const now = !check
-    ? ''
-    : !check.exists
-      ? '  MISSING NOW'
-      : check.sha256Matches === false
-        ? '  CHANGED SINCE (sha256 differs)'
-        : check.sha256Matches
-          ? '  sha256 still matches'
-          : '';
+  const now = r.pruned
+    ? `  PRUNED at ${r.pruned.ts} (signed prune entry #${r.pruned.seq})`
+    : !check
+      ? ''
+      : !check.exists
+        ? '  MISSING NOW'
+        : check.sha256Matches === false
+          ? '  CHANGED SINCE (sha256 differs)'
+          : check.sha256Matches
+            ? '  sha256 still matches'
+            : '';
   // The tables people want back are the ones the run changed.
   const restoreTable = Object.keys(r.changes).find((t) => b.tables.includes(t)) ?? b.tables[0];
   const tables =
@@ -106,7 +108,9 @@ function backupLines(r: RunRecord): string[] {
     `  backup    ${b.path}  verified at run time (pg_restore --list)${now}`,
     `            sha256 ${b.sha256}`,
     `            tables ${tables}`,
-    `            restore: ${restoreTable ? suggest('restore', r.runId, '--table', restoreTable) : suggest('restore', r.runId)}`,
+    r.pruned
+      ? '            restore: not from this run any more; `safe-run backups` lists the backups that are left'
+      : `            restore: ${restoreTable ? suggest('restore', r.runId, '--table', restoreTable) : suggest('restore', r.runId)}`,
   ];
 }
 

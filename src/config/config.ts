@@ -13,7 +13,8 @@ export interface Config {
   readonly signingKey: string;
   readonly criticalTables: Readonly<Record<TableKey, CriticalTableRule>>;
   readonly backup: {
-    readonly scope: 'touched' | 'full' | 'none';
+    /** guarded: declared + critical tables and their cascade closure (the default). */
+    readonly scope: 'guarded' | 'touched' | 'full' | 'none';
     readonly compress: number;
     readonly jobs: number;
     readonly lockWaitTimeoutMs: number;

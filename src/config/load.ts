@@ -121,7 +121,7 @@ function resolveConfig(raw: RawConfig, file: string | null, cwd: string, env: No
       ]),
     ),
     backup: {
-      scope: raw.backup?.scope ?? 'touched',
+      scope: raw.backup?.scope ?? 'guarded',
       compress: raw.backup?.compress ?? 6,
       jobs: raw.backup?.jobs ?? 1,
       lockWaitTimeoutMs: parseDurationMs(raw.backup?.lockWaitTimeout ?? '30s'),

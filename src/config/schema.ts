@@ -29,7 +29,7 @@ export const rawConfigSchema = z
       .optional(),
     backup: z
       .object({
-        scope: z.enum(['touched', 'full', 'none']).optional(),
+        scope: z.enum(['guarded', 'touched', 'full', 'none']).optional(),
         compress: z.number().int().min(0).max(9).optional(),
         jobs: z.number().int().min(1).max(64).optional(),
         lockWaitTimeout: duration.optional(),

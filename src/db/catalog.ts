@@ -206,6 +206,8 @@ export interface ForeignKey {
   readonly child: TableKey;
   readonly parent: TableKey;
   readonly onDelete: ForeignKeyDeleteAction;
+  /** The child's referencing columns, in key order. */
+  readonly childColumns: readonly string[];
 }
 
 /**
@@ -217,7 +219,10 @@ export async function readForeignKeys(db: Db): Promise<readonly ForeignKey[]> {
   const result = await sql<ForeignKey>`
     select cn.nspname || '.' || c.relname as child, pn.nspname || '.' || p.relname as parent,
            case k.confdeltype when 'c' then 'cascade' when 'n' then 'set null' when 'd' then 'set default'
-                              when 'r' then 'restrict' else 'no action' end as "onDelete"
+                              when 'r' then 'restrict' else 'no action' end as "onDelete",
+           (select pg_catalog.array_agg(a.attname::text order by c2.n)
+              from pg_catalog.unnest(k.conkey) with ordinality c2(attnum, n)
+              join pg_catalog.pg_attribute a on a.attrelid = k.conrelid and a.attnum = c2.attnum) as "childColumns"
       from pg_catalog.pg_constraint k
       join pg_catalog.pg_class c on c.oid = k.conrelid
       join pg_catalog.pg_namespace cn on cn.oid = c.relnamespace

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { resolvePgTool, type PgTool } from '../backup/pg-tools.js';
 import type { Config } from '../config/config.js';
 import type { Db } from '../db/connection.js';
@@ -6,7 +7,7 @@ import type { TargetHandle } from '../db/target.js';
 import { redactUrl } from '../db/url.js';
 import { ExitCode } from '../errors.js';
 import type { DatabaseIdentity } from '../records/index.js';
-import { fail, failFrom, pass, type DoctorCheck } from './check.js';
+import { fail, failFrom, pass, warn, type DoctorCheck } from './check.js';
 
 export interface DatabaseProbe {
   readonly checks: readonly DoctorCheck[];
@@ -27,6 +28,7 @@ export async function probeDatabase(target: TargetHandle): Promise<DatabaseProbe
       checks: [
         pass('database', `connected to ${redactUrl(url)} as ${identity.currentUser}`),
         pass('server-version', `PostgreSQL ${identity.serverVersion} (major ${serverMajor(identity)})`),
+        await checkCreatedb(db),
       ],
       db,
       identity,
@@ -34,6 +36,20 @@ export async function probeDatabase(target: TargetHandle): Promise<DatabaseProbe
   } catch (error) {
     return { checks: [failFrom('database', error, ExitCode.usage, CONNECT_HINT), notChecked('server-version')], db: null, identity: null };
   }
+}
+
+/** `safe-run restore <run>` creates a scratch database by default: the role needs CREATEDB for it. */
+async function checkCreatedb(db: Db): Promise<DoctorCheck> {
+  const { rows } = await sql<{ role: string; can: boolean }>`
+    select r.rolname as role, r.rolcreatedb or r.rolsuper as can
+      from pg_catalog.pg_roles r where r.rolname = current_user`.execute(db);
+  const row = rows[0];
+  if (row?.can) return pass('createdb', `${row.role} may create databases: \`safe-run restore <run>\` can make its scratch database`);
+  return warn(
+    'createdb',
+    `${row?.role ?? 'this role'} has no CREATEDB: \`safe-run restore <run>\` cannot create its scratch database`,
+    'ALTER ROLE <role> CREATEDB (as a superuser), or use `restore <run> --in-place --table T` or `--into URL`, which need none.',
+  );
 }
 
 function notChecked(name: string): DoctorCheck {

@@ -25,6 +25,7 @@ export function snapshotOf(entry: AuditRecord): Snapshot | null {
     case 'restore.pitr':
     case 'key.rotate':
     case 'key.add':
+    case 'prune':
     case 'ledger.seal':
     case 'ack':
       return null;

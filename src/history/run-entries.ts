@@ -21,6 +21,9 @@ export class RunEntriesCollector {
       return;
     }
     if (entry.kind === 'restore' && entry.body.runId.startsWith(this.prefix)) this.related.push({ named: entry.body.runId, entry });
+    if (entry.kind === 'prune') {
+      for (const p of entry.body.pruned) if (p.runId.startsWith(this.prefix)) this.related.push({ named: p.runId, entry });
+    }
   }
 
   /** The run's entries in log order, or a usage error naming the problem. */

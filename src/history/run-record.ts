@@ -49,6 +49,8 @@ export interface RunRecord {
   };
   readonly backup: BackupRecord | null;
   readonly backupCheck: BackupCheck | null;
+  /** The signed `prune` entry that deleted the backup, if one did. */
+  readonly pruned: { readonly ts: string; readonly seq: number } | null;
   /** Point-in-time recovery can stop at startLsn to land exactly before the run. */
   readonly wal: {
     readonly preSnapshotLsn: string | null;
@@ -112,6 +114,7 @@ export async function showRun(config: Config, runRef: string, target: TargetHand
     },
     backup,
     backupCheck: backup ? await checkBackupFile(config.evidenceDir, backup) : null,
+    pruned: related.filter((e) => e.kind === 'prune').map((e) => ({ ts: e.ts, seq: e.seq }))[0] ?? null,
     wal: {
       preSnapshotLsn: intent?.snapshot.walLsn ?? null,
       startLsn: outcome?.walLsnStart ?? null,

@@ -7,6 +7,7 @@ export * from './exec.js';
 export * from './restore.js';
 export * from './pitr.js';
 export * from './pitr-restore.js';
+export * from './prune.js';
 export * from './key.js';
 export * from './ledger.js';
 export * from './ack.js';

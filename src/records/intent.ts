@@ -11,7 +11,7 @@ export type Operator = z.infer<typeof OperatorSchema>;
 export const ScriptRecordSchema = z
   .object({
     name: z.string(),
-    kind: z.enum(['ts', 'sql']),
+    kind: z.enum(['ts', 'sql', 'builtin']),
     path: z.string(),
     sha256: z.string(),
     git: z.object({ commit: z.string(), dirty: z.boolean() }).readonly().nullable(),
@@ -26,7 +26,7 @@ export type ScriptRecord = z.infer<typeof ScriptRecordSchema>;
 
 export const BackupRecordSchema = z
   .object({
-    scope: z.enum(['touched', 'full', 'none']),
+    scope: z.enum(['guarded', 'touched', 'full', 'none']),
     status: z.enum(['verified', 'skipped', 'failed']),
     /** Relative to the evidence directory. */
     path: z.string().nullable(),

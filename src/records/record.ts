@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { AckBodySchema } from './ack.js';
 import { ExecIntentBodySchema, ExecOutcomeBodySchema } from './exec.js';
 import { KeyAddBodySchema, KeyRotateBodySchema } from './key.js';
+import { PruneBodySchema } from './prune.js';
 import { LedgerSealBodySchema } from './ledger.js';
 import { PitrRestoreBodySchema } from './pitr-restore.js';
 import { RestoreBodySchema } from './restore.js';
@@ -23,6 +24,7 @@ export const RECORD_SCHEMAS = {
   'exec.outcome': { 1: ExecOutcomeBodySchema },
   restore: { 1: RestoreBodySchema },
   'restore.pitr': { 1: PitrRestoreBodySchema },
+  prune: { 1: PruneBodySchema },
   'key.rotate': { 1: KeyRotateBodySchema },
   'key.add': { 1: KeyAddBodySchema },
   'ledger.seal': { 1: LedgerSealBodySchema },

@@ -1,5 +1,5 @@
 import { readEntries } from '../audit/read.js';
-import { usageError } from '../errors.js';
+import { ExitCode, SafeRunError, usageError } from '../errors.js';
 import type { BackupRecord, RecordOf, Snapshot } from '../records/index.js';
 
 /** A signed intent that promised a backup: a guarded run's, or a wrapped command's. */
@@ -14,6 +14,13 @@ export interface RestorableRun {
   readonly backup: BackupRecord;
   /** The pre-snapshot: the counts the backup holds. */
   readonly snapshot: Snapshot;
+  /** The signed `prune` entry that deleted its archive, if one did. */
+  readonly pruned: PrunedAt | null;
+}
+
+export interface PrunedAt {
+  readonly ts: string;
+  readonly seq: number;
 }
 
 /**
@@ -23,14 +30,24 @@ export interface RestorableRun {
 export async function findRestorableRun(evidenceDir: string, ref: string): Promise<RestorableRun> {
   const wanted = ref.trim().toUpperCase();
   if (!wanted) throw usageError('No run given.', 'Pass a run id or a prefix of one: `safe-run log` lists them.');
-  const matches: RestorableRun[] = [];
+  let matches: RestorableRun[] = [];
+  // Read to the end: a prune entry after the intent says the archive is gone, and when.
+  const pruned = new Map<string, PrunedAt>();
   for await (const entry of readEntries(evidenceDir)) {
+    if (entry.kind === 'prune') {
+      for (const p of entry.body.pruned) pruned.set(p.runId, { ts: entry.ts, seq: entry.seq });
+      continue;
+    }
     if ((entry.kind !== 'run.intent' && entry.kind !== 'exec.intent') || !entry.runId) continue;
     const id = entry.runId.toUpperCase();
-    if (id === wanted) return restorable(entry, entry.runId);
-    if (id.startsWith(wanted)) matches.push(restorable(entry, entry.runId));
+    if (id === wanted) matches = [restorable(entry, entry.runId)];
+    else if (id.startsWith(wanted) && !matches.some((m) => m.runId.toUpperCase() === wanted)) matches.push(restorable(entry, entry.runId));
   }
-  if (matches.length === 1) return matches[0]!;
+  matches = matches.map((m) => ({ ...m, pruned: pruned.get(m.runId) ?? null }));
+  if (matches.length === 1) {
+    assertNotPruned(matches[0]!);
+    return matches[0]!;
+  }
   if (matches.length === 0) {
     throw usageError(
       `No run ${ref} in ${evidenceDir}.`,
@@ -44,8 +61,18 @@ export async function findRestorableRun(evidenceDir: string, ref: string): Promi
   );
 }
 
+/** Exit 4, as for any missing backup, but saying when it went and which entry recorded it. */
+function assertNotPruned(run: RestorableRun): void {
+  if (!run.pruned) return;
+  throw new SafeRunError(
+    `The backup of run ${run.runId} was pruned at ${run.pruned.ts} (signed prune entry #${run.pruned.seq}); there is nothing to restore from.`,
+    ExitCode.backupFailed,
+    'Pick a later run that holds the table: `safe-run backups` lists the backups that are still there.',
+  );
+}
+
 function restorable(entry: RecordOf<'run.intent'> | RecordOf<'exec.intent'>, runId: string): RestorableRun {
-  const common = { runId, seq: entry.seq, hash: entry.hash, ts: entry.ts };
+  const common = { runId, seq: entry.seq, hash: entry.hash, ts: entry.ts, pruned: null };
   if (entry.kind === 'exec.intent') {
     const { body } = entry;
     return {

@@ -14,6 +14,8 @@ import { withAdvisoryLock } from '../db/lock.js';
 import { parseDatabaseUrl, redactUrl, withDatabase } from '../db/url.js';
 import type { Logger } from '../logger.js';
 import { readOperator } from '../run/operator.js';
+import { connectionOf, dropdbCommand, psqlCommand } from '../db/conninfo.js';
+import { suggest } from '../shell-quote.js';
 import { takeSnapshot } from '../snapshot/take.js';
 import type { RestoreBody, Snapshot, TableKey } from '../records/index.js';
 import { assertHasBackup, verifiedArchive, type VerifiedArchive } from './archive-check.js';
@@ -75,7 +77,28 @@ export async function restoreRun(config: Config, options: RestoreOptions, target
   };
   const entry = await audit.append('restore', body, { runId });
   const { snapshot: _omitted, ...summary } = body;
-  return { ...summary, entry: { seq: entry.seq, hash: entry.hash } };
+  return { ...summary, entry: { seq: entry.seq, hash: entry.hash }, next: nextSteps(runId, body, restored.url, serverUrl) };
+}
+
+/**
+ * Safe to paste: every command names its database in full; rows go back into the live tables
+ * only through `restore --in-place`, which skips keys that exist, never by a bare \copy that
+ * would stop on, or duplicate, the rows that are there.
+ */
+function nextSteps(runId: string, body: RestoreBody, restoredUrl: URL, liveUrl: URL): string[] {
+  const tables = body.tables.flatMap((t) => ['--table', t]);
+  if (body.mode === 'into') {
+    return [
+      `check the rows: ${psqlCommand(connectionOf(restoredUrl))}`,
+      '`safe-run check` then sees the restore as recorded, not as drift',
+    ];
+  }
+  const scratch = connectionOf(restoredUrl, body.database);
+  return [
+    `look at the rows: ${psqlCommand(scratch)}`,
+    `put missing rows back into ${connectionOf(liveUrl).dbname} (rows whose key exists now are skipped): ${suggest('restore', runId, '--in-place', ...tables)}`,
+    `drop the scratch database when done: ${dropdbCommand(scratch)}`,
+  ];
 }
 
 interface RestoreJob {
@@ -102,7 +125,7 @@ interface Restored {
 async function restoreIntoScratch(job: RestoreJob, admin: Db, serverUrl: URL, name: string): Promise<Restored> {
   const major = serverMajor(await readIdentity(admin, serverUrl));
   const url = new URL(withDatabase(serverUrl, name));
-  await createScratchDatabase(admin, name);
+  await createScratchDatabase(admin, name, serverUrl);
   try {
     return await withDatabaseAt(url, { applicationName: 'safe-run restore', maxConnections: 1 }, async (db) => {
       await restoreBackup({

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
+import { connectionOf, dropdbCommand, psqlCommand } from '../db/conninfo.js';
 import { usageError } from '../errors.js';
 
 /** PostgreSQL truncates identifiers to 63 bytes; a silently shortened name would not be the one we print. */
@@ -21,7 +22,8 @@ export function scratchDatabaseName(sourceDb: string, runId: string): string {
  * the archive). It must not exist yet: a restore never writes into a database it did not
  * create, unless the operator named it with --into.
  */
-export async function createScratchDatabase(admin: Db, name: string): Promise<void> {
+export async function createScratchDatabase(admin: Db, name: string, server: URL): Promise<void> {
+  const scratchExists = (n: string) => existsError(n, server);
   const existing = await admin.selectFrom('pg_catalog.pg_database').select('oid').where('datname', '=', name).executeTakeFirst();
   if (existing) throw scratchExists(name);
   try {
@@ -40,10 +42,11 @@ export async function createScratchDatabase(admin: Db, name: string): Promise<vo
   }
 }
 
-function scratchExists(name: string): Error {
+function existsError(name: string, server: URL): Error {
+  const scratch = connectionOf(server, name);
   return usageError(
     `The scratch database ${name} already exists (an earlier restore of this run?); not touching it.`,
-    `Look at it first, then drop it (\`dropdb ${name}\`) and run the restore again, or restore elsewhere with --into URL.`,
+    `Look at it first (${psqlCommand(scratch)}), then drop it (${dropdbCommand(scratch)}) and run the restore again, or restore elsewhere with --into URL.`,
   );
 }
 

@@ -12,4 +12,6 @@ export interface RestoreOptions {
 /** What `restore` returns and prints with --json: the entry body without the snapshot, plus where the entry is. */
 export interface RestoreResult extends Omit<RestoreBody, 'snapshot'> {
   readonly entry: { readonly seq: number; readonly hash: string };
+  /** What to do next, each command with the full connection it is meant for (db/conninfo.ts). */
+  readonly next: readonly string[];
 }

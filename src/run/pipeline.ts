@@ -4,10 +4,10 @@ import { ulid } from 'ulid';
 import os from 'node:os';
 import { databaseAnchor, openAuditLog, type AuditLog } from '../audit/log.js';
 import { warnSkipped } from '../audit/read.js';
-import type { BackupMode } from '../backup/mode.js';
+import { dryRunMode, type BackupMode } from '../backup/mode.js';
 import { pgDumpMode } from '../backup/pg-dump-mode.js';
 import { pgBackRestMode } from '../backup/pgbackrest-mode.js';
-import { backupScope } from '../backup/scope.js';
+import { backupScope, type BackupScope } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
 import { driftBeforeRun } from '../history/before-run.js';
 import { withClient, type Db, onlyRow } from '../db/connection.js';
@@ -47,7 +47,7 @@ export interface RunOptions {
   readonly args: readonly string[];
   readonly dryRun: boolean;
   readonly reason: string | null;
-  readonly backupScope?: 'touched' | 'full' | 'none';
+  readonly backupScope?: BackupScope;
   readonly yes?: boolean;
   /** Bars for the backup and the script's clock; a terminal's only (createProgress). */
   readonly progress?: Progress;
@@ -114,14 +114,16 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   const scope = ctx.options.backupScope ?? config.backup.scope;
   const closure = await backupScope(ctx.session, declared, 'touched');
   const cascadeFrom = Object.fromEntries(closure.filter((k) => !declared.includes(k)).map((k) => [k, declared.join(', ')]));
-  const exactTables = new Set<TableKey>([...closure, ...criticalTableKeys(script, config), ...config.exactTables]);
+  const critical = criticalTableKeys(script, config);
+  const exactTables = new Set<TableKey>([...closure, ...critical, ...config.exactTables]);
+  const backupTables = scope === 'guarded' ? await backupScope(ctx.session, declared, 'guarded', critical) : closure;
   t = Date.now();
 
   // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot,
   // side by side. Exact counts only where they prove something: the declared tables, their
   // cascade closure and the critical tables; the rest come from the catalog and statistics.
   // pgbackrest mode dumps nothing: it checks the archive before and records positions after.
-  const backupMode = chooseBackupMode(ctx, scope, closure);
+  const backupMode = chooseBackupMode(ctx, scope, backupTables);
   await backupMode.beforeSnapshot();
   const beforeSnapshotMs = Date.now() - t;
   const { snapshot: pre } = await takeSnapshot(ctx.db, { url: ctx.url, exactTables, countConnections: 2 }, async (snapshotId) => {
@@ -247,8 +249,9 @@ async function flushOwnCounters(ctx: RunContext): Promise<void> {
 }
 
 /** backup.mode, chosen once per run: pg_dump of the scope (step 5), or pgBackRest's archive. */
-function chooseBackupMode(ctx: RunContext, scope: 'touched' | 'full' | 'none', closure: readonly TableKey[]): BackupMode {
+function chooseBackupMode(ctx: RunContext, scope: BackupScope, tables: readonly TableKey[]): BackupMode {
   const { config } = ctx;
+  if (ctx.options.dryRun) return dryRunMode(scope);
   if (config.backup.mode === 'pgbackrest' && config.backup.pgbackrest) {
     return pgBackRestMode({ config: config.backup.pgbackrest, session: ctx.session, identity: ctx.identity, url: ctx.url, log: ctx.log });
   }
@@ -256,7 +259,7 @@ function chooseBackupMode(ctx: RunContext, scope: 'touched' | 'full' | 'none', c
     db: ctx.db,
     url: ctx.url,
     scope,
-    tables: scope === 'full' ? [] : closure,
+    tables: scope === 'full' ? [] : tables,
     evidenceDir: config.evidenceDir,
     runId: ctx.runId,
     compress: config.backup.compress,

@@ -19,7 +19,8 @@ import { policyError, refusedStatements, splitStatements } from '../guard/statem
 export interface LoadedScript {
   readonly name: string;
   readonly description: string;
-  readonly kind: 'ts' | 'sql';
+  /** builtin: safe-run's own re-insert engine (restore --in-place, undo, recover). */
+  readonly kind: 'ts' | 'sql' | 'builtin';
   readonly path: string;
   readonly source: string;
   readonly sha256: string;

@@ -176,4 +176,29 @@ describe('recover and undo from the rows the real ledger triggers kept', () => {
     expect(result.tables['public.users']).toMatchObject({ deleted: 2 });
     expect(await rowsOf(ws.t.db, ['users'])).toEqual(before);
   }, 240_000);
+
+  it('recovers a protected table with an unusual name (schema with a space, quotes and upper case)', async () => {
+    await sql
+      .raw(
+        `create schema "Odd Schema";
+         create table "Odd Schema"."Mixed ""Case"" T" (id int primary key, "Note Text" text);
+         insert into "Odd Schema"."Mixed ""Case"" T" select g, 'n' || g from generate_series(1, 5) g;`,
+      )
+      .execute(ws.t.db);
+    const name = '"Odd Schema"."Mixed ""Case"" T"';
+    const read = async (): Promise<string[]> =>
+      (await sql<{ r: string }>`select to_jsonb(t)::text as r from ${sql.raw(name)} t order by id`.execute(ws.t.db)).rows.map((r) => r.r);
+    expect((await ws.cli(['protect', name, '--keep-rows'])).exitCode).toBe(0);
+    const before = await read();
+    const since = new Date(Date.now() - 60_000).toISOString();
+
+    await writeAs(ws.t.url, 'psql', [`delete from ${name} where id > 2`]);
+    expect(await read()).toHaveLength(2);
+
+    const back = await ws.cli(['recover', '--table', name, '--since', since, '--json']);
+    expect(back.stderr).not.toMatch(/\n\s+at /);
+    expect(back.exitCode).toBe(0);
+    expect(Object.values(parseJson<RecoverResult>(back).tables)).toEqual([expect.objectContaining({ inserted: 3, skipped: 0 })]);
+    expect(await read()).toEqual(before);
+  }, 240_000);
 });

@@ -28,9 +28,7 @@ describe('CLI output against a real database', () => {
     const result = await ws.cli(['purge-sessions', '--dry-run', '--json']);
     expect(result.exitCode).toBe(0);
     expect(parseJson<{ status: string }>(result).status).toBe('dry-run');
-    expect(result.stderr).toMatch(
-      /^\d\d:\d\d:\d\d info {2}backup verified {2}path=backups\/\S+\.dump bytes=[\d.]+k?B tables=1 sha256=[0-9a-f]{64}$/m,
-    );
+    expect(result.stderr).toMatch(/^\d\d:\d\d:\d\d info {2}no backup for a dry run {2}scope=guarded$/m);
     expect(result.stderr).not.toContain('{"level"');
   });
 
@@ -47,8 +45,8 @@ describe('CLI output against a real database', () => {
       const lines = String(result.stderr)
         .trim()
         .split('\n')
-        .map((l) => JSON.parse(l) as { level: number; msg: string; tables?: number });
-      expect(lines).toContainEqual(expect.objectContaining({ level: 30, msg: 'backup verified', tables: 1 }));
+        .map((l) => JSON.parse(l) as { level: number; msg: string; scope?: string });
+      expect(lines).toContainEqual(expect.objectContaining({ level: 30, msg: 'no backup for a dry run', scope: 'guarded' }));
     }
   });
 

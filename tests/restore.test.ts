@@ -59,7 +59,7 @@ describe('safe-run restore', () => {
     // and rows go back only through --in-place (never a bare \copy into a table with rows).
     const port = new URL(ws.t.url).port;
     const next = restored.next.join('\n');
-    expect(next).toContain(`psql 'host=127.0.0.1 port=${port} user=postgres dbname=${scratch}'`);
+    expect(next).toContain(`psql "host=127.0.0.1 port=${port} user=postgres dbname=${scratch}"`);
     expect(next).toContain(`dropdb --host=127.0.0.1 --port=${port} --username=postgres ${scratch}`);
     expect(next).toContain(`safe-run restore ${run.runId} --in-place --table public.credit_allocation --table public.oidc_models`);
     expect(next).not.toContain('\\copy');

@@ -1,6 +1,7 @@
 import type { BackupRecord, PitrPostRecord, Snapshot } from '../records/index.js';
 import { skippedBackupRecord } from './backup.js';
 import type { BackupScope } from './scope.js';
+import type { Logger } from '../logger.js';
 
 /**
  * How a guarded run keeps the state before its script: chosen once per run from
@@ -21,11 +22,14 @@ export interface BackupMode {
 }
 
 /** A dry run commits nothing, so there is no state it could ever need restoring to: no dump, no archive check. */
-export function dryRunMode(scope: BackupScope): BackupMode {
+export function dryRunMode(scope: BackupScope, log: Logger): BackupMode {
   return {
     beforeSnapshot: async () => {},
     duringSnapshot: async () => {},
-    record: async () => skippedBackupRecord(scope),
+    record: async () => {
+      log.info('no backup for a dry run', { scope });
+      return skippedBackupRecord(scope);
+    },
     discard: async () => {},
     afterCommit: async () => null,
   };

@@ -251,7 +251,7 @@ async function flushOwnCounters(ctx: RunContext): Promise<void> {
 /** backup.mode, chosen once per run: pg_dump of the scope (step 5), or pgBackRest's archive. */
 function chooseBackupMode(ctx: RunContext, scope: BackupScope, tables: readonly TableKey[]): BackupMode {
   const { config } = ctx;
-  if (ctx.options.dryRun) return dryRunMode(scope);
+  if (ctx.options.dryRun) return dryRunMode(scope, ctx.log);
   if (config.backup.mode === 'pgbackrest' && config.backup.pgbackrest) {
     return pgBackRestMode({ config: config.backup.pgbackrest, session: ctx.session, identity: ctx.identity, url: ctx.url, log: ctx.log });
   }

@@ -45,7 +45,7 @@ export const COMMANDS: readonly LazyCommand[] = [
   },
   {
     command: 'snapshot',
-    describe: 'Record a signed snapshot of every table (for cron: narrows drift windows)',
+    describe: 'Record a signed snapshot: critical and exactTables counted, the rest estimated (for cron: narrows drift windows)',
     load: async () => (await import('./snapshot.js')).snapshotCommand,
   },
   {
@@ -76,7 +76,7 @@ export const COMMANDS: readonly LazyCommand[] = [
   },
   {
     command: 'restore <run>',
-    describe: "Restore data from a run's backup into a new scratch database (or --into an existing one)",
+    describe: "Restore a run's backup: into a new scratch database, --into an empty one, --in-place into the live tables, or --pitr",
     load: async () => (await import('./restore.js')).restoreCommand,
   },
   {

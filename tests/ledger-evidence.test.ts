@@ -46,6 +46,8 @@ describe('the change ledger in the evidence', () => {
     const outcome = entries(ws).find((e) => e.kind === 'run.outcome')!.body as RunOutcomeBody;
     expect(outcome.ledger).toEqual({ statements: expect.any(Number), keptRows: deleted, disagreements: [] });
     expect(outcome.ledger!.statements).toBeGreaterThan(0);
+    const shown = await ws.cli(['show', cleanup.runId]);
+    expect(shown.stdout).toMatch(/ledger {4}\d+ statement\(s\), \d+ row\(s\) kept; agrees with the measured changes/);
 
     // The run's statements were sealed after its commit; blame gives the change to the run, not to a session.
     const seal = entries(ws)

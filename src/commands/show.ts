@@ -39,6 +39,7 @@ function renderRun(r: RunRecord): string {
     lines.push(
       `  other sessions during the run: ${t} inserted ${c.inserted}, updated ${c.updated}, deleted ${c.deleted} (from statistics; late writes may be missing)`,
     );
+  lines.push(...ledgerLines(r));
   for (const v of r.violations) lines.push(`  violation ${violationSubject(v)}: ${v.rule}: ${v.detail}`);
   if (r.error) lines.push(`  error     ${r.error.message}${r.error.code ? ` (${r.error.code})` : ''}`);
   for (const d of r.drift) lines.push(`  drift before the run: ${d.kind}${d.table ? ` ${d.table}` : ''}: ${d.detail}`);
@@ -51,6 +52,21 @@ function renderRun(r: RunRecord): string {
   for (const e of r.entries) lines.push(`    #${e.seq} ${e.kind.padEnd(17)} ${e.ts}  ${e.hash}`);
   for (const e of r.related) lines.push(`    #${e.seq} ${e.kind.padEnd(17)} ${e.ts}  ${e.hash}  (refers to this run)`);
   return lines.join('\n');
+}
+
+/**
+ * The change ledger is the second witness of what the run did: its statements, counted by the
+ * triggers, must match the changes the run measured. A disagreement is shown, never smoothed over.
+ */
+function ledgerLines(r: RunRecord): string[] {
+  const ledger = r.outcome?.ledger;
+  if (!ledger) return [];
+  if (!ledger.disagreements.length)
+    return [`  ledger    ${ledger.statements} statement(s), ${ledger.keptRows} row(s) kept; agrees with the measured changes`];
+  return [
+    `  ledger    ${ledger.statements} statement(s) DISAGREE with the measured changes:`,
+    ...ledger.disagreements.map((d) => `            ${d.table}: ${d.detail}`),
+  ];
 }
 
 /** Every table the run changed, plus the critical and declared ones: those are the ones people ask about. */

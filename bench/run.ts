@@ -72,7 +72,7 @@ async function main(): Promise<number> {
     // Figures left out with --only are not failures; figures that could not be measured are.
     return figures.missing.size > 0 ? 1 : 0;
   } finally {
-    ws.remove();
+    await ws.remove();
     if (!args.reuse) {
       for (const name of Object.values(NAMES)) await dropBenchDatabase(server.url, name).catch(() => {});
     }

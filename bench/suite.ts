@@ -196,7 +196,7 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
     const t: RunTemplate = template;
     await fenced(ctx, ['verify_entries_per_s'], 'verify a 100,000-entry log', async () => {
       const { ws, result } = await measureVerify(t, 100_000, Math.min(args.rounds, 3), ctx.demoUrl);
-      ws.remove();
+      await ws.remove();
       figures.set('verify_entries_per_s', result.entriesPerS);
       verifyRss = result.cli.exitCode === 0 ? result.cli.peakRssMb : null;
       details.verify = { ...result, cli: { exitCode: result.cli.exitCode, wallMs: result.cli.wallMs, peakRssMb: result.cli.peakRssMb } };

@@ -2,9 +2,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
 import { generateSigningKey } from '../src/audit/keys.js';
 import type { Config } from '../src/config/config.js';
 import { loadConfig } from '../src/config/load.js';
+import { createDb } from '../src/db/connection.js';
+import { errorCode } from '../src/errors.js';
 
 /**
  * A temp directory per bench run holding the evidence, the signing key and a config, so
@@ -35,7 +38,8 @@ export interface Workspace {
   /** The environment a CLI child needs: the key and the database, nothing from the operator's setup. */
   env(url: string): Record<string, string>;
   config(url: string, overrides?: Record<string, unknown>): Promise<Config>;
-  remove(): void;
+  /** Deletes the directory and the anchors its log left in the databases it was used on. */
+  remove(): Promise<void>;
 }
 
 export async function createWorkspace(name: string): Promise<Workspace> {
@@ -60,16 +64,43 @@ export async function createWorkspace(name: string): Promise<Workspace> {
       ),
     );
   write({});
+  const used = new Set<string>();
+  const use = (url: string): string => {
+    used.add(url);
+    return url;
+  };
   return {
     dir,
     evidenceDir,
     signingKey,
     configFile,
-    env: (url) => ({ DATABASE_URL: url, SAFE_RUN_SIGNING_KEY: signingKey, SAFE_RUN_EVIDENCE_DIR: evidenceDir }),
+    env: (url) => ({ DATABASE_URL: use(url), SAFE_RUN_SIGNING_KEY: signingKey, SAFE_RUN_EVIDENCE_DIR: evidenceDir }),
     config: async (url, overrides = {}) => {
       write(overrides);
-      return loadConfig({ configPath: configFile, db: url, cwd: dir, env: {} });
+      return loadConfig({ configPath: configFile, db: use(url), cwd: dir, env: {} });
     },
-    remove: () => rmSync(dir, { recursive: true, force: true }),
+    remove: async () => {
+      for (const url of used) await forgetAnchors(url, dir);
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
+}
+
+/**
+ * Each workspace keeps its own log, but a database anchors the one log written to it
+ * (anchor identity): a later workspace on the same bench database would be refused as
+ * "not where that log is kept". Forgetting this workspace's anchors when it goes lets the
+ * next one start a log of its own, as an operator would after `safe-run init` elsewhere.
+ */
+async function forgetAnchors(url: string, dir: string): Promise<void> {
+  const db = createDb(url);
+  try {
+    await sql`
+      delete from safe_run.chain_head where position(${dir} in evidence_dir) > 0
+    `.execute(db);
+  } catch (error) {
+    if (errorCode(error) !== '42P01') throw error; // no safe_run schema yet: nothing anchored
+  } finally {
+    await db.destroy();
+  }
 }

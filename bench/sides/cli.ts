@@ -174,7 +174,7 @@ export async function compareGuardCliWithManual(bench: BenchDatabase, rounds: nu
     return { safeRun: a!, manual: b!, tables: plan.scope, deletedPerRun: plan.deletedPerRun, lastRunTimingsMs: last };
   } finally {
     await db.destroy();
-    ws.remove();
+    await ws.remove();
   }
 }
 
@@ -222,6 +222,6 @@ export async function compareSnapshotCliWithPsql(bench: BenchDatabase, rounds: n
     return { safeRun: a!, psql: b!, tables: rows.length, countedExactly: counted };
   } finally {
     await db.destroy();
-    ws.remove();
+    await ws.remove();
   }
 }

@@ -33,7 +33,7 @@ export async function recordTemplate(demoUrl: string): Promise<RunTemplate> {
       throw new Error(`template run ended ${result.status}: ${JSON.stringify(result.error ?? result.violations)}`);
     return await readRunTemplate(ws.evidenceDir);
   } finally {
-    ws.remove();
+    await ws.remove();
   }
 }
 
@@ -131,6 +131,6 @@ export async function measureBlame(template: RunTemplate, runs: number, rounds: 
     }
     return { runs, entries, bytes, samples, medianMs: median(samples.map((s) => s.wallMs)), changes, cliStartupMs: median(startup) };
   } finally {
-    ws.remove();
+    await ws.remove();
   }
 }

@@ -155,7 +155,7 @@ export async function measureLedger(demoUrl: string, rounds: number, quick: bool
     };
   } finally {
     await db.destroy();
-    ws.remove();
+    await ws.remove();
     const admin = createDb(demoUrl, { maxConnections: 1 });
     await sql`drop database if exists ${sql.id(DB_NAME)} with (force)`.execute(admin).catch(() => {});
     await admin.destroy();

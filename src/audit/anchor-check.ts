@@ -7,6 +7,7 @@ import { databaseAnchor, evidenceDirIdentity, type AnchoredLog, type ChainAnchor
 import { parseEntryLine } from './entry.js';
 import { readFirstLine, readLastLine } from './jsonl.js';
 import { auditLogPath } from './read.js';
+import { evidenceStore, type EvidenceStore } from './store.js';
 import type { VerifyProblem } from './types.js';
 
 /**
@@ -91,6 +92,8 @@ export async function standAgainstAnchor(
   log: Logger,
   configSearch: string = '',
 ): Promise<AnchorStanding> {
+  const store = evidenceStore(evidenceDir);
+  if (store.kind !== 'file') return standInStore(store, configSearch);
   const file = auditLogPath(evidenceDir);
   const ends = await readLogEnds(file);
   let anchored: readonly AnchoredLog[] = [];
@@ -123,6 +126,21 @@ export async function standAgainstAnchor(
     log.info(`This log was last written at ${mine.evidenceDir}; reading it at ${here}`, { logId: short(mine.logId) });
   }
   return { status: 'ok', anchored };
+}
+
+/**
+ * A shared store is its own anchor (verify holds the chain to its head); what is left to say
+ * here is only whether there is any evidence for this database at all.
+ */
+async function standInStore(store: EvidenceStore, configSearch: string): Promise<AnchorStanding> {
+  if (await store.logId()) return { status: 'ok', anchored: [] };
+  return {
+    status: 'nothing',
+    error: usageError(
+      `No evidence for this database in ${store.where}: there is nothing to read.${configSearch}`,
+      'Check that --db (or DATABASE_URL) names the database you mean; a guarded run or `safe-run snapshot` starts its chain, and `safe-run evidence import` loads an existing audit.jsonl.',
+    ),
+  };
 }
 
 /** The shared setup step of the evidence commands: throws exit 5 (log behind its anchor) or exit 2 (nothing at all). */

@@ -2,10 +2,9 @@ import { createPublicKey } from 'node:crypto';
 import { ExitCode, SafeRunError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { MalformedEntryError, parseEntryLine, signEntry } from './entry.js';
-import { appendLineDurably, readLastLine } from './jsonl.js';
-import { publishPublicKey, type SigningKey } from './keys.js';
-import { withAuditLock } from './lock.js';
-import { auditLogPath } from './read.js';
+import { readLastLine } from './jsonl.js';
+import type { SigningKey } from './keys.js';
+import { evidenceStore } from './store.js';
 import { GENESIS_PREV, type AuditEntry, type EntryKind } from './types.js';
 import type { KeyRotateBody, RecordBody } from '../records/index.js';
 
@@ -26,31 +25,32 @@ export interface AppendRequest<K extends EntryKind> {
 }
 
 /**
- * appendSignedEntry: under the lock, read the head (last line only), sign the next entry
- * and write it durably. Only this function writes to audit.jsonl.
+ * appendSignedEntry: with other writers shut out by the store (the lock file, or the chain
+ * head's row lock), read the head, sign the next entry and write it durably. Only this
+ * function writes entries.
  */
 export async function appendSignedEntry<K extends EntryKind>(request: AppendRequest<K>): Promise<AuditEntry<RecordBody<K>>> {
-  const file = auditLogPath(request.evidenceDir);
-  return withAuditLock(file, request.log, async () => {
-    const { head, size } = await readHead(file);
-    const key = await request.chooseKey(head ? activeKeyId(head) : null);
-    // The genesis key is the one whose public key is in keys/ when entry 1 is written.
-    if (!head) await publishPublicKey(request.evidenceDir, createPublicKey(key.privateKey));
-    const { entry, line } = signEntry(
-      {
-        seq: head ? head.seq + 1 : 1,
-        prev: head ? head.hash : GENESIS_PREV,
-        kind: request.kind,
-        body: request.body,
-        runId: request.runId,
-        ts: nextTs(head),
-      },
-      key,
-    );
-    await appendLineDurably(file, line, size);
-    await request.afterWrite?.(entry);
-    return entry;
-  });
+  const store = evidenceStore(request.evidenceDir);
+  return store.append(
+    async (head, now) => {
+      const key = await request.chooseKey(head ? activeKeyId(head) : null);
+      // The genesis key is the one whose public key is published when entry 1 is written.
+      if (!head) await store.publishKey(createPublicKey(key.privateKey));
+      return signEntry(
+        {
+          seq: head ? head.seq + 1 : 1,
+          prev: head ? head.hash : GENESIS_PREV,
+          kind: request.kind,
+          body: request.body,
+          runId: request.runId,
+          ts: nextTs(head, now),
+        },
+        key,
+      );
+    },
+    request.log,
+    request.afterWrite,
+  );
 }
 
 /** The entry the next one links to, or null for a new log. Refuses to build on a damaged tail. */
@@ -77,9 +77,11 @@ export async function readHead(file: string): Promise<{ head: AuditEntry | null;
   }
 }
 
-/** Now, or the head's ts when the clock went back (verify fails a log whose time goes backwards). */
-function nextTs(head: AuditEntry | null): string {
-  const now = new Date();
+/**
+ * The store's now (this host's clock for the file, the evidence database's for a shared
+ * store), or the head's ts when that clock went back (verify fails a log whose time goes backwards).
+ */
+function nextTs(head: AuditEntry | null, now: Date): string {
   const last = head ? Date.parse(head.ts) : Number.NaN;
   return !Number.isNaN(last) && last > now.getTime() ? head!.ts : now.toISOString();
 }

@@ -4,13 +4,12 @@ import { usageError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { evidenceDirIdentity, type ChainAnchor } from './anchor.js';
 import { assertWritableAgainstAnchor } from './anchor-check.js';
-import { activeKeyId, appendSignedEntry, readHead } from './append.js';
-import { parseEntryLine } from './entry.js';
-import { auditFailure, readFirstLine } from './jsonl.js';
+import { activeKeyId, appendSignedEntry } from './append.js';
+import { auditFailure } from './jsonl.js';
 import { EVIDENCE_DIR_MODE } from './modes.js';
 import { loadSigningKey, type SigningKey } from './keys.js';
-import { auditLogPath } from './read.js';
 import { activeSigners } from './signers.js';
+import { evidenceStore } from './store.js';
 import { configuredWitnesses, notifyWitnesses, witnessedHead, type Witness } from './witness.js';
 import type { RecordBody } from '../records/index.js';
 import type { AuditEntry, EntryKind } from './types.js';
@@ -40,16 +39,19 @@ export interface OpenAuditLogOptions {
 export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditLog> {
   const { evidenceDir, signingKeyPath } = options;
   const log = options.log ?? silentLogger;
-  const file = auditLogPath(evidenceDir);
+  const store = evidenceStore(evidenceDir);
+  const file = store.where;
   let key = await loadSigningKey({ signingKeyPath, evidenceDir });
+  // A shared store's chain head is the anchor (in its own database, beyond a DROP DATABASE of the target).
+  const targetAnchor = store.kind === 'file' ? (options.anchor ?? null) : null;
   // Before anything is created: a fork of the database's log must not even leave a directory behind.
-  if (options.anchor) await assertWritableAgainstAnchor(evidenceDir, options.anchor, log);
+  if (targetAnchor) await assertWritableAgainstAnchor(evidenceDir, targetAnchor, log);
   try {
     await mkdir(evidenceDir, { recursive: true, mode: EVIDENCE_DIR_MODE });
   } catch (error) {
     throw auditFailure(`Cannot create the evidence directory ${evidenceDir}`, error);
   }
-  const { head } = await readHead(file);
+  const head = await store.head();
   // A second host's key (introduced by key.add) signs beside the head's signer.
   const coSigns = async (k: SigningKey): Promise<boolean> => (await activeSigners(evidenceDir)).has(k.keyId);
   if (head && activeKeyId(head) !== key.keyId && !(await coSigns(key))) assertKeyMatches(key, activeKeyId(head), file);
@@ -65,7 +67,7 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
   };
 
   let logId: string | null = head?.seq === 1 ? head.hash : null;
-  let anchor = options.anchor ?? null;
+  let anchor = targetAnchor;
   const witnesses = options.witnesses ?? configuredWitnesses(evidenceDir);
 
   // One process may append from several places at once; keep its own appends in order too.
@@ -87,7 +89,7 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
         else anchor = null;
       }
       if (witnesses.length) {
-        logId ??= entry.seq === 1 ? entry.hash : await readLogId(file);
+        logId ??= entry.seq === 1 ? entry.hash : await readLogId(evidenceDir);
         await notifyWitnesses(evidenceDir, witnesses, witnessedHead(logId, entry), log);
       }
       return entry;
@@ -115,8 +117,10 @@ export async function recordChainHead(
   logId: string | null,
   log: Logger,
 ): Promise<string | null> {
+  // A shared store keeps the chain head itself, where a DROP DATABASE of the target cannot reach.
+  if (evidenceStore(path.dirname(file)).kind !== 'file') return logId;
   try {
-    const id = entry.seq === 1 ? entry.hash : (logId ?? (await readLogId(file)));
+    const id = entry.seq === 1 ? entry.hash : (logId ?? (await readLogId(path.dirname(file))));
     await anchor.record(id, entry.seq, entry.hash, { keyId: entry.keyId, evidenceDir: evidenceDirIdentity(path.dirname(file)) });
     return id;
   } catch (error) {
@@ -128,8 +132,9 @@ export async function recordChainHead(
   }
 }
 
-async function readLogId(file: string): Promise<string> {
-  const first = await readFirstLine(file);
-  if (!first) throw new Error(`${file} is empty`);
-  return parseEntryLine(first).hash;
+async function readLogId(evidenceDir: string): Promise<string> {
+  const store = evidenceStore(evidenceDir);
+  const id = await store.logId();
+  if (!id) throw new Error(`${store.where} is empty`);
+  return id;
 }

@@ -4,6 +4,7 @@ import { parseEntryLine } from './entry.js';
 import { auditFailure, openAuditFile } from './jsonl.js';
 import type { Logger } from '../logger.js';
 import { parseRecord, type AuditRecord } from '../records/index.js';
+import { evidenceStore } from './store.js';
 import type { AuditEntry } from './types.js';
 
 export function auditLogPath(evidenceDir: string): string {
@@ -104,18 +105,19 @@ export async function* readLinesBackward(file: string): AsyncGenerator<string> {
 
 /** Envelopes newest first (see readLinesBackward); same checks as readRawEntries. */
 export async function* readRawEntriesBackward(evidenceDir: string): AsyncGenerator<AuditEntry> {
-  const file = auditLogPath(evidenceDir);
-  for await (const text of readLinesBackward(file)) yield parseOrFail(file, text, 'near the end');
+  const store = evidenceStore(evidenceDir);
+  for await (const text of store.readLinesBackward()) yield parseOrFail(store.where, text, 'near the end');
 }
 
 /**
- * Every entry of audit.jsonl in file order, body not yet read: for what works on the chain
+ * Every entry of the evidence store (audit.jsonl, or the target's chain in an evidence
+ * database) in chain order, body not yet read: for what works on the chain
  * itself (hashes, keys, witnesses), where an entry counts whatever its body says. It checks
  * shape, not signatures (that is `verifyLog`): a line that is not an entry stops the read.
  */
-export async function* readRawEntries(evidenceDir: string): AsyncGenerator<AuditEntry> {
-  const file = auditLogPath(evidenceDir);
-  for await (const raw of readLines(file)) yield parseOrFail(file, raw.text, `line ${raw.line}`);
+export async function* readRawEntries(evidenceDir: string, options?: { readonly keysOnly?: boolean }): AsyncGenerator<AuditEntry> {
+  const store = evidenceStore(evidenceDir);
+  for await (const raw of store.readLines(options)) yield parseOrFail(store.where, raw.text, `line ${raw.line}`);
 }
 
 /** An entry a typed reader passed over: its body is not what its kind says, or its kind is newer than this safe-run. */

@@ -9,7 +9,7 @@ import { readRawEntries } from './read.js';
  */
 export async function activeSigners(evidenceDir: string): Promise<ReadonlySet<string>> {
   const active = new Set<string>();
-  for await (const entry of readRawEntries(evidenceDir)) {
+  for await (const entry of readRawEntries(evidenceDir, { keysOnly: true })) {
     if (entry.seq === 1) active.add(entry.keyId);
     // A key entry whose body does not parse introduces nothing (verify reports it as bad-body).
     const parsed = parseRecord(entry);

@@ -3,9 +3,8 @@ import { errorMessage } from '../errors.js';
 import type { ChainAnchor } from './anchor.js';
 import { checkEntryHash, MalformedEntryError, parseEntryLine, signatureValid } from './entry.js';
 import { INTRODUCING_KINDS, Keyring } from './keyring.js';
-import { loadPublicKeys } from './keys.js';
 import { parseRecord } from '../records/index.js';
-import { auditLogPath, readLines } from './read.js';
+import { evidenceStore, type EvidenceStore } from './store.js';
 import { anchoredKeys, keyTrust, untrustedSigners, type KeyPins } from './trust.js';
 import { GENESIS_PREV, type AuditEntry, type ChainHead, type VerifyProblem, type VerifyResult } from './types.js';
 
@@ -23,6 +22,8 @@ export interface VerifyOptions {
   readonly signatures?: 'every' | 'head';
   /** Config `trustedKeys`: key fingerprints pinned outside the evidence directory (see trust.ts). */
   readonly trustedKeys?: readonly string[];
+  /** Default: the store configured for evidenceDir. `evidence import` verifies a file elsewhere. */
+  readonly store?: EvidenceStore;
 }
 
 /**
@@ -32,8 +33,10 @@ export interface VerifyOptions {
  * It stops at the first bad entry; everything after it is untrusted anyway.
  */
 export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
-  const file = auditLogPath(options.evidenceDir);
-  const published = await loadPublicKeys(options.evidenceDir);
+  const store = options.store ?? evidenceStore(options.evidenceDir);
+  const published = await store.publishedKeys();
+  // A shared store holds its own chain head: a cut tail shows against it as against the target's anchor.
+  const chainAnchor = store.anchor() ?? options.anchor;
   const warnings: string[] = [...published.problems];
   const keys = new Keyring(published.keys);
   let head: ChainHead | null = null;
@@ -62,7 +65,7 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
     warnings,
   });
 
-  for await (const raw of readLines(file)) {
+  for await (const raw of store.readLines()) {
     lines = raw.line;
     const expectedSeq = entries + 1;
     const bad = (reason: VerifyProblem['reason'], detail: string, seq = expectedSeq) => result({ seq, line: raw.line, reason, detail });
@@ -112,7 +115,7 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
     if (entry.seq === 1) {
       logId = entry.hash;
       genesis = { keyId: entry.keyId, line: raw.line };
-      anchor = await readAnchor(options.anchor, logId, warnings);
+      anchor = await readAnchor(chainAnchor, logId, warnings);
       if (anchor) heads.unshift({ what: 'the database anchor', head: anchor });
     }
     for (const { what, head: pinned } of heads) {
@@ -149,11 +152,11 @@ export async function verifyLog(options: VerifyOptions): Promise<VerifyResult> {
       });
     }
   }
-  pins = { ...pins, anchorKeys: await anchoredKeys(options.anchor, logId, options.evidenceDir, warnings) };
+  pins = { ...pins, anchorKeys: await anchoredKeys(chainAnchor, logId, options.evidenceDir, warnings) };
   const untrusted = untrustedSigners(pins, keys.signers, genesis);
   if (untrusted) return result(untrusted);
-  if (options.anchor && !anchor && !warnings.some((w) => w.startsWith('Could not read'))) {
-    warnings.push(...(await unanchoredWarnings(options.anchor, logId)));
+  if (chainAnchor && !anchor && !warnings.some((w) => w.startsWith('Could not read'))) {
+    warnings.push(...(await unanchoredWarnings(chainAnchor, logId)));
   }
   return result();
 }

@@ -115,6 +115,11 @@ export const COMMANDS: readonly LazyCommand[] = [
     load: async () => (await import('./ack.js')).ackCommand,
   },
   {
+    command: 'evidence <action> [file]',
+    describe: "Move this database's chain out of the shared evidence store (export) or an audit.jsonl into it (import)",
+    load: async () => (await import('./evidence.js')).evidenceCommand,
+  },
+  {
     command: 'init',
     describe: 'Write safe-run.config.json here, create the evidence directory and signing key, then run doctor',
     load: async () => (await import('./init.js')).initCommand,

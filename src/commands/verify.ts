@@ -1,7 +1,8 @@
 import type { CommandBody } from './registry.js';
 import type { Argv } from 'yargs';
 import { standAgainstAnchor, whereConfigWasSought, withConfigAnchor } from '../audit/anchor-check.js';
-import { auditLogPath, warnSkipped } from '../audit/read.js';
+import { warnSkipped } from '../audit/read.js';
+import { evidenceStore } from '../audit/store.js';
 import type { ChainHead, VerifyProblem, VerifyResult } from '../audit/types.js';
 import { readIdentity } from '../db/identity.js';
 import { findLedgerTampering } from '../ledger/findings.js';
@@ -44,7 +45,7 @@ export async function verifyAudit(
         ? await checkWitnessFile(options.witness, config.evidenceDir, result.logId, result.head)
         : null;
     const firstBad = behind ?? witnessed ?? result.firstBad ?? (result.ok ? await ledgerProblem(config, target, log) : undefined);
-    return { ...result, ok: !firstBad, ...(firstBad ? { firstBad } : {}), path: auditLogPath(config.evidenceDir) };
+    return { ...result, ok: !firstBad, ...(firstBad ? { firstBad } : {}), path: evidenceStore(config.evidenceDir).where };
   });
 }
 

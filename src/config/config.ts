@@ -35,6 +35,8 @@ export interface Config {
   readonly scriptUser: string;
   readonly trustedKeys: readonly string[];
   readonly witness: readonly { readonly command: string; readonly required: boolean }[];
+  /** "file": audit.jsonl in evidenceDir; otherwise the URL of the shared evidence database (may hold a password: never log it raw). */
+  readonly evidenceStore: string;
   readonly protect: { readonly tables: readonly TableKey[]; readonly keepRows: readonly TableKey[] };
   readonly ledger: { readonly statementText: 'text' | 'fingerprint'; readonly keepRowsMax: number };
   readonly environments: Readonly<

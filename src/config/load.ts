@@ -138,6 +138,7 @@ function resolveConfig(raw: RawConfig, file: string | null, cwd: string, env: No
     scriptUser: raw.scriptUser ?? 'nobody',
     trustedKeys: raw.trustedKeys ?? [],
     witness: (raw.witness ?? []).map((w) => ({ command: w.command, required: w.required ?? false })),
+    evidenceStore: env.SAFE_RUN_EVIDENCE_STORE || raw.evidence?.store || 'file',
     protect: { tables: (raw.protect?.tables ?? []).map(tableKey), keepRows: (raw.protect?.keepRows ?? []).map(tableKey) },
     ledger: {
       statementText: raw.ledger?.statementText === 'fingerprint' ? 'fingerprint' : 'text',

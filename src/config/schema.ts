@@ -83,6 +83,17 @@ export const rawConfigSchema = z
       .object({ statementText: z.enum(['text', 'full', 'fingerprint']).optional(), keepRowsMax: z.number().int().min(0).optional() })
       .strict()
       .optional(),
+    // Where the signed chain lives: "file" (audit.jsonl in evidenceDir) or the URL of a dedicated
+    // evidence database shared by every host (env SAFE_RUN_EVIDENCE_STORE overrides).
+    evidence: z
+      .object({
+        store: z
+          .string()
+          .refine((v) => v === 'file' || /^postgres(ql)?:\/\//.test(v), 'expected "file" or a postgres:// URL of an evidence database')
+          .optional(),
+      })
+      .strict()
+      .optional(),
     environments: z
       .record(
         z.string(),

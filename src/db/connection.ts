@@ -16,6 +16,8 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 export interface DbOptions {
   readonly applicationName?: string;
   readonly maxConnections?: number;
+  /** Idle connections do not keep the process alive (a pool no command closes, e.g. the evidence store's). */
+  readonly allowExitOnIdle?: boolean;
 }
 
 /**
@@ -33,6 +35,7 @@ export function createDb<DB = Database>(url: URL | string, options: DbOptions = 
     max: options.maxConnections ?? 4,
     application_name: options.applicationName ?? 'safe-run',
     connectionTimeoutMillis: 10_000,
+    allowExitOnIdle: options.allowExitOnIdle ?? false,
   });
   // A client that loses its server (killed backend, restart) emits 'error'; unhandled, that
   // kills the process. The query in flight rejects anyway, and that is where it is reported.

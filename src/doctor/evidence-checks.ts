@@ -3,7 +3,7 @@ import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { databaseAnchor } from '../audit/anchor.js';
 import { auditFailure } from '../audit/jsonl.js';
-import { auditLogPath } from '../audit/read.js';
+import { evidenceStore } from '../audit/store.js';
 import type { VerifyResult } from '../audit/types.js';
 import { verifyLog } from '../audit/verify.js';
 import type { Db } from '../db/connection.js';
@@ -27,8 +27,9 @@ export async function checkEvidenceDir(evidenceDir: string): Promise<DoctorCheck
 
 /** verifyLog against the chain head anchored in the database when the database answered. */
 export async function checkAuditLog(evidenceDir: string, db: Db | null): Promise<DoctorCheck> {
-  const file = auditLogPath(evidenceDir);
-  if (!existsSync(file)) return pass('audit-log', `${file}: no entries yet`);
+  const store = evidenceStore(evidenceDir);
+  const file = store.where;
+  if (store.kind === 'file' && !existsSync(file)) return pass('audit-log', `${file}: no entries yet`);
   let result: VerifyResult;
   try {
     result = await verifyLog({ evidenceDir, anchor: db ? databaseAnchor(db) : null });

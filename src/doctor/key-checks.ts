@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
-import { activeKeyId, readHead } from '../audit/append.js';
+import { activeKeyId } from '../audit/append.js';
 import { keysDir, loadPublicKeys, loadSigningKey, publicKeyPath, type SigningKey } from '../audit/keys.js';
-import { auditLogPath } from '../audit/read.js';
+import { evidenceStore } from '../audit/store.js';
 import type { Config } from '../config/config.js';
 import { ExitCode } from '../errors.js';
 import { fail, failFrom, pass, type DoctorCheck } from './check.js';
@@ -28,7 +28,7 @@ export async function checkSigningKey(config: Config): Promise<DoctorCheck[]> {
     checks.push(
       fail(
         'signing-key',
-        `${key.path} is key ${key.keyId}, but ${auditLogPath(config.evidenceDir)} is signed with key ${active} now; a run would refuse to append.`,
+        `${key.path} is key ${key.keyId}, but ${evidenceStore(config.evidenceDir).where} is signed with key ${active} now; a run would refuse to append.`,
         `Point SAFE_RUN_SIGNING_KEY (or "signingKey") at the private key of ${active}, or rotate with \`safe-run keygen --rotate\` using that key.`,
         ExitCode.usage,
       ),
@@ -43,7 +43,7 @@ export async function checkSigningKey(config: Config): Promise<DoctorCheck[]> {
 /** The key the next entry must be signed with, or null for a log with no entries yet. */
 async function logsActiveKey(evidenceDir: string): Promise<string | null> {
   try {
-    const { head } = await readHead(auditLogPath(evidenceDir));
+    const head = await evidenceStore(evidenceDir).head();
     return head ? activeKeyId(head) : null;
   } catch {
     // A damaged tail is the audit-log check's finding; it is not a key problem.

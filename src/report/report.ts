@@ -1,4 +1,4 @@
-import { auditLogPath } from '../audit/read.js';
+import { evidenceStore } from '../audit/store.js';
 import type { Config } from '../config/config.js';
 import type { TargetHandle } from '../db/target.js';
 import { SafeRunError } from '../errors.js';
@@ -40,7 +40,7 @@ const RUN_ID_LIKE = /^[0-9A-HJKMNP-TV-Z]{4,26}$/;
 export async function buildReport(config: Config, options: ReportOptions, target: TargetHandle, log: Logger): Promise<ReportResult> {
   const { subject, format } = options;
   const generatedAt = new Date().toISOString();
-  const logFile = auditLogPath(config.evidenceDir);
+  const logFile = evidenceStore(config.evidenceDir).where;
   const render = format === 'html' ? renderHtml : renderMarkdown;
   // Started first: it is the slowest part and runs beside the analysis.
   const verifying = verifyInWorker(config.evidenceDir, options.live ? config.databaseUrl : null);

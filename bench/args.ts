@@ -13,7 +13,7 @@ export interface BenchArgs {
   readonly quick: boolean;
   /** Keep the bench databases and reuse them next time when their sizes match (with DATABASE_URL). */
   readonly reuse: boolean;
-  /** Only these comparisons (snapshot, growth, cli, guard, ipc, backup, parallel, verify, blame, rss, startup, pitr). */
+  /** Only these comparisons (snapshot, growth, cli, guard, ipc, backup, parallel, verify, blame, rss, startup, pitr, store). */
   readonly only: ReadonlySet<string> | null;
 }
 
@@ -31,10 +31,11 @@ export const COMPARISONS = [
   'startup',
   'ledger',
   'pitr',
+  'store',
 ] as const;
 
 const USAGE =
-  'usage: bench [--quick] [--tables N] [--rows N] [--rounds N] [--backup-rounds N] [--json] [--reuse] [--only snapshot,growth,cli,guard,ipc,backup,parallel,verify,blame,rss,startup,ledger,pitr]';
+  'usage: bench [--quick] [--tables N] [--rows N] [--rounds N] [--backup-rounds N] [--json] [--reuse] [--only snapshot,growth,cli,guard,ipc,backup,parallel,verify,blame,rss,startup,ledger,pitr,store]';
 
 export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   const quick = argv.includes('--quick');

@@ -30,6 +30,9 @@ export const FIGURES = {
   blame_with_ledger_10k_statements_ms: { target: '<= 2000', pass: (v: number) => v <= 2000, unit: 'ms' },
   pitr_backup_overhead_ms: { target: '<= 1500', pass: (v: number) => v <= 1500, unit: 'ms' },
   pitr_vs_full_dump_time_ratio: { target: '<= 0.1', pass: (v: number) => v <= 0.1, unit: 'x' },
+  // The shared evidence store (bench/sides/store.ts): one host, then 8 processes on 8 chains at once.
+  evidence_store_append_per_s: { target: '>= 500', pass: (v: number) => v >= 500, unit: '/s' },
+  evidence_store_8_hosts_append_per_s: { target: '(none)', pass: null, unit: '/s' },
 } as const;
 
 export type FigureName = keyof typeof FIGURES;

@@ -13,6 +13,7 @@ import { measureLedger } from './sides/ledger.js';
 import { compareGuardWithBare, reseedSessions } from './sides/guard.js';
 import { compareChildWithInProcess } from './sides/ipc.js';
 import { comparePitrWithFullDump } from './sides/pitr.js';
+import { measureEvidenceStore } from './sides/store.js';
 import { compareGuardedChildWithInProcess } from './sides/ipc-guarded.js';
 import { cleanupSnapshotPlan, compareSnapshotGrowth, compareSnapshotWithNaive } from './sides/snapshot.js';
 import type { Workspace } from './workspace.js';
@@ -223,6 +224,29 @@ export async function runSuite(ctx: SuiteContext): Promise<void> {
   if (wants(args, 'rss')) await rssFigures(ctx, verifyRss);
   if (wants(args, 'ledger')) await ledgerFigures(ctx);
   if (wants(args, 'pitr')) await pitrFigures(ctx);
+  if (wants(args, 'store')) await storeFigures(ctx);
+}
+
+/** The shared evidence store against the file log, in the same rounds, then 8 processes at once. */
+async function storeFigures(ctx: SuiteContext): Promise<void> {
+  const names: FigureName[] = ['evidence_store_append_per_s', 'evidence_store_8_hosts_append_per_s'];
+  await fenced(ctx, names, 'evidence store: appends from one host, then from 8 processes', async () => {
+    const c = await measureEvidenceStore(ctx.demoUrl, ctx.args.rounds, ctx.args.quick);
+    if (!c.hosts.chainsVerified) throw new Error('the 8 chains written at once did not all verify');
+    ctx.figures.set('evidence_store_append_per_s', c.storeAppendPerS);
+    ctx.figures.set('evidence_store_8_hosts_append_per_s', c.hosts.entriesPerS);
+    const [file, store] = [c.sides.find((s) => s.name === 'file audit.jsonl')!, c.sides.find((s) => s.name === 'evidence store')!];
+    ctx.rows.push({
+      what: `${c.appendsPerRound} signed appends, one host`,
+      a: store.name,
+      aMs: store.medianMs,
+      b: file.name,
+      bMs: file.medianMs,
+      ratio: store.medianMs / file.medianMs,
+      ratioMeans: 'A/B, time',
+    });
+    ctx.details.evidenceStore = c;
+  });
 }
 
 /** In a cluster of its own that archives WAL (see sides/pitr.ts), with the same tables and rows. */

@@ -70,7 +70,11 @@ describe('a shared evidence store in PostgreSQL', () => {
       expect(readFileSync(out, 'utf8')).toBe(`${(await storedLines(store.db)).get(ws.t.name)!.join('\n')}\n`);
       expect((await cli(['evidence', 'export', '--out', out])).exitCode).toBe(2);
 
-      const offline = await cli(['verify', '--json'], { SAFE_RUN_EVIDENCE_STORE: 'file', SAFE_RUN_EVIDENCE_DIR: dir, DATABASE_URL: undefined });
+      const offline = await cli(['verify', '--json'], {
+        SAFE_RUN_EVIDENCE_STORE: 'file',
+        SAFE_RUN_EVIDENCE_DIR: dir,
+        DATABASE_URL: undefined,
+      });
       expect(parseJson<VerifyJson>(offline)).toMatchObject({ ok: true, entries: 4 });
 
       const intoOther = { SAFE_RUN_EVIDENCE_STORE: other.writerUrl };
@@ -110,9 +114,10 @@ describe('a shared evidence store in PostgreSQL', () => {
     } finally {
       await sql`update safe_run_evidence.entries set line = ${original} where seq = 3`.execute(store.db);
     }
-    const last = await sql<{ line: string; seq: number }>`select line, seq from safe_run_evidence.entries order by seq desc limit 1`.execute(
-      store.db,
-    );
+    const last = await sql<{
+      line: string;
+      seq: number;
+    }>`select line, seq from safe_run_evidence.entries order by seq desc limit 1`.execute(store.db);
     await sql`delete from safe_run_evidence.entries where seq = ${last.rows[0]!.seq}`.execute(store.db);
     try {
       const cut = await cli(['verify', '--json']);

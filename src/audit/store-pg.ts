@@ -280,7 +280,10 @@ async function refuseTargetItself(db: EvidenceDb, target: ChainTarget, where: st
  * revoked from ordinary roles; the target must grant it (the chain needs a stable key), the
  * evidence database need not (the own-database refusal is then skipped).
  */
-export async function readChainTarget(db: QueryExecutorProvider, options: { readonly optional?: boolean } = {}): Promise<ChainTarget | null> {
+export async function readChainTarget(
+  db: QueryExecutorProvider,
+  options: { readonly optional?: boolean } = {},
+): Promise<ChainTarget | null> {
   try {
     const { rows } = await sql<{ id: string; name: string }>`
       select system_identifier::text as id, pg_catalog.current_database() as name from pg_catalog.pg_control_system()`.execute(db);

@@ -25,31 +25,10 @@ export async function loadContext(argv: GlobalArgs): Promise<CommandContext> {
   return { config, log, json: argv.json === true };
 }
 
-/**
- * Config `evidence.store` is a URL: every reader and writer of this evidence directory uses
- * the target's chain in that evidence database. Nothing connects until evidence is touched;
- * the pool lets the process exit when idle, since no command owns its closing.
- */
+/** Config `evidence.store`: a shared store's modules load only when one is configured (start-up). */
 export async function useEvidenceStore(config: Config): Promise<void> {
   if (config.evidenceStore === 'file') return;
-  const [{ createDb }, { parseDatabaseUrl, redactUrl }, { withDatabaseAt }, { databaseStore, readChainTarget }, { configureEvidenceStore }] =
-    await Promise.all([
-      import('../db/connection.js'),
-      import('../db/url.js'),
-      import('../db/target.js'),
-      import('../audit/store-pg.js'),
-      import('../audit/store.js'),
-    ]);
-  const url = parseDatabaseUrl(config.evidenceStore);
-  const where = `evidence database ${redactUrl(url)}`;
-  const target = async () => {
-    const targetUrl = parseDatabaseUrl(config.databaseUrl);
-    const chain = await withDatabaseAt(targetUrl, { applicationName: 'safe-run', maxConnections: 1 }, (db) => readChainTarget(db));
-    if (!chain) throw new Error('pg_control_system() returned no row');
-    return chain;
-  };
-  const db = createDb<Record<string, never>>(url, { applicationName: 'safe-run evidence', maxConnections: 4, allowExitOnIdle: true });
-  configureEvidenceStore(config.evidenceDir, databaseStore({ db, where, target }));
+  (await import('../audit/store-config.js')).useEvidenceStore(config);
 }
 
 /**

@@ -122,9 +122,16 @@ interface EvidenceArgs extends GlobalArgs {
 export const evidenceCommand: CommandBody<EvidenceArgs> = {
   builder: (yargs: Argv<GlobalArgs>) =>
     yargs
-      .positional('action', { choices: ['export', 'import'] as const, demandOption: true, describe: 'export the chain to a file, or import a file into the store' })
+      .positional('action', {
+        choices: ['export', 'import'] as const,
+        demandOption: true,
+        describe: 'export the chain to a file, or import a file into the store',
+      })
       .positional('file', { type: 'string', describe: 'import: the audit.jsonl to load (its keys/ beside it)' })
-      .option('out', { type: 'string', describe: 'export: where to write audit.jsonl (default evidence-export/audit.jsonl; never overwritten)' })
+      .option('out', {
+        type: 'string',
+        describe: 'export: where to write audit.jsonl (default evidence-export/audit.jsonl; never overwritten)',
+      })
       .example('safe-run evidence export --out /tmp/ev/audit.jsonl', "this database's chain from the shared store, keys in /tmp/ev/keys")
       .example('SAFE_RUN_EVIDENCE_STORE=file SAFE_RUN_EVIDENCE_DIR=/tmp/ev safe-run verify', 'check that export with no store and no --db')
       .example('safe-run evidence import snapshots/audit.jsonl', "load this host's old file log as the database's chain (verified first)"),

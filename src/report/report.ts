@@ -43,7 +43,7 @@ export async function buildReport(config: Config, options: ReportOptions, target
   const logFile = evidenceStore(config.evidenceDir).where;
   const render = format === 'html' ? renderHtml : renderMarkdown;
   // Started first: it is the slowest part and runs beside the analysis.
-  const verifying = verifyInWorker(config.evidenceDir, options.live ? config.databaseUrl : null);
+  const verifying = verifyInWorker(config.evidenceDir, options.live ? config.databaseUrl : null, config);
   try {
     const record = RUN_ID_LIKE.test(subject) ? await showRun(config, subject, target, log).catch(notARun) : null;
     if (record) {

@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import type { Config } from '../config/config.js';
 import type { VerificationOutcome } from './evidence.js';
 
 /**
@@ -13,8 +14,13 @@ export interface RunningVerification {
   cancel(): void;
 }
 
-export function verifyInWorker(evidenceDir: string, databaseUrl: string | null): RunningVerification {
-  const worker = new Worker(new URL('./verify-worker.js', import.meta.url), { workerData: { evidenceDir, databaseUrl } });
+export function verifyInWorker(
+  evidenceDir: string,
+  databaseUrl: string | null,
+  store: Pick<Config, 'evidenceStore' | 'databaseUrl'> = { evidenceStore: 'file', databaseUrl: null },
+): RunningVerification {
+  const workerData = { evidenceDir, databaseUrl, evidenceStore: store.evidenceStore, targetUrl: store.databaseUrl };
+  const worker = new Worker(new URL('./verify-worker.js', import.meta.url), { workerData });
   const outcome = new Promise<VerificationOutcome>((resolve) => {
     let settled = false;
     const settle = (outcome: VerificationOutcome): void => {

@@ -1,0 +1,25 @@
+import type { Config } from '../config/config.js';
+import { createDb } from '../db/connection.js';
+import { withDatabaseAt } from '../db/target.js';
+import { parseDatabaseUrl, redactUrl } from '../db/url.js';
+import { configureEvidenceStore } from './store.js';
+import { databaseStore, readChainTarget } from './store-pg.js';
+
+/**
+ * Config `evidence.store` turned into the evidence directory's store, once per process (the
+ * command layer's loadContext, and a thread of its own such as the report's verify worker).
+ * The one place the evidence database's pool is made: nothing connects until evidence is
+ * touched, and the pool lets the process exit when idle, since no command owns its closing.
+ */
+export function useEvidenceStore(config: Pick<Config, 'evidenceStore' | 'evidenceDir' | 'databaseUrl'>): void {
+  if (config.evidenceStore === 'file') return configureEvidenceStore(config.evidenceDir, null);
+  const url = parseDatabaseUrl(config.evidenceStore);
+  const target = async () => {
+    const targetUrl = parseDatabaseUrl(config.databaseUrl);
+    const chain = await withDatabaseAt(targetUrl, { applicationName: 'safe-run', maxConnections: 1 }, (db) => readChainTarget(db));
+    if (!chain) throw new Error('pg_control_system() returned no row');
+    return chain;
+  };
+  const db = createDb<Record<string, never>>(url, { applicationName: 'safe-run evidence', maxConnections: 4, allowExitOnIdle: true });
+  configureEvidenceStore(config.evidenceDir, databaseStore({ db, where: `evidence database ${redactUrl(url)}`, target }));
+}

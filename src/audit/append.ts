@@ -34,9 +34,7 @@ export async function appendSignedEntry<K extends EntryKind>(request: AppendRequ
   return store.append(
     async (head, now) => {
       const key = await request.chooseKey(head ? activeKeyId(head) : null);
-      // The genesis key is the one whose public key is published when entry 1 is written.
-      if (!head) await store.publishKey(createPublicKey(key.privateKey));
-      return signEntry(
+      const signed = signEntry(
         {
           seq: head ? head.seq + 1 : 1,
           prev: head ? head.hash : GENESIS_PREV,
@@ -47,6 +45,8 @@ export async function appendSignedEntry<K extends EntryKind>(request: AppendRequ
         },
         key,
       );
+      // The genesis key is the one whose public key is published with entry 1.
+      return head ? signed : { ...signed, genesisKey: createPublicKey(key.privateKey) };
     },
     request.log,
     request.afterWrite,

@@ -153,16 +153,22 @@ export function databaseStore(options: DatabaseStoreOptions): DatabaseEvidenceSt
         const id = await ensureChain();
         return db.transaction().execute(async (trx) => {
           await sql`select pg_catalog.set_config('lock_timeout', ${HEAD_LOCK_TIMEOUT}, true)`.execute(trx);
+          // Lock first, then read the head in a statement of its own: a join locked FOR UPDATE would,
+          // after waiting for another host's append, re-check the moved chain row against the
+          // entry row it read before the wait (PostgreSQL's EvalPlanQual), and miss the new head.
+          const locked = await sql<{ seq: number }>`
+            select seq from safe_run_evidence.chains where chain_id = ${id} for update`.execute(trx);
+          if (!locked.rows[0]) throw new Error('the chain row is missing');
           const { rows } = await sql<{ seq: number; line: string | null; now: Date }>`
             select c.seq, e.line, pg_catalog.clock_timestamp() as now
               from safe_run_evidence.chains c
               left join safe_run_evidence.entries e on e.chain_id = c.chain_id and e.seq = c.seq
-             where c.chain_id = ${id}
-               for update of c`.execute(trx);
+             where c.chain_id = ${id}`.execute(trx);
           const row = rows[0];
           if (!row) throw new Error('the chain row is missing');
           const head = Number(row.seq) > 0 ? headOf(row.line, Number(row.seq), where) : null;
-          const { entry, line } = await sign(head, row.now);
+          const { entry, line, genesisKey } = await sign(head, row.now);
+          if (genesisKey) await insertKey(trx, genesisKey);
           await sql`
             with added as (
               insert into safe_run_evidence.entries (chain_id, seq, ts, kind, run_id, key_id, hash, line)
@@ -176,13 +182,6 @@ export function databaseStore(options: DatabaseStoreOptions): DatabaseEvidenceSt
           return entry;
         });
       }),
-    publishKey: (publicKey) =>
-      guarded('Cannot write a public key to', async () => {
-        await prepare();
-        const pem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
-        await sql`insert into safe_run_evidence.keys (key_id, public_key) values (${keyIdOf(publicKey)}, ${pem})
-                  on conflict do nothing`.execute(db);
-      }),
     publishedKeys: () =>
       guarded('Cannot read the public keys of', async () => {
         await prepare();
@@ -194,11 +193,7 @@ export function databaseStore(options: DatabaseStoreOptions): DatabaseEvidenceSt
     importLines: (lines, keys) =>
       guarded('Cannot import into', async () => {
         const id = await ensureChain();
-        for (const key of keys) {
-          const pem = key.export({ format: 'pem', type: 'spki' }).toString();
-          await sql`insert into safe_run_evidence.keys (key_id, public_key) values (${keyIdOf(key)}, ${pem})
-                    on conflict do nothing`.execute(db);
-        }
+        for (const key of keys) await insertKey(db, key);
         return db.transaction().execute(async (trx) => {
           const { rows } = await sql<{ seq: number }>`
             select seq from safe_run_evidence.chains where chain_id = ${id} for update`.execute(trx);
@@ -226,6 +221,11 @@ export function databaseStore(options: DatabaseStoreOptions): DatabaseEvidenceSt
         });
       }),
   };
+}
+
+async function insertKey(db: EvidenceDb, key: KeyObject): Promise<void> {
+  const pem = key.export({ format: 'pem', type: 'spki' }).toString();
+  await sql`insert into safe_run_evidence.keys (key_id, public_key) values (${keyIdOf(key)}, ${pem}) on conflict do nothing`.execute(db);
 }
 
 /** The head row's line, parsed; a missing or damaged head is refused like a damaged file tail. */

@@ -14,6 +14,8 @@ import type { AuditEntry } from './types.js';
 export interface SignedLine<B> {
   readonly entry: AuditEntry<B>;
   readonly line: string;
+  /** Entry 1's signer: the store publishes it with the entry, so verify can start the chain. */
+  readonly genesisKey?: KeyObject;
 }
 
 /**
@@ -46,8 +48,7 @@ export interface EvidenceStore {
     log: Logger,
     afterWrite?: (entry: AuditEntry<B>) => Promise<void>,
   ): Promise<AuditEntry<B>>;
-  /** Makes a public key available to verify (keys/ beside the file, or the store's key table). */
-  publishKey(publicKey: KeyObject): Promise<void>;
+  /** The keys published with entry 1 of a chain (keys/ beside the file, or the store's key table). */
   publishedKeys(): Promise<PublicKeySet>;
   /** A database store's own chain head, which verify holds the chain to; null for the file. */
   anchor(): ChainAnchor | null;
@@ -68,12 +69,12 @@ export function fileStore(evidenceDir: string, file: string = auditLogPath(evide
     append: (sign, log, afterWrite) =>
       withAuditLock(file, log, async () => {
         const { head, size } = await readHead(file);
-        const { entry, line } = await sign(head, new Date());
+        const { entry, line, genesisKey } = await sign(head, new Date());
+        if (genesisKey) await publishPublicKey(evidenceDir, genesisKey);
         await appendLineDurably(file, line, size);
         await afterWrite?.(entry);
         return entry;
       }),
-    publishKey: async (publicKey) => void (await publishPublicKey(evidenceDir, publicKey)),
     publishedKeys: () => loadPublicKeys(evidenceDir),
     anchor: () => null,
   };

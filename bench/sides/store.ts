@@ -53,7 +53,7 @@ export async function measureEvidenceStore(demoUrl: string, rounds: number, quic
     const open = (c: typeof fileConfig): Promise<AuditLog> =>
       openAuditLog({ evidenceDir: c.evidenceDir, signingKeyPath: c.signingKey, anchor: databaseAnchor(live.db) });
     const [fileLog, storeLog] = [await open(fileConfig), await open(storeConfig)];
-    const appends = quick ? 100 : 500;
+    const appends = quick ? 200 : 500;
     const side = (name: string, audit: AuditLog) => ({
       name,
       run: async () => {
@@ -67,7 +67,7 @@ export async function measureEvidenceStore(demoUrl: string, rounds: number, quic
       label: `${appends} appends`,
     });
     const perS = (name: string): number => appends / (sides.find((s) => s.name === name)!.medianMs / 1000);
-    const hosts = await measureHosts(storeUrl, storeWs.dir, storeWs.signingKey, snapshot, quick ? 50 : 200);
+    const hosts = await measureHosts(storeUrl, storeWs.dir, storeWs.signingKey, snapshot, quick ? 100 : 200);
     return {
       appendsPerRound: appends,
       sides,

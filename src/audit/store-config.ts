@@ -20,6 +20,17 @@ export function useEvidenceStore(config: Pick<Config, 'evidenceStore' | 'evidenc
     if (!chain) throw new Error('pg_control_system() returned no row');
     return chain;
   };
-  const db = createDb<Record<string, never>>(url, { applicationName: 'safe-run evidence', maxConnections: 4, allowExitOnIdle: true });
+  const db = createDb<Record<string, never>>(withSessionDefaults(url), { applicationName: 'safe-run evidence', maxConnections: 4, allowExitOnIdle: true });
   configureEvidenceStore(config.evidenceDir, databaseStore({ db, where: `evidence database ${redactUrl(url)}`, target }));
+}
+
+/**
+ * A writer stuck while holding a chain head must not hang every host behind it forever; set
+ * on the session (libpq `options`) rather than per append, which would cost a round trip each.
+ */
+function withSessionDefaults(url: URL): URL {
+  const copy = new URL(url.href);
+  const options = copy.searchParams.get('options') ?? '';
+  if (!/lock_timeout/.test(options)) copy.searchParams.set('options', `${options} -c lock_timeout=30s`.trim());
+  return copy;
 }

@@ -32,8 +32,6 @@ export interface DatabaseEvidenceStore extends EvidenceStore {
 }
 
 const PAGE = 1000;
-// A writer stuck while holding the chain head must not hang every host behind it forever.
-const HEAD_LOCK_TIMEOUT = '30s';
 
 /**
  * One chain per target database in `safe_run_evidence` (store-schema.ts). The chain head row
@@ -152,7 +150,6 @@ export function databaseStore(options: DatabaseStoreOptions): DatabaseEvidenceSt
       guarded('Cannot append to', async () => {
         const id = await ensureChain();
         return db.transaction().execute(async (trx) => {
-          await sql`select pg_catalog.set_config('lock_timeout', ${HEAD_LOCK_TIMEOUT}, true)`.execute(trx);
           // Lock first, then read the head in a statement of its own: a join locked FOR UPDATE would,
           // after waiting for another host's append, re-check the moved chain row against the
           // entry row it read before the wait (PostgreSQL's EvalPlanQual), and miss the new head.

@@ -20,7 +20,11 @@ export function useEvidenceStore(config: Pick<Config, 'evidenceStore' | 'evidenc
     if (!chain) throw new Error('pg_control_system() returned no row');
     return chain;
   };
-  const db = createDb<Record<string, never>>(withSessionDefaults(url), { applicationName: 'safe-run evidence', maxConnections: 4, allowExitOnIdle: true });
+  const db = createDb<Record<string, never>>(withSessionDefaults(url), {
+    applicationName: 'safe-run evidence',
+    maxConnections: 4,
+    allowExitOnIdle: true,
+  });
   configureEvidenceStore(config.evidenceDir, databaseStore({ db, where: `evidence database ${redactUrl(url)}`, target }));
 }
 

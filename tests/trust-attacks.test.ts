@@ -229,8 +229,8 @@ describe('attacks on the guard', () => {
         await sql`create function public.rewind_anchor() returns void language sql as 'update safe_run.chain_head set seq = seq - 1'`.execute(
           ws.t.db,
         );
-        ws.writeScript('evidence.ts', tsScript('evidence', send(statement)));
-        await expectRolledBack('evidence', rule);
+        ws.writeScript('anchor-writer.ts', tsScript('anchor-writer', send(statement)));
+        await expectRolledBack('anchor-writer', rule);
         // The anchor moved only with the run's own entries (it may lag while the script held its
         // lock: the runner does not wait on a script), and it is never ahead of the log.
         const anchor = await sql<{ seq: number; hash: string }>`select seq::int as seq, hash from safe_run.chain_head`.execute(ws.t.db);

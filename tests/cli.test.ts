@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DumpProgress, dumpErrors, parseDumpLine } from '../src/backup/dump-progress.js';
 import { closest } from '../src/commands/did-you-mean.js';
-import { commandNames } from '../src/commands/registry.js';
+import { commandFor, commandNames, DEFAULT_COMMAND } from '../src/commands/registry.js';
 import { formatLogLine } from '../src/log-line.js';
 import { parseJson, runCli } from './helpers/cli.js';
 import { SCRIPTS_DIR } from './helpers/constants.js';
@@ -188,7 +188,11 @@ register('./hooks.mjs', import.meta.url);\n`,
     writeFileSync(trace, '');
     const result = await runCli(args, {
       cwd,
-      env: { SAFE_RUN_TRACE: trace, NODE_OPTIONS: `--import=${pathToFileURL(path.join(dir, 'register.mjs')).href}` },
+      env: {
+        SAFE_RUN_TRACE: trace,
+        NODE_OPTIONS: `--import=${pathToFileURL(path.join(dir, 'register.mjs')).href}`,
+        XDG_CACHE_HOME: path.join(dir, 'cache'),
+      },
     });
     expect(result).toMatchObject({ exitCode: 0, stderr: '' });
     return { modules: readFileSync(trace, 'utf8'), stdout: result.stdout };
@@ -233,6 +237,33 @@ register('./hooks.mjs', import.meta.url);\n`,
       expect(modules).not.toContain(name);
     }
   });
+
+  it('list of unchanged SQL scripts takes their declarations from the cache, without the SQL parser', async () => {
+    const cwd = mkdtempSync(path.join(dir, 'sql-only-'));
+    mkdirSync(path.join(cwd, 'scripts'));
+    writeFileSync(
+      path.join(cwd, 'scripts', 'purge.sql'),
+      '-- @description Purge\n-- @touches logs: delete\ndelete from logs where id < 10;\n',
+    );
+    // The first list reads the script for real: the statement policy needs PostgreSQL's grammar.
+    expect((await loaded(['list'], cwd)).modules).toContain('/node_modules/libpg-query/');
+    const { modules, stdout } = await loaded(['list'], cwd);
+    expect(stdout).toContain('touches public.logs: delete');
+    expect(modules).not.toContain('/node_modules/libpg-query/');
+  });
+});
+
+describe('the command preloaded beside yargs', () => {
+  const named = (argv: string[]): string | null | undefined => commandFor(argv)?.command;
+  it.each([
+    [['list'], 'list'],
+    [['--config', 'x.json', '--json', 'show', 'last'], 'show <run>'],
+    [['--db=postgres://h/d', 'check'], 'check'],
+    [['cleanup-invalid-sessions', '--dry-run'], DEFAULT_COMMAND.command],
+  ])('%j is %s', (argv, command) => expect(named(argv)).toBe(command));
+  it.each([[['--help']], [['--label', 'x', 'snapshot']], [['completion']], [[]]])('%j preloads nothing', (argv) =>
+    expect(named(argv)).toBeUndefined(),
+  );
 });
 
 describe('did-you-mean and completion', () => {

@@ -132,3 +132,33 @@ export const DEFAULT_COMMAND: LazyCommand = {
 export function commandNames(): string[] {
   return [...COMMANDS.map((c) => c.command.split(' ')[0]!), 'completion'];
 }
+
+/** The global options before a command word, and whether each takes the next word as its value. */
+const GLOBAL_FLAGS: Readonly<Record<string, boolean>> = {
+  '--db': true,
+  '--config': true,
+  '--log-format': true,
+  '--json': false,
+  '--verbose': false,
+};
+
+/**
+ * The command `argv` will run, read the way yargs will read it, so cli.ts can start importing
+ * it while yargs itself loads. A first word that names no command is a script (the guarded
+ * run). null when unsure (no word, an unknown option first, completion): nothing is preloaded
+ * and yargs decides as always.
+ */
+export function commandFor(argv: readonly string[]): LazyCommand | null {
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!;
+    if (word.startsWith('-')) {
+      const takesValue = GLOBAL_FLAGS[word.split('=')[0]!];
+      if (takesValue === undefined) return null;
+      if (takesValue && !word.includes('=')) i++;
+      continue;
+    }
+    if (word === 'completion') return null;
+    return COMMANDS.find((c) => c.command.split(' ')[0] === word) ?? DEFAULT_COMMAND;
+  }
+  return null;
+}

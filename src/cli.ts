@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import type { Argv, CommandModule } from 'yargs';
 import { globalOptions, type GlobalArgs } from './commands/global-args.js';
-import { COMMANDS, DEFAULT_COMMAND, commandFor, type LazyCommand } from './commands/registry.js';
+import { COMMANDS, DEFAULT_COMMAND, commandFor, commandNames, commandWord, type LazyCommand } from './commands/registry.js';
 import { reportError } from './commands/report-error.js';
 import { usageError } from './errors.js';
 
@@ -101,6 +101,13 @@ function packageVersion(): string {
 // 2 cores). Liftoff's code parses the same; this process owns its V8, so the flag is ours to set.
 v8.setFlagsFromString('--liftoff-only');
 
+/** The command the words name: a registered command, "run" for a script name, undefined for none. */
+function commandOf(words: readonly string[]): string | undefined {
+  const word = commandWord(words);
+  if (word === undefined) return undefined;
+  return commandNames().includes(word) ? word : 'run';
+}
+
 const argv = process.argv.slice(2);
 try {
   // A bare `--version` (scripts, support tickets, `npx safe-run --version`) is answered
@@ -116,5 +123,5 @@ try {
     await (await buildProgram(argv)).parseAsync();
   }
 } catch (error) {
-  process.exitCode = reportError(error, { json: argv.includes('--json'), verbose: argv.includes('--verbose') });
+  process.exitCode = reportError(error, { json: argv.includes('--json'), verbose: argv.includes('--verbose'), command: commandOf(argv) });
 }

@@ -133,32 +133,21 @@ export function commandNames(): string[] {
   return [...COMMANDS.map((c) => c.command.split(' ')[0]!), 'completion'];
 }
 
-/** The global options before a command word, and whether each takes the next word as its value. */
-const GLOBAL_FLAGS: Readonly<Record<string, boolean>> = {
-  '--db': true,
-  '--config': true,
-  '--log-format': true,
-  '--json': false,
-  '--verbose': false,
-};
+/** Global options that take a value: the word after them is not the command. */
+const VALUED_OPTIONS = new Set(['--db', '--config', '--log-format']);
+
+/** The first word of `argv` that is neither an option nor a global option's value: what yargs will run. */
+export function commandWord(argv: readonly string[]): string | undefined {
+  return argv.find((word, i) => !word.startsWith('-') && !VALUED_OPTIONS.has(argv[i - 1] ?? ''));
+}
 
 /**
- * The command `argv` will run, read the way yargs will read it, so cli.ts can start importing
- * it while yargs itself loads. A first word that names no command is a script (the guarded
- * run). null when unsure (no word, an unknown option first, completion): nothing is preloaded
- * and yargs decides as always.
+ * The command `argv` will run, so cli.ts can start importing it while yargs itself loads. A
+ * word that names no command is a script: the guarded run. null for no word (bare --help)
+ * and for completion, which import nothing.
  */
 export function commandFor(argv: readonly string[]): LazyCommand | null {
-  for (let i = 0; i < argv.length; i++) {
-    const word = argv[i]!;
-    if (word.startsWith('-')) {
-      const takesValue = GLOBAL_FLAGS[word.split('=')[0]!];
-      if (takesValue === undefined) return null;
-      if (takesValue && !word.includes('=')) i++;
-      continue;
-    }
-    if (word === 'completion') return null;
-    return COMMANDS.find((c) => c.command.split(' ')[0] === word) ?? DEFAULT_COMMAND;
-  }
-  return null;
+  const word = commandWord(argv);
+  if (word === undefined || word === 'completion') return null;
+  return COMMANDS.find((c) => c.command.split(' ')[0] === word) ?? DEFAULT_COMMAND;
 }

@@ -53,11 +53,18 @@ export function declarationsCacheDir(env: NodeJS.ProcessEnv = process.env): stri
  * edited helper module (`touches: TABLES` from `./tables.ts`) is a new key too.
  * null: not cacheable (the directory is too large to fingerprint cheaply).
  */
-export function declarationsKey(file: string, sourceSha256: string): string | null {
+export function declarationsKey(
+  file: string,
+  sourceSha256: string,
+  /** Directory fingerprints already taken by this caller: 50 scripts in one directory walk it once. */
+  fingerprints: Map<string, string | null> = new Map(),
+): string | null {
   const absolute = path.resolve(file);
   const parts: unknown[] = [FORMAT, buildIdentity(), absolute, sourceSha256];
   if (!absolute.endsWith('.sql')) {
-    const dir = directoryFingerprint(path.dirname(absolute));
+    const scriptDir = path.dirname(absolute);
+    if (!fingerprints.has(scriptDir)) fingerprints.set(scriptDir, directoryFingerprint(scriptDir));
+    const dir = fingerprints.get(scriptDir)!;
     if (dir === null) return null;
     parts.push(dir);
   }

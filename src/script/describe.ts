@@ -28,10 +28,12 @@ export async function describeScriptFiles(
   options: DescribeOptions = {},
 ): Promise<(ScriptDeclarations | Error)[]> {
   const cacheDir = options.cacheDir ?? declarationsCacheDir();
+  // Taken once per call: an edit made after this command started is the next command's miss.
+  const fingerprints = new Map<string, string | null>();
   const read = files.map((file) => {
     try {
       const sha256 = createHash('sha256').update(readFileSync(file, 'utf8')).digest('hex');
-      return { key: declarationsKey(file, sha256), sha256 };
+      return { key: declarationsKey(file, sha256, fingerprints), sha256 };
     } catch {
       // Unreadable: the real load below reports why.
       return { key: null, sha256: null };

@@ -111,6 +111,20 @@ describe('the declarations cache', () => {
     expect((await list()).get('purge')).toMatchObject({ description: 'the real one', touches: { 'public.sessions': ['delete'] } });
   });
 
+  it('forgets the entries of scripts that no longer exist once there are many', async () => {
+    const entryDir = path.join(cache, 'safe-run', 'scripts');
+    mkdirSync(entryDir, { recursive: true });
+    for (let i = 0; i < 300; i++) {
+      writeFileSync(
+        path.join(entryDir, `gone-${i}.json`),
+        JSON.stringify({ key: 'k', declarations: { path: path.join(dir, `gone-${i}.sql`) } }),
+      );
+    }
+    writeFileSync(path.join(scripts, 'old-logs.sql'), '-- @description Purge old logs\n-- @touches logs: delete\ndelete from logs;\n');
+    expect((await list()).get('old-logs')?.description).toBe('Purge old logs');
+    expect(entries()).toEqual([entryOf('old-logs')]);
+  });
+
   it('never caches a script that failed to load', async () => {
     writeFileSync(path.join(scripts, 'broken.ts'), "export default { name: 'broken', touches: {} };\n");
     const listed = await list();

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -93,12 +93,36 @@ export function writeCachedDeclarations(cacheDir: string, file: string, key: str
     mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
     writeFileSync(temporary, JSON.stringify({ key, declarations: pick(declarations) }), { mode: 0o600 });
     renameSync(temporary, target);
+    forgetVanishedScripts(cacheDir);
   } catch {
     try {
       unlinkSync(temporary);
     } catch {
       // Nothing was written.
     }
+  }
+}
+
+/**
+ * Past this many entries, those of scripts that no longer exist (a test's temporary
+ * directory, a renamed script) are removed on the next write, so the cache stays the size of
+ * the scripts there are.
+ */
+const PRUNE_ABOVE = 256;
+
+function forgetVanishedScripts(cacheDir: string): void {
+  const names = readdirSync(cacheDir).filter((name) => name.endsWith('.json'));
+  if (names.length <= PRUNE_ABOVE) return;
+  for (const name of names) {
+    const file = path.join(cacheDir, name);
+    try {
+      const entry = JSON.parse(readFileSync(file, 'utf8')) as { declarations?: { path?: unknown } };
+      const script = entry.declarations?.path;
+      if (typeof script === 'string' && existsSync(script)) continue;
+    } catch {
+      // Unreadable: as good as vanished.
+    }
+    rmSync(file, { force: true });
   }
 }
 

@@ -179,7 +179,13 @@ describe('alerts that stay up until someone answers them', () => {
 
     const human = await ws.cli(['check']);
     expect(human.stdout).toContain(`${empty.id}  first seen #2 snapshot at`);
-    expect(human.stdout).toMatch(/once answered: safe-run ack [a-z-]+-[0-9a-f]{8} --reason "what happened and what was done"/);
+    // One copy-pasteable line acknowledges every open finding.
+    const ackLine = /once answered: (safe-run ack .*)$/m.exec(human.stdout)?.[1];
+    expect(ackLine).toBe(
+      `safe-run ack ${openOf(still)
+        .map((f) => f.id)
+        .join(' ')} --reason "what happened and what was done"`,
+    );
 
     const unknown = await ws.cli(['ack', 'critical-empty-00000000', '--reason', 'x']);
     expect(unknown.exitCode).toBe(2);

@@ -104,6 +104,8 @@ describe('one log per database, found wherever you stand', () => {
         expect({ args, code: r.exitCode }).toEqual({ args, code: 5 });
         expect(r.stderr).toMatch(/log-behind-anchor/);
         expect(r.stderr).toContain(`last written at ${os.hostname()}:${path.join(project, 'evidence')}`);
+        // The log is intact where it was written: the next step points there, not at a backup.
+        expect(r.stderr).toContain(`next: The log is intact in ${path.join(project, 'evidence')}: run from the project that keeps it`);
       }
       // A writer does not start a second log for the database either.
       expect((await runCli(['snapshot'], { cwd: empty, env })).exitCode).toBe(5);

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import type { DestinationStream, Logger as PinoLogger } from 'pino';
 import { formatLogLine } from './log-line.js';
+import { writeAboveProgress } from './progress.js';
 
 /**
  * The one logger shape the library code sees. Commands receive it; nothing in src/ calls
@@ -73,7 +74,8 @@ function humanStderr(): DestinationStream {
   const color = process.stderr.isTTY === true && !process.env.NO_COLOR;
   return {
     write(line: string): void {
-      process.stderr.write(`${formatLogLine(line, { color })}\n`);
+      const text = formatLogLine(line, { color });
+      if (!writeAboveProgress(text)) process.stderr.write(`${text}\n`);
     },
   };
 }

@@ -6,6 +6,8 @@ import { DumpProgress, dumpErrors, parseDumpLine } from '../src/backup/dump-prog
 import { closest } from '../src/commands/did-you-mean.js';
 import { commandFor, commandNames, DEFAULT_COMMAND } from '../src/commands/registry.js';
 import { formatLogLine } from '../src/log-line.js';
+import { createProgress, writeAboveProgress } from '../src/progress.js';
+import { PassThrough } from 'node:stream';
 import { parseJson, runCli } from './helpers/cli.js';
 import { SCRIPTS_DIR } from './helpers/constants.js';
 import { reportError, whatIsSafe } from '../src/commands/report-error.js';
@@ -345,6 +347,35 @@ describe('human log lines', () => {
     const line = formatLogLine(JSON.stringify({ level: 30, time, msg: 'backup verified', tables: 3, bytes: 1_258_291, path: 'a b' }));
     expect(line).toBe('12:01:03 info  backup verified  tables=3 bytes=1.2MB path="a b"');
     expect(formatLogLine(JSON.stringify({ level: 40, time, msg: 'careful' }))).toBe('12:01:03 warn  careful');
+  });
+});
+
+describe('progress on a terminal', () => {
+  /** A stream that says it is a terminal, as the operator's stderr is, and keeps what was drawn. */
+  function fakeTerminal(): { stream: NodeJS.WriteStream; text: () => string } {
+    const chunks: string[] = [];
+    const stream = Object.assign(new PassThrough(), { isTTY: true, columns: 100, rows: 40 });
+    stream.on('data', (c: Buffer) => chunks.push(c.toString()));
+    return { stream: stream as unknown as NodeJS.WriteStream, text: () => chunks.join('') };
+  }
+
+  it('writes log lines above a running bar, whole, and none is dropped when the bar stops', async () => {
+    const term = fakeTerminal();
+    const task = createProgress({ json: false, stream: term.stream }).start('script x', null);
+    expect(writeAboveProgress('12:00:01 info  found 3 live sessions')).toBe(true);
+    expect(writeAboveProgress('12:00:01 info  deleted 2 sessions')).toBe(true);
+    task.stop();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writeAboveProgress('after')).toBe(false); // no bar: the logger writes it itself
+    const drawn = term.text();
+    expect(drawn).toContain('12:00:01 info  found 3 live sessions\n12:00:01 info  deleted 2 sessions\n');
+    // SingleBar's save/restore of the cursor would jump back over those lines at stop; none here.
+    expect(drawn).not.toContain('\x1b8');
+  });
+
+  it('draws nothing on a pipe or with --json', () => {
+    expect(createProgress({ json: true, stream: fakeTerminal().stream }).active).toBe(false);
+    expect(writeAboveProgress('x')).toBe(false);
   });
 });
 

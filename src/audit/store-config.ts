@@ -4,6 +4,7 @@ import { withDatabaseAt } from '../db/target.js';
 import { parseDatabaseUrl, redactUrl } from '../db/url.js';
 import { configureEvidenceStore } from './store.js';
 import { databaseStore, readChainTarget } from './store-pg.js';
+import type { EvidenceDb } from './store-schema.js';
 
 /**
  * Config `evidence.store` turned into the evidence directory's store, once per process (the
@@ -20,12 +21,27 @@ export function useEvidenceStore(config: Pick<Config, 'evidenceStore' | 'evidenc
     if (!chain) throw new Error('pg_control_system() returned no row');
     return chain;
   };
-  const db = createDb<Record<string, never>>(withSessionDefaults(url), {
-    applicationName: 'safe-run evidence',
-    maxConnections: 4,
-    allowExitOnIdle: true,
-  });
-  configureEvidenceStore(config.evidenceDir, databaseStore({ db, where: `evidence database ${redactUrl(url)}`, target }));
+  configureEvidenceStore(config.evidenceDir, databaseStore({ db: poolFor(url), where: `evidence database ${redactUrl(url)}`, target }));
+}
+
+/**
+ * One pool per evidence database and process: a process that serves several targets (one
+ * evidence directory each) must not open a pool per target, or 8 hosts x 8 targets exhaust
+ * the evidence server's max_connections.
+ */
+const pools = new Map<string, EvidenceDb>();
+
+function poolFor(url: URL): EvidenceDb {
+  let db = pools.get(url.href);
+  if (!db) {
+    db = createDb<Record<string, never>>(withSessionDefaults(url), {
+      applicationName: 'safe-run evidence',
+      maxConnections: 4,
+      allowExitOnIdle: true,
+    });
+    pools.set(url.href, db);
+  }
+  return db;
 }
 
 /**

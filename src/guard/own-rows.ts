@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
-import { type Db, onlyRow } from '../db/connection.js';
+import type { Db } from '../db/connection.js';
+import { countRowsExact } from './measure.js';
 import type { TableChange, TableKey, Violation } from '../records/index.js';
 import { errorCode } from '../errors.js';
 
@@ -33,15 +34,44 @@ export async function readOwnRows(
   tables: readonly WatchedTable[],
   changes: Readonly<Record<TableKey, TableChange>>,
 ): Promise<OwnRows> {
+  // TRUNCATE and DDL are judged by their own rules, and their lock keeps every other session out.
+  const measured = tables.filter((t) => !changes[t.key]?.truncated && !changes[t.key]?.ddl && !changes[t.key]?.rewritten);
+  try {
+    return { net: await netChanges(runnerDb, trx, measured), blocked: [] };
+  } catch (error) {
+    if (errorCode(error) !== LOCK_NOT_AVAILABLE) throw error;
+    // Some table is locked against the runner: one at a time, to name which.
+    return readOneByOne(runnerDb, trx, measured);
+  }
+}
+
+/**
+ * Every table at once, each reading one statement: the committed counts, the counts inside,
+ * the committed counts again. A table whose committed count moved meanwhile is read again
+ * (up to ATTEMPTS times); one that never held still gets no entry.
+ */
+async function netChanges(runnerDb: Db, trx: Db, tables: readonly WatchedTable[]): Promise<Record<TableKey, number>> {
+  const net: Record<TableKey, number> = {};
+  let pending = tables;
+  for (let attempt = 0; attempt < ATTEMPTS && pending.length; attempt++) {
+    const before = await countCommitted(runnerDb, pending);
+    const inside = await countRowsExact(trx, pending);
+    const after = await countCommitted(runnerDb, pending);
+    pending = pending.filter((t) => {
+      if (before[t.key] !== after[t.key]) return true;
+      net[t.key] = inside[t.key]! - before[t.key]!;
+      return false;
+    });
+  }
+  return net;
+}
+
+async function readOneByOne(runnerDb: Db, trx: Db, tables: readonly WatchedTable[]): Promise<OwnRows> {
   const net: Record<TableKey, number> = {};
   const blocked: TableKey[] = [];
   for (const table of tables) {
-    const own = changes[table.key];
-    // TRUNCATE and DDL are judged by their own rules, and their lock keeps every other session out.
-    if (own?.truncated || own?.ddl || own?.rewritten) continue;
     try {
-      const observed = await ownNetChange(runnerDb, trx, table);
-      if (observed !== null) net[table.key] = observed;
+      Object.assign(net, await netChanges(runnerDb, trx, [table]));
     } catch (error) {
       if (errorCode(error) !== LOCK_NOT_AVAILABLE) throw error;
       blocked.push(table.key);
@@ -74,25 +104,10 @@ export function uncountedChanges(own: OwnRows, changes: Readonly<Record<TableKey
   return violations;
 }
 
-async function ownNetChange(runnerDb: Db, trx: Db, table: WatchedTable): Promise<number | null> {
-  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const committedBefore = await countCommitted(runnerDb, table);
-    const inside = await countRows(trx, table);
-    const committedAfter = await countCommitted(runnerDb, table);
-    if (committedBefore === committedAfter) return inside - committedBefore;
-  }
-  return null;
-}
-
-async function countRows(db: Db, table: WatchedTable): Promise<number> {
-  const { rows } = await sql<{ n: number }>`select pg_catalog.count(*) as n from ${sql.id(table.schema, table.name)}`.execute(db);
-  return Number(onlyRow(rows).n);
-}
-
 /** The runner's side must never wait on the script's locks: the script's transaction waits on the runner. */
-async function countCommitted(db: Db, table: WatchedTable): Promise<number> {
+async function countCommitted(db: Db, tables: readonly WatchedTable[]): Promise<Record<TableKey, number>> {
   return db.transaction().execute(async (trx) => {
     await sql`select pg_catalog.set_config('lock_timeout', '1s', true)`.execute(trx);
-    return countRows(trx, table);
+    return countRowsExact(trx, tables);
   });
 }

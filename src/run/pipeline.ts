@@ -8,7 +8,7 @@ import { warnSkipped } from '../audit/read.js';
 import { dryRunMode, type BackupMode } from '../backup/mode.js';
 import { pgDumpMode } from '../backup/pg-dump-mode.js';
 import { pgBackRestMode } from '../backup/pgbackrest-mode.js';
-import { backupScope, type BackupScope } from '../backup/scope.js';
+import { closureOf, readScopeGraph, type BackupScope } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
 import { driftBeforeRun } from '../history/before-run.js';
 import { withClient, type Db, onlyRow } from '../db/connection.js';
@@ -154,11 +154,12 @@ async function guardedSteps(ctx: RunContext, preparation: Preparation): Promise<
   let t = started;
   const declared = Object.keys(script.touches);
   const scope = ctx.options.backupScope ?? config.backup.scope;
-  const closure = await backupScope(ctx.session, declared, 'touched');
+  const graph = await readScopeGraph(ctx.session);
+  const closure = closureOf(graph, declared);
   const cascadeFrom = Object.fromEntries(closure.filter((k) => !declared.includes(k)).map((k) => [k, declared.join(', ')]));
   const critical = criticalTableKeys(script, config);
   const exactTables = new Set<TableKey>([...closure, ...critical, ...config.exactTables]);
-  const backupTables = scope === 'guarded' ? await backupScope(ctx.session, declared, 'guarded', critical) : closure;
+  const backupTables = scope === 'guarded' ? closureOf(graph, [...declared, ...critical]) : closure;
   t = Date.now();
 
   // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot,

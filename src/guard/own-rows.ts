@@ -19,6 +19,8 @@ export interface WatchedTable {
 }
 
 export interface OwnRows {
+  /** The exact counts inside the transaction of every table asked for (`inside`), read in the first bracket. */
+  readonly inside: Readonly<Record<TableKey, number>>;
   /** Net rows the transaction added (negative: removed), by table. */
   readonly net: Readonly<Record<TableKey, number>>;
   /** Tables the script keeps the runner from reading (an ACCESS EXCLUSIVE lock of its own). */
@@ -28,20 +30,27 @@ export interface OwnRows {
 const ATTEMPTS = 3;
 const LOCK_NOT_AVAILABLE = '55P03';
 
+/**
+ * `inside`: the tables whose in-transaction count the caller needs anyway (the guards' and
+ * the post-snapshot's), a superset of `tables`. They are counted as the first bracket's
+ * inside reading, so no table is counted inside twice.
+ */
 export async function readOwnRows(
   runnerDb: Db,
   trx: Db,
   tables: readonly WatchedTable[],
   changes: Readonly<Record<TableKey, TableChange>>,
+  inside: readonly WatchedTable[] = tables,
 ): Promise<OwnRows> {
   // TRUNCATE and DDL are judged by their own rules, and their lock keeps every other session out.
   const measured = tables.filter((t) => !changes[t.key]?.truncated && !changes[t.key]?.ddl && !changes[t.key]?.rewritten);
+  const all = [...inside, ...measured.filter((t) => !inside.some((i) => i.key === t.key))];
   try {
-    return { net: await netChanges(runnerDb, trx, measured), blocked: [] };
+    return { ...(await netChanges(runnerDb, trx, measured, all)), blocked: [] };
   } catch (error) {
     if (errorCode(error) !== LOCK_NOT_AVAILABLE) throw error;
     // Some table is locked against the runner: one at a time, to name which.
-    return readOneByOne(runnerDb, trx, measured);
+    return { ...(await readOneByOne(runnerDb, trx, measured)), inside: await countRowsExact(trx, all) };
   }
 }
 
@@ -50,28 +59,35 @@ export async function readOwnRows(
  * the committed counts again. A table whose committed count moved meanwhile is read again
  * (up to ATTEMPTS times); one that never held still gets no entry.
  */
-async function netChanges(runnerDb: Db, trx: Db, tables: readonly WatchedTable[]): Promise<Record<TableKey, number>> {
+async function netChanges(
+  runnerDb: Db,
+  trx: Db,
+  tables: readonly WatchedTable[],
+  first: readonly WatchedTable[] = tables,
+): Promise<{ net: Record<TableKey, number>; inside: Record<TableKey, number> }> {
   const net: Record<TableKey, number> = {};
+  let firstInside: Record<TableKey, number> | null = null;
   let pending = tables;
-  for (let attempt = 0; attempt < ATTEMPTS && pending.length; attempt++) {
-    const before = await countCommitted(runnerDb, pending);
-    const inside = await countRowsExact(trx, pending);
-    const after = await countCommitted(runnerDb, pending);
+  for (let attempt = 0; attempt === 0 || (attempt < ATTEMPTS && pending.length); attempt++) {
+    const before = pending.length ? await countCommitted(runnerDb, pending) : {};
+    const inside = await countRowsExact(trx, attempt === 0 ? first : pending);
+    const after = pending.length ? await countCommitted(runnerDb, pending) : {};
+    firstInside ??= inside;
     pending = pending.filter((t) => {
       if (before[t.key] !== after[t.key]) return true;
       net[t.key] = inside[t.key]! - before[t.key]!;
       return false;
     });
   }
-  return net;
+  return { net, inside: firstInside ?? {} };
 }
 
-async function readOneByOne(runnerDb: Db, trx: Db, tables: readonly WatchedTable[]): Promise<OwnRows> {
+async function readOneByOne(runnerDb: Db, trx: Db, tables: readonly WatchedTable[]): Promise<Omit<OwnRows, 'inside'>> {
   const net: Record<TableKey, number> = {};
   const blocked: TableKey[] = [];
   for (const table of tables) {
     try {
-      Object.assign(net, await netChanges(runnerDb, trx, [table]));
+      Object.assign(net, (await netChanges(runnerDb, trx, [table])).net);
     } catch (error) {
       if (errorCode(error) !== LOCK_NOT_AVAILABLE) throw error;
       blocked.push(table.key);

@@ -12,7 +12,6 @@ import { readCatalogVerdict } from '../guard/catalog-verdict.js';
 import { addChanges, evaluateGuards } from '../guard/rules.js';
 import { evidenceSchemaViolations, readEvidenceSchema, type EvidenceSchemaState } from '../guard/evidence-schema.js';
 import {
-  countRowsExact,
   measureChanges,
   readOwnStrongLocks,
   readSequencePositions,
@@ -211,11 +210,10 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
   const current = await readXactState(trx, ownStrongLocks);
   const measured = measureChanges(baseline.xact, current, ownStrongLocks);
   const watched = guardedTables(input, current);
-  const inTxCounts = await countRowsExact(trx, watched);
-  const concurrent = await readConcurrentWrites(input.db, input.pre, Object.keys(inTxCounts));
   const changes = withLeavesSummed(measured.changes, current);
   // Critical tables always: their drop must be the run's own, whatever other sessions do meanwhile.
   // Under a superuser, declared tables too: their counters could have been switched off.
+  // The watched tables' counts inside are read once, as the first bracket's inside reading.
   const critical = criticalTableKeys(script, config);
   const declaredOrCritical = watchedTableKeys(script, config);
   const own = await readOwnRows(
@@ -223,7 +221,10 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
     trx,
     watched.filter((t) => critical.has(t.key) || (trust === 'superuser' && declaredOrCritical.has(t.key))),
     changes,
+    watched,
   );
+  const inTxCounts = Object.fromEntries(watched.map((t) => [t.key, own.inside[t.key]!]));
+  const concurrent = await readConcurrentWrites(input.db, input.pre, Object.keys(inTxCounts));
   // The change ledger's triggers write to safe_run for the script's own statements: those rows, exactly, are allowed.
   const ownLedger = await readOwnLedger(trx);
   const violations = [

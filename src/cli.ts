@@ -94,6 +94,16 @@ function packageVersion(): string {
   }
 }
 
+/** Global options that take a value: the word after them is not the command. */
+const VALUED_OPTIONS = new Set(['--db', '--config', '--log-format']);
+
+/** The command the words name: a registered command, "run" for a script name, undefined for none. */
+function commandOf(words: readonly string[]): string | undefined {
+  const first = words.find((word, i) => !word.startsWith('-') && !VALUED_OPTIONS.has(words[i - 1] ?? ''));
+  if (first === undefined) return undefined;
+  return COMMANDS.some((c) => c.command.split(' ')[0] === first) ? first : 'run';
+}
+
 const argv = process.argv.slice(2);
 try {
   // A bare `--version` (scripts, support tickets, `npx safe-run --version`) is answered
@@ -101,5 +111,5 @@ try {
   if (argv.length === 1 && argv[0] === '--version') process.stdout.write(`${packageVersion()}\n`);
   else await (await buildProgram(argv)).parseAsync();
 } catch (error) {
-  process.exitCode = reportError(error, { json: argv.includes('--json'), verbose: argv.includes('--verbose') });
+  process.exitCode = reportError(error, { json: argv.includes('--json'), verbose: argv.includes('--verbose'), command: commandOf(argv) });
 }

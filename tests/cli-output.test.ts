@@ -32,6 +32,13 @@ describe('CLI output against a real database', () => {
     expect(result.stderr).not.toContain('{"level"');
   });
 
+  it('says in the summary that a dry run takes no backup, not that the scope is "none"', async () => {
+    const result = await ws.cli(['purge-sessions', '--dry-run']);
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toContain('backup: none (a dry run takes no backup)');
+    expect(result.stdout).not.toContain('scope "none"');
+  });
+
   it('gives pino JSON lines with --log-format json or SAFE_RUN_LOG_FORMAT=json', async () => {
     for (const result of [
       await ws.cli(['purge-sessions', '--dry-run', '--log-format', 'json']),

@@ -8,7 +8,7 @@ import { commandNames } from '../src/commands/registry.js';
 import { formatLogLine } from '../src/log-line.js';
 import { parseJson, runCli } from './helpers/cli.js';
 import { SCRIPTS_DIR } from './helpers/constants.js';
-import { reportError } from '../src/commands/report-error.js';
+import { reportError, whatIsSafe } from '../src/commands/report-error.js';
 import { ExitCode, ExitWith, SafeRunError } from '../src/errors.js';
 
 /** Bad input gets one readable line (plus the next step), exit 2, and no stack trace. */
@@ -23,7 +23,8 @@ describe('CLI input errors', () => {
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toContain(text);
     expect(result.stderr).not.toMatch(/\n\s+at /);
-    expect(result.stderr.trim().split('\n').length).toBeLessThanOrEqual(2);
+    // The message, what is safe (where certain) and the next step: nothing more.
+    expect(result.stderr.trim().split('\n').length).toBeLessThanOrEqual(3);
   };
 
   it('rejects a malformed config file, naming the file', async () => {
@@ -145,6 +146,28 @@ describe('internal errors', () => {
       expect(reportError(error, { json: false, verbose: false })).toBe(code);
     });
 
+    it('says what is safe only where it is certain: read-only commands, and a guarded run stopped before its commit', () => {
+      expect(whatIsSafe('show', ExitCode.usage)).toMatch(/^nothing was changed: `show` only reads/);
+      expect(whatIsSafe('check', ExitCode.auditFailed)).toMatch(/^nothing was changed/);
+      for (const code of [ExitCode.usage, ExitCode.backupFailed, ExitCode.locked]) {
+        expect(whatIsSafe('run', code)).toMatch(/^nothing was committed/);
+        expect(whatIsSafe('undo', code)).toMatch(/^nothing was committed/);
+      }
+      // After COMMIT a run can still fail to append run.post (exit 5): it must not claim nothing changed.
+      expect(whatIsSafe('run', ExitCode.auditFailed)).toBeNull();
+      expect(whatIsSafe('run', ExitCode.internal)).toBeNull();
+      expect(whatIsSafe('exec', ExitCode.usage)).toBeNull();
+      expect(whatIsSafe('prune', ExitCode.usage)).toBeNull();
+      expect(whatIsSafe(undefined, ExitCode.usage)).toBeNull();
+    });
+
+    it('prints the safe line between the message and the next step', () => {
+      reportError(new SafeRunError('No run x.', ExitCode.usage, 'Use safe-run log.'), { json: false, verbose: false, command: 'show' });
+      expect(printed()).toBe(
+        'safe-run: No run x.\n  safe: nothing was changed: `show` only reads the database and the evidence.\n  next: Use safe-run log.\n',
+      );
+    });
+
     it('keeps a multi-line message on one line', () => {
       reportError(new Error('first\n  second.'), { json: false, verbose: false });
       expect(printed()).toBe(
@@ -248,6 +271,15 @@ describe('did-you-mean and completion', () => {
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toContain('Unknown command or script "chek". Did you mean: check?');
     expect(result.stderr).not.toContain('Cannot connect');
+  });
+
+  it('tells the operator what is safe: a run that cannot connect committed nothing; a read command changed nothing', async () => {
+    const env = { DATABASE_URL: 'postgres://x@127.0.0.1:1/x' };
+    const run = await runCli(['cleanup-invalid-sessions'], { cwd, env });
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toMatch(/Cannot connect[^\n]*\n {2}safe: nothing was committed[^\n]*\n {2}next: /);
+    const blame = await runCli(['--db', env.DATABASE_URL, 'blame', 'users', '--no-live'], { cwd });
+    expect(blame.stderr).toContain('safe: nothing was changed: `blame` only reads');
   });
 
   it('suggests the script for a typo, and only scripts after `run`', async () => {

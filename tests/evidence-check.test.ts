@@ -87,6 +87,10 @@ describe('safe-run snapshot + check', () => {
       /count-changed-[0-9a-f]{8}\s+first seen now[^\n]*\n\s+public\.users: 8 -> 0 rows \(n_tup_ins \+0, n_tup_upd \+0, n_tup_del \+8\)/,
     );
     expect(human.stdout).toMatch(/critical-empty/);
+    // ON DELETE SET NULL updated usage_events: its estimate did not move, and the finding does not call that a count change.
+    expect(human.stdout).toMatch(
+      /public\.usage_events: \d+ rows \(estimate\), unchanged, but the counters moved \(n_tup_ins \+0, n_tup_upd \+8/,
+    );
     expect(human.stdout).toMatch(/next: safe-run blame users/);
   });
 

@@ -104,6 +104,8 @@ describe('one log per database, found wherever you stand', () => {
         expect({ args, code: r.exitCode }).toEqual({ args, code: 5 });
         expect(r.stderr).toMatch(/log-behind-anchor/);
         expect(r.stderr).toContain(`last written at ${os.hostname()}:${path.join(project, 'evidence')}`);
+        // The log is intact where it was written: the next step points there, not at a backup.
+        expect(r.stderr).toContain(`next: The log is intact in ${path.join(project, 'evidence')}: run from the project that keeps it`);
       }
       // A writer does not start a second log for the database either.
       expect((await runCli(['snapshot'], { cwd: empty, env })).exitCode).toBe(5);
@@ -179,7 +181,13 @@ describe('alerts that stay up until someone answers them', () => {
 
     const human = await ws.cli(['check']);
     expect(human.stdout).toContain(`${empty.id}  first seen #2 snapshot at`);
-    expect(human.stdout).toMatch(/once answered: safe-run ack [a-z-]+-[0-9a-f]{8} --reason "what happened and what was done"/);
+    // One copy-pasteable line acknowledges every open finding.
+    const ackLine = /once answered: (safe-run ack .*)$/m.exec(human.stdout)?.[1];
+    expect(ackLine).toBe(
+      `safe-run ack ${openOf(still)
+        .map((f) => f.id)
+        .join(' ')} --reason "what happened and what was done"`,
+    );
 
     const unknown = await ws.cli(['ack', 'critical-empty-00000000', '--reason', 'x']);
     expect(unknown.exitCode).toBe(2);

@@ -44,9 +44,12 @@ describe('safe-run undo', () => {
     const deleted = cleanup.changes['public.oidc_models']!.deleted;
     expect(deleted).toBeGreaterThan(1);
 
-    const undone = await ws.cli(['undo', cleanup.runId, '--json']);
+    // `last` is the newest committed run with a backup: the dry run since does not count.
+    expect((await ws.cli(['cleanup-invalid-sessions', '--dry-run'])).exitCode).toBe(0);
+    const undone = await ws.cli(['undo', 'last', '--json']);
     expect(undone.exitCode).toBe(0);
     const result = parseJson<UndoResult>(undone);
+    expect(result.undone.runId).toBe(cleanup.runId);
     expect(result.sources).toEqual({ 'public.oidc_models': 'backup' });
     expect(result.tables['public.oidc_models']).toMatchObject({ inserted: deleted, skipped: 0 });
     expect(result.run.changes).toEqual({ 'public.oidc_models': expect.objectContaining({ inserted: deleted, deleted: 0 }) });

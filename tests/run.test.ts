@@ -301,7 +301,11 @@ describe('safe-run <script>', () => {
     });
     expect(result.exitCode).toBe(4);
     expect(result.stderr).toContain('not writable (ENOTDIR)');
-    expect(result.stderr.trim().split('\n')).toHaveLength(2);
+    expect(result.stderr.trim().split('\n')).toEqual([
+      expect.stringContaining('not writable (ENOTDIR)'),
+      '  safe: nothing was committed: the database is as it was before this command.',
+      expect.stringMatching(/^ {2}next: /),
+    ]);
     expect(await allCounts(ws)).toEqual(before);
   });
 

@@ -17,12 +17,11 @@ import type { VerifyProblem } from './types.js';
  * read it (exit 5) before doing anything else.
  */
 export class LogBehindAnchorError extends SafeRunError {
-  constructor(readonly problem: VerifyProblem) {
-    super(
-      `log-behind-anchor: ${problem.detail}`,
-      ExitCode.auditFailed,
-      'Keep the evidence directory as it is, restore audit.jsonl from a backup of it, and find out who cut or removed it. `safe-run verify` shows what is missing.',
-    );
+  constructor(
+    readonly problem: VerifyProblem,
+    hint = 'Keep the evidence directory as it is, restore audit.jsonl from a backup of it, and find out who cut or removed it. `safe-run verify` shows what is missing.',
+  ) {
+    super(`log-behind-anchor: ${problem.detail}`, ExitCode.auditFailed, hint);
     this.name = 'LogBehindAnchorError';
   }
 }
@@ -80,7 +79,7 @@ export function describeAnchored(a: AnchoredLog): string {
 
 export type AnchorStanding =
   | { readonly status: 'ok'; readonly anchored: readonly AnchoredLog[] }
-  | { readonly status: 'behind'; readonly problem: VerifyProblem }
+  | { readonly status: 'behind'; readonly problem: VerifyProblem; readonly hint?: string }
   | { readonly status: 'nothing'; readonly error: SafeRunError };
 
 /** Compares the log's two ends with every head the anchor holds. Never reads the whole log. */
@@ -107,7 +106,10 @@ export async function standAgainstAnchor(
   }
   const here = evidenceDirIdentity(evidenceDir);
   const problem = behindAnchor(file, here, ends, anchored);
-  if (problem) return { status: 'behind', problem };
+  if (problem) {
+    const elsewhere = ends.logId === null ? await keptElsewhere(here, anchored) : null;
+    return elsewhere ? { status: 'behind', problem, hint: whereItIsKept(elsewhere) } : { status: 'behind', problem };
+  }
   if (ends.logId === null) {
     const db = checked ? `no chain head for it in ${where}` : `${where} was not checked for a chain head`;
     return {
@@ -125,12 +127,37 @@ export async function standAgainstAnchor(
   return { status: 'ok', anchored };
 }
 
+/**
+ * Nothing here, while the log this database anchors is intact in another evidence directory
+ * (on this host, checked: it reaches its anchored head) or on another host (not checkable
+ * from here). Still exit 5, since no evidence is readable here, but most likely an operator
+ * standing in the wrong directory: the next step points at where the log is, not at a backup.
+ */
+async function keptElsewhere(here: string, anchored: readonly AnchoredLog[]): Promise<AnchoredLog | null> {
+  const host = here.slice(0, here.indexOf(':') + 1);
+  for (const a of anchored) {
+    if (!a.evidenceDir || a.evidenceDir === here) continue;
+    if (!a.evidenceDir.startsWith(host)) return a;
+    const there = await readLogEnds(auditLogPath(a.evidenceDir.slice(host.length)));
+    if (there.logId === a.logId && there.headSeq >= a.seq) return a;
+  }
+  return null;
+}
+
+function whereItIsKept(kept: AnchoredLog): string {
+  const [host, ...rest] = (kept.evidenceDir ?? '').split(':');
+  const dir = rest.join(':');
+  return host === evidenceDirIdentity('.').split(':')[0]
+    ? `The log is intact in ${dir}: run from the project that keeps it (its safe-run.config.*), or pass --config, or set SAFE_RUN_EVIDENCE_DIR=${dir}.`
+    : `The log is kept on ${host} in ${dir}: read it there, or copy that evidence directory here and set SAFE_RUN_EVIDENCE_DIR to the copy.`;
+}
+
 /** The shared setup step of the evidence commands: throws exit 5 (log behind its anchor) or exit 2 (nothing at all). */
 export async function assertLogReachesAnchor(config: Config, target: TargetHandle, log: Logger): Promise<void> {
   const standing = await withConfigAnchor(config, target, (anchor, where) =>
     standAgainstAnchor(config.evidenceDir, anchor, where, log, whereConfigWasSought(config)),
   );
-  if (standing.status === 'behind') throw new LogBehindAnchorError(standing.problem);
+  if (standing.status === 'behind') throw new LogBehindAnchorError(standing.problem, standing.hint);
   if (standing.status === 'nothing') throw standing.error;
 }
 
@@ -148,7 +175,7 @@ export function whereConfigWasSought(config: Pick<Config, 'file' | 'searched'>):
  */
 export async function assertWritableAgainstAnchor(evidenceDir: string, anchor: ChainAnchor, log: Logger): Promise<void> {
   const standing = await standAgainstAnchor(evidenceDir, anchor, 'the database', log);
-  if (standing.status === 'behind') throw new LogBehindAnchorError(standing.problem);
+  if (standing.status === 'behind') throw new LogBehindAnchorError(standing.problem, standing.hint);
 }
 
 /**

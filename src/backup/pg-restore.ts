@@ -31,40 +31,70 @@ const DEFAULT_HINT = 'Nothing was committed to the target database (the restore 
  * it was. Owners and grants are the target's business (--no-owner, --no-privileges).
  */
 export async function runPgRestore(job: PgRestoreJob): Promise<void> {
+  const items = job.items ? job.items.filter((e) => !isLedgerTrigger(e)) : await withoutLedgerTriggers(job);
+  await execPgRestore({
+    bin: job.bin,
+    items,
+    args: pgRestoreArgs(job),
+    env: pgChildEnv(job.target, 'safe-run restore'),
+    log: job.log,
+    failure: (how, stderr) =>
+      // Exit 4 is the contract's "the backup could not be used", the closest fit for a failed restore.
+      new SafeRunError(
+        `Restore failed: pg_restore ${how}; nothing was restored${stderr ? `:\n${stderr}` : '.'}`,
+        ExitCode.backupFailed,
+        job.hint ?? DEFAULT_HINT,
+      ),
+  });
+}
+
+export interface PgRestoreExec {
+  readonly bin: string;
+  /** Written to a private --use-list file; every entry of the archive when null. */
+  readonly items: readonly TocEntry[] | null;
+  /** Everything but --use-list; the archive last. */
+  readonly args: readonly string[];
+  readonly env: Record<string, string>;
+  /** The error for a pg_restore that failed: how it ended ("exited 1") and its stderr. */
+  readonly failure: (how: string, stderr: string) => SafeRunError;
+  readonly log?: Logger | undefined;
+}
+
+/**
+ * The one place pg_restore is spawned: the use-list goes in a private temp directory that is
+ * removed afterwards, no variable of the operator's environment leaks in (extendEnv: false),
+ * and a failure becomes the caller's readable error. Returns pg_restore's stdout, which is
+ * the archive's SQL when the args say `--file=-`.
+ */
+export async function execPgRestore(run: PgRestoreExec): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'safe-run-restore-'));
   try {
-    const items = job.items ? job.items.filter((e) => !isLedgerTrigger(e)) : await withoutLedgerTriggers(job);
-    const listFile = items ? path.join(dir, 'restore.list') : null;
-    if (listFile && items) await writeFile(listFile, useListText(items), { mode: 0o600 });
-    const args = pgRestoreArgs(job, listFile);
-    job.log?.debug('pg_restore', { bin: job.bin, args });
-    const result = await execa(job.bin, args, {
-      env: pgChildEnv(job.target, 'safe-run restore'),
+    const listFile = run.items ? path.join(dir, 'restore.list') : null;
+    if (listFile && run.items) await writeFile(listFile, useListText(run.items), { mode: 0o600 });
+    const archive = run.args.at(-1) ?? '';
+    const args = [...run.args.slice(0, -1), ...(listFile ? [`--use-list=${listFile}`] : []), archive];
+    run.log?.debug('pg_restore', { bin: run.bin, args });
+    const result = await execa(run.bin, args, {
+      env: run.env,
       extendEnv: false,
       stdin: 'ignore',
       reject: false,
+      maxBuffer: 1024 * 1024 * 1024,
     });
-    if (result.exitCode === 0) return;
-    const stderr = String(result.stderr).trim();
+    if (result.exitCode === 0) return String(result.stdout);
     const how = result.signal ? `was killed by ${result.signal}` : `exited ${result.exitCode}`;
-    // Exit 4 is the contract's "the backup could not be used", the closest fit for a failed restore.
-    throw new SafeRunError(
-      `Restore failed: pg_restore ${how}; nothing was restored${stderr ? `:\n${stderr}` : '.'}`,
-      ExitCode.backupFailed,
-      job.hint ?? DEFAULT_HINT,
-    );
+    throw run.failure(how, String(result.stderr).trim());
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-function pgRestoreArgs(job: PgRestoreJob, listFile: string | null): string[] {
+function pgRestoreArgs(job: PgRestoreJob): string[] {
   const args = ['--no-owner', '--no-privileges', '--exit-on-error', '--single-transaction', '--no-password'];
   if (job.dataOnly) args.push('--data-only');
   if (job.clean) args.push('--clean', '--if-exists');
   // pg_restore only connects when given --dbname; the name alone is no secret.
   args.push(`--dbname=${dbnameConninfo(job.target)}`);
-  if (listFile) args.push(`--use-list=${listFile}`);
   args.push(job.archive);
   return args;
 }
@@ -85,6 +115,6 @@ function isLedgerTrigger(e: TocEntry): boolean {
 }
 
 /** pg_restore restores a --use-list in the order it is written. */
-export function useListText(items: readonly TocEntry[]): string {
+function useListText(items: readonly TocEntry[]): string {
   return `${items.map((item) => item.line).join('\n')}\n`;
 }

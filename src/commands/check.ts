@@ -27,7 +27,8 @@ function renderCheck(r: CheckResult): string {
     // The critical table is the one the operator is about to be asked about.
     const table = (open.find((f) => f.kind.startsWith('critical-')) ?? open.find((f) => f.table))?.table;
     lines.push(table ? `  next: ${suggest('blame', typedTable(table))}` : `  next: ${suggest('log')}`);
-    lines.push(`  once answered: ${suggest('ack', open[0]!.id, '--reason', 'what happened and what was done')}`);
+    // Every open id: one drift (a db reset) opens a finding per table, and one answer covers them.
+    lines.push(`  once answered: ${suggest('ack', ...open.map((f) => f.id), '--reason', 'what happened and what was done')}`);
   }
   return lines.join('\n');
 }

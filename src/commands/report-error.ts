@@ -3,6 +3,8 @@ import { ExitCode, ExitWith, SafeRunError, errorMessage } from '../errors.js';
 export interface ReportOptions {
   readonly json: boolean;
   readonly verbose: boolean;
+  /** The command that failed ("run" for a script), when known: it decides what can be said to be safe. */
+  readonly command?: string | undefined;
 }
 
 /**
@@ -22,9 +24,30 @@ export function reportError(error: unknown, options: ReportOptions): number {
     process.stdout.write(`${JSON.stringify({ error: { message, hint: known?.hint ?? null, exitCode } }, null, 2)}\n`);
   }
   process.stderr.write(`safe-run: ${message}\n`);
+  const safe = known ? whatIsSafe(options.command, exitCode) : null;
+  if (safe) process.stderr.write(`  safe: ${safe}\n`);
   if (known?.hint) process.stderr.write(`  next: ${known.hint}\n`);
   if (options.verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
   return exitCode;
+}
+
+/** Commands that read the database and the evidence and write neither (report writes only its -o file). */
+const READ_ONLY = new Set(['list', 'verify', 'log', 'show', 'blame', 'report', 'check', 'doctor', 'backups', 'completion']);
+
+/** Commands whose changes go through a guarded run, which commits only after its signed outcome is durable. */
+const GUARDED = new Set(['run', 'undo', 'recover']);
+
+/**
+ * The second of the three things a half-awake operator needs from an error (what happened,
+ * what is safe, what next), said only where it is certain. A guarded run commits at step 11
+ * of the pipeline and only exits 5 or 70 after that (the run.post append), so a usage error,
+ * a failed backup or a held lock always means nothing was committed; exit 5 and 70 say nothing.
+ */
+export function whatIsSafe(command: string | undefined, exitCode: number): string | null {
+  if (command && READ_ONLY.has(command)) return `nothing was changed: \`${command}\` only reads the database and the evidence.`;
+  const beforeCommit = exitCode === ExitCode.usage || exitCode === ExitCode.backupFailed || exitCode === ExitCode.locked;
+  if (command && GUARDED.has(command) && beforeCommit) return 'nothing was committed: the database is as it was before this command.';
+  return null;
 }
 
 function internalMessage(error: unknown, verbose: boolean): string {

@@ -23,7 +23,7 @@ export const reportCommand: CommandBody<ReportArgs> = {
         choices: ['md', 'html'] as const,
         describe: 'Document format (default: html for an -o name ending in .html, md otherwise)',
       })
-      .option('o', { alias: 'output', type: 'string', describe: 'Write the document to this file (.html: the HTML page)' })
+      .option('o', { alias: ['output', 'out'], type: 'string', describe: 'Write the document to this file (.html: the HTML page)' })
       .option('live', {
         type: 'boolean',
         default: true,

@@ -6,6 +6,7 @@ import { restoreInPlace, type InPlaceOptions, type InPlaceResult } from '../rest
 import { restoreRun } from '../restore/restore.js';
 import { renderReinsert } from '../reinsert/summary.js';
 import type { RestoreOptions, RestoreResult } from '../restore/types.js';
+import { resolveRunRef } from '../history/latest-run.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
 import { ExitCode, usageError } from '../errors.js';
 import { renderPitrRestore, restoreAtRun } from './restore-pitr.js';
@@ -88,7 +89,11 @@ A signed "restore" entry records the target and the counts. Exit codes: 0 restor
 export const restoreCommand: CommandBody<RestoreArgs> = {
   builder: (yargs) =>
     yargs
-      .positional('run', { type: 'string', demandOption: true, describe: 'Run id, or a unique prefix of it (see `safe-run log`)' })
+      .positional('run', {
+        type: 'string',
+        demandOption: true,
+        describe: 'Run id, a unique prefix of it (see `safe-run log`), or `last` (the newest committed run with a backup)',
+      })
       .option('table', { type: 'string', array: true, describe: 'Only this table (repeatable): `users` or `schema.table`' })
       .option('into', { type: 'string', describe: 'Existing database URL to fill; its tables must exist and be empty' })
       .option('pitr', { type: 'boolean', describe: 'pgbackrest mode: the whole cluster as it was just before the run, into --data-dir' })
@@ -121,17 +126,18 @@ export const restoreCommand: CommandBody<RestoreArgs> = {
       .epilog(EPILOG),
   handler: async (argv) => {
     const ctx = await loadContext(argv);
+    const run = await resolveRunRef(ctx.config, argv.run, ctx.log, { kind: 'committed' });
     if (argv.pitr) {
       if (!argv['data-dir'])
         throw usageError('--pitr needs --data-dir DIR.', 'Pass a new directory for the restored cluster: --data-dir /var/tmp/pitr-<run>.');
-      const pitr = await restoreAtRun(ctx.config, { run: argv.run, dataDir: argv['data-dir'], port: argv.port ?? null }, ctx.log);
+      const pitr = await restoreAtRun(ctx.config, { run, dataDir: argv['data-dir'], port: argv.port ?? null }, ctx.log);
       // An exactly counted table that differs: the restore does not prove the state before the run.
       emit(ctx, pitr, renderPitrRestore, pitr.mismatched.length ? ExitCode.backupFailed : ExitCode.ok);
       return;
     }
     if (argv['in-place']) {
       const options = {
-        run: argv.run,
+        run,
         tables: argv.table ?? [],
         withDependents: argv['with-dependents'] === true,
         dryRun: argv['dry-run'] === true,
@@ -142,7 +148,7 @@ export const restoreCommand: CommandBody<RestoreArgs> = {
       emit(ctx, inPlace, renderInPlace, inPlace.run.exitCode);
       return;
     }
-    const result = await restore(ctx.config, { run: argv.run, tables: argv.table ?? [], into: argv.into ?? null }, ctx.log);
+    const result = await restore(ctx.config, { run, tables: argv.table ?? [], into: argv.into ?? null }, ctx.log);
     emit(ctx, result, renderRestore);
   },
 };

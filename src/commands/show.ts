@@ -2,12 +2,8 @@ import type { CommandBody } from './registry.js';
 import { pitrDescription, trustLine } from '../run/summary.js';
 import { violationSubject } from '../records/index.js';
 import { showRun, type RunRecord } from '../history/run-record.js';
-import { isStarted, RunCollector } from '../history/runs.js';
-import { scanLog } from '../history/scan.js';
-import { warnSkipped } from '../audit/read.js';
-import type { Config } from '../config/config.js';
+import { isLatestRef, resolveRunRef } from '../history/latest-run.js';
 import { usageError } from '../errors.js';
-import type { Logger } from '../logger.js';
 import { emit, withEvidenceContext, type GlobalArgs } from './context.js';
 import { suggest } from '../shell-quote.js';
 
@@ -130,22 +126,6 @@ function backupLines(r: RunRecord): string[] {
   ];
 }
 
-/** `show last` and `show latest`: the words an operator types right after a run. */
-const LATEST = new Set(['last', 'latest']);
-
-/** The newest guarded run (of `script`, when given): the one whose intent was written last. */
-export async function latestRunId(config: Config, script: string | undefined, log: Logger): Promise<string> {
-  const runs = new RunCollector();
-  await scanLog(config.evidenceDir, [runs], warnSkipped(log));
-  const started = runs.runs.filter(isStarted).filter((r) => !script || r.intent.script === script);
-  const last = started.sort((a, b) => a.intent.ref.seq - b.intent.ref.seq).at(-1);
-  if (last) return last.runId;
-  throw usageError(
-    script ? `No guarded run of "${script}" in ${config.evidenceDir}.` : `No guarded run recorded in ${config.evidenceDir} yet.`,
-    script ? '`safe-run log` lists the runs recorded, with their scripts.' : 'Run a script first (`safe-run list` shows them).',
-  );
-}
-
 interface ShowArgs extends GlobalArgs {
   readonly run: string;
   readonly script?: string;
@@ -161,9 +141,9 @@ export const showCommand: CommandBody<ShowArgs> = {
       .example('$0 show 01JD4Q', 'A run by a unique prefix of its id'),
   handler: async (argv) => {
     await withEvidenceContext(argv, async (ctx, target) => {
-      const latest = LATEST.has(argv.run.toLowerCase());
-      if (argv.script && !latest) throw usageError('--script goes with `show last`.', `safe-run show last --script ${argv.script}`);
-      const runId = latest ? await latestRunId(ctx.config, argv.script, ctx.log) : argv.run;
+      if (argv.script && !isLatestRef(argv.run))
+        throw usageError('--script goes with `show last`.', `safe-run show last --script ${argv.script}`);
+      const runId = await resolveRunRef(ctx.config, argv.run, ctx.log, { script: argv.script });
       emit(ctx, await showRun(ctx.config, runId, target, ctx.log), renderRun);
     });
   },

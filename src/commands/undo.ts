@@ -3,6 +3,7 @@ import { withTarget } from '../db/target.js';
 import type { Logger } from '../logger.js';
 import { renderReinsert } from '../reinsert/summary.js';
 import { undoRun, type UndoOptions, type UndoResult } from '../restore/undo.js';
+import { resolveRunRef } from '../history/latest-run.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
 import type { CommandBody } from './registry.js';
 
@@ -41,7 +42,11 @@ Exit codes: 0 undone, 1 a row changed between planning and the undo (nothing cha
 export const undoCommand: CommandBody<UndoArgs> = {
   builder: (yargs) =>
     yargs
-      .positional('run', { type: 'string', demandOption: true, describe: 'Run id, or a unique prefix of it (see `safe-run log`)' })
+      .positional('run', {
+        type: 'string',
+        demandOption: true,
+        describe: 'Run id, a unique prefix of it (see `safe-run log`), or `last` (the newest committed run with a backup)',
+      })
       .option('skip-conflicts', { type: 'boolean', describe: 'Undo what can be undone; leave rows changed since as they are' })
       .option('dry-run', { type: 'boolean', describe: 'Do everything, then roll back' })
       .option('reason', { type: 'string', describe: 'Why, recorded in the audit log' })
@@ -51,10 +56,11 @@ export const undoCommand: CommandBody<UndoArgs> = {
       .epilog(EPILOG),
   handler: async (argv) => {
     const ctx = await loadContext(argv);
+    const run = await resolveRunRef(ctx.config, argv.run, ctx.log, { kind: 'committed' });
     const result = await undo(
       ctx.config,
       {
-        run: argv.run,
+        run,
         skipConflicts: argv['skip-conflicts'] === true,
         dryRun: argv['dry-run'] === true,
         reason: argv.reason ?? null,

@@ -1,9 +1,5 @@
-import { execa } from 'execa';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import type { TocEntry } from '../backup/archive.js';
-import { useListText } from '../backup/pg-restore.js';
+import { execPgRestore } from '../backup/pg-restore.js';
 import { ExitCode, SafeRunError } from '../errors.js';
 import type { TableShape } from '../reinsert/shape.js';
 import type { JsonRow } from '../reinsert/types.js';
@@ -33,28 +29,19 @@ export async function readArchiveRows(reader: ArchiveReader, shape: TableShape):
       'Pick another run: `safe-run backups` lists them.',
     );
   }
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'safe-run-rows-'));
-  try {
-    const list = path.join(dir, 'restore.list');
-    await writeFile(list, useListText(items), { mode: 0o600 });
-    const result = await execa(reader.pgRestore, ['--data-only', `--use-list=${list}`, '--file=-', reader.archive], {
-      env: reader.env,
-      extendEnv: false,
-      stdin: 'ignore',
-      reject: false,
-      maxBuffer: 1024 * 1024 * 1024,
-    });
-    if (result.exitCode !== 0) {
-      throw new SafeRunError(
-        `pg_restore could not read ${shape.key} from ${reader.archive}: ${String(result.stderr).trim() || `exit ${result.exitCode}`}`,
+  const copy = await execPgRestore({
+    bin: reader.pgRestore,
+    items,
+    args: ['--data-only', '--file=-', reader.archive],
+    env: reader.env,
+    failure: (how, stderr) =>
+      new SafeRunError(
+        `pg_restore could not read ${shape.key} from ${reader.archive}: ${stderr || how}`,
         ExitCode.backupFailed,
         'The archive is unreadable; restore from another run (`safe-run backups`).',
-      );
-    }
-    return toJsonRows(String(result.stdout), shape);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+      ),
+  });
+  return toJsonRows(copy, shape);
 }
 
 function toJsonRows(text: string, shape: TableShape): JsonRow[] {

@@ -19,7 +19,7 @@ export function renderRunSummary(r: RunResult): string {
   lines.push(
     r.status === 'interrupted' && r.backup.status === 'failed'
       ? '  backup: stopped by the interrupt; the partial archive was removed'
-      : backupLine(r.backup),
+      : backupLine(r.backup, r.status === 'dry-run'),
   );
   for (const d of r.drift) lines.push(`  drift since the last observation: ${d.kind}${d.table ? ` ${d.table}` : ''}: ${d.detail}`);
   if (r.scriptOutput !== undefined) lines.push(`  script returned: ${JSON.stringify(r.scriptOutput)}`);
@@ -80,11 +80,15 @@ function guardLine(r: RunResult): string {
 }
 
 /** One line for a backup record; `exec` prints the same. */
-export function backupLine(b: BackupRecord): string {
+export function backupLine(b: BackupRecord, dryRun = false): string {
   if (b.pitr) return `  backup: ${pitrDescription(b.pitr)}`;
-  if (b.status === 'skipped') return '  backup: none (scope "none")';
+  if (b.status === 'skipped') return `  backup: none (${dryRun ? 'a dry run takes no backup' : skippedWhy(b)})`;
   if (b.status === 'failed') return `  backup: FAILED: ${b.error ?? ''}`;
   return `  backup: ${b.path}  ${formatBytes(b.bytes)}  sha256 ${b.sha256?.slice(0, 16)}…  verified, ${b.tables.length} table(s)`;
+}
+
+function skippedWhy(b: BackupRecord): string {
+  return b.scope === 'none' ? 'scope "none"' : `scope "${b.scope}" holds no table`;
 }
 
 function nextStep(r: RunResult): string {

@@ -82,10 +82,19 @@ export function countFindings(
       after: b.rows,
       deltas,
       rowsKind: exact ? 'exact' : 'estimate',
-      detail: `${key}: ${a.rows} -> ${b.rows} rows${exact ? '' : ' (estimate)'} (${recreated ? 'counters not comparable: database recreated' : formatDelta(deltas)})${newStorage ? '; new relfilenode: TRUNCATE or a table rewrite' : ''}.`,
+      detail: `${key}: ${countText(a.rows, b.rows, exact)} (${recreated ? 'counters not comparable: database recreated' : formatDelta(deltas)})${newStorage ? '; new relfilenode: TRUNCATE or a table rewrite' : ''}.`,
     });
   }
   return findings;
+}
+
+/**
+ * "8 -> 0 rows". An estimate that did not move says nothing either way (it may be stale, or
+ * the writes were updates), so the counters that follow are what the finding rests on.
+ */
+function countText(before: number, after: number, exact: boolean): string {
+  if (exact) return `${before} -> ${after} rows`;
+  return before === after ? `${after} rows (estimate), unchanged, but the counters moved` : `${before} -> ${after} rows (estimate)`;
 }
 
 /** True when the table changed (see countFindings); `deltas` is null when the counters are not comparable. */

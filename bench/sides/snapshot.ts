@@ -28,7 +28,7 @@ export async function cleanupSnapshotPlan(db: Db, config: Config): Promise<Snaps
 
 function snapshotOnce(db: Db, url: string, plan: SnapshotPlan, knownCounts?: Readonly<Record<TableKey, number>>) {
   return takeSnapshot(db, {
-    ...(knownCounts ? { knownCounts, countConnections: 0 } : { exactTables: plan.exactTables, countConnections: 2 }),
+    ...(knownCounts ? { knownCounts, countConnections: 1 } : { exactTables: plan.exactTables, countConnections: 2 }),
     url: new URL(url),
   });
 }

@@ -264,12 +264,14 @@ async function guardedSteps(ctx: RunContext, preparation: Preparation): Promise<
   const { rows } = await sql<{ lsn: string }>`select pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(ctx.session);
   // The guarded tables' counts are the transaction's own, measured just before COMMIT;
   // everything else is the catalog and statistics as they are now.
-  // (A table in exactTables the script's role could not count is counted here.)
+  // (A table in exactTables the script's role could not count is counted here.) One
+  // counting connection means the counts stay on the exporting one and a second reads the
+  // fingerprints beside them (snapshot/take.ts).
   const { snapshot: post } = await takeSnapshot(ctx.db, {
     url: ctx.url,
     exactTables,
     knownCounts: tx.outcome.inTxCounts,
-    countConnections: 0,
+    countConnections: 1,
   });
   timings.post = Date.now() - t;
   t = Date.now();

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { createDb } from '../src/db/connection.js';
+import { createDb, type Db } from '../src/db/connection.js';
 import type { BlameResult } from '../src/blame/blame.js';
 import type { ProtectResult } from '../src/commands/protect.js';
 import { parseJson } from './helpers/cli.js';
@@ -229,5 +229,57 @@ describe('safe-run protect and the change ledger', () => {
            + (select count(*) from pg_event_trigger where evtname like 'safe_run_ledger%')::int as n`.execute(ws.t.db);
     expect(rows[0]!.n).toBe(0);
     expect(await ledgerOf(ws, 'DELETE', 'users')).toHaveLength(1);
+  });
+
+  it('names each session with its own backend start, read once per session; an older layout loses its per-row check', async () => {
+    // An install from before: ledger_rows with a foreign key and a B-tree entry per kept row.
+    await sql
+      .raw(
+        `create schema if not exists safe_run;
+         create table safe_run.ledger (id bigint generated always as identity primary key, xid xid8 not null,
+           statement_at timestamptz not null, recorded_at timestamptz not null, session_role text not null, outer_role text,
+           application_name text, client_addr inet, backend_pid int not null, backend_start timestamptz, table_schema text,
+           table_name text, operation text not null, object_identity text, row_count bigint not null default 0, statement text,
+           statement_fingerprint text, rows_kept bigint not null default 0, rows_not_kept bigint not null default 0,
+           sealed_in bigint, pending_drop boolean not null default false);
+         create table safe_run.ledger_rows (ledger_id bigint not null references safe_run.ledger(id),
+           side text not null check (side in ('old', 'new')), row jsonb not null);
+         create index ledger_rows_ledger_id on safe_run.ledger_rows (ledger_id);`,
+      )
+      .execute(ws.t.db);
+    expect((await ws.cli(['protect', 'users', '--keep-rows'])).exitCode).toBe(0);
+    const { rows: layout } = await sql<{ fks: number; btrees: number }>`
+      select (select count(*) from pg_constraint where conrelid = 'safe_run.ledger_rows'::regclass and contype = 'f')::int as fks,
+             (select count(*) from pg_index i join pg_class c on c.oid = i.indexrelid join pg_am a on a.oid = c.relam
+               where i.indrelid = 'safe_run.ledger_rows'::regclass and a.amname = 'btree')::int as btrees`.execute(ws.t.db);
+    expect(layout[0]).toEqual({ fks: 0, btrees: 0 });
+
+    const sessionStart = async (db: Db): Promise<string> => {
+      const { rows } = await sql<{ at: string }>`
+        select backend_start::text as at from pg_stat_activity where pid = pg_backend_pid()`.execute(db);
+      return rows[0]!.at;
+    };
+    const one = createDb(ws.t.url, { applicationName: 'one', maxConnections: 1 });
+    const two = createDb(ws.t.url, { applicationName: 'two', maxConnections: 1 });
+    try {
+      await sql`update users set name = 'a' where email = 'pro.user@example.com'`.execute(one);
+      await sql`update users set name = 'b' where email = 'pro.user@example.com'`.execute(one);
+      await sql`update users set name = 'c' where email = 'pro.user@example.com'`.execute(two);
+      const { rows } = await sql<{ application_name: string; backend_start: string }>`
+        select application_name, backend_start::text from safe_run.ledger where operation = 'UPDATE' order by id`.execute(ws.t.db);
+      const [a, b] = [await sessionStart(one), await sessionStart(two)];
+      expect(rows).toEqual([
+        { application_name: 'one', backend_start: a },
+        { application_name: 'one', backend_start: a },
+        { application_name: 'two', backend_start: b },
+      ]);
+      // Kept by the session after its first write: later statements read no backend list.
+      const { rows: kept } = await sql<{ at: string }>`
+        select current_setting('safe_run.backend_start')::timestamptz::text as at`.execute(one);
+      expect(kept[0]!.at).toBe(a);
+    } finally {
+      await one.destroy();
+      await two.destroy();
+    }
   });
 });

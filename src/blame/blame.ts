@@ -1,5 +1,5 @@
 import type { Config } from '../config/config.js';
-import { tableKey } from '../db/names.js';
+import { parseTableName, tableKey } from '../db/names.js';
 import { SafeRunError, usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { TableKey } from '../records/index.js';
@@ -96,6 +96,7 @@ export async function analyzeTable(config: Config, options: BlameOptions, target
     config.evidenceDir,
     { key: key ?? '', oid: identity?.oid ?? null },
     warnSkipped(log),
+    parseTableName(options.table),
   );
   const changes = attributeToSessions(table, attributeChanges(table, observations, runFacts, names), ledger, runFacts);
   const scripts = new Map<string, string | null>([...names, ...runs.map((r) => [r.runId, r.intent?.script ?? null] as const)]);

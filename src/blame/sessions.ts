@@ -21,25 +21,27 @@ export function attributeToSessions(
 ): BlameChange[] {
   if (!view.statements.length && !view.lastSeal) return [...changes];
   const runXids = new Set(runs.flatMap((r) => (r.run.outcome?.xid ? [r.run.outcome.xid] : [])));
-  const onTable = view.statements.filter(
-    (s) => s.table_schema !== null && s.table_name !== null && keyOf(s.table_schema, s.table_name) === table && CHANGING.has(s.operation),
-  );
+  // Each time is parsed once: ledger times are PostgreSQL's text ("2025-11-14 00:21:07.1+00"),
+  // which Date.parse reads slowly, and a change's window is tested against every statement.
+  const onTable = view.statements
+    .filter(
+      (s) => s.table_schema !== null && s.table_name !== null && keyOf(s.table_schema, s.table_name) === table && CHANGING.has(s.operation),
+    )
+    .filter((s) => !runXids.has(s.xid))
+    .map((s) => ({ s, at: Date.parse(s.statement_at) }));
   const cascaded = cascadedByXid(view.statements);
   return changes.map((c) => {
     if (!isOutside(c.attribution)) return c;
     const from = Date.parse(c.fromTs);
     const to = Date.parse(c.toTs);
-    const inWindow = onTable.filter((s) => {
-      const at = Date.parse(s.statement_at);
-      return at > from && at <= to && !runXids.has(s.xid);
-    });
+    const inWindow = onTable.filter(({ at }) => at > from && at <= to);
     if (inWindow.length) {
       const during = c.attribution.type === 'concurrent' ? { runId: c.attribution.runId, script: c.attribution.script } : {};
       return {
         ...c,
         attribution: {
           type: 'session',
-          statements: inWindow.map((s) => toSessionStatement(s, cascaded)),
+          statements: inWindow.map(({ s, at }) => toSessionStatement(s, at, cascaded)),
           after: c.attribution.after,
           before: c.attribution.before,
           ...during,
@@ -68,7 +70,7 @@ function cascadedByXid(statements: readonly KnownStatement[]): Map<string, Known
   return by;
 }
 
-function toSessionStatement(s: KnownStatement, cascaded: ReadonlyMap<string, KnownStatement[]>): SessionStatement {
+function toSessionStatement(s: KnownStatement, at: number, cascaded: ReadonlyMap<string, KnownStatement[]>): SessionStatement {
   const others = (cascaded.get(`${s.databaseOid}:${s.xid}`) ?? []).filter(
     (o) => o.id !== s.id && (o.table_schema !== s.table_schema || o.table_name !== s.table_name),
   );
@@ -80,7 +82,7 @@ function toSessionStatement(s: KnownStatement, cascaded: ReadonlyMap<string, Kno
     outerRole: s.outer_role,
     applicationName: s.application_name,
     clientAddr: s.client_addr,
-    at: new Date(s.statement_at).toISOString(),
+    at: new Date(at).toISOString(),
     op: s.operation,
     rows: s.row_count,
     cascaded: s.operation === 'DELETE' || s.operation === 'TRUNCATE' ? others.reduce((n, o) => n + o.row_count, 0) : 0,

@@ -32,13 +32,14 @@ export interface InstallStep {
 }
 
 export const DML_TRIGGERS = [
-  { name: 'safe_run_ledger_insert', timing: 'after insert', referencing: 'referencing new table as safe_run_new' },
+  { name: 'safe_run_ledger_insert', timing: 'after insert', referencing: 'referencing new table as safe_run_new', fn: 'ledger_insert' },
   {
     name: 'safe_run_ledger_update',
     timing: 'after update',
     referencing: 'referencing old table as safe_run_old new table as safe_run_new',
+    fn: 'ledger_update',
   },
-  { name: 'safe_run_ledger_delete', timing: 'after delete', referencing: 'referencing old table as safe_run_old' },
+  { name: 'safe_run_ledger_delete', timing: 'after delete', referencing: 'referencing old table as safe_run_old', fn: 'ledger_delete' },
 ] as const;
 export const TRUNCATE_TRIGGER = 'safe_run_ledger_truncate';
 export const LEDGER_TRIGGER_NAMES: readonly string[] = [...DML_TRIGGERS.map((t) => t.name), TRUNCATE_TRIGGER];
@@ -68,7 +69,7 @@ export function tableTriggerSql(relation: { schema: string; name: string }, keep
   const create = [
     ...DML_TRIGGERS.map(
       (t) =>
-        `create trigger ${t.name} ${t.timing} on ${target} ${t.referencing} for each statement execute function safe_run.ledger_dml(${args})`,
+        `create trigger ${t.name} ${t.timing} on ${target} ${t.referencing} for each statement execute function safe_run.${t.fn}(${args})`,
     ),
     `create trigger ${TRUNCATE_TRIGGER} before truncate on ${target} for each statement execute function safe_run.ledger_truncate(${args})`,
   ];

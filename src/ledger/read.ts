@@ -4,6 +4,7 @@ import type { Db } from '../db/connection.js';
 import type { LedgerStatement } from '../records/index.js';
 import { readSealedCopies } from './findings.js';
 import { readStatements } from './seal.js';
+import type { TableName } from './install.js';
 import { ledgerInstalled } from './state.js';
 
 /**
@@ -24,29 +25,39 @@ export interface LedgerView {
   readonly lastSeal: { readonly seq: number; readonly ts: string; readonly databaseOid: number } | null;
 }
 
+/**
+ * `about`: only what blame of that table reads (its statements, and every DELETE and
+ * TRUNCATE for the cascades); without it, every statement.
+ */
 export async function readLedgerView(
   db: Db | null,
   evidenceDir: string,
   database: { readonly key: string; readonly oid: number | null },
   onSkipped: OnSkipped,
+  about?: TableName,
 ): Promise<LedgerView> {
   const copies = await readSealedCopies(evidenceDir, { key: database.key }, onSkipped);
+  const wanted = (s: LedgerStatement): boolean =>
+    !about || (s.table_schema === about.schema && s.table_name === about.table) || s.operation === 'DELETE' || s.operation === 'TRUNCATE';
   const byKey = new Map<string, KnownStatement>();
   for (const c of copies)
     for (const l of c.lines)
-      byKey.set(`${c.body.databaseOid}:${l.statement.id}`, { ...l.statement, databaseOid: c.body.databaseOid, sealedIn: c.seq });
+      if (wanted(l.statement))
+        byKey.set(`${c.body.databaseOid}:${l.statement.id}`, { ...l.statement, databaseOid: c.body.databaseOid, sealedIn: c.seq });
   let live = false;
   if (db && database.oid !== null && (await ledgerInstalled(db))) {
     live = true;
-    const rows = await db.transaction().execute((trx) => readStatements(trx, 'unsealed-visible'));
+    const rows = await db.transaction().execute((trx) => readStatements(trx, 'unsealed-visible', about));
     for (const s of rows) {
       const k = `${database.oid}:${s.id}`;
       if (!byKey.has(k)) byKey.set(k, { ...s, databaseOid: database.oid, sealedIn: null });
     }
   }
   const last = copies[copies.length - 1];
+  // Times parsed once: a comparator that parses (or localeCompare) costs per comparison.
+  const timed = [...byKey.values()].map((s) => ({ s, at: Date.parse(s.statement_at) }));
   return {
-    statements: [...byKey.values()].sort((a, b) => a.statement_at.localeCompare(b.statement_at) || a.id - b.id),
+    statements: timed.sort((a, b) => a.at - b.at || a.s.id - b.s.id).map((t) => t.s),
     live,
     lastSeal: last ? { seq: last.seq, ts: last.ts, databaseOid: last.body.databaseOid } : null,
   };

@@ -15,6 +15,17 @@
  */
 const FN = 'security definer set search_path = pg_catalog, pg_temp';
 
+/**
+ * What each write costs is the point here (issue 12's targets): every index and every check
+ * on these tables is paid once per statement, and on `ledger_rows` once per kept row.
+ * - `ledger` has its primary key and one partial index over the unsealed rows: sealing reads
+ *   those, and a transaction's own rows (the guarded run's cross-check, the DROP
+ *   bookkeeping) are unsealed too, so they are found through it as well.
+ * - `ledger_rows` has no foreign key (a referential check per kept row cost more than the
+ *   row itself; only the triggers write there) and a BRIN index on `ledger_id`, which grows
+ *   with the ids, instead of a B-tree entry per row.
+ * An older install is brought to this layout; its rows stay.
+ */
 export const LEDGER_STORAGE_SQL: readonly string[] = [
   'create schema if not exists safe_run',
   `create table if not exists safe_run.ledger (
@@ -41,12 +52,14 @@ export const LEDGER_STORAGE_SQL: readonly string[] = [
   pending_drop boolean not null default false
 )`,
   `create table if not exists safe_run.ledger_rows (
-  ledger_id bigint not null references safe_run.ledger(id),
+  ledger_id bigint not null,
   side text not null check (side in ('old', 'new')),
   row jsonb not null
 )`,
-  'create index if not exists ledger_rows_ledger_id on safe_run.ledger_rows (ledger_id)',
-  'create index if not exists ledger_xid on safe_run.ledger (xid)',
+  'alter table safe_run.ledger_rows drop constraint if exists ledger_rows_ledger_id_fkey',
+  'drop index if exists safe_run.ledger_rows_ledger_id',
+  'drop index if exists safe_run.ledger_xid',
+  'create index if not exists ledger_rows_ledger_id_brin on safe_run.ledger_rows using brin (ledger_id)',
   'create index if not exists ledger_unsealed on safe_run.ledger (id) where sealed_in is null',
   // What `protect` installed, so doctor and check can tell a missing trigger from an unprotected table.
   `create table if not exists safe_run.protected (
@@ -69,7 +82,8 @@ export const LEDGER_STORAGE_SQL: readonly string[] = [
  * A fingerprint computed inside PostgreSQL, since out-of-band writers never pass through
  * safe-run: sha256 of the statement with string and number literals replaced by `?`,
  * lower-cased, whitespace collapsed. libpg-query's fingerprint would be finer, but it runs
- * in Node, not in a trigger.
+ * in Node, not in a trigger. Only with `ledger.statementText: "fingerprint"`: beside the
+ * text it would only repeat it, at three regular expressions per statement.
  */
 const FINGERPRINT_SQL = `create or replace function safe_run.statement_fingerprint(q text) returns text
 language sql immutable set search_path = pg_catalog, pg_temp as $fn$
@@ -78,76 +92,138 @@ language sql immutable set search_path = pg_catalog, pg_temp as $fn$
       '''([^'']|'''')*''', '?', 'g'), '\\m[0-9]+(\\.[0-9]+)?\\M', '?', 'g'), '\\s+', ' ', 'g')), 'UTF8')), 'hex')
 $fn$`;
 
-const APPEND_SQL = `create or replace function safe_run.ledger_append(
-  op text, tschema text, tname text, ident text, n bigint, kept bigint, textmode text, pending boolean)
-returns bigint language plpgsql ${FN} as $fn$
-declare
-  q text := pg_catalog.current_query();
-  lid bigint;
-begin
-  insert into safe_run.ledger (xid, statement_at, recorded_at, session_role, outer_role, application_name,
-    client_addr, backend_pid, backend_start, table_schema, table_name, operation, object_identity, row_count,
-    statement, statement_fingerprint, rows_kept, rows_not_kept, pending_drop)
-  values (pg_catalog.pg_current_xact_id(), pg_catalog.statement_timestamp(), pg_catalog.clock_timestamp(),
+/**
+ * The one ledger row every trigger writes, as SQL shared by all of them: the statement
+ * triggers inline it (their cost is what they run per statement), the rarer TRUNCATE and
+ * event triggers reach it through ledger_append. Each argument is an SQL expression;
+ * `textMode` gives 'text' or 'fingerprint'.
+ */
+const LEDGER_COLUMNS = `xid, statement_at, recorded_at, session_role, outer_role, application_name, client_addr,
+    backend_pid, backend_start, table_schema, table_name, operation, object_identity, row_count, statement,
+    statement_fingerprint, rows_kept, rows_not_kept, pending_drop`;
+
+interface LedgerRowSql {
+  readonly op: string;
+  readonly schema: string;
+  readonly table: string;
+  readonly ident: string;
+  readonly n: string;
+  readonly kept: string;
+  readonly textMode: string;
+  readonly pending: string;
+}
+
+function ledgerValues(v: LedgerRowSql): string {
+  return `pg_catalog.pg_current_xact_id(), pg_catalog.statement_timestamp(), pg_catalog.clock_timestamp(),
     session_user, nullif(pg_catalog.current_setting('role'), 'none'),
-    nullif(pg_catalog.current_setting('application_name'), ''), pg_catalog.inet_client_addr(),
-    pg_catalog.pg_backend_pid(),
-    (select a.backend_start from pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a),
-    tschema, tname, op, ident, n,
-    case when textmode = 'fingerprint' then null else q end, safe_run.statement_fingerprint(q), kept, n - kept, pending)
-  returning id into lid;
-  return lid;
+    nullif(pg_catalog.current_setting('application_name'), ''), pg_catalog.inet_client_addr(), pg_catalog.pg_backend_pid(),
+    coalesce(nullif(pg_catalog.current_setting('safe_run.backend_start', true), '')::timestamptz, safe_run.ledger_backend_start()),
+    ${v.schema}, ${v.table}, ${v.op}, ${v.ident}, ${v.n},
+    case when ${v.textMode} = 'fingerprint' then null else pg_catalog.current_query() end,
+    case when ${v.textMode} = 'fingerprint' then safe_run.statement_fingerprint(pg_catalog.current_query()) end,
+    ${v.kept}, ${v.n} - ${v.kept}, ${v.pending}`;
+}
+
+/** How many of n rows are kept: the one rule every trigger applies. */
+function keptOf(keep: string, n: string, cap: string): string {
+  return `case when ${keep} then least(${n}, ${cap}) else 0 end`;
+}
+
+/** Up to `kept` rows of each source, as JSON, for ledger row `lid`: set-wise, one statement. */
+function keepRowsSql(lid: string, kept: string, sources: readonly { side: 'old' | 'new'; from: string }[]): string {
+  return `insert into safe_run.ledger_rows (ledger_id, side, row)
+      ${sources.map((s) => `select ${lid}, '${s.side}', pg_catalog.to_jsonb(t) from (select * from ${s.from} limit ${kept}) t`).join('\n      union all ')}`;
+}
+
+/**
+ * The backend's start time, read once per session: pg_stat_get_activity() builds the row of
+ * every backend, which cost more than the rest of a ledger row. The session keeps it in a
+ * setting, so a writer can overwrite it (as it can its application_name); pid, xid, role
+ * and statement come from the server each time.
+ */
+const BACKEND_START_SQL = `create or replace function safe_run.ledger_backend_start() returns timestamptz language sql ${FN} as $fn$
+  select pg_catalog.set_config('safe_run.backend_start', a.backend_start::text, false)::timestamptz
+    from pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a
+$fn$`;
+
+const APPEND_SQL = `create or replace function safe_run.ledger_append(
+  op text, tschema text, tname text, ident text, n bigint, keep boolean, cap bigint, textmode text, pending boolean)
+returns table (id bigint, kept bigint) language sql ${FN} as $fn$
+  insert into safe_run.ledger (${LEDGER_COLUMNS})
+  values (${ledgerValues({ op: 'op', schema: 'tschema', table: 'tname', ident: 'ident', n: 'n', kept: keptOf('keep', 'n', 'cap'), textMode: 'textmode', pending: 'pending' })})
+  returning id, rows_kept
+$fn$`;
+
+/**
+ * A whole table's rows and their count, as the old side of one ledger row: TRUNCATE and
+ * DROP have no transition table, so the table is read by name.
+ */
+const KEEP_TABLE_SQL = `create or replace function safe_run.ledger_keep_table(
+  op text, tschema text, tname text, keep boolean, cap bigint, textmode text, pending boolean)
+returns void language plpgsql ${FN} as $fn$
+declare
+  n bigint;
+  a record;
+begin
+  execute pg_catalog.format('select pg_catalog.count(*) from %I.%I', tschema, tname) into n;
+  select * into a from safe_run.ledger_append(op, tschema, tname, null, n, keep, cap, textmode, pending);
+  if a.kept > 0 then
+    execute pg_catalog.format('${keepRowsSql('$1', '$2', [{ side: 'old', from: '%I.%I' }]).replace(/'/g, "''")}', tschema, tname) using a.id, a.kept;
+  end if;
 end $fn$`;
 
 /**
- * One function for INSERT, UPDATE and DELETE: the trigger's arguments say whether rows are
- * kept, the cap, and the statement text mode. A statement that changed no row is not
- * recorded: it changed nothing. PL/pgSQL plans each query on first use, so the transition
- * table an event lacks is never referenced.
+ * INSERT, UPDATE and DELETE: one function each, since a function can only name the
+ * transition tables its event has. Per statement: count the transition table, write the
+ * ledger row, and keep up to the cap of its rows set-wise. A statement that changed no row
+ * is not recorded: it changed nothing. The trigger's arguments, fixed at `protect` time,
+ * say whether rows are kept, the cap and the statement text mode, so nothing is looked up
+ * per statement.
  */
-const DML_SQL = `create or replace function safe_run.ledger_dml() returns trigger language plpgsql ${FN} as $fn$
+export const DML_OPERATIONS = ['INSERT', 'UPDATE', 'DELETE'] as const;
+
+function dmlFunctionSql(op: (typeof DML_OPERATIONS)[number]): string {
+  const sources = [
+    ...(op === 'INSERT' ? [] : [{ side: 'old' as const, from: 'safe_run_old' }]),
+    ...(op === 'DELETE' ? [] : [{ side: 'new' as const, from: 'safe_run_new' }]),
+  ];
+  const row = ledgerValues({
+    op: 'tg_op',
+    schema: 'tg_table_schema',
+    table: 'tg_table_name',
+    ident: 'null',
+    n: 'n',
+    kept: 'kept',
+    textMode: 'tg_argv[2]',
+    pending: 'false',
+  });
+  return `create or replace function safe_run.ledger_${op.toLowerCase()}() returns trigger language plpgsql ${FN} as $fn$
 declare
-  keep boolean := tg_argv[0] = 'keep';
-  cap bigint := tg_argv[1]::bigint;
   n bigint;
   kept bigint;
   lid bigint;
 begin
-  if tg_op = 'DELETE' then select pg_catalog.count(*) into n from safe_run_old;
-  else select pg_catalog.count(*) into n from safe_run_new;
-  end if;
+  select pg_catalog.count(*) into n from ${sources[0]!.from};
   if n = 0 then return null; end if;
-  kept := case when keep then least(n, cap) else 0 end;
-  lid := safe_run.ledger_append(tg_op, tg_table_schema, tg_table_name, null, n, kept, tg_argv[2], false);
-  if kept > 0 and tg_op in ('UPDATE', 'DELETE') then
-    insert into safe_run.ledger_rows (ledger_id, side, row) select lid, 'old', pg_catalog.to_jsonb(o) from safe_run_old o limit kept;
-  end if;
-  if kept > 0 and tg_op in ('UPDATE', 'INSERT') then
-    insert into safe_run.ledger_rows (ledger_id, side, row) select lid, 'new', pg_catalog.to_jsonb(o) from safe_run_new o limit kept;
+  kept := ${keptOf("tg_argv[0] = 'keep'", 'n', 'tg_argv[1]::bigint')};
+  insert into safe_run.ledger (${LEDGER_COLUMNS})
+  values (${row})
+  returning id into lid;
+  if kept > 0 then
+    ${keepRowsSql('lid', 'kept', sources)};
   end if;
   return null;
 end $fn$`;
+}
 
 /**
  * BEFORE TRUNCATE: the only moment the rows and their count still exist. A partitioned
  * parent holds no rows of its own; its partitions' triggers fire for the same TRUNCATE.
  */
 const TRUNCATE_SQL = `create or replace function safe_run.ledger_truncate() returns trigger language plpgsql ${FN} as $fn$
-declare
-  keep boolean := tg_argv[0] = 'keep';
-  cap bigint := tg_argv[1]::bigint;
-  n bigint;
-  kept bigint;
-  lid bigint;
 begin
   if (select c.relkind from pg_catalog.pg_class c where c.oid = tg_relid) = 'p' then return null; end if;
-  execute pg_catalog.format('select pg_catalog.count(*) from %I.%I', tg_table_schema, tg_table_name) into n;
-  kept := case when keep then least(n, cap) else 0 end;
-  lid := safe_run.ledger_append('TRUNCATE', tg_table_schema, tg_table_name, null, n, kept, tg_argv[2], false);
-  if kept > 0 then
-    execute pg_catalog.format('insert into safe_run.ledger_rows (ledger_id, side, row)
-      select $1, ''old'', pg_catalog.to_jsonb(t) from %I.%I t limit $2', tg_table_schema, tg_table_name) using lid, kept;
-  end if;
+  perform safe_run.ledger_keep_table('TRUNCATE', tg_table_schema, tg_table_name, tg_argv[0] = 'keep', tg_argv[1]::bigint, tg_argv[2], false);
   return null;
 end $fn$`;
 
@@ -167,9 +243,6 @@ declare
   q text := pg_catalog.current_query();
   s record;
   p record;
-  n bigint;
-  kept bigint;
-  lid bigint;
 begin
   select * into s from safe_run.ledger_settings;
   for p in select pr.* from safe_run.protected pr
@@ -179,13 +252,7 @@ begin
     -- A name with a double quote is written with it doubled.
     if (tg_tag = 'DROP TABLE' and (safe_run.mentions(q, p.table_name) or safe_run.mentions(q, pg_catalog.replace(p.table_name, '"', '""'))))
        or (tg_tag = 'DROP SCHEMA' and (safe_run.mentions(q, p.table_schema) or safe_run.mentions(q, pg_catalog.replace(p.table_schema, '"', '""')))) then
-      execute pg_catalog.format('select pg_catalog.count(*) from %I.%I', p.table_schema, p.table_name) into n;
-      kept := case when p.keep_rows then least(n, s.keep_rows_max) else 0 end;
-      lid := safe_run.ledger_append('DROP', p.table_schema, p.table_name, null, n, kept, s.statement_text, true);
-      if kept > 0 then
-        execute pg_catalog.format('insert into safe_run.ledger_rows (ledger_id, side, row)
-          select $1, ''old'', pg_catalog.to_jsonb(t) from %I.%I t limit $2', p.table_schema, p.table_name) using lid, kept;
-      end if;
+      perform safe_run.ledger_keep_table('DROP', p.table_schema, p.table_name, p.keep_rows, s.keep_rows_max, s.statement_text, true);
     end if;
   end loop;
 end $fn$`;
@@ -203,13 +270,13 @@ begin
     continue when not r.original and r.object_type not in ('table', 'schema');
     if r.object_type = 'table' then
       update safe_run.ledger l set pending_drop = false, object_identity = r.object_identity
-       where l.xid = pg_catalog.pg_current_xact_id() and l.pending_drop
+       where l.sealed_in is null and l.xid = pg_catalog.pg_current_xact_id() and l.pending_drop
          and l.table_schema = r.schema_name and l.table_name = r.object_name;
       get diagnostics confirmed = row_count;
       continue when confirmed > 0;
     end if;
     perform safe_run.ledger_append('DROP', r.schema_name,
-      case when r.object_type = 'table' then r.object_name end, r.object_identity, 0, 0, s.statement_text, false);
+      case when r.object_type = 'table' then r.object_name end, r.object_identity, 0, false, 0, s.statement_text, false);
   end loop;
 end $fn$`;
 
@@ -221,8 +288,8 @@ declare
 begin
   if tg_tag in ('DROP TABLE', 'DROP SCHEMA') then
     delete from safe_run.ledger_rows lr using safe_run.ledger l
-     where lr.ledger_id = l.id and l.xid = pg_catalog.pg_current_xact_id() and l.pending_drop;
-    delete from safe_run.ledger l where l.xid = pg_catalog.pg_current_xact_id() and l.pending_drop;
+     where lr.ledger_id = l.id and l.sealed_in is null and l.xid = pg_catalog.pg_current_xact_id() and l.pending_drop;
+    delete from safe_run.ledger l where l.sealed_in is null and l.xid = pg_catalog.pg_current_xact_id() and l.pending_drop;
     return;
   end if;
   select * into s from safe_run.ledger_settings;
@@ -231,7 +298,7 @@ begin
     perform safe_run.ledger_append('DDL', r.schema_name,
       case when r.classid = 'pg_catalog.pg_class'::pg_catalog.regclass and r.object_type like 'table%'
         then (select c.relname::text from pg_catalog.pg_class c where c.oid = r.objid) end,
-      r.object_identity, 0, 0, s.statement_text, false);
+      r.object_identity, 0, false, 0, s.statement_text, false);
   end loop;
 end $fn$`;
 
@@ -245,19 +312,21 @@ language sql stable ${FN} as $fn$
   select l.table_schema, l.table_name, l.operation, pg_catalog.count(*), pg_catalog.sum(l.row_count)::bigint,
          coalesce((select pg_catalog.count(*) from safe_run.ledger_rows lr
                     join safe_run.ledger l2 on l2.id = lr.ledger_id
-                   where l2.xid = pg_catalog.pg_current_xact_id_if_assigned()
+                   where l2.sealed_in is null and l2.xid = pg_catalog.pg_current_xact_id_if_assigned()
                      and l2.table_schema is not distinct from l.table_schema
                      and l2.table_name is not distinct from l.table_name
                      and l2.operation = l.operation), 0)::bigint
     from safe_run.ledger l
-   where l.xid = pg_catalog.pg_current_xact_id_if_assigned()
+   where l.sealed_in is null and l.xid = pg_catalog.pg_current_xact_id_if_assigned()
    group by 1, 2, 3
 $fn$`;
 
 export const LEDGER_FUNCTIONS_SQL: readonly string[] = [
   FINGERPRINT_SQL,
+  BACKEND_START_SQL,
   APPEND_SQL,
-  DML_SQL,
+  KEEP_TABLE_SQL,
+  ...DML_OPERATIONS.map(dmlFunctionSql),
   TRUNCATE_SQL,
   MENTIONS_SQL,
   DROP_START_SQL,
@@ -265,8 +334,9 @@ export const LEDGER_FUNCTIONS_SQL: readonly string[] = [
   DDL_END_SQL,
   OWN_SQL,
   // Nobody but the triggers may write a ledger row; anyone may read their own transaction's.
-  `revoke all on function safe_run.ledger_append(text, text, text, text, bigint, bigint, text, boolean),
-     safe_run.ledger_dml(), safe_run.ledger_truncate(), safe_run.ledger_drop_start(), safe_run.ledger_sql_drop(),
+  `revoke all on function safe_run.ledger_append(text, text, text, text, bigint, boolean, bigint, text, boolean),
+     safe_run.ledger_keep_table(text, text, text, boolean, bigint, text, boolean), safe_run.ledger_backend_start(),
+     safe_run.ledger_insert(), safe_run.ledger_update(), safe_run.ledger_delete(), safe_run.ledger_truncate(), safe_run.ledger_drop_start(), safe_run.ledger_sql_drop(),
      safe_run.ledger_ddl_end() from public`,
   'grant usage on schema safe_run to public',
   'grant execute on function safe_run.ledger_own_statements() to public',

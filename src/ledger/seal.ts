@@ -55,15 +55,24 @@ export function sealHash(hashes: readonly string[]): string {
 
 /**
  * The ledger rows as JSON in UTC, so that the seal and every later comparison print
- * timestamps alike. The handle must be a transaction (SET LOCAL).
+ * timestamps alike. The handle must be a transaction (SET LOCAL). `about` narrows the read to
+ * what blame needs of one table: its statements, and every DELETE and TRUNCATE (what a
+ * cascade from it took along).
  */
-export async function readStatements(trx: Db, where: 'unsealed' | 'unsealed-visible' | 'sealed'): Promise<LedgerStatement[]> {
+export async function readStatements(
+  trx: Db,
+  where: 'unsealed' | 'unsealed-visible' | 'sealed',
+  about?: { readonly schema: string; readonly table: string },
+): Promise<LedgerStatement[]> {
   await sql`set local timezone = 'UTC'`.execute(trx);
   const filter = where === 'sealed' ? sql`l.sealed_in is not null` : sql`l.sealed_in is null and not l.pending_drop`;
+  const narrow = about
+    ? sql`and ((l.table_schema = ${about.schema} and l.table_name = ${about.table}) or l.operation in ('DELETE', 'TRUNCATE'))`
+    : sql``;
   const lock = where === 'unsealed' ? sql`for update of l skip locked` : sql``;
   const { rows } = await sql<{ s: unknown }>`
     select pg_catalog.to_jsonb(l) - 'sealed_in' - 'pending_drop' as s from safe_run.ledger l
-     where ${filter} order by l.id ${lock}`.execute(trx);
+     where ${filter} ${narrow} order by l.id ${lock}`.execute(trx);
   return rows.map((r) => LedgerStatementSchema.parse(r.s));
 }
 

@@ -2,9 +2,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
 import type { Argv, CommandModule } from 'yargs';
 import { globalOptions, type GlobalArgs } from './commands/global-args.js';
-import { COMMANDS, DEFAULT_COMMAND, type LazyCommand } from './commands/registry.js';
+import { COMMANDS, DEFAULT_COMMAND, commandFor, commandNames, commandWord, type LazyCommand } from './commands/registry.js';
 import { reportError } from './commands/report-error.js';
 import { usageError } from './errors.js';
 
@@ -94,14 +95,17 @@ function packageVersion(): string {
   }
 }
 
-/** Global options that take a value: the word after them is not the command. */
-const VALUED_OPTIONS = new Set(['--db', '--config', '--log-format']);
+// libpg-query's 2 MB of WASM (the statement policy's parser) is compiled by Liftoff at once and
+// then again by TurboFan on background threads: ~500 ms of CPU that a run's few parses never
+// repay, and that starves the libuv pool (a first fs call waited 150-800 ms behind it on
+// 2 cores). Liftoff's code parses the same; this process owns its V8, so the flag is ours to set.
+v8.setFlagsFromString('--liftoff-only');
 
 /** The command the words name: a registered command, "run" for a script name, undefined for none. */
 function commandOf(words: readonly string[]): string | undefined {
-  const first = words.find((word, i) => !word.startsWith('-') && !VALUED_OPTIONS.has(words[i - 1] ?? ''));
-  if (first === undefined) return undefined;
-  return COMMANDS.some((c) => c.command.split(' ')[0] === first) ? first : 'run';
+  const word = commandWord(words);
+  if (word === undefined) return undefined;
+  return commandNames().includes(word) ? word : 'run';
 }
 
 const argv = process.argv.slice(2);
@@ -109,7 +113,15 @@ try {
   // A bare `--version` (scripts, support tickets, `npx safe-run --version`) is answered
   // before yargs loads: importing yargs is most of what the rest of --version would cost.
   if (argv.length === 1 && argv[0] === '--version') process.stdout.write(`${packageVersion()}\n`);
-  else await (await buildProgram(argv)).parseAsync();
+  else {
+    // The command's modules (the database driver, the query builder, the records' schemas)
+    // load beside yargs', not after them; yargs' own import of the command then finds them
+    // loaded. A failure surfaces there, through the one error handler.
+    commandFor(argv)
+      ?.load()
+      .catch(() => {});
+    await (await buildProgram(argv)).parseAsync();
+  }
 } catch (error) {
   process.exitCode = reportError(error, { json: argv.includes('--json'), verbose: argv.includes('--verbose'), command: commandOf(argv) });
 }

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import type { DestinationStream, Logger as PinoLogger } from 'pino';
 import { formatLogLine } from './log-line.js';
+import { writeAboveProgress } from './progress.js';
 
 /**
  * The one logger shape the library code sees. Commands receive it; nothing in src/ calls
@@ -22,18 +23,36 @@ export interface LoggerOptions {
   readonly format?: LogFormat;
 }
 
-// pino is required on the first createLogger, not at import: many modules import silentLogger
-// from here, and `safe-run --version` must not pay for a logger it never creates.
+// pino is required for the first line written, not at import: many modules import
+// silentLogger from here, and `safe-run --version` must not pay for a logger it never uses.
 const require = createRequire(import.meta.url);
 
+const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+type LogLevel = (typeof LEVELS)[number];
+
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const pino = require('pino') as typeof import('pino');
   const level = options.verbose ? 'debug' : options.quiet ? 'warn' : 'info';
   const format = options.format ?? logFormatFromEnv();
+  // pino (and its redaction, compiled when it is made) is made by the first line that is
+  // written: `list` or `snapshot --json` write none, and need not pay for it.
+  let base: PinoLogger | undefined;
+  const pinoLogger = (): PinoLogger => (base ??= makePino(level, format));
+  const emit = (lvl: LogLevel) => {
+    if (LEVELS.indexOf(lvl) < LEVELS.indexOf(level)) return (): void => {};
+    return (msg: string, fields?: Record<string, unknown>): void => {
+      if (fields) pinoLogger()[lvl](fields, msg);
+      else pinoLogger()[lvl](msg);
+    };
+  };
+  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
+}
+
+function makePino(level: LogLevel, format: LogFormat): PinoLogger {
+  const pino = require('pino') as typeof import('pino');
   // Human lines on a terminal or not: cron mail, CI logs and the demo are read by people.
   // JSON only when asked for, for a log shipper.
   const destination: DestinationStream = format === 'json' ? pino.destination({ dest: 2, sync: true }) : humanStderr();
-  const base: PinoLogger = pino.default(
+  return pino.default(
     {
       level,
       base: undefined,
@@ -41,13 +60,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     },
     destination,
   );
-  const emit =
-    (lvl: 'debug' | 'info' | 'warn' | 'error') =>
-    (msg: string, fields?: Record<string, unknown>): void => {
-      if (fields) base[lvl](fields, msg);
-      else base[lvl](msg);
-    };
-  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
 }
 
 function logFormatFromEnv(): LogFormat {
@@ -62,7 +74,8 @@ function humanStderr(): DestinationStream {
   const color = process.stderr.isTTY === true && !process.env.NO_COLOR;
   return {
     write(line: string): void {
-      process.stderr.write(`${formatLogLine(line, { color })}\n`);
+      const text = formatLogLine(line, { color });
+      if (!writeAboveProgress(text)) process.stderr.write(`${text}\n`);
     },
   };
 }

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import type { SingleBar } from 'cli-progress';
+import type { MultiBar } from 'cli-progress';
 
 /**
  * Progress for a person watching a terminal: the backup, the exact counts, the script's
@@ -31,17 +31,33 @@ export interface ProgressOptions {
 
 const require = createRequire(import.meta.url);
 
+/** The bar being drawn, if any: log lines go above it instead of through it. */
+let drawing: MultiBar | null = null;
+
+/**
+ * Writes a log line above the bar being drawn. A line written straight to the terminal would
+ * land on the bar's line, and the bar's redraw would then overwrite or scramble it. False
+ * when no bar is drawn: the caller writes the line itself.
+ */
+export function writeAboveProgress(line: string): boolean {
+  if (!drawing) return false;
+  drawing.log(`${line}\n`);
+  return true;
+}
+
 /** Bars on stderr when it is a terminal and stdout is not a --json document; no-ops otherwise. */
 export function createProgress(options: ProgressOptions): Progress {
   const stream = options.stream ?? process.stderr;
   if (options.json || stream.isTTY !== true) return noProgress;
   // Required when a bar is first drawn: a command on a pipe never loads it.
-  const { SingleBar: Bar } = require('cli-progress') as typeof import('cli-progress');
+  const { MultiBar: Bars } = require('cli-progress') as typeof import('cli-progress');
   return {
     active: true,
     start(label, total) {
       const counted = total !== null;
-      const bar: SingleBar = new Bar({
+      // A MultiBar of one bar: unlike SingleBar it moves relative to where it drew and has a
+      // log buffer, so lines logged while it runs (the script's own) stay whole and above it.
+      const bars: MultiBar = new Bars({
         stream,
         format: counted ? `${label} [{bar}] {value}/{total} {detail} {duration_formatted}` : `${label} {detail} {duration_formatted}`,
         barsize: 24,
@@ -51,7 +67,8 @@ export function createProgress(options: ProgressOptions): Progress {
         fps: 5,
         etaBuffer: 20,
       });
-      bar.start(total ?? 0, 0, { detail: '' });
+      const bar = bars.create(total ?? 0, 0, { detail: '' });
+      drawing = bars;
       let value = 0;
       return {
         update(done, detail) {
@@ -63,7 +80,9 @@ export function createProgress(options: ProgressOptions): Progress {
           bar.update(value);
         },
         stop() {
-          bar.stop();
+          if (drawing === bars) drawing = null;
+          bars.update(); // flushes the log lines still buffered: stop() alone would drop them
+          bars.stop();
         },
       };
     },

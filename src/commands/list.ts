@@ -1,6 +1,7 @@
 import type { CommandBody } from './registry.js';
 import type { Config } from '../config/config.js';
-import { findScriptFiles, loadScriptFiles, scriptLoadOptions, type LoadedScript } from '../script/load.js';
+import { describeScriptFiles } from '../script/describe.js';
+import { findScriptFiles, scriptLoadOptions, type LoadedScript } from '../script/load.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
 
 export interface ListedScript {
@@ -14,10 +15,13 @@ export interface ListedScript {
   readonly error?: string;
 }
 
-/** Every script in the scripts directories with its declared blast radius. One broken script does not hide the others. */
+/**
+ * Every script in the scripts directories with its declared blast radius. One broken script
+ * does not hide the others. Unchanged scripts come from the declarations cache (describe.ts).
+ */
 export async function listScripts(config: Config): Promise<ListedScript[]> {
   const found = [...findScriptFiles(config.scriptsDirs)];
-  const loaded = await loadScriptFiles(
+  const loaded = await describeScriptFiles(
     found.map(([, file]) => file),
     scriptLoadOptions(config),
   );

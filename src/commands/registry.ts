@@ -132,3 +132,22 @@ export const DEFAULT_COMMAND: LazyCommand = {
 export function commandNames(): string[] {
   return [...COMMANDS.map((c) => c.command.split(' ')[0]!), 'completion'];
 }
+
+/** Global options that take a value: the word after them is not the command. */
+const VALUED_OPTIONS = new Set(['--db', '--config', '--log-format']);
+
+/** The first word of `argv` that is neither an option nor a global option's value: what yargs will run. */
+export function commandWord(argv: readonly string[]): string | undefined {
+  return argv.find((word, i) => !word.startsWith('-') && !VALUED_OPTIONS.has(argv[i - 1] ?? ''));
+}
+
+/**
+ * The command `argv` will run, so cli.ts can start importing it while yargs itself loads. A
+ * word that names no command is a script: the guarded run. null for no word (bare --help)
+ * and for completion, which import nothing.
+ */
+export function commandFor(argv: readonly string[]): LazyCommand | null {
+  const word = commandWord(argv);
+  if (word === undefined || word === 'completion') return null;
+  return COMMANDS.find((c) => c.command.split(' ')[0] === word) ?? DEFAULT_COMMAND;
+}

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { errorMessage } from '../errors.js';
 
 /**
@@ -41,43 +42,75 @@ export class PgParseError extends Error {
   }
 }
 
-type PgQuery = typeof import('libpg-query');
-let pgQuery: PgQuery | undefined;
+/** The emscripten module inside libpg-query: its exported C functions and string helpers. */
+interface PgQueryWasm {
+  lengthBytesUTF8(text: string): number;
+  stringToUTF8(text: string, pointer: number, maxBytes: number): void;
+  UTF8ToString(pointer: number): string;
+  _malloc(bytes: number): number;
+  _free(pointer: number): void;
+  _wasm_free_string(pointer: number): void;
+  _wasm_parse_query(pointer: number): number;
+  _wasm_parse_plpgsql(pointer: number): number;
+  _wasm_scan(pointer: number): number;
+}
+let wasm: PgQueryWasm | undefined;
 let loaded: Promise<void> | undefined;
 
 /**
- * The WASM module compiles once per process; every parse waits for it. It is imported here,
- * not at the top: requiring libpg-query starts compiling the WASM, which a command that
- * never parses SQL (`--help`, `list` of TypeScript scripts, `show`) should not pay for.
+ * The WASM module compiles once per process; every parse waits for it. It is loaded here,
+ * not at the top: compiling the WASM is work a command that never parses SQL (`--help`,
+ * `list` from the cache, `show`) should not pay for. Its emscripten module is required
+ * directly: the package's index also loads 5 MB of protobuf code for `deparse`, which
+ * safe-run never calls (~150 ms of CPU per run).
  */
 export function loadParser(): Promise<void> {
-  loaded ??= import('libpg-query').then(async (namespace) => {
-    // A CommonJS module: its exports object is the ESM default export.
-    const mod = (namespace as unknown as { default: PgQuery }).default;
-    await mod.loadModule();
-    pgQuery = mod;
-  });
+  loaded ??= (async () => {
+    const factory = createRequire(import.meta.url)('libpg-query/wasm/libpg-query.js') as () => Promise<PgQueryWasm>;
+    wasm = await factory();
+  })();
   return loaded;
 }
 
-function parser(): PgQuery {
-  if (!pgQuery) throw new Error('safe-run: the SQL parser is used before loadParser() finished');
-  return pgQuery;
+function parser(): PgQueryWasm {
+  if (!wasm) throw new Error('safe-run: the SQL parser is used before loadParser() finished');
+  return wasm;
 }
 
 export function parseStatements(text: string): readonly RawStatement[] {
-  const result = call(() => parser().parseSync(text)) as { stmts?: RawStatement[] };
+  const result = call(() => callWasm('_wasm_parse_query', text)) as { stmts?: RawStatement[] };
   return result.stmts ?? [];
 }
 
 /** The PL/pgSQL functions of a `CREATE FUNCTION`/`CREATE PROCEDURE`/`DO` statement text. */
 export function parsePlpgsqlFunctions(text: string): readonly PgNode[] {
-  const result = call(() => parser().parsePlPgSQLSync(text)) as unknown as { plpgsql_funcs?: PgNode[] };
+  const result = call(() => callWasm('_wasm_parse_plpgsql', text)) as { plpgsql_funcs?: PgNode[] };
   return result.plpgsql_funcs ?? [];
 }
 
 export function scanTokens(text: string): readonly ScanToken[] {
-  return (call(() => parser().scanSync(text)) as { tokens?: ScanToken[] }).tokens ?? [];
+  return (call(() => callWasm('_wasm_scan', text)) as { tokens?: ScanToken[] }).tokens ?? [];
+}
+
+/**
+ * libpg-query 17.3.2's own parseSync, parsePlPgSQLSync and scanSync (wasm/index.cjs), step
+ * for step and check for check, so `call` below absorbs the same quirks.
+ */
+function callWasm(fn: '_wasm_parse_query' | '_wasm_parse_plpgsql' | '_wasm_scan', text: string): unknown {
+  const m = parser();
+  const bytes = m.lengthBytesUTF8(text) + 1;
+  const textPointer = m._malloc(bytes);
+  let resultPointer = 0;
+  try {
+    m.stringToUTF8(text, textPointer, bytes);
+    resultPointer = m[fn](textPointer);
+    const result = m.UTF8ToString(resultPointer);
+    if (result.startsWith('syntax error') || result.startsWith('deparse error') || result.includes('ERROR')) throw new Error(result);
+    return JSON.parse(result);
+  } finally {
+    m._free(textPointer);
+    if (resultPointer) m._wasm_free_string(resultPointer);
+  }
 }
 
 function call<T>(parse: () => T): T {

@@ -1,7 +1,8 @@
 import { DEFAULT_MAX_DROP_PERCENT, DEFAULT_MAX_UPDATE_PERCENT, type Config, type CriticalTableRule } from '../config/config.js';
 import type { Logger } from '../logger.js';
 import type { TableKey } from '../records/index.js';
-import { findScriptFiles, loadScriptFiles, scriptLoadOptions } from '../script/load.js';
+import { describeScriptFiles } from '../script/describe.js';
+import { findScriptFiles, scriptLoadOptions } from '../script/load.js';
 
 export interface CriticalTables {
   readonly rules: Readonly<Record<TableKey, CriticalTableRule>>;
@@ -19,7 +20,7 @@ export async function criticalTablesOf(config: Config, log: Logger): Promise<Cri
   const rules: Record<TableKey, CriticalTableRule> = {};
   const declaredBy: Record<TableKey, string[]> = {};
   const files = [...findScriptFiles(config.scriptsDirs).values()];
-  const loaded = files.length ? await loadScriptFiles(files, { ...scriptLoadOptions(config), log }) : [];
+  const loaded = files.length ? await describeScriptFiles(files, { ...scriptLoadOptions(config), log }) : [];
   loaded.forEach((script, index) => {
     if (script instanceof Error) {
       log.warn(`Could not read the critical tables declared by ${files[index]}`, { error: script.message });

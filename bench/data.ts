@@ -21,7 +21,7 @@ export interface BenchDatabase {
   readonly rows: number;
 }
 
-const FORMAT = 'safe-run bench v2';
+const FORMAT = 'safe-run bench v3';
 
 export async function buildBenchDatabase(
   serverUrl: string,
@@ -53,6 +53,7 @@ export async function buildBenchDatabase(
     await insertUsers(db, result.sessions);
     await insertSessions(db, result.sessions, false);
     await loadTables(db, result.tables);
+    await loadGroups(db);
     await vacuumAnalyze(db);
   } finally {
     await db.destroy();
@@ -166,6 +167,47 @@ export async function insertRows(db: Db, spec: TableSpec, parentRows: number, mi
     select g, ${parentId}, (g * 7919) % 100000, timestamptz '2024-01-01' + g * interval '1 second', to_hex(g * 2654435761)
       from generate_series(1, ${spec.rows}::bigint) g
     ${missingOnly ? sql`on conflict (id) do nothing` : sql``}`.execute(db);
+}
+
+/**
+ * The issue's cleanup, at its size: `groups` and their `group_properties` (ON DELETE
+ * CASCADE, the foreign key indexed as a real schema has it), rows as wide as such tables'
+ * (names, descriptions, jsonb settings, text values: ~250 and ~150 bytes). Every 20th
+ * group is what the cleanup deletes: 1,000 groups and, by cascade, 2,440 properties, as in
+ * the issue. Rows are a pure function of their id, so a round's deletes can be put back.
+ */
+export const GROUPS = { groups: 20_000, properties: 48_800, deletedGroups: 1_000, deletedProperties: 2_440 } as const;
+
+async function loadGroups(db: Db): Promise<void> {
+  await sql`
+    create table groups (
+      id bigint primary key, account_id bigint not null, name text not null, description text not null,
+      settings jsonb not null, created_at timestamptz not null, updated_at timestamptz not null)`.execute(db);
+  await sql`
+    create table group_properties (
+      id bigint primary key, group_id bigint not null references groups (id) on delete cascade,
+      key text not null, value text not null, created_at timestamptz not null)`.execute(db);
+  await sql`create index group_properties_group_id on group_properties (group_id)`.execute(db);
+  await insertGroups(db, false);
+}
+
+/** `missingOnly` puts back what a cleanup deleted (parents first, so the foreign key holds). */
+export async function insertGroups(db: Db, missingOnly: boolean): Promise<void> {
+  const conflict = missingOnly ? sql`on conflict (id) do nothing` : sql``;
+  await sql`
+    insert into groups (id, account_id, name, description, settings, created_at, updated_at)
+    select g, 1 + g % 997, 'group ' || md5('n' || g), repeat(md5('d' || g), 3),
+           jsonb_build_object('plan', 'p' || g % 7, 'limits', jsonb_build_object('seats', g % 50, 'storage', g % 1000), 'flags', md5('f' || g)),
+           timestamptz '2023-01-01' + g * interval '1 minute', timestamptz '2024-01-01' + g * interval '1 minute'
+      from generate_series(1, ${GROUPS.groups}::bigint) g
+    ${conflict}`.execute(db);
+  // Property p belongs to group ((p - 1) % groups) + 1: 2 or 3 a group, 2.44 on average.
+  await sql`
+    insert into group_properties (id, group_id, key, value, created_at)
+    select p, (p - 1) % ${GROUPS.groups}::bigint + 1, 'property.' || p % 40, md5('v' || p) || md5('w' || p) || md5('x' || p),
+           timestamptz '2023-06-01' + p * interval '1 second'
+      from generate_series(1, ${GROUPS.properties}::bigint) p
+    ${conflict}`.execute(db);
 }
 
 async function vacuumAnalyze(db: Db): Promise<void> {

@@ -289,7 +289,7 @@ async function cliFigures(ctx: SuiteContext): Promise<void> {
     const c = await compareGuardCliWithManual(ctx.full, ctx.args.rounds);
     ctx.figures.set('guard_cli_vs_manual_ratio', c.safeRun.medianMs / c.manual.medianMs);
     ctx.rows.push({
-      what: `cleanup (${c.deletedPerRun} + cascade), whole processes`,
+      what: `cleanup (${c.deletedPerRun} + ${c.cascadedPerRun} by cascade), whole processes`,
       a: c.safeRun.name,
       aMs: c.safeRun.medianMs,
       b: c.manual.name,

@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { dbnameConninfo, pgChildEnv } from '../src/backup/child-env.js';
@@ -47,6 +47,21 @@ describe('resolvePgTool', () => {
     const tool = await resolvePgTool('pg_dump', 15, fakeDir, dirs);
     expect(tool.path).not.toContain(fakeDir);
     expect(tool.major).toBeGreaterThanOrEqual(15);
+  });
+
+  it("goes past Debian's pg_wrapper on PATH to the program it would start, and keeps it as the last resort", async () => {
+    // Debian's /usr/bin/pg_dump is a symlink to a Perl script named pg_wrapper; this one only answers --version.
+    const onPath = path.join(fakeDir, 'path');
+    const real = path.join(fakeDir, 'real');
+    mkdirSync(onPath);
+    mkdirSync(real);
+    writeFileSync(path.join(fakeDir, 'pg_wrapper'), '#!/bin/sh\necho "pg_dump (PostgreSQL) 16.2"\n');
+    chmodSync(path.join(fakeDir, 'pg_wrapper'), 0o755);
+    symlinkSync(path.join(fakeDir, 'pg_wrapper'), path.join(onPath, 'pg_dump'));
+    writeFileSync(path.join(real, 'pg_dump'), '#!/bin/sh\necho "pg_dump (PostgreSQL) 16.2"\n');
+    chmodSync(path.join(real, 'pg_dump'), 0o755);
+    expect((await resolvePgTool('pg_dump', 15, null, [onPath, real])).path).toBe(path.join(real, 'pg_dump'));
+    expect((await resolvePgTool('pg_dump', 15, null, [onPath])).path).toBe(path.join(onPath, 'pg_dump'));
   });
 });
 

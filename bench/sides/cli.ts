@@ -7,9 +7,8 @@ import { resolvePgTool } from '../../src/backup/pg-tools.js';
 import { backupScope } from '../../src/backup/scope.js';
 import { createDb, type Db } from '../../src/db/connection.js';
 import { describeFailure, runCli, type CliRun } from '../child.js';
-import { insertRows, type BenchDatabase } from '../data.js';
+import { GROUPS, insertGroups, type BenchDatabase } from '../data.js';
 import { alternate, type SideSamples } from '../measure.js';
-import type { TableSpec } from '../plan.js';
 import { createWorkspace, type Workspace } from '../workspace.js';
 
 /**
@@ -17,69 +16,51 @@ import { createWorkspace, type Workspace } from '../workspace.js';
  * every child it starts), against what a careful operator does by hand with PostgreSQL's
  * own programs, on the same data in the same minutes, alternating.
  *
- * The cleanup is the issue's shape: delete rows of a small table whose children go with
- * them by ON DELETE CASCADE (groups and their properties), with a backup of exactly the
- * tables the delete can reach. Both sides run the very same SQL; the bench puts the
- * deleted rows back between runs, untimed, so every run deletes the same rows.
+ * The cleanup is the issue's: delete 1,000 `groups`, whose 2,440 `group_properties` go
+ * with them by ON DELETE CASCADE (bench/data.ts builds both, with rows of a realistic
+ * width), with a backup of exactly the tables the delete can reach: safe-run's touched scope,
+ * passed as `--backup touched` so both sides dump the same tables. Both sides run the very
+ * same SQL; the bench puts the deleted rows back between runs, untimed, so every run
+ * deletes the same rows.
  */
 const SCRIPT = 'bench-cascade-cleanup';
 
 export interface CascadeCleanup {
-  /** The table the script deletes from, then its cascade chain, parents first. */
-  readonly chain: readonly TableSpec[];
   /** What safe-run's backup scope holds, and so what the manual pg_dump gets with -t. */
   readonly scope: readonly string[];
   readonly statement: string;
   readonly deletedPerRun: number;
+  readonly cascadedPerRun: number;
 }
 
-/**
- * A chain three deep that only cascades (no SET NULL child, whose nulled keys a reseed
- * could not put back), away from the groups the large tables hang off.
- */
-function pickChain(tables: readonly TableSpec[]): TableSpec[] {
-  const byName = new Map(tables.map((t) => [t.name, t]));
-  for (const parent of tables) {
-    if (parent.large || !parent.parent || byName.get(parent.parent)?.parent) continue;
-    const child = tables.find((t) => t.parent === parent.name && !t.large);
-    const grandchild = child && tables.find((t) => t.parent === child.name && !t.large);
-    const chain = [parent, child, grandchild].filter((t): t is TableSpec => t !== undefined);
-    const onlyCascades = chain.every((t) => t.onDelete === 'cascade');
-    const noOtherChildren = tables.filter((t) => chain.some((c) => c.name === t.parent)).length === chain.length - 1;
-    if (chain.length === 3 && onlyCascades && noOtherChildren && !tables.some((t) => t.large && t.parent === parent.parent)) return chain;
-  }
-  throw new Error('the generated schema has no cascade chain three deep; use --tables 40 or more');
-}
-
-export async function planCascadeCleanup(db: Db, bench: BenchDatabase): Promise<CascadeCleanup> {
-  const chain = pickChain(bench.tables);
-  const parent = chain[0]!;
-  const scope = await backupScope(db, [`public.${parent.name}`], 'touched');
+export async function planCascadeCleanup(db: Db): Promise<CascadeCleanup> {
+  const scope = await backupScope(db, ['public.groups'], 'touched');
   return {
-    chain,
     scope,
-    statement: `delete from public.${parent.name} where id % 2 = 0;`,
-    deletedPerRun: Math.floor(parent.rows / 2),
+    statement: 'delete from public.groups where id % 20 = 0;',
+    deletedPerRun: GROUPS.deletedGroups,
+    cascadedPerRun: GROUPS.deletedProperties,
   };
 }
 
 function scriptSource(plan: CascadeCleanup): string {
   return [
-    `-- @description Bench: delete every other row of ${plan.chain[0]!.name}; their children go by ON DELETE CASCADE`,
-    ...plan.chain.map((t) => `-- @touches ${t.name}: delete`),
-    ...plan.chain.map((t) => `-- @limit ${t.name}.delete 10000000`),
+    '-- @description Bench: delete every 20th group; their properties go by ON DELETE CASCADE',
+    '-- @touches groups: delete',
+    '-- @touches group_properties: delete',
+    '-- @limit groups.delete 1000',
+    '-- @limit group_properties.delete 5000',
     plan.statement,
     '',
   ].join('\n');
 }
 
-/** Puts back what a cleanup deleted, parents first, then lets VACUUM ANALYZE tidy up. */
-async function reseedChain(bench: BenchDatabase, chain: readonly TableSpec[]): Promise<void> {
-  const rowsOf = new Map(bench.tables.map((t) => [t.name, t.rows]));
+/** Puts back what a cleanup deleted, then lets VACUUM ANALYZE tidy up. */
+async function reseedGroups(bench: BenchDatabase): Promise<void> {
   const db = createDb(bench.url, { maxConnections: 1, applicationName: 'safe-run-bench-reseed' });
   try {
-    for (const spec of chain) await insertRows(db, spec, spec.parent ? rowsOf.get(spec.parent)! : 0, true);
-    await sql`vacuum analyze ${sql.join(chain.map((t) => sql.table(t.name)))}`.execute(db);
+    await insertGroups(db, true);
+    await sql`vacuum analyze groups, group_properties`.execute(db);
   } finally {
     await db.destroy();
   }
@@ -118,6 +99,7 @@ export interface GuardCliComparison {
   readonly manual: SideSamples;
   readonly tables: readonly string[];
   readonly deletedPerRun: number;
+  readonly cascadedPerRun: number;
   /** The pipeline's own step timings (ms) of the last timed safe-run round. */
   readonly lastRunTimingsMs: Readonly<Record<string, number>>;
 }
@@ -130,7 +112,7 @@ export async function compareGuardCliWithManual(bench: BenchDatabase, rounds: nu
   const ws = await createWorkspace('cli-guard');
   const db = createDb(bench.url, { maxConnections: 1, applicationName: 'safe-run-bench' });
   try {
-    const plan = await planCascadeCleanup(db, bench);
+    const plan = await planCascadeCleanup(db);
     const programs = await pgPrograms(db);
     const scriptsDir = path.join(ws.dir, 'scripts');
     mkdirSync(scriptsDir);
@@ -143,11 +125,18 @@ export async function compareGuardCliWithManual(bench: BenchDatabase, rounds: nu
     let last: Record<string, number> = {};
 
     const safeRun = async (): Promise<number> => {
-      const result: CliRun = await runCli([SCRIPT, '--json', '--config', ws.configFile, '--reason', 'bench'], ws.env(bench.url), ws.dir);
+      const result: CliRun = await runCli(
+        [SCRIPT, '--backup', 'touched', '--json', '--config', ws.configFile, '--reason', 'bench'],
+        ws.env(bench.url),
+        ws.dir,
+      );
       const json = result.exitCode === 0 ? (JSON.parse(result.stdout) as RunJson) : null;
-      const deleted = json?.changes[`public.${plan.chain[0]!.name}`]?.deleted;
-      if (json?.status !== 'committed' || deleted !== plan.deletedPerRun)
-        throw new Error(`${describeFailure(`safe-run ${SCRIPT}`, result)} (deleted ${deleted}, expected ${plan.deletedPerRun})`);
+      const deleted = json?.changes['public.groups']?.deleted;
+      const cascaded = json?.changes['public.group_properties']?.deleted;
+      if (json?.status !== 'committed' || deleted !== plan.deletedPerRun || cascaded !== plan.cascadedPerRun)
+        throw new Error(
+          `${describeFailure(`safe-run ${SCRIPT}`, result)} (deleted ${deleted} + ${cascaded}, expected ${plan.deletedPerRun} + ${plan.cascadedPerRun})`,
+        );
       last = json.timingsMs;
       return result.wallMs;
     };
@@ -167,11 +156,18 @@ export async function compareGuardCliWithManual(bench: BenchDatabase, rounds: nu
         before: async () => {
           rmSync(archive, { force: true });
           rmSync(path.join(ws.evidenceDir, 'backups'), { recursive: true, force: true });
-          await reseedChain(bench, plan.chain);
+          await reseedGroups(bench);
         },
       },
     );
-    return { safeRun: a!, manual: b!, tables: plan.scope, deletedPerRun: plan.deletedPerRun, lastRunTimingsMs: last };
+    return {
+      safeRun: a!,
+      manual: b!,
+      tables: plan.scope,
+      deletedPerRun: plan.deletedPerRun,
+      cascadedPerRun: plan.cascadedPerRun,
+      lastRunTimingsMs: last,
+    };
   } finally {
     await db.destroy();
     await ws.remove();

@@ -28,7 +28,7 @@ export async function cleanupSnapshotPlan(db: Db, config: Config): Promise<Snaps
 
 function snapshotOnce(db: Db, url: string, plan: SnapshotPlan, knownCounts?: Readonly<Record<TableKey, number>>) {
   return takeSnapshot(db, {
-    ...(knownCounts ? { knownCounts, countConnections: 0 } : { exactTables: plan.exactTables, countConnections: 2 }),
+    ...(knownCounts ? { knownCounts, countConnections: 1 } : { exactTables: plan.exactTables, countConnections: 2 }),
     url: new URL(url),
   });
 }
@@ -62,7 +62,9 @@ export interface SnapshotComparison {
 
 /** Pre + post snapshot against two rounds of exact counts (pre and post), on warm pools. */
 export async function compareSnapshotWithNaive(bench: BenchDatabase, plan: SnapshotPlan, rounds: number): Promise<SnapshotComparison> {
-  const db = createDb(bench.url, { maxConnections: 3, applicationName: 'safe-run-bench' });
+  // As many connections as a command's pool holds (db/target.ts): the exporting one, two
+  // counting, one reading the fingerprints beside them.
+  const db = createDb(bench.url, { maxConnections: 4, applicationName: 'safe-run-bench' });
   try {
     const none: SnapshotPlan = { exactTables: new Set() };
     const [safeRun, naive, catalogOnly] = await alternate(
@@ -115,8 +117,8 @@ export async function compareSnapshotGrowth(
   plan: SnapshotPlan,
   rounds: number,
 ): Promise<GrowthComparison> {
-  const fullDb = createDb(full.url, { maxConnections: 3, applicationName: 'safe-run-bench' });
-  const tenthDb = createDb(tenth.url, { maxConnections: 3, applicationName: 'safe-run-bench' });
+  const fullDb = createDb(full.url, { maxConnections: 4, applicationName: 'safe-run-bench' });
+  const tenthDb = createDb(tenth.url, { maxConnections: 4, applicationName: 'safe-run-bench' });
   try {
     const [a, b] = await alternate(
       [

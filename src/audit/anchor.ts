@@ -211,3 +211,20 @@ async function createAnchorTable(db: Db): Promise<void> {
     }
   }
 }
+
+/**
+ * Whether recording a head can still change the catalog: the first record in a database
+ * creates the schema and table, an anchor table from before the pin columns gets them. A
+ * guarded run reads the catalog before its script; it must know whether its own first
+ * append is DDL, or it would mistake that for the script's.
+ */
+export async function anchorTableComplete(db: Db): Promise<boolean> {
+  const { rows } = await sql<{ n: number }>`
+    select pg_catalog.count(*)::int4 as n
+      from pg_catalog.pg_attribute a
+      join pg_catalog.pg_class c on c.oid = a.attrelid
+      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+     where n.nspname = 'safe_run' and c.relname = 'chain_head' and not a.attisdropped
+       and a.attname in ('key_id', 'evidence_dir')`.execute(db);
+  return rows[0]?.n === 2;
+}

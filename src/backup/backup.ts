@@ -104,9 +104,12 @@ async function backup(options: BackupOptions): Promise<BackupRecord> {
   });
   if (options.scope === 'none') return skipped([]);
 
-  const pgDump = await resolvePgTool('pg_dump', options.serverMajor, options.pgBinDir);
-  const pgRestore = await resolvePgTool('pg_restore', options.serverMajor, options.pgBinDir);
-  const tables = await lookupBackupTables(options.db, options.snapshotId, options.scope === 'full' ? null : options.tables);
+  // Independent look-ups (two version probes and a catalog read): side by side, not in turn.
+  const [pgDump, pgRestore, tables] = await Promise.all([
+    resolvePgTool('pg_dump', options.serverMajor, options.pgBinDir),
+    resolvePgTool('pg_restore', options.serverMajor, options.pgBinDir),
+    lookupBackupTables(options.db, options.snapshotId, options.scope === 'full' ? null : options.tables),
+  ]);
   if (options.scope === 'touched' || options.scope === 'guarded') {
     // A table the caller put in scope and that is gone must fail loudly, not shrink the backup.
     const missing = options.tables.filter((key) => !tables.some((t) => t.key === key));

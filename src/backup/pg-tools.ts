@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ExitCode, SafeRunError } from '../errors.js';
 import { candidateBinDirs } from './pg-bin-dirs.js';
@@ -31,7 +31,14 @@ export async function resolvePgTool(
   searchDirs: readonly string[] = configuredDir ? [configuredDir] : candidateBinDirs(),
 ): Promise<ResolvedPgTool> {
   const found: ResolvedPgTool[] = [];
-  for (const dir of searchDirs) {
+  // Debian's pg_wrapper on PATH is a Perl script that starts one of /usr/lib/postgresql/*/bin,
+  // which are candidates too: they go first, so no run pays a Perl start-up (tens of ms) for
+  // every pg_dump, pg_restore and version probe. The wrapper stays as the last resort.
+  const dirs = [
+    ...searchDirs.filter((d) => !isDebianWrapper(path.join(d, tool))),
+    ...searchDirs.filter((d) => isDebianWrapper(path.join(d, tool))),
+  ];
+  for (const dir of dirs) {
     const bin = path.join(dir, tool);
     if (!isFile(bin)) continue;
     const version = await readVersion(bin);
@@ -69,6 +76,14 @@ async function readVersion(bin: string): Promise<ResolvedPgTool | null> {
   const resolved = parsed ? { path: bin, ...parsed } : null;
   versionCache.set(bin, resolved);
   return resolved;
+}
+
+function isDebianWrapper(bin: string): boolean {
+  try {
+    return path.basename(realpathSync(bin)) === 'pg_wrapper';
+  } catch {
+    return false;
+  }
 }
 
 function isFile(bin: string): boolean {

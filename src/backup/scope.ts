@@ -29,25 +29,36 @@ export async function backupScope(
   critical: Iterable<TableKey> = [],
 ): Promise<TableKey[]> {
   if (scope === 'none') return [];
-  const existing = await readTableKeys(db);
-  if (scope === 'full') return [...existing].sort();
+  if (scope === 'full') return [...(await readTableKeys(db))].sort();
+  return closureOf(await readScopeGraph(db), scope === 'guarded' ? [...declared, ...critical] : declared);
+}
 
-  const edges = await readDependentEdges(db);
+/** The tables and their dependent edges, read once: a run derives its touched and guarded scopes from one reading. */
+export interface ScopeGraph {
+  readonly existing: ReadonlySet<TableKey>;
+  readonly children: ReadonlyMap<TableKey, readonly TableKey[]>;
+}
+
+export async function readScopeGraph(db: Db): Promise<ScopeGraph> {
+  const existing = await readTableKeys(db);
   const children = new Map<TableKey, TableKey[]>();
-  for (const edge of edges) {
+  for (const edge of await readDependentEdges(db)) {
     if (!existing.has(edge.child)) continue;
     const list = children.get(edge.parent) ?? [];
     list.push(edge.child);
     children.set(edge.parent, list);
   }
+  return { existing, children };
+}
 
+/** `seeds` and every table a delete in them reaches, transitively; seeds that match no table are left out. */
+export function closureOf(graph: ScopeGraph, seeds: readonly TableKey[]): TableKey[] {
   const inScope = new Set<TableKey>();
-  const seeds = scope === 'guarded' ? [...declared, ...critical] : declared;
-  const pending = seeds.map((name) => normalizeKey(name, existing)).filter((key) => existing.has(key));
+  const pending = seeds.map((name) => normalizeKey(name, graph.existing)).filter((key) => graph.existing.has(key));
   for (let key = pending.pop(); key !== undefined; key = pending.pop()) {
     if (inScope.has(key)) continue;
     inScope.add(key);
-    pending.push(...(children.get(key) ?? []));
+    pending.push(...(graph.children.get(key) ?? []));
   }
   return [...inScope].sort();
 }

@@ -38,8 +38,48 @@ export const userRelations = sql`
      and n.nspname not in ('pg_catalog', 'information_schema', 'safe_run')
      and n.nspname !~ '^pg_(toast|temp)'`;
 
-export async function readTableCatalog(db: Db): Promise<TableCatalog> {
-  const [tables, fingerprints] = [await readTables(db), await readFingerprints(db)];
+/**
+ * `fingerprintsOf` limits the fingerprints to those tables (by oid): the other tables get an
+ * empty one. The guard measures after the script that way, because only a table its own
+ * transaction locked strongly can have had its shape changed by it, and the deparsing behind
+ * a fingerprint is most of this read's cost. An empty set costs one statement, not two.
+ */
+export async function readTableCatalog(db: Db, options: { readonly fingerprintsOf?: ReadonlySet<number> } = {}): Promise<TableCatalog> {
+  const only = options.fingerprintsOf;
+  const tables = await readTables(db);
+  const fingerprints = only?.size === 0 ? new Map<number, Fingerprints>() : await readFingerprints(db, only ? [...only] : null);
+  return catalogOf(tables, fingerprints);
+}
+
+/**
+ * A catalog read without fingerprints, given the fingerprints read elsewhere (snapshot/take.ts
+ * reads them on a second connection beside the tables and counts). A table that reading
+ * missed (created in between) gets its own read here, on `db`.
+ */
+export async function withFingerprints(
+  db: Db,
+  catalog: TableCatalog,
+  fingerprints: ReadonlyMap<number, Fingerprints>,
+): Promise<TableCatalog> {
+  const missing = Object.values(catalog).filter((t) => !fingerprints.has(t.oid));
+  const all = missing.length
+    ? new Map([
+        ...fingerprints,
+        ...(await readFingerprints(
+          db,
+          missing.map((t) => t.oid),
+        )),
+      ])
+    : fingerprints;
+  return Object.fromEntries(
+    Object.entries(catalog).map(([key, t]) => [
+      key,
+      { ...t, fingerprint: all.get(t.oid)?.shape ?? '', behaviourFingerprint: all.get(t.oid)?.behaviour ?? '' },
+    ]),
+  );
+}
+
+function catalogOf(tables: readonly TableRow[], fingerprints: ReadonlyMap<number, Fingerprints>): TableCatalog {
   const keyByOid = new Map(tables.map((t) => [t.oid, keyOf(t.nspname, t.relname)]));
   const entries = tables.map((t): CatalogTable => {
     const partitioned = t.relkind === 'p';
@@ -117,14 +157,15 @@ async function readTables(db: Db): Promise<readonly TableRow[]> {
  * touch it. The pg_get_*def functions read the current catalog rather than the
  * transaction's snapshot; inside one transaction that difference cannot show.
  */
-interface Fingerprints {
+export interface Fingerprints {
   readonly shape: string;
   readonly behaviour: string;
 }
 
-async function readFingerprints(db: Db): Promise<ReadonlyMap<number, Fingerprints>> {
+/** By table oid; `oids` null: every user table. One statement. */
+export async function readFingerprints(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, Fingerprints>> {
   const result = await sql<{ oid: number; fingerprint: string; behaviour: string }>`
-    with rels as (${userRelations}),
+    with rels as (select u.* from (${userRelations}) u ${oids ? sql`where u.oid = any(${oids}::pg_catalog.oid[])` : sql``}),
     cols as (
       select a.attrelid as oid,
              string_agg(concat_ws(' ', quote_ident(a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod),

@@ -51,6 +51,21 @@ export async function readCatalogSnapshot(trx: Db): Promise<CatalogSnapshot> {
 }
 
 /**
+ * The verdict after the script: its transaction's catalog writes are read again, and only if
+ * it wrote a catalog row is the whole state read and compared with `before`. A transaction
+ * that wrote none changed nothing there (catalogViolations judges nothing then, whatever the
+ * state shows), and that full read is most of what measuring a DML script costs.
+ */
+export async function readCatalogVerdict(trx: Db, before: CatalogSnapshot): Promise<CatalogVerdict> {
+  const writes = await readCatalogWrites(trx);
+  if (catalogWritesDelta(before.writes, writes).size === 0) {
+    // No pg_class row written, so no relfilenode moved either: TRUNCATE and rewrites write one.
+    return { changes: [], writes: new Map(), storageMoved: 0, temporaryObjectsChanged: false };
+  }
+  return judgeCatalogChanges(before, { state: await readCatalogState(trx), writes });
+}
+
+/**
  * The rule, in order:
  * 1. Every object the diff names (outside temp namespaces) is a change.
  * 2. If the diff names something, the catalog writes are recorded but add nothing: the

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { type Db, onlyRow } from '../db/connection.js';
+import type { Db } from '../db/connection.js';
 import type { PgSequences } from '../db/schema.js';
 import { keyOf, parseTableName } from '../db/names.js';
 import type { TableChange, TableKey } from '../records/index.js';
@@ -123,14 +123,19 @@ export function measureChanges(baseline: XactState, current: XactState, ownStron
   return { changes, sequencesUsed };
 }
 
+/**
+ * Exact counts in one statement (`union all`), whatever the number of tables: one round trip
+ * each would cost more than counting the small ones. Without `only`, so a partitioned or
+ * inheritance parent counts its children's rows, as the guards compare them.
+ */
 export async function countRowsExact(
   trx: Db,
   tables: readonly { schema: string; name: string; key: TableKey }[],
 ): Promise<Record<TableKey, number>> {
+  if (tables.length === 0) return {};
+  const parts = tables.map((t, i) => sql`select ${i}::pg_catalog.int4 as i, pg_catalog.count(*) as n from ${sql.id(t.schema, t.name)}`);
+  const { rows } = await sql<{ i: number; n: number }>`${sql.join(parts, sql` union all `)}`.execute(trx);
   const counts: Record<TableKey, number> = {};
-  for (const t of tables) {
-    const { rows } = await sql<{ n: number }>`select pg_catalog.count(*) as n from ${sql.id(t.schema, t.name)}`.execute(trx);
-    counts[t.key] = Number(onlyRow(rows).n);
-  }
+  for (const row of rows) counts[tables[row.i]!.key] = Number(row.n);
   return counts;
 }

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
-import { type Db, onlyRow } from '../db/connection.js';
+import type { Db } from '../db/connection.js';
+import { countRowsExact } from './measure.js';
 import type { TableChange, TableKey, Violation } from '../records/index.js';
 import { errorCode } from '../errors.js';
 
@@ -18,6 +19,8 @@ export interface WatchedTable {
 }
 
 export interface OwnRows {
+  /** The exact counts inside the transaction of every table asked for (`inside`), read in the first bracket. */
+  readonly inside: Readonly<Record<TableKey, number>>;
   /** Net rows the transaction added (negative: removed), by table. */
   readonly net: Readonly<Record<TableKey, number>>;
   /** Tables the script keeps the runner from reading (an ACCESS EXCLUSIVE lock of its own). */
@@ -27,21 +30,64 @@ export interface OwnRows {
 const ATTEMPTS = 3;
 const LOCK_NOT_AVAILABLE = '55P03';
 
+/**
+ * `inside`: the tables whose in-transaction count the caller needs anyway (the guards' and
+ * the post-snapshot's), a superset of `tables`. They are counted as the first bracket's
+ * inside reading, so no table is counted inside twice.
+ */
 export async function readOwnRows(
   runnerDb: Db,
   trx: Db,
   tables: readonly WatchedTable[],
   changes: Readonly<Record<TableKey, TableChange>>,
+  inside: readonly WatchedTable[] = tables,
 ): Promise<OwnRows> {
+  // TRUNCATE and DDL are judged by their own rules, and their lock keeps every other session out.
+  const measured = tables.filter((t) => !changes[t.key]?.truncated && !changes[t.key]?.ddl && !changes[t.key]?.rewritten);
+  const all = [...inside, ...measured.filter((t) => !inside.some((i) => i.key === t.key))];
+  try {
+    return { ...(await netChanges(runnerDb, trx, measured, all)), blocked: [] };
+  } catch (error) {
+    if (errorCode(error) !== LOCK_NOT_AVAILABLE) throw error;
+    // Some table is locked against the runner: one at a time, to name which.
+    return { ...(await readOneByOne(runnerDb, trx, measured)), inside: await countRowsExact(trx, all) };
+  }
+}
+
+/**
+ * Every table at once, each reading one statement: the committed counts, the counts inside,
+ * the committed counts again. A table whose committed count moved meanwhile is read again
+ * (up to ATTEMPTS times); one that never held still gets no entry.
+ */
+async function netChanges(
+  runnerDb: Db,
+  trx: Db,
+  tables: readonly WatchedTable[],
+  first: readonly WatchedTable[] = tables,
+): Promise<{ net: Record<TableKey, number>; inside: Record<TableKey, number> }> {
+  const net: Record<TableKey, number> = {};
+  let firstInside: Record<TableKey, number> | null = null;
+  let pending = tables;
+  for (let attempt = 0; attempt === 0 || (attempt < ATTEMPTS && pending.length); attempt++) {
+    const before = pending.length ? await countCommitted(runnerDb, pending) : {};
+    const inside = await countRowsExact(trx, attempt === 0 ? first : pending);
+    const after = pending.length ? await countCommitted(runnerDb, pending) : {};
+    firstInside ??= inside;
+    pending = pending.filter((t) => {
+      if (before[t.key] !== after[t.key]) return true;
+      net[t.key] = inside[t.key]! - before[t.key]!;
+      return false;
+    });
+  }
+  return { net, inside: firstInside ?? {} };
+}
+
+async function readOneByOne(runnerDb: Db, trx: Db, tables: readonly WatchedTable[]): Promise<Omit<OwnRows, 'inside'>> {
   const net: Record<TableKey, number> = {};
   const blocked: TableKey[] = [];
   for (const table of tables) {
-    const own = changes[table.key];
-    // TRUNCATE and DDL are judged by their own rules, and their lock keeps every other session out.
-    if (own?.truncated || own?.ddl || own?.rewritten) continue;
     try {
-      const observed = await ownNetChange(runnerDb, trx, table);
-      if (observed !== null) net[table.key] = observed;
+      Object.assign(net, (await netChanges(runnerDb, trx, [table])).net);
     } catch (error) {
       if (errorCode(error) !== LOCK_NOT_AVAILABLE) throw error;
       blocked.push(table.key);
@@ -74,25 +120,10 @@ export function uncountedChanges(own: OwnRows, changes: Readonly<Record<TableKey
   return violations;
 }
 
-async function ownNetChange(runnerDb: Db, trx: Db, table: WatchedTable): Promise<number | null> {
-  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const committedBefore = await countCommitted(runnerDb, table);
-    const inside = await countRows(trx, table);
-    const committedAfter = await countCommitted(runnerDb, table);
-    if (committedBefore === committedAfter) return inside - committedBefore;
-  }
-  return null;
-}
-
-async function countRows(db: Db, table: WatchedTable): Promise<number> {
-  const { rows } = await sql<{ n: number }>`select pg_catalog.count(*) as n from ${sql.id(table.schema, table.name)}`.execute(db);
-  return Number(onlyRow(rows).n);
-}
-
 /** The runner's side must never wait on the script's locks: the script's transaction waits on the runner. */
-async function countCommitted(db: Db, table: WatchedTable): Promise<number> {
+async function countCommitted(db: Db, tables: readonly WatchedTable[]): Promise<Record<TableKey, number>> {
   return db.transaction().execute(async (trx) => {
     await sql`select pg_catalog.set_config('lock_timeout', '1s', true)`.execute(trx);
-    return countRows(trx, table);
+    return countRowsExact(trx, tables);
   });
 }

@@ -3,9 +3,13 @@ import { readTableCatalog } from '../db/catalog.js';
 import type { TableKey } from '../records/index.js';
 import type { TableShape } from './measure.js';
 
-/** The part of the catalog the guards compare before and after the script: storage and shape. */
-export async function readTableShapes(trx: Db): Promise<Map<TableKey, TableShape>> {
-  const catalog = await readTableCatalog(trx);
+/**
+ * The part of the catalog the guards compare before and after the script: storage and shape.
+ * `fingerprintsOf` as in readTableCatalog: after the script, only the tables its own
+ * transaction locked strongly need one (measureChanges compares no other).
+ */
+export async function readTableShapes(trx: Db, fingerprintsOf?: ReadonlySet<number>): Promise<Map<TableKey, TableShape>> {
+  const catalog = await readTableCatalog(trx, { fingerprintsOf });
   return new Map(
     Object.values(catalog).map((t) => [
       t.key,

@@ -14,7 +14,7 @@ import { onlyRow } from '../db/connection.js';
  * run.post that carries the post-snapshot, so `blame` gives those changes to this run.
  * Other sessions' writes in the same window are in these deltas too; the outcome says so.
  */
-export interface EscapeInput extends TransactionInput {
+export interface EscapeInput extends Omit<TransactionInput, 'prepared'> {
   readonly xid: string;
   readonly lsn: string;
   readonly trust: 'role' | 'superuser';

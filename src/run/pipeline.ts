@@ -3,11 +3,12 @@ import { sql } from 'kysely';
 import { ulid } from 'ulid';
 import os from 'node:os';
 import { databaseAnchor, openAuditLog, type AuditLog } from '../audit/log.js';
+import { anchorTableComplete } from '../audit/anchor.js';
 import { warnSkipped } from '../audit/read.js';
 import { dryRunMode, type BackupMode } from '../backup/mode.js';
 import { pgDumpMode } from '../backup/pg-dump-mode.js';
 import { pgBackRestMode } from '../backup/pgbackrest-mode.js';
-import { backupScope, type BackupScope } from '../backup/scope.js';
+import { closureOf, readScopeGraph, type BackupScope } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
 import { driftBeforeRun } from '../history/before-run.js';
 import { withClient, type Db, onlyRow } from '../db/connection.js';
@@ -20,6 +21,7 @@ import { ExitCode, SafeRunError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { loadScriptByName, scriptLoadOptions, type LoadedScript } from '../script/load.js';
 import { takeSnapshot } from '../snapshot/take.js';
+import { prepareBaseline, type PreparedBaseline } from '../guard/baseline.js';
 import type {
   BackupRecord,
   DatabaseIdentity,
@@ -66,6 +68,8 @@ interface RunContext {
   readonly audit: AuditLog;
   readonly interrupt: Interrupt;
   readonly log: Logger;
+  /** What it took to get here (load, connect, open the log), recorded with the run's own timings. */
+  readonly timings: Record<string, number>;
 }
 
 /** The guarded run on the command's target handle; the script's own session is opened here, beside it. */
@@ -77,7 +81,8 @@ export async function runGuarded(
   load = loadScriptByName,
 ): Promise<RunResult> {
   // Step 1: everything that can be checked without touching the database.
-  const script = await load(options.scriptName, config.scriptsDirs, scriptLoadOptions(config));
+  const timings: Record<string, number> = {};
+  const script = await timed(timings, 'load', () => load(options.scriptName, config.scriptsDirs, scriptLoadOptions(config)));
   const url = parseDatabaseUrl(config.databaseUrl);
   await checkEnvironment(config, url, options);
   await assertEvidenceWritable(config.evidenceDir);
@@ -85,17 +90,24 @@ export async function runGuarded(
   const applicationName = `safe-run:${script.name}:${runId}`;
   const interrupt = watchInterrupts();
   try {
-    const { db } = await target.open({ applicationName, maxConnections: 6 });
-    return await withScriptSession(config, url, applicationName, (scriptDb) =>
-      withClient(db, async (session) => {
-        const audit = await openAuditLog({
-          evidenceDir: config.evidenceDir,
-          signingKeyPath: config.signingKey,
-          anchor: databaseAnchor(session),
-          log,
-        });
+    const connecting = Date.now();
+    // The runner's pool and the script's session connect side by side.
+    const opening = target.open({ applicationName, maxConnections: 6 });
+    opening.catch(() => {}); // awaited below; withTarget closes it if the script's session fails first
+    return await withScriptSession(config, url, applicationName, async (scriptDb) =>
+      withClient((await opening).db, async (session) => {
+        timings.connect = Date.now() - connecting;
+        const { db } = await opening;
+        const audit = await timed(timings, 'openLog', () =>
+          openAuditLog({
+            evidenceDir: config.evidenceDir,
+            signingKeyPath: config.signingKey,
+            anchor: databaseAnchor(session),
+            log,
+          }),
+        );
         const identity = await readIdentity(session, url);
-        const ctx: RunContext = { config, identity, options, script, url, runId, db, scriptDb, session, audit, interrupt, log };
+        const ctx: RunContext = { config, identity, options, script, url, runId, db, scriptDb, session, audit, interrupt, log, timings };
         return withAdvisoryLock(session, log, () => guardedRun(ctx));
       }),
     );
@@ -105,18 +117,49 @@ export async function runGuarded(
   }
 }
 
+/**
+ * The catalog half of the guard's baseline (guard/baseline.ts), read on the script's own
+ * session. Started as soon as the lock is held, it runs beside the scope, the counts and
+ * the backup, which are reads too, so none of them waits for it. Only when the run's own
+ * first append will create or widen the anchor table (a database's first run) does it
+ * wait until after the intent: that DDL is the runner's, not the script's.
+ */
+interface Preparation {
+  /** Started already: the snapshot step awaits it with the backup. */
+  readonly early: boolean;
+  /** Starts it on first call; later calls get the same reading. */
+  readonly get: () => Promise<PreparedBaseline>;
+}
+
 async function guardedRun(ctx: RunContext): Promise<RunResult> {
-  const { config, script, log } = ctx;
-  const timings: Record<string, number> = {};
+  let preparing: Promise<PreparedBaseline> | null = null;
+  const get = (): Promise<PreparedBaseline> => {
+    preparing ??= timed(ctx.timings, 'prepare', () => prepareBaseline(ctx.scriptDb));
+    preparing.catch(() => {}); // its failure is the run's, where a step awaits it
+    return preparing;
+  };
+  const early = await anchorTableComplete(ctx.session);
+  if (early) void get();
+  try {
+    return await guardedSteps(ctx, { early, get });
+  } finally {
+    // Never leave the script's session busy behind a run that stopped early.
+    await (preparing as Promise<PreparedBaseline> | null)?.catch(() => {});
+  }
+}
+
+async function guardedSteps(ctx: RunContext, preparation: Preparation): Promise<RunResult> {
+  const { config, script, log, timings } = ctx;
   const started = Date.now();
   let t = started;
   const declared = Object.keys(script.touches);
   const scope = ctx.options.backupScope ?? config.backup.scope;
-  const closure = await backupScope(ctx.session, declared, 'touched');
+  const graph = await readScopeGraph(ctx.session);
+  const closure = closureOf(graph, declared);
   const cascadeFrom = Object.fromEntries(closure.filter((k) => !declared.includes(k)).map((k) => [k, declared.join(', ')]));
   const critical = criticalTableKeys(script, config);
   const exactTables = new Set<TableKey>([...closure, ...critical, ...config.exactTables]);
-  const backupTables = scope === 'guarded' ? await backupScope(ctx.session, declared, 'guarded', critical) : closure;
+  const backupTables = scope === 'guarded' ? closureOf(graph, [...declared, ...critical]) : closure;
   t = Date.now();
 
   // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot,
@@ -126,15 +169,20 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   const backupMode = chooseBackupMode(ctx, scope, backupTables);
   await backupMode.beforeSnapshot();
   const beforeSnapshotMs = Date.now() - t;
-  const { snapshot: pre } = await takeSnapshot(ctx.db, { url: ctx.url, exactTables, countConnections: 2 }, async (snapshotId) => {
-    const dumping = Date.now();
-    await backupMode.duringSnapshot(snapshotId);
-    timings.backup = Date.now() - dumping;
-  }).catch(async (error: unknown) => {
-    // The counts failed beside a finished backup: no intent will ever name that archive.
+  const [taken, baseline] = await Promise.allSettled([
+    takeSnapshot(ctx.db, { url: ctx.url, exactTables, countConnections: 2 }, async (snapshotId) => {
+      const dumping = Date.now();
+      await backupMode.duringSnapshot(snapshotId);
+      timings.backup = Date.now() - dumping;
+    }),
+    preparation.early ? preparation.get() : null,
+  ]);
+  if (taken.status === 'rejected' || baseline.status === 'rejected') {
+    // The counts or the baseline failed beside a finished backup: no intent will ever name that archive.
     await backupMode.discard();
-    throw error;
-  });
+    throw taken.status === 'rejected' ? taken.reason : (baseline as PromiseRejectedResult).reason;
+  }
+  const pre = taken.value.snapshot;
   timings.snapshot = pre.durationMs;
   const recording = Date.now();
   const backup = await backupMode.record(pre);
@@ -175,6 +223,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     });
 
   // Steps 7-10.
+  const prepared = await preparation.get();
   t = Date.now();
   const clock = (ctx.options.progress ?? noProgress).start(`script ${script.name}`, null);
   const tx = await runScriptTransaction({
@@ -185,6 +234,7 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
     drift,
     cascadeFrom,
     exactTables,
+    prepared,
   }).finally(() => clock.stop());
   timings.transaction = Date.now() - t;
   Object.assign(timings, prefixed('tx.', tx.outcome.timingsMs));
@@ -214,12 +264,14 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   const { rows } = await sql<{ lsn: string }>`select pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(ctx.session);
   // The guarded tables' counts are the transaction's own, measured just before COMMIT;
   // everything else is the catalog and statistics as they are now.
-  // (A table in exactTables the script's role could not count is counted here.)
+  // (A table in exactTables the script's role could not count is counted here.) One
+  // counting connection means the counts stay on the exporting one and a second reads the
+  // fingerprints beside them (snapshot/take.ts).
   const { snapshot: post } = await takeSnapshot(ctx.db, {
     url: ctx.url,
     exactTables,
     knownCounts: tx.outcome.inTxCounts,
-    countConnections: 0,
+    countConnections: 1,
   });
   timings.post = Date.now() - t;
   t = Date.now();
@@ -358,6 +410,16 @@ async function intentBody(ctx: RunContext, pre: Snapshot, backup: BackupRecord):
     snapshot: pre,
     backup,
   };
+}
+
+/** Runs `step` and records how long it took, however it ends. */
+async function timed<T>(timings: Record<string, number>, name: string, step: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  try {
+    return await step();
+  } finally {
+    timings[name] = Date.now() - started;
+  }
 }
 
 function prefixed(prefix: string, record: Readonly<Record<string, number>>): Record<string, number> {

@@ -6,11 +6,12 @@ import { type Db, onlyRow } from '../db/connection.js';
 import { readConcurrentWrites, type ConcurrentWrites } from '../guard/concurrent.js';
 import { readOwnRows, uncountedChanges } from '../guard/own-rows.js';
 import { catalogViolations } from '../guard/catalog-rules.js';
-import { judgeCatalogChanges, readCatalogSnapshot, type CatalogSnapshot } from '../guard/catalog-verdict.js';
+import type { PreparedBaseline } from '../guard/baseline.js';
+import { readCatalogWrites, type CatalogWrites } from '../guard/catalog-changes.js';
+import { readCatalogVerdict } from '../guard/catalog-verdict.js';
 import { addChanges, evaluateGuards } from '../guard/rules.js';
 import { evidenceSchemaViolations, readEvidenceSchema, type EvidenceSchemaState } from '../guard/evidence-schema.js';
 import {
-  countRowsExact,
   measureChanges,
   readOwnStrongLocks,
   readSequencePositions,
@@ -71,6 +72,8 @@ export interface TransactionInput {
    * transaction, and those counts are the post-snapshot's (nothing is counted twice).
    */
   readonly exactTables: ReadonlySet<TableKey>;
+  /** The catalog and table shapes before the script, read on its session during the backup. */
+  readonly prepared: PreparedBaseline;
   readonly audit: AuditLog;
   readonly interrupt: Interrupt;
   readonly log: Logger;
@@ -89,7 +92,7 @@ export interface TransactionResult {
 
 interface Baseline {
   readonly xact: XactState;
-  readonly catalog: CatalogSnapshot;
+  readonly catalogWrites: CatalogWrites;
   readonly evidence: EvidenceSchemaState;
   readonly settings: SettingValues;
 }
@@ -125,9 +128,11 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
   let t = Date.now();
   const scriptSearchPath = await useCatalogSearchPath(trx);
   const trust = await readTrust(trx);
+  // The counters must be read inside the transaction (SPEC "Facts"); the catalog and the
+  // shapes were read on this session before it began (guard/baseline.ts).
   const baseline: Baseline = {
-    xact: await readXactState(trx),
-    catalog: await readCatalogSnapshot(trx),
+    xact: { counters: await readXactCounters(trx), shapes: input.prepared.shapes, sequences: await readSequencePositions(trx) },
+    catalogWrites: await readCatalogWrites(trx),
     evidence: await readEvidenceSchema(trx),
     settings: await readGuardedSettings(trx),
   };
@@ -201,14 +206,14 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
   // Deferred constraint triggers would otherwise fire at COMMIT, after every measurement:
   // whatever they do must happen now, where it is counted and judged.
   await sql`set constraints all immediate`.execute(trx);
-  const current = await readXactState(trx);
-  const measured = measureChanges(baseline.xact, current, await readOwnStrongLocks(trx));
+  const ownStrongLocks = await readOwnStrongLocks(trx);
+  const current = await readXactState(trx, ownStrongLocks);
+  const measured = measureChanges(baseline.xact, current, ownStrongLocks);
   const watched = guardedTables(input, current);
-  const inTxCounts = await countRowsExact(trx, watched);
-  const concurrent = await readConcurrentWrites(input.db, input.pre, Object.keys(inTxCounts));
   const changes = withLeavesSummed(measured.changes, current);
   // Critical tables always: their drop must be the run's own, whatever other sessions do meanwhile.
   // Under a superuser, declared tables too: their counters could have been switched off.
+  // The watched tables' counts inside are read once, as the first bracket's inside reading.
   const critical = criticalTableKeys(script, config);
   const declaredOrCritical = watchedTableKeys(script, config);
   const own = await readOwnRows(
@@ -216,13 +221,16 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
     trx,
     watched.filter((t) => critical.has(t.key) || (trust === 'superuser' && declaredOrCritical.has(t.key))),
     changes,
+    watched,
   );
+  const inTxCounts = Object.fromEntries(watched.map((t) => [t.key, own.inside[t.key]!]));
+  const concurrent = await readConcurrentWrites(input.db, input.pre, Object.keys(inTxCounts));
   // The change ledger's triggers write to safe_run for the script's own statements: those rows, exactly, are allowed.
   const ownLedger = await readOwnLedger(trx);
   const violations = [
     ...settingViolations(baseline.settings, settingsAfter),
     ...evidenceSchemaViolations(baseline.evidence, await readEvidenceSchema(trx), ledgerAllowance(ownLedger)),
-    ...catalogViolations(judgeCatalogChanges(baseline.catalog, await readCatalogSnapshot(trx)), script),
+    ...catalogViolations(await readCatalogVerdict(trx, { state: input.prepared.catalog, writes: baseline.catalogWrites }), script),
     ...evaluateGuards({
       script,
       criticalTables: config.criticalTables,
@@ -275,8 +283,13 @@ function withLeavesSummed(changes: Readonly<Record<TableKey, TableChange>>, curr
   return out;
 }
 
-async function readXactState(trx: Db): Promise<XactState> {
-  const [counters, shapes, sequences] = [await readXactCounters(trx), await readTableShapes(trx), await readSequencePositions(trx)];
+/** After the script: fingerprints only where its own strong lock could have changed a shape (measureChanges). */
+async function readXactState(trx: Db, ownStrongLocks: ReadonlySet<number>): Promise<XactState> {
+  const [counters, shapes, sequences] = [
+    await readXactCounters(trx),
+    await readTableShapes(trx, ownStrongLocks),
+    await readSequencePositions(trx),
+  ];
   return { counters, shapes, sequences };
 }
 

@@ -1,0 +1,108 @@
+import { sql, type KyselyPlugin } from 'kysely';
+import { createDb, type Db } from '../src/db/connection.js';
+import { prepareBaseline, type PreparedBaseline } from '../src/guard/baseline.js';
+import { readCatalogWrites } from '../src/guard/catalog-changes.js';
+import type { CatalogChange } from '../src/guard/catalog-diff.js';
+import { readCatalogVerdict, type CatalogVerdict } from '../src/guard/catalog-verdict.js';
+import { measureChanges, readOwnStrongLocks, readXactCounters, readSequencePositions } from '../src/guard/measure.js';
+import { readTableShapes } from '../src/guard/shapes.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+
+/**
+ * The guard's cheaper measuring path (guard/baseline.ts, readCatalogVerdict, shapes read
+ * with fingerprints only where the transaction locked strongly) must still catch what the
+ * full before/after reads caught. Each case prepares the baseline on the session the way a
+ * run does (before its transaction), then runs the "script" in a transaction on that same
+ * session, measures as transaction.ts does, and rolls back.
+ */
+interface Observed {
+  readonly verdict: CatalogVerdict;
+  readonly changes: ReturnType<typeof measureChanges>['changes'];
+  /** Statements the catalog verdict issued after the script. */
+  readonly verdictStatements: number;
+  readonly fingerprinted: readonly string[];
+}
+
+async function observe(session: Db, script: (trx: Db) => Promise<unknown>): Promise<Observed> {
+  const prepared: PreparedBaseline = await prepareBaseline(session);
+  const trx = await session.startTransaction().execute();
+  try {
+    const before = {
+      counters: await readXactCounters(trx),
+      shapes: prepared.shapes,
+      sequences: await readSequencePositions(trx),
+      writes: await readCatalogWrites(trx),
+    };
+    await script(trx);
+    const locks = await readOwnStrongLocks(trx);
+    const shapes = await readTableShapes(trx, locks);
+    const current = { counters: await readXactCounters(trx), shapes, sequences: await readSequencePositions(trx) };
+    let verdictStatements = 0;
+    const counting: KyselyPlugin = {
+      transformQuery: (args) => (verdictStatements++, args.node),
+      transformResult: async (args) => args.result,
+    };
+    const verdict = await readCatalogVerdict(trx.withPlugin(counting), { state: prepared.catalog, writes: before.writes });
+    return {
+      verdict,
+      changes: measureChanges(before, current, locks).changes,
+      verdictStatements,
+      fingerprinted: [...shapes.values()].filter((s) => s.fingerprint !== '').map((s) => s.key),
+    };
+  } finally {
+    await trx.rollback().execute();
+  }
+}
+
+const summary = (changes: readonly CatalogChange[]): string[] => changes.map((c) => `${c.action} ${c.objectType} ${c.identity}`);
+
+describe('the guard measured against a baseline prepared before the transaction', () => {
+  let t: TestDatabase;
+  let session: Db;
+  beforeAll(async () => {
+    t = await createTestDatabase('baseline');
+    session = createDb(t.url, { maxConnections: 1 });
+  });
+  afterAll(async () => {
+    await session.destroy();
+    await t.drop();
+  });
+
+  it('reads no catalog state again after a script that only changed rows, and fingerprints nothing', async () => {
+    const seen = await observe(session, (trx) => sql`delete from oidc_models where kind = 'Session'`.execute(trx));
+    expect(seen.verdict.changes).toEqual([]);
+    // One read of the transaction's catalog counters (savepoint, set, read, rollback to, release), not the state.
+    expect(seen.verdictStatements).toBe(5);
+    expect(seen.fingerprinted).toEqual([]);
+    expect(seen.changes['public.oidc_models']?.deleted).toBeGreaterThan(0);
+  });
+
+  it('still names a trigger switched off by the script', async () => {
+    const seen = await observe(session, (trx) => sql`alter table users disable trigger all`.execute(trx));
+    expect(summary(seen.verdict.changes)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^altered trigger "RI_ConstraintTrigger_a_\d+" on public\.users$/)]),
+    );
+    expect(seen.verdictStatements).toBeGreaterThan(5);
+  });
+
+  it('still finds catalog work undone in a savepoint, which leaves no object to name', async () => {
+    const seen = await observe(session, async (trx) => {
+      await sql`savepoint s`.execute(trx);
+      await sql`create trigger t after delete on users execute function pg_catalog.suppress_redundant_updates_trigger()`.execute(trx);
+      await sql`rollback to savepoint s`.execute(trx);
+    });
+    expect(summary(seen.verdict.changes)).toEqual(['unidentified catalog rows pg_depend, pg_trigger']);
+  });
+
+  it('fingerprints the table the script altered under its own lock, and sees the DDL against the prepared shape', async () => {
+    const seen = await observe(session, (trx) => sql`alter table oidc_models add column note text`.execute(trx));
+    expect(seen.fingerprinted).toEqual(['public.oidc_models']);
+    expect(seen.changes['public.oidc_models']).toEqual(expect.objectContaining({ ddl: true }));
+  });
+
+  it('sees a TRUNCATE against the prepared storage', async () => {
+    const seen = await observe(session, (trx) => sql`truncate oidc_models`.execute(trx));
+    expect(seen.changes['public.oidc_models']).toEqual(expect.objectContaining({ truncated: true }));
+    expect(seen.changes['public.oidc_models']?.ddl).toBeUndefined();
+  });
+});

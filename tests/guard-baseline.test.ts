@@ -1,6 +1,6 @@
 import { sql, type KyselyPlugin } from 'kysely';
 import { createDb, type Db } from '../src/db/connection.js';
-import { prepareBaseline, type PreparedBaseline } from '../src/guard/baseline.js';
+import { prepareBaseline, withStorageNow, type PreparedBaseline } from '../src/guard/baseline.js';
 import { readCatalogWrites } from '../src/guard/catalog-changes.js';
 import type { CatalogChange } from '../src/guard/catalog-diff.js';
 import { readCatalogVerdict, type CatalogVerdict } from '../src/guard/catalog-verdict.js';
@@ -23,13 +23,13 @@ interface Observed {
   readonly fingerprinted: readonly string[];
 }
 
-async function observe(session: Db, script: (trx: Db) => Promise<unknown>): Promise<Observed> {
+async function observe(session: Db, script: (trx: Db) => Promise<unknown>, trust: 'role' | 'superuser' = 'role'): Promise<Observed> {
   const prepared: PreparedBaseline = await prepareBaseline(session);
   const trx = await session.startTransaction().execute();
   try {
     const before = {
       counters: await readXactCounters(trx),
-      shapes: prepared.shapes,
+      shapes: await withStorageNow(trx, prepared.shapes),
       sequences: await readSequencePositions(trx),
       writes: await readCatalogWrites(trx),
     };
@@ -42,7 +42,7 @@ async function observe(session: Db, script: (trx: Db) => Promise<unknown>): Prom
       transformQuery: (args) => (verdictStatements++, args.node),
       transformResult: async (args) => args.result,
     };
-    const verdict = await readCatalogVerdict(trx.withPlugin(counting), { state: prepared.catalog, writes: before.writes });
+    const verdict = await readCatalogVerdict(trx.withPlugin(counting), { state: prepared.catalog, writes: before.writes }, trust);
     return {
       verdict,
       changes: measureChanges(before, current, locks).changes,
@@ -104,5 +104,43 @@ describe('the guard measured against a baseline prepared before the transaction'
     const seen = await observe(session, (trx) => sql`truncate oidc_models`.execute(trx));
     expect(seen.changes['public.oidc_models']).toEqual(expect.objectContaining({ truncated: true }));
     expect(seen.changes['public.oidc_models']?.ddl).toBeUndefined();
+  });
+
+  it('under trust superuser, still names DDL a pre-existing function makes with counting switched off', async () => {
+    // The attack: the catalog write counters stay at zero, so the shortcut alone would read nothing.
+    await sql`create function sneaky_ddl() returns void language plpgsql set track_counts = off
+              as $$ begin create table sneaky_made(x int); end $$`.execute(session);
+    try {
+      const blind = await observe(session, (trx) => sql`select sneaky_ddl()`.execute(trx), 'role');
+      expect(blind.verdict.changes).toEqual([]); // what the counters alone would say
+      const seen = await observe(session, (trx) => sql`select sneaky_ddl()`.execute(trx), 'superuser');
+      expect(summary(seen.verdict.changes)).toEqual(expect.arrayContaining([expect.stringMatching(/sneaky_made/)]));
+    } finally {
+      await sql`drop function sneaky_ddl()`.execute(session);
+    }
+  });
+
+  it("takes the relfilenode baseline inside the transaction: a TRUNCATE committed by another session before BEGIN is not the script's", async () => {
+    const prepared = await prepareBaseline(session);
+    const other = createDb(t.url, { maxConnections: 1 });
+    try {
+      await sql`truncate credit_allocation cascade`.execute(other);
+    } finally {
+      await other.destroy();
+    }
+    const trx = await session.startTransaction().execute();
+    try {
+      const shapes = await withStorageNow(trx, prepared.shapes);
+      const before = { counters: await readXactCounters(trx), shapes, sequences: await readSequencePositions(trx) };
+      const after = {
+        counters: await readXactCounters(trx),
+        shapes: await readTableShapes(trx, new Set()),
+        sequences: await readSequencePositions(trx),
+      };
+      expect(measureChanges(before, after, new Set()).changes['public.credit_allocation']).toBeUndefined();
+      expect(shapes.get('public.credit_allocation')?.relfilenode).not.toBe(prepared.shapes.get('public.credit_allocation')?.relfilenode);
+    } finally {
+      await trx.rollback().execute();
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import type { TableKey } from '../records/index.js';
 import { readCatalogState, type CatalogState } from './catalog-changes.js';
@@ -33,4 +34,19 @@ export async function prepareBaseline(scriptDb: Db): Promise<PreparedBaseline> {
       await useCatalogSearchPath(trx);
       return { shapes: await readTableShapes(trx), catalog: await readCatalogState(trx) };
     });
+}
+
+/**
+ * SPEC step 7 takes the relfilenode baseline inside the script's transaction: storage that
+ * another session replaced (TRUNCATE, a rewrite) between the prepared read and BEGIN must
+ * not read as the script's. One cheap query over pg_class; the prepared fingerprints stay.
+ */
+export async function withStorageNow(trx: Db, shapes: ReadonlyMap<TableKey, TableShape>): Promise<Map<TableKey, TableShape>> {
+  const oids = [...shapes.values()].map((s) => String(s.oid));
+  const { rows } = await sql<{ oid: string; relfilenode: string }>`
+    select c.oid::pg_catalog.int8::pg_catalog.text as oid, c.relfilenode::pg_catalog.int8::pg_catalog.text as relfilenode
+      from pg_catalog.pg_class c
+     where c.oid = any (${oids}::pg_catalog.oid[])`.execute(trx);
+  const now = new Map(rows.map((r) => [Number(r.oid), Number(r.relfilenode)]));
+  return new Map([...shapes].map(([key, shape]) => [key, { ...shape, relfilenode: now.get(shape.oid) ?? shape.relfilenode }]));
 }

@@ -52,13 +52,15 @@ export async function readCatalogSnapshot(trx: Db): Promise<CatalogSnapshot> {
 
 /**
  * The verdict after the script: its transaction's catalog writes are read again, and only if
- * it wrote a catalog row is the whole state read and compared with `before`. A transaction
- * that wrote none changed nothing there (catalogViolations judges nothing then, whatever the
- * state shows), and that full read is most of what measuring a DML script costs.
+ * it wrote a catalog row is the whole state read and compared with `before`; that full read
+ * is most of what measuring a DML script costs. The shortcut rests on the write counters,
+ * which only a superuser can switch off (track_counts is superuser-only, and a pre-existing
+ * function may carry `SET track_counts = off`): under `trust: superuser` the state is always
+ * read in full, so DDL done with counting off is still named by the diff (rule 1 below).
  */
-export async function readCatalogVerdict(trx: Db, before: CatalogSnapshot): Promise<CatalogVerdict> {
+export async function readCatalogVerdict(trx: Db, before: CatalogSnapshot, trust: 'role' | 'superuser'): Promise<CatalogVerdict> {
   const writes = await readCatalogWrites(trx);
-  if (catalogWritesDelta(before.writes, writes).size === 0) {
+  if (trust === 'role' && catalogWritesDelta(before.writes, writes).size === 0) {
     // No pg_class row written, so no relfilenode moved either: TRUNCATE and rewrites write one.
     return { changes: [], writes: new Map(), storageMoved: 0, temporaryObjectsChanged: false };
   }

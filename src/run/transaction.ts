@@ -6,7 +6,7 @@ import { type Db, onlyRow } from '../db/connection.js';
 import { readConcurrentWrites, type ConcurrentWrites } from '../guard/concurrent.js';
 import { readOwnRows, uncountedChanges } from '../guard/own-rows.js';
 import { catalogViolations } from '../guard/catalog-rules.js';
-import type { PreparedBaseline } from '../guard/baseline.js';
+import { withStorageNow, type PreparedBaseline } from '../guard/baseline.js';
 import { readCatalogWrites, type CatalogWrites } from '../guard/catalog-changes.js';
 import { readCatalogVerdict } from '../guard/catalog-verdict.js';
 import { addChanges, evaluateGuards } from '../guard/rules.js';
@@ -128,10 +128,15 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
   let t = Date.now();
   const scriptSearchPath = await useCatalogSearchPath(trx);
   const trust = await readTrust(trx);
-  // The counters must be read inside the transaction (SPEC "Facts"); the catalog and the
-  // shapes were read on this session before it began (guard/baseline.ts).
+  // The counters and the relfilenodes are read inside the transaction (SPEC step 7 and
+  // "Facts"); the catalog and the fingerprints were read on this session before it began
+  // (guard/baseline.ts).
   const baseline: Baseline = {
-    xact: { counters: await readXactCounters(trx), shapes: input.prepared.shapes, sequences: await readSequencePositions(trx) },
+    xact: {
+      counters: await readXactCounters(trx),
+      shapes: await withStorageNow(trx, input.prepared.shapes),
+      sequences: await readSequencePositions(trx),
+    },
     catalogWrites: await readCatalogWrites(trx),
     evidence: await readEvidenceSchema(trx),
     settings: await readGuardedSettings(trx),
@@ -230,7 +235,7 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
   const violations = [
     ...settingViolations(baseline.settings, settingsAfter),
     ...evidenceSchemaViolations(baseline.evidence, await readEvidenceSchema(trx), ledgerAllowance(ownLedger)),
-    ...catalogViolations(await readCatalogVerdict(trx, { state: input.prepared.catalog, writes: baseline.catalogWrites }), script),
+    ...catalogViolations(await readCatalogVerdict(trx, { state: input.prepared.catalog, writes: baseline.catalogWrites }, trust), script),
     ...evaluateGuards({
       script,
       criticalTables: config.criticalTables,

@@ -62,9 +62,7 @@ export interface SnapshotComparison {
 
 /** Pre + post snapshot against two rounds of exact counts (pre and post), on warm pools. */
 export async function compareSnapshotWithNaive(bench: BenchDatabase, plan: SnapshotPlan, rounds: number): Promise<SnapshotComparison> {
-  // As many connections as a command's pool holds (db/target.ts): the exporting one, two
-  // counting, one reading the fingerprints beside them.
-  const db = createDb(bench.url, { maxConnections: 4, applicationName: 'safe-run-bench' });
+  const db = createDb(bench.url, { maxConnections: 3, applicationName: 'safe-run-bench' });
   try {
     const none: SnapshotPlan = { exactTables: new Set() };
     const [safeRun, naive, catalogOnly] = await alternate(
@@ -117,8 +115,8 @@ export async function compareSnapshotGrowth(
   plan: SnapshotPlan,
   rounds: number,
 ): Promise<GrowthComparison> {
-  const fullDb = createDb(full.url, { maxConnections: 4, applicationName: 'safe-run-bench' });
-  const tenthDb = createDb(tenth.url, { maxConnections: 4, applicationName: 'safe-run-bench' });
+  const fullDb = createDb(full.url, { maxConnections: 3, applicationName: 'safe-run-bench' });
+  const tenthDb = createDb(tenth.url, { maxConnections: 3, applicationName: 'safe-run-bench' });
   try {
     const [a, b] = await alternate(
       [

@@ -48,38 +48,6 @@ export async function readTableCatalog(db: Db, options: { readonly fingerprintsO
   const only = options.fingerprintsOf;
   const tables = await readTables(db);
   const fingerprints = only?.size === 0 ? new Map<number, Fingerprints>() : await readFingerprints(db, only ? [...only] : null);
-  return catalogOf(tables, fingerprints);
-}
-
-/**
- * A catalog read without fingerprints, given the fingerprints read elsewhere (snapshot/take.ts
- * reads them on a second connection beside the tables and counts). A table that reading
- * missed (created in between) gets its own read here, on `db`.
- */
-export async function withFingerprints(
-  db: Db,
-  catalog: TableCatalog,
-  fingerprints: ReadonlyMap<number, Fingerprints>,
-): Promise<TableCatalog> {
-  const missing = Object.values(catalog).filter((t) => !fingerprints.has(t.oid));
-  const all = missing.length
-    ? new Map([
-        ...fingerprints,
-        ...(await readFingerprints(
-          db,
-          missing.map((t) => t.oid),
-        )),
-      ])
-    : fingerprints;
-  return Object.fromEntries(
-    Object.entries(catalog).map(([key, t]) => [
-      key,
-      { ...t, fingerprint: all.get(t.oid)?.shape ?? '', behaviourFingerprint: all.get(t.oid)?.behaviour ?? '' },
-    ]),
-  );
-}
-
-function catalogOf(tables: readonly TableRow[], fingerprints: ReadonlyMap<number, Fingerprints>): TableCatalog {
   const keyByOid = new Map(tables.map((t) => [t.oid, keyOf(t.nspname, t.relname)]));
   const entries = tables.map((t): CatalogTable => {
     const partitioned = t.relkind === 'p';
@@ -157,13 +125,12 @@ async function readTables(db: Db): Promise<readonly TableRow[]> {
  * touch it. The pg_get_*def functions read the current catalog rather than the
  * transaction's snapshot; inside one transaction that difference cannot show.
  */
-export interface Fingerprints {
+interface Fingerprints {
   readonly shape: string;
   readonly behaviour: string;
 }
 
-/** By table oid; `oids` null: every user table. One statement. */
-export async function readFingerprints(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, Fingerprints>> {
+async function readFingerprints(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, Fingerprints>> {
   const result = await sql<{ oid: number; fingerprint: string; behaviour: string }>`
     with rels as (select u.* from (${userRelations}) u ${oids ? sql`where u.oid = any(${oids}::pg_catalog.oid[])` : sql``}),
     cols as (

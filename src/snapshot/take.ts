@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { readFingerprints, readTableCatalog, withFingerprints, type TableCatalog } from '../db/catalog.js';
+import { readTableCatalog, type TableCatalog } from '../db/catalog.js';
 import { type Db, onlyRow } from '../db/connection.js';
 import { readIdentity, readWalPosition } from '../db/identity.js';
 import { countInSnapshot, planExactCounts, sumPartitions, tablesToScan } from './counts.js';
@@ -26,10 +26,8 @@ export interface TakenSnapshot<T> {
  * Cost: a fixed number of catalog and statistics queries, plus the rows of the tables
  * counted exactly (`exactTables`, not those in `knownCounts`), never the rows of the others.
  *
- * The pool behind `db` needs `countConnections + 2` free connections (plus what
- * `whileOpen` takes): with countConnections above 0 one more reads the fingerprints beside
- * everything else, since they deparse the current catalog, not the snapshot (db/catalog.ts).
- * With countConnections 0 everything runs on the exporting connection, in turn.
+ * The pool behind `db` needs `countConnections + 1` free connections (plus what
+ * `whileOpen` takes); with countConnections 0 the counts run on the exporting connection.
  */
 export async function takeSnapshot<T>(
   db: Db,
@@ -71,18 +69,14 @@ async function readInSnapshot(
   takenAt: string,
   started: number,
 ): Promise<Snapshot> {
-  const beside = (options.countConnections ?? 2) > 0;
-  const fingerprinting = beside ? readFingerprints(db, null) : null;
-  fingerprinting?.catch(() => {}); // awaited below, after the counts
   const database = await readIdentity(trx, options.url);
   const wal = await readWalPosition(trx);
-  const bare = await readTableCatalog(trx, beside ? { fingerprintsOf: new Set() } : {});
+  const catalog = await readTableCatalog(trx);
 
-  const known = new Map(Object.entries(options.knownCounts ?? {}).filter(([key]) => bare[key]));
-  const wanted = planExactCounts(bare, options.exactTables ?? new Set(), options.exactCountThreshold);
-  const toScan = tablesToScan(bare, wanted).filter((t) => !known.has(t.key));
+  const known = new Map(Object.entries(options.knownCounts ?? {}).filter(([key]) => catalog[key]));
+  const wanted = planExactCounts(catalog, options.exactTables ?? new Set(), options.exactCountThreshold);
+  const toScan = tablesToScan(catalog, wanted).filter((t) => !known.has(t.key));
   const counts = await countInSnapshot(db, trx, snapshotId, toScan, options.countConnections ?? 2);
-  const catalog = fingerprinting ? await withFingerprints(trx, bare, await fingerprinting) : bare;
   for (const [key, n] of known) counts.set(key, n);
   sumPartitions(catalog, counts, new Set([...wanted, ...known.keys()]));
   return {

@@ -194,3 +194,25 @@ describe('takeSnapshot', () => {
     expect(snapshot.tables['public.users']!.rows).toBe((await liveCounts(t.db, ['public.users']))['public.users']);
   });
 });
+
+describe('takeSnapshot progress', () => {
+  it('reports each exact count as it finishes, for the terminal bar of `snapshot --exact`', async () => {
+    const t = await createTestDatabase('snapshot-progress');
+    try {
+      const seen: [number, number, string][] = [];
+      const { snapshot } = await takeSnapshot(t.db, {
+        exactTables: new Set(['public.users', 'public.oidc_models']),
+        countConnections: 2,
+        onCounted: (done, total, table) => seen.push([done, total, table]),
+      });
+      const exact = Object.entries(snapshot.tables)
+        .filter(([, table]) => table.rowsKind === 'exact')
+        .map(([key]) => key);
+      expect(seen.map(([, , table]) => table).sort()).toEqual(exact.sort());
+      expect(seen.map(([done]) => done)).toEqual(exact.map((_, i) => i + 1));
+      expect(new Set(seen.map(([, total]) => total))).toEqual(new Set([exact.length]));
+    } finally {
+      await t.drop();
+    }
+  });
+});

@@ -7,6 +7,7 @@ import { readLiveSnapshot } from '../history/live.js';
 import { sealQuietly } from '../ledger/seal.js';
 import type { Logger } from '../logger.js';
 import type { TableKey } from '../records/index.js';
+import { createProgress, type Progress } from '../progress.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
 
 export interface SnapshotResult {
@@ -23,6 +24,8 @@ export interface SnapshotCommandOptions {
   readonly label: string | null;
   /** Count every table estimated at or below exactCountThreshold, not only the critical and `exactTables` ones. */
   readonly exact?: boolean;
+  /** A bar for the exact counts on a terminal (createProgress); none elsewhere. */
+  readonly progress?: Progress;
 }
 
 /**
@@ -46,7 +49,13 @@ export async function recordSnapshot(
   });
   // Counted exactly like the config's: a critical table only a script declares is still one `check` watches.
   const critical = await criticalTablesOf(config, log);
-  const snapshot = await readLiveSnapshot(live, { ...config, criticalTables: critical.rules }, [], options.exact ?? false);
+  const snapshot = await readLiveSnapshot(
+    live,
+    { ...config, criticalTables: critical.rules },
+    [],
+    options.exact ?? false,
+    options.progress,
+  );
   await sealQuietly(live.db, audit, config.evidenceDir, snapshot.database, log);
   const entry = await audit.append('snapshot', { label: options.label, snapshot });
   return {
@@ -96,7 +105,7 @@ export const snapshotCommand: CommandBody<SnapshotArgs> = {
       .example('$0 snapshot --exact --label "before deploy"', 'Exact counts of every table, for a baseline'),
   handler: async (argv) => {
     const ctx = await loadContext(argv);
-    const options = { label: argv.label ?? null, exact: argv.exact ?? false };
+    const options = { label: argv.label ?? null, exact: argv.exact ?? false, progress: createProgress({ json: ctx.json }) };
     const result = await withTarget(ctx.config.databaseUrl, async (target) =>
       recordSnapshot(ctx.config, options, await target.open(), ctx.log),
     );

@@ -1,6 +1,7 @@
 import type { Config } from '../config/config.js';
 import { readIdentity } from '../db/identity.js';
 import type { TargetDatabase } from '../db/target.js';
+import { noProgress, type Progress, type ProgressTask } from '../progress.js';
 import { takeSnapshot } from '../snapshot/take.js';
 import type { DatabaseIdentity, Snapshot, TableKey } from '../records/index.js';
 
@@ -22,15 +23,26 @@ export async function readLiveSnapshot(
   config: Pick<Config, 'criticalTables' | 'exactTables' | 'exactCountThreshold'>,
   extraExact: readonly TableKey[] = [],
   countAll = false,
+  progress: Progress = noProgress,
 ): Promise<Snapshot> {
   const exactTables = new Set<TableKey>([...Object.keys(config.criticalTables), ...config.exactTables, ...extraExact]);
-  const { snapshot } = await takeSnapshot(live.db, {
-    exactTables,
-    ...(countAll ? { exactCountThreshold: config.exactCountThreshold } : {}),
-    countConnections: 2,
-    url: live.url,
-  });
-  return snapshot;
+  // Drawn once counting starts, so a snapshot that counts nothing (or a few ms) draws nothing.
+  let bar: ProgressTask | null = null;
+  try {
+    const { snapshot } = await takeSnapshot(live.db, {
+      exactTables,
+      ...(countAll ? { exactCountThreshold: config.exactCountThreshold } : {}),
+      countConnections: 2,
+      url: live.url,
+      onCounted: (done, total, table) => {
+        bar ??= progress.start('exact counts', total);
+        bar.update(done, table);
+      },
+    });
+    return snapshot;
+  } finally {
+    (bar as ProgressTask | null)?.stop();
+  }
 }
 
 export async function readLiveIdentity(live: LiveDatabase): Promise<DatabaseIdentity> {

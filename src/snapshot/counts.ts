@@ -99,11 +99,17 @@ export async function countInSnapshot(
   snapshotId: string,
   tables: readonly CatalogTable[],
   connections: number,
+  onCounted?: (done: number, total: number, table: TableKey) => void,
 ): Promise<Map<TableKey, number>> {
   const counts = new Map<TableKey, number>();
   const queue = countBatches(tables);
   const drain = async (conn: Db): Promise<void> => {
-    for (let batch = queue.shift(); batch; batch = queue.shift()) for (const [key, n] of await countBatch(conn, batch)) counts.set(key, n);
+    for (let batch = queue.shift(); batch; batch = queue.shift()) {
+      for (const [key, n] of await countBatch(conn, batch)) {
+        counts.set(key, n);
+        onCounted?.(counts.size, tables.length, key);
+      }
+    }
   };
   const workers = Math.min(connections, queue.length);
   if (workers <= 1) {

@@ -76,7 +76,7 @@ async function readInSnapshot(
   const known = new Map(Object.entries(options.knownCounts ?? {}).filter(([key]) => catalog[key]));
   const wanted = planExactCounts(catalog, options.exactTables ?? new Set(), options.exactCountThreshold);
   const toScan = tablesToScan(catalog, wanted).filter((t) => !known.has(t.key));
-  const counts = await countInSnapshot(db, trx, snapshotId, toScan, options.countConnections ?? 2);
+  const counts = await countInSnapshot(db, trx, snapshotId, toScan, options.countConnections ?? 2, options.onCounted);
   for (const [key, n] of known) counts.set(key, n);
   sumPartitions(catalog, counts, new Set([...wanted, ...known.keys()]));
   return {

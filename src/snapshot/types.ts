@@ -19,4 +19,6 @@ export interface SnapshotOptions {
   readonly countConnections?: number;
   /** The URL the handle was made from: host and port for DatabaseIdentity.key over a Unix socket. */
   readonly url?: URL;
+  /** Called as exact counts finish: tables done, tables to count, the last one done (a progress bar). */
+  readonly onCounted?: (done: number, total: number, table: TableKey) => void;
 }

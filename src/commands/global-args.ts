@@ -31,3 +31,10 @@ export function globalOptions<T>(yargs: Argv<T>): Argv<T & GlobalArgs> {
       global: true,
     }) as Argv<T & GlobalArgs>;
 }
+
+/** `<run>` of restore and undo: what `last` means there is history/latest-run.ts's "committed". */
+export const COMMITTED_RUN_POSITIONAL = {
+  type: 'string',
+  demandOption: true,
+  describe: 'Run id, a unique prefix of it (see `safe-run log`), or `last` (the newest committed run with a backup)',
+} as const;

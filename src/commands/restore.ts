@@ -8,6 +8,7 @@ import { renderReinsert } from '../reinsert/summary.js';
 import type { RestoreOptions, RestoreResult } from '../restore/types.js';
 import { resolveRunRef } from '../history/latest-run.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
+import { COMMITTED_RUN_POSITIONAL } from './global-args.js';
 import { ExitCode, usageError } from '../errors.js';
 import { renderPitrRestore, restoreAtRun } from './restore-pitr.js';
 
@@ -89,11 +90,7 @@ A signed "restore" entry records the target and the counts. Exit codes: 0 restor
 export const restoreCommand: CommandBody<RestoreArgs> = {
   builder: (yargs) =>
     yargs
-      .positional('run', {
-        type: 'string',
-        demandOption: true,
-        describe: 'Run id, a unique prefix of it (see `safe-run log`), or `last` (the newest committed run with a backup)',
-      })
+      .positional('run', COMMITTED_RUN_POSITIONAL)
       .option('table', { type: 'string', array: true, describe: 'Only this table (repeatable): `users` or `schema.table`' })
       .option('into', { type: 'string', describe: 'Existing database URL to fill; its tables must exist and be empty' })
       .option('pitr', { type: 'boolean', describe: 'pgbackrest mode: the whole cluster as it was just before the run, into --data-dir' })

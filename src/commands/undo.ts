@@ -5,6 +5,7 @@ import { renderReinsert } from '../reinsert/summary.js';
 import { undoRun, type UndoOptions, type UndoResult } from '../restore/undo.js';
 import { resolveRunRef } from '../history/latest-run.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
+import { COMMITTED_RUN_POSITIONAL } from './global-args.js';
 import type { CommandBody } from './registry.js';
 
 export type { UndoOptions, UndoResult };
@@ -42,11 +43,7 @@ Exit codes: 0 undone, 1 a row changed between planning and the undo (nothing cha
 export const undoCommand: CommandBody<UndoArgs> = {
   builder: (yargs) =>
     yargs
-      .positional('run', {
-        type: 'string',
-        demandOption: true,
-        describe: 'Run id, a unique prefix of it (see `safe-run log`), or `last` (the newest committed run with a backup)',
-      })
+      .positional('run', COMMITTED_RUN_POSITIONAL)
       .option('skip-conflicts', { type: 'boolean', describe: 'Undo what can be undone; leave rows changed since as they are' })
       .option('dry-run', { type: 'boolean', describe: 'Do everything, then roll back' })
       .option('reason', { type: 'string', describe: 'Why, recorded in the audit log' })

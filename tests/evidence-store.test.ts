@@ -6,8 +6,7 @@ import { auditLogPath } from '../src/audit/read.js';
 import { createDb } from '../src/db/connection.js';
 import { withDatabase } from '../src/db/url.js';
 import { parseJson, runCli, type CliResult } from './helpers/cli.js';
-import { TEMPLATE_DB } from './helpers/constants.js';
-import { serverUrl } from './helpers/db.js';
+import { recreateTestDatabase, serverUrl } from './helpers/db.js';
 import { createEvidenceDatabase, storedLines, type EvidenceDatabase } from './helpers/evidence-store.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
 
@@ -162,13 +161,7 @@ describe('a shared evidence store in PostgreSQL', () => {
 
   it('keeps every earlier observation after the target is dropped and recreated', async () => {
     await ws.t.db.destroy();
-    const admin = createDb(serverUrl(), { maxConnections: 1 });
-    try {
-      await sql`drop database ${sql.id(ws.t.name)} with (force)`.execute(admin);
-      await sql`create database ${sql.id(ws.t.name)} template ${sql.id(TEMPLATE_DB)}`.execute(admin);
-    } finally {
-      await admin.destroy();
-    }
+    await recreateTestDatabase(ws.t.name);
     const target = createDb(withDatabase(serverUrl(), ws.t.name), { maxConnections: 1 });
     try {
       // The incident: after the reset the users are gone.

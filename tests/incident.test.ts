@@ -12,7 +12,7 @@ import type { RunRecord } from '../src/history/run-record.js';
 import type { RunResult } from '../src/run/types.js';
 import { CLI_PATH, parseJson } from './helpers/cli.js';
 import { repoRoot } from './helpers/constants.js';
-import { serverUrl } from './helpers/db.js';
+import { recreateTestDatabase, serverUrl } from './helpers/db.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
 
 /**
@@ -166,13 +166,7 @@ describe('the incident, replayed', () => {
   it('names a database reset with an incomplete seed: db-recreated, and the rows lost with the old database', async () => {
     const run = await cleanupRun(ws);
     // `npm run db:reset` whose seed died before the users: a new database, tables, some data.
-    const admin = createDb(serverUrl(), { maxConnections: 1 });
-    try {
-      await sql`drop database ${sql.id(ws.t.name)} with (force)`.execute(admin);
-      await sql`create database ${sql.id(ws.t.name)}`.execute(admin);
-    } finally {
-      await admin.destroy();
-    }
+    await recreateTestDatabase(ws.t.name, 'empty');
     const fresh = createDb(withDatabase(serverUrl(), ws.t.name), { maxConnections: 1 });
     try {
       await migrateToLatest(fresh);

@@ -8,8 +8,7 @@ import type { DoctorReport } from '../src/commands/doctor.js';
 import type { CheckResult } from '../src/history/check.js';
 import type { RunOutcomeBody, LedgerSealBody } from '../src/records/index.js';
 import { parseJson } from './helpers/cli.js';
-import { serverUrl } from './helpers/db.js';
-import { TEMPLATE_DB } from './helpers/constants.js';
+import { recreateTestDatabase, serverUrl } from './helpers/db.js';
 import { logLines } from './helpers/evidence.js';
 import { rules, runJson, sqlScript, tsScript, waitFor } from './helpers/attacks.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
@@ -161,13 +160,7 @@ describe('the change ledger in the evidence', () => {
     // Written after the last seal: it goes with the database.
     await sql`delete from users where email = 'free.user@example.com'`.execute(ws.t.db);
     await ws.t.db.destroy();
-    const admin = createDb(serverUrl(), { maxConnections: 1 });
-    try {
-      await sql`drop database ${sql.id(ws.t.name)} with (force)`.execute(admin);
-      await sql`create database ${sql.id(ws.t.name)} template ${sql.id(TEMPLATE_DB)}`.execute(admin);
-    } finally {
-      await admin.destroy();
-    }
+    await recreateTestDatabase(ws.t.name);
     // The fresh copy has its 8 users back; take one away so blame has a change to explain.
     const fresh = createDb(withDatabase(serverUrl(), ws.t.name), { maxConnections: 1 });
     await sql`delete from users where email like '%rephlo.ai'`.execute(fresh);

@@ -18,15 +18,32 @@ export function serverUrl(): string {
   return url;
 }
 
-/** A fresh database cloned from the seeded demo template. */
-export async function createTestDatabase(prefix = 't'): Promise<TestDatabase> {
-  const name = `${prefix}_${randomBytes(5).toString('hex')}`;
+/** `fn` on a one-connection pool on the server's maintenance database: creating and dropping databases and roles. */
+export async function asServerAdmin<T>(fn: (admin: Db) => Promise<T>): Promise<T> {
   const admin = createDb(serverUrl(), { maxConnections: 1 });
   try {
-    await sql`create database ${sql.id(name)} template ${sql.id(TEMPLATE_DB)}`.execute(admin);
+    return await fn(admin);
   } finally {
     await admin.destroy();
   }
+}
+
+/**
+ * The incident's `db:reset`: the database dropped (its connections with it) and made again
+ * under the same name, from the seeded template, or empty as a seed that died would leave it.
+ */
+export async function recreateTestDatabase(name: string, from: 'template' | 'empty' = 'template'): Promise<void> {
+  await asServerAdmin(async (admin) => {
+    await sql`drop database ${sql.id(name)} with (force)`.execute(admin);
+    if (from === 'template') await sql`create database ${sql.id(name)} template ${sql.id(TEMPLATE_DB)}`.execute(admin);
+    else await sql`create database ${sql.id(name)}`.execute(admin);
+  });
+}
+
+/** A fresh database cloned from the seeded demo template. */
+export async function createTestDatabase(prefix = 't'): Promise<TestDatabase> {
+  const name = `${prefix}_${randomBytes(5).toString('hex')}`;
+  await asServerAdmin((admin) => sql`create database ${sql.id(name)} template ${sql.id(TEMPLATE_DB)}`.execute(admin));
   const url = withDatabase(serverUrl(), name);
   const db = createDb(url);
   return {
@@ -35,12 +52,7 @@ export async function createTestDatabase(prefix = 't'): Promise<TestDatabase> {
     db,
     drop: async () => {
       await db.destroy();
-      const a = createDb(serverUrl(), { maxConnections: 1 });
-      try {
-        await sql`drop database if exists ${sql.id(name)} with (force)`.execute(a);
-      } finally {
-        await a.destroy();
-      }
+      await asServerAdmin((admin) => sql`drop database if exists ${sql.id(name)} with (force)`.execute(admin));
     },
   };
 }

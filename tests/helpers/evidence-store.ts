@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { installEvidenceSchema, type EvidenceDb } from '../../src/audit/store-schema.js';
 import { createDb } from '../../src/db/connection.js';
 import { withDatabase } from '../../src/db/url.js';
-import { serverUrl } from './db.js';
+import { asServerAdmin, serverUrl } from './db.js';
 
 /**
  * A dedicated evidence database beside the test targets, set up as the README says: the
@@ -25,13 +25,10 @@ export async function createEvidenceDatabase(): Promise<EvidenceDatabase> {
   const name = `evidence_${suffix}`;
   const role = `evidence_writer_${suffix}`;
   const password = `pw-${randomBytes(12).toString('hex')}`;
-  const admin = createDb(serverUrl(), { maxConnections: 1 });
-  try {
+  await asServerAdmin(async (admin) => {
     await sql`create database ${sql.id(name)}`.execute(admin);
     await sql`create role ${sql.id(role)} login password ${sql.lit(password)}`.execute(admin);
-  } finally {
-    await admin.destroy();
-  }
+  });
   const db = createDb<Record<string, never>>(withDatabase(serverUrl(), name), { maxConnections: 2 });
   await installEvidenceSchema(db);
   await sql`grant usage on schema safe_run_evidence to ${sql.id(role)}`.execute(db);
@@ -47,13 +44,10 @@ export async function createEvidenceDatabase(): Promise<EvidenceDatabase> {
     db,
     drop: async () => {
       await db.destroy();
-      const a = createDb(serverUrl(), { maxConnections: 1 });
-      try {
-        await sql`drop database if exists ${sql.id(name)} with (force)`.execute(a);
-        await sql`drop role if exists ${sql.id(role)}`.execute(a);
-      } finally {
-        await a.destroy();
-      }
+      await asServerAdmin(async (admin) => {
+        await sql`drop database if exists ${sql.id(name)} with (force)`.execute(admin);
+        await sql`drop role if exists ${sql.id(role)}`.execute(admin);
+      });
     },
   };
 }

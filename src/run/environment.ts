@@ -12,13 +12,18 @@ export async function checkEnvironment(
   config: Config,
   url: URL,
   options: { reason: string | null; yes?: boolean; dryRun: boolean },
+  /** Settled before anyone is asked to confirm (the script's load, which may still fail). */
+  beforePrompt?: Promise<unknown>,
 ): Promise<void> {
   for (const [name, env] of Object.entries(config.environments)) {
     if (!new RegExp(env.hostPattern).test(url.hostname)) continue;
     if (env.requireReason && !options.reason) {
       throw usageError(`The ${name} environment requires a reason.`, 'Add --reason "ticket or why" to the command.');
     }
-    if (env.confirm && !options.yes && !options.dryRun) await confirm(name, databaseName(url));
+    if (env.confirm && !options.yes && !options.dryRun) {
+      await beforePrompt;
+      await confirm(name, databaseName(url));
+    }
   }
 }
 

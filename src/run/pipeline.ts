@@ -8,7 +8,7 @@ import { warnSkipped } from '../audit/read.js';
 import { dryRunMode, type BackupMode } from '../backup/mode.js';
 import { pgDumpMode } from '../backup/pg-dump-mode.js';
 import { pgBackRestMode } from '../backup/pgbackrest-mode.js';
-import { closureOf, readScopeGraph, type BackupScope } from '../backup/scope.js';
+import { closureOf, readScopeGraph, type BackupScope, type ScopeGraph } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
 import { driftBeforeRun } from '../history/before-run.js';
 import { withClient, type Db, onlyRow } from '../db/connection.js';
@@ -19,16 +19,19 @@ import type { TargetHandle } from '../db/target.js';
 import { parseDatabaseUrl, redactUrl } from '../db/url.js';
 import { ExitCode, SafeRunError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { loadScriptByName, scriptLoadOptions, type LoadedScript } from '../script/load.js';
+import { findScriptFiles, loadScriptByName, scriptLoadOptions, type LoadedScript } from '../script/load.js';
 import { takeSnapshot } from '../snapshot/take.js';
 import { prepareBaseline, type PreparedBaseline } from '../guard/baseline.js';
+import { loadParser } from '../guard/pg-parser.js';
 import type {
   BackupRecord,
   DatabaseIdentity,
   DriftFinding,
+  Operator,
   PitrPostRecord,
   RunIntentBody,
   RunOutcomeBody,
+  ScriptRecord,
   Snapshot,
   TableKey,
 } from '../records/index.js';
@@ -55,11 +58,13 @@ export interface RunOptions {
   readonly progress?: Progress;
 }
 
-interface RunContext {
+/** What a run holds before its script's declarations are known: all of it is the script's business but none of it needs them. */
+interface EarlyContext {
   readonly config: Config;
   readonly identity: DatabaseIdentity;
   readonly options: RunOptions;
-  readonly script: LoadedScript;
+  /** The script's child starting and describing it; awaited where the declarations are needed. */
+  readonly loading: Promise<LoadedScript>;
   readonly url: URL;
   readonly runId: string;
   readonly db: Db;
@@ -68,11 +73,32 @@ interface RunContext {
   readonly audit: AuditLog;
   readonly interrupt: Interrupt;
   readonly log: Logger;
+  /** Started with the load, awaited by the intent: git runs while the rest of the run does. */
+  readonly facts: RunFacts;
   /** What it took to get here (load, connect, open the log), recorded with the run's own timings. */
   readonly timings: Record<string, number>;
 }
 
-/** The guarded run on the command's target handle; the script's own session is opened here, beside it. */
+interface RunContext extends EarlyContext {
+  readonly script: LoadedScript;
+}
+
+interface RunFacts {
+  readonly operator: Promise<Operator>;
+  readonly git: Promise<ScriptRecord['git']>;
+}
+
+/**
+ * The guarded run on the command's target handle; the script's own session is opened here, beside it.
+ *
+ * Starting the script's child is the longest step before the script can run (a Node start-up,
+ * the transpiler, the module's import, then its declarations). Nothing else waits for it
+ * unless it needs the declarations: the checks, both connections, the log and its key, the
+ * lock, the catalog half of the baseline and of the pre-snapshot, and the git facts all run
+ * meanwhile. A failure is still reported in the pipeline's order (the load's first, see
+ * `inPipelineOrder`), and nothing is left behind: the child is disposed of once it has
+ * started, the connections are closed by their scopes.
+ */
 export async function runGuarded(
   config: Config,
   options: RunOptions,
@@ -82,39 +108,108 @@ export async function runGuarded(
 ): Promise<RunResult> {
   // Step 1: everything that can be checked without touching the database.
   const timings: Record<string, number> = {};
-  const script = await timed(timings, 'load', () => load(options.scriptName, config.scriptsDirs, scriptLoadOptions(config)));
-  const url = parseDatabaseUrl(config.databaseUrl);
-  await checkEnvironment(config, url, options);
-  await assertEvidenceWritable(config.evidenceDir);
+  const loading = timed(timings, 'load', () => load(options.scriptName, config.scriptsDirs, scriptLoadOptions(config)));
+  loading.catch(() => {}); // awaited where the declarations are needed, and below
+  const facts = startFacts(config, options, loading);
+  // The statement policy's parser compiles here, on a core the child's start-up leaves idle, not in the script's first statement.
+  loadParser().catch(() => {});
   const runId = ulid();
-  const applicationName = `safe-run:${script.name}:${runId}`;
   const interrupt = watchInterrupts();
   try {
-    const connecting = Date.now();
-    // The runner's pool and the script's session connect side by side.
-    const opening = target.open({ applicationName, maxConnections: 6 });
-    opening.catch(() => {}); // awaited below; withTarget closes it if the script's session fails first
-    return await withScriptSession(config, url, applicationName, async (scriptDb) =>
-      withClient((await opening).db, async (session) => {
-        timings.connect = Date.now() - connecting;
-        const { db } = await opening;
-        const audit = await timed(timings, 'openLog', () =>
-          openAuditLog({
-            evidenceDir: config.evidenceDir,
-            signingKeyPath: config.signingKey,
-            anchor: databaseAnchor(session),
-            log,
-          }),
-        );
-        const identity = await readIdentity(session, url);
-        const ctx: RunContext = { config, identity, options, script, url, runId, db, scriptDb, session, audit, interrupt, log, timings };
-        return withAdvisoryLock(session, log, () => guardedRun(ctx));
-      }),
-    );
+    return await connectAndRun({ config, options, target, log, loading, facts, runId, interrupt, timings });
+  } catch (error) {
+    throw await inPipelineOrder(error, loading, interrupt);
   } finally {
-    await script.dispose();
+    await loading.then(
+      (script) => script.dispose(),
+      () => {},
+    );
+    // A run that stopped before its intent leaves no git process behind either.
+    await Promise.allSettled([facts.operator, facts.git]);
     interrupt.dispose();
   }
+}
+
+/**
+ * The git facts of the intent, read while the child starts: the operator's identity, and the
+ * commit of the file the script's name resolves to (read again for the path the loader
+ * settled on, should that be another).
+ */
+function startFacts(config: Config, options: RunOptions, loading: Promise<LoadedScript>): RunFacts {
+  const operator = readOperator();
+  const file = findScriptFiles(config.scriptsDirs).get(options.scriptName);
+  const early = file ? scriptGitState(file) : null;
+  early?.catch(() => {});
+  const git = loading.then((script) => (early && script.path === file ? early : scriptGitState(script.path)));
+  operator.catch(() => {});
+  git.catch(() => {});
+  return { operator, git };
+}
+
+/**
+ * Which failure a run reports when steps ran side by side: the one the pipeline meets first.
+ * The load came first when the steps ran in turn, so its error (an unloadable script, exit 2)
+ * still wins over a connection, key or lock failure met while the child was starting. A
+ * signal during the load (a terminal's Ctrl-C reaches the child too) stopped a run that had
+ * recorded nothing yet.
+ */
+async function inPipelineOrder(error: unknown, loading: Promise<LoadedScript>, interrupt: Interrupt): Promise<unknown> {
+  const loadError = await loading.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  if (loadError === null) return error;
+  if (interrupt.signal) {
+    return new SafeRunError(
+      `Interrupted by ${interrupt.signal} while the script was loading: nothing was run or recorded.`,
+      ExitCode.interrupted,
+    );
+  }
+  return loadError;
+}
+
+interface Start {
+  readonly config: Config;
+  readonly options: RunOptions;
+  readonly target: TargetHandle;
+  readonly log: Logger;
+  readonly loading: Promise<LoadedScript>;
+  readonly facts: RunFacts;
+  readonly runId: string;
+  readonly interrupt: Interrupt;
+  readonly timings: Record<string, number>;
+}
+
+/** Steps 1 to 3 while the script loads: the checks, the connections, the log, the identity and the lock. */
+async function connectAndRun(start: Start): Promise<RunResult> {
+  const { config, options, target, log, timings } = start;
+  const url = parseDatabaseUrl(config.databaseUrl);
+  // A confirmation prompt waits for the script: nobody should confirm a run that cannot load.
+  await checkEnvironment(config, url, options, start.loading);
+  await assertEvidenceWritable(config.evidenceDir);
+  // The name the script is called by: its declarations (and the name they give) are not read yet.
+  const applicationName = `safe-run:${options.scriptName}:${start.runId}`;
+  const connecting = Date.now();
+  // The runner's pool and the script's session connect side by side.
+  const opening = target.open({ applicationName, maxConnections: 6 });
+  opening.catch(() => {}); // awaited below; withTarget closes it if the script's session fails first
+  return withScriptSession(config, url, applicationName, async (scriptDb) =>
+    withClient((await opening).db, async (session) => {
+      timings.connect = Date.now() - connecting;
+      const { db } = await opening;
+      const audit = await timed(timings, 'openLog', () =>
+        openAuditLog({
+          evidenceDir: config.evidenceDir,
+          signingKeyPath: config.signingKey,
+          anchor: databaseAnchor(session),
+          log,
+        }),
+      );
+      const identity = await readIdentity(session, url);
+      const ctx: EarlyContext = { ...start, identity, url, db, scriptDb, session, audit };
+      return withAdvisoryLock(session, log, () => guardedRun(ctx));
+    }),
+  );
 }
 
 /**
@@ -131,7 +226,7 @@ interface Preparation {
   readonly get: () => Promise<PreparedBaseline>;
 }
 
-async function guardedRun(ctx: RunContext): Promise<RunResult> {
+async function guardedRun(ctx: EarlyContext): Promise<RunResult> {
   let preparing: Promise<PreparedBaseline> | null = null;
   const get = (): Promise<PreparedBaseline> => {
     preparing ??= timed(ctx.timings, 'prepare', () => prepareBaseline(ctx.scriptDb));
@@ -148,29 +243,50 @@ async function guardedRun(ctx: RunContext): Promise<RunResult> {
   }
 }
 
-async function guardedSteps(ctx: RunContext, preparation: Preparation): Promise<RunResult> {
-  const { config, script, log, timings } = ctx;
-  const started = Date.now();
-  let t = started;
+/** What the script's declarations decide: the tables counted exactly, the backup's scope, the cascade's origins. */
+interface RunPlan {
+  readonly script: LoadedScript;
+  readonly cascadeFrom: Readonly<Record<TableKey, TableKey>>;
+  readonly exactTables: ReadonlySet<TableKey>;
+  readonly backupTables: readonly TableKey[];
+  /** When the declarations arrived (Date.now()): the steps waiting on them are timed from here. */
+  readonly at: number;
+}
+
+function planRun(script: LoadedScript, config: Config, graph: ScopeGraph, scope: BackupScope): RunPlan {
   const declared = Object.keys(script.touches);
-  const scope = ctx.options.backupScope ?? config.backup.scope;
-  const graph = await readScopeGraph(ctx.session);
   const closure = closureOf(graph, declared);
   const cascadeFrom = Object.fromEntries(closure.filter((k) => !declared.includes(k)).map((k) => [k, declared.join(', ')]));
   const critical = criticalTableKeys(script, config);
   const exactTables = new Set<TableKey>([...closure, ...critical, ...config.exactTables]);
   const backupTables = scope === 'guarded' ? closureOf(graph, [...declared, ...critical]) : closure;
-  t = Date.now();
+  return { script, cascadeFrom, exactTables, backupTables, at: Date.now() };
+}
+
+async function guardedSteps(early: EarlyContext, preparation: Preparation): Promise<RunResult> {
+  const { config, log, timings } = early;
+  const started = Date.now();
+  const scope = early.options.backupScope ?? config.backup.scope;
+  const graph = await readScopeGraph(early.session);
+  const planning = early.loading.then((script) => planRun(script, config, graph, scope));
+  const counted = planning.then((plan) => plan.exactTables);
+  // Awaited by the snapshot's counts and the backup; a failed load is reported from there.
+  planning.catch(() => {});
+  counted.catch(() => {});
+  let t = Date.now();
 
   // Steps 4-5: the pre-snapshot, and the backup taken on the very same exported snapshot,
   // side by side. Exact counts only where they prove something: the declared tables, their
   // cascade closure and the critical tables; the rest come from the catalog and statistics.
+  // The snapshot is exported and its catalog read while the script may still be loading;
+  // its counts and the backup wait for the declarations that name their tables.
   // pgbackrest mode dumps nothing: it checks the archive before and records positions after.
-  const backupMode = chooseBackupMode(ctx, scope, backupTables);
+  const backupMode = chooseBackupMode(early, scope, planning);
   await backupMode.beforeSnapshot();
   const beforeSnapshotMs = Date.now() - t;
   const [taken, baseline] = await Promise.allSettled([
-    takeSnapshot(ctx.db, { url: ctx.url, exactTables, countConnections: 2 }, async (snapshotId) => {
+    takeSnapshot(early.db, { url: early.url, exactTables: counted, countConnections: 2 }, async (snapshotId) => {
+      await planning;
       const dumping = Date.now();
       await backupMode.duringSnapshot(snapshotId);
       timings.backup = Date.now() - dumping;
@@ -182,12 +298,15 @@ async function guardedSteps(ctx: RunContext, preparation: Preparation): Promise<
     await backupMode.discard();
     throw taken.status === 'rejected' ? taken.reason : (baseline as PromiseRejectedResult).reason;
   }
+  const { script, cascadeFrom, exactTables, at: planned } = await planning;
+  const ctx: RunContext = { ...early, script };
   const pre = taken.value.snapshot;
   timings.snapshot = pre.durationMs;
   const recording = Date.now();
   const backup = await backupMode.record(pre);
   timings.backup = (timings.backup ?? 0) + beforeSnapshotMs + (Date.now() - recording);
-  timings.snapshotAndBackup = Date.now() - t;
+  // From when both the lock was held and the declarations were known.
+  timings.snapshotAndBackup = Date.now() - Math.max(planned, t);
   const drift = await driftBeforeRun(config, pre, ctx.session, warnSkipped(log)).catch((error: unknown) => {
     log.warn('could not compare with the previous observation', { error: errorMessage(error) });
     return [];
@@ -300,29 +419,43 @@ async function flushOwnCounters(ctx: RunContext): Promise<void> {
   }
 }
 
-/** backup.mode, chosen once per run: pg_dump of the scope (step 5), or pgBackRest's archive. */
-function chooseBackupMode(ctx: RunContext, scope: BackupScope, tables: readonly TableKey[]): BackupMode {
+/**
+ * backup.mode, chosen once per run: pg_dump of the scope (step 5), or pgBackRest's archive.
+ * pg_dump's scope comes from the script's declarations, which may still be loading: its
+ * mode has no work before the snapshot, so it is made once they are known.
+ */
+function chooseBackupMode(ctx: EarlyContext, scope: BackupScope, planning: Promise<RunPlan>): BackupMode {
   const { config } = ctx;
   if (ctx.options.dryRun) return dryRunMode(scope, ctx.log);
   if (config.backup.mode === 'pgbackrest' && config.backup.pgbackrest) {
     return pgBackRestMode({ config: config.backup.pgbackrest, session: ctx.session, identity: ctx.identity, url: ctx.url, log: ctx.log });
   }
-  return pgDumpMode({
-    db: ctx.db,
-    url: ctx.url,
-    scope,
-    tables: scope === 'full' ? [] : tables,
-    evidenceDir: config.evidenceDir,
-    runId: ctx.runId,
-    compress: config.backup.compress,
-    jobs: config.backup.jobs,
-    lockWaitTimeoutMs: config.backup.lockWaitTimeoutMs,
-    pgBinDir: config.pgBinDir,
-    serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
-    log: ctx.log,
-    signal: ctx.interrupt.abortSignal,
-    progress: ctx.options.progress,
-  });
+  const dump = planning.then((plan) =>
+    pgDumpMode({
+      db: ctx.db,
+      url: ctx.url,
+      scope,
+      tables: scope === 'full' ? [] : plan.backupTables,
+      evidenceDir: config.evidenceDir,
+      runId: ctx.runId,
+      compress: config.backup.compress,
+      jobs: config.backup.jobs,
+      lockWaitTimeoutMs: config.backup.lockWaitTimeoutMs,
+      pgBinDir: config.pgBinDir,
+      serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
+      log: ctx.log,
+      signal: ctx.interrupt.abortSignal,
+      progress: ctx.options.progress,
+    }),
+  );
+  dump.catch(() => {}); // a failed load is the run's error, reported where the plan is awaited
+  return {
+    beforeSnapshot: async () => {},
+    duringSnapshot: async (snapshotId) => (await dump).duringSnapshot(snapshotId),
+    record: async (pre) => (await dump).record(pre),
+    discard: async () => (await dump.catch(() => null))?.discard(),
+    afterCommit: async (commitLsn) => (await dump).afterCommit(commitLsn),
+  };
 }
 
 async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xid: string, pitr: PitrPostRecord | null): Promise<void> {
@@ -395,7 +528,7 @@ async function intentBody(ctx: RunContext, pre: Snapshot, backup: BackupRecord):
       kind: script.kind,
       path: script.path,
       sha256: script.sha256,
-      git: await scriptGitState(script.path),
+      git: await ctx.facts.git,
       touches: script.touches,
       limits: script.limits,
       critical: script.critical,
@@ -403,7 +536,7 @@ async function intentBody(ctx: RunContext, pre: Snapshot, backup: BackupRecord):
     },
     args: ctx.options.args,
     dryRun: ctx.options.dryRun,
-    operator: await readOperator(),
+    operator: await ctx.facts.operator,
     host: os.hostname(),
     reason: ctx.options.reason,
     url: redactUrl(ctx.url),

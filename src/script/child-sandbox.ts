@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { usageError } from '../errors.js';
@@ -64,7 +64,14 @@ interface OsUser {
   readonly gid: number;
 }
 
+/**
+ * The script user's ids. /etc/passwd answers for the usual local user without starting a
+ * process (this runs before the child can start, and `id` is two process start-ups that
+ * block the event loop); a user only the name service knows (LDAP, sssd) is asked of `id`.
+ */
 function lookupUser(name: string): OsUser {
+  const local = passwdEntry(name);
+  if (local) return local;
   try {
     const id = (flag: string): number =>
       Number(execFileSync('id', [flag, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
@@ -75,6 +82,20 @@ function lookupUser(name: string): OsUser {
       'Set "scriptUser" in the config to an unprivileged OS user (default "nobody").',
     );
   }
+}
+
+function passwdEntry(name: string): OsUser | null {
+  let passwd: string;
+  try {
+    passwd = readFileSync('/etc/passwd', 'utf8');
+  } catch {
+    return null;
+  }
+  for (const line of passwd.split('\n')) {
+    const [user, , uid, gid] = line.split(':');
+    if (user === name && /^\d+$/.test(uid ?? '') && /^\d+$/.test(gid ?? '')) return { uid: Number(uid), gid: Number(gid) };
+  }
+  return null;
 }
 
 /**

@@ -2,8 +2,13 @@ import type { TableKey } from '../records/index.js';
 
 /** How a snapshot is taken; what it records is `Snapshot` in records/. */
 export interface SnapshotOptions {
-  /** Tables counted exactly: what the caller's proof needs (declared, cascaded, critical, config `exactTables`). */
-  readonly exactTables?: ReadonlySet<TableKey>;
+  /**
+   * Tables counted exactly: what the caller's proof needs (declared, cascaded, critical, config
+   * `exactTables`). A promise when the caller is still working them out (a guarded run whose
+   * script is loading): the snapshot is exported and its catalog read meanwhile, and only the
+   * counts wait. Its rejection fails the snapshot.
+   */
+  readonly exactTables?: ReadonlySet<TableKey> | Promise<ReadonlySet<TableKey>>;
   /**
    * Also count exactly every table whose estimate is at or below this (`snapshot --exact`).
    * Absent: every table outside `exactTables` is recorded from the catalog and statistics,

@@ -15,6 +15,7 @@ import { takeSnapshot } from '../src/snapshot/take.js';
 import { parseJson } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
+import { waitFor } from './helpers/attacks.js';
 
 /**
  * A guarded run connects, opens the log, takes the lock and reads the catalog while the
@@ -50,11 +51,19 @@ function scriptChildren(): number[] {
   return pids;
 }
 
-/** Sessions a run opened (it names them safe-run:<script>:<run id>) that are still connected. */
-async function runSessions(db: Db): Promise<number> {
-  const { rows } = await sql<{ n: number }>`
-    select count(*)::int as n from pg_stat_activity where application_name like 'safe-run:%' and pid <> pg_backend_pid()`.execute(db);
-  return rows[0]!.n;
+/**
+ * Sessions a run opened in this database (it names them safe-run:<script>:<run id>), once the
+ * server has seen their clients go: a closed connection's backend exits a moment later.
+ */
+async function runSessionsLeft(db: Db): Promise<number> {
+  const count = async (): Promise<number> => {
+    const { rows } = await sql<{ n: number }>`
+      select count(*)::int as n from pg_stat_activity
+       where datname = current_database() and application_name like 'safe-run:%' and pid <> pg_backend_pid()`.execute(db);
+    return rows[0]!.n;
+  };
+  await waitFor(async () => (await count()) === 0, 10_000).catch(() => {});
+  return count();
 }
 
 /** The newest run's intent. */
@@ -99,7 +108,7 @@ describe('a guarded run does the script-independent steps while the script loads
     await expect(guarded('slowload', load)).rejects.toMatchObject({ exitCode: 6 });
     expect(loaded).toBe(true);
     expect(scriptChildren()).toEqual([]);
-    expect(await runSessions(holder)).toBe(0);
+    expect(await runSessionsLeft(holder)).toBe(0);
     // Nothing was recorded: the run stopped before its intent.
     expect(
       existsSync(path.join(ws.evidenceDir, 'audit.jsonl')) ? readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8').trim() : '',
@@ -114,7 +123,7 @@ describe('a guarded run does the script-independent steps while the script loads
     };
     const error = await guarded('broken', load).catch((e: unknown) => e);
     expect(error).toMatchObject({ exitCode: 2, message: 'Script broken.ts could not be loaded: boom at import' });
-    expect(await runSessions(holder)).toBe(0);
+    expect(await runSessionsLeft(holder)).toBe(0);
   });
 
   it('records the same git facts as before: the script commit and dirty state, and the git identity', async () => {

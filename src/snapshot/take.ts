@@ -36,7 +36,7 @@ export async function takeSnapshot<T>(
 ): Promise<TakenSnapshot<T>> {
   const started = performance.now();
   const takenAt = new Date().toISOString();
-  // Awaited once the tables are listed; a rejection before then is this snapshot's error, not an unhandled one.
+  // Awaited once the catalog is read; a rejection before then is this snapshot's error, not an unhandled one.
   if (options.exactTables instanceof Promise) options.exactTables.catch(() => {});
   return db
     .transaction()
@@ -73,47 +73,26 @@ async function readInSnapshot(
 ): Promise<Snapshot> {
   const database = await readIdentity(trx, options.url);
   const wal = await readWalPosition(trx);
-  // The deparsing behind the fingerprints is most of a snapshot's fixed cost. When there may
-  // be tables to count, the tables alone (one cheap statement, in the same snapshot) decide
-  // which, so the counts run on their own connections beside that read, and a caller still
-  // working out what to count (a run whose script is loading) has it done by then.
-  const listed = onlyKnownCounts(options) ? null : await readTableCatalog(trx, { fingerprintsOf: new Set() });
-  const fingerprinting = readTableCatalog(trx);
-  fingerprinting.catch(() => {}); // awaited below, or before the transaction ends on an error
-  try {
-    const plan = listed ?? (await fingerprinting);
-    const waiting = performance.now();
-    const exactTables = (await options.exactTables) ?? new Set<TableKey>();
-    // The snapshot's own cost leaves out the wait for its caller's table list.
-    const waitedMs = performance.now() - waiting;
-    const known = new Map(Object.entries(options.knownCounts ?? {}).filter(([key]) => plan[key]));
-    const wanted = planExactCounts(plan, exactTables, options.exactCountThreshold);
-    const toScan = tablesToScan(plan, wanted).filter((t) => !known.has(t.key));
-    const counts = await countInSnapshot(db, trx, snapshotId, toScan, options.countConnections ?? 2, options.onCounted);
-    for (const [key, n] of known) counts.set(key, n);
-    const catalog = await fingerprinting;
-    sumPartitions(catalog, counts, new Set([...wanted, ...known.keys()]));
-    return {
-      takenAt,
-      database,
-      walLsn: wal.lsn,
-      tables: tableStates(catalog, counts),
-      durationMs: Math.round(performance.now() - started - waitedMs),
-    };
-  } finally {
-    // A statement still running on the exporting connection must end before its transaction does.
-    await fingerprinting.catch(() => {});
-  }
-}
+  const catalog = await readTableCatalog(trx);
 
-/**
- * A post-snapshot's exact counts all come from the transaction: reading the tables apart would
- * be a statement with nothing to overlap. (A partition leaf it did not count is still counted.)
- */
-function onlyKnownCounts(options: SnapshotOptions): boolean {
-  const { exactTables, knownCounts, exactCountThreshold } = options;
-  if (exactCountThreshold !== undefined || exactTables instanceof Promise || !knownCounts) return false;
-  return [...(exactTables ?? [])].every((key) => knownCounts[key] !== undefined);
+  const known = new Map(Object.entries(options.knownCounts ?? {}).filter(([key]) => catalog[key]));
+  // A caller may still be working out what to count (a run whose script is loading): the
+  // catalog above is read meanwhile, and the snapshot's own cost leaves out the wait.
+  const waiting = performance.now();
+  const exactTables = (await options.exactTables) ?? new Set<TableKey>();
+  const waitedMs = performance.now() - waiting;
+  const wanted = planExactCounts(catalog, exactTables, options.exactCountThreshold);
+  const toScan = tablesToScan(catalog, wanted).filter((t) => !known.has(t.key));
+  const counts = await countInSnapshot(db, trx, snapshotId, toScan, options.countConnections ?? 2, options.onCounted);
+  for (const [key, n] of known) counts.set(key, n);
+  sumPartitions(catalog, counts, new Set([...wanted, ...known.keys()]));
+  return {
+    takenAt,
+    database,
+    walLsn: wal.lsn,
+    tables: tableStates(catalog, counts),
+    durationMs: Math.round(performance.now() - started - waitedMs),
+  };
 }
 
 function tableStates(catalog: TableCatalog, counts: ReadonlyMap<TableKey, number>): Record<TableKey, TableState> {

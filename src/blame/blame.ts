@@ -98,6 +98,9 @@ export async function analyzeTable(config: Config, options: BlameOptions, target
     warnSkipped(log),
     parseTableName(options.table),
   );
+  // Blame names sessions only from copies that are the files their signed entries name.
+  for (const problem of ledger.problems)
+    log.warn(`${problem}: its statements are left out of this answer; \`safe-run verify --db\` names every damaged seal`);
   const changes = attributeToSessions(table, attributeChanges(table, observations, runFacts, names), ledger, runFacts);
   const scripts = new Map<string, string | null>([...names, ...runs.map((r) => [r.runId, r.intent?.script ?? null] as const)]);
   return {

@@ -4,6 +4,7 @@ import type { Db } from '../db/connection.js';
 import type { LedgerStatement } from '../records/index.js';
 import { readSealedCopies } from './findings.js';
 import { readStatements } from './seal.js';
+import type { Mention } from './sealed-copy.js';
 import type { TableName } from './install.js';
 import { ledgerInstalled } from './state.js';
 
@@ -23,6 +24,8 @@ export interface LedgerView {
   /** False when the live ledger could not be read (no database, a recreated one, no ledger). */
   readonly live: boolean;
   readonly lastSeal: { readonly seq: number; readonly ts: string; readonly databaseOid: number } | null;
+  /** Sealed copies left out: unreadable, or not the file their signed entry names ("… (ledger.seal #12)"). */
+  readonly problems: readonly string[];
 }
 
 /**
@@ -36,7 +39,12 @@ export async function readLedgerView(
   onSkipped: OnSkipped,
   about?: TableName,
 ): Promise<LedgerView> {
-  const copies = await readSealedCopies(evidenceDir, { key: database.key }, onSkipped);
+  const mentions: Mention[] | undefined = about && [
+    ['table_name', about.table],
+    ['operation', 'DELETE'],
+    ['operation', 'TRUNCATE'],
+  ];
+  const copies = await readSealedCopies(evidenceDir, { key: database.key }, onSkipped, mentions);
   const wanted = (s: LedgerStatement): boolean =>
     !about || (s.table_schema === about.schema && s.table_name === about.table) || s.operation === 'DELETE' || s.operation === 'TRUNCATE';
   const byKey = new Map<string, KnownStatement>();
@@ -60,6 +68,7 @@ export async function readLedgerView(
     statements: timed.sort((a, b) => a.at - b.at || a.s.id - b.s.id).map((t) => t.s),
     live,
     lastSeal: last ? { seq: last.seq, ts: last.ts, databaseOid: last.body.databaseOid } : null,
+    problems: copies.flatMap((c) => (c.problem ? [`${c.problem} (ledger.seal #${c.seq})`] : [])),
   };
 }
 

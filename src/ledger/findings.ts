@@ -21,21 +21,40 @@ export interface SealedCopy {
   readonly problem: string | null;
 }
 
-/**
- * Every seal of this database (same key and oid) with its copy from the evidence directory;
- * with `mentions`, only the copies' lines that hold one of them (see sealed-copy.ts).
- */
+/** A `ledger.seal` entry as the log holds it. */
+export interface SealRecord {
+  readonly seq: number;
+  readonly ts: string;
+  readonly body: LedgerSealBody;
+}
+
+/** Every seal of this database (same key and oid) with its copy from the evidence directory. */
 export async function readSealedCopies(
   evidenceDir: string,
   database: Pick<DatabaseIdentity, 'key'> & { readonly oid?: number },
   onSkipped: OnSkipped,
+): Promise<SealedCopy[]> {
+  const seals: SealRecord[] = [];
+  for await (const record of readEntries(evidenceDir, onSkipped)) if (record.kind === 'ledger.seal') seals.push(record);
+  return readCopiesOf(evidenceDir, seals, database);
+}
+
+/**
+ * The copies of those seals that are of this database (same key, and oid when given), for a
+ * command that has read the log already; with `mentions`, only the copies' lines that hold
+ * one of them (see sealed-copy.ts).
+ */
+export async function readCopiesOf(
+  evidenceDir: string,
+  seals: readonly SealRecord[],
+  database: Pick<DatabaseIdentity, 'key'> & { readonly oid?: number },
   mentions?: readonly Mention[],
 ): Promise<SealedCopy[]> {
   const copies: SealedCopy[] = [];
-  for await (const record of readEntries(evidenceDir, onSkipped)) {
-    if (record.kind !== 'ledger.seal' || record.body.database !== database.key) continue;
-    if (database.oid !== undefined && record.body.databaseOid !== database.oid) continue;
-    copies.push({ seq: record.seq, ts: record.ts, body: record.body, ...(await readSealedCopy(evidenceDir, record.body, mentions)) });
+  for (const seal of seals) {
+    if (seal.body.database !== database.key) continue;
+    if (database.oid !== undefined && seal.body.databaseOid !== database.oid) continue;
+    copies.push({ seq: seal.seq, ts: seal.ts, body: seal.body, ...(await readSealedCopy(evidenceDir, seal.body, mentions)) });
   }
   return copies;
 }

@@ -1,8 +1,7 @@
 import { sql } from 'kysely';
-import type { OnSkipped } from '../audit/read.js';
 import type { Db } from '../db/connection.js';
-import type { LedgerStatement } from '../records/index.js';
-import { readSealedCopies } from './findings.js';
+import type { AuditRecord, LedgerStatement } from '../records/index.js';
+import { readCopiesOf, type SealRecord } from './findings.js';
 import { readStatements } from './seal.js';
 import type { Mention } from './sealed-copy.js';
 import type { TableName } from './install.js';
@@ -28,15 +27,24 @@ export interface LedgerView {
   readonly problems: readonly string[];
 }
 
+/** The `ledger.seal` entries, gathered during the command's one pass over the log (history/scan.ts visits it). */
+export class SealCollector {
+  readonly seals: SealRecord[] = [];
+  add(record: AuditRecord): void {
+    if (record.kind === 'ledger.seal') this.seals.push(record);
+  }
+}
+
 /**
- * `about`: only what blame of that table reads (its statements, and every DELETE and
- * TRUNCATE for the cascades); without it, every statement.
+ * `seals`: every `ledger.seal` entry of the log (SealCollector). `about`: only what blame of
+ * that table reads (its statements, and every DELETE and TRUNCATE for the cascades); without
+ * it, every statement.
  */
 export async function readLedgerView(
   db: Db | null,
   evidenceDir: string,
   database: { readonly key: string; readonly oid: number | null },
-  onSkipped: OnSkipped,
+  seals: readonly SealRecord[],
   about?: TableName,
 ): Promise<LedgerView> {
   const mentions: Mention[] | undefined = about && [
@@ -44,7 +52,7 @@ export async function readLedgerView(
     ['operation', 'DELETE'],
     ['operation', 'TRUNCATE'],
   ];
-  const copies = await readSealedCopies(evidenceDir, { key: database.key }, onSkipped, mentions);
+  const copies = await readCopiesOf(evidenceDir, seals, { key: database.key }, mentions);
   const wanted = (s: LedgerStatement): boolean =>
     !about || (s.table_schema === about.schema && s.table_name === about.table) || s.operation === 'DELETE' || s.operation === 'TRUNCATE';
   const byKey = new Map<string, KnownStatement>();

@@ -89,7 +89,8 @@ export const blameCommand: CommandBody<BlameArgs> = {
       .positional('table', { type: 'string', demandOption: true, describe: 'schema.table (unqualified means public)' })
       .option('since', { type: 'string', describe: 'Only changes since this ISO date or this long ago ("2h", "3d")' })
       .option('live', { type: 'boolean', default: true, describe: 'Add the live table as the last observation (--no-live: the log only)' })
-      .example('$0 blame users', 'Who changed users, and what happened outside guarded runs'),
+      .example('$0 blame users', 'Who changed users, and what happened outside guarded runs')
+      .example('$0 blame users --json', 'Every ledger statement behind each change (the text groups more than 10 by session)'),
   handler: async (argv) => {
     await withEvidenceContext(argv, async (ctx, target) => {
       const options = { table: argv.table, since: optionalSince(argv.since), live: argv.live !== false };

@@ -1,5 +1,5 @@
-import { webcrypto } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { errorMessage } from '../errors.js';
 import type { LedgerSealBody } from '../records/index.js';
@@ -10,8 +10,8 @@ import type { SealedLine } from './seal.js';
  * signed `ledger.seal` entry first, so nothing in it is used unless it is the file that was
  * sealed. A copy holds every protected table's statements (10,000s of pgbench-style
  * UPDATEs on other tables), and `blame` of one table needs few of them: with `mentions`,
- * only the lines that hold one of those members are parsed, found by a byte search over the
- * whole file instead of a JSON.parse per line.
+ * only the lines that hold one of those members are parsed, found by a byte search instead
+ * of a JSON.parse per line.
  */
 export interface CopyRead {
   readonly lines: SealedLine[];
@@ -22,27 +22,54 @@ export interface CopyRead {
 /** `["table_name", "users"]`: a line is wanted when its statement has that member with that string value. */
 export type Mention = readonly [member: string, value: string];
 
+const BLOCK = 4 << 20;
+
 export async function readSealedCopy(evidenceDir: string, body: LedgerSealBody, mentions?: readonly Mention[]): Promise<CopyRead> {
-  let bytes: Buffer;
+  let read: { readonly sha256: string; readonly texts: readonly string[] };
   try {
-    bytes = await readFile(path.join(evidenceDir, body.file));
+    read = await scanCopy(path.join(evidenceDir, body.file), mentions);
   } catch (error) {
     return { lines: [], problem: `sealed copy ${body.file} cannot be read: ${errorMessage(error)}` };
   }
-  // The digest runs on libuv's thread pool while this thread searches the bytes; nothing
-  // found is returned before the digest has matched.
-  const digest = sha256OfBytes(bytes);
-  const texts = mentions && writtenByJsonStringify(bytes) ? linesMentioning(bytes, mentions) : allLines(bytes);
-  if ((await digest) !== body.fileSha256) return { lines: [], problem: `sealed copy ${body.file} differs from its signed sha256` };
-  return { lines: texts.map((t) => JSON.parse(t) as SealedLine), problem: null };
+  if (read.sha256 !== body.fileSha256) return { lines: [], problem: `sealed copy ${body.file} differs from its signed sha256` };
+  return { lines: read.texts.map((t) => JSON.parse(t) as SealedLine), problem: null };
 }
 
 /**
- * The seal signed sha256 of the text it wrote (UTF-8); hashing the bytes as read gives the same
- * digest for the same file without decoding 100 MB into a string and encoding it back.
+ * One pass in blocks: each block is hashed (the seal signed sha256 of the UTF-8 text it wrote,
+ * so the bytes hash the same without decoding them) and searched, while the next block is
+ * read. Memory stays at a block and the lines kept, however large the copy. A line that spans
+ * two blocks is searched whole, so no needle is missed at a block boundary.
  */
-async function sha256OfBytes(bytes: Buffer): Promise<string> {
-  return Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes)).toString('hex');
+async function scanCopy(file: string, mentions: readonly Mention[] | undefined): Promise<{ sha256: string; texts: string[] }> {
+  const hash = createHash('sha256');
+  const texts: string[] = [];
+  let search: ((piece: Buffer) => string[]) | null = null;
+  const take = (piece: Buffer): void => {
+    // The first piece taken is the file's first line: it says whether the byte search applies.
+    search ??= mentions && writtenByJsonStringify(piece) ? (b: Buffer) => linesMentioning(b, mentions) : allLines;
+    for (const t of search(piece)) texts.push(t);
+  };
+  const handle = await open(file, 'r');
+  let carry: Buffer[] = [];
+  try {
+    for await (const chunk of handle.createReadStream({ highWaterMark: BLOCK, autoClose: false }) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      const first = chunk.indexOf(0x0a);
+      if (first < 0) {
+        carry.push(chunk);
+        continue;
+      }
+      const last = chunk.lastIndexOf(0x0a);
+      take(Buffer.concat([...carry, chunk.subarray(0, first + 1)]));
+      if (last > first) take(chunk.subarray(first + 1, last + 1));
+      carry = last + 1 < chunk.length ? [chunk.subarray(last + 1)] : [];
+    }
+  } finally {
+    await handle.close();
+  }
+  if (carry.length) take(Buffer.concat(carry));
+  return { sha256: hash.digest('hex'), texts };
 }
 
 function allLines(bytes: Buffer): string[] {

@@ -19,7 +19,7 @@ export interface SessionGroup {
 
 /** Up to this many statements a change lists each one, as before. */
 export const MAX_LISTED = 10;
-/** Groups shown per change; groups that remove rows (DELETE, TRUNCATE, DROP) are always shown. */
+/** Groups shown per change; groups that remove rows (DELETE, TRUNCATE, DROP) are picked first. */
 export const MAX_GROUPS = 10;
 const REMOVING = new Set(['DELETE', 'TRUNCATE', 'DROP']);
 const STATEMENT_CHARS = 160;
@@ -43,11 +43,18 @@ export function groupStatements(statements: readonly SessionStatement[]): Sessio
   }));
 }
 
-/** The groups a terminal shows, and how many statements the hidden ones hold. */
+/** The groups a terminal shows (removals first, then in time order, at most MAX_GROUPS), and what the rest hold. */
 export function shownGroups(groups: readonly SessionGroup[]): { shown: SessionGroup[]; hiddenGroups: number; hiddenStatements: number } {
-  const shown = groups.filter((g, i) => i < MAX_GROUPS || REMOVING.has(g.op));
-  const hidden = groups.filter((g) => !shown.includes(g));
-  return { shown, hiddenGroups: hidden.length, hiddenStatements: hidden.reduce((n, g) => n + g.statements.length, 0) };
+  const removes = (g: SessionGroup): number => (REMOVING.has(g.op) ? 0 : 1);
+  const picked = groups
+    .map((g, i) => ({ g, i }))
+    .sort((a, b) => removes(a.g) - removes(b.g) || a.i - b.i)
+    .slice(0, MAX_GROUPS)
+    .sort((a, b) => a.i - b.i)
+    .map(({ g }) => g);
+  const shownStatements = picked.reduce((n, g) => n + g.statements.length, 0);
+  const allStatements = groups.reduce((n, g) => n + g.statements.length, 0);
+  return { shown: picked, hiddenGroups: groups.length - picked.length, hiddenStatements: allStatements - shownStatements };
 }
 
 /** `10000 UPDATE statements, 10000 rows by role app, application "x", client local socket, pid 42, xid 7, from … to …` */

@@ -6,9 +6,9 @@ import type { LedgerSealBody } from '../records/index.js';
 import type { SealedLine } from './seal.js';
 
 /**
- * One sealed copy (`<evidenceDir>/ledger/*.jsonl`) read back: its sha256 checked against the
- * signed `ledger.seal` entry first, so nothing in it is used unless it is the file that was
- * sealed. A copy holds every protected table's statements (10,000s of pgbench-style
+ * One sealed copy (`<evidenceDir>/ledger/*.jsonl`) read back: its sha256 is checked against
+ * the signed `ledger.seal` entry before any line is used, so nothing in it counts unless it is
+ * the file that was sealed. A copy holds every protected table's statements (10,000s of pgbench-style
  * UPDATEs on other tables), and `blame` of one table needs few of them: with `mentions`,
  * only the lines that hold one of those members are parsed, found by a byte search instead
  * of a JSON.parse per line.

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -213,6 +213,8 @@ register('./hooks.mjs', import.meta.url);\n`,
   const BUNDLE = path.join(ROOT, 'dist/bundle');
   /** The source modules inside the bundle files of a trace, one absolute path a line. */
   const insideBundleFiles = (trace: string): string => {
+    // After `npx tsc` alone the bin is tsc's CLI: only the bundle test below fails then.
+    if (!existsSync(path.join(BUNDLE, 'meta.json'))) return '';
     const { outputs } = JSON.parse(readFileSync(path.join(BUNDLE, 'meta.json'), 'utf8')) as {
       outputs: Record<string, { inputs: Record<string, unknown> }>;
     };

@@ -3,6 +3,7 @@ import type { OnSkipped } from '../audit/read.js';
 import type { Db } from '../db/connection.js';
 import type { LedgerStatement } from '../records/index.js';
 import { readSealedCopies } from './findings.js';
+import { keptRowsSql } from './kept-rows.js';
 import { readStatements } from './seal.js';
 import type { TableName } from './install.js';
 import { ledgerInstalled } from './state.js';
@@ -67,6 +68,6 @@ export async function readLedgerView(
 export async function keptRowCount(db: Db, ledgerId: number): Promise<number> {
   const { rows } = await sql<{
     n: number;
-  }>`select pg_catalog.count(*)::int8 as n from safe_run.ledger_rows where ledger_id = ${ledgerId}`.execute(db);
+  }>`select pg_catalog.count(*)::int8 as n from (${keptRowsSql(sql`l.id = ${ledgerId}`)}) k`.execute(db);
   return Number(rows[0]!.n);
 }

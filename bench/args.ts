@@ -1,11 +1,16 @@
 /**
- * `npm run bench -- [--quick] [--tables N] [--rows N] [--rounds N] [--json] [--only a,b] [--reuse]`.
+ * `npm run bench -- [--quick] [--tables N] [--rows N] [--row-bytes N] [--rounds N] [--json] [--only a,b] [--reuse]`.
  * Hand-parsed: a handful of flags do not justify pulling yargs' whole program model into
  * the bench, and unknown flags must fail loudly rather than silently bench the default.
  */
 export interface BenchArgs {
   readonly tables: number;
   readonly rows: number;
+  /**
+   * How wide the generated tables' rows are, so a run can match a real schema's size (the
+   * issue's billing schema: 3.6M rows in 3 GB, about 800 bytes a row). Unset: narrow rows.
+   */
+  readonly rowBytes: number | null;
   readonly rounds: number;
   /** Rounds for the comparisons that dump the whole database (several seconds each). */
   readonly backupRounds: number;
@@ -35,7 +40,7 @@ export const COMPARISONS = [
 ] as const;
 
 const USAGE =
-  'usage: bench [--quick] [--tables N] [--rows N] [--rounds N] [--backup-rounds N] [--json] [--reuse] [--only snapshot,growth,cli,guard,ipc,backup,parallel,verify,blame,rss,startup,ledger,pitr,store]';
+  'usage: bench [--quick] [--tables N] [--rows N] [--row-bytes N] [--rounds N] [--backup-rounds N] [--json] [--reuse] [--only snapshot,growth,cli,guard,ipc,backup,parallel,verify,blame,rss,startup,ledger,pitr,store]';
 
 export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   const quick = argv.includes('--quick');
@@ -44,7 +49,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--quick' || arg === '--json' || arg === '--reuse') flags.add(arg);
-    else if (['--tables', '--rows', '--rounds', '--backup-rounds', '--only'].includes(arg) && argv[i + 1] !== undefined)
+    else if (['--tables', '--rows', '--row-bytes', '--rounds', '--backup-rounds', '--only'].includes(arg) && argv[i + 1] !== undefined)
       values[arg] = argv[++i]!;
     else throw new Error(`unknown argument ${arg}\n${USAGE}`);
   }
@@ -62,6 +67,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   return {
     tables: int('--tables', quick ? 20 : 200),
     rows: int('--rows', quick ? 200_000 : 10_000_000),
+    rowBytes: values['--row-bytes'] === undefined ? null : int('--row-bytes', 0),
     rounds: int('--rounds', 5),
     backupRounds: int('--backup-rounds', quick ? 5 : 3),
     json: flags.has('--json'),

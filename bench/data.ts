@@ -19,6 +19,8 @@ export interface BenchDatabase {
   readonly tables: readonly TableSpec[];
   readonly sessions: SessionPlan;
   readonly rows: number;
+  /** Width of the generated tables' rows (their `note`), or null for the narrow default. */
+  readonly rowBytes: number | null;
 }
 
 const FORMAT = 'safe-run bench v3';
@@ -28,11 +30,12 @@ export async function buildBenchDatabase(
   name: string,
   tables: number,
   rows: number,
+  rowBytes: number | null,
   reuse: boolean,
 ): Promise<BenchDatabase> {
   const url = withDatabase(serverUrl, name);
-  const result: BenchDatabase = { name, url, tables: planTables(tables, rows), sessions: planSessions(rows), rows };
-  const marker = `${FORMAT} tables=${tables} rows=${rows}`;
+  const result: BenchDatabase = { name, url, tables: planTables(tables, rows), sessions: planSessions(rows), rows, rowBytes };
+  const marker = `${FORMAT} tables=${tables} rows=${rows}${rowBytes === null ? '' : ` rowBytes=${rowBytes}`}`;
   const admin = createDb(serverUrl, { maxConnections: 1 });
   try {
     if (reuse && (await databaseComment(admin, name)) === marker) {
@@ -52,7 +55,7 @@ export async function buildBenchDatabase(
     await seedDemo(db);
     await insertUsers(db, result.sessions);
     await insertSessions(db, result.sessions, false);
-    await loadTables(db, result.tables);
+    await loadTables(db, result.tables, rowBytes);
     await loadGroups(db);
     await vacuumAnalyze(db);
   } finally {
@@ -127,13 +130,13 @@ export async function insertSessions(db: Db, plan: SessionPlan, onlyDeletable: b
 }
 
 /** Two loaders in parallel (the machine has two cores), biggest tables first; then the foreign keys in plan order. */
-async function loadTables(db: Db, specs: readonly TableSpec[]): Promise<void> {
+async function loadTables(db: Db, specs: readonly TableSpec[], rowBytes: number | null): Promise<void> {
   const rowsOf = new Map(specs.map((s) => [s.name, s.rows]));
   const queue = [...specs].sort((a, b) => b.rows - a.rows);
   let done = 0;
   const worker = async (): Promise<void> => {
     for (let spec = queue.shift(); spec; spec = queue.shift()) {
-      await loadTable(db, spec, spec.parent ? rowsOf.get(spec.parent)! : 0);
+      await loadTable(db, spec, spec.parent ? rowsOf.get(spec.parent)! : 0, rowBytes);
       done++;
       if (spec.large || done % 50 === 0)
         progress(`  loaded ${spec.name} (${spec.rows.toLocaleString('en')} rows), ${done}/${specs.length} tables`);
@@ -148,25 +151,24 @@ async function loadTables(db: Db, specs: readonly TableSpec[]): Promise<void> {
   }
 }
 
-async function loadTable(db: Db, spec: TableSpec, parentRows: number): Promise<void> {
+async function loadTable(db: Db, spec: TableSpec, parentRows: number, rowBytes: number | null): Promise<void> {
   await sql`
     create table ${sql.table(spec.name)} (
       id bigint not null, parent_id bigint, amount integer not null, created_at timestamptz not null, note text not null)`.execute(db);
-  await insertRows(db, spec, parentRows, false);
+  await insertRows(db, spec, parentRows, rowBytes);
   await sql`alter table ${sql.table(spec.name)} add primary key (id)`.execute(db);
 }
 
-/**
- * A generated table's rows are a pure function of its spec, so `missingOnly` puts back
- * exactly the rows a bench round deleted (the table must have its primary key by then).
- */
-export async function insertRows(db: Db, spec: TableSpec, parentRows: number, missingOnly: boolean): Promise<void> {
+/** A generated table's rows: a pure function of its spec and the row width. */
+async function insertRows(db: Db, spec: TableSpec, parentRows: number, rowBytes: number | null): Promise<void> {
   const parentId = spec.parent ? sql`(g % ${parentRows}::bigint) + 1` : sql`null::bigint`;
+  // A wide row's note is padded with its own md5, text a real row could hold (below TOAST's
+  // threshold it is stored as is, so the table has the size a real one of that width has).
+  const note = rowBytes === null ? sql`to_hex(g * 2654435761)` : sql`rpad(to_hex(g * 2654435761), ${rowBytes}::int, md5(g::text))`;
   await sql`
     insert into ${sql.table(spec.name)} (id, parent_id, amount, created_at, note)
-    select g, ${parentId}, (g * 7919) % 100000, timestamptz '2024-01-01' + g * interval '1 second', to_hex(g * 2654435761)
-      from generate_series(1, ${spec.rows}::bigint) g
-    ${missingOnly ? sql`on conflict (id) do nothing` : sql``}`.execute(db);
+    select g, ${parentId}, (g * 7919) % 100000, timestamptz '2024-01-01' + g * interval '1 second', ${note}
+      from generate_series(1, ${spec.rows}::bigint) g`.execute(db);
 }
 
 /**

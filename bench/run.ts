@@ -31,9 +31,9 @@ async function main(): Promise<number> {
       `bench on ${server.owned ? 'a throwaway PostgreSQL' : 'the server of DATABASE_URL'}: ${args.tables} tables, ${args.rows.toLocaleString('en')} rows, ${args.rounds} rounds (${args.backupRounds} for full backups)`,
     );
     const generating = Date.now();
-    full = await buildBenchDatabase(server.url, NAMES.full, args.tables, args.rows, args.reuse);
+    full = await buildBenchDatabase(server.url, NAMES.full, args.tables, args.rows, args.rowBytes, args.reuse);
     const tenth = wants(args, 'growth')
-      ? await buildBenchDatabase(server.url, NAMES.tenth, args.tables, Math.round(args.rows / 10), args.reuse)
+      ? await buildBenchDatabase(server.url, NAMES.tenth, args.tables, Math.round(args.rows / 10), args.rowBytes, args.reuse)
       : null;
     const demoUrl = await buildDemoDatabase(server.url, NAMES.demo);
     const generationS = (Date.now() - generating) / 1000;
@@ -51,6 +51,7 @@ async function main(): Promise<number> {
       params: {
         tables: args.tables,
         rows: args.rows,
+        rowBytes: args.rowBytes,
         rounds: args.rounds,
         backupRounds: args.backupRounds,
         sessions: full.sessions,

@@ -253,7 +253,7 @@ async function storeFigures(ctx: SuiteContext): Promise<void> {
 async function pitrFigures(ctx: SuiteContext): Promise<void> {
   const names: FigureName[] = ['pitr_backup_overhead_ms', 'pitr_vs_full_dump_time_ratio'];
   await fenced(ctx, names, 'backup step: pgbackrest mode against a full pg_dump', async () => {
-    const c = await comparePitrWithFullDump(ctx.args.tables, ctx.args.rows, ctx.ws, ctx.args.backupRounds);
+    const c = await comparePitrWithFullDump(ctx.args.tables, ctx.args.rows, ctx.args.rowBytes, ctx.ws, ctx.args.backupRounds);
     ctx.figures.set('pitr_backup_overhead_ms', c.pitr.medianMs);
     ctx.figures.set('pitr_vs_full_dump_time_ratio', c.pitr.medianMs / c.fullDump.medianMs);
     ctx.rows.push({

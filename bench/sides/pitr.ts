@@ -26,10 +26,16 @@ export interface PitrComparison {
   readonly stanzaBackupMs: number;
 }
 
-export async function comparePitrWithFullDump(tables: number, rows: number, ws: Workspace, rounds: number): Promise<PitrComparison> {
+export async function comparePitrWithFullDump(
+  tables: number,
+  rows: number,
+  rowBytes: number | null,
+  ws: Workspace,
+  rounds: number,
+): Promise<PitrComparison> {
   const cluster = await startPgBackRestCluster('safe_run_bench');
   try {
-    const bench = await buildBenchDatabase(cluster.server.url, 'safe_run_bench_pitr', tables, rows, false);
+    const bench = await buildBenchDatabase(cluster.server.url, 'safe_run_bench_pitr', tables, rows, rowBytes, false);
     progress('  pgBackRest full backup of the bench cluster (scheduled work, not timed in the figure)');
     const stanzaBackupMs = await timeMs(() => cluster.pgbackrest(['--type=full', 'backup']));
     const pitrConfig = await ws.config(bench.url, {

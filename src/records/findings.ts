@@ -32,6 +32,7 @@ export const ViolationRuleSchema = z.enum([
   'refused-statement',
   'evidence-schema',
   'unexplained-change',
+  'ledger-disagrees',
   'escaped',
 ]);
 export type ViolationRule = z.infer<typeof ViolationRuleSchema>;

@@ -252,6 +252,8 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
   const ledger = ownLedger
     ? ledgerCrossCheck(ownLedger, changes, await readProtectedKeys(input.db), (key) => current.shapes.get(key)?.leafPartitions ?? [])
     : null;
+  // Two witnesses that disagree prove nothing about what the run did: it does not commit.
+  for (const d of ledger?.disagreements ?? []) violations.push({ table: d.table, rule: 'ledger-disagrees', detail: d.detail });
   return {
     changes: measured.changes,
     inTxCounts,

@@ -134,10 +134,13 @@ function keptOf(keep: string, n: string, cap: string): string {
   return `case when ${keep} then least(${n}, ${cap}) else 0 end`;
 }
 
-/** Up to `kept` rows of each source, as JSON, for ledger row `lid`: set-wise, one statement. */
+/**
+ * Up to `kept` rows of each source, as JSON, for ledger row `lid`: set-wise, one statement.
+ * `t.*`, not `t`: a bare `t` names a column `t` of the protected table before the whole row.
+ */
 function keepRowsSql(lid: string, kept: string, sources: readonly { side: 'old' | 'new'; from: string }[]): string {
   return `insert into safe_run.ledger_rows (ledger_id, side, row)
-      ${sources.map((s) => `select ${lid}, '${s.side}', pg_catalog.to_jsonb(t) from (select * from ${s.from} limit ${kept}) t`).join('\n      union all ')}`;
+      ${sources.map((s) => `select ${lid}, '${s.side}', pg_catalog.to_jsonb(t.*) from (select * from ${s.from} limit ${kept}) t`).join('\n      union all ')}`;
 }
 
 /**
@@ -216,19 +219,21 @@ function dmlFunctionSql(op: (typeof DML_OPERATIONS)[number]): string {
     });
   const inline = `least(${INLINE_ROWS_MAX}, tg_argv[1]::bigint)`;
   // UPDATE: the new rows, as many as the old ones, in a second pass over the new table.
-  const otherSide = op === 'UPDATE' ? '\n      select pg_catalog.jsonb_agg(t) into new_rows from safe_run_new t;' : '';
+  const otherSide = op === 'UPDATE' ? '\n      select pg_catalog.jsonb_agg(t.*) into new_side from safe_run_new t;' : '';
   const oldRows = op === 'INSERT' ? 'null' : 'first_rows';
-  const newRows = op === 'INSERT' ? 'first_rows' : op === 'UPDATE' ? 'new_rows' : 'null';
+  const newRows = op === 'INSERT' ? 'first_rows' : op === 'UPDATE' ? 'new_side' : 'null';
+  // The block label qualifies `lid` and `kept` where a column of the protected table could have their names.
   return `create or replace function safe_run.ledger_${op.toLowerCase()}() returns trigger language plpgsql ${FN} as $fn$
+<<safe_run_ledger>>
 declare
   n bigint;
   kept bigint;
   lid bigint;
   first_rows jsonb;
-  new_rows jsonb;
+  new_side jsonb;
 begin
   if tg_argv[0] = 'keep' then
-    select pg_catalog.count(*), pg_catalog.jsonb_agg(t) into n, first_rows from (select * from ${first.from} limit ${inline} + 1) t;
+    select pg_catalog.count(*), pg_catalog.jsonb_agg(t.*) into n, first_rows from (select * from ${first.from} limit ${inline} + 1) t;
     if n = 0 then return null; end if;
     if n <= ${inline} then${otherSide}
       insert into safe_run.ledger (${LEDGER_COLUMNS}, old_rows, new_rows)
@@ -243,7 +248,7 @@ begin
   values (${row('kept')})
   returning id into lid;
   if kept > 0 then
-    ${keepRowsSql('lid', 'kept', sources)};
+    ${keepRowsSql('safe_run_ledger.lid', 'safe_run_ledger.kept', sources)};
   end if;
   return null;
 end $fn$`;

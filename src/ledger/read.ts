@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import type { AuditRecord, LedgerStatement } from '../records/index.js';
 import { readCopiesOf, type SealRecord } from './findings.js';
+import { keptRowsSql } from './kept-rows.js';
 import { readStatements } from './seal.js';
 import type { Mention } from './sealed-copy.js';
 import type { TableName } from './install.js';
@@ -92,6 +93,6 @@ export async function readLedgerView(
 export async function keptRowCount(db: Db, ledgerId: number): Promise<number> {
   const { rows } = await sql<{
     n: number;
-  }>`select pg_catalog.count(*)::int8 as n from safe_run.ledger_rows where ledger_id = ${ledgerId}`.execute(db);
+  }>`select pg_catalog.count(*)::int8 as n from (${keptRowsSql(sql`l.id = ${ledgerId}`)}) k`.execute(db);
   return Number(rows[0]!.n);
 }

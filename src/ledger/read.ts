@@ -1,8 +1,6 @@
-import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import type { AuditRecord, LedgerStatement } from '../records/index.js';
 import { readCopiesOf, type SealRecord } from './findings.js';
-import { keptRowsSql } from './kept-rows.js';
 import { readStatements } from './seal.js';
 import type { Mention } from './sealed-copy.js';
 import type { TableName } from './install.js';
@@ -87,12 +85,4 @@ export async function readLedgerView(
     lastSeal: last ? { seq: last.seq, ts: last.ts, databaseOid: last.body.databaseOid } : null,
     problems: copies.flatMap((c) => (c.problem ? [`${c.problem} (ledger.seal #${c.seq})`] : [])),
   };
-}
-
-/** Kept rows of one statement still in the live database (recover reads them; blame only points there). */
-export async function keptRowCount(db: Db, ledgerId: number): Promise<number> {
-  const { rows } = await sql<{
-    n: number;
-  }>`select pg_catalog.count(*)::int8 as n from (${keptRowsSql(sql`l.id = ${ledgerId}`)}) k`.execute(db);
-  return Number(rows[0]!.n);
 }

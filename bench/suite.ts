@@ -407,7 +407,7 @@ const LEDGER_FIGURES: FigureName[] = [
   'blame_with_ledger_10k_statements_ms',
 ];
 
-/** The change ledger (issue 12) against no protection and against a row-level audit trigger. */
+/** The change ledger (issue 12) against no protection, against a row-level audit trigger, and the floor of its design. */
 async function ledgerFigures(ctx: SuiteContext): Promise<void> {
   await fenced(ctx, LEDGER_FIGURES, 'change ledger: OLTP, bulk delete, blame', async () => {
     const l = await measureLedger(ctx.demoUrl, ctx.args.rounds, ctx.args.quick);
@@ -437,6 +437,15 @@ async function ledgerFigures(ctx: SuiteContext): Promise<void> {
         ratioMeans: 'B/A, overhead',
       },
       {
+        what: 'pgbench UPDATE+INSERT, empty statement triggers (the floor)',
+        a: 'unprotected',
+        aMs: tpsMs(l.oltpTps.plain),
+        b: 'empty trigger',
+        bMs: tpsMs(l.oltpTps.floor),
+        ratio: l.oltpTps.plain / l.oltpTps.floor,
+        ratioMeans: 'B/A, overhead',
+      },
+      {
         what: 'DELETE 100,000 rows, ledger counts',
         a: 'unprotected',
         aMs: bulk('plain'),
@@ -452,6 +461,15 @@ async function ledgerFigures(ctx: SuiteContext): Promise<void> {
         b: 'ledger, rows kept',
         bMs: bulk('keep'),
         ratio: bulk('keep') / bulk('plain'),
+        ratioMeans: 'B/A, overhead',
+      },
+      {
+        what: 'DELETE 100,000 rows, empty statement trigger (the floor)',
+        a: 'unprotected',
+        aMs: bulk('plain'),
+        b: 'empty trigger',
+        bMs: bulk('floor'),
+        ratio: bulk('floor') / bulk('plain'),
         ratioMeans: 'B/A, overhead',
       },
       {

@@ -17,6 +17,9 @@ export async function buildProgram(argv: string[]) {
   const { default: yargs } = await import('yargs');
   let program = globalOptions(yargs(argv))
     .scriptName('safe-run')
+    // yargs' own words (Commands:, Options:) in English like the rest of safe-run's output; the
+    // bundle does not carry yargs' translations, so LANG would otherwise pick a file that is not there.
+    .locale('en')
     .usage('Usage:\n  safe-run <script> [-- args]    guarded run\n  safe-run <command> [options]')
     .epilog(`Exit codes:\n${EXIT_CODES_HELP}\nRunbooks: docs/ in the safe-run repository.`)
     .command(lazy(DEFAULT_COMMAND, { skipForBareHelp: argv }));

@@ -1,14 +1,14 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DumpProgress, dumpErrors, parseDumpLine } from '../src/backup/dump-progress.js';
 import { closest } from '../src/commands/did-you-mean.js';
 import { commandFor, commandNames, DEFAULT_COMMAND } from '../src/commands/registry.js';
 import { formatLogLine } from '../src/log-line.js';
 import { createProgress, writeAboveProgress } from '../src/progress.js';
 import { PassThrough } from 'node:stream';
-import { parseJson, runCli } from './helpers/cli.js';
+import { CLI_PATH, parseJson, runCli } from './helpers/cli.js';
 import { SCRIPTS_DIR } from './helpers/constants.js';
 import { reportError, whatIsSafe } from '../src/commands/report-error.js';
 import { ExitCode, ExitWith, SafeRunError } from '../src/errors.js';
@@ -182,7 +182,8 @@ describe('internal errors', () => {
 /**
  * What a command imports decides its start-up. A loader hook records every module the CLI
  * resolves (ESM imports) and requires (CommonJS), so these tests name the heavy modules a
- * command must not load, without timing anything.
+ * command must not load, without timing anything. The bin runs the bundle: each bundle file
+ * it loads counts as the modules inside it (the bundle's meta.json says which).
  */
 describe('start-up loads only what the command needs', () => {
   let dir: string;
@@ -208,7 +209,21 @@ register('./hooks.mjs', import.meta.url);\n`,
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const loaded = async (args: readonly string[], cwd: string): Promise<{ modules: string; stdout: string }> => {
+  const ROOT = path.resolve(path.dirname(CLI_PATH), '../..');
+  const BUNDLE = path.join(ROOT, 'dist/bundle');
+  /** The source modules inside the bundle files of a trace, one absolute path a line. */
+  const insideBundleFiles = (trace: string): string => {
+    // After `npx tsc` alone the bin is tsc's CLI: only the bundle test below fails then.
+    if (!existsSync(path.join(BUNDLE, 'meta.json'))) return '';
+    const { outputs } = JSON.parse(readFileSync(path.join(BUNDLE, 'meta.json'), 'utf8')) as {
+      outputs: Record<string, { inputs: Record<string, unknown> }>;
+    };
+    const urls = trace.split('\n').filter((line) => line.startsWith(pathToFileURL(BUNDLE).href));
+    const inputs = urls.flatMap((url) => Object.keys(outputs[path.relative(ROOT, fileURLToPath(url))]?.inputs ?? {}));
+    return inputs.map((input) => `${path.join(ROOT, input)}\n`).join('');
+  };
+
+  const loaded = async (args: readonly string[], cwd: string): Promise<{ modules: string; files: string; stdout: string }> => {
     const trace = path.join(dir, `trace-${args.join('-')}.txt`);
     writeFileSync(trace, '');
     const result = await runCli(args, {
@@ -220,9 +235,10 @@ register('./hooks.mjs', import.meta.url);\n`,
       },
     });
     expect(result).toMatchObject({ exitCode: 0, stderr: '' });
-    return { modules: readFileSync(trace, 'utf8'), stdout: result.stdout };
+    const files = readFileSync(trace, 'utf8');
+    return { modules: files + insideBundleFiles(files), files, stdout: result.stdout };
   };
-  const COMMAND_MODULES = /commands\/(context|run|list|verify|keygen|snapshot|check|log|show|blame|report|doctor|restore|exec)\.js/;
+  const COMMAND_MODULES = /commands\/(context|run|list|verify|keygen|snapshot|check|log|show|blame|report|doctor|restore|exec)\.[jt]s/;
   const HEAVY = [
     '/node_modules/kysely/',
     '/node_modules/pg/',
@@ -238,6 +254,20 @@ register('./hooks.mjs', import.meta.url);\n`,
     expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
     for (const name of [...HEAVY, '/node_modules/yargs/']) expect(modules).not.toContain(name);
     expect(modules).not.toMatch(COMMAND_MODULES);
+  });
+
+  it('runs the bundle: yargs and zod inside its files, no module file read from node_modules or tsc output', async () => {
+    const cwd = mkdtempSync(path.join(dir, 'bundle-'));
+    writeFileSync(path.join(cwd, 'safe-run.config.json'), JSON.stringify({ scriptsDir: SCRIPTS_DIR() }));
+    const { modules, files, stdout } = await loaded(['list'], cwd);
+    expect(stdout).toContain('cleanup-invalid-sessions');
+    for (const name of ['/node_modules/yargs/', '/node_modules/zod/', '/src/commands/list.']) expect(modules).toContain(name);
+    const read = files.split('\n').filter((url) => url.startsWith('file:'));
+    expect(read).toContain(pathToFileURL(path.join(BUNDLE, 'cli.js')).href);
+    // Only the bin itself is tsc's output; every other file is the bundle's. jiti is resolved,
+    // not loaded: the script child's read allow-list is the directory it is installed in.
+    const outside = read.filter((url) => !url.startsWith(pathToFileURL(BUNDLE).href) && !url.includes('/node_modules/jiti/'));
+    expect(outside).toEqual([pathToFileURL(CLI_PATH).href]);
   });
 
   it('--help lists every command from the registry without importing one', async () => {
@@ -258,8 +288,8 @@ register('./hooks.mjs', import.meta.url);\n`,
     );
     const { modules, stdout } = await loaded(['list'], cwd);
     expect(stdout).toContain('noop');
-    expect(modules).toContain('/commands/list.js');
-    for (const name of ['/node_modules/kysely/', '/node_modules/pg/', 'libpg-query', '/commands/show.js']) {
+    expect(modules).toContain('/commands/list.');
+    for (const name of ['/node_modules/kysely/', '/node_modules/pg/', 'libpg-query', '/commands/show.']) {
       expect(modules).not.toContain(name);
     }
   });

@@ -1,4 +1,4 @@
-import { existsSync, statSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { createDb } from '../src/db/connection.js';
@@ -108,6 +108,13 @@ describe('the change ledger in the evidence', () => {
     expect(sealed[0]!.n).toBe(body.count);
     const dir = path.join(ws.evidenceDir, 'ledger');
     for (const f of readdirSync(dir)) expect(statSync(path.join(dir, f)).mode & 0o777).toBe(0o600);
+    // The delete's one row was kept inline in its ledger row; the sealed rows file has it all the same.
+    const kept = readFileSync(path.join(ws.evidenceDir, body.rowsFile), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { ledger_id: number; side: string; row: { email: string } });
+    expect(kept).toHaveLength(body.keptRows);
+    expect(kept).toContainEqual(expect.objectContaining({ side: 'old', row: expect.objectContaining({ email: 'pro.user@example.com' }) }));
 
     expect(parseJson<CheckResult>(await ws.cli(['check', '--json'])).findings.filter((f) => f.kind.startsWith('ledger'))).toEqual([]);
     expect((await ws.cli(['verify'])).exitCode).toBe(0);

@@ -2,6 +2,8 @@ import { sql } from 'kysely';
 import { createDb, type Db } from '../src/db/connection.js';
 import type { BlameResult } from '../src/blame/blame.js';
 import type { ProtectResult } from '../src/commands/protect.js';
+import { INLINE_ROWS_MAX } from '../src/ledger/schema-sql.js';
+import { keptRowsSql } from '../src/ledger/kept-rows.js';
 import { parseJson } from './helpers/cli.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
 
@@ -38,10 +40,20 @@ async function ledgerOf(ws: Workspace, op: string, table: string): Promise<Ledge
   return rows;
 }
 
+/** A statement's kept rows, inline in its ledger row or in ledger_rows: read as seal and recover read them. */
 async function keptRows(ws: Workspace, ledgerId: number): Promise<{ side: string; row: Record<string, unknown> }[]> {
   const { rows } = await sql<{ side: string; row: Record<string, unknown> }>`
-    select side, row from safe_run.ledger_rows where ledger_id = ${ledgerId}`.execute(ws.t.db);
+    select k.side, k.row from (${keptRowsSql(sql`l.id = ${ledgerId}`)}) k`.execute(ws.t.db);
   return rows;
+}
+
+/** Where a statement's kept rows are: inline in its ledger row, and in ledger_rows. */
+async function keptWhere(ws: Workspace, ledgerId: number): Promise<{ inline: number; apart: number }> {
+  const { rows } = await sql<{ inline: number; apart: number }>`
+    select (coalesce(jsonb_array_length(l.old_rows), 0) + coalesce(jsonb_array_length(l.new_rows), 0))::int as inline,
+           (select count(*) from safe_run.ledger_rows r where r.ledger_id = l.id)::int as apart
+      from safe_run.ledger l where l.id = ${ledgerId}`.execute(ws.t.db);
+  return rows[0]!;
 }
 
 describe('safe-run protect and the change ledger', () => {
@@ -157,6 +169,41 @@ describe('safe-run protect and the change ledger', () => {
     expect(rows[0]).toMatchObject({ statement: null, rows_kept: 3, rows_not_kept: 5 });
     expect(rows[0]!.statement_fingerprint).toMatch(/^[0-9a-f]{64}$/);
     expect(await keptRows(ws, rows[0]!.id)).toHaveLength(3);
+    expect(await keptWhere(ws, rows[0]!.id)).toEqual({ inline: 0, apart: 3 });
+  });
+
+  it('keeps a small statement inline in its ledger row, a larger one row by row, and a statement over the cap exactly the cap', async () => {
+    const cap = INLINE_ROWS_MAX + 50;
+    ws.writeConfig({ ledger: { keepRowsMax: cap } });
+    // Columns named like the trigger's alias and variables (t, n, lid, kept) must not stand in for them.
+    await sql
+      .raw(
+        `create table big (id int primary key, v text, t int, n int, lid int, kept int);
+         insert into big (id, v) select g, 'v' || g from generate_series(1, 1000) g`,
+      )
+      .execute(ws.t.db);
+    expect((await ws.cli(['protect', 'big', '--keep-rows'])).exitCode).toBe(0);
+
+    await writeAs(ws.t.url, 'psql', ["update big set v = 'changed' where id = 1", `delete from big where id <= ${INLINE_ROWS_MAX}`]);
+    await writeAs(ws.t.url, 'psql', [`delete from big where id <= ${INLINE_ROWS_MAX + 1 + 120}`, `delete from big where id <= 1000`]);
+    const [update] = await ledgerOf(ws, 'UPDATE', 'big');
+    const [atInline, overInline, overCap] = await ledgerOf(ws, 'DELETE', 'big');
+    expect(await keptWhere(ws, update!.id)).toEqual({ inline: 2, apart: 0 });
+    expect(await keptRows(ws, update!.id)).toEqual(
+      expect.arrayContaining([
+        { side: 'old', row: { id: 1, v: 'v1', t: null, n: null, lid: null, kept: null } },
+        { side: 'new', row: { id: 1, v: 'changed', t: null, n: null, lid: null, kept: null } },
+      ]),
+    );
+    expect(atInline).toMatchObject({ row_count: INLINE_ROWS_MAX, rows_kept: INLINE_ROWS_MAX, rows_not_kept: 0 });
+    expect(await keptWhere(ws, atInline!.id)).toEqual({ inline: INLINE_ROWS_MAX, apart: 0 });
+    expect(overInline).toMatchObject({ row_count: 121, rows_kept: 121, rows_not_kept: 0 });
+    expect(await keptWhere(ws, overInline!.id)).toEqual({ inline: 0, apart: 121 });
+    const ids = (await keptRows(ws, overInline!.id)).map((k) => k.row.id as number).sort((a, b) => a - b);
+    expect(ids).toEqual(Array.from({ length: 121 }, (_, i) => INLINE_ROWS_MAX + 1 + i));
+    const rest = 1000 - INLINE_ROWS_MAX - 121;
+    expect(overCap).toMatchObject({ row_count: rest, rows_kept: cap, rows_not_kept: rest - cap });
+    expect(await keptWhere(ws, overCap!.id)).toEqual({ inline: 0, apart: cap });
   });
 
   it('DROP TABLE and DROP SCHEMA ... CASCADE are recorded by the event triggers, rows kept; unusual identifiers work', async () => {
@@ -244,10 +291,17 @@ describe('safe-run protect and the change ledger', () => {
            sealed_in bigint, pending_drop boolean not null default false);
          create table safe_run.ledger_rows (ledger_id bigint not null references safe_run.ledger(id),
            side text not null check (side in ('old', 'new')), row jsonb not null);
-         create index ledger_rows_ledger_id on safe_run.ledger_rows (ledger_id);`,
+         create index ledger_rows_ledger_id on safe_run.ledger_rows (ledger_id);
+         insert into safe_run.ledger (xid, statement_at, recorded_at, session_role, backend_pid, table_schema, table_name,
+           operation, row_count, rows_kept)
+         values (pg_current_xact_id(), now(), now(), 'old', 1, 'public', 'users', 'DELETE', 1, 1);
+         insert into safe_run.ledger_rows select id, 'old', '{"email": "kept.before@example.com"}' from safe_run.ledger;`,
       )
       .execute(ws.t.db);
     expect((await ws.cli(['protect', 'users', '--keep-rows'])).exitCode).toBe(0);
+    // Brought to the new layout, its old kept rows still read; new small statements keep theirs inline.
+    const [before] = await ledgerOf(ws, 'DELETE', 'users');
+    expect(await keptRows(ws, before!.id)).toEqual([{ side: 'old', row: { email: 'kept.before@example.com' } }]);
     const { rows: layout } = await sql<{ fks: number; btrees: number }>`
       select (select count(*) from pg_constraint where conrelid = 'safe_run.ledger_rows'::regclass and contype = 'f')::int as fks,
              (select count(*) from pg_index i join pg_class c on c.oid = i.indexrelid join pg_am a on a.oid = c.relam
@@ -268,6 +322,8 @@ describe('safe-run protect and the change ledger', () => {
       const { rows } = await sql<{ application_name: string; backend_start: string }>`
         select application_name, backend_start::text from safe_run.ledger where operation = 'UPDATE' order by id`.execute(ws.t.db);
       const [a, b] = [await sessionStart(one), await sessionStart(two)];
+      const [first] = await ledgerOf(ws, 'UPDATE', 'users');
+      expect(await keptWhere(ws, first!.id)).toEqual({ inline: 2, apart: 0 });
       expect(rows).toEqual([
         { application_name: 'one', backend_start: a },
         { application_name: 'one', backend_start: a },

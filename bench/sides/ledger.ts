@@ -12,12 +12,13 @@ import { createWorkspace } from '../workspace.js';
 
 /**
  * The change ledger's cost, side by side on the same data in one database: a plain table,
- * the same protected without and with kept rows, and a classic row-level audit trigger (one
- * audit row per changed row) for BENCHMARKS.md. OLTP through pgbench, a 100,000-row DELETE
+ * the same protected without and with kept rows, a classic row-level audit trigger (one
+ * audit row per changed row) for BENCHMARKS.md, and the floor of the design: statement
+ * triggers with transition tables, SECURITY DEFINER, whose bodies do nothing. OLTP through pgbench, a 100,000-row DELETE
  * timed in-process, and blame over 10,000 sealed ledger statements through the CLI.
  */
 const DB_NAME = 'safe_run_bench_ledger';
-const TABLES = { plain: 'u_plain', count: 'u_count', keep: 'u_keep', audit: 'u_audit' } as const;
+const TABLES = { plain: 'u_plain', count: 'u_count', keep: 'u_keep', audit: 'u_audit', floor: 'u_floor' } as const;
 type Kind = keyof typeof TABLES;
 const BULK_ROWS = 100_000;
 
@@ -54,6 +55,16 @@ async function createTables(db: Db): Promise<void> {
        create function audit_row() returns trigger language plpgsql as $$ begin
          insert into audit_log (op, who, row) values (tg_op, session_user, to_jsonb(coalesce(old, new))); return null; end $$;
        create trigger audit_row after insert or update or delete on ${TABLES.audit} for each row execute function audit_row();`,
+    )
+    .execute(db);
+  // The floor: what any ledger built on statement triggers with transition tables pays before its body does anything.
+  await sql
+    .raw(
+      `create function ledger_floor() returns trigger language plpgsql security definer set search_path = pg_catalog, pg_temp
+         as $$ begin return null; end $$;
+       create trigger floor_insert after insert on ${TABLES.floor} referencing new table as n for each statement execute function ledger_floor();
+       create trigger floor_update after update on ${TABLES.floor} referencing old table as o new table as n for each statement execute function ledger_floor();
+       create trigger floor_delete after delete on ${TABLES.floor} referencing old table as o for each statement execute function ledger_floor();`,
     )
     .execute(db);
   await applySteps(
@@ -105,7 +116,7 @@ export async function measureLedger(demoUrl: string, rounds: number, quick: bool
     for (const table of Object.values(TABLES)) await fill(db, table, 10_000);
 
     // OLTP: pgbench rounds alternate the sides, and each side's median tps counts.
-    const tps: Record<Kind, number[]> = { plain: [], count: [], keep: [], audit: [] };
+    const tps: Record<Kind, number[]> = { plain: [], count: [], keep: [], audit: [], floor: [] };
     const seconds = quick ? 2 : 5;
     for (let r = 0; r < rounds; r++) {
       const order = (Object.keys(TABLES) as Kind[]).map((_, i, all) => all[(i + r) % all.length]!);
@@ -148,7 +159,13 @@ export async function measureLedger(demoUrl: string, rounds: number, quick: bool
       progress(`  blame users with ${rows[0]!.n} ledger statements: round ${r + 1}: ${run.wallMs.toFixed(0)} ms`);
     }
     return {
-      oltpTps: { plain: median(tps.plain), count: median(tps.count), keep: median(tps.keep), audit: median(tps.audit) },
+      oltpTps: {
+        plain: median(tps.plain),
+        count: median(tps.count),
+        keep: median(tps.keep),
+        audit: median(tps.audit),
+        floor: median(tps.floor),
+      },
       bulkDelete,
       blameMs: median(blame),
       blameStatements: rows[0]!.n,

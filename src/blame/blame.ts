@@ -13,7 +13,7 @@ import { RunCollector } from '../history/runs.js';
 import { warnSkipped } from '../audit/read.js';
 import { scanLog } from '../history/scan.js';
 import { windowEvents, type WindowEvent } from './window-events.js';
-import { readLedgerView } from '../ledger/read.js';
+import { readLedgerView, SealCollector } from '../ledger/read.js';
 import { attributeToSessions } from './sessions.js';
 import type { RunFacts } from './windows.js';
 
@@ -72,7 +72,8 @@ export async function analyzeTable(config: Config, options: BlameOptions, target
   const observed = new TableObservationCollector(table);
   const runCollector = new RunCollector();
   const execCollector = new ExecCollector();
-  await scanLog(config.evidenceDir, [observed, runCollector, execCollector], warnSkipped(log));
+  const sealCollector = new SealCollector();
+  await scanLog(config.evidenceDir, [observed, runCollector, execCollector, sealCollector], warnSkipped(log));
 
   const key = identity?.key ?? observed.newestDatabaseKey;
   if (!identity && key && observed.databaseKeys.length > 1)
@@ -95,9 +96,12 @@ export async function analyzeTable(config: Config, options: BlameOptions, target
     live?.db ?? null,
     config.evidenceDir,
     { key: key ?? '', oid: identity?.oid ?? null },
-    warnSkipped(log),
+    sealCollector.seals,
     parseTableName(options.table),
   );
+  // Blame names sessions only from copies that are the files their signed entries name.
+  for (const problem of ledger.problems)
+    log.warn(`${problem}: its statements are left out of this answer; \`safe-run verify --db\` names every damaged seal`);
   const changes = attributeToSessions(table, attributeChanges(table, observations, runFacts, names), ledger, runFacts);
   const scripts = new Map<string, string | null>([...names, ...runs.map((r) => [r.runId, r.intent?.script ?? null] as const)]);
   return {

@@ -21,27 +21,28 @@ export function attributeToSessions(
 ): BlameChange[] {
   if (!view.statements.length && !view.lastSeal) return [...changes];
   const runXids = new Set(runs.flatMap((r) => (r.run.outcome?.xid ? [r.run.outcome.xid] : [])));
-  // Each time is parsed once: ledger times are PostgreSQL's text ("2025-11-14 00:21:07.1+00"),
-  // which Date.parse reads slowly, and a change's window is tested against every statement.
-  const onTable = view.statements
-    .filter(
-      (s) => s.table_schema !== null && s.table_name !== null && keyOf(s.table_schema, s.table_name) === table && CHANGING.has(s.operation),
-    )
-    .filter((s) => !runXids.has(s.xid))
-    .map((s) => ({ s, at: Date.parse(s.statement_at) }));
+  const onTable = view.statements.filter(
+    ({ statement: s }) =>
+      s.table_schema !== null &&
+      s.table_name !== null &&
+      keyOf(s.table_schema, s.table_name) === table &&
+      CHANGING.has(s.operation) &&
+      !runXids.has(s.xid),
+  );
   const cascaded = cascadedByXid(view.statements);
   return changes.map((c) => {
     if (!isOutside(c.attribution)) return c;
     const from = Date.parse(c.fromTs);
     const to = Date.parse(c.toTs);
-    const inWindow = onTable.filter(({ at }) => at > from && at <= to);
+    // onTable is in time order (readLedgerView): a window is one slice, found in log time.
+    const inWindow = onTable.slice(firstAfter(onTable, from), firstAfter(onTable, to));
     if (inWindow.length) {
       const during = c.attribution.type === 'concurrent' ? { runId: c.attribution.runId, script: c.attribution.script } : {};
       return {
         ...c,
         attribution: {
           type: 'session',
-          statements: inWindow.map(({ s, at }) => toSessionStatement(s, at, cascaded)),
+          statements: inWindow.map((k) => toSessionStatement(k, cascaded)),
           after: c.attribution.after,
           before: c.attribution.before,
           ...during,
@@ -57,23 +58,33 @@ export function attributeToSessions(
   });
 }
 
+/** The index of the first statement later than `t` (statements.length when none is). */
+function firstAfter(statements: readonly { readonly at: number }[], t: number): number {
+  let lo = 0;
+  let hi = statements.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (statements[mid]!.at > t) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
 /** Rows each transaction deleted, by table: what a DELETE took along on the other protected tables. */
 function cascadedByXid(statements: readonly KnownStatement[]): Map<string, KnownStatement[]> {
   const by = new Map<string, KnownStatement[]>();
-  for (const s of statements) {
-    if (s.operation !== 'DELETE' && s.operation !== 'TRUNCATE') continue;
-    const k = `${s.databaseOid}:${s.xid}`;
-    const list = by.get(k);
-    if (list) list.push(s);
-    else by.set(k, [s]);
+  for (const k of statements) {
+    if (k.statement.operation !== 'DELETE' && k.statement.operation !== 'TRUNCATE') continue;
+    const key = `${k.databaseOid}:${k.statement.xid}`;
+    const list = by.get(key);
+    if (list) list.push(k);
+    else by.set(key, [k]);
   }
   return by;
 }
 
-function toSessionStatement(s: KnownStatement, at: number, cascaded: ReadonlyMap<string, KnownStatement[]>): SessionStatement {
-  const others = (cascaded.get(`${s.databaseOid}:${s.xid}`) ?? []).filter(
-    (o) => o.id !== s.id && (o.table_schema !== s.table_schema || o.table_name !== s.table_name),
-  );
+function toSessionStatement(k: KnownStatement, cascaded: ReadonlyMap<string, KnownStatement[]>): SessionStatement {
+  const s = k.statement;
   return {
     ledgerId: s.id,
     xid: s.xid,
@@ -82,33 +93,48 @@ function toSessionStatement(s: KnownStatement, at: number, cascaded: ReadonlyMap
     outerRole: s.outer_role,
     applicationName: s.application_name,
     clientAddr: s.client_addr,
-    at: new Date(at).toISOString(),
+    at: new Date(k.at).toISOString(),
     op: s.operation,
     rows: s.row_count,
-    cascaded: s.operation === 'DELETE' || s.operation === 'TRUNCATE' ? others.reduce((n, o) => n + o.row_count, 0) : 0,
+    cascaded: s.operation === 'DELETE' || s.operation === 'TRUNCATE' ? cascadedRows(k, cascaded) : 0,
     rowsKept: s.rows_kept,
     statement: s.statement,
     fingerprint: s.statement_fingerprint,
   };
 }
 
+function cascadedRows(k: KnownStatement, cascaded: ReadonlyMap<string, KnownStatement[]>): number {
+  const s = k.statement;
+  const others = (cascaded.get(`${k.databaseOid}:${s.xid}`) ?? []).filter(
+    ({ statement: o }) => o.id !== s.id && (o.table_schema !== s.table_schema || o.table_name !== s.table_name),
+  );
+  return others.reduce((n, o) => n + o.statement.row_count, 0);
+}
+
 /** `DELETE 8 rows (+16 cascaded) by role app, application "prisma-seed", client 10.0.0.5, pid 4242, xid 1234, at …` */
 export function describeSession(s: SessionStatement): string {
+  return `${s.op} ${s.rows} rows${s.cascaded ? ` (+${s.cascaded} cascaded)` : ''} by ${describeWho(s)}, xid ${s.xid}, at ${s.at}`;
+}
+
+/** The session: `role app, application "prisma-seed", client 10.0.0.5, pid 4242`. */
+export function describeWho(s: SessionStatement): string {
   const role = s.outerRole && s.outerRole !== s.role ? `${s.role} (as ${s.outerRole})` : s.role;
   return [
-    `${s.op} ${s.rows} rows${s.cascaded ? ` (+${s.cascaded} cascaded)` : ''} by role ${role}`,
+    `role ${role}`,
     `application ${s.applicationName ? `"${s.applicationName}"` : '(none)'}`,
     `client ${s.clientAddr ?? 'local socket'}`,
     `pid ${s.pid}`,
-    `xid ${s.xid}`,
-    `at ${s.at}`,
   ].join(', ');
+}
+
+export function statementText(s: SessionStatement): string {
+  return s.statement ?? `(statement text not kept; fingerprint ${s.fingerprint ?? '?'})`;
 }
 
 /** The statement and where its rows are, under describeSession's line. */
 export function sessionDetails(s: SessionStatement): string[] {
   return [
-    s.statement ?? `(statement text not kept; fingerprint ${s.fingerprint ?? '?'})`,
+    statementText(s),
     s.rowsKept ? `rows kept: safe-run recover --ledger ${s.ledgerId}` : 'rows not kept (protect with --keep-rows to keep them)',
   ];
 }

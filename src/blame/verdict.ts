@@ -3,6 +3,7 @@ import { isOutside, type BlameChange } from './attribute.js';
 import type { BlameAnalysis } from './blame.js';
 import { describeEvent } from './window-events.js';
 import { describeSession, sessionDetails } from './sessions.js';
+import { groupStatements, leadingStatement } from './session-groups.js';
 import type { RunFacts } from './windows.js';
 
 /**
@@ -53,8 +54,13 @@ export function decideVerdict(analysis: Pick<BlameAnalysis, 'table' | 'changes' 
     ? `${runEffect(suspect.run.intent?.script ?? '?', suspect.run.outcome?.changes[analysis.table] ?? null, name)}; `
     : '';
   if (decisive.attribution.type === 'session') {
-    const first = decisive.attribution.statements[0]!;
-    const more = decisive.attribution.statements.length > 1 ? ` (and ${decisive.attribution.statements.length - 1} more statement(s))` : '';
+    const all = decisive.attribution.statements;
+    const first = leadingStatement(all, (decisive.after ?? 0) < (decisive.before ?? 0));
+    const sessions = groupStatements(all).length;
+    const more =
+      all.length > 1
+        ? ` (and ${all.length - 1} more statement(s)${sessions > 1 ? `, ${sessions} groups by session and operation in all` : ''})`
+        : '';
     return {
       sentences: [
         `${suspectPart}${went} between ${decisive.attribution.after} and ${decisive.attribution.before}: the change ledger names ${describeSession(first)}${more}.`,

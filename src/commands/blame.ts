@@ -1,5 +1,7 @@
 import type { CommandBody } from './registry.js';
-import type { BlameChange } from '../blame/attribute.js';
+import type { BlameChange, SessionStatement } from '../blame/attribute.js';
+import type { TableKey } from '../records/index.js';
+import { describeGroup, groupDetails, groupStatements, MAX_LISTED, shownGroups } from '../blame/session-groups.js';
 import { blameTable, type BlameResult } from '../blame/blame.js';
 import { formatDelta } from '../snapshot/counters.js';
 import { optionalSince } from './since.js';
@@ -24,7 +26,7 @@ function renderBlame(r: BlameResult): string {
   return [
     head,
     ...(hidden ? [`  … ${hidden} earlier change(s) not shown (narrow with --since, or use --json)`] : []),
-    ...shown.map(renderChange),
+    ...shown.map((c) => renderChange(c, r.table)),
   ].join('\n');
 }
 
@@ -32,7 +34,7 @@ export function rowsText(n: number | null): string {
   return n === null ? '(absent)' : String(n);
 }
 
-function renderChange(c: BlameChange): string {
+function renderChange(c: BlameChange, table: TableKey): string {
   const counts = `${rowsText(c.before)} -> ${rowsText(c.after)}${c.exact ? '' : ' (estimate)'}`;
   if (c.attribution.type === 'run') {
     const ch = c.change!;
@@ -46,7 +48,7 @@ function renderChange(c: BlameChange): string {
     const during = c.attribution.runId ? `  (another session, during run ${c.attribution.runId} ${c.attribution.script ?? ''})` : '';
     return [
       `  ${counts.padEnd(14)} ${c.attribution.statements.length} statement(s) named by the change ledger${during}`,
-      ...c.attribution.statements.flatMap((s) => [`      ${describeSession(s)}:`, ...sessionDetails(s).map((l) => `        ${l}`)]),
+      ...renderStatements(c.attribution.statements, table),
     ].join('\n');
   }
   if (c.ledgerLost) notes.push(c.ledgerLost);
@@ -62,6 +64,19 @@ function renderChange(c: BlameChange): string {
   ].join('\n');
 }
 
+/** A few statements one by one; more grouped by session and operation (session-groups.ts), every one in --json. */
+function renderStatements(statements: readonly SessionStatement[], table: TableKey): string[] {
+  const entry = (head: string, details: readonly string[]): string[] => [`      ${head}:`, ...details.map((l) => `        ${l}`)];
+  if (statements.length <= MAX_LISTED) return statements.flatMap((s) => entry(describeSession(s), sessionDetails(s)));
+  const groups = groupStatements(statements);
+  const { shown, hiddenGroups, hiddenStatements } = shownGroups(groups);
+  return [
+    `      in ${groups.length} group(s) by session and operation; each statement: --json`,
+    ...shown.flatMap((g) => entry(describeGroup(g), groupDetails(g, table))),
+    ...(hiddenGroups ? [`      … ${hiddenGroups} more group(s) with ${hiddenStatements} statement(s): --json`] : []),
+  ];
+}
+
 interface BlameArgs extends GlobalArgs {
   readonly table: string;
   readonly since?: string;
@@ -74,7 +89,8 @@ export const blameCommand: CommandBody<BlameArgs> = {
       .positional('table', { type: 'string', demandOption: true, describe: 'schema.table (unqualified means public)' })
       .option('since', { type: 'string', describe: 'Only changes since this ISO date or this long ago ("2h", "3d")' })
       .option('live', { type: 'boolean', default: true, describe: 'Add the live table as the last observation (--no-live: the log only)' })
-      .example('$0 blame users', 'Who changed users, and what happened outside guarded runs'),
+      .example('$0 blame users', 'Who changed users, and what happened outside guarded runs')
+      .example('$0 blame users --json', 'Every ledger statement behind each change (the text groups more than 10 by session)'),
   handler: async (argv) => {
     await withEvidenceContext(argv, async (ctx, target) => {
       const options = { table: argv.table, since: optionalSince(argv.since), live: argv.live !== false };

@@ -1,14 +1,11 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { sha256Hex } from '../audit/canonical.js';
 import { readEntries, type OnSkipped } from '../audit/read.js';
 import type { Db } from '../db/connection.js';
-import { errorMessage } from '../errors.js';
 import type { DatabaseIdentity, DriftFinding, LedgerSealBody, TableKey } from '../records/index.js';
 import { readStatements, statementHash, type SealedLine } from './seal.js';
 import { parseTableName } from '../db/names.js';
 import { sql } from 'kysely';
 import { ledgerInstalled, readLedgerState } from './state.js';
+import { readSealedCopy, type Mention } from './sealed-copy.js';
 
 /**
  * What `check` (exit 10) and `verify --db` (exit 5) say about the ledger: sealed rows that
@@ -24,36 +21,42 @@ export interface SealedCopy {
   readonly problem: string | null;
 }
 
+/** A `ledger.seal` entry as the log holds it. */
+export interface SealRecord {
+  readonly seq: number;
+  readonly ts: string;
+  readonly body: LedgerSealBody;
+}
+
 /** Every seal of this database (same key and oid) with its copy from the evidence directory. */
 export async function readSealedCopies(
   evidenceDir: string,
   database: Pick<DatabaseIdentity, 'key'> & { readonly oid?: number },
   onSkipped: OnSkipped,
 ): Promise<SealedCopy[]> {
-  const copies: SealedCopy[] = [];
-  for await (const record of readEntries(evidenceDir, onSkipped)) {
-    if (record.kind !== 'ledger.seal' || record.body.database !== database.key) continue;
-    if (database.oid !== undefined && record.body.databaseOid !== database.oid) continue;
-    copies.push({ seq: record.seq, ts: record.ts, body: record.body, ...(await readCopy(evidenceDir, record.body)) });
-  }
-  return copies;
+  const seals: SealRecord[] = [];
+  for await (const record of readEntries(evidenceDir, onSkipped)) if (record.kind === 'ledger.seal') seals.push(record);
+  return readCopiesOf(evidenceDir, seals, database);
 }
 
-async function readCopy(evidenceDir: string, body: LedgerSealBody): Promise<{ lines: SealedLine[]; problem: string | null }> {
-  let text: string;
-  try {
-    text = await readFile(path.join(evidenceDir, body.file), 'utf8');
-  } catch (error) {
-    return { lines: [], problem: `sealed copy ${body.file} cannot be read: ${errorMessage(error)}` };
+/**
+ * The copies of those seals that are of this database (same key, and oid when given), for a
+ * command that has read the log already; with `mentions`, only the copies' lines that hold
+ * one of them (see sealed-copy.ts).
+ */
+export async function readCopiesOf(
+  evidenceDir: string,
+  seals: readonly SealRecord[],
+  database: Pick<DatabaseIdentity, 'key'> & { readonly oid?: number },
+  mentions?: readonly Mention[],
+): Promise<SealedCopy[]> {
+  const copies: SealedCopy[] = [];
+  for (const seal of seals) {
+    if (seal.body.database !== database.key) continue;
+    if (database.oid !== undefined && seal.body.databaseOid !== database.oid) continue;
+    copies.push({ seq: seal.seq, ts: seal.ts, body: seal.body, ...(await readSealedCopy(evidenceDir, seal.body, mentions)) });
   }
-  if (sha256Hex(text) !== body.fileSha256) return { lines: [], problem: `sealed copy ${body.file} differs from its signed sha256` };
-  return {
-    lines: text
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as SealedLine),
-    problem: null,
-  };
+  return copies;
 }
 
 /** A sealed statement gone or changed, or a sealed copy that no longer matches its entry; `seq` names the seal. */

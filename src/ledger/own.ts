@@ -14,6 +14,8 @@ export interface OwnLedgerRow {
   readonly statements: number;
   readonly rowCount: number;
   readonly keptRows: number;
+  /** Of those, the rows written to safe_run.ledger_rows (the rest are inline in the ledger rows). */
+  readonly ledgerRows: number;
 }
 
 /** Null: no ledger in this database. */
@@ -31,6 +33,7 @@ export async function readOwnLedger(trx: Db): Promise<OwnLedgerRow[] | null> {
     statements: number;
     row_count: number;
     kept_rows: number;
+    ledger_rows?: number;
   }>`select * from safe_run.ledger_own_statements()`.execute(trx);
   return rows.map((r) => ({
     table: r.table_schema !== null && r.table_name !== null ? keyOf(r.table_schema, r.table_name) : null,
@@ -38,6 +41,8 @@ export async function readOwnLedger(trx: Db): Promise<OwnLedgerRow[] | null> {
     statements: Number(r.statements),
     rowCount: Number(r.row_count),
     keptRows: Number(r.kept_rows),
+    // An install that `protect` has not brought up to date keeps every row in ledger_rows.
+    ledgerRows: Number(r.ledger_rows ?? r.kept_rows),
   }));
 }
 
@@ -53,7 +58,7 @@ export function ledgerAllowance(
   const sum = (f: (r: OwnLedgerRow) => number): number => own.reduce((n, r) => n + f(r), 0);
   return new Map([
     ['ledger', { net: sum((r) => r.statements), updates: sum((r) => (r.operation === 'DROP' ? r.statements : 0)) }],
-    ['ledger_rows', { net: sum((r) => r.keptRows), updates: 0 }],
+    ['ledger_rows', { net: sum((r) => r.ledgerRows), updates: 0 }],
   ]);
 }
 

@@ -5,8 +5,10 @@
  * The layout of `safe_run.ledger` and `safe_run.ledger_rows` is shared with `recover`: columns
  * may be added, never renamed. Added here: `sealed_in` (the audit seq of the seal that copied
  * the row into the evidence directory; sealing goes by it, not by id, because a transaction
- * that commits late has a smaller id) and `pending_drop` (a DROP candidate whose rows were
- * copied at ddl_command_start and that sql_drop has not confirmed yet).
+ * that commits late has a smaller id), `pending_drop` (a DROP candidate whose rows were
+ * copied at ddl_command_start and that sql_drop has not confirmed yet) and `old_rows`,
+ * `new_rows` (the kept rows of a small statement, inline: INLINE_ROWS_MAX). kept-rows.ts reads
+ * kept rows from both places.
  *
  * The functions are SECURITY DEFINER so that any writer records, whatever its privileges;
  * inside them current_user is the owner, so the writer is `session_user` and, after SET
@@ -49,8 +51,11 @@ export const LEDGER_STORAGE_SQL: readonly string[] = [
   rows_kept bigint not null default 0,
   rows_not_kept bigint not null default 0,
   sealed_in bigint,
-  pending_drop boolean not null default false
+  pending_drop boolean not null default false,
+  old_rows jsonb,
+  new_rows jsonb
 )`,
+  'alter table safe_run.ledger add column if not exists old_rows jsonb, add column if not exists new_rows jsonb',
   `create table if not exists safe_run.ledger_rows (
   ledger_id bigint not null,
   side text not null check (side in ('old', 'new')),
@@ -129,10 +134,13 @@ function keptOf(keep: string, n: string, cap: string): string {
   return `case when ${keep} then least(${n}, ${cap}) else 0 end`;
 }
 
-/** Up to `kept` rows of each source, as JSON, for ledger row `lid`: set-wise, one statement. */
+/**
+ * Up to `kept` rows of each source, as JSON, for ledger row `lid`: set-wise, one statement.
+ * `t.*`, not `t`: a bare `t` names a column `t` of the protected table before the whole row.
+ */
 function keepRowsSql(lid: string, kept: string, sources: readonly { side: 'old' | 'new'; from: string }[]): string {
   return `insert into safe_run.ledger_rows (ledger_id, side, row)
-      ${sources.map((s) => `select ${lid}, '${s.side}', pg_catalog.to_jsonb(t) from (select * from ${s.from} limit ${kept}) t`).join('\n      union all ')}`;
+      ${sources.map((s) => `select ${lid}, '${s.side}', pg_catalog.to_jsonb(t.*) from (select * from ${s.from} limit ${kept}) t`).join('\n      union all ')}`;
 }
 
 /**
@@ -173,12 +181,22 @@ begin
 end $fn$`;
 
 /**
+ * A statement that keeps at most this many rows holds them inline, as JSON arrays in its own
+ * ledger row: one insert per statement instead of one more per kept row, which was most of
+ * what the ledger cost a single-row UPDATE or INSERT. A larger statement keeps its rows in
+ * ledger_rows, one row each (packing them into chunks cost more: jsonb_agg builds every row
+ * again, BENCHMARKS.md).
+ */
+export const INLINE_ROWS_MAX = 100;
+
+/**
  * INSERT, UPDATE and DELETE: one function each, since a function can only name the
- * transition tables its event has. Per statement: count the transition table, write the
- * ledger row, and keep up to the cap of its rows set-wise. A statement that changed no row
- * is not recorded: it changed nothing. The trigger's arguments, fixed at `protect` time,
- * say whether rows are kept, the cap and the statement text mode, so nothing is looked up
- * per statement.
+ * transition tables its event has. A statement that changed no row is not recorded: it
+ * changed nothing. The trigger's arguments, fixed at `protect` time, say whether rows are
+ * kept, the cap and the statement text mode, so nothing is looked up per statement.
+ * With kept rows, one pass over at most INLINE_ROWS_MAX + 1 rows gives a small statement's
+ * count and rows together, and its ledger row is written with them; a larger statement is
+ * counted in full, its ledger row written, and up to the cap of its rows kept set-wise.
  */
 export const DML_OPERATIONS = ['INSERT', 'UPDATE', 'DELETE'] as const;
 
@@ -187,30 +205,50 @@ function dmlFunctionSql(op: (typeof DML_OPERATIONS)[number]): string {
     ...(op === 'INSERT' ? [] : [{ side: 'old' as const, from: 'safe_run_old' }]),
     ...(op === 'DELETE' ? [] : [{ side: 'new' as const, from: 'safe_run_new' }]),
   ];
-  const row = ledgerValues({
-    op: 'tg_op',
-    schema: 'tg_table_schema',
-    table: 'tg_table_name',
-    ident: 'null',
-    n: 'n',
-    kept: 'kept',
-    textMode: 'tg_argv[2]',
-    pending: 'false',
-  });
+  const first = sources[0]!;
+  const row = (kept: string): string =>
+    ledgerValues({
+      op: 'tg_op',
+      schema: 'tg_table_schema',
+      table: 'tg_table_name',
+      ident: 'null',
+      n: 'n',
+      kept,
+      textMode: 'tg_argv[2]',
+      pending: 'false',
+    });
+  const inline = `least(${INLINE_ROWS_MAX}, tg_argv[1]::bigint)`;
+  // UPDATE: the new rows, as many as the old ones, in a second pass over the new table.
+  const otherSide = op === 'UPDATE' ? '\n      select pg_catalog.jsonb_agg(t.*) into new_side from safe_run_new t;' : '';
+  const oldRows = op === 'INSERT' ? 'null' : 'first_rows';
+  const newRows = op === 'INSERT' ? 'first_rows' : op === 'UPDATE' ? 'new_side' : 'null';
+  // The block label qualifies `lid` and `kept` where a column of the protected table could have their names.
   return `create or replace function safe_run.ledger_${op.toLowerCase()}() returns trigger language plpgsql ${FN} as $fn$
+<<safe_run_ledger>>
 declare
   n bigint;
   kept bigint;
   lid bigint;
+  first_rows jsonb;
+  new_side jsonb;
 begin
-  select pg_catalog.count(*) into n from ${sources[0]!.from};
+  if tg_argv[0] = 'keep' then
+    select pg_catalog.count(*), pg_catalog.jsonb_agg(t.*) into n, first_rows from (select * from ${first.from} limit ${inline} + 1) t;
+    if n = 0 then return null; end if;
+    if n <= ${inline} then${otherSide}
+      insert into safe_run.ledger (${LEDGER_COLUMNS}, old_rows, new_rows)
+      values (${row('n')}, ${oldRows}, ${newRows});
+      return null;
+    end if;
+  end if;
+  select pg_catalog.count(*) into n from ${first.from};
   if n = 0 then return null; end if;
   kept := ${keptOf("tg_argv[0] = 'keep'", 'n', 'tg_argv[1]::bigint')};
   insert into safe_run.ledger (${LEDGER_COLUMNS})
-  values (${row})
+  values (${row('kept')})
   returning id into lid;
   if kept > 0 then
-    ${keepRowsSql('lid', 'kept', sources)};
+    ${keepRowsSql('safe_run_ledger.lid', 'safe_run_ledger.kept', sources)};
   end if;
   return null;
 end $fn$`;
@@ -305,19 +343,24 @@ end $fn$`;
 /**
  * The guarded run reads its own transaction's ledger statements through this, since the
  * script's role may not read safe_run: only rows of the caller's own transaction come back.
+ * `kept_rows` counts every kept row, inline or not; `ledger_rows` the rows written to
+ * safe_run.ledger_rows, which is what the guard allows there.
  */
 const OWN_SQL = `create or replace function safe_run.ledger_own_statements()
-returns table (table_schema text, table_name text, operation text, statements bigint, row_count bigint, kept_rows bigint)
+returns table (table_schema text, table_name text, operation text, statements bigint, row_count bigint, kept_rows bigint,
+  ledger_rows bigint)
 language sql stable ${FN} as $fn$
-  select l.table_schema, l.table_name, l.operation, pg_catalog.count(*), pg_catalog.sum(l.row_count)::bigint,
-         coalesce((select pg_catalog.count(*) from safe_run.ledger_rows lr
-                    join safe_run.ledger l2 on l2.id = lr.ledger_id
-                   where l2.sealed_in is null and l2.xid = pg_catalog.pg_current_xact_id_if_assigned()
-                     and l2.table_schema is not distinct from l.table_schema
-                     and l2.table_name is not distinct from l.table_name
-                     and l2.operation = l.operation), 0)::bigint
-    from safe_run.ledger l
-   where l.sealed_in is null and l.xid = pg_catalog.pg_current_xact_id_if_assigned()
+  with own as (
+    select l.id, l.table_schema, l.table_name, l.operation, l.row_count,
+           coalesce(pg_catalog.jsonb_array_length(l.old_rows), 0) + coalesce(pg_catalog.jsonb_array_length(l.new_rows), 0) as inline
+      from safe_run.ledger l
+     where l.sealed_in is null and l.xid = pg_catalog.pg_current_xact_id_if_assigned()
+  ), apart as (
+    select lr.ledger_id, pg_catalog.count(*) as n from safe_run.ledger_rows lr where lr.ledger_id in (select id from own) group by 1
+  )
+  select o.table_schema, o.table_name, o.operation, pg_catalog.count(*), pg_catalog.sum(o.row_count)::bigint,
+         pg_catalog.sum(o.inline + coalesce(a.n, 0))::bigint, coalesce(pg_catalog.sum(a.n), 0)::bigint
+    from own o left join apart a on a.ledger_id = o.id
    group by 1, 2, 3
 $fn$`;
 
@@ -332,6 +375,8 @@ export const LEDGER_FUNCTIONS_SQL: readonly string[] = [
   DROP_START_SQL,
   SQL_DROP_SQL,
   DDL_END_SQL,
+  // Its result gained a column: a function's result type cannot be replaced, only dropped and created.
+  'drop function if exists safe_run.ledger_own_statements()',
   OWN_SQL,
   // Nobody but the triggers may write a ledger row; anyone may read their own transaction's.
   `revoke all on function safe_run.ledger_append(text, text, text, text, bigint, boolean, bigint, text, boolean),

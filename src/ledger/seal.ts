@@ -8,6 +8,7 @@ import type { Db } from '../db/connection.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { LedgerStatementSchema, type DatabaseIdentity, type LedgerSealBody, type LedgerStatement } from '../records/index.js';
+import { keptRowsSql } from './kept-rows.js';
 import { ledgerInstalled } from './state.js';
 
 /**
@@ -70,17 +71,17 @@ export async function readStatements(
     ? sql`and ((l.table_schema = ${about.schema} and l.table_name = ${about.table}) or l.operation in ('DELETE', 'TRUNCATE'))`
     : sql``;
   const lock = where === 'unsealed' ? sql`for update of l skip locked` : sql``;
+  // The inline kept rows are not the statement: they go to the rows file, as the others do.
   const { rows } = await sql<{ s: unknown }>`
-    select pg_catalog.to_jsonb(l) - 'sealed_in' - 'pending_drop' as s from safe_run.ledger l
+    select pg_catalog.to_jsonb(l) - 'sealed_in' - 'pending_drop' - 'old_rows' - 'new_rows' as s from safe_run.ledger l
      where ${filter} ${narrow} order by l.id ${lock}`.execute(trx);
   return rows.map((r) => LedgerStatementSchema.parse(r.s));
 }
 
 async function readKeptRows(trx: Db, ids: readonly number[]): Promise<SealedRow[]> {
   const { rows } = await sql<SealedRow>`
-    select ledger_id, side, row from safe_run.ledger_rows where ledger_id = any (${ids as number[]}::int8[]) order by ledger_id`.execute(
-    trx,
-  );
+    select k.ledger_id, k.side, k.row from (${keptRowsSql(sql`l.id = any (${ids as number[]}::int8[])`)}) k
+     order by k.ledger_id, k.side desc`.execute(trx);
   return rows.map((r) => ({ ledger_id: Number(r.ledger_id), side: r.side, row: r.row }));
 }
 

@@ -1,14 +1,16 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import { keyOf } from '../db/names.js';
+import { keptRowsSql } from '../ledger/kept-rows.js';
 import type { TableKey } from '../records/index.js';
 import type { JsonRow } from './types.js';
 
 /**
  * What the change ledger kept (`safe-run protect --keep-rows`): one `safe_run.ledger` row per
- * statement on a protected table, its rows in `safe_run.ledger_rows` as to_jsonb, `old` before
- * a DELETE/UPDATE/TRUNCATE/DROP and `new` after an INSERT/UPDATE. The layout is fixed between
- * the ledger and this reader (README "Change ledger").
+ * statement on a protected table, its rows as to_jsonb, `old` before a
+ * DELETE/UPDATE/TRUNCATE/DROP and `new` after an INSERT/UPDATE, inline in the ledger row or in
+ * `safe_run.ledger_rows` (src/ledger/kept-rows.ts reads both). The layout is fixed between the
+ * ledger and this reader (README "Change ledger").
  */
 export interface LedgerStatement {
   readonly id: string;
@@ -52,28 +54,44 @@ export async function readLedger(db: Db, filter: LedgerFilter): Promise<LedgerSt
     name: string | null;
     operation: string;
     not_kept: string;
-    old: JsonRow[] | null;
-    new: JsonRow[] | null;
   }>`
     select l.id::text as id, l.xid::text as xid, l.statement_at::text as at, l.table_schema as schema, l.table_name as name,
-           l.operation, l.rows_not_kept::text as not_kept,
-           (select jsonb_agg(r.row) from safe_run.ledger_rows r where r.ledger_id = l.id and r.side = 'old') as old,
-           (select jsonb_agg(r.row) from safe_run.ledger_rows r where r.ledger_id = l.id and r.side = 'new') as new
+           l.operation, l.rows_not_kept::text as not_kept
       from safe_run.ledger l
      where ${where}
      order by l.id`.execute(db);
-  return rows
-    .filter((r) => r.schema !== null && r.name !== null)
-    .map((r) => ({
-      id: r.id,
-      xid: r.xid,
-      at: r.at,
-      table: keyOf(r.schema!, r.name!),
-      schema: r.schema!,
-      name: r.name!,
-      operation: r.operation,
-      rowsNotKept: Number(r.not_kept),
-      old: r.old ?? [],
-      new: r.new ?? [],
-    }));
+  const statements = rows.filter((r) => r.schema !== null && r.name !== null);
+  const kept = await readKeptRows(
+    db,
+    statements.map((r) => r.id),
+  );
+  return statements.map((r) => ({
+    id: r.id,
+    xid: r.xid,
+    at: r.at,
+    table: keyOf(r.schema!, r.name!),
+    schema: r.schema!,
+    name: r.name!,
+    operation: r.operation,
+    rowsNotKept: Number(r.not_kept),
+    old: kept.get(`${r.id}:old`) ?? [],
+    new: kept.get(`${r.id}:new`) ?? [],
+  }));
+}
+
+/** The kept rows of these statements, by `${id}:${side}`. */
+async function readKeptRows(db: Db, ids: readonly string[]): Promise<Map<string, JsonRow[]>> {
+  const byKey = new Map<string, JsonRow[]>();
+  if (!ids.length) return byKey;
+  const { rows } = await sql<{ ledger_id: string; side: string; row: JsonRow }>`
+    select k.ledger_id::text as ledger_id, k.side, k.row from (${keptRowsSql(sql`l.id = any(${ids.map(Number)}::bigint[])`)}) k`.execute(
+    db,
+  );
+  for (const r of rows) {
+    const key = `${r.ledger_id}:${r.side}`;
+    const list = byKey.get(key);
+    if (list) list.push(r.row);
+    else byKey.set(key, [r.row]);
+  }
+  return byKey;
 }

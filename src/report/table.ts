@@ -8,7 +8,7 @@ import { evidenceBlocks, restoreBlocks, type CitedEntry, type VerificationOutcom
 import type { RestoreSource } from '../blame/restore-source.js';
 import { describeEvent } from '../blame/window-events.js';
 import { shortName, type Verdict } from '../blame/verdict.js';
-import { describeSession } from '../blame/sessions.js';
+import { summarizeStatements } from '../blame/session-groups.js';
 import type { RunFacts } from '../blame/windows.js';
 import { suggest } from '../shell-quote.js';
 
@@ -86,7 +86,7 @@ function outsideSection(outside: readonly BlameChange[], name: string): Block[] 
         isOutside(c.attribution) ? c.attribution.before : c.to,
         `${rows(c.before)} → ${rows(c.after)}`,
         formatDelta(c.counters ?? null),
-        [...(c.attribution.type === 'session' ? c.attribution.statements.map(describeSession) : []), ...c.events.map(describeEvent)].join(
+        [...(c.attribution.type === 'session' ? summarizeStatements(c.attribution.statements) : []), ...c.events.map(describeEvent)].join(
           '; ',
         ) || '-',
       ]),

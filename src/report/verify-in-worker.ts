@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/config.js';
+import { ownEntry } from '../own-build.js';
 import type { VerificationOutcome } from './evidence.js';
 
 /**
@@ -20,7 +21,7 @@ export function verifyInWorker(
   store: Pick<Config, 'evidenceStore' | 'databaseUrl'> = { evidenceStore: 'file', databaseUrl: null },
 ): RunningVerification {
   const workerData = { evidenceDir, databaseUrl, evidenceStore: store.evidenceStore, targetUrl: store.databaseUrl };
-  const worker = new Worker(new URL('./verify-worker.js', import.meta.url), { workerData });
+  const worker = new Worker(ownEntry('report/verify-worker.js', 'verify-worker.js'), { workerData });
   const outcome = new Promise<VerificationOutcome>((resolve) => {
     let settled = false;
     const settle = (outcome: VerificationOutcome): void => {

@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { usageError } from '../errors.js';
+import { OWN_BUILD_DIR, ownEntry } from '../own-build.js';
 
 /**
  * How a TypeScript script's child is confined (SPEC "Scripts"; README "How a TypeScript
@@ -19,8 +20,8 @@ export interface ChildSandbox {
   readonly cwd: string;
 }
 
-/** The child's entry, next to this module in the build. */
-export const CHILD_MAIN = fileURLToPath(new URL('./child/main.js', import.meta.url));
+/** The child's entry: child/main.js beside this module in tsc's tree, child.js in the bundle. */
+export const CHILD_MAIN = ownEntry('script/child/main.js', 'child.js');
 
 /** Variables a script may see. Everything else (DATABASE_URL, PG*, SAFE_RUN_*, NODE_OPTIONS, tokens) stays behind. */
 const ENV_ALLOW = ['PATH', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'LC_MESSAGES', 'TZ', 'NODE_ENV'];
@@ -49,8 +50,7 @@ function permissionFlag(): string {
  * each an allowed directory rather than one file.
  */
 function moduleDirs(): string[] {
-  const ownBuild = fileURLToPath(new URL('../', import.meta.url));
-  return [ownBuild, path.dirname(packageDir('jiti'))].map((dir) => (dir.endsWith(path.sep) ? dir : dir + path.sep));
+  return [OWN_BUILD_DIR, path.dirname(packageDir('jiti'))].map((dir) => (dir.endsWith(path.sep) ? dir : dir + path.sep));
 }
 
 function packageDir(name: string): string {

@@ -5,7 +5,7 @@
  * The script's own relative imports (`./helpers`) still load from disk through jiti, inside
  * the read allow-list: only the entry module is pinned to the hashed bytes.
  */
-import { fileURLToPath } from 'node:url';
+import { ownEntry } from '../../own-build.js';
 import type { ScriptDefinition } from '../define.js';
 import type { ScriptSource } from './protocol.js';
 
@@ -26,7 +26,7 @@ async function jiti(): Promise<Jiti> {
         code: transform(options.source, { transforms: ['typescript', 'imports'], filePath: options.filename }).code,
       }),
       // A script imports 'safe-run' (and kysely) and must get this very installation.
-      alias: { 'safe-run': fileURLToPath(new URL('../../index.js', import.meta.url)) },
+      alias: { 'safe-run': ownEntry('index.js', 'index.js') },
     });
   })();
   return jitiInstance;

@@ -1,0 +1,22 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Where this build of safe-run reads its own files from. tsc's tree (dist/src) keeps the
+ * source layout; the bundle (dist/bundle, made by support/build/bundle.ts) is flat: every
+ * entry and chunk in one directory. This module sits at the top of both, so the directory it
+ * is read from is the build's root either way.
+ */
+export const OWN_BUILD_DIR = fileURLToPath(new URL('./', import.meta.url));
+
+// Set by the bundler's `define`; tsc's tree never declares it, and typeof spares the ReferenceError.
+declare const SAFE_RUN_BUNDLE: boolean | undefined;
+const bundled = typeof SAFE_RUN_BUNDLE !== 'undefined' && SAFE_RUN_BUNDLE;
+
+/**
+ * A file another process or thread starts from (the script's child, the report's verification
+ * worker) or a script imports (`safe-run`): its path in tsc's tree, or its name in the bundle.
+ */
+export function ownEntry(treePath: string, bundleName: string): string {
+  return path.join(OWN_BUILD_DIR, bundled ? bundleName : treePath);
+}

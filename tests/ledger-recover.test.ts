@@ -201,4 +201,28 @@ describe('recover and undo from the rows the real ledger triggers kept', () => {
     expect(Object.values(parseJson<RecoverResult>(back).tables)).toEqual([expect.objectContaining({ inserted: 3, skipped: 0 })]);
     expect(await read()).toEqual(before);
   }, 240_000);
+  it('puts back the rows as sealed when the kept rows were edited in the database after the seal, and says so', async () => {
+    await sql
+      .raw("create table kept_notes (id int primary key, note text); insert into kept_notes values (1, 'one'), (2, 'two')")
+      .execute(ws.t.db);
+    expect((await ws.cli(['protect', 'kept_notes', '--keep-rows'])).exitCode).toBe(0);
+    await writeAs(ws.t.url, 'psql', ['delete from kept_notes where id = 2']);
+    expect((await ws.cli(['snapshot'])).exitCode).toBe(0); // a snapshot seals the ledger on the way
+    const { rows } = await sql<{ id: string; sealed: boolean }>`
+      select id::text, sealed_in is not null as sealed from safe_run.ledger where table_name = 'kept_notes' and operation = 'DELETE'`.execute(
+      ws.t.db,
+    );
+    expect(rows).toEqual([{ id: expect.any(String), sealed: true }]);
+    // Whoever may write safe_run forges what recover would put back.
+    await sql`update safe_run.ledger set old_rows = '[{"id": 2, "note": "forged"}]' where id = ${rows[0]!.id}::int8`.execute(ws.t.db);
+
+    const back = await ws.cli(['recover', '--ledger', rows[0]!.id, '--json']);
+    expect(back.exitCode).toBe(0);
+    expect(back.stderr).toMatch(new RegExp(`ledger statement ${rows[0]!.id}: its kept rows in the database differ from those sealed`));
+    const now = await sql<{ id: number; note: string }>`select id, note from kept_notes order by id`.execute(ws.t.db);
+    expect(now.rows).toEqual([
+      { id: 1, note: 'one' },
+      { id: 2, note: 'two' },
+    ]);
+  }, 240_000);
 });

@@ -21,6 +21,8 @@ export interface LedgerStatement {
   readonly name: string;
   readonly operation: string;
   readonly rowsNotKept: number;
+  /** The seq of the `ledger.seal` entry that copied it into the evidence directory; null until sealed. */
+  readonly sealedIn: number | null;
   readonly old: readonly JsonRow[];
   readonly new: readonly JsonRow[];
 }
@@ -54,9 +56,12 @@ export async function readLedger(db: Db, filter: LedgerFilter): Promise<LedgerSt
     name: string | null;
     operation: string;
     not_kept: string;
+    sealed_in: string | null;
   }>`
     select l.id::text as id, l.xid::text as xid, l.statement_at::text as at, l.table_schema as schema, l.table_name as name,
-           l.operation, l.rows_not_kept::text as not_kept
+           l.operation, l.rows_not_kept::text as not_kept,
+           -- Read through to_jsonb: a ledger laid out before sealing existed has no sealed_in column.
+           to_jsonb(l) ->> 'sealed_in' as sealed_in
       from safe_run.ledger l
      where ${where}
      order by l.id`.execute(db);
@@ -74,6 +79,7 @@ export async function readLedger(db: Db, filter: LedgerFilter): Promise<LedgerSt
     name: r.name!,
     operation: r.operation,
     rowsNotKept: Number(r.not_kept),
+    sealedIn: r.sealed_in === null ? null : Number(r.sealed_in),
     old: kept.get(`${r.id}:old`) ?? [],
     new: kept.get(`${r.id}:new`) ?? [],
   }));

@@ -7,6 +7,7 @@ import { usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { ledgerInstalled, readLedger, type LedgerStatement } from '../reinsert/ledger-rows.js';
 import { runReinsert, type ReinsertResult } from '../reinsert/run.js';
+import { withSealedRows } from '../reinsert/sealed-rows.js';
 import { assertReinsertable, readTableShape } from '../reinsert/shape.js';
 import { primaryKeyOf } from '../reinsert/statements.js';
 import type { JsonRow, ReinsertStep, ReinsertTable } from '../reinsert/types.js';
@@ -60,7 +61,7 @@ export async function recoverRows(
       '`safe-run blame <table>` lists the statements.',
     );
   }
-  const statements = options.withDependents ? await withDependents(db, removing) : removing;
+  const statements = await withSealedRows(config.evidenceDir, options.withDependents ? await withDependents(db, removing) : removing, log);
   const byTable = new Map<TableKey, { table: ReinsertTable; removed: LedgerStatement[]; updated: LedgerStatement[] }>();
   for (const s of statements) {
     const entry = byTable.get(s.table) ?? { table: { key: s.table, schema: s.schema, name: s.name }, removed: [], updated: [] };

@@ -13,6 +13,7 @@ import type { Logger } from '../logger.js';
 import { ledgerInstalled, readLedger, type LedgerStatement } from '../reinsert/ledger-rows.js';
 import { liveRows, missingRows, writtenSince } from '../reinsert/live-rows.js';
 import { runReinsert, type ReinsertResult } from '../reinsert/run.js';
+import { withSealedRows } from '../reinsert/sealed-rows.js';
 import { readTableShape, type TableShape } from '../reinsert/shape.js';
 import { primaryKeyOf } from '../reinsert/statements.js';
 import type { JsonRow, ReinsertStep, ReinsertTable } from '../reinsert/types.js';
@@ -75,7 +76,7 @@ export async function undoRun(
     );
   }
   const live = await target.open();
-  const planned = await planUndo(config, record, live);
+  const planned = await planUndo(config, record, live, log);
   if ((planned.conflicts.length || planned.refused.length) && !options.skipConflicts) {
     const lines = [...planned.refused, ...planned.conflicts.map((c) => `${c.table} ${c.key}: ${c.why}`)];
     throw usageError(
@@ -106,10 +107,10 @@ export async function undoRun(
   };
 }
 
-async function planUndo(config: Config, record: RunRecord, live: TargetDatabase): Promise<Planned> {
+async function planUndo(config: Config, record: RunRecord, live: TargetDatabase, log: Logger): Promise<Planned> {
   const { db } = live;
   const xid = record.wal.xid!;
-  const kept = (await ledgerInstalled(db)) ? await readLedger(db, { by: 'xid', xid }) : [];
+  const kept = (await ledgerInstalled(db)) ? await withSealedRows(config.evidenceDir, await readLedger(db, { by: 'xid', xid }), log) : [];
   const planned: Planned = { steps: [], conflicts: [], refused: [], sources: {} };
   const changed = Object.entries(record.changes).filter(([, c]) => c.inserted || c.updated || c.deleted || c.truncated);
   const tables = await orderByForeignKeys(

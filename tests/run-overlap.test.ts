@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { sql } from 'kysely';
@@ -16,6 +16,7 @@ import { parseJson } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
 import { waitFor } from './helpers/attacks.js';
+import { scriptChildren } from './helpers/processes.js';
 
 /**
  * A guarded run connects, opens the log, takes the lock and reads the catalog while the
@@ -33,23 +34,6 @@ export default defineScript({
   async run({ db }) { ${body} },
 });
 `;
-
-/** This process's script children (their entry is child/main.js). */
-function scriptChildren(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(`child${path.sep}main.js`))
-        pids.push(Number(entry));
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return pids;
-}
 
 /**
  * Sessions a run opened in this database (it names them safe-run:<script>:<run id>), once the

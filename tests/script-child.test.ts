@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
@@ -17,6 +17,7 @@ import { parseJson, runCli } from './helpers/cli.js';
 import { countRows, createTestDatabase } from './helpers/db.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
 import { waitFor } from './helpers/attacks.js';
+import { scriptChildren } from './helpers/processes.js';
 
 /**
  * A TypeScript script runs in its own child and reaches the database only through the
@@ -202,24 +203,6 @@ describe('the hang rule', () => {
     }
   });
 });
-
-/** This process's children that are script children (by their entry), read from /proc: what leaks if dispose is missed. */
-function scriptChildren(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // The command name may hold spaces and parentheses: the ppid is the second field after the last ')'.
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid !== process.pid) continue;
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(`child${path.sep}main.js`)) pids.push(Number(entry));
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return pids;
-}
 
 /** Keeps the debug lines, where the parent says which child it started. */
 function recordingLogger(): Logger & { readonly started: number[] } {

@@ -20,3 +20,9 @@ const bundled = typeof SAFE_RUN_BUNDLE !== 'undefined' && SAFE_RUN_BUNDLE;
 export function ownEntry(treePath: string, bundleName: string): string {
   return path.join(OWN_BUILD_DIR, bundled ? bundleName : treePath);
 }
+
+/**
+ * The kysely a script's child and the script share: one bundled CommonJS file in the bundle
+ * (support/build/bundle.ts says why), the package itself in tsc's tree.
+ */
+export const CHILD_KYSELY = bundled ? path.join(OWN_BUILD_DIR, 'kysely.cjs') : 'kysely';

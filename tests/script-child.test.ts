@@ -140,6 +140,32 @@ describe('a TypeScript script in its child', () => {
     expect(json.error).toMatchObject({ code: '42P01', position: 15 });
   });
 
+  it("imports kysely and kysely/helpers/postgres itself, beside safe-run's sql", async () => {
+    ws.writeScript(
+      'helpers.ts',
+      `
+import { defineScript } from 'safe-run';
+import { sql } from 'kysely';
+import { jsonArrayFrom } from 'kysely/helpers/postgres';
+export default defineScript({
+  name: 'helpers',
+  description: 'test',
+  touches: { oidc_models: ['delete'] },
+  async run({ db }) {
+    const [row] = await db
+      .selectNoFrom((eb) => [jsonArrayFrom(eb.selectFrom('users').select('email').orderBy('email').limit(2)).as('emails')])
+      .execute();
+    await sql\`delete from oidc_models where id = 'sess-valid-pro'\`.execute(db);
+    return row.emails.length;
+  },
+});
+`,
+    );
+    const json = await run('helpers');
+    expect({ exit: json.exitCode, output: json.scriptOutput }).toEqual({ exit: 0, output: 2 });
+    expect(json.changes['public.oidc_models']).toMatchObject({ deleted: 1 });
+  });
+
   it('runs the faithful cleanup exactly as before', async () => {
     const json = await run('cleanup-invalid-sessions');
     expect(json.exitCode).toBe(0);

@@ -5,7 +5,9 @@
  * The script's own relative imports (`./helpers`) still load from disk through jiti, inside
  * the read allow-list: only the entry module is pinned to the hashed bytes.
  */
-import { ownEntry } from '../../own-build.js';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { CHILD_KYSELY, ownEntry } from '../../own-build.js';
 import type { ScriptDefinition } from '../define.js';
 import type { ScriptSource } from './protocol.js';
 
@@ -26,10 +28,22 @@ async function jiti(): Promise<Jiti> {
         code: transform(options.source, { transforms: ['typescript', 'imports'], filePath: options.filename }).code,
       }),
       // A script imports 'safe-run' (and kysely) and must get this very installation.
-      alias: { 'safe-run': ownEntry('index.js', 'index.js') },
+      alias: { 'safe-run': ownEntry('index.js', 'index.js'), ...kyselyAlias() },
     });
   })();
   return jitiInstance;
+}
+
+/**
+ * In the bundle, `kysely` is the child's own bundled file (CHILD_KYSELY), so the script's
+ * `sql` and the child's `db` stay one copy. jiti's alias matches by prefix, so kysely's
+ * subpath exports (`kysely/helpers/postgres`) are pointed back at the package, the longer
+ * alias winning.
+ */
+function kyselyAlias(): Record<string, string> {
+  if (CHILD_KYSELY === 'kysely') return {};
+  const helpers = path.dirname(createRequire(import.meta.url).resolve('kysely/helpers/postgres'));
+  return { kysely: CHILD_KYSELY, 'kysely/helpers': helpers };
 }
 
 async function evaluate({ file, source }: ScriptSource): Promise<Partial<ScriptDefinition>> {

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { CHILD_KYSELY } from '../../own-build.js';
 
 /**
  * Kysely as the child loads it: its CommonJS build, through require. A script's own imports
@@ -7,4 +8,4 @@ import { createRequire } from 'node:module';
  * was the largest part of a child's start-up (about 200 of 550 ms before the script ran).
  * One copy also means the script's `sql` and the child's `db` come from one module.
  */
-export const kysely = createRequire(import.meta.url)('kysely') as typeof import('kysely');
+export const kysely = createRequire(import.meta.url)(CHILD_KYSELY) as typeof import('kysely');

@@ -80,13 +80,26 @@ async function databaseComment(db: Db, name: string): Promise<string | null> {
   return rows[0]?.c ?? null;
 }
 
+/** Drops a bench database (and whoever is still connected to it) on the server of `serverUrl`. */
 export async function dropBenchDatabase(serverUrl: string, name: string): Promise<void> {
-  const admin = createDb(serverUrl, { maxConnections: 1 });
+  const admin = createDb(withDatabase(serverUrl, 'postgres'), { maxConnections: 1 });
   try {
     await sql`drop database if exists ${sql.id(name)} with (force)`.execute(admin);
   } finally {
     await admin.destroy();
   }
+}
+
+/** An empty database of that name on the server of `serverUrl`, whatever an earlier run left there; returns its URL. */
+export async function freshBenchDatabase(serverUrl: string, name: string): Promise<string> {
+  await dropBenchDatabase(serverUrl, name);
+  const admin = createDb(withDatabase(serverUrl, 'postgres'), { maxConnections: 1 });
+  try {
+    await sql`create database ${sql.id(name)}`.execute(admin);
+  } finally {
+    await admin.destroy();
+  }
+  return withDatabase(serverUrl, name);
 }
 
 /** Bench users get md5-derived uuids, so sessions can name them without a lookup; every 20th is inactive. */
@@ -219,14 +232,7 @@ async function vacuumAnalyze(db: Db): Promise<void> {
 
 /** The incident-sized demo database: where the template run and the blame history live. */
 export async function buildDemoDatabase(serverUrl: string, name: string): Promise<string> {
-  const admin = createDb(serverUrl, { maxConnections: 1 });
-  try {
-    await sql`drop database if exists ${sql.id(name)} with (force)`.execute(admin);
-    await sql`create database ${sql.id(name)}`.execute(admin);
-  } finally {
-    await admin.destroy();
-  }
-  const url = withDatabase(serverUrl, name);
+  const url = await freshBenchDatabase(serverUrl, name);
   const db = createDb(url, { maxConnections: 1 });
   try {
     await migrateToLatest(db);

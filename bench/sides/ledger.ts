@@ -3,11 +3,11 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { createDb, type Db } from '../../src/db/connection.js';
-import { withDatabase } from '../../src/db/url.js';
 import { applySteps, planInstall } from '../../src/ledger/install.js';
 import { silentLogger } from '../../src/logger.js';
 import { describeFailure, runCli } from '../child.js';
 import { alternate, median, progress, type SideSamples } from '../measure.js';
+import { dropBenchDatabase, freshBenchDatabase } from '../data.js';
 import { createWorkspace } from '../workspace.js';
 
 /**
@@ -27,17 +27,6 @@ export interface LedgerBench {
   readonly bulkDelete: readonly SideSamples[];
   readonly blameMs: number;
   readonly blameStatements: number;
-}
-
-async function createBenchDatabase(serverUrl: string): Promise<string> {
-  const admin = createDb(serverUrl, { maxConnections: 1 });
-  try {
-    await sql`drop database if exists ${sql.id(DB_NAME)} with (force)`.execute(admin);
-    await sql`create database ${sql.id(DB_NAME)}`.execute(admin);
-  } finally {
-    await admin.destroy();
-  }
-  return withDatabase(serverUrl, DB_NAME);
 }
 
 async function createTables(db: Db): Promise<void> {
@@ -108,7 +97,7 @@ async function pgbenchTps(url: string, table: string, seconds: number, dir: stri
 }
 
 export async function measureLedger(demoUrl: string, rounds: number, quick: boolean): Promise<LedgerBench> {
-  const url = await createBenchDatabase(demoUrl);
+  const url = await freshBenchDatabase(demoUrl, DB_NAME);
   const db = createDb(url, { maxConnections: 2 });
   const ws = await createWorkspace('ledger');
   try {
@@ -173,8 +162,6 @@ export async function measureLedger(demoUrl: string, rounds: number, quick: bool
   } finally {
     await db.destroy();
     await ws.remove();
-    const admin = createDb(demoUrl, { maxConnections: 1 });
-    await sql`drop database if exists ${sql.id(DB_NAME)} with (force)`.execute(admin).catch(() => {});
-    await admin.destroy();
+    await dropBenchDatabase(demoUrl, DB_NAME).catch(() => {});
   }
 }

@@ -2,16 +2,15 @@ import { execa } from 'execa';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { sql } from 'kysely';
 import { databaseAnchor, openAuditLog, type AuditLog } from '../../src/audit/log.js';
 import { configureEvidenceStore } from '../../src/audit/store.js';
 import { databaseStore } from '../../src/audit/store-pg.js';
 import { verifyLog } from '../../src/audit/verify.js';
 import { useEvidenceStore } from '../../src/commands/context.js';
 import { createDb } from '../../src/db/connection.js';
-import { withDatabase } from '../../src/db/url.js';
 import { readLiveSnapshot } from '../../src/history/live.js';
 import type { Snapshot } from '../../src/records/index.js';
+import { dropBenchDatabase, freshBenchDatabase } from '../data.js';
 import { alternate, progress, type SideSamples } from '../measure.js';
 import { createWorkspace } from '../workspace.js';
 
@@ -40,7 +39,7 @@ export interface StoreBench {
 }
 
 export async function measureEvidenceStore(demoUrl: string, rounds: number, quick: boolean): Promise<StoreBench> {
-  const storeUrl = await createStoreDatabase(demoUrl);
+  const storeUrl = await freshBenchDatabase(demoUrl, DB_NAME);
   const live = { db: createDb(demoUrl, { maxConnections: 2 }), url: new URL(demoUrl) };
   const fileWs = await createWorkspace('store-file');
   const storeWs = await createWorkspace('store-db');
@@ -79,7 +78,7 @@ export async function measureEvidenceStore(demoUrl: string, rounds: number, quic
     await live.db.destroy();
     await fileWs.remove();
     await storeWs.remove();
-    await dropStoreDatabase(demoUrl);
+    await dropBenchDatabase(demoUrl, DB_NAME);
   }
 }
 
@@ -172,24 +171,4 @@ async function measureHosts(
   await db.destroy();
   progress(`  ${HOSTS} processes x ${entriesEach} appends over ${HOSTS} chains: ${wallMs} ms, chains verify: ${chainsVerified}`);
   return { processes: HOSTS, chains: HOSTS, entriesEach, wallMs, entriesPerS: (HOSTS * entriesEach) / (wallMs / 1000), chainsVerified };
-}
-
-async function createStoreDatabase(demoUrl: string): Promise<string> {
-  const admin = createDb(withDatabase(demoUrl, 'postgres'), { maxConnections: 1 });
-  try {
-    await sql`drop database if exists ${sql.id(DB_NAME)} with (force)`.execute(admin);
-    await sql`create database ${sql.id(DB_NAME)}`.execute(admin);
-  } finally {
-    await admin.destroy();
-  }
-  return withDatabase(demoUrl, DB_NAME);
-}
-
-async function dropStoreDatabase(demoUrl: string): Promise<void> {
-  const admin = createDb(withDatabase(demoUrl, 'postgres'), { maxConnections: 1 });
-  try {
-    await sql`drop database if exists ${sql.id(DB_NAME)} with (force)`.execute(admin);
-  } finally {
-    await admin.destroy();
-  }
 }

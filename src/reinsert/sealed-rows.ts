@@ -27,7 +27,8 @@ export async function withSealedRows(evidenceDir: string, statements: readonly L
     if (!rows || (sameRows(rows.old, s.old) && sameRows(rows.new, s.new))) return s;
     log.warn(
       `ledger statement ${s.id}: its kept rows in the database differ from those sealed in entry #${s.sealedIn}; ` +
-        'the sealed (signed) rows are used. Someone edited safe_run after the seal: run `safe-run check`.',
+        'the sealed (signed) rows are used. Someone who may write the safe_run schema edited them after the seal: ' +
+        "find out who in the server's log, and keep the evidence directory as it is.",
     );
     return { ...s, old: rows.old, new: rows.new };
   });

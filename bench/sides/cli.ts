@@ -141,7 +141,8 @@ export async function compareGuardCliWithManual(bench: BenchDatabase, rounds: nu
       return result.wallMs;
     };
     const manual = timed(async () => {
-      await run(programs.pgDump, ['-Fc', '-Z', '6', ...plan.scope.flatMap((t) => ['-t', t]), '-f', archive], env);
+      // pg_dump's own default compression, as an operator types it (safe-run's default is level 1).
+      await run(programs.pgDump, ['-Fc', ...plan.scope.flatMap((t) => ['-t', t]), '-f', archive], env);
       await run(programs.pgRestore, ['-l', archive], env);
       await run(programs.psql, ['-X', '-q', '-1', '-v', 'ON_ERROR_STOP=1', '-f', manualSql], env);
     });

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
-import { createDb } from '../src/db/connection.js';
+import { writeAs } from './helpers/db.js';
 import type { BlameResult } from '../src/blame/blame.js';
 import type { CheckResult } from '../src/history/check.js';
 import { parseJson } from './helpers/cli.js';
@@ -13,15 +13,6 @@ import { createWorkspace, type Workspace } from './helpers/workspace.js';
  * (skipped without being parsed), identifiers that JSON escapes, and a copy edited after it
  * was sealed (left out, said, and a check finding). Real server, built CLI.
  */
-async function writeAs(url: string, applicationName: string, statement: string): Promise<void> {
-  const db = createDb(url, { applicationName, maxConnections: 1 });
-  try {
-    await sql.raw(statement).execute(db);
-  } finally {
-    await db.destroy();
-  }
-}
-
 const sessionOf = (blame: BlameResult, before: number, after: number) => {
   const change = blame.changes.find((c) => c.before === before && c.after === after);
   return change?.attribution.type === 'session' ? change.attribution : null;
@@ -40,18 +31,14 @@ describe('blame from the sealed ledger', () => {
     expect((await ws.cli(['protect', 'users', 'oidc_models', '--keep-rows'])).exitCode).toBe(0);
     expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
     // One session's loop of single-row UPDATEs: 25 statements in one transaction.
-    await writeAs(
-      ws.t.url,
-      'bulk-updater',
+    await writeAs(ws.t.url, 'bulk-updater', [
       "do $$ begin for i in 1..25 loop update users set email = email where email = 'free.user@example.com'; end loop; end $$",
-    );
+    ]);
     // Another protected table's statements share the sealed copy; blame of users must skip them.
-    await writeAs(
-      ws.t.url,
-      'noise',
+    await writeAs(ws.t.url, 'noise', [
       "do $$ begin for i in 1..30 loop update oidc_models set uid = uid where id = 'sess-valid-pro'; end loop; end $$",
-    );
-    await writeAs(ws.t.url, 'seed-script', "delete from users where email = 'admin.test@rephlo.ai'");
+    ]);
+    await writeAs(ws.t.url, 'seed-script', ["delete from users where email = 'admin.test@rephlo.ai'"]);
     expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
 
     const json = await ws.cli(['blame', 'users', '--json']);
@@ -86,12 +73,10 @@ describe('blame from the sealed ledger', () => {
       .execute(ws.t.db);
     expect((await ws.cli(['protect', 'public."Odd ""T"" \\x"', 'users', '--keep-rows'])).exitCode).toBe(0);
     expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
-    await writeAs(
-      ws.t.url,
-      'noise',
+    await writeAs(ws.t.url, 'noise', [
       "do $$ begin for i in 1..20 loop update users set email = email where email = 'free.user@example.com'; end loop; end $$",
-    );
-    await writeAs(ws.t.url, 'odd-writer', 'update public."Odd ""T"" \\x" set id = id + 100 where id <= 2');
+    ]);
+    await writeAs(ws.t.url, 'odd-writer', ['update public."Odd ""T"" \\x" set id = id + 100 where id <= 2']);
     expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
 
     const blame = parseJson<BlameResult>(await ws.cli(['blame', 'public."Odd ""T"" \\x"', '--json']));
@@ -107,7 +92,7 @@ describe('blame from the sealed ledger', () => {
   it('leaves out a sealed copy edited after sealing, says so, and check finds it (ledger-tampered)', async () => {
     expect((await ws.cli(['protect', 'users', '--keep-rows'])).exitCode).toBe(0);
     expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
-    await writeAs(ws.t.url, 'seed-script', "delete from users where email = 'pro.user@example.com'");
+    await writeAs(ws.t.url, 'seed-script', ["delete from users where email = 'pro.user@example.com'"]);
     expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
     const before = parseJson<BlameResult>(await ws.cli(['blame', 'users', '--json']));
     expect(sessionOf(before, 8, 7)!.statements).toEqual([expect.objectContaining({ applicationName: 'seed-script', op: 'DELETE' })]);

@@ -1,11 +1,10 @@
 import { sql } from 'kysely';
-import { createDb } from '../src/db/connection.js';
 import type { BlameResult } from '../src/blame/blame.js';
 import type { RecoverResult } from '../src/restore/recover.js';
 import type { UndoResult } from '../src/restore/undo.js';
 import type { RunResult } from '../src/run/types.js';
 import { parseJson } from './helpers/cli.js';
-import { countRows } from './helpers/db.js';
+import { countRows, writeAs } from './helpers/db.js';
 import { rowsOf, USERS_FAMILY } from './helpers/rows.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
 
@@ -15,18 +14,6 @@ import { createWorkspace, type Workspace } from './helpers/workspace.js';
  * truncate, and `recover` / `undo` put the rows back from what those triggers kept. The
  * recovery tests fill the ledger by hand; these prove the two layouts really agree.
  */
-
-/** One transaction on its own connection with that application_name (what PGAPPNAME sets). */
-async function writeAs(url: string, applicationName: string, statements: readonly string[]): Promise<void> {
-  const db = createDb(url, { applicationName, maxConnections: 1 });
-  try {
-    await db.transaction().execute(async (trx) => {
-      for (const s of statements) await sql.raw(s).execute(trx);
-    });
-  } finally {
-    await db.destroy();
-  }
-}
 
 const RENAME = `
 import { defineScript, sql } from 'safe-run';

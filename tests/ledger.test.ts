@@ -5,6 +5,7 @@ import type { ProtectResult } from '../src/commands/protect.js';
 import { INLINE_ROWS_MAX } from '../src/ledger/schema-sql.js';
 import { keptRowsSql } from '../src/ledger/kept-rows.js';
 import { parseJson } from './helpers/cli.js';
+import { writeAs } from './helpers/db.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
 
 /**
@@ -12,25 +13,6 @@ import { createWorkspace, type Workspace } from './helpers/workspace.js';
  * superuser, out-of-band writers on plain connections (as the incident's were), and
  * `blame` naming them from the ledger.
  */
-interface Writer {
-  readonly pid: number;
-  readonly xid: string;
-}
-
-/** One transaction on its own connection with that application_name (what PGAPPNAME sets): its pid and xid. */
-async function writeAs(url: string, applicationName: string, statements: readonly string[]): Promise<Writer> {
-  const db = createDb(url, { applicationName, maxConnections: 1 });
-  try {
-    return await db.transaction().execute(async (trx) => {
-      const { rows } = await sql<Writer>`select pg_backend_pid() as pid, pg_current_xact_id()::text as xid`.execute(trx);
-      for (const s of statements) await sql.raw(s).execute(trx);
-      return rows[0]!;
-    });
-  } finally {
-    await db.destroy();
-  }
-}
-
 type Ledger = { id: number; operation: string; table_name: string | null; row_count: number; rows_kept: number; rows_not_kept: number };
 
 async function ledgerOf(ws: Workspace, op: string, table: string): Promise<Ledger[]> {

@@ -61,3 +61,23 @@ export async function countRows(db: Db, table: string): Promise<number> {
   const result = await sql<{ n: number }>`select count(*)::int as n from ${sql.table(table)}`.execute(db);
   return result.rows[0]!.n;
 }
+
+/** What an out-of-band writer's transaction was: the ledger names it by these. */
+export interface Writer {
+  readonly pid: number;
+  readonly xid: string;
+}
+
+/** One transaction on its own connection with that application_name (what PGAPPNAME sets), as an out-of-band writer. */
+export async function writeAs(url: string, applicationName: string, statements: readonly string[]): Promise<Writer> {
+  const db = createDb(url, { applicationName, maxConnections: 1 });
+  try {
+    return await db.transaction().execute(async (trx) => {
+      const { rows } = await sql<Writer>`select pg_backend_pid() as pid, pg_current_xact_id()::text as xid`.execute(trx);
+      for (const s of statements) await sql.raw(s).execute(trx);
+      return rows[0]!;
+    });
+  } finally {
+    await db.destroy();
+  }
+}

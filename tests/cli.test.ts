@@ -270,6 +270,24 @@ register('./hooks.mjs', import.meta.url);\n`,
     expect(outside).toEqual([pathToFileURL(CLI_PATH).href]);
   });
 
+  it("a database command loads pg without Node's fetch: the bundle drops pg's Cloudflare probe", async () => {
+    // undici is Node's own module, which the loader hooks never see: ask Node what it loaded.
+    const hook = path.join(dir, 'internal-modules.cjs');
+    const trace = path.join(dir, 'internal-modules.txt');
+    writeFileSync(
+      hook,
+      `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(trace)}, process.moduleLoadList.join('\\n')));\n`,
+    );
+    const result = await runCli(['--db', 'postgres://x@127.0.0.1:1/x', 'blame', 'users', '--no-live'], {
+      cwd: dir,
+      env: { NODE_OPTIONS: `--require=${hook}` },
+    });
+    expect(result.stderr).toContain('Cannot connect');
+    const internal = readFileSync(trace, 'utf8');
+    expect(internal).toContain('NativeModule net');
+    expect(internal).not.toContain('undici');
+  });
+
   it('--help lists every command from the registry without importing one', async () => {
     const { modules, stdout } = await loaded(['--help'], dir);
     for (const command of ['list', 'show <run>', 'check', 'completion']) expect(stdout).toContain(`safe-run ${command}`);

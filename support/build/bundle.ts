@@ -1,7 +1,7 @@
 // Bundles src/ into dist/bundle and points the package's bin at it: run by `npm run build`
 // after tsc, or alone after an edit under src/. Build-time support code, never imported by src/.
-import { build, type BuildOptions, type Metafile } from 'esbuild';
-import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { build, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,10 +45,32 @@ const common: BuildOptions = {
   external: ['pg-native', 'jiti'],
 };
 
+/**
+ * pg asks "is this a Cloudflare Worker?" when it loads, and on Node 20 (no `navigator`) it
+ * finds out by building a fetch `Response`, which loads undici: 25-35 ms of every command
+ * that talks to the database, for an answer that is always no here. The bundle drops that
+ * probe; pg still checks `navigator` first. The build fails, rather than silently keeping
+ * the probe, if a pg upgrade changes the line.
+ */
+const PG_CLOUDFLARE_PROBE = "if (typeof Response === 'function') {";
+const skipPgCloudflareProbe: Plugin = {
+  name: 'skip-pg-cloudflare-probe',
+  setup(plugin) {
+    plugin.onLoad({ filter: /[\\/]node_modules[\\/]pg[\\/]lib[\\/]stream\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      if (!source.includes(PG_CLOUDFLARE_PROBE)) {
+        throw new Error(`${args.path} no longer holds pg's Response probe; look at skipPgCloudflareProbe in support/build/bundle.ts`);
+      }
+      return { contents: source.replace(PG_CLOUDFLARE_PROBE, 'if (false) {'), loader: 'js' };
+    });
+  },
+};
+
 /** The CLI and the report's verification worker: everything they import is inside. */
 async function bundleCli(): Promise<Metafile> {
   const result = await build({
     ...common,
+    plugins: [skipPgCloudflareProbe],
     entryPoints: { cli: path.join(SRC, 'cli.ts'), 'verify-worker': path.join(SRC, 'report/verify-worker.ts') },
   });
   return result.metafile!;

@@ -51,7 +51,7 @@ const common: BuildOptions = {
  * - pg asks "is this a Cloudflare Worker?" and, on Node 20 (no `navigator`), finds out by
  *   building a fetch `Response`, which loads undici: 25-35 ms for an answer always no here.
  *   pg still checks `navigator` first.
- * - string-width (yargs' and cliui's) builds an `Intl.Segmenter` and compiles the RGI emoji
+ * - string-width (three copies under yargs) builds an `Intl.Segmenter` and compiles the RGI emoji
  *   property regex at load: 40-100 ms together, used only to measure help text that is not
  *   ASCII. They are built on first use instead.
  * The build fails, rather than silently keeping the cost, if an upgrade changes a line.
@@ -63,6 +63,7 @@ const LAZY_SEGMENTER = {
 const LAZY_AT_LOAD: readonly { readonly file: string; readonly from: string; readonly to: string }[] = [
   { file: 'node_modules/pg/lib/stream.js', from: "if (typeof Response === 'function') {", to: 'if (false) {' },
   { file: 'node_modules/cliui/node_modules/string-width/index.js', ...LAZY_SEGMENTER },
+  { file: 'node_modules/wrap-ansi/node_modules/string-width/index.js', ...LAZY_SEGMENTER },
   { file: 'node_modules/string-width/index.js', ...LAZY_SEGMENTER },
   {
     file: 'node_modules/string-width/index.js',

@@ -262,6 +262,9 @@ register('./hooks.mjs', import.meta.url);\n`,
     const { modules, files, stdout } = await loaded(['list'], cwd);
     expect(stdout).toContain('cleanup-invalid-sessions');
     for (const name of ['/node_modules/yargs/', '/node_modules/zod/', '/src/commands/list.']) expect(modules).toContain(name);
+    // English only: zod's other languages are not in the bundle (support/build/bundle.ts).
+    expect(modules).toContain('/node_modules/zod/v4/locales/en.js');
+    expect(modules).not.toContain('/node_modules/zod/v4/locales/fr.js');
     const read = files.split('\n').filter((url) => url.startsWith('file:'));
     expect(read).toContain(pathToFileURL(path.join(BUNDLE, 'cli.js')).href);
     // Only the bin itself is tsc's output; every other file is the bundle's. jiti is resolved,

@@ -71,6 +71,22 @@ const LAZY_AT_LOAD: readonly { readonly file: string; readonly from: string; rea
     to: 'let rgiEmojiMade; const rgiEmojiRegex = { test: (text) => (rgiEmojiMade ??= /^\\p{RGI_Emoji}$/v).test(text) };',
   },
 ];
+/**
+ * zod's `z` namespace carries `z.locales` (and `z.core.locales`): every language's error
+ * messages, 366 kB of the 750 kB zod chunk, parsed by every command that validates a config
+ * or a log entry. safe-run speaks English, which zod configures from its own `locales/en.js`;
+ * those namespaces are empty here.
+ */
+const zodWithoutLocales: Plugin = {
+  name: 'zod-without-locales',
+  setup(plugin) {
+    plugin.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      args.importer.includes(path.join('node_modules', 'zod', 'v4', path.sep)) ? { path: 'zod-locales', namespace: 'empty' } : undefined,
+    );
+    plugin.onLoad({ filter: /.*/, namespace: 'empty' }, () => ({ contents: 'export {};', loader: 'js' }));
+  },
+};
+
 const lazyAtLoad: Plugin = {
   name: 'lazy-at-load',
   setup(plugin) {
@@ -94,7 +110,7 @@ const lazyAtLoad: Plugin = {
 async function bundleCli(): Promise<Metafile> {
   const result = await build({
     ...common,
-    plugins: [lazyAtLoad],
+    plugins: [lazyAtLoad, zodWithoutLocales],
     entryPoints: { cli: path.join(SRC, 'cli.ts'), 'verify-worker': path.join(SRC, 'report/verify-worker.ts') },
   });
   return result.metafile!;

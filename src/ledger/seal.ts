@@ -8,7 +8,7 @@ import type { Db } from '../db/connection.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { LedgerStatementSchema, type DatabaseIdentity, type LedgerSealBody, type LedgerStatement } from '../records/index.js';
-import { keptRowsSql } from './kept-rows.js';
+import { inlineRowsColumns, keptRowsSql } from './kept-rows.js';
 import { ledgerInstalled } from './state.js';
 
 /**
@@ -80,7 +80,7 @@ export async function readStatements(
 
 async function readKeptRows(trx: Db, ids: readonly number[]): Promise<SealedRow[]> {
   const { rows } = await sql<SealedRow>`
-    select k.ledger_id, k.side, k.row from (${keptRowsSql(sql`l.id = any (${ids as number[]}::int8[])`)}) k
+    select k.ledger_id, k.side, k.row from (${keptRowsSql(sql`l.id = any (${ids as number[]}::int8[])`, await inlineRowsColumns(trx))}) k
      order by k.ledger_id, k.side desc`.execute(trx);
   return rows.map((r) => ({ ledger_id: Number(r.ledger_id), side: r.side, row: r.row }));
 }

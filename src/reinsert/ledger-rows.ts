@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import { keyOf } from '../db/names.js';
-import { keptRowsSql } from '../ledger/kept-rows.js';
+import { inlineRowsColumns, keptRowsSql } from '../ledger/kept-rows.js';
 import type { TableKey } from '../records/index.js';
 import type { JsonRow } from './types.js';
 
@@ -89,8 +89,9 @@ export async function readLedger(db: Db, filter: LedgerFilter): Promise<LedgerSt
 async function readKeptRows(db: Db, ids: readonly string[]): Promise<Map<string, JsonRow[]>> {
   const byKey = new Map<string, JsonRow[]>();
   if (!ids.length) return byKey;
+  const inline = await inlineRowsColumns(db);
   const { rows } = await sql<{ ledger_id: string; side: string; row: JsonRow }>`
-    select k.ledger_id::text as ledger_id, k.side, k.row from (${keptRowsSql(sql`l.id = any(${ids.map(Number)}::bigint[])`)}) k`.execute(
+    select k.ledger_id::text as ledger_id, k.side, k.row from (${keptRowsSql(sql`l.id = any(${ids.map(Number)}::bigint[])`, inline)}) k`.execute(
     db,
   );
   for (const r of rows) {

@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { sql } from 'kysely';
 import { loadConfig } from '../src/config/load.js';
 import { withTarget } from '../src/db/target.js';
+import { usageError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { RunIntentBody } from '../src/records/index.js';
 import { declarationHintPath } from '../src/run/declaration-hint.js';
@@ -163,6 +164,24 @@ describe('a TypeScript run starts its backup on the declarations of its last run
     expect(intents(ws).at(-1)!.backup.tables).toContain('public.models');
     expect(await tablesWithData(ws, edited.backup.path!)).toContain('public.models');
     expect(readdirSync(path.join(ws.evidenceDir, 'backups'))).toHaveLength(2);
+  });
+
+  it('a script that no longer loads stops the early backup and leaves no archive and no entry', async () => {
+    ws.writeScript('hinted.ts', script(ONE_TABLE));
+    expect(parseJson<RunResult>(await ws.cli(['hinted', '--json'])).status).toBe('committed');
+    const entries = readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8');
+    const config = await loadConfig({ cwd: ws.cwd, env: ws.env });
+    const log = recordingLogger();
+    const load: typeof loadScriptByName = async () => {
+      await waitFor(() => log.lines.some((line) => line.startsWith(STARTED_EARLY)), 20_000);
+      throw usageError('Script hinted.ts could not be loaded: boom at import', 'Fix the script.');
+    };
+    const failed = withTarget(config.databaseUrl, (target) =>
+      runGuarded(config, { scriptName: 'hinted', args: [], dryRun: false, reason: 'test' }, target, log, load),
+    );
+    await expect(failed).rejects.toMatchObject({ exitCode: 2, message: 'Script hinted.ts could not be loaded: boom at import' });
+    expect(readdirSync(path.join(ws.evidenceDir, 'backups'))).toHaveLength(1);
+    expect(readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8')).toBe(entries);
   });
 
   it('a garbage or tampered hint file changes nothing and is not reported', async () => {

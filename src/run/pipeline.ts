@@ -521,7 +521,10 @@ function scopedDumpMode(
     beforeSnapshot: async () => {},
     duringSnapshot: async (snapshotId) => {
       // Declarations that arrived before the snapshot was exported need no hint.
+      const exported = Date.now();
       const first = hinted ? await settledOr(planning, hinted) : await planning;
+      // How long the exported snapshot sat waiting for the script's declarations before its backup could start.
+      ctx.timings.backupWaited = Date.now() - exported;
       if (first !== hinted) return dump(first.backupTables, snapshotId);
       const stop = new AbortController();
       const started = Date.now();

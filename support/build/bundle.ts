@@ -52,18 +52,27 @@ const common: BuildOptions = {
  *   building a fetch `Response`, which loads undici: 25-35 ms for an answer always no here.
  *   pg still checks `navigator` first.
  * - string-width (three copies under yargs) builds an `Intl.Segmenter` and compiles the RGI emoji
- *   property regex at load: 40-100 ms together, used only to measure help text that is not
- *   ASCII. They are built on first use instead.
+ *   property regex at load: 40-100 ms together, used only to measure text that is not ASCII.
+ *   They are built on first use instead, and the two older copies get string-width 8's
+ *   printable-ASCII fast path, so yargs' help text (which it lays out after every command
+ *   starts, in case the command prints it) never needs them.
  * The build fails, rather than silently keeping the cost, if an upgrade changes a line.
  */
 const LAZY_SEGMENTER = {
   from: 'const segmenter = new Intl.Segmenter();',
   to: 'let segmenterMade; const segmenter = { segment: (text) => (segmenterMade ??= new Intl.Segmenter()).segment(text) };',
 };
+/** string-width 8's own fast path, for the two copies of string-width 7 that lack it. */
+const ASCII_FAST_PATH = {
+  from: '\tlet width = 0;\n\tconst eastAsianWidthOptions',
+  to: 'if (/^[\\u0020-\\u007E]*$/.test(string)) return string.length;\n\tlet width = 0;\n\tconst eastAsianWidthOptions',
+};
 const LAZY_AT_LOAD: readonly { readonly file: string; readonly from: string; readonly to: string }[] = [
   { file: 'node_modules/pg/lib/stream.js', from: "if (typeof Response === 'function') {", to: 'if (false) {' },
   { file: 'node_modules/cliui/node_modules/string-width/index.js', ...LAZY_SEGMENTER },
+  { file: 'node_modules/cliui/node_modules/string-width/index.js', ...ASCII_FAST_PATH },
   { file: 'node_modules/wrap-ansi/node_modules/string-width/index.js', ...LAZY_SEGMENTER },
+  { file: 'node_modules/wrap-ansi/node_modules/string-width/index.js', ...ASCII_FAST_PATH },
   { file: 'node_modules/string-width/index.js', ...LAZY_SEGMENTER },
   {
     file: 'node_modules/string-width/index.js',

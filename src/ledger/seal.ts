@@ -91,13 +91,13 @@ export async function readStatements(
  * rows is found without sending a row to the client. Rows hashed one by one and sorted:
  * ledger_rows has no order of its own.
  */
-export function keptRowsHashSql(ledgerFilter: RawBuilder<unknown>): RawBuilder<unknown> {
+export function keptRowsHashSql(ledgerFilter: RawBuilder<unknown>, inline: boolean): RawBuilder<unknown> {
   // bytea, sorted by memcmp: hex text sorted under a collation cost a third more (100,000 rows).
   return sql`
     select k.ledger_id, pg_catalog.count(*)::int as n,
            pg_catalog.encode(pg_catalog.sha256(pg_catalog.string_agg(k.h, ''::bytea order by k.h)), 'hex') as hash
       from (select r.ledger_id, pg_catalog.sha256(pg_catalog.convert_to(r.side || ' ' || r.row::text, 'UTF8')) as h
-              from (${keptRowsSql(ledgerFilter)}) r) k
+              from (${keptRowsSql(ledgerFilter, inline)}) r) k
      group by k.ledger_id`;
 }
 
@@ -108,7 +108,8 @@ export interface KeptHash {
 
 /** keptRowsHashSql by ledger id, for the statements `ledgerFilter` selects (alias `l`). */
 export async function readKeptHashes(db: Db, ledgerFilter: RawBuilder<unknown>): Promise<Map<number, KeptHash>> {
-  const { rows } = await sql<{ ledger_id: string; n: number; hash: string }>`${keptRowsHashSql(ledgerFilter)}`.execute(db);
+  const inline = await inlineRowsColumns(db);
+  const { rows } = await sql<{ ledger_id: string; n: number; hash: string }>`${keptRowsHashSql(ledgerFilter, inline)}`.execute(db);
   return new Map(rows.map((r) => [Number(r.ledger_id), { n: r.n, hash: r.hash }]));
 }
 

@@ -194,12 +194,11 @@ export const INLINE_ROWS_MAX = 100;
  * transition tables its event has. A statement that changed no row is not recorded: it
  * changed nothing. The trigger's arguments, fixed at `protect` time, say whether rows are
  * kept, the cap and the statement text mode, so nothing is looked up per statement.
- * Without kept rows, a statement is one INSERT ... SELECT of its count. With kept rows, a small
- * statement is one too: one pass over at most INLINE_ROWS_MAX + 1 rows gives its count and
- * rows, and its ledger row is written with them only if the count is small (PL/pgSQL pays for
- * each statement it runs, and this is the path of every single-row write). A larger statement,
- * or none, falls through: it is counted in full, its ledger row written, and up to the cap of
- * its rows kept set-wise.
+ * With kept rows, a small statement is one INSERT ... SELECT: one pass over at most
+ * INLINE_ROWS_MAX + 1 rows gives its count and rows, and its ledger row is written with them
+ * only if the count is small (PL/pgSQL pays for each statement it runs, and this is the path
+ * of every single-row write). A larger statement, or none, falls through: it is counted in
+ * full, its ledger row written, and up to the cap of its rows kept set-wise.
  */
 export const DML_OPERATIONS = ['INSERT', 'UPDATE', 'DELETE'] as const;
 
@@ -240,16 +239,10 @@ begin
               from (select * from ${first.from} limit ${inline} + 1) t) c
      where c.safe_run_n between 1 and ${inline};
     if found then return null; end if;
-  else
-    insert into safe_run.ledger (${LEDGER_COLUMNS})
-    select ${row('c.safe_run_n', '0')}
-      from (select pg_catalog.count(*) as safe_run_n from ${first.from}) c
-     where c.safe_run_n > 0;
-    return null;
   end if;
   select pg_catalog.count(*) into n from ${first.from};
   if n = 0 then return null; end if;
-  kept := least(n, tg_argv[1]::bigint);
+  kept := ${keptOf("tg_argv[0] = 'keep'", 'n', 'tg_argv[1]::bigint')};
   insert into safe_run.ledger (${LEDGER_COLUMNS})
   values (${row('n', 'kept')})
   returning id into lid;

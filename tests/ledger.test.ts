@@ -159,10 +159,10 @@ describe('safe-run protect and the change ledger', () => {
   it('keeps a small statement inline in its ledger row, a larger one row by row, and a statement over the cap exactly the cap', async () => {
     const cap = INLINE_ROWS_MAX + 50;
     ws.writeConfig({ ledger: { keepRowsMax: cap } });
-    // Columns named like the trigger's aliases and variables (t, c, n, lid, kept, safe_run_n) must not stand in for them.
+    // Columns named like the trigger's alias and variables (t, n, lid, kept) must not stand in for them.
     await sql
       .raw(
-        `create table big (id int primary key, v text, t int, c int, n int, lid int, kept int, safe_run_n int);
+        `create table big (id int primary key, v text, t int, n int, lid int, kept int);
          insert into big (id, v) select g, 'v' || g from generate_series(1, 1000) g`,
       )
       .execute(ws.t.db);
@@ -175,8 +175,8 @@ describe('safe-run protect and the change ledger', () => {
     expect(await keptWhere(ws, update!.id)).toEqual({ inline: 2, apart: 0 });
     expect(await keptRows(ws, update!.id)).toEqual(
       expect.arrayContaining([
-        { side: 'old', row: { id: 1, v: 'v1', t: null, c: null, n: null, lid: null, kept: null, safe_run_n: null } },
-        { side: 'new', row: { id: 1, v: 'changed', t: null, c: null, n: null, lid: null, kept: null, safe_run_n: null } },
+        { side: 'old', row: { id: 1, v: 'v1', t: null, n: null, lid: null, kept: null } },
+        { side: 'new', row: { id: 1, v: 'changed', t: null, n: null, lid: null, kept: null } },
       ]),
     );
     expect(atInline).toMatchObject({ row_count: INLINE_ROWS_MAX, rows_kept: INLINE_ROWS_MAX, rows_not_kept: 0 });

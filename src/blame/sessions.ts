@@ -170,7 +170,9 @@ function cascadedRows(k: KnownStatement, cascaded: ReadonlyMap<string, KnownStat
 
 /** `DELETE 8 rows (+16 cascaded) by role app, application "prisma-seed", client 10.0.0.5, pid 4242, xid 1234, at …` */
 export function describeSession(s: SessionStatement): string {
-  return `${s.op} ${s.rows} rows${s.cascaded ? ` (+${s.cascaded} cascaded)` : ''} by ${describeWho(s)}, xid ${s.xid}, at ${s.at}`;
+  // A RENAME moves the rows without counting them.
+  const rows = s.op === 'RENAME' ? '' : ` ${s.rows} rows${s.cascaded ? ` (+${s.cascaded} cascaded)` : ''}`;
+  return `${s.op}${rows} by ${describeWho(s)}, xid ${s.xid}, at ${s.at}`;
 }
 
 /** The session: `role app, application "prisma-seed", client 10.0.0.5, pid 4242`. */

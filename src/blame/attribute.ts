@@ -86,6 +86,8 @@ export interface BlameChange {
 export interface LedgerOff {
   readonly off: SessionStatement;
   readonly on: SessionStatement | null;
+  /** Rows removed from other protected tables meanwhile: where a cascade from this table shows, with its session. */
+  readonly meanwhile: readonly { readonly table: TableKey; readonly statement: SessionStatement }[];
 }
 
 const ZERO: CounterDelta = { inserted: 0, updated: 0, deleted: 0 };

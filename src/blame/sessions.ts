@@ -40,7 +40,14 @@ export function attributeToSessions(
     const c: BlameChange = off.length
       ? {
           ...change,
-          ledgerOff: off.map((o) => ({ off: toSessionStatement(o.off, cascaded), on: o.on && toSessionStatement(o.on, cascaded) })),
+          ledgerOff: off.map((o) => ({
+            off: toSessionStatement(o.off, cascaded),
+            on: o.on && toSessionStatement(o.on, cascaded),
+            meanwhile: removalsElsewhere(table, view.statements, Math.max(o.from, from), Math.min(o.to ?? to, to), runXids).map((k) => ({
+              table: keyOf(k.statement.table_schema!, k.statement.table_name!),
+              statement: toSessionStatement(k, cascaded),
+            })),
+          })),
         }
       : change;
     if (!isOutside(c.attribution)) return c;
@@ -96,6 +103,30 @@ function ledgerOffSpans(table: TableKey, statements: readonly KnownStatement[]):
   return spans;
 }
 
+/** What a table's cascade looks like from its children: at most this many removals elsewhere are named per span. */
+const MAX_MEANWHILE = 5;
+
+/**
+ * Rows removed from other protected tables while this one's ledger was off: a delete from this
+ * table that cascaded shows there, with its session, xid and statement. Named, never taken for proof.
+ */
+function removalsElsewhere(
+  table: TableKey,
+  statements: readonly KnownStatement[],
+  from: number,
+  to: number,
+  runXids: ReadonlySet<string>,
+): KnownStatement[] {
+  return statements
+    .filter(({ statement: s, at }) => {
+      if (s.table_schema === null || s.table_name === null || runXids.has(s.xid)) return false;
+      return (
+        at >= from && at <= to && (s.operation === 'DELETE' || s.operation === 'TRUNCATE') && keyOf(s.table_schema, s.table_name) !== table
+      );
+    })
+    .slice(0, MAX_MEANWHILE);
+}
+
 /**
  * Under a change: that the ledger was off, and who switched it off and on again (one line each):
  * `the change ledger was OFF on public.users: …`, `off: 2025-… by role app, …, xid 12: ALTER TABLE …`.
@@ -107,6 +138,10 @@ export function ledgerOffLines(table: TableKey, o: LedgerOff): string[] {
     `the change ledger was OFF on ${table}: writes then were not recorded, so the statements named may not explain this change`,
     `off: ${who(o.off)}`,
     o.on ? `on:  ${who(o.on)}${same}` : 'on:  not since (safe-run doctor shows the triggers; safe-run protect puts them back)',
+    ...o.meanwhile.map(
+      (m) =>
+        `meanwhile (a cascade from here shows there): ${m.statement.op} ${m.statement.rows} rows from ${m.table} at ${who(m.statement)}`,
+    ),
   ];
 }
 

@@ -373,7 +373,12 @@ describe('the incident replayed by other kinds of out-of-band writers', () => {
     const { change, statements } = await blamed(ws);
     expect(statements.map((s) => [s.op, s.applicationName])).toEqual([['UPDATE', 'innocent']]);
     expect(change.ledgerOff).toEqual([
-      expect.objectContaining({ off: expect.objectContaining({ applicationName: 'quiet-admin', pid: quiet.pid, xid: quiet.xid }) }),
+      expect.objectContaining({
+        off: expect.objectContaining({ applicationName: 'quiet-admin', pid: quiet.pid, xid: quiet.xid }),
+        meanwhile: expect.arrayContaining([
+          { table: 'public.credit_allocation', statement: expect.objectContaining({ applicationName: 'quiet-admin', xid: quiet.xid }) },
+        ]),
+      }),
     ]);
     const text = await ws.cli(['blame', 'users']);
     expect(text.stdout).toContain('the change ledger was OFF on public.users');
@@ -440,13 +445,24 @@ describe('the incident replayed by other kinds of out-of-band writers', () => {
 
   it('DROP TRIGGER in one session, DELETE in another, protect again: off from the drop until protect, the deleter not cleared', async () => {
     const dropper = await writeAs(ws.t.url, 'cleanup-tool', ['DROP TRIGGER safe_run_ledger_delete ON users']);
-    await writeAs(ws.t.url, 'seed-script', ['DELETE FROM users']);
+    const deleter = await writeAs(ws.t.url, 'seed-script', ['DELETE FROM users']);
     const still = parseJson<BlameResult>(await ws.cli(['blame', 'users', '--json'])).changes.at(-1)!;
     expect(still.attribution.type).toBe('outside');
+    // The deleter is not cleared: the cascade into the protected children names it, beside the switch.
     expect(still.ledgerOff).toEqual([
-      { off: expect.objectContaining({ op: 'LEDGER OFF', applicationName: 'cleanup-tool', xid: dropper.xid }), on: null },
+      {
+        off: expect.objectContaining({ op: 'LEDGER OFF', applicationName: 'cleanup-tool', xid: dropper.xid }),
+        on: null,
+        meanwhile: expect.arrayContaining([
+          { table: 'public.subscriptions', statement: expect.objectContaining({ applicationName: 'seed-script', xid: deleter.xid }) },
+        ]),
+      },
     ]);
-    expect((await ws.cli(['blame', 'users'])).stdout).toContain('on:  not since');
+    const text = (await ws.cli(['blame', 'users'])).stdout;
+    expect(text).toContain('on:  not since');
+    expect(text).toMatch(
+      /meanwhile \(a cascade from here shows there\): DELETE \d+ rows from public.subscriptions at .* application "seed-script"/,
+    );
 
     expect((await ws.cli(['protect', 'users', '--keep-rows'])).exitCode).toBe(0);
     const after = parseJson<BlameResult>(await ws.cli(['blame', 'users', '--json'])).changes.at(-1)!;
@@ -454,6 +470,7 @@ describe('the incident replayed by other kinds of out-of-band writers', () => {
       {
         off: expect.objectContaining({ applicationName: 'cleanup-tool' }),
         on: expect.objectContaining({ op: 'LEDGER ON', applicationName: 'safe-run' }),
+        meanwhile: expect.arrayContaining([expect.objectContaining({ table: 'public.subscriptions' })]),
       },
     ]);
     // The children still recorded the cascade: they name the deleter, and their rows come back.

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -262,12 +263,58 @@ register('./hooks.mjs', import.meta.url);\n`,
     const { modules, files, stdout } = await loaded(['list'], cwd);
     expect(stdout).toContain('cleanup-invalid-sessions');
     for (const name of ['/node_modules/yargs/', '/node_modules/zod/', '/src/commands/list.']) expect(modules).toContain(name);
+    // English only: zod's other languages are not in the bundle (support/build/bundle.ts).
+    expect(modules).toContain('/node_modules/zod/v4/locales/en.js');
+    expect(modules).not.toContain('/node_modules/zod/v4/locales/fr.js');
     const read = files.split('\n').filter((url) => url.startsWith('file:'));
     expect(read).toContain(pathToFileURL(path.join(BUNDLE, 'cli.js')).href);
     // Only the bin itself is tsc's output; every other file is the bundle's. jiti is resolved,
     // not loaded: the script child's read allow-list is the directory it is installed in.
     const outside = read.filter((url) => !url.startsWith(pathToFileURL(BUNDLE).href) && !url.includes('/node_modules/jiti/'));
     expect(outside).toEqual([pathToFileURL(CLI_PATH).href]);
+  });
+
+  it("a database command loads pg without Node's fetch: the bundle drops pg's Cloudflare probe", async () => {
+    // undici is Node's own module, which the loader hooks never see: ask Node what it loaded.
+    const hook = path.join(dir, 'internal-modules.cjs');
+    const trace = path.join(dir, 'internal-modules.txt');
+    writeFileSync(
+      hook,
+      `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(trace)}, process.moduleLoadList.join('\\n')));\n`,
+    );
+    const result = await runCli(['--db', 'postgres://x@127.0.0.1:1/x', 'blame', 'users', '--no-live'], {
+      cwd: dir,
+      env: { NODE_OPTIONS: `--require=${hook}` },
+    });
+    expect(result.stderr).toContain('Cannot connect');
+    const internal = readFileSync(trace, 'utf8');
+    expect(internal).toContain('NativeModule net');
+    expect(internal).not.toContain('undici');
+  });
+
+  it('a command builds no Intl.Segmenter: yargs measures its ASCII help text without one', async () => {
+    const hook = path.join(dir, 'segmenter.cjs');
+    const trace = path.join(dir, 'segmenter.txt');
+    writeFileSync(
+      hook,
+      `const fs = require('node:fs'); fs.writeFileSync(${JSON.stringify(trace)}, '');
+const Original = Intl.Segmenter;
+Intl.Segmenter = class extends Original { constructor(...a) { fs.appendFileSync(${JSON.stringify(trace)}, 'segmenter\\n'); super(...a); } };\n`,
+    );
+    const cwd = mkdtempSync(path.join(dir, 'run-'));
+    writeFileSync(path.join(cwd, 'safe-run.config.json'), JSON.stringify({ scriptsDir: SCRIPTS_DIR() }));
+    const env = { NODE_OPTIONS: `--require=${hook}`, DATABASE_URL: 'postgres://x@127.0.0.1:1/x' };
+    const run = await runCli(['cleanup-invalid-sessions'], { cwd, env });
+    expect(run.stderr).toContain('Cannot connect');
+    // Any other command: yargs lays out its help once it starts, and finds it all ASCII.
+    const snapshot = await runCli(['snapshot'], { cwd, env });
+    expect(snapshot.stderr).toContain('Cannot connect');
+    expect(readFileSync(trace, 'utf8')).toBe('');
+    // The hook does see one when some text is not ASCII.
+    execFileSync(process.execPath, ['-e', "console.log([...new Intl.Segmenter().segment('é')].length)"], {
+      env: { ...process.env, ...env },
+    });
+    expect(readFileSync(trace, 'utf8')).toContain('segmenter');
   });
 
   it('--help lists every command from the registry without importing one', async () => {

@@ -1,4 +1,6 @@
 import { sql } from 'kysely';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { createDb, type Db } from '../src/db/connection.js';
 import type { BlameResult } from '../src/blame/blame.js';
 import type { ProtectResult } from '../src/commands/protect.js';
@@ -25,7 +27,7 @@ async function ledgerOf(ws: Workspace, op: string, table: string): Promise<Ledge
 /** A statement's kept rows, inline in its ledger row or in ledger_rows: read as seal and recover read them. */
 async function keptRows(ws: Workspace, ledgerId: number): Promise<{ side: string; row: Record<string, unknown> }[]> {
   const { rows } = await sql<{ side: string; row: Record<string, unknown> }>`
-    select k.side, k.row from (${keptRowsSql(sql`l.id = ${ledgerId}`)}) k`.execute(ws.t.db);
+    select k.side, k.row from (${keptRowsSql(sql`l.id = ${ledgerId}`, true)}) k`.execute(ws.t.db);
   return rows;
 }
 
@@ -157,10 +159,10 @@ describe('safe-run protect and the change ledger', () => {
   it('keeps a small statement inline in its ledger row, a larger one row by row, and a statement over the cap exactly the cap', async () => {
     const cap = INLINE_ROWS_MAX + 50;
     ws.writeConfig({ ledger: { keepRowsMax: cap } });
-    // Columns named like the trigger's alias and variables (t, n, lid, kept) must not stand in for them.
+    // Columns named like the trigger's aliases and variables (t, c, n, lid, kept, safe_run_n) must not stand in for them.
     await sql
       .raw(
-        `create table big (id int primary key, v text, t int, n int, lid int, kept int);
+        `create table big (id int primary key, v text, t int, c int, n int, lid int, kept int, safe_run_n int);
          insert into big (id, v) select g, 'v' || g from generate_series(1, 1000) g`,
       )
       .execute(ws.t.db);
@@ -173,8 +175,8 @@ describe('safe-run protect and the change ledger', () => {
     expect(await keptWhere(ws, update!.id)).toEqual({ inline: 2, apart: 0 });
     expect(await keptRows(ws, update!.id)).toEqual(
       expect.arrayContaining([
-        { side: 'old', row: { id: 1, v: 'v1', t: null, n: null, lid: null, kept: null } },
-        { side: 'new', row: { id: 1, v: 'changed', t: null, n: null, lid: null, kept: null } },
+        { side: 'old', row: { id: 1, v: 'v1', t: null, c: null, n: null, lid: null, kept: null, safe_run_n: null } },
+        { side: 'new', row: { id: 1, v: 'changed', t: null, c: null, n: null, lid: null, kept: null, safe_run_n: null } },
       ]),
     );
     expect(atInline).toMatchObject({ row_count: INLINE_ROWS_MAX, rows_kept: INLINE_ROWS_MAX, rows_not_kept: 0 });
@@ -245,6 +247,29 @@ describe('safe-run protect and the change ledger', () => {
     // The parent holds no rows of its own: each partition records what it lost.
     expect(await ledgerOf(ws, 'TRUNCATE', 'ev')).toEqual([]);
     expect((await ledgerOf(ws, 'TRUNCATE', 'ev_2'))[0]).toMatchObject({ row_count: 2, rows_kept: 2 });
+  });
+
+  it('seals the rows kept by a ledger laid out before the inline columns', async () => {
+    await sql
+      .raw(`create table old_layout (id int primary key, v text); insert into old_layout select g, 'v' || g from generate_series(1, 150) g`)
+      .execute(ws.t.db);
+    expect((await ws.cli(['protect', 'old_layout', '--keep-rows'])).exitCode).toBe(0);
+    // More rows than fit inline: kept in ledger_rows, as every statement was before the inline columns.
+    await writeAs(ws.t.url, 'psql', ['delete from old_layout']);
+    await sql`alter table safe_run.ledger drop column old_rows, drop column new_rows`.execute(ws.t.db);
+    const [deleted] = await ledgerOf(ws, 'DELETE', 'old_layout');
+    expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
+    const { rows } = await sql<{
+      sealed: boolean;
+    }>`select sealed_in is not null as sealed from safe_run.ledger where id = ${deleted!.id}`.execute(ws.t.db);
+    expect(rows[0]!.sealed).toBe(true);
+    const dir = path.join(ws.evidenceDir, 'ledger');
+    const sealedRows = readdirSync(dir)
+      .filter((f) => f.endsWith('.rows.jsonl'))
+      .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean))
+      .map((line) => JSON.parse(line) as { ledger_id: number; row: { id: number } })
+      .filter((r) => r.ledger_id === Number(deleted!.id));
+    expect(sealedRows.map((r) => r.row.id).sort((a, b) => a - b)).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
   });
 
   it('--remove drops the triggers and keeps the recorded statements', async () => {

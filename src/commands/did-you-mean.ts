@@ -1,4 +1,5 @@
 import { usageError, type SafeRunError } from '../errors.js';
+import { byCodeUnit } from '../text-order.js';
 
 /**
  * `safe-run chek` is a typo far more often than a script called "chek": name what was
@@ -27,7 +28,7 @@ export function closest(word: string, candidates: readonly string[], limit = 3):
   return [...new Set(candidates)]
     .map((c) => ({ c, d: editDistance(lower, c.toLowerCase()) }))
     .filter(({ c, d }) => d <= allowed || (lower.length >= 3 && c.toLowerCase().startsWith(lower)))
-    .sort((a, b) => a.d - b.d || a.c.localeCompare(b.c))
+    .sort((a, b) => a.d - b.d || byCodeUnit(a.c, b.c))
     .slice(0, limit)
     .map(({ c }) => c);
 }

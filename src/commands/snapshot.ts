@@ -9,6 +9,7 @@ import type { Logger } from '../logger.js';
 import type { TableKey } from '../records/index.js';
 import { createProgress, type Progress } from '../progress.js';
 import { emit, loadContext, type GlobalArgs } from './context.js';
+import { byCodeUnit } from '../text-order.js';
 
 export interface SnapshotResult {
   readonly seq: number;
@@ -72,7 +73,7 @@ export async function recordSnapshot(
 function renderSnapshot(r: SnapshotResult): string {
   // Critical tables (exact counts) first: those are the ones a reader scans for.
   const tables = Object.entries(r.tables).sort(
-    ([a, x], [b, y]) => Number(y.rowsKind === 'exact') - Number(x.rowsKind === 'exact') || a.localeCompare(b),
+    ([a, x], [b, y]) => Number(y.rowsKind === 'exact') - Number(x.rowsKind === 'exact') || byCodeUnit(a, b),
   );
   const exact = tables.filter(([, t]) => t.rowsKind === 'exact').length;
   const shown = tables

@@ -1,5 +1,6 @@
 import type { TableKey } from '../records/index.js';
 import type { CatalogObject, CatalogState } from './catalog-changes.js';
+import { byCodeUnit } from '../text-order.js';
 
 /**
  * One named change to the system catalogs, as an operator reads it. `unidentified` is the
@@ -33,7 +34,9 @@ export function diffCatalogState(before: CatalogState, after: CatalogState): Cat
   for (const [key, now] of after.objects) {
     if (!before.objects.has(key) && !now.temp) changes.push(change('created', now, describeCreation(now)));
   }
-  return changes.sort((a, b) => compare(a.table ?? '', b.table ?? '') || compare(a.catalog, b.catalog) || compare(a.identity, b.identity));
+  return changes.sort(
+    (a, b) => byCodeUnit(a.table ?? '', b.table ?? '') || byCodeUnit(a.catalog, b.catalog) || byCodeUnit(a.identity, b.identity),
+  );
 }
 
 /** Whether anything in the session's own temp namespace appeared, vanished or changed. */
@@ -143,8 +146,4 @@ function show(v: unknown): string {
 
 function short(text: string): string {
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

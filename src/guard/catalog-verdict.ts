@@ -1,6 +1,7 @@
 import type { Db } from '../db/connection.js';
 import { catalogWritesDelta, readCatalogState, readCatalogWrites, type CatalogState, type CatalogWrites } from './catalog-changes.js';
 import { diffCatalogState, storageChanges, temporaryObjectsChanged, type CatalogChange } from './catalog-diff.js';
+import { byCodeUnit } from '../text-order.js';
 
 /** What the guard reads once before the script and once after, in the script's transaction. */
 export interface CatalogSnapshot {
@@ -99,7 +100,7 @@ export function judgeCatalogChanges(before: CatalogSnapshot, after: CatalogSnaps
   });
   if (unexplained.length === 0) return { changes: [], ...verdict };
   const counts = unexplained
-    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .sort(([a], [b]) => byCodeUnit(a, b))
     .map(([catalog, w]) => `${catalog} (${[w.ins && `+${w.ins}`, w.upd && `~${w.upd}`, w.del && `-${w.del}`].filter(Boolean).join(' ')})`);
   const unidentified: CatalogChange = {
     action: 'unidentified',

@@ -9,6 +9,7 @@ import { readLiveFacts, resolveStatus, type DisplayStatus } from './run-status.j
 import { isNonZero, isStarted, RunCollector, type RunSummary, type StartedRun } from './runs.js';
 import { warnSkipped } from '../audit/read.js';
 import { scanLog } from './scan.js';
+import { byCodeUnit } from '../text-order.js';
 
 export interface HistoryFilter {
   readonly script?: string;
@@ -65,7 +66,7 @@ export async function runHistory(config: Config, filter: HistoryFilter, target: 
   const identity = live ? await readLiveIdentity(live) : null;
   const facts = live && identity ? await readLiveFacts(live.db, identity, selected) : null;
   const rows = [...selected.map((run) => row(run, resolveStatus(run, facts))), ...execs.map(execRow)];
-  return { runs: rows.sort((a, b) => a.ts.localeCompare(b.ts)), total: all.length + execCollector.execs.length };
+  return { runs: rows.sort((a, b) => byCodeUnit(a.ts, b.ts)), total: all.length + execCollector.execs.length };
 }
 
 function countMoved(change: ExecTableChange | undefined): boolean {

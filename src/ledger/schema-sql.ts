@@ -196,9 +196,11 @@ export const INLINE_ROWS_MAX = 100;
  * transition tables its event has. A statement that changed no row is not recorded: it
  * changed nothing. The trigger's arguments, fixed at `protect` time, say whether rows are
  * kept, the cap and the statement text mode, so nothing is looked up per statement.
- * With kept rows, one pass over at most INLINE_ROWS_MAX + 1 rows gives a small statement's
- * count and rows together, and its ledger row is written with them; a larger statement is
- * counted in full, its ledger row written, and up to the cap of its rows kept set-wise.
+ * With kept rows, a small statement is one INSERT ... SELECT: one pass over at most
+ * INLINE_ROWS_MAX + 1 rows gives its count and rows, and its ledger row is written with them
+ * only if the count is small (PL/pgSQL pays for each statement it runs, and this is the path
+ * of every single-row write). A larger statement, or none, falls through: it is counted in
+ * full, its ledger row written, and up to the cap of its rows kept set-wise.
  */
 export const DML_OPERATIONS = ['INSERT', 'UPDATE', 'DELETE'] as const;
 
@@ -208,22 +210,22 @@ function dmlFunctionSql(op: (typeof DML_OPERATIONS)[number]): string {
     ...(op === 'DELETE' ? [] : [{ side: 'new' as const, from: 'safe_run_new' }]),
   ];
   const first = sources[0]!;
-  const row = (kept: string): string =>
+  const row = (n: string, kept: string): string =>
     ledgerValues({
       op: 'tg_op',
       schema: 'tg_table_schema',
       table: 'tg_table_name',
       ident: 'null',
-      n: 'n',
+      n,
       kept,
       textMode: 'tg_argv[2]',
       pending: 'false',
     });
   const inline = `least(${INLINE_ROWS_MAX}, tg_argv[1]::bigint)`;
-  // UPDATE: the new rows, as many as the old ones, in a second pass over the new table.
-  const otherSide = op === 'UPDATE' ? '\n      select pg_catalog.jsonb_agg(t.*) into new_side from safe_run_new t;' : '';
-  const oldRows = op === 'INSERT' ? 'null' : 'first_rows';
-  const newRows = op === 'INSERT' ? 'first_rows' : op === 'UPDATE' ? 'new_side' : 'null';
+  // UPDATE: the new rows, as many as the old ones, read in the same statement from the new table.
+  const newSide = '(select pg_catalog.jsonb_agg(t.*) from safe_run_new t)';
+  const oldRows = op === 'INSERT' ? 'null' : 'c.safe_run_rows';
+  const newRows = op === 'INSERT' ? 'c.safe_run_rows' : op === 'UPDATE' ? newSide : 'null';
   // The block label qualifies `lid` and `kept` where a column of the protected table could have their names.
   return `create or replace function safe_run.ledger_${op.toLowerCase()}() returns trigger language plpgsql ${FN} as $fn$
 <<safe_run_ledger>>
@@ -231,23 +233,20 @@ declare
   n bigint;
   kept bigint;
   lid bigint;
-  first_rows jsonb;
-  new_side jsonb;
 begin
   if tg_argv[0] = 'keep' then
-    select pg_catalog.count(*), pg_catalog.jsonb_agg(t.*) into n, first_rows from (select * from ${first.from} limit ${inline} + 1) t;
-    if n = 0 then return null; end if;
-    if n <= ${inline} then${otherSide}
-      insert into safe_run.ledger (${LEDGER_COLUMNS}, old_rows, new_rows)
-      values (${row('n')}, ${oldRows}, ${newRows});
-      return null;
-    end if;
+    insert into safe_run.ledger (${LEDGER_COLUMNS}, old_rows, new_rows)
+    select ${row('c.safe_run_n', 'c.safe_run_n')}, ${oldRows}, ${newRows}
+      from (select pg_catalog.count(*) as safe_run_n, pg_catalog.jsonb_agg(t.*) as safe_run_rows
+              from (select * from ${first.from} limit ${inline} + 1) t) c
+     where c.safe_run_n between 1 and ${inline};
+    if found then return null; end if;
   end if;
   select pg_catalog.count(*) into n from ${first.from};
   if n = 0 then return null; end if;
   kept := ${keptOf("tg_argv[0] = 'keep'", 'n', 'tg_argv[1]::bigint')};
   insert into safe_run.ledger (${LEDGER_COLUMNS})
-  values (${row('kept')})
+  values (${row('n', 'kept')})
   returning id into lid;
   if kept > 0 then
     ${keepRowsSql('safe_run_ledger.lid', 'safe_run_ledger.kept', sources)};

@@ -9,7 +9,7 @@ import { parseExact, stringifyExact } from '../db/exact-json.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { LedgerStatementSchema, type DatabaseIdentity, type LedgerSealBody, type LedgerStatement } from '../records/index.js';
-import { keptRowsSql } from './kept-rows.js';
+import { inlineRowsColumns, keptRowsSql } from './kept-rows.js';
 import { ledgerInstalled } from './state.js';
 
 /**
@@ -82,7 +82,7 @@ export async function readStatements(
 async function readKeptRows(trx: Db, ids: readonly number[]): Promise<SealedRow[]> {
   // The rows as text, parsed exactly: the sealed copy holds each number as PostgreSQL wrote it (db/exact-json.ts).
   const { rows } = await sql<{ ledger_id: string; side: 'old' | 'new'; row: string }>`
-    select k.ledger_id, k.side, k.row::text as row from (${keptRowsSql(sql`l.id = any (${ids as number[]}::int8[])`)}) k
+    select k.ledger_id, k.side, k.row::text as row from (${keptRowsSql(sql`l.id = any (${ids as number[]}::int8[])`, await inlineRowsColumns(trx))}) k
      order by k.ledger_id, k.side desc`.execute(trx);
   return rows.map((r) => ({ ledger_id: Number(r.ledger_id), side: r.side, row: parseExact(r.row) }));
 }

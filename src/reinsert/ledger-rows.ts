@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import { parseExact } from '../db/exact-json.js';
 import { keyOf } from '../db/names.js';
-import { keptRowsSql } from '../ledger/kept-rows.js';
+import { inlineRowsColumns, keptRowsSql } from '../ledger/kept-rows.js';
 import type { TableKey } from '../records/index.js';
 import type { JsonRow } from './types.js';
 
@@ -90,9 +90,10 @@ export async function readLedger(db: Db, filter: LedgerFilter): Promise<LedgerSt
 async function readKeptRows(db: Db, ids: readonly string[]): Promise<Map<string, JsonRow[]>> {
   const byKey = new Map<string, JsonRow[]>();
   if (!ids.length) return byKey;
+  const inline = await inlineRowsColumns(db);
   // As text, parsed here: JSON.parse of the driver would round numbers a double cannot hold (db/exact-json.ts).
   const { rows } = await sql<{ ledger_id: string; side: string; row: string }>`
-    select k.ledger_id::text as ledger_id, k.side, k.row::text as row from (${keptRowsSql(sql`l.id = any(${ids.map(Number)}::bigint[])`)}) k`.execute(
+    select k.ledger_id::text as ledger_id, k.side, k.row::text as row from (${keptRowsSql(sql`l.id = any(${ids.map(Number)}::bigint[])`, inline)}) k`.execute(
     db,
   );
   for (const r of rows) {

@@ -11,6 +11,7 @@ import { shortName, type Verdict } from '../blame/verdict.js';
 import { summarizeStatements } from '../blame/session-groups.js';
 import type { RunFacts } from '../blame/windows.js';
 import { suggest } from '../shell-quote.js';
+import { byCodeUnit } from '../text-order.js';
 
 /** The post-mortem of one table, in the order the incident document should have had. */
 export interface TableReportInput {
@@ -59,7 +60,7 @@ export function tableReportBlocks(input: TableReportInput): Block[] {
 
 function currentState(a: BlameAnalysis): Block[] {
   if (!a.current) return [];
-  const rowsOf = Object.entries(a.current.tables).sort(([x], [y]) => x.localeCompare(y));
+  const rowsOf = Object.entries(a.current.tables).sort(([x], [y]) => byCodeUnit(x, y));
   return [
     heading('Current state'),
     paragraph(`Table counts in the live database at ${a.current.at}:`),

@@ -20,7 +20,7 @@ import { parseDatabaseUrl, redactUrl } from '../db/url.js';
 import { ExitCode, SafeRunError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { findScriptFiles, loadScriptByName, scriptLoadOptions, type LoadedScript } from '../script/load.js';
-import { takeSnapshot } from '../snapshot/take.js';
+import { settledOr, takeSnapshot } from '../snapshot/take.js';
 import { prepareBaseline, type PreparedBaseline } from '../guard/baseline.js';
 import { loadParser } from '../guard/pg-parser.js';
 import type {
@@ -35,6 +35,7 @@ import type {
   Snapshot,
   TableKey,
 } from '../records/index.js';
+import { hintMatches, readDeclarationHint, writeDeclarationHint, type DeclarationHint } from './declaration-hint.js';
 import { checkEnvironment } from './environment.js';
 import { assertEvidenceWritable } from './preflight.js';
 import { watchInterrupts, type Interrupt } from './interrupt.js';
@@ -65,6 +66,8 @@ interface EarlyContext {
   readonly options: RunOptions;
   /** The script's child starting and describing it; awaited where the declarations are needed. */
   readonly loading: Promise<LoadedScript>;
+  /** What the script declared on its last run (declaration-hint.ts), read while the child starts. */
+  readonly hint: Promise<DeclarationHint | null>;
   readonly url: URL;
   readonly runId: string;
   readonly db: Db;
@@ -110,13 +113,18 @@ export async function runGuarded(
   const timings: Record<string, number> = {};
   const loading = timed(timings, 'load', () => load(options.scriptName, config.scriptsDirs, scriptLoadOptions(config)));
   loading.catch(() => {}); // awaited where the declarations are needed, and below
+  const hint = readDeclarationHint(config.evidenceDir, options.scriptName);
+  const remembering = loading.then(
+    (script) => rememberDeclarations(config, options.scriptName, hint, script, log),
+    () => {},
+  );
   const facts = startFacts(config, options, loading);
   // The statement policy's parser compiles here, on a core the child's start-up leaves idle, not in the script's first statement.
   loadParser().catch(() => {});
   const runId = ulid();
   const interrupt = watchInterrupts();
   try {
-    return await connectAndRun({ config, options, target, log, loading, facts, runId, interrupt, timings });
+    return await connectAndRun({ config, options, target, log, loading, hint, facts, runId, interrupt, timings });
   } catch (error) {
     throw await inPipelineOrder(error, loading, interrupt);
   } finally {
@@ -126,8 +134,26 @@ export async function runGuarded(
     );
     // A run that stopped before its intent leaves no git process behind either.
     await Promise.allSettled([facts.operator, facts.git]);
+    await remembering;
     interrupt.dispose();
   }
+}
+
+/**
+ * Keeps a TypeScript script's declarations for its next run (declaration-hint.ts), once its
+ * child has read them, whatever the run does next. SQL and built-in scripts need none: their
+ * declarations are read in this process. Rewritten only when they changed.
+ */
+async function rememberDeclarations(
+  config: Config,
+  scriptName: string,
+  hint: Promise<DeclarationHint | null>,
+  script: LoadedScript,
+  log: Logger,
+): Promise<void> {
+  if (script.kind !== 'ts' || hintMatches(await hint, script)) return;
+  const notKept = await writeDeclarationHint(config.evidenceDir, scriptName, script);
+  if (notKept) log.debug('the declarations were not kept for the next run; it will wait for the script to load', { error: notKept });
 }
 
 /**
@@ -174,6 +200,7 @@ interface Start {
   readonly target: TargetHandle;
   readonly log: Logger;
   readonly loading: Promise<LoadedScript>;
+  readonly hint: Promise<DeclarationHint | null>;
   readonly facts: RunFacts;
   readonly runId: string;
   readonly interrupt: Interrupt;
@@ -243,32 +270,38 @@ async function guardedRun(ctx: EarlyContext): Promise<RunResult> {
   }
 }
 
-/** What the script's declarations decide: the tables counted exactly, the backup's scope, the cascade's origins. */
-interface RunPlan {
-  readonly script: LoadedScript;
+/** What a script's declarations decide: the tables counted exactly, the backup's scope, the cascade's origins. */
+interface Scope {
   readonly cascadeFrom: Readonly<Record<TableKey, TableKey>>;
   readonly exactTables: ReadonlySet<TableKey>;
   readonly backupTables: readonly TableKey[];
+}
+
+/** The scope of the script's own declarations, as its child read them. */
+interface RunPlan extends Scope {
+  readonly script: LoadedScript;
   /** When the declarations arrived (Date.now()): the steps waiting on them are timed from here. */
   readonly at: number;
 }
 
-function planRun(script: LoadedScript, config: Config, graph: ScopeGraph, scope: BackupScope): RunPlan {
-  const declared = Object.keys(script.touches);
+function scopeOf(declarations: Pick<LoadedScript, 'touches' | 'critical'>, config: Config, graph: ScopeGraph, scope: BackupScope): Scope {
+  const declared = Object.keys(declarations.touches);
   const closure = closureOf(graph, declared);
   const cascadeFrom = Object.fromEntries(closure.filter((k) => !declared.includes(k)).map((k) => [k, declared.join(', ')]));
-  const critical = criticalTableKeys(script, config);
+  const critical = criticalTableKeys(declarations, config);
   const exactTables = new Set<TableKey>([...closure, ...critical, ...config.exactTables]);
   const backupTables = scope === 'guarded' ? closureOf(graph, [...declared, ...critical]) : closure;
-  return { script, cascadeFrom, exactTables, backupTables, at: Date.now() };
+  return { cascadeFrom, exactTables, backupTables };
 }
 
 async function guardedSteps(early: EarlyContext, preparation: Preparation): Promise<RunResult> {
   const { config, log, timings } = early;
   const started = Date.now();
   const scope = early.options.backupScope ?? config.backup.scope;
-  const graph = await readScopeGraph(early.session);
-  const planning = early.loading.then((script) => planRun(script, config, graph, scope));
+  const [graph, hint] = await Promise.all([readScopeGraph(early.session), early.hint]);
+  const planning = early.loading.then((script): RunPlan => ({ script, ...scopeOf(script, config, graph, scope), at: Date.now() }));
+  // The declarations of the script's last run, to start on while its child starts (null: none kept).
+  const hinted = hint ? scopeOf(hint, config, graph, scope) : null;
   const counted = planning.then((plan) => plan.exactTables);
   // Awaited by the snapshot's counts and the backup; a failed load is reported from there.
   planning.catch(() => {});
@@ -279,18 +312,15 @@ async function guardedSteps(early: EarlyContext, preparation: Preparation): Prom
   // side by side. Exact counts only where they prove something: the declared tables, their
   // cascade closure and the critical tables; the rest come from the catalog and statistics.
   // The snapshot is exported and its catalog read while the script may still be loading;
-  // its counts and the backup wait for the declarations that name their tables.
+  // its counts and the backup start on the declarations of the script's last run when there
+  // is such a hint, and otherwise wait for the declarations that name their tables.
   // pgbackrest mode dumps nothing: it checks the archive before and records positions after.
-  const backupMode = chooseBackupMode(early, scope, planning);
+  const backupMode = chooseBackupMode(early, scope, planning, hinted);
   await backupMode.beforeSnapshot();
   const beforeSnapshotMs = Date.now() - t;
+  const snapshotOptions = { url: early.url, exactTables: counted, exactTablesGuess: hinted?.exactTables, countConnections: 2 };
   const [taken, baseline] = await Promise.allSettled([
-    takeSnapshot(early.db, { url: early.url, exactTables: counted, countConnections: 2 }, async (snapshotId) => {
-      await planning;
-      const dumping = Date.now();
-      await backupMode.duringSnapshot(snapshotId);
-      timings.backup = Date.now() - dumping;
-    }),
+    takeSnapshot(early.db, snapshotOptions, (snapshotId) => backupMode.duringSnapshot(snapshotId)),
     preparation.early ? preparation.get() : null,
   ]);
   if (taken.status === 'rejected' || baseline.status === 'rejected') {
@@ -421,21 +451,21 @@ async function flushOwnCounters(ctx: RunContext): Promise<void> {
 
 /**
  * backup.mode, chosen once per run: pg_dump of the scope (step 5), or pgBackRest's archive.
- * pg_dump's scope comes from the script's declarations, which may still be loading: its
- * mode has no work before the snapshot, so it is made once they are known.
+ * pg_dump's 'touched' and 'guarded' scopes come from the script's declarations, which may
+ * still be loading (scopedDumpMode); 'full' and 'none' do not depend on them.
  */
-function chooseBackupMode(ctx: EarlyContext, scope: BackupScope, planning: Promise<RunPlan>): BackupMode {
+function chooseBackupMode(ctx: EarlyContext, scope: BackupScope, planning: Promise<RunPlan>, hinted: Scope | null): BackupMode {
   const { config } = ctx;
   if (ctx.options.dryRun) return dryRunMode(scope, ctx.log);
   if (config.backup.mode === 'pgbackrest' && config.backup.pgbackrest) {
     return pgBackRestMode({ config: config.backup.pgbackrest, session: ctx.session, identity: ctx.identity, url: ctx.url, log: ctx.log });
   }
-  const dump = planning.then((plan) =>
+  const dumpOf = (tables: readonly TableKey[], signal: AbortSignal): BackupMode =>
     pgDumpMode({
       db: ctx.db,
       url: ctx.url,
       scope,
-      tables: scope === 'full' ? [] : plan.backupTables,
+      tables,
       evidenceDir: config.evidenceDir,
       runId: ctx.runId,
       compress: config.backup.compress,
@@ -444,18 +474,89 @@ function chooseBackupMode(ctx: EarlyContext, scope: BackupScope, planning: Promi
       pgBinDir: config.pgBinDir,
       serverMajor: Math.floor(ctx.identity.serverVersionNum / 10000),
       log: ctx.log,
-      signal: ctx.interrupt.abortSignal,
+      signal,
       progress: ctx.options.progress,
-    }),
-  );
-  dump.catch(() => {}); // a failed load is the run's error, reported where the plan is awaited
+    });
+  if (scope === 'full' || scope === 'none') return timedDuring(ctx.timings, dumpOf([], ctx.interrupt.abortSignal));
+  return scopedDumpMode(ctx, dumpOf, planning, hinted);
+}
+
+/** Adds the time `duringSnapshot` took to timings.backup. */
+function timedDuring(timings: Record<string, number>, mode: BackupMode): BackupMode {
+  return {
+    ...mode,
+    duringSnapshot: async (snapshotId) => {
+      const started = Date.now();
+      try {
+        await mode.duringSnapshot(snapshotId);
+      } finally {
+        timings.backup = (timings.backup ?? 0) + (Date.now() - started);
+      }
+    },
+  };
+}
+
+/**
+ * pg_dump of the tables the script's declarations put in scope. With a hint (the scope the
+ * script declared on its last run) the dump starts on the exported snapshot at once, while the
+ * child is still starting; when the child's declarations arrive, a dump of other tables than
+ * they put in scope is stopped, removed, and taken again with the right scope on the same
+ * snapshot, which stays exported until this returns (snapshot/take.ts). So the archive the
+ * intent names always holds exactly the scope of the declarations that run: a stale or edited
+ * hint costs a second dump, never another record. The tables must be the same, not merely
+ * covered: the record lists what was dumped, and `restore` offers what that list holds, so a
+ * larger dump would change what a later restore of this run does.
+ */
+function scopedDumpMode(
+  ctx: EarlyContext,
+  dumpOf: (tables: readonly TableKey[], signal: AbortSignal) => BackupMode,
+  planning: Promise<RunPlan>,
+  hinted: Scope | null,
+): BackupMode {
+  let current: BackupMode | null = null;
+  const dump = (tables: readonly TableKey[], snapshotId: string, signal = ctx.interrupt.abortSignal): Promise<void> => {
+    current = timedDuring(ctx.timings, dumpOf(tables, signal));
+    return current.duringSnapshot(snapshotId);
+  };
   return {
     beforeSnapshot: async () => {},
-    duringSnapshot: async (snapshotId) => (await dump).duringSnapshot(snapshotId),
-    record: async (pre) => (await dump).record(pre),
-    discard: async () => (await dump.catch(() => null))?.discard(),
-    afterCommit: async (commitLsn) => (await dump).afterCommit(commitLsn),
+    duringSnapshot: async (snapshotId) => {
+      // Declarations that arrived before the snapshot was exported need no hint.
+      const exported = Date.now();
+      const first = hinted ? await settledOr(planning, hinted) : await planning;
+      // How long the exported snapshot sat waiting for the script's declarations before its backup could start.
+      ctx.timings.backupWaited = Date.now() - exported;
+      if (first !== hinted) return dump(first.backupTables, snapshotId);
+      const stop = new AbortController();
+      const started = Date.now();
+      ctx.log.debug("backup started on the script's declarations of its last run, while its child starts", {
+        tables: hinted.backupTables,
+      });
+      const dumping = dump(hinted.backupTables, snapshotId, AbortSignal.any([ctx.interrupt.abortSignal, stop.signal]));
+      const plan = await planning.catch(async (error: unknown) => {
+        stop.abort(); // the script did not load: nothing will run, and nobody needs this dump
+        await dumping;
+        throw error;
+      });
+      ctx.timings.backupAhead = Math.max(0, plan.at - started);
+      if (sameTables(plan.backupTables, hinted.backupTables)) return dumping;
+      ctx.log.info('the script declares other tables than on its last run: its backup is taken again with their scope', {
+        tables: plan.backupTables,
+      });
+      stop.abort();
+      await dumping;
+      await current!.discard();
+      return dump(plan.backupTables, snapshotId);
+    },
+    record: async (pre) => (current ?? dumpOf((await planning).backupTables, ctx.interrupt.abortSignal)).record(pre),
+    discard: async () => current?.discard(),
+    afterCommit: async (commitLsn) => (current ? current.afterCommit(commitLsn) : null),
   };
+}
+
+function sameTables(a: readonly TableKey[], b: readonly TableKey[]): boolean {
+  const set = new Set(a);
+  return set.size === new Set(b).size && b.every((key) => set.has(key));
 }
 
 async function appendPost(ctx: RunContext, post: Snapshot, commitLsn: string, xid: string, pitr: PitrPostRecord | null): Promise<void> {

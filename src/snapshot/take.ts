@@ -78,12 +78,26 @@ async function readInSnapshot(
   const known = new Map(Object.entries(options.knownCounts ?? {}).filter(([key]) => catalog[key]));
   // A caller may still be working out what to count (a run whose script is loading): the
   // catalog above is read meanwhile, and the snapshot's own cost leaves out the wait.
-  const waiting = performance.now();
-  const exactTables = (await options.exactTables) ?? new Set<TableKey>();
-  const waitedMs = performance.now() - waiting;
-  const wanted = planExactCounts(catalog, exactTables, options.exactCountThreshold);
-  const toScan = tablesToScan(catalog, wanted).filter((t) => !known.has(t.key));
-  const counts = await countInSnapshot(db, trx, snapshotId, toScan, options.countConnections ?? 2, options.onCounted);
+  let waitedMs = 0;
+  const settle = async (): Promise<ReadonlySet<TableKey>> => {
+    const waiting = performance.now();
+    const tables = (await options.exactTables) ?? new Set<TableKey>();
+    waitedMs += performance.now() - waiting;
+    return tables;
+  };
+  const plan = (tables: ReadonlySet<TableKey>): Set<TableKey> => planExactCounts(catalog, tables, options.exactCountThreshold);
+  const count = async (wanted: ReadonlySet<TableKey>, counts: Map<TableKey, number>): Promise<void> => {
+    const toScan = tablesToScan(catalog, wanted).filter((t) => !known.has(t.key) && !counts.has(t.key));
+    const counted = await countInSnapshot(db, trx, snapshotId, toScan, options.countConnections ?? 2, options.onCounted);
+    for (const [key, n] of counted) counts.set(key, n);
+  };
+  const counts = new Map<TableKey, number>();
+  const guess = options.exactTablesGuess && (await settledOr(options.exactTables, options.exactTablesGuess));
+  if (guess) await count(plan(guess), counts);
+  const wanted = plan(await settle());
+  await count(wanted, counts);
+  // A guessed table the caller turned out not to need is recorded as if the guess was never made.
+  for (const key of counts.keys()) if (!wanted.has(key)) counts.delete(key);
   for (const [key, n] of known) counts.set(key, n);
   sumPartitions(catalog, counts, new Set([...wanted, ...known.keys()]));
   return {
@@ -113,4 +127,15 @@ function tableStates(catalog: TableCatalog, counts: ReadonlyMap<TableKey, number
     };
   }
   return tables;
+}
+
+/**
+ * What `value` holds if it is already there (a set, or a promise that has settled), else
+ * `fallback`, without waiting. A promise already rejected rejects here too.
+ */
+export async function settledOr<T>(value: T | Promise<T> | undefined, fallback: T): Promise<T> {
+  const notYet = Symbol('not yet');
+  // Promise.race settles with the first operand already settled, in array order.
+  const first = await Promise.race([value, Promise.resolve(notYet)]);
+  return first === notYet || first === undefined ? fallback : (first as T);
 }

@@ -10,6 +10,13 @@ export interface SnapshotOptions {
    */
   readonly exactTables?: ReadonlySet<TableKey> | Promise<ReadonlySet<TableKey>>;
   /**
+   * A guess at `exactTables` while they are still a promise (a guarded run's declaration
+   * hint): counted at once instead of waiting. Once the promise settles, whatever it names
+   * that the guess did not is counted too, in the same snapshot, and only what it names is
+   * recorded exact: a guess can neither leave a count out nor add one to the record.
+   */
+  readonly exactTablesGuess?: ReadonlySet<TableKey>;
+  /**
    * Also count exactly every table whose estimate is at or below this (`snapshot --exact`).
    * Absent: every table outside `exactTables` is recorded from the catalog and statistics,
    * so the snapshot costs a fixed number of queries plus the rows of `exactTables`.

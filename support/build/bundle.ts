@@ -1,7 +1,7 @@
 // Bundles src/ into dist/bundle and points the package's bin at it: run by `npm run build`
 // after tsc, or alone after an edit under src/. Build-time support code, never imported by src/.
-import { build, type BuildOptions, type Metafile } from 'esbuild';
-import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { build, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,10 +45,81 @@ const common: BuildOptions = {
   external: ['pg-native', 'jiti'],
 };
 
+/**
+ * Work third-party modules do when they load, for something a command rarely or never needs,
+ * made lazy in the bundle. Each costs every command that loads the module, on every run:
+ * - pg asks "is this a Cloudflare Worker?" and, on Node 20 (no `navigator`), finds out by
+ *   building a fetch `Response`, which loads undici: 25-35 ms for an answer always no here.
+ *   pg still checks `navigator` first.
+ * - string-width (three copies under yargs) builds an `Intl.Segmenter` and compiles the RGI emoji
+ *   property regex at load: 40-100 ms together, used only to measure text that is not ASCII.
+ *   They are built on first use instead, and the two older copies get string-width 8's
+ *   printable-ASCII fast path, so yargs' help text (which it lays out after every command
+ *   starts, in case the command prints it) never needs them.
+ * The build fails, rather than silently keeping the cost, if an upgrade changes a line.
+ */
+const LAZY_SEGMENTER = {
+  from: 'const segmenter = new Intl.Segmenter();',
+  to: 'let segmenterMade; const segmenter = { segment: (text) => (segmenterMade ??= new Intl.Segmenter()).segment(text) };',
+};
+/** string-width 8's own fast path, for the two copies of string-width 7 that lack it. */
+const ASCII_FAST_PATH = {
+  from: '\tlet width = 0;\n\tconst eastAsianWidthOptions',
+  to: 'if (/^[\\u0020-\\u007E]*$/.test(string)) return string.length;\n\tlet width = 0;\n\tconst eastAsianWidthOptions',
+};
+const LAZY_AT_LOAD: readonly { readonly file: string; readonly from: string; readonly to: string }[] = [
+  { file: 'node_modules/pg/lib/stream.js', from: "if (typeof Response === 'function') {", to: 'if (false) {' },
+  { file: 'node_modules/cliui/node_modules/string-width/index.js', ...LAZY_SEGMENTER },
+  { file: 'node_modules/cliui/node_modules/string-width/index.js', ...ASCII_FAST_PATH },
+  { file: 'node_modules/wrap-ansi/node_modules/string-width/index.js', ...LAZY_SEGMENTER },
+  { file: 'node_modules/wrap-ansi/node_modules/string-width/index.js', ...ASCII_FAST_PATH },
+  { file: 'node_modules/string-width/index.js', ...LAZY_SEGMENTER },
+  {
+    file: 'node_modules/string-width/index.js',
+    from: 'const rgiEmojiRegex = /^\\p{RGI_Emoji}$/v;',
+    to: 'let rgiEmojiMade; const rgiEmojiRegex = { test: (text) => (rgiEmojiMade ??= /^\\p{RGI_Emoji}$/v).test(text) };',
+  },
+];
+/**
+ * zod's `z` namespace carries `z.locales` (and `z.core.locales`): every language's error
+ * messages, 366 kB of the 750 kB zod chunk, parsed by every command that validates a config
+ * or a log entry. safe-run speaks English, which zod configures from its own `locales/en.js`;
+ * those namespaces are empty here.
+ */
+const zodWithoutLocales: Plugin = {
+  name: 'zod-without-locales',
+  setup(plugin) {
+    plugin.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      args.importer.includes(path.join('node_modules', 'zod', 'v4', path.sep)) ? { path: 'zod-locales', namespace: 'empty' } : undefined,
+    );
+    plugin.onLoad({ filter: /.*/, namespace: 'empty' }, () => ({ contents: 'export {};', loader: 'js' }));
+  },
+};
+
+const lazyAtLoad: Plugin = {
+  name: 'lazy-at-load',
+  setup(plugin) {
+    plugin.onLoad({ filter: /[\\/]node_modules[\\/].*[\\/](stream|index)\.js$/ }, (args) => {
+      const file = path.relative(ROOT, args.path).split(path.sep).join('/');
+      const patches = LAZY_AT_LOAD.filter((p) => p.file === file);
+      if (patches.length === 0) return undefined;
+      let source = readFileSync(args.path, 'utf8');
+      for (const patch of patches) {
+        if (!source.includes(patch.from)) {
+          throw new Error(`${args.path} no longer holds \`${patch.from}\`; look at LAZY_AT_LOAD in support/build/bundle.ts`);
+        }
+        source = source.replace(patch.from, patch.to);
+      }
+      return { contents: source, loader: 'js' };
+    });
+  },
+};
+
 /** The CLI and the report's verification worker: everything they import is inside. */
 async function bundleCli(): Promise<Metafile> {
   const result = await build({
     ...common,
+    plugins: [lazyAtLoad, zodWithoutLocales],
     entryPoints: { cli: path.join(SRC, 'cli.ts'), 'verify-worker': path.join(SRC, 'report/verify-worker.ts') },
   });
   return result.metafile!;

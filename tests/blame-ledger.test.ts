@@ -59,7 +59,7 @@ describe('blame from the sealed ledger', () => {
     expect(text.stdout).toContain('DELETE 1 rows by role postgres, application "seed-script"');
     // One line for the 25 UPDATEs, not one per statement.
     expect(text.stdout.split('"bulk-updater"')).toHaveLength(2);
-    expect(text.stdout).toContain('rows kept for 25 of 25 statements');
+    expect(text.stdout).toContain('old values kept for 25 of 25 statements: safe-run recover --ledger ID for each');
 
     const report = await ws.cli(['report', 'users']);
     expect(report.exitCode).toBe(0);

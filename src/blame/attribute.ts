@@ -33,6 +33,10 @@ export interface SessionStatement {
   readonly ledgerId: number;
   readonly xid: string;
   readonly pid: number;
+  /** With the pid, the session: a pid is reused by a later backend (after a restart, or over days). */
+  readonly backendStart: string | null;
+  /** Set when this change holds statements of another session with the same pid: the text then names each session's start. */
+  readonly pidReused?: true;
   readonly role: string;
   readonly outerRole: string | null;
   readonly applicationName: string | null;

@@ -1,11 +1,11 @@
 import type { TableKey } from '../records/index.js';
 import type { SessionStatement } from './attribute.js';
-import { describeSession, describeWho, sessionDetails, statementText } from './sessions.js';
+import { describeSession, describeWho, keptHint, NOT_KEPT, sessionDetails, sessionKey, statementText } from './sessions.js';
 
 /**
  * One change can be explained by 10,000 statements (a loop of single-row UPDATEs). A terminal
  * and a report want who did what, not 30,000 lines: the statements of one session (role,
- * application, client, pid) and one operation are one group, with counts, the transactions
+ * application, client, pid and backend start) and one operation are one group, with counts, the transactions
  * and the first and last statement. `blame --json` keeps every statement.
  */
 export interface SessionGroup {
@@ -28,7 +28,8 @@ const STATEMENT_CHARS = 160;
 export function groupStatements(statements: readonly SessionStatement[]): SessionGroup[] {
   const groups = new Map<string, { op: string; statements: SessionStatement[]; xids: Set<string> }>();
   for (const s of statements) {
-    const key = JSON.stringify([s.role, s.outerRole, s.applicationName, s.clientAddr, s.pid, s.op]);
+    // The pid alone is not the session: a later backend can get the same one (sessionKey).
+    const key = JSON.stringify([s.role, s.outerRole, s.applicationName, s.clientAddr, sessionKey(s), s.op]);
     const g = groups.get(key) ?? { op: s.op, statements: [], xids: new Set<string>() };
     if (!g.statements.length) groups.set(key, g);
     g.statements.push(s);
@@ -83,10 +84,17 @@ export function groupDetails(g: SessionGroup, table: TableKey): string[] {
 }
 
 function keptLine(g: SessionGroup, kept: readonly SessionStatement[], table: TableKey): string {
-  if (!kept.length) return 'rows not kept (protect with --keep-rows to keep them)';
+  if (!kept.length) return NOT_KEPT;
   const of = `${kept.length} of ${g.statements.length} statements`;
-  if (!REMOVING.has(g.op)) return `rows kept for ${of} (every ledger id: --json)`;
-  if (kept.length <= 5) return `rows kept: safe-run recover ${kept.map((s) => `--ledger ${s.ledgerId}`).join(' ')}`;
+  if (kept.length <= 5)
+    return keptHint(
+      g.op,
+      kept.map((s) => s.ledgerId),
+    );
+  if (!REMOVING.has(g.op))
+    return g.op === 'UPDATE'
+      ? `old values kept for ${of}: safe-run recover --ledger ID for each (every ledger id: --json)`
+      : `${g.op === 'INSERT' ? 'inserted rows' : 'rows'} kept for ${of} (every ledger id: --json)`;
   // The window's other removals of the table come back too: --dry-run says what recover would do.
   const first = kept[0]!.at;
   const last = kept[kept.length - 1]!.at;

@@ -59,7 +59,7 @@ export function attributeToSessions(
         ...c,
         attribution: {
           type: 'session',
-          statements: inWindow.map((k) => toSessionStatement(k, cascaded)),
+          statements: markReusedPids(inWindow.map((k) => toSessionStatement(k, cascaded))),
           after: c.attribution.after,
           before: c.attribution.before,
           ...during,
@@ -181,6 +181,7 @@ function toSessionStatement(k: KnownStatement, cascaded: ReadonlyMap<string, Kno
     ledgerId: s.id,
     xid: s.xid,
     pid: s.backend_pid,
+    backendStart: s.backend_start === null ? null : new Date(s.backend_start).toISOString(),
     role: s.session_role,
     outerRole: s.outer_role,
     applicationName: s.application_name,
@@ -193,6 +194,18 @@ function toSessionStatement(k: KnownStatement, cascaded: ReadonlyMap<string, Kno
     statement: s.statement,
     fingerprint: s.statement_fingerprint,
   };
+}
+
+/** A session is its pid and its backend's start: two backends that got the same pid are two sessions, named apart. */
+export function sessionKey(s: Pick<SessionStatement, 'pid' | 'backendStart'>): string {
+  return `${s.pid}@${s.backendStart ?? '?'}`;
+}
+
+function markReusedPids(statements: SessionStatement[]): SessionStatement[] {
+  const sessionsOf = new Map<number, Set<string>>();
+  for (const s of statements) (sessionsOf.get(s.pid) ?? sessionsOf.set(s.pid, new Set()).get(s.pid)!).add(sessionKey(s));
+  if ([...sessionsOf.values()].every((keys) => keys.size === 1)) return statements;
+  return statements.map((s) => (sessionsOf.get(s.pid)!.size > 1 ? { ...s, pidReused: true } : s));
 }
 
 function cascadedRows(k: KnownStatement, cascaded: ReadonlyMap<string, KnownStatement[]>): number {
@@ -217,7 +230,7 @@ export function describeWho(s: SessionStatement): string {
     `role ${role}`,
     `application ${s.applicationName ? `"${s.applicationName}"` : '(none)'}`,
     `client ${s.clientAddr ?? 'local socket'}`,
-    `pid ${s.pid}`,
+    s.pidReused ? `pid ${s.pid} (its session started ${s.backendStart ?? 'at an unrecorded time'})` : `pid ${s.pid}`,
   ].join(', ');
 }
 
@@ -228,8 +241,20 @@ export function statementText(s: SessionStatement): string {
 /** The statement and where its rows are, under describeSession's line. */
 export function sessionDetails(s: SessionStatement): string[] {
   if (s.op === 'RENAME') return [statementText(s), 'the rows went with the renamed table (the statement says where); nothing was deleted'];
-  return [
-    statementText(s),
-    s.rowsKept ? `rows kept: safe-run recover --ledger ${s.ledgerId}` : 'rows not kept (protect with --keep-rows to keep them)',
-  ];
+  return [statementText(s), s.rowsKept ? keptHint(s.op, [s.ledgerId]) : NOT_KEPT];
+}
+
+export const NOT_KEPT = 'rows not kept (protect with --keep-rows to keep them)';
+
+/**
+ * What helps with the rows these statements (one operation) kept: recover puts back removed
+ * rows and an UPDATE's old values; an INSERT removed none, so recover has nothing to give and
+ * the line says where its rows are instead.
+ */
+export function keptHint(op: string, ledgerIds: readonly number[]): string {
+  const ids = ledgerIds.map((id) => `--ledger ${id}`).join(' ');
+  if (op === 'UPDATE') return `old values kept: safe-run recover ${ids} (sets back the rows still as the UPDATE left them)`;
+  if (op === 'INSERT')
+    return `inserted rows kept (ledger ${ledgerIds.join(', ')}); nothing to recover, an INSERT removed no row: to delete them, docs/ledger.md "Rows an INSERT added"`;
+  return `rows kept: safe-run recover ${ids}`;
 }

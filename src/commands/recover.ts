@@ -10,7 +10,7 @@ import { optionalSince, parseSince } from './since.js';
 
 export type { RecoverOptions, RecoverResult };
 
-/** `safe-run recover`: the rows the change ledger kept go back, as a guarded run of their own. */
+/** `safe-run recover`: the rows the change ledger kept go back (removed rows, or an UPDATE's old values), as a guarded run of their own. */
 export async function recover(config: Config, options: RecoverOptions, log: Logger): Promise<RecoverResult> {
   // Two handles on the same database: one to plan with, one the guarded run opens as its own.
   return withTarget(config.databaseUrl, (target) =>
@@ -20,7 +20,13 @@ export async function recover(config: Config, options: RecoverOptions, log: Logg
 
 export function renderRecover(r: RecoverResult): string {
   const statements = r.statements.map((s) => `#${s.id} ${s.operation} ${s.table}`).join(', ');
-  return [`Recover from the ledger: ${statements}`, renderReinsert(r)].join('\n');
+  const lines = [`Recover from the ledger: ${statements}`, renderReinsert(r)];
+  for (const [table, c] of Object.entries(r.tables)) {
+    const left = c.offered - c.inserted - c.skipped - c.updated - c.deleted;
+    if (left > 0)
+      lines.push(`  left as they are: ${left} row(s) of ${table} changed since the UPDATE (only rows still as it left them are set back)`);
+  }
+  return lines.join('\n');
 }
 
 interface RecoverArgs extends GlobalArgs {
@@ -34,15 +40,21 @@ interface RecoverArgs extends GlobalArgs {
   readonly yes?: boolean;
 }
 
-const EPILOG = `Needs the change ledger (safe-run protect T --keep-rows): it kept the rows of every DELETE, TRUNCATE and DROP on a protected table.
+const EPILOG = `Needs the change ledger (safe-run protect T --keep-rows): it kept the rows of every DELETE, TRUNCATE, DROP and UPDATE on a protected table.
 The rows go back as a guarded run of their own (snapshot, backup, signed entries; declared: those tables, insert). A row whose primary key exists now is left as it is and counted as skipped. A key deleted twice comes back as it was last.
+--ledger N of an UPDATE: its old values go back (declared: update), only on rows still exactly as that UPDATE left them; the others are left and counted. --table takes removals only.
+--ledger N of an INSERT exits 2: it removed no row. \`safe-run undo <run>\` takes back a guarded run's inserts.
 --with-dependents: also the rows the same transactions removed from the tables the cascade reaches, parents first, and foreign keys emptied by ON DELETE SET NULL set back.
 Without a ledger, restore from a backup: safe-run restore <run> --in-place --table T.`;
 
 export const recoverCommand: CommandBody<RecoverArgs> = {
   builder: (yargs) =>
     yargs
-      .option('ledger', { type: 'string', array: true, describe: 'Ledger statement id (repeatable), as `safe-run blame` prints it' })
+      .option('ledger', {
+        type: 'string',
+        array: true,
+        describe: 'Ledger statement id (repeatable) of a DELETE, TRUNCATE, DROP or UPDATE, as `safe-run blame` prints it',
+      })
       .option('table', { type: 'string', describe: 'Every kept row of this table removed in the window' })
       .option('since', { type: 'string', describe: 'With --table: start of the window (ISO date or a duration back, e.g. 2h)' })
       .option('until', { type: 'string', describe: 'With --table: end of the window (default: now)' })

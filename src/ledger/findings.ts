@@ -1,7 +1,7 @@
 import { readEntries, type OnSkipped } from '../audit/read.js';
 import type { Db } from '../db/connection.js';
 import type { DatabaseIdentity, DriftFinding, LedgerSealBody, TableKey } from '../records/index.js';
-import { readStatements, statementHash, type SealedLine } from './seal.js';
+import { readKeptHashes, readStatements, statementHash, type SealedLine } from './seal.js';
 import { parseTableName } from '../db/names.js';
 import { sql } from 'kysely';
 import { ledgerInstalled, readLedgerState } from './state.js';
@@ -107,7 +107,6 @@ export async function findLedgerTampering(
     else continue;
     seq = Math.min(seq, s.seq);
   }
-  const few = (ids: number[]): string => ids.slice(0, 10).join(', ') + (ids.length > 10 ? ', …' : '');
   if (missing.length)
     found.push({
       seq,
@@ -118,7 +117,39 @@ export async function findLedgerTampering(
       seq,
       detail: `${changed.length} sealed ledger statement(s) edited in safe_run.ledger (ids ${few(changed)}); the sealed copies hold the originals`,
     });
-  return found;
+  const rows = await keptRowsTampering(db, copies, live);
+  return rows ? [...found, rows] : found;
+}
+
+const few = (ids: readonly number[]): string => ids.slice(0, 10).join(', ') + (ids.length > 10 ? ', …' : '');
+
+/**
+ * The kept rows of the sealed statements still in the ledger (`live`), against the hash each
+ * sealed line holds: one query, hashed by the server, one row back per statement that kept
+ * rows. Seals older than the hash hold only the count, so for them a row deleted or added is
+ * found, an edited one is not. A statement deleted outright is the finding above already.
+ */
+async function keptRowsTampering(db: Db, copies: readonly SealedCopy[], live: ReadonlyMap<number, string>): Promise<LedgerTamper | null> {
+  const now = await readKeptHashes(db, sql`l.sealed_in is not null`);
+  const changed: number[] = [];
+  let seq = Number.POSITIVE_INFINITY;
+  for (const c of copies)
+    for (const l of c.lines) {
+      const id = l.statement.id;
+      if (!live.has(id)) continue;
+      const kept = now.get(id);
+      const same = l.keptHash === undefined ? (kept?.n ?? 0) === l.kept : (kept?.hash ?? null) === l.keptHash;
+      if (same) continue;
+      changed.push(id);
+      seq = Math.min(seq, c.seq);
+    }
+  if (!changed.length) return null;
+  return {
+    seq,
+    detail:
+      `the kept rows of ${changed.length} sealed ledger statement(s) were edited or deleted in the database (ids ${few(changed)}); ` +
+      '`safe-run recover` and `undo` put back the sealed rows, which the evidence directory keeps',
+  };
 }
 
 /** Protection that does not record: a disabled or missing trigger, a critical table left out once the ledger exists. */

@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import { canonicalJson, sha256Hex } from '../audit/canonical.js';
 import type { AuditLog } from '../audit/log.js';
 import { EVIDENCE_DIR_MODE, EVIDENCE_FILE_MODE } from '../audit/modes.js';
@@ -15,8 +15,9 @@ import { ledgerInstalled } from './state.js';
 /**
  * Sealing: the ledger rows that are visible and not sealed yet are copied, with their kept
  * rows, into `<evidenceDir>/ledger/`, and a signed `ledger.seal` entry holds their ids and a
- * hash over them. A dropped database no longer takes its ledger along, and a sealed row
- * deleted or edited later no longer matches (tamper.ts).
+ * hash over them (each line also holds a hash of the statement's kept rows). A dropped
+ * database no longer takes its ledger along, and a sealed row or kept row deleted or edited
+ * later no longer matches (findings.ts).
  *
  * By visibility, not by "id above the last sealed": a transaction that commits late has a
  * smaller id than rows sealed before it. `sealed_in` is set in the transaction that read the
@@ -28,6 +29,11 @@ export interface SealedLine {
   readonly hash: string;
   /** How many kept rows the rows file holds for it. */
   readonly kept: number;
+  /**
+   * keptRowsHashSql of its kept rows at the seal, null when it kept none; absent in seals
+   * written before kept rows were compared (only `kept` is compared for those).
+   */
+  readonly keptHash?: string | null;
 }
 
 /** One line of the rows file: kept rows live beside the statements, so blame reads statements without them. */
@@ -46,7 +52,7 @@ export interface SealResult {
 
 export const LEDGER_DIR = 'ledger';
 
-/** A row's hash: the sealed copy's, and what tamper.ts recomputes from the live table. */
+/** A row's hash: the sealed copy's, and what findings.ts recomputes from the live table. */
 export function statementHash(statement: LedgerStatement): string {
   return sha256Hex(canonicalJson(statement));
 }
@@ -79,6 +85,35 @@ export async function readStatements(
   return rows.map((r) => LedgerStatementSchema.parse(r.s));
 }
 
+/**
+ * One hash per statement over its kept rows, computed by the server from `row::text` (jsonb
+ * prints one canonical text for one value, whatever the client does with numbers): the seal
+ * stores it, and check recomputes it in one query, so an edit of a sealed statement's kept
+ * rows is found without sending a row to the client. Rows hashed one by one and sorted:
+ * ledger_rows has no order of its own.
+ */
+export function keptRowsHashSql(ledgerFilter: RawBuilder<unknown>, inline: boolean): RawBuilder<unknown> {
+  // bytea, sorted by memcmp: hex text sorted under a collation cost a third more (100,000 rows).
+  return sql`
+    select k.ledger_id, pg_catalog.count(*)::int as n,
+           pg_catalog.encode(pg_catalog.sha256(pg_catalog.string_agg(k.h, ''::bytea order by k.h)), 'hex') as hash
+      from (select r.ledger_id, pg_catalog.sha256(pg_catalog.convert_to(r.side || ' ' || r.row::text, 'UTF8')) as h
+              from (${keptRowsSql(ledgerFilter, inline)}) r) k
+     group by k.ledger_id`;
+}
+
+export interface KeptHash {
+  readonly n: number;
+  readonly hash: string;
+}
+
+/** keptRowsHashSql by ledger id, for the statements `ledgerFilter` selects (alias `l`). */
+export async function readKeptHashes(db: Db, ledgerFilter: RawBuilder<unknown>): Promise<Map<number, KeptHash>> {
+  const inline = await inlineRowsColumns(db);
+  const { rows } = await sql<{ ledger_id: string; n: number; hash: string }>`${keptRowsHashSql(ledgerFilter, inline)}`.execute(db);
+  return new Map(rows.map((r) => [Number(r.ledger_id), { n: r.n, hash: r.hash }]));
+}
+
 async function readKeptRows(trx: Db, ids: readonly number[]): Promise<SealedRow[]> {
   // The rows as text, parsed exactly: the sealed copy holds each number as PostgreSQL wrote it (db/exact-json.ts).
   const { rows } = await sql<{ ledger_id: string; side: 'old' | 'new'; row: string }>`
@@ -94,9 +129,15 @@ export async function sealLedger(db: Db, audit: AuditLog, evidenceDir: string, i
     if (!statements.length) return null;
     const ids = statements.map((s) => s.id);
     const kept = await readKeptRows(trx, ids);
+    const hashes = await readKeptHashes(trx, sql`l.id = any (${ids}::int8[])`);
     const keptBy = new Map<number, number>();
     for (const r of kept) keptBy.set(r.ledger_id, (keptBy.get(r.ledger_id) ?? 0) + 1);
-    const lines: SealedLine[] = statements.map((s) => ({ statement: s, hash: statementHash(s), kept: keptBy.get(s.id) ?? 0 }));
+    const lines: SealedLine[] = statements.map((s) => ({
+      statement: s,
+      hash: statementHash(s),
+      kept: keptBy.get(s.id) ?? 0,
+      keptHash: hashes.get(s.id)?.hash ?? null,
+    }));
     const hash = sealHash(lines.map((l) => l.hash));
     const text = jsonLines(lines);
     const rowsText = jsonLines(kept);

@@ -197,7 +197,7 @@ async function stillAsWritten(db: Db, shape: TableShape, written: readonly JsonR
   return same;
 }
 
-function pairByKey(shape: TableShape, old: readonly JsonRow[], written: readonly JsonRow[]): { old: JsonRow; new: JsonRow }[] {
+export function pairByKey(shape: TableShape, old: readonly JsonRow[], written: readonly JsonRow[]): { old: JsonRow; new: JsonRow }[] {
   const before = new Map(old.map((r) => [primaryKeyOf(shape, r), r]));
   return written.flatMap((row) => {
     const was = before.get(primaryKeyOf(shape, row));

@@ -52,7 +52,7 @@ describe('safe-run protect and the change ledger', () => {
   it('--dry-run prints the SQL and installs nothing; a non-superuser is told to use one (exit 2)', async () => {
     const dry = await ws.cli(['protect', 'users', '--dry-run']);
     expect(dry.exitCode).toBe(0);
-    expect(dry.stdout).toContain('create trigger safe_run_ledger_delete after delete on "public"."users" referencing old table');
+    expect(dry.stdout).toContain('create or replace trigger safe_run_ledger_delete after delete on "public"."users" referencing old table');
     expect(dry.stdout).toContain('create event trigger safe_run_ledger_drop_start on ddl_command_start');
     expect(dry.stdout).toContain('enable always trigger safe_run_ledger_truncate');
     const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_trigger where tgname like 'safe_run_ledger%'`.execute(

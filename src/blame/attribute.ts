@@ -82,6 +82,16 @@ export interface BlameChange {
   readonly attribution: Attribution;
   /** Outside any ledger statement, after the last seal, with the live ledger gone: what was lost with the database. */
   readonly ledgerLost?: string;
+  /** The table's ledger triggers were off during the window (disabled or dropped): its statements may not be all. */
+  readonly ledgerOff?: readonly LedgerOff[];
+}
+
+/** Who switched the table's ledger off, and on again (null: still off). */
+export interface LedgerOff {
+  readonly off: SessionStatement;
+  readonly on: SessionStatement | null;
+  /** Rows removed from other protected tables meanwhile: where a cascade from this table shows, with its session. */
+  readonly meanwhile: readonly { readonly table: TableKey; readonly statement: SessionStatement }[];
 }
 
 const ZERO: CounterDelta = { inserted: 0, updated: 0, deleted: 0 };

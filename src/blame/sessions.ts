@@ -1,7 +1,7 @@
 import { keyOf } from '../db/names.js';
 import type { KnownStatement, LedgerView } from '../ledger/read.js';
 import type { TableKey } from '../records/index.js';
-import { isOutside, type BlameChange, type SessionStatement } from './attribute.js';
+import { isOutside, type BlameChange, type LedgerOff, type SessionStatement } from './attribute.js';
 import type { RunFacts } from './windows.js';
 
 /**
@@ -11,7 +11,7 @@ import type { RunFacts } from './windows.js';
  * change stays `outside`/`concurrent`; after the last seal of a ledger that is gone, that
  * is said too, since those statements were lost with the database.
  */
-const CHANGING = new Set(['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'DROP']);
+const CHANGING = new Set(['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'DROP', 'RENAME']);
 
 export function attributeToSessions(
   table: TableKey,
@@ -30,10 +30,27 @@ export function attributeToSessions(
       !runXids.has(s.xid),
   );
   const cascaded = cascadedByXid(view.statements);
-  return changes.map((c) => {
+  const offs = ledgerOffSpans(table, view.statements);
+  return changes.map((change) => {
+    if (!isOutside(change.attribution)) return change;
+    const from = Date.parse(change.fromTs);
+    const to = Date.parse(change.toTs);
+    // The ledger's silence while it was off clears nobody: the change says so, whoever else it names.
+    const off = offs.filter((o) => o.from <= to && (o.to === null || o.to >= from));
+    const c: BlameChange = off.length
+      ? {
+          ...change,
+          ledgerOff: off.map((o) => ({
+            off: toSessionStatement(o.off, cascaded),
+            on: o.on && toSessionStatement(o.on, cascaded),
+            meanwhile: removalsElsewhere(table, view.statements, Math.max(o.from, from), Math.min(o.to ?? to, to), runXids).map((k) => ({
+              table: keyOf(k.statement.table_schema!, k.statement.table_name!),
+              statement: toSessionStatement(k, cascaded),
+            })),
+          })),
+        }
+      : change;
     if (!isOutside(c.attribution)) return c;
-    const from = Date.parse(c.fromTs);
-    const to = Date.parse(c.toTs);
     // onTable is in time order (readLedgerView): a window is one slice, found in log time.
     const inWindow = onTable.slice(firstAfter(onTable, from), firstAfter(onTable, to));
     if (inWindow.length) {
@@ -56,6 +73,81 @@ export function attributeToSessions(
       };
     return c;
   });
+}
+
+interface OffSpan {
+  readonly off: KnownStatement;
+  readonly on: KnownStatement | null;
+  readonly from: number;
+  readonly to: number | null;
+}
+
+/**
+ * When the table's ledger triggers were off (LEDGER OFF to the next LEDGER ON, or still).
+ * Off and on again in one transaction counts too: that transaction's own writes in between
+ * were not recorded (`protect` replaces its triggers without switching them off).
+ */
+function ledgerOffSpans(table: TableKey, statements: readonly KnownStatement[]): OffSpan[] {
+  const spans: OffSpan[] = [];
+  let open: KnownStatement | null = null;
+  for (const k of statements) {
+    const s = k.statement;
+    if (s.table_schema === null || s.table_name === null || keyOf(s.table_schema, s.table_name) !== table) continue;
+    if (s.operation === 'LEDGER OFF' && !open) open = k;
+    else if (s.operation === 'LEDGER ON' && open) {
+      spans.push({ off: open, on: k, from: open.at, to: k.at });
+      open = null;
+    }
+  }
+  if (open) spans.push({ off: open, on: null, from: open.at, to: null });
+  return spans;
+}
+
+/** What a table's cascade looks like from its children: at most this many removals elsewhere are named per span. */
+const MAX_MEANWHILE = 5;
+
+/**
+ * Rows removed from other protected tables while this one's ledger was off: a delete from this
+ * table that cascaded shows there, with its session, xid and statement. Named, never taken for proof.
+ */
+function removalsElsewhere(
+  table: TableKey,
+  statements: readonly KnownStatement[],
+  from: number,
+  to: number,
+  runXids: ReadonlySet<string>,
+): KnownStatement[] {
+  return statements
+    .filter(({ statement: s, at }) => {
+      if (s.table_schema === null || s.table_name === null || runXids.has(s.xid)) return false;
+      return (
+        at >= from && at <= to && (s.operation === 'DELETE' || s.operation === 'TRUNCATE') && keyOf(s.table_schema, s.table_name) !== table
+      );
+    })
+    .slice(0, MAX_MEANWHILE);
+}
+
+/**
+ * Under a change: that the ledger was off, and who switched it off and on again (one line each):
+ * `the change ledger was OFF on public.users: …`, `off: 2025-… by role app, …, xid 12: ALTER TABLE …`.
+ */
+export function ledgerOffLines(table: TableKey, o: LedgerOff): string[] {
+  const who = (s: SessionStatement): string => `${s.at} by ${describeWho(s)}, xid ${s.xid}: ${shortStatement(statementText(s))}`;
+  const same = o.on && o.on.xid === o.off.xid ? ' (the same transaction: its writes in between were not recorded)' : '';
+  return [
+    `the change ledger was OFF on ${table}: writes then were not recorded, so the statements named may not explain this change`,
+    `off: ${who(o.off)}`,
+    o.on ? `on:  ${who(o.on)}${same}` : 'on:  not since (safe-run doctor shows the triggers; safe-run protect puts them back)',
+    ...o.meanwhile.map(
+      (m) =>
+        `meanwhile (a cascade from here shows there): ${m.statement.op} ${m.statement.rows} rows from ${m.table} at ${who(m.statement)}`,
+    ),
+  ];
+}
+
+function shortStatement(text: string): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > 160 ? `${line.slice(0, 159)}…` : line;
 }
 
 /** The index of the first statement later than `t` (statements.length when none is). */
@@ -126,7 +218,9 @@ function cascadedRows(k: KnownStatement, cascaded: ReadonlyMap<string, KnownStat
 
 /** `DELETE 8 rows (+16 cascaded) by role app, application "prisma-seed", client 10.0.0.5, pid 4242, xid 1234, at …` */
 export function describeSession(s: SessionStatement): string {
-  return `${s.op} ${s.rows} rows${s.cascaded ? ` (+${s.cascaded} cascaded)` : ''} by ${describeWho(s)}, xid ${s.xid}, at ${s.at}`;
+  // A RENAME moves the rows without counting them.
+  const rows = s.op === 'RENAME' ? '' : ` ${s.rows} rows${s.cascaded ? ` (+${s.cascaded} cascaded)` : ''}`;
+  return `${s.op}${rows} by ${describeWho(s)}, xid ${s.xid}, at ${s.at}`;
 }
 
 /** The session: `role app, application "prisma-seed", client 10.0.0.5, pid 4242`. */
@@ -146,6 +240,7 @@ export function statementText(s: SessionStatement): string {
 
 /** The statement and where its rows are, under describeSession's line. */
 export function sessionDetails(s: SessionStatement): string[] {
+  if (s.op === 'RENAME') return [statementText(s), 'the rows went with the renamed table (the statement says where); nothing was deleted'];
   return [statementText(s), s.rowsKept ? keptHint(s.op, [s.ledgerId]) : NOT_KEPT];
 }
 

@@ -2,7 +2,7 @@ import type { TableChange, TableKey } from '../records/index.js';
 import { isOutside, type BlameChange } from './attribute.js';
 import type { BlameAnalysis } from './blame.js';
 import { describeEvent } from './window-events.js';
-import { describeSession, sessionDetails } from './sessions.js';
+import { describeSession, ledgerOffLines, sessionDetails } from './sessions.js';
 import { groupStatements, leadingStatement } from './session-groups.js';
 import type { RunFacts } from './windows.js';
 
@@ -53,6 +53,24 @@ export function decideVerdict(analysis: Pick<BlameAnalysis, 'table' | 'changes' 
   const suspectPart = suspect
     ? `${runEffect(suspect.run.intent?.script ?? '?', suspect.run.outcome?.changes[analysis.table] ?? null, name)}; `
     : '';
+  const off = decisive.ledgerOff?.[0];
+  if (off) {
+    // The ledger could not see the whole window: nobody it names is taken for the cause, and nobody is cleared.
+    const named =
+      decisive.attribution.type === 'session'
+        ? [
+            `In that window the ledger names ${decisive.attribution.statements.length} statement(s), not necessarily all: ${decisive.attribution.statements.slice(0, 3).map(describeSession).join('; ')}.`,
+          ]
+        : [];
+    return {
+      sentences: [
+        `${suspectPart}${went} between ${decisive.attribution.after} and ${decisive.attribution.before}, while ${ledgerOffLines(analysis.table, off).join('; ')}.`,
+        ...named,
+      ],
+      decisive,
+      suspect,
+    };
+  }
   if (decisive.attribution.type === 'session') {
     const all = decisive.attribution.statements;
     const first = leadingStatement(all, (decisive.after ?? 0) < (decisive.before ?? 0));

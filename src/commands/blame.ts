@@ -6,7 +6,7 @@ import { blameTable, type BlameResult } from '../blame/blame.js';
 import { formatDelta } from '../snapshot/counters.js';
 import { optionalSince } from './since.js';
 import { describeEvent } from '../blame/window-events.js';
-import { describeSession, sessionDetails } from '../blame/sessions.js';
+import { describeSession, ledgerOffLines, sessionDetails } from '../blame/sessions.js';
 import { emit, withEvidenceContext, type GlobalArgs } from './context.js';
 
 export { blameTable };
@@ -44,10 +44,12 @@ function renderChange(c: BlameChange, table: TableKey): string {
   const notes = [c.counters !== undefined ? `counters: ${formatDelta(c.counters ?? null)}` : '', ...c.events.map(describeEvent)].filter(
     Boolean,
   );
+  const off = (c.ledgerOff ?? []).flatMap((o) => ledgerOffLines(table, o).map((l, i) => `${i ? '        ' : '      '}${l}`));
   if (c.attribution.type === 'session') {
     const during = c.attribution.runId ? `  (another session, during run ${c.attribution.runId} ${c.attribution.script ?? ''})` : '';
     return [
       `  ${counts.padEnd(14)} ${c.attribution.statements.length} statement(s) named by the change ledger${during}`,
+      ...off,
       ...renderStatements(c.attribution.statements, table),
     ].join('\n');
   }
@@ -61,6 +63,7 @@ function renderChange(c: BlameChange, table: TableKey): string {
     `      between ${c.attribution.after}`,
     `      and     ${c.attribution.before}`,
     ...(notes.length ? [`      ${notes.join('; ')}`] : []),
+    ...off,
   ].join('\n');
 }
 

@@ -63,18 +63,28 @@ export async function resolveRelations(db: Db, { schema, table }: TableName): Pr
   return rows;
 }
 
-export function tableTriggerSql(relation: { schema: string; name: string }, keepRows: boolean, settings: LedgerSettings): string[] {
+/**
+ * `replace` (PostgreSQL 14+): CREATE OR REPLACE TRIGGER, so that installing again never drops
+ * a ledger trigger; a dropped one is recorded as LEDGER OFF (schema-sql.ts), which blame
+ * reports for any change around it. Older servers drop and create.
+ */
+export function tableTriggerSql(
+  relation: { schema: string; name: string },
+  keepRows: boolean,
+  settings: LedgerSettings,
+  replace = true,
+): string[] {
   const target = quoteTable(relation.schema, relation.name);
   const args = `'${keepRows ? 'keep' : 'count'}', '${settings.keepRowsMax}', '${settings.statementText}'`;
+  const verb = replace ? 'create or replace trigger' : 'create trigger';
   const create = [
     ...DML_TRIGGERS.map(
-      (t) =>
-        `create trigger ${t.name} ${t.timing} on ${target} ${t.referencing} for each statement execute function safe_run.${t.fn}(${args})`,
+      (t) => `${verb} ${t.name} ${t.timing} on ${target} ${t.referencing} for each statement execute function safe_run.${t.fn}(${args})`,
     ),
-    `create trigger ${TRUNCATE_TRIGGER} before truncate on ${target} for each statement execute function safe_run.ledger_truncate(${args})`,
+    `${verb} ${TRUNCATE_TRIGGER} before truncate on ${target} for each statement execute function safe_run.ledger_truncate(${args})`,
   ];
   return [
-    ...removeTableTriggerSql(relation),
+    ...(replace ? [] : removeTableTriggerSql(relation)),
     ...create,
     // ALWAYS: session_replication_role = replica (what pg_restore --disable-triggers and some tools set) must not silence it.
     ...LEDGER_TRIGGER_NAMES.map((name) => `alter table ${target} enable always trigger ${name}`),
@@ -104,6 +114,8 @@ export async function planInstall(db: Db, targets: readonly ProtectTarget[], set
     },
     { what: 'install event triggers for DDL and drops on any object (ENABLE ALWAYS)', statements: eventTriggerSql() },
   ];
+  const { rows: version } = await sql<{ n: number }>`select pg_catalog.current_setting('server_version_num')::int as n`.execute(db);
+  const replace = version[0]!.n >= 140000;
   for (const target of targets) {
     const relations = await resolveRelations(db, target);
     const { schema, table } = target;
@@ -111,10 +123,11 @@ export async function planInstall(db: Db, targets: readonly ProtectTarget[], set
     const partitions = relations.length > 1 ? ` and its ${relations.length - 1} partition(s)` : '';
     steps.push({
       what: `protect ${key}${partitions}: statement triggers for INSERT, UPDATE, DELETE, TRUNCATE${target.keepRows ? ', rows kept' : ', rows counted only'}`,
+      // The entry first: the DDL trigger takes ledger triggers on a table that is not protected under its name for a rename.
       statements: [
-        ...relations.flatMap((r) => tableTriggerSql(r, target.keepRows, settings)),
         `insert into safe_run.protected (table_schema, table_name, keep_rows) values (${literal(schema)}, ${literal(table)}, ${target.keepRows})
   on conflict (table_schema, table_name) do update set keep_rows = excluded.keep_rows, installed_at = pg_catalog.now()`,
+        ...relations.flatMap((r) => tableTriggerSql(r, target.keepRows, settings, replace)),
       ],
     });
   }

@@ -78,6 +78,9 @@ export async function readProtectedKeys(db: Db): Promise<TableKey[]> {
  * ledger's statements. For each protected table (with its partitions) they must agree;
  * work undone by a rolled-back savepoint is counted by the counters only, and shows here.
  */
+/** The operations that write rows; DDL, DROP, RENAME and the ledger's switches do not. */
+const WRITES = new Set(['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']);
+
 export function ledgerCrossCheck(
   own: readonly OwnLedgerRow[],
   changes: Readonly<Record<TableKey, TableChange>>,
@@ -85,10 +88,7 @@ export function ledgerCrossCheck(
   partitionsOf: (key: TableKey) => readonly TableKey[],
 ): LedgerCrossCheck {
   const disagreements: { table: TableKey; detail: string }[] = [];
-  const tables = new Set([
-    ...protectedKeys,
-    ...own.flatMap((r) => (r.table && r.operation !== 'DDL' && r.operation !== 'DROP' ? [r.table] : [])),
-  ]);
+  const tables = new Set([...protectedKeys, ...own.flatMap((r) => (r.table && WRITES.has(r.operation) ? [r.table] : []))]);
   for (const table of tables) {
     const related = new Set([table, ...partitionsOf(table)]);
     const rows = (op: string): number =>

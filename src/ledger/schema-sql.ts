@@ -66,6 +66,8 @@ export const LEDGER_STORAGE_SQL: readonly string[] = [
   'drop index if exists safe_run.ledger_xid',
   'create index if not exists ledger_rows_ledger_id_brin on safe_run.ledger_rows using brin (ledger_id)',
   'create index if not exists ledger_unsealed on safe_run.ledger (id) where sealed_in is null',
+  // The last switch of a table's ledger triggers (LEDGER_SWITCHES), looked up by DDL only: a few rows, no cost to a write.
+  `create index if not exists ledger_switches on safe_run.ledger (table_schema, table_name, id) where operation in ('LEDGER OFF', 'LEDGER ON')`,
   // What `protect` installed, so doctor and check can tell a missing trigger from an unprotected table.
   `create table if not exists safe_run.protected (
   table_schema text not null,
@@ -295,6 +297,16 @@ begin
   end loop;
 end $fn$`;
 
+/**
+ * What a protected table's own ledger cannot record, it records around: a ledger trigger
+ * disabled (`ALTER TABLE ... DISABLE TRIGGER`, what `pg_restore --disable-triggers` does) or
+ * dropped is `LEDGER OFF` on that table, named with the session like any statement, and the
+ * next ALTER TABLE that leaves none disabled is `LEDGER ON`: blame then says which windows
+ * the ledger could not see. A protected table renamed (or moved) away, so that its name can
+ * be taken by a new, empty table (the swap), is `RENAME` under its old name.
+ */
+export const LEDGER_SWITCHES = ['LEDGER OFF', 'LEDGER ON'] as const;
+
 /** sql_drop: every object named in the statement, and every table it took along; temporary objects and safe_run's own are not recorded. */
 const SQL_DROP_SQL = `create or replace function safe_run.ledger_sql_drop() returns event_trigger language plpgsql ${FN} as $fn$
 declare
@@ -306,6 +318,11 @@ begin
   for r in select * from pg_catalog.pg_event_trigger_dropped_objects() loop
     continue when r.is_temporary or r.schema_name = 'safe_run' or r.object_identity = 'safe_run';
     continue when not r.original and r.object_type not in ('table', 'schema');
+    -- A ledger trigger dropped by itself (its table's drop takes them along, not original): the table is not recorded from now on.
+    if r.object_type = 'trigger' and r.address_names[3] like 'safe\\_run\\_ledger\\_%' then
+      perform safe_run.ledger_append('LEDGER OFF', r.address_names[1], r.address_names[2], r.object_identity, 0, false, 0, s.statement_text, false);
+      continue;
+    end if;
     if r.object_type = 'table' then
       update safe_run.ledger l set pending_drop = false, object_identity = r.object_identity
        where l.sealed_in is null and l.xid = pg_catalog.pg_current_xact_id() and l.pending_drop
@@ -318,11 +335,22 @@ begin
   end loop;
 end $fn$`;
 
-/** ddl_command_end: what was created or altered (DROP is sql_drop's), and the cleanup of unconfirmed DROP candidates. */
+/**
+ * ddl_command_end: what was created or altered (DROP is sql_drop's), and the cleanup of
+ * unconfirmed DROP candidates. An ALTER TABLE of a table with ledger triggers is looked at
+ * after it ran (LEDGER_SWITCHES): switched off, on again, or renamed away.
+ */
 const DDL_END_SQL = `create or replace function safe_run.ledger_ddl_end() returns event_trigger language plpgsql ${FN} as $fn$
 declare
   s record;
   r record;
+  op text;
+  tschema text;
+  tname text;
+  part boolean;
+  disabled bigint;
+  triggers bigint;
+  gone record;
 begin
   if tg_tag in ('DROP TABLE', 'DROP SCHEMA') then
     delete from safe_run.ledger_rows lr using safe_run.ledger l
@@ -333,10 +361,40 @@ begin
   select * into s from safe_run.ledger_settings;
   for r in select * from pg_catalog.pg_event_trigger_ddl_commands() loop
     continue when r.schema_name in ('pg_temp', 'safe_run') or r.object_identity = 'safe_run';
-    perform safe_run.ledger_append('DDL', r.schema_name,
-      case when r.classid = 'pg_catalog.pg_class'::pg_catalog.regclass and r.object_type like 'table%'
-        then (select c.relname::text from pg_catalog.pg_class c where c.oid = r.objid) end,
-      r.object_identity, 0, false, 0, s.statement_text, false);
+    op := 'DDL';
+    tschema := r.schema_name;
+    tname := null;
+    if r.classid = 'pg_catalog.pg_class'::pg_catalog.regclass and r.object_type like 'table%' then
+      select c.relname::text, c.relispartition into tname, part from pg_catalog.pg_class c where c.oid = r.objid;
+      if r.command_tag = 'ALTER TABLE' then
+        select pg_catalog.count(*) filter (where t.tgenabled = 'D'), pg_catalog.count(*) into disabled, triggers
+          from pg_catalog.pg_trigger t where t.tgrelid = r.objid and t.tgname like 'safe\\_run\\_ledger\\_%';
+      else
+        triggers := 0;
+      end if;
+      -- Ledger triggers on a table that is not protected under its name, and a protected name
+      -- that no longer exists: renamed (or moved) away. Partitions carry triggers under their own names.
+      if triggers > 0 and not part and not exists (
+          select from safe_run.protected p where p.table_schema = tschema and p.table_name = tname) then
+        select p.table_schema, p.table_name into gone from safe_run.protected p
+         where pg_catalog.to_regclass(pg_catalog.format('%I.%I', p.table_schema, p.table_name)) is null limit 1;
+        if found then
+          op := 'RENAME';
+          tschema := gone.table_schema;
+          tname := gone.table_name;
+        end if;
+      end if;
+      if triggers > 0 and op = 'DDL' then
+        if disabled > 0 then
+          op := 'LEDGER OFF';
+        elsif (select l.operation from safe_run.ledger l
+                where l.table_schema = tschema and l.table_name = tname and l.operation in ('LEDGER OFF', 'LEDGER ON')
+                order by l.id desc limit 1) = 'LEDGER OFF' then
+          op := 'LEDGER ON';
+        end if;
+      end if;
+    end if;
+    perform safe_run.ledger_append(op, tschema, tname, r.object_identity, 0, false, 0, s.statement_text, false);
   end loop;
 end $fn$`;
 

@@ -5,6 +5,7 @@ import { canonicalJson, sha256Hex } from '../audit/canonical.js';
 import type { AuditLog } from '../audit/log.js';
 import { EVIDENCE_DIR_MODE, EVIDENCE_FILE_MODE } from '../audit/modes.js';
 import type { Db } from '../db/connection.js';
+import { parseExact, stringifyExact } from '../db/exact-json.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { LedgerStatementSchema, type DatabaseIdentity, type LedgerSealBody, type LedgerStatement } from '../records/index.js';
@@ -114,10 +115,11 @@ export async function readKeptHashes(db: Db, ledgerFilter: RawBuilder<unknown>):
 }
 
 async function readKeptRows(trx: Db, ids: readonly number[]): Promise<SealedRow[]> {
-  const { rows } = await sql<SealedRow>`
-    select k.ledger_id, k.side, k.row from (${keptRowsSql(sql`l.id = any (${ids as number[]}::int8[])`, await inlineRowsColumns(trx))}) k
+  // The rows as text, parsed exactly: the sealed copy holds each number as PostgreSQL wrote it (db/exact-json.ts).
+  const { rows } = await sql<{ ledger_id: string; side: 'old' | 'new'; row: string }>`
+    select k.ledger_id, k.side, k.row::text as row from (${keptRowsSql(sql`l.id = any (${ids as number[]}::int8[])`, await inlineRowsColumns(trx))}) k
      order by k.ledger_id, k.side desc`.execute(trx);
-  return rows.map((r) => ({ ledger_id: Number(r.ledger_id), side: r.side, row: r.row }));
+  return rows.map((r) => ({ ledger_id: Number(r.ledger_id), side: r.side, row: parseExact(r.row) }));
 }
 
 export async function sealLedger(db: Db, audit: AuditLog, evidenceDir: string, identity: DatabaseIdentity): Promise<SealResult | null> {
@@ -187,5 +189,5 @@ export async function sealQuietly(
 }
 
 function jsonLines(items: readonly unknown[]): string {
-  return items.map((i) => JSON.stringify(i)).join('\n') + (items.length ? '\n' : '');
+  return items.map((i) => stringifyExact(i)).join('\n') + (items.length ? '\n' : '');
 }

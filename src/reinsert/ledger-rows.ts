@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
+import { parseExact } from '../db/exact-json.js';
 import { keyOf } from '../db/names.js';
 import { inlineRowsColumns, keptRowsSql } from '../ledger/kept-rows.js';
 import type { TableKey } from '../records/index.js';
@@ -90,15 +91,17 @@ async function readKeptRows(db: Db, ids: readonly string[]): Promise<Map<string,
   const byKey = new Map<string, JsonRow[]>();
   if (!ids.length) return byKey;
   const inline = await inlineRowsColumns(db);
-  const { rows } = await sql<{ ledger_id: string; side: string; row: JsonRow }>`
-    select k.ledger_id::text as ledger_id, k.side, k.row from (${keptRowsSql(sql`l.id = any(${ids.map(Number)}::bigint[])`, inline)}) k`.execute(
+  // As text, parsed here: JSON.parse of the driver would round numbers a double cannot hold (db/exact-json.ts).
+  const { rows } = await sql<{ ledger_id: string; side: string; row: string }>`
+    select k.ledger_id::text as ledger_id, k.side, k.row::text as row from (${keptRowsSql(sql`l.id = any(${ids.map(Number)}::bigint[])`, inline)}) k`.execute(
     db,
   );
   for (const r of rows) {
     const key = `${r.ledger_id}:${r.side}`;
     const list = byKey.get(key);
-    if (list) list.push(r.row);
-    else byKey.set(key, [r.row]);
+    const row = parseExact(r.row) as JsonRow;
+    if (list) list.push(row);
+    else byKey.set(key, [row]);
   }
   return byKey;
 }

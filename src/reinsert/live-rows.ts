@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
+import { parseExact, stringifyExact } from '../db/exact-json.js';
 import { quoteTable } from '../db/names.js';
 import { pkMatch } from './statements.js';
 import type { TableShape } from './shape.js';
@@ -14,7 +15,7 @@ export async function missingRows(db: Db, shape: TableShape, rows: readonly Json
   const found = await byBatch(rows, (batch) =>
     sql<{ i: string }>`
       select e.i::text as i
-        from jsonb_array_elements(${JSON.stringify(batch)}::jsonb) with ordinality as e(value, i)
+        from jsonb_array_elements(${stringifyExact(batch)}::jsonb) with ordinality as e(value, i)
        cross join lateral jsonb_populate_record(null::${sql.raw(table)}, e.value) as r
        where not exists (select 1 from ${sql.raw(table)} x where ${sql.raw(pkMatch(shape, 'x', 'r'))})`.execute(db),
   );
@@ -30,27 +31,27 @@ export async function writtenSince(db: Db, shape: TableShape, rows: readonly Jso
   const table = quoteTable(shape.schema, shape.name);
   const xid32 = (BigInt(xid) % 4294967296n).toString();
   const found = await byBatch(rows, (batch) =>
-    sql<{ live: JsonRow }>`
-      select to_jsonb(x) as live
-        from jsonb_array_elements(${JSON.stringify(batch)}::jsonb) as e(value)
+    sql<{ live: string }>`
+      select to_jsonb(x)::text as live
+        from jsonb_array_elements(${stringifyExact(batch)}::jsonb) as e(value)
        cross join lateral jsonb_populate_record(null::${sql.raw(table)}, e.value) as r
         join ${sql.raw(table)} x on ${sql.raw(pkMatch(shape, 'x', 'r'))}
        where pg_catalog.age(x.xmin) < pg_catalog.age(${xid32}::text::xid)`.execute(db),
   );
-  return found.map(({ row }) => row.live);
+  return found.map(({ row }) => parseExact(row.live) as JsonRow);
 }
 
-/** The live rows with the primary keys of `rows`, as to_jsonb gives them. */
+/** The live rows with the primary keys of `rows`, as to_jsonb gives them (numbers exact, as the ledger's rows are read). */
 export async function liveRows(db: Db, shape: TableShape, rows: readonly JsonRow[]): Promise<JsonRow[]> {
   const table = quoteTable(shape.schema, shape.name);
   const found = await byBatch(rows, (batch) =>
-    sql<{ live: JsonRow }>`
-      select to_jsonb(x) as live
-        from jsonb_array_elements(${JSON.stringify(batch)}::jsonb) as e(value)
+    sql<{ live: string }>`
+      select to_jsonb(x)::text as live
+        from jsonb_array_elements(${stringifyExact(batch)}::jsonb) as e(value)
        cross join lateral jsonb_populate_record(null::${sql.raw(table)}, e.value) as r
         join ${sql.raw(table)} x on ${sql.raw(pkMatch(shape, 'x', 'r'))}`.execute(db),
   );
-  return found.map(({ row }) => row.live);
+  return found.map(({ row }) => parseExact(row.live) as JsonRow);
 }
 
 async function byBatch<R>(

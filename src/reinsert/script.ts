@@ -7,6 +7,7 @@ import type { Operation, TableKey } from '../records/index.js';
 import type { TableShape } from './shape.js';
 import { deleteStatement, insertStatement, relinkStatement, updateStatement } from './statements.js';
 import type { ReinsertCounts, ReinsertPlan, ReinsertStep } from './types.js';
+import { stringifyExact } from '../db/exact-json.js';
 
 /** Rows per statement: one jsonb parameter each, small enough for the server to parse at ease. */
 const BATCH = 500;
@@ -76,7 +77,7 @@ async function runStep(step: ReinsertStep, shape: TableShape, gate: QueryGate): 
   let done = 0;
   for (let i = 0; i < step.rows.length; i += BATCH) {
     const batch = step.rows.slice(i, i + BATCH);
-    const result = await gate({ sql: text, parameters: [JSON.stringify(batch)] });
+    const result = await gate({ sql: text, parameters: [stringifyExact(batch)] });
     done += Number(result.numAffectedRows ?? 0);
   }
   return done;

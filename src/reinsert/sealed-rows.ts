@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { canonicalJson, sha256Hex } from '../audit/canonical.js';
 import { readEntries, warnSkipped } from '../audit/read.js';
+import { parseExact } from '../db/exact-json.js';
 import { errorMessage } from '../errors.js';
 import type { SealedRow } from '../ledger/seal.js';
 import type { Logger } from '../logger.js';
@@ -65,7 +66,7 @@ async function readSealedRows(evidenceDir: string, sealOf: ReadonlyMap<number, n
     for (const [id, seq] of sealOf) if (seq === entry.seq) out.set(id, { old: [], new: [] });
     for (const line of text.split('\n')) {
       if (!line) continue;
-      const row = JSON.parse(line) as SealedRow;
+      const row = parseExact(line) as SealedRow;
       out.get(row.ledger_id)?.[row.side].push(row.row as JsonRow);
     }
   }

@@ -180,14 +180,19 @@ async function chooseStatements(db: Db, options: RecoverOptions): Promise<Ledger
 /**
  * The statements of the same transactions on the tables the cascade reaches: a cascaded
  * delete runs as a statement of its own on each child, under the deleting transaction's id.
+ * A DROP (`DROP SCHEMA ... CASCADE`, what `prisma migrate reset` does) takes every table of
+ * the schema at once, the parents a child refers to too (usage_events -> models): every
+ * table that transaction dropped with kept rows comes back with it.
  */
 async function withDependents(db: Db, chosen: readonly LedgerStatement[]): Promise<LedgerStatement[]> {
   const closure = new Set(await backupScope(db, [...new Set(chosen.map((s) => s.table))], 'touched'));
+  const dropping = new Set(chosen.filter((s) => s.operation === 'DROP').map((s) => s.xid));
   const seen = new Set(chosen.map((s) => s.id));
   const out = [...chosen];
   for (const xid of new Set(chosen.map((s) => s.xid))) {
     for (const s of await readLedger(db, { by: 'xid', xid })) {
-      if (!seen.has(s.id) && closure.has(s.table) && (REMOVING.has(s.operation) || s.operation === 'UPDATE')) {
+      const reached = closure.has(s.table) || (dropping.has(xid) && s.operation === 'DROP' && s.old.length > 0);
+      if (!seen.has(s.id) && reached && (REMOVING.has(s.operation) || s.operation === 'UPDATE')) {
         seen.add(s.id);
         out.push(s);
       }

@@ -73,14 +73,14 @@ export async function readProtectedKeys(db: Db): Promise<TableKey[]> {
   }
 }
 
+/** The operations that write rows; DDL, DROP, RENAME and the ledger's switches do not. */
+const WRITES = new Set(['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']);
+
 /**
  * Two witnesses of the same writes: the statistics counters the guard measured, and the
  * ledger's statements. For each protected table (with its partitions) they must agree;
  * work undone by a rolled-back savepoint is counted by the counters only, and shows here.
  */
-/** The operations that write rows; DDL, DROP, RENAME and the ledger's switches do not. */
-const WRITES = new Set(['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']);
-
 export function ledgerCrossCheck(
   own: readonly OwnLedgerRow[],
   changes: Readonly<Record<TableKey, TableChange>>,

@@ -114,6 +114,22 @@ describe('recover and undo from the rows the real ledger triggers kept', () => {
     expect(await rowsOf(ws.t.db)).toEqual(before);
   }, 240_000);
 
+  it('a recover whose rows refer to a parent that is gone too says to put the parent back first, and changes nothing', async () => {
+    expect((await ws.cli(['protect', 'usage_events', '--keep-rows'])).exitCode).toBe(0);
+    const { rows } = await sql<{ t: string }>`select (clock_timestamp() - interval '1 second')::text as t`.execute(ws.t.db);
+    const since = new Date(rows[0]!.t).toISOString();
+    // models is not protected: nothing keeps its rows, and usage_events refers to them.
+    await writeAs(ws.t.url, 'psql', ['DELETE FROM usage_events', 'DELETE FROM models']);
+
+    const recover = await ws.cli(['recover', '--table', 'usage_events', '--since', since]);
+    expect(recover.exitCode).toBe(1);
+    expect(recover.stdout).toContain('violates foreign key constraint');
+    expect(recover.stdout).toContain('next: nothing was put back: these rows refer to rows of models that are not there now');
+    expect(recover.stdout).toContain('`safe-run recover --table models --since <date>`');
+    expect(recover.stdout).not.toContain('fix the script');
+    expect(await countRows(ws.t.db, 'usage_events')).toBe(0);
+  }, 240_000);
+
   it('undo of a guarded UPDATE sets the rows back; a row changed since by another session is a named conflict', async () => {
     expect((await ws.cli(['protect'])).exitCode).toBe(0); // users: critical, so protected with its rows
     ws.writeScript('rename-users.ts', RENAME);

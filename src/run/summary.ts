@@ -2,7 +2,8 @@ import { type RunResult } from './types.js';
 import { violationSubject, type BackupRecord, type PitrIntentRecord } from '../records/index.js';
 
 /** The human summary of a run: what changed, the guards' verdict, the backup, the timings. */
-export function renderRunSummary(r: RunResult): string {
+/** `next` replaces the status's own next step: a built-in run (recover, undo, restore) knows better than "fix the script". */
+export function renderRunSummary(r: RunResult, next?: string): string {
   const lines = [`${r.script}  run ${r.runId}  ${headline(r)}`];
   lines.push(...changeTable(r));
   lines.push(guardLine(r));
@@ -29,7 +30,7 @@ export function renderRunSummary(r: RunResult): string {
       .map(([k, v]) => `${k} ${v}ms`)
       .join(', ')}`,
   );
-  lines.push(nextStep(r));
+  lines.push(next ?? nextStep(r));
   return lines.filter(Boolean).join('\n');
 }
 

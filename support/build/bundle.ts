@@ -56,6 +56,9 @@ const common: BuildOptions = {
  *   They are built on first use instead, and the two older copies get string-width 8's
  *   printable-ASCII fast path, so yargs' help text (which it lays out after every command
  *   starts, in case the command prints it) never needs them.
+ * - yargs lays out the whole help text of a command right after starting it (15-20 ms), in case
+ *   the command prints its help later. None does: a command's failure reaches safe-run's own
+ *   error handler (cli.ts `.fail`), which prints the error, not the help.
  * The build fails, rather than silently keeping the cost, if an upgrade changes a line.
  */
 const LAZY_SEGMENTER = {
@@ -74,6 +77,11 @@ const LAZY_AT_LOAD: readonly { readonly file: string; readonly from: string; rea
   { file: 'node_modules/wrap-ansi/node_modules/string-width/index.js', ...LAZY_SEGMENTER },
   { file: 'node_modules/wrap-ansi/node_modules/string-width/index.js', ...ASCII_FAST_PATH },
   { file: 'node_modules/string-width/index.js', ...LAZY_SEGMENTER },
+  {
+    file: 'node_modules/yargs/build/lib/command.js',
+    from: 'yargs.getInternalMethods().getUsageInstance().cacheHelpMessage();',
+    to: '/* help is laid out when it is printed (support/build/bundle.ts) */',
+  },
   {
     file: 'node_modules/string-width/index.js',
     from: 'const rgiEmojiRegex = /^\\p{RGI_Emoji}$/v;',
@@ -99,7 +107,7 @@ const zodWithoutLocales: Plugin = {
 const lazyAtLoad: Plugin = {
   name: 'lazy-at-load',
   setup(plugin) {
-    plugin.onLoad({ filter: /[\\/]node_modules[\\/].*[\\/](stream|index)\.js$/ }, (args) => {
+    plugin.onLoad({ filter: /[\\/]node_modules[\\/].*[\\/](stream|index|command)\.js$/ }, (args) => {
       const file = path.relative(ROOT, args.path).split(path.sep).join('/');
       const patches = LAZY_AT_LOAD.filter((p) => p.file === file);
       if (patches.length === 0) return undefined;

@@ -60,26 +60,13 @@ export interface RunOptions {
 }
 
 /** What a run holds before its script's declarations are known: all of it is the script's business but none of it needs them. */
-interface EarlyContext {
-  readonly config: Config;
+interface EarlyContext extends Start {
   readonly identity: DatabaseIdentity;
-  readonly options: RunOptions;
-  /** The script's child starting and describing it; awaited where the declarations are needed. */
-  readonly loading: Promise<LoadedScript>;
-  /** What the script declared on its last run (declaration-hint.ts), read while the child starts. */
-  readonly hint: Promise<DeclarationHint | null>;
   readonly url: URL;
-  readonly runId: string;
   readonly db: Db;
   readonly scriptDb: Db;
   readonly session: Db;
   readonly audit: AuditLog;
-  readonly interrupt: Interrupt;
-  readonly log: Logger;
-  /** Started with the load, awaited by the intent: git runs while the rest of the run does. */
-  readonly facts: RunFacts;
-  /** What it took to get here (load, connect, open the log), recorded with the run's own timings. */
-  readonly timings: Record<string, number>;
 }
 
 interface RunContext extends EarlyContext {
@@ -194,16 +181,21 @@ async function inPipelineOrder(error: unknown, loading: Promise<LoadedScript>, i
   return loadError;
 }
 
+/** What a run starts with, before it connects. */
 interface Start {
   readonly config: Config;
   readonly options: RunOptions;
   readonly target: TargetHandle;
   readonly log: Logger;
+  /** The script's child starting and describing it; awaited where the declarations are needed. */
   readonly loading: Promise<LoadedScript>;
+  /** What the script declared on its last run (declaration-hint.ts), read while the child starts. */
   readonly hint: Promise<DeclarationHint | null>;
+  /** Started with the load, awaited by the intent: git runs while the rest of the run does. */
   readonly facts: RunFacts;
   readonly runId: string;
   readonly interrupt: Interrupt;
+  /** What it took to get here (load, connect, open the log), recorded with the run's own timings. */
   readonly timings: Record<string, number>;
 }
 

@@ -1,6 +1,7 @@
 import { readEntries, type OnSkipped } from '../audit/read.js';
 import type { Db } from '../db/connection.js';
 import type { DatabaseIdentity, DriftFinding, LedgerSealBody, TableKey } from '../records/index.js';
+import { inlineRowsColumns } from './kept-rows.js';
 import { readKeptHashes, readStatements, statementHash, type SealedLine } from './seal.js';
 import { parseTableName } from '../db/names.js';
 import { sql } from 'kysely';
@@ -130,7 +131,7 @@ const few = (ids: readonly number[]): string => ids.slice(0, 10).join(', ') + (i
  * found, an edited one is not. A statement deleted outright is the finding above already.
  */
 async function keptRowsTampering(db: Db, copies: readonly SealedCopy[], live: ReadonlyMap<number, string>): Promise<LedgerTamper | null> {
-  const now = await readKeptHashes(db, sql`l.sealed_in is not null`);
+  const now = await readKeptHashes(db, sql`l.sealed_in is not null`, await inlineRowsColumns(db));
   const changed: number[] = [];
   let seq = Number.POSITIVE_INFINITY;
   for (const c of copies)

@@ -108,16 +108,15 @@ export interface KeptHash {
 }
 
 /** keptRowsHashSql by ledger id, for the statements `ledgerFilter` selects (alias `l`). */
-export async function readKeptHashes(db: Db, ledgerFilter: RawBuilder<unknown>): Promise<Map<number, KeptHash>> {
-  const inline = await inlineRowsColumns(db);
+export async function readKeptHashes(db: Db, ledgerFilter: RawBuilder<unknown>, inline: boolean): Promise<Map<number, KeptHash>> {
   const { rows } = await sql<{ ledger_id: string; n: number; hash: string }>`${keptRowsHashSql(ledgerFilter, inline)}`.execute(db);
   return new Map(rows.map((r) => [Number(r.ledger_id), { n: r.n, hash: r.hash }]));
 }
 
-async function readKeptRows(trx: Db, ids: readonly number[]): Promise<SealedRow[]> {
+async function readKeptRows(trx: Db, ids: readonly number[], inline: boolean): Promise<SealedRow[]> {
   // The rows as text, parsed exactly: the sealed copy holds each number as PostgreSQL wrote it (db/exact-json.ts).
   const { rows } = await sql<{ ledger_id: string; side: 'old' | 'new'; row: string }>`
-    select k.ledger_id, k.side, k.row::text as row from (${keptRowsSql(sql`l.id = any (${ids as number[]}::int8[])`, await inlineRowsColumns(trx))}) k
+    select k.ledger_id, k.side, k.row::text as row from (${keptRowsSql(sql`l.id = any (${ids as number[]}::int8[])`, inline)}) k
      order by k.ledger_id, k.side desc`.execute(trx);
   return rows.map((r) => ({ ledger_id: Number(r.ledger_id), side: r.side, row: parseExact(r.row) }));
 }
@@ -128,8 +127,9 @@ export async function sealLedger(db: Db, audit: AuditLog, evidenceDir: string, i
     const statements = await readStatements(trx, 'unsealed');
     if (!statements.length) return null;
     const ids = statements.map((s) => s.id);
-    const kept = await readKeptRows(trx, ids);
-    const hashes = await readKeptHashes(trx, sql`l.id = any (${ids}::int8[])`);
+    const inline = await inlineRowsColumns(trx);
+    const kept = await readKeptRows(trx, ids, inline);
+    const hashes = await readKeptHashes(trx, sql`l.id = any (${ids}::int8[])`, inline);
     const keptBy = new Map<number, number>();
     for (const r of kept) keptBy.set(r.ledger_id, (keptBy.get(r.ledger_id) ?? 0) + 1);
     const lines: SealedLine[] = statements.map((s) => ({

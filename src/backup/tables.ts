@@ -4,6 +4,7 @@ import type { Db } from '../db/connection.js';
 import type { PgClass, PgNamespace } from '../db/schema.js';
 import type { TableKey } from '../records/index.js';
 import type { DumpTable } from './pg-dump-args.js';
+import { byCodeUnit } from '../text-order.js';
 
 export interface BackupTable extends DumpTable {
   readonly key: TableKey;
@@ -42,5 +43,5 @@ async function queryTables(db: Db, keys: readonly TableKey[] | null): Promise<Ba
     select r.nspname, r.relname, r.relkind from (${userRelations}) r where ${filter}`.execute(db);
   return result.rows
     .map((row) => ({ key: `${row.nspname}.${row.relname}`, schema: row.nspname, name: row.relname, partitioned: row.relkind === 'p' }))
-    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    .sort((a, b) => byCodeUnit(a.key, b.key));
 }

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { TableCounters, TableKey, TableState } from '../records/index.js';
 import type { Db } from './connection.js';
 import { keyOf } from './names.js';
+import { byCodeUnit } from '../text-order.js';
 
 /**
  * Every user table as the catalog sees it, without counting rows. The guarded run reads
@@ -71,7 +72,7 @@ export async function readTableCatalog(db: Db, options: { readonly fingerprintsO
       readable: t.readable,
     };
   });
-  entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  entries.sort((a, b) => byCodeUnit(a.key, b.key));
   return Object.fromEntries(entries.map((e) => [e.key, e]));
 }
 

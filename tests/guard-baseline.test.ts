@@ -42,7 +42,11 @@ async function observe(session: Db, script: (trx: Db) => Promise<unknown>, trust
       transformQuery: (args) => (verdictStatements++, args.node),
       transformResult: async (args) => args.result,
     };
-    const verdict = await readCatalogVerdict(trx.withPlugin(counting), { state: prepared.catalog, writes: before.writes }, trust);
+    const verdict = await readCatalogVerdict(
+      trx.withPlugin(counting),
+      { state: prepared.catalog, writes: before.writes, census: prepared.census },
+      trust,
+    );
     return {
       verdict,
       changes: measureChanges(before, current, locks).changes,
@@ -117,6 +121,48 @@ describe('the guard measured against a baseline prepared before the transaction'
       expect(summary(seen.verdict.changes)).toEqual(expect.arrayContaining([expect.stringMatching(/sneaky_made/)]));
     } finally {
       await sql`drop function sneaky_ddl()`.execute(session);
+    }
+  });
+
+  it('under trust superuser, reads the catalog census after a script that only changed rows, not the whole state', async () => {
+    const seen = await observe(session, (trx) => sql`delete from oidc_models where kind = 'Session'`.execute(trx), 'superuser');
+    expect(seen.verdict.changes).toEqual([]);
+    // Savepoint, set, the counters, the census, rollback to, release: the full state read would add its own five.
+    expect(seen.verdictStatements).toBe(6);
+  });
+
+  /** A pre-existing function that runs `body` with the catalog write counters switched off, as only a superuser can. */
+  async function blindly(body: string, run: (trx: Db) => Promise<unknown>): Promise<Observed> {
+    await sql`create function blind_ddl() returns void language plpgsql set track_counts = off as ${sql.lit(`begin ${body}; end`)}`.execute(
+      session,
+    );
+    try {
+      return await observe(session, run, 'superuser');
+    } finally {
+      await sql`drop function blind_ddl()`.execute(session);
+    }
+  }
+
+  it.each([
+    // Only deletes catalog rows: the census sees a count go down.
+    ['drops a trigger', 'drop trigger users_blind on users', /^dropped trigger users_blind on public\.users$/],
+    // Only updates one: the new row version carries the transaction's xid.
+    ['switches a trigger off', 'alter table users disable trigger users_blind', /^altered trigger users_blind on public\.users$/],
+    // In a subtransaction (an exception block) that commits: a newer xid, still the transaction's.
+    [
+      'creates a table inside an exception block',
+      'begin create table blind_made(x int); exception when others then null; end',
+      /^created table public\.blind_made$/,
+    ],
+  ])('under trust superuser, names what a function that %s with counting switched off did', async (_what, body, named) => {
+    await sql`create trigger users_blind after delete on users for each statement execute function pg_catalog.suppress_redundant_updates_trigger()`.execute(
+      session,
+    );
+    try {
+      const blind = await blindly(body, (trx) => sql`select blind_ddl()`.execute(trx));
+      expect(summary(blind.verdict.changes)).toEqual(expect.arrayContaining([expect.stringMatching(named)]));
+    } finally {
+      await sql`drop trigger if exists users_blind on users`.execute(session);
     }
   });
 

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import type { TableKey } from '../records/index.js';
-import { readCatalogState, type CatalogState } from './catalog-changes.js';
+import { listCatalogs, readCatalogCensus, readCatalogState, type CatalogState } from './catalog-changes.js';
 import type { TableShape } from './measure.js';
 import { useCatalogSearchPath } from './settings.js';
 import { readTableShapes } from './shapes.js';
@@ -23,6 +23,8 @@ import { readTableShapes } from './shapes.js';
 export interface PreparedBaseline {
   readonly shapes: ReadonlyMap<TableKey, TableShape>;
   readonly catalog: CatalogState;
+  /** Rows per system catalog beside `catalog`: lets a superuser's verdict skip the full read (catalog-verdict.ts). */
+  readonly census: ReadonlyMap<string, number>;
 }
 
 export async function prepareBaseline(scriptDb: Db): Promise<PreparedBaseline> {
@@ -32,7 +34,8 @@ export async function prepareBaseline(scriptDb: Db): Promise<PreparedBaseline> {
     .execute(async (trx) => {
       // The same path the transaction measures under: it shapes what the deparsers print.
       await useCatalogSearchPath(trx);
-      return { shapes: await readTableShapes(trx), catalog: await readCatalogState(trx) };
+      const census = await readCatalogCensus(trx, await listCatalogs(trx));
+      return { shapes: await readTableShapes(trx), catalog: await readCatalogState(trx), census: census.rows };
     });
 }
 

@@ -99,13 +99,16 @@ export async function readCatalogState(trx: Db): Promise<CatalogState> {
  * (after minus before) inside one transaction (SPEC "Facts measured").
  */
 export async function readCatalogWrites(trx: Db): Promise<CatalogWrites> {
-  const { rows } = await withCatalogSearchPath(trx, (t) =>
-    sql<Pick<PgStatXactTables, 'relname'> & { ins: number; upd: number; del: number }>`
-      select s.relname::pg_catalog.text as relname, s.n_tup_ins as ins, s.n_tup_upd as upd, s.n_tup_del as del
-        from pg_catalog.pg_stat_xact_all_tables s
-       where s.schemaname = 'pg_catalog'
-         and s.relname::pg_catalog.text <> all (${STATISTICS_CATALOGS as string[]}::pg_catalog.text[])`.execute(t),
-  );
+  return withCatalogSearchPath(trx, readCatalogWritesHere);
+}
+
+/** readCatalogWrites for a caller that has set the catalog search path already. */
+export async function readCatalogWritesHere(trx: Db): Promise<CatalogWrites> {
+  const { rows } = await sql<Pick<PgStatXactTables, 'relname'> & { ins: number; upd: number; del: number }>`
+    select s.relname::pg_catalog.text as relname, s.n_tup_ins as ins, s.n_tup_upd as upd, s.n_tup_del as del
+      from pg_catalog.pg_stat_xact_all_tables s
+     where s.schemaname = 'pg_catalog'
+       and s.relname::pg_catalog.text <> all (${STATISTICS_CATALOGS as string[]}::pg_catalog.text[])`.execute(trx);
   return new Map(rows.map((r) => [r.relname, { ins: Number(r.ins), upd: Number(r.upd), del: Number(r.del) }]));
 }
 
@@ -118,4 +121,60 @@ export function catalogWritesDelta(before: CatalogWrites, after: CatalogWrites):
     if (d.ins !== 0 || d.upd !== 0 || d.del !== 0) delta.set(catalog, d);
   }
   return delta;
+}
+
+/**
+ * How many rows each system catalog holds, and how many visible ones a transaction at least
+ * as new as the reader's wrote (`pg_catalog.age(xmin) <= 0`). Under a superuser the write
+ * counters above can be switched off (track_counts), so they cannot tell alone that a script
+ * wrote no catalog row. This can: every row the script's transaction inserts or updates,
+ * in a committed savepoint too, carries its xid or a newer subtransaction's, and a row it
+ * deletes changes a count. Neither depends on a setting the script can change.
+ *
+ * `age()` measures from the transaction's xid, or, if it has none yet when first called,
+ * from the next xid to be assigned: older than anything the transaction writes afterwards.
+ * A newer row may also be another session's committed DDL (READ COMMITTED sees it): that only
+ * sends the verdict to the full read, as before. Left out: the statistics catalogs (ANALYZE),
+ * and pg_largeobject, whose rows are large objects' data, not definitions (its metadata
+ * catalog is counted, as the state reads it).
+ */
+export interface CatalogCensus {
+  readonly rows: ReadonlyMap<string, number>;
+  /** Visible catalog rows written by the reading transaction or a newer one. */
+  readonly newer: number;
+}
+
+const CENSUS_LEFT_OUT = [...STATISTICS_CATALOGS, 'pg_largeobject'];
+
+/** Every catalog the connected role may read (all of them, for a superuser). */
+export async function listCatalogs(trx: Db): Promise<string[]> {
+  const { rows } = await sql<{ relname: string }>`
+    select c.relname::pg_catalog.text as relname
+      from pg_catalog.pg_class c
+     where c.relnamespace = 'pg_catalog'::pg_catalog.regnamespace and c.relkind = 'r'
+       and c.relname::pg_catalog.text <> all (${CENSUS_LEFT_OUT}::pg_catalog.text[])
+       and pg_catalog.has_table_privilege(c.oid, 'SELECT')
+     order by 1`.execute(trx);
+  return rows.map((r) => r.relname);
+}
+
+/** One statement over `catalogs`; the caller sets the catalog search path. */
+export async function readCatalogCensus(trx: Db, catalogs: readonly string[]): Promise<CatalogCensus> {
+  const parts = catalogs.map(
+    (name) => sql`
+      select ${name}::pg_catalog.text as catalog, pg_catalog.count(*) as n,
+             pg_catalog.count(*) filter (where pg_catalog.age(xmin) operator(pg_catalog.<=) 0) as newer
+        from ${sql.id('pg_catalog', name)}`,
+  );
+  const { rows } = await sql<{ catalog: string; n: string; newer: string }>`${sql.join(parts, sql` union all `)}`.execute(trx);
+  return {
+    rows: new Map(rows.map((r) => [r.catalog, Number(r.n)])),
+    newer: rows.reduce((sum, r) => sum + Number(r.newer), 0),
+  };
+}
+
+/** Same catalogs, same row counts, and nothing written by the reading transaction or a newer one. */
+export function censusUnchanged(before: ReadonlyMap<string, number>, after: CatalogCensus): boolean {
+  if (after.newer > 0 || before.size !== after.rows.size) return false;
+  return [...before].every(([catalog, n]) => after.rows.get(catalog) === n);
 }

@@ -1,5 +1,15 @@
 import type { Db } from '../db/connection.js';
-import { catalogWritesDelta, readCatalogState, readCatalogWrites, type CatalogState, type CatalogWrites } from './catalog-changes.js';
+import {
+  catalogWritesDelta,
+  censusUnchanged,
+  readCatalogCensus,
+  readCatalogState,
+  readCatalogWrites,
+  readCatalogWritesHere,
+  withCatalogSearchPath,
+  type CatalogState,
+  type CatalogWrites,
+} from './catalog-changes.js';
 import { diffCatalogState, storageChanges, temporaryObjectsChanged, type CatalogChange } from './catalog-diff.js';
 import { byCodeUnit } from '../text-order.js';
 
@@ -7,6 +17,8 @@ import { byCodeUnit } from '../text-order.js';
 export interface CatalogSnapshot {
   readonly state: CatalogState;
   readonly writes: CatalogWrites;
+  /** Rows per catalog when `state` was read (catalog-changes.ts, readCatalogCensus); a superuser's shortcut needs it. */
+  readonly census?: ReadonlyMap<string, number>;
 }
 
 export interface CatalogVerdict {
@@ -54,14 +66,20 @@ export async function readCatalogSnapshot(trx: Db): Promise<CatalogSnapshot> {
 /**
  * The verdict after the script: its transaction's catalog writes are read again, and only if
  * it wrote a catalog row is the whole state read and compared with `before`; that full read
- * is most of what measuring a DML script costs. The shortcut rests on the write counters,
- * which only a superuser can switch off (track_counts is superuser-only, and a pre-existing
- * function may carry `SET track_counts = off`): under `trust: superuser` the state is always
- * read in full, so DDL done with counting off is still named by the diff (rule 1 below).
+ * is most of what measuring a DML script costs. Under a role the shortcut rests on the write
+ * counters alone. A superuser can switch them off (track_counts is superuser-only, and a
+ * pre-existing function may carry `SET track_counts = off`), so under `trust: superuser` it
+ * also needs the catalog census (catalog-changes.ts) to show no row written by this
+ * transaction and every catalog's count as it was; without a census the state is read in
+ * full. DDL done with counting off is still named by the diff (rule 1 below).
  */
 export async function readCatalogVerdict(trx: Db, before: CatalogSnapshot, trust: 'role' | 'superuser'): Promise<CatalogVerdict> {
-  const writes = await readCatalogWrites(trx);
-  if (trust === 'role' && catalogWritesDelta(before.writes, writes).size === 0) {
+  const census = trust === 'superuser' ? before.census : undefined;
+  const { writes, unchanged } = await withCatalogSearchPath(trx, async (t) => ({
+    writes: await readCatalogWritesHere(t),
+    unchanged: trust === 'role' || (!!census && censusUnchanged(census, await readCatalogCensus(t, [...census.keys()]))),
+  }));
+  if (unchanged && catalogWritesDelta(before.writes, writes).size === 0) {
     // No pg_class row written, so no relfilenode moved either: TRUNCATE and rewrites write one.
     return { changes: [], writes: new Map(), storageMoved: 0, temporaryObjectsChanged: false };
   }

@@ -235,7 +235,14 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
   const violations = [
     ...settingViolations(baseline.settings, settingsAfter),
     ...evidenceSchemaViolations(baseline.evidence, await readEvidenceSchema(trx), ledgerAllowance(ownLedger)),
-    ...catalogViolations(await readCatalogVerdict(trx, { state: input.prepared.catalog, writes: baseline.catalogWrites }, trust), script),
+    ...catalogViolations(
+      await readCatalogVerdict(
+        trx,
+        { state: input.prepared.catalog, writes: baseline.catalogWrites, census: input.prepared.census },
+        trust,
+      ),
+      script,
+    ),
     ...evaluateGuards({
       script,
       criticalTables: config.criticalTables,

@@ -1,9 +1,9 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { dbnameConninfo, pgChildEnv } from '../src/backup/child-env.js';
 import { pgDumpArgs, tablePattern } from '../src/backup/pg-dump-args.js';
-import { parsePgVersion, resolvePgTool } from '../src/backup/pg-tools.js';
+import { parsePgVersion, probePgToolsEarly, resolvePgTool } from '../src/backup/pg-tools.js';
 import { debianBinDirs } from '../src/backup/pg-bin-dirs.js';
 import { ExitCode, SafeRunError } from '../src/errors.js';
 
@@ -62,6 +62,22 @@ describe('resolvePgTool', () => {
     chmodSync(path.join(real, 'pg_dump'), 0o755);
     expect((await resolvePgTool('pg_dump', 15, null, [onPath, real])).path).toBe(path.join(real, 'pg_dump'));
     expect((await resolvePgTool('pg_dump', 15, null, [onPath])).path).toBe(path.join(onPath, 'pg_dump'));
+  });
+
+  it("answers the run's backup from the probes started while it connected, without asking the programs again", async () => {
+    // Each program notes every time it is started.
+    const dir = path.join(fakeDir, 'counted');
+    mkdirSync(dir);
+    for (const tool of ['pg_dump', 'pg_restore']) {
+      writeFileSync(path.join(dir, tool), `#!/bin/sh\necho started >> "$0.calls"\necho "${tool} (PostgreSQL) 16.2"\n`);
+      chmodSync(path.join(dir, tool), 0o755);
+    }
+    probePgToolsEarly(dir);
+    const [dump, restore] = await Promise.all([resolvePgTool('pg_dump', 15, dir), resolvePgTool('pg_restore', 15, dir)]);
+    await resolvePgTool('pg_dump', 15, dir);
+    expect([dump.version, restore.version]).toEqual(['16.2', '16.2']);
+    expect(readFileSync(path.join(dir, 'pg_dump.calls'), 'utf8')).toBe('started\n');
+    expect(readFileSync(path.join(dir, 'pg_restore.calls'), 'utf8')).toBe('started\n');
   });
 });
 

@@ -31,16 +31,7 @@ export async function resolvePgTool(
   searchDirs: readonly string[] = configuredDir ? [configuredDir] : candidateBinDirs(),
 ): Promise<ResolvedPgTool> {
   const found: ResolvedPgTool[] = [];
-  // Debian's pg_wrapper on PATH is a Perl script that starts one of /usr/lib/postgresql/*/bin,
-  // which are candidates too: they go first, so no run pays a Perl start-up (tens of ms) for
-  // every pg_dump, pg_restore and version probe. The wrapper stays as the last resort.
-  const dirs = [
-    ...searchDirs.filter((d) => !isDebianWrapper(path.join(d, tool))),
-    ...searchDirs.filter((d) => isDebianWrapper(path.join(d, tool))),
-  ];
-  for (const dir of dirs) {
-    const bin = path.join(dir, tool);
-    if (!isFile(bin)) continue;
+  for (const bin of candidatePaths(tool, searchDirs)) {
     const version = await readVersion(bin);
     if (!version) continue;
     if (version.major >= serverMajor) return version;
@@ -61,10 +52,44 @@ export function parsePgVersion(output: string): { version: string; major: number
   return { version: `${match[1]}${match[2] ?? ''}`, major: Number(match[1]) };
 }
 
-const versionCache = new Map<string, ResolvedPgTool | null>();
+/**
+ * The programs resolvePgTool tries, in order. Debian's pg_wrapper on PATH is a Perl script
+ * that starts one of /usr/lib/postgresql/<major>/bin, which are candidates too: they go first, so
+ * no run pays a Perl start-up (tens of ms) for every pg_dump, pg_restore and version probe.
+ * The wrapper stays as the last resort.
+ */
+function candidatePaths(tool: PgTool, searchDirs: readonly string[]): string[] {
+  const bins = searchDirs.map((d) => path.join(d, tool)).filter(isFile);
+  return [...bins.filter((b) => !isDebianWrapper(b)), ...bins.filter(isDebianWrapper)];
+}
 
-async function readVersion(bin: string): Promise<ResolvedPgTool | null> {
-  if (versionCache.has(bin)) return versionCache.get(bin)!;
+/**
+ * Starts the version probe resolvePgTool makes first for pg_dump and pg_restore, so that a
+ * run's backup finds them answered: otherwise the two processes start between the exported
+ * snapshot and pg_dump, and pg_dump waits for them (25-45 ms). Only the first candidate,
+ * the one that fits on a usual install; resolvePgTool probes the others if it must.
+ */
+export function probePgToolsEarly(configuredDir?: string | null): void {
+  const searchDirs = configuredDir ? [configuredDir] : candidateBinDirs();
+  for (const tool of ['pg_dump', 'pg_restore'] as const) {
+    const first = candidatePaths(tool, searchDirs)[0];
+    if (first) void readVersion(first);
+  }
+}
+
+/** One probe per program and process, shared by whoever asks while it runs. */
+const versionCache = new Map<string, Promise<ResolvedPgTool | null>>();
+
+function readVersion(bin: string): Promise<ResolvedPgTool | null> {
+  let probe = versionCache.get(bin);
+  if (!probe) {
+    probe = probeVersion(bin).catch(() => null);
+    versionCache.set(bin, probe);
+  }
+  return probe;
+}
+
+async function probeVersion(bin: string): Promise<ResolvedPgTool | null> {
   // No inherited environment: `--version` needs none, and a stray PG* variable must not matter.
   const result = await execa(bin, ['--version'], {
     reject: false,
@@ -73,9 +98,7 @@ async function readVersion(bin: string): Promise<ResolvedPgTool | null> {
     env: { PATH: process.env.PATH ?? '' },
   });
   const parsed = result.exitCode === 0 ? parsePgVersion(String(result.stdout)) : null;
-  const resolved = parsed ? { path: bin, ...parsed } : null;
-  versionCache.set(bin, resolved);
-  return resolved;
+  return parsed ? { path: bin, ...parsed } : null;
 }
 
 function isDebianWrapper(bin: string): boolean {

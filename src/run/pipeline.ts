@@ -7,6 +7,7 @@ import { anchorTableComplete } from '../audit/anchor.js';
 import { warnSkipped } from '../audit/read.js';
 import { dryRunMode, type BackupMode } from '../backup/mode.js';
 import { pgDumpMode } from '../backup/pg-dump-mode.js';
+import { probePgToolsEarly } from '../backup/pg-tools.js';
 import { pgBackRestMode } from '../backup/pgbackrest-mode.js';
 import { closureOf, readScopeGraph, type BackupScope, type ScopeGraph } from '../backup/scope.js';
 import type { Config } from '../config/config.js';
@@ -212,6 +213,7 @@ async function connectAndRun(start: Start): Promise<RunResult> {
   // The runner's pool and the script's session connect side by side.
   const opening = target.open({ applicationName, maxConnections: 6 });
   opening.catch(() => {}); // awaited below; withTarget closes it if the script's session fails first
+  if (dumpsBackup(config, options)) probePgToolsEarly(config.pgBinDir);
   return withScriptSession(config, url, applicationName, async (scriptDb) =>
     withClient((await opening).db, async (session) => {
       timings.connect = Date.now() - connecting;
@@ -446,6 +448,11 @@ async function flushOwnCounters(ctx: RunContext): Promise<void> {
  * pg_dump's 'touched' and 'guarded' scopes come from the script's declarations, which may
  * still be loading (scopedDumpMode); 'full' and 'none' do not depend on them.
  */
+/** Whether the run will start pg_dump (chooseBackupMode): not for a dry run, pgBackRest mode or scope none. */
+function dumpsBackup(config: Config, options: RunOptions): boolean {
+  return !options.dryRun && config.backup.mode !== 'pgbackrest' && (options.backupScope ?? config.backup.scope) !== 'none';
+}
+
 function chooseBackupMode(ctx: EarlyContext, scope: BackupScope, planning: Promise<RunPlan>, hinted: Scope | null): BackupMode {
   const { config } = ctx;
   if (ctx.options.dryRun) return dryRunMode(scope, ctx.log);

@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import type { TableKey } from '../records/index.js';
-import { listCatalogs, readCatalogCensus, readCatalogState, type CatalogState } from './catalog-changes.js';
+import { listCatalogs, readCatalogCensus } from './catalog-census.js';
+import { readCatalogState, type CatalogState } from './catalog-changes.js';
 import type { TableShape } from './measure.js';
 import { useCatalogSearchPath } from './settings.js';
 import { readTableShapes } from './shapes.js';

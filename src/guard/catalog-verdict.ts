@@ -1,8 +1,7 @@
+import { censusUnchanged, readCatalogCensus } from './catalog-census.js';
 import type { Db } from '../db/connection.js';
 import {
   catalogWritesDelta,
-  censusUnchanged,
-  readCatalogCensus,
   readCatalogState,
   readCatalogWrites,
   readCatalogWritesHere,
@@ -17,7 +16,7 @@ import { byCodeUnit } from '../text-order.js';
 export interface CatalogSnapshot {
   readonly state: CatalogState;
   readonly writes: CatalogWrites;
-  /** Rows per catalog when `state` was read (catalog-changes.ts, readCatalogCensus); a superuser's shortcut needs it. */
+  /** Rows per catalog when `state` was read (catalog-census.ts); a superuser's shortcut needs it. */
   readonly census?: ReadonlyMap<string, number>;
 }
 
@@ -69,7 +68,7 @@ export async function readCatalogSnapshot(trx: Db): Promise<CatalogSnapshot> {
  * is most of what measuring a DML script costs. Under a role the shortcut rests on the write
  * counters alone. A superuser can switch them off (track_counts is superuser-only, and a
  * pre-existing function may carry `SET track_counts = off`), so under `trust: superuser` it
- * also needs the catalog census (catalog-changes.ts) to show no row written by this
+ * also needs the catalog census (catalog-census.ts) to show no row written by this
  * transaction and every catalog's count as it was; without a census the state is read in
  * full. DDL done with counting off is still named by the diff (rule 1 below).
  */

@@ -1,5 +1,7 @@
 import { sql } from 'kysely';
 import { createDb, type Db } from '../src/db/connection.js';
+import { readTableCatalog } from '../src/db/catalog.js';
+import type { Snapshot } from '../src/records/index.js';
 import { takeSnapshot } from '../src/snapshot/take.js';
 import { waitFor } from './helpers/attacks.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
@@ -185,6 +187,29 @@ describe('takeSnapshot', () => {
       const written = await loop;
       await writer.destroy();
       expect(written).toBeGreaterThan(0);
+    }
+  });
+
+  it('records the same fingerprints whether they are read beside the counts or on the exporting connection', async () => {
+    const fingerprints = (s: Snapshot): Record<string, [string, string | undefined]> =>
+      Object.fromEntries(Object.entries(s.tables).map(([k, v]) => [k, [v.fingerprint, v.behaviourFingerprint]]));
+    const catalog = await readTableCatalog(t.db);
+    const aside = (await takeSnapshot(t.db, { countConnections: 2 })).snapshot;
+    const alone = (await takeSnapshot(t.db, { countConnections: 0 })).snapshot;
+    expect(fingerprints(aside)).toEqual(fingerprints(alone));
+    expect(Object.keys(aside.tables).sort()).toEqual(Object.keys(catalog).sort());
+    for (const [key, table] of Object.entries(catalog)) expect(aside.tables[key]!.fingerprint).toBe(table.fingerprint);
+    expect(aside.tables['public.users']!.fingerprint).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('completes on a pool of countConnections + 1, the fingerprints and the counts taking turns on the spare connection', async () => {
+    const small = createDb(t.url, { maxConnections: 2 });
+    try {
+      const { snapshot } = await takeSnapshot(small, { countConnections: 1, exactCountThreshold: 1_000_000 });
+      expect(snapshot.tables['public.users']!.rowsKind).toBe('exact');
+      expect(snapshot.tables['public.users']!.fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    } finally {
+      await small.destroy();
     }
   });
 

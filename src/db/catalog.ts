@@ -47,8 +47,16 @@ export const userRelations = sql`
  */
 export async function readTableCatalog(db: Db, options: { readonly fingerprintsOf?: ReadonlySet<number> } = {}): Promise<TableCatalog> {
   const only = options.fingerprintsOf;
-  const tables = await readTables(db);
+  const tables = await readTableList(db);
   const fingerprints = only?.size === 0 ? new Map<number, Fingerprints>() : await readFingerprints(db, only ? [...only] : null);
+  return withFingerprints(tables, fingerprints);
+}
+
+/**
+ * The catalog from readTableList's rows and readFingerprints' result, read apart (a snapshot
+ * reads them side by side): a table missing from `fingerprints` gets empty ones.
+ */
+export function withFingerprints(tables: readonly TableRow[], fingerprints: ReadonlyMap<number, Fingerprints>): TableCatalog {
   const keyByOid = new Map(tables.map((t) => [t.oid, keyOf(t.nspname, t.relname)]));
   const entries = tables.map((t): CatalogTable => {
     const partitioned = t.relkind === 'p';
@@ -76,7 +84,7 @@ export async function readTableCatalog(db: Db, options: { readonly fingerprintsO
   return Object.fromEntries(entries.map((e) => [e.key, e]));
 }
 
-interface TableRow {
+export interface TableRow {
   readonly oid: number;
   readonly nspname: string;
   readonly relname: string;
@@ -92,7 +100,8 @@ interface TableRow {
   readonly readable: boolean;
 }
 
-async function readTables(db: Db): Promise<readonly TableRow[]> {
+/** Every user table with its storage, statistics and estimate: one statement, no deparsing. */
+export async function readTableList(db: Db): Promise<readonly TableRow[]> {
   // reltuples is -1 until the first ANALYZE (PostgreSQL 14+); n_live_tup is the better guess then.
   const result = await sql<TableRow>`
     with rels as (${userRelations}),
@@ -126,12 +135,13 @@ async function readTables(db: Db): Promise<readonly TableRow[]> {
  * touch it. The pg_get_*def functions read the current catalog rather than the
  * transaction's snapshot; inside one transaction that difference cannot show.
  */
-interface Fingerprints {
+export interface Fingerprints {
   readonly shape: string;
   readonly behaviour: string;
 }
 
-async function readFingerprints(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, Fingerprints>> {
+/** The fingerprints of `oids`, or of every user table (null): one statement. */
+export async function readFingerprints(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, Fingerprints>> {
   const result = await sql<{ oid: number; fingerprint: string; behaviour: string }>`
     with rels as (select u.* from (${userRelations}) u ${oids ? sql`where u.oid = any(${oids}::pg_catalog.oid[])` : sql``}),
     cols as (

@@ -116,17 +116,22 @@ export async function countInSnapshot(
     await drain(fallback);
     return counts;
   }
-  await Promise.all(
-    Array.from({ length: workers }, () =>
-      db
-        .transaction()
-        .setIsolationLevel('repeatable read')
-        .setAccessMode('read only')
-        .execute(async (trx) => {
-          await sql`set transaction snapshot ${sql.lit(snapshotId)}`.execute(trx);
-          await drain(trx);
-        }),
-    ),
-  );
+  await Promise.all(Array.from({ length: workers }, () => inImportedSnapshot(db, snapshotId, drain)));
   return counts;
+}
+
+/**
+ * `read` on a connection of its own, in a read-only transaction that imports the exported
+ * snapshot: it sees exactly what the exporting transaction sees. The exporting transaction
+ * must stay open until this one has begun (takeSnapshot awaits it).
+ */
+export async function inImportedSnapshot<T>(db: Db, snapshotId: string, read: (trx: Db) => Promise<T>): Promise<T> {
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .setAccessMode('read only')
+    .execute(async (trx) => {
+      await sql`set transaction snapshot ${sql.lit(snapshotId)}`.execute(trx);
+      return read(trx);
+    });
 }

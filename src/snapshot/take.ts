@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
-import { readTableCatalog, type TableCatalog } from '../db/catalog.js';
+import { readFingerprints, readTableList, withFingerprints, type Fingerprints, type TableCatalog } from '../db/catalog.js';
 import { type Db, onlyRow } from '../db/connection.js';
 import { readIdentity, readWalPosition } from '../db/identity.js';
-import { countInSnapshot, planExactCounts, sumPartitions, tablesToScan } from './counts.js';
+import { countInSnapshot, inImportedSnapshot, planExactCounts, sumPartitions, tablesToScan } from './counts.js';
 import type { SnapshotOptions } from './types.js';
 import type { Snapshot, TableKey, TableState } from '../records/index.js';
 
@@ -71,9 +71,32 @@ async function readInSnapshot(
   takenAt: string,
   started: number,
 ): Promise<Snapshot> {
+  // The fingerprints are most of the catalog read (every table's definition deparsed). With a
+  // connection to spare (countConnections, see above) they are read beside everything else,
+  // in the same snapshot; the counts need only the table list.
+  const fingerprinting = (options.countConnections ?? 2) > 0 ? inImportedSnapshot(db, snapshotId, (t) => readFingerprints(t, null)) : null;
+  fingerprinting?.catch(() => {}); // awaited below, or before an error leaves: its connection must be back first
+  try {
+    return await readTablesAndCounts(db, trx, snapshotId, options, takenAt, started, fingerprinting);
+  } finally {
+    await fingerprinting?.catch(() => {});
+  }
+}
+
+async function readTablesAndCounts(
+  db: Db,
+  trx: Db,
+  snapshotId: string,
+  options: SnapshotOptions,
+  takenAt: string,
+  started: number,
+  /** Null: read here, on the exporting transaction, once the counts are done. */
+  fingerprinting: Promise<ReadonlyMap<number, Fingerprints>> | null,
+): Promise<Snapshot> {
   const database = await readIdentity(trx, options.url);
   const wal = await readWalPosition(trx);
-  const catalog = await readTableCatalog(trx);
+  const tableList = await readTableList(trx);
+  const catalog = withFingerprints(tableList, new Map());
 
   const known = new Map(Object.entries(options.knownCounts ?? {}).filter(([key]) => catalog[key]));
   // A caller may still be working out what to count (a run whose script is loading): the
@@ -100,11 +123,12 @@ async function readInSnapshot(
   for (const key of counts.keys()) if (!wanted.has(key)) counts.delete(key);
   for (const [key, n] of known) counts.set(key, n);
   sumPartitions(catalog, counts, new Set([...wanted, ...known.keys()]));
+  const fingerprints = await (fingerprinting ?? readFingerprints(trx, null));
   return {
     takenAt,
     database,
     walLsn: wal.lsn,
-    tables: tableStates(catalog, counts),
+    tables: tableStates(withFingerprints(tableList, fingerprints), counts),
     durationMs: Math.round(performance.now() - started - waitedMs),
   };
 }

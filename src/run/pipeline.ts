@@ -312,7 +312,17 @@ async function guardedSteps(early: EarlyContext, preparation: Preparation): Prom
   const backupMode = chooseBackupMode(early, scope, planning, hinted);
   await backupMode.beforeSnapshot();
   const beforeSnapshotMs = Date.now() - t;
-  const snapshotOptions = { url: early.url, exactTables: counted, exactTablesGuess: hinted?.exactTables, countConnections: 2 };
+  // What needs only the pre-snapshot starts as soon as its reads are done, while pg_dump runs on.
+  const afterRead: { work?: Promise<readonly DriftFinding[]> } = {};
+  const snapshotOptions = {
+    url: early.url,
+    exactTables: counted,
+    exactTablesGuess: hinted?.exactTables,
+    countConnections: 2,
+    onRead: (pre: Snapshot) => {
+      afterRead.work = beforeIntent(early, pre);
+    },
+  };
   const [taken, baseline] = await Promise.allSettled([
     takeSnapshot(early.db, snapshotOptions, (snapshotId) => backupMode.duringSnapshot(snapshotId)),
     preparation.early ? preparation.get() : null,
@@ -320,6 +330,7 @@ async function guardedSteps(early: EarlyContext, preparation: Preparation): Prom
   if (taken.status === 'rejected' || baseline.status === 'rejected') {
     // The counts or the baseline failed beside a finished backup: no intent will ever name that archive.
     await backupMode.discard();
+    await afterRead.work;
     throw taken.status === 'rejected' ? taken.reason : (baseline as PromiseRejectedResult).reason;
   }
   const { script, cascadeFrom, exactTables, at: planned } = await planning;
@@ -331,13 +342,7 @@ async function guardedSteps(early: EarlyContext, preparation: Preparation): Prom
   timings.backup = (timings.backup ?? 0) + beforeSnapshotMs + (Date.now() - recording);
   // From when both the lock was held and the declarations were known.
   timings.snapshotAndBackup = Date.now() - Math.max(planned, t);
-  const drift = await driftBeforeRun(config, pre, ctx.session, warnSkipped(log)).catch((error: unknown) => {
-    log.warn('could not compare with the previous observation', { error: errorMessage(error) });
-    return [];
-  });
-
-  // What other sessions wrote before this run is sealed before the run can touch anything.
-  await sealQuietly(ctx.db, ctx.audit, config.evidenceDir, ctx.identity, log);
+  const drift = await (afterRead.work ?? beforeIntent(early, pre));
 
   // Step 6: the intent, durable before the script can touch anything.
   try {
@@ -448,6 +453,23 @@ async function flushOwnCounters(ctx: RunContext): Promise<void> {
  * pg_dump's 'touched' and 'guarded' scopes come from the script's declarations, which may
  * still be loading (scopedDumpMode); 'full' and 'none' do not depend on them.
  */
+/**
+ * Drift since the previous observation of this database, and the seal of what other sessions
+ * wrote before this run: both before the intent, so before the run can touch anything. Neither
+ * fails the run; a failure is a warning.
+ */
+async function beforeIntent(early: EarlyContext, pre: Snapshot): Promise<readonly DriftFinding[]> {
+  const { config, log } = early;
+  const [drift] = await Promise.all([
+    driftBeforeRun(config, pre, early.session, warnSkipped(log)).catch((error: unknown) => {
+      log.warn('could not compare with the previous observation', { error: errorMessage(error) });
+      return [];
+    }),
+    sealQuietly(early.db, early.audit, config.evidenceDir, early.identity, log),
+  ]);
+  return drift;
+}
+
 /** Whether the run will start pg_dump (chooseBackupMode): not for a dry run, pgBackRest mode or scope none. */
 function dumpsBackup(config: Config, options: RunOptions): boolean {
   return !options.dryRun && config.backup.mode !== 'pgbackrest' && (options.backupScope ?? config.backup.scope) !== 'none';

@@ -58,6 +58,7 @@ export async function takeSnapshot<T>(
         await holding?.catch(() => {});
         throw error;
       }
+      options.onRead?.(snapshot);
       const held = await holding;
       return { snapshot, held };
     });

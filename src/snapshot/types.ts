@@ -1,4 +1,4 @@
-import type { TableKey } from '../records/index.js';
+import type { Snapshot, TableKey } from '../records/index.js';
 
 /** How a snapshot is taken; what it records is `Snapshot` in records/. */
 export interface SnapshotOptions {
@@ -31,6 +31,11 @@ export interface SnapshotOptions {
   readonly countConnections?: number;
   /** The URL the handle was made from: host and port for DatabaseIdentity.key over a Unix socket. */
   readonly url?: URL;
+  /**
+   * Called with the snapshot as soon as its own reads are done, while `whileOpen` (a run's
+   * backup) may still be running: what needs only the snapshot starts then.
+   */
+  readonly onRead?: (snapshot: Snapshot) => void;
   /** Called as exact counts finish: tables done, tables to count, the last one done (a progress bar). */
   readonly onCounted?: (done: number, total: number, table: TableKey) => void;
 }

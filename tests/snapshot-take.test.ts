@@ -202,11 +202,13 @@ describe('takeSnapshot', () => {
     expect(aside.tables['public.users']!.fingerprint).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  it('completes on a pool of countConnections + 1, the fingerprints and the counts taking turns on the spare connection', async () => {
-    const small = createDb(t.url, { maxConnections: 2 });
+  it.each([1, 2])('completes on a pool of %i connection(s), whatever countConnections asks for', async (connections) => {
+    // A pool of one: everything on the exporting connection. Two: the counts and the fingerprints take turns on the other.
+    const small = createDb(t.url, { maxConnections: connections });
     try {
-      const { snapshot } = await takeSnapshot(small, { countConnections: 1, exactCountThreshold: 1_000_000 });
+      const { snapshot } = await takeSnapshot(small, { countConnections: 2, exactCountThreshold: 1_000_000 });
       expect(snapshot.tables['public.users']!.rowsKind).toBe('exact');
+      expect(snapshot.tables['public.users']!.rows).toBe((await liveCounts(t.db, ['public.users']))['public.users']);
       expect(snapshot.tables['public.users']!.fingerprint).toMatch(/^[0-9a-f]{64}$/);
     } finally {
       await small.destroy();

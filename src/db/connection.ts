@@ -28,11 +28,24 @@ export interface DbOptions {
  */
 export const CATALOG_SEARCH_PATH = 'pg_catalog, pg_temp';
 
+/** Connections each pool made by createDb may open, by handle (see poolCapacity). */
+const capacities = new WeakMap<object, number>();
+
+/**
+ * How many connections `db`'s pool may open: what createDb was given. 1 for any other handle
+ * (a transaction, a handle with a plugin), so that a caller who would need a second
+ * connection while holding one does its work on the one it holds instead of waiting forever.
+ */
+export function poolCapacity(db: object): number {
+  return capacities.get(db) ?? 1;
+}
+
 /** A pool on `url`, typed as safe-run's own handle unless the caller (a test, the demo) names its tables. */
 export function createDb<DB = Database>(url: URL | string, options: DbOptions = {}): Kysely<DB> {
+  const max = options.maxConnections ?? 4;
   const pool = new pg.Pool({
     connectionString: typeof url === 'string' ? url : url.href,
-    max: options.maxConnections ?? 4,
+    max,
     application_name: options.applicationName ?? 'safe-run',
     connectionTimeoutMillis: 10_000,
     allowExitOnIdle: options.allowExitOnIdle ?? false,
@@ -41,7 +54,9 @@ export function createDb<DB = Database>(url: URL | string, options: DbOptions = 
   // kills the process. The query in flight rejects anyway, and that is where it is reported.
   pool.on('error', () => {});
   pool.on('connect', (client) => client.on('error', () => {}));
-  return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  capacities.set(db, max);
+  return db;
 }
 
 /** Connect once up front so that a bad host or password is one clear message, not a stack. */

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { CatalogTable, TableCatalog } from '../db/catalog.js';
-import type { Db } from '../db/connection.js';
+import { poolCapacity, type Db } from '../db/connection.js';
 import type { TableKey } from '../records/index.js';
 
 /**
@@ -111,7 +111,8 @@ export async function countInSnapshot(
       }
     }
   };
-  const workers = Math.min(connections, queue.length);
+  // Each worker takes a connection of its own; the exporting one is already taken.
+  const workers = Math.min(connections, queue.length, poolCapacity(db) - 1);
   if (workers <= 1) {
     await drain(fallback);
     return counts;

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { readFingerprints, readTableList, withFingerprints, type Fingerprints, type TableCatalog } from '../db/catalog.js';
-import { type Db, onlyRow } from '../db/connection.js';
+import { type Db, onlyRow, poolCapacity } from '../db/connection.js';
 import { readIdentity, readWalPosition } from '../db/identity.js';
 import { countInSnapshot, inImportedSnapshot, planExactCounts, sumPartitions, tablesToScan } from './counts.js';
 import type { SnapshotOptions } from './types.js';
@@ -26,8 +26,10 @@ export interface TakenSnapshot<T> {
  * Cost: a fixed number of catalog and statistics queries, plus the rows of the tables
  * counted exactly (`exactTables`, not those in `knownCounts`), never the rows of the others.
  *
- * The pool behind `db` needs `countConnections + 1` free connections (plus what
- * `whileOpen` takes); with countConnections 0 the counts run on the exporting connection.
+ * Connections: the exporting one, then up to `countConnections` for the counts and one for
+ * the fingerprints, as the pool behind `db` allows (poolCapacity; a pool of one does all of it
+ * on the exporting connection), plus what `whileOpen` takes. With countConnections 0 everything
+ * runs on the exporting connection.
  */
 export async function takeSnapshot<T>(
   db: Db,
@@ -72,10 +74,12 @@ async function readInSnapshot(
   takenAt: string,
   started: number,
 ): Promise<Snapshot> {
-  // The fingerprints are most of the catalog read (every table's definition deparsed). With a
-  // connection to spare (countConnections, see above) they are read beside everything else,
-  // in the same snapshot; the counts need only the table list.
-  const fingerprinting = (options.countConnections ?? 2) > 0 ? inImportedSnapshot(db, snapshotId, (t) => readFingerprints(t, null)) : null;
+  // The fingerprints are most of the catalog read (every table's definition deparsed). When
+  // the pool has a second connection (and counting on others is allowed, countConnections)
+  // they are read there, beside everything else, in the same snapshot: the counts need only
+  // the table list. On a pool of one they wait for the counts on the exporting connection.
+  const aside = (options.countConnections ?? 2) > 0 && poolCapacity(db) >= 2;
+  const fingerprinting = aside ? inImportedSnapshot(db, snapshotId, (t) => readFingerprints(t, null)) : null;
   fingerprinting?.catch(() => {}); // awaited below, or before an error leaves: its connection must be back first
   try {
     return await readTablesAndCounts(db, trx, snapshotId, options, takenAt, started, fingerprinting);

@@ -449,11 +449,6 @@ async function flushOwnCounters(ctx: RunContext): Promise<void> {
 }
 
 /**
- * backup.mode, chosen once per run: pg_dump of the scope (step 5), or pgBackRest's archive.
- * pg_dump's 'touched' and 'guarded' scopes come from the script's declarations, which may
- * still be loading (scopedDumpMode); 'full' and 'none' do not depend on them.
- */
-/**
  * Drift since the previous observation of this database, and the seal of what other sessions
  * wrote before this run: both before the intent, so before the run can touch anything. Neither
  * fails the run; a failure is a warning.
@@ -475,6 +470,11 @@ function dumpsBackup(config: Config, options: RunOptions): boolean {
   return !options.dryRun && config.backup.mode !== 'pgbackrest' && (options.backupScope ?? config.backup.scope) !== 'none';
 }
 
+/**
+ * backup.mode, chosen once per run: pg_dump of the scope (step 5), or pgBackRest's archive.
+ * pg_dump's 'touched' and 'guarded' scopes come from the script's declarations, which may
+ * still be loading (scopedDumpMode); 'full' and 'none' do not depend on them.
+ */
 function chooseBackupMode(ctx: EarlyContext, scope: BackupScope, planning: Promise<RunPlan>, hinted: Scope | null): BackupMode {
   const { config } = ctx;
   if (ctx.options.dryRun) return dryRunMode(scope, ctx.log);

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { userRelations } from '../db/catalog.js';
-import type { Db } from '../db/connection.js';
+import { inImportedSnapshot, type Db } from '../db/connection.js';
 import type { PgClass, PgNamespace } from '../db/schema.js';
 import type { TableKey } from '../records/index.js';
 import type { DumpTable } from './pg-dump-args.js';
@@ -24,14 +24,7 @@ export interface BackupTable extends DumpTable {
  */
 export async function lookupBackupTables(db: Db, snapshotId: string | null, keys: readonly TableKey[] | null): Promise<BackupTable[]> {
   if (!snapshotId) return queryTables(db, keys);
-  return db
-    .transaction()
-    .setIsolationLevel('repeatable read')
-    .setAccessMode('read only')
-    .execute(async (trx) => {
-      await sql`set transaction snapshot ${sql.lit(snapshotId)}`.execute(trx);
-      return queryTables(trx, keys);
-    });
+  return inImportedSnapshot(db, snapshotId, (trx) => queryTables(trx, keys));
 }
 
 async function queryTables(db: Db, keys: readonly TableKey[] | null): Promise<BackupTable[]> {

@@ -93,3 +93,19 @@ export function onlyRow<R>(rows: readonly R[]): R {
 export async function withClient<T>(db: Db, fn: (conn: Db) => Promise<T>): Promise<T> {
   return db.connection().execute(fn);
 }
+
+/**
+ * `read` on a connection of its own, in a read-only transaction that imports the exported
+ * snapshot: it sees exactly what the exporting transaction sees. The exporting transaction
+ * must stay open until this one has begun.
+ */
+export async function inImportedSnapshot<T>(db: Db, snapshotId: string, read: (trx: Db) => Promise<T>): Promise<T> {
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .setAccessMode('read only')
+    .execute(async (trx) => {
+      await sql`set transaction snapshot ${sql.lit(snapshotId)}`.execute(trx);
+      return read(trx);
+    });
+}

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { CatalogTable, TableCatalog } from '../db/catalog.js';
-import { poolCapacity, type Db } from '../db/connection.js';
+import { inImportedSnapshot, poolCapacity, type Db } from '../db/connection.js';
 import type { TableKey } from '../records/index.js';
 
 /**
@@ -119,20 +119,4 @@ export async function countInSnapshot(
   }
   await Promise.all(Array.from({ length: workers }, () => inImportedSnapshot(db, snapshotId, drain)));
   return counts;
-}
-
-/**
- * `read` on a connection of its own, in a read-only transaction that imports the exported
- * snapshot: it sees exactly what the exporting transaction sees. The exporting transaction
- * must stay open until this one has begun (takeSnapshot awaits it).
- */
-export async function inImportedSnapshot<T>(db: Db, snapshotId: string, read: (trx: Db) => Promise<T>): Promise<T> {
-  return db
-    .transaction()
-    .setIsolationLevel('repeatable read')
-    .setAccessMode('read only')
-    .execute(async (trx) => {
-      await sql`set transaction snapshot ${sql.lit(snapshotId)}`.execute(trx);
-      return read(trx);
-    });
 }

@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
 import { readFingerprints, readTableList, withFingerprints, type Fingerprints, type TableCatalog } from '../db/catalog.js';
-import { type Db, onlyRow, poolCapacity } from '../db/connection.js';
+import { type Db, inImportedSnapshot, onlyRow, poolCapacity } from '../db/connection.js';
 import { readIdentity, readWalPosition } from '../db/identity.js';
-import { countInSnapshot, inImportedSnapshot, planExactCounts, sumPartitions, tablesToScan } from './counts.js';
+import { countInSnapshot, planExactCounts, sumPartitions, tablesToScan } from './counts.js';
 import type { SnapshotOptions } from './types.js';
 import type { Snapshot, TableKey, TableState } from '../records/index.js';
 
@@ -54,7 +54,7 @@ export async function takeSnapshot<T>(
       holding?.catch(() => {});
       let snapshot: Snapshot;
       try {
-        snapshot = await readInSnapshot(db, trx, snapshotId, options, takenAt, started);
+        snapshot = await readInSnapshot({ db, trx, snapshotId, options, takenAt, started });
       } catch (error) {
         // The exporting transaction must outlive whatever imported its snapshot.
         await holding?.catch(() => {});
@@ -66,38 +66,39 @@ export async function takeSnapshot<T>(
     });
 }
 
-async function readInSnapshot(
-  db: Db,
-  trx: Db,
-  snapshotId: string,
-  options: SnapshotOptions,
-  takenAt: string,
-  started: number,
-): Promise<Snapshot> {
+/** What every read inside one exported snapshot works from. */
+interface InSnapshot {
+  /** The pool: further connections import the snapshot from it. */
+  readonly db: Db;
+  /** The transaction that exported the snapshot. */
+  readonly trx: Db;
+  readonly snapshotId: string;
+  readonly options: SnapshotOptions;
+  readonly takenAt: string;
+  readonly started: number;
+}
+
+async function readInSnapshot(read: InSnapshot): Promise<Snapshot> {
   // The fingerprints are most of the catalog read (every table's definition deparsed). When
   // the pool has a second connection (and counting on others is allowed, countConnections)
   // they are read there, beside everything else, in the same snapshot: the counts need only
   // the table list. On a pool of one they wait for the counts on the exporting connection.
-  const aside = (options.countConnections ?? 2) > 0 && poolCapacity(db) >= 2;
-  const fingerprinting = aside ? inImportedSnapshot(db, snapshotId, (t) => readFingerprints(t, null)) : null;
+  const aside = (read.options.countConnections ?? 2) > 0 && poolCapacity(read.db) >= 2;
+  const fingerprinting = aside ? inImportedSnapshot(read.db, read.snapshotId, (t) => readFingerprints(t, null)) : null;
   fingerprinting?.catch(() => {}); // awaited below, or before an error leaves: its connection must be back first
   try {
-    return await readTablesAndCounts(db, trx, snapshotId, options, takenAt, started, fingerprinting);
+    return await readTablesAndCounts(read, fingerprinting);
   } finally {
     await fingerprinting?.catch(() => {});
   }
 }
 
 async function readTablesAndCounts(
-  db: Db,
-  trx: Db,
-  snapshotId: string,
-  options: SnapshotOptions,
-  takenAt: string,
-  started: number,
+  read: InSnapshot,
   /** Null: read here, on the exporting transaction, once the counts are done. */
   fingerprinting: Promise<ReadonlyMap<number, Fingerprints>> | null,
 ): Promise<Snapshot> {
+  const { db, trx, snapshotId, options, takenAt, started } = read;
   const database = await readIdentity(trx, options.url);
   const wal = await readWalPosition(trx);
   const tableList = await readTableList(trx);

@@ -4,7 +4,7 @@ import type { TableKey } from '../records/index.js';
 import { listCatalogs, readCatalogCensus } from './catalog-census.js';
 import { readCatalogState, type CatalogState } from './catalog-changes.js';
 import type { TableShape } from './measure.js';
-import { useCatalogSearchPath } from './settings.js';
+import { readTrust, useCatalogSearchPath } from './settings.js';
 import { readTableShapes } from './shapes.js';
 
 /**
@@ -24,8 +24,8 @@ import { readTableShapes } from './shapes.js';
 export interface PreparedBaseline {
   readonly shapes: ReadonlyMap<TableKey, TableShape>;
   readonly catalog: CatalogState;
-  /** Rows per system catalog beside `catalog`: lets a superuser's verdict skip the full read (catalog-verdict.ts). */
-  readonly census: ReadonlyMap<string, number>;
+  /** Rows per system catalog beside `catalog`, read for a superuser: lets the verdict skip the full read (catalog-verdict.ts). */
+  readonly census: ReadonlyMap<string, number> | null;
 }
 
 export async function prepareBaseline(scriptDb: Db): Promise<PreparedBaseline> {
@@ -35,8 +35,9 @@ export async function prepareBaseline(scriptDb: Db): Promise<PreparedBaseline> {
     .execute(async (trx) => {
       // The same path the transaction measures under: it shapes what the deparsers print.
       await useCatalogSearchPath(trx);
-      const census = await readCatalogCensus(trx, await listCatalogs(trx));
-      return { shapes: await readTableShapes(trx), catalog: await readCatalogState(trx), census: census.rows };
+      // Only a superuser's verdict uses it (catalog-verdict.ts); under a role the counters do.
+      const census = (await readTrust(trx)) === 'superuser' ? (await readCatalogCensus(trx, await listCatalogs(trx))).rows : null;
+      return { shapes: await readTableShapes(trx), catalog: await readCatalogState(trx), census };
     });
 }
 

@@ -17,7 +17,7 @@ export interface CatalogSnapshot {
   readonly state: CatalogState;
   readonly writes: CatalogWrites;
   /** Rows per catalog when `state` was read (catalog-census.ts); a superuser's shortcut needs it. */
-  readonly census?: ReadonlyMap<string, number>;
+  readonly census?: ReadonlyMap<string, number> | null;
 }
 
 export interface CatalogVerdict {

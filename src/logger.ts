@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import type { DestinationStream, Logger as PinoLogger } from 'pino';
 import { formatLogLine } from './log-line.js';
+import { ownCommonJs } from './own-build.js';
 import { writeAboveProgress } from './progress.js';
 
 /**
@@ -48,7 +49,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 }
 
 function makePino(level: LogLevel, format: LogFormat): PinoLogger {
-  const pino = require('pino') as typeof import('pino');
+  const pino = require(ownCommonJs('pino')) as typeof import('pino');
   // Human lines on a terminal or not: cron mail, CI logs and the demo are read by people.
   // JSON only when asked for, for a log shipper.
   const destination: DestinationStream = format === 'json' ? pino.destination({ dest: 2, sync: true }) : humanStderr();

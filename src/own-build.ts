@@ -22,7 +22,12 @@ export function ownEntry(treePath: string, bundleName: string): string {
 }
 
 /**
- * The kysely a script's child and the script share: one bundled CommonJS file in the bundle
- * (support/build/bundle.ts says why), the package itself in tsc's tree.
+ * What to require() for a package the bundle holds as one CommonJS file (support/build/bundle.ts
+ * says why): that file in the bundle, the package itself in tsc's tree.
  */
-export const CHILD_KYSELY = bundled ? path.join(OWN_BUILD_DIR, 'kysely.cjs') : 'kysely';
+export function ownCommonJs(name: 'kysely' | 'pino'): string {
+  return bundled ? path.join(OWN_BUILD_DIR, `${name}.cjs`) : name;
+}
+
+/** The kysely a script's child and the script share. */
+export const CHILD_KYSELY = ownCommonJs('kysely');

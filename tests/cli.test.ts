@@ -274,6 +274,25 @@ register('./hooks.mjs', import.meta.url);\n`,
     expect(outside).toEqual([pathToFileURL(CLI_PATH).href]);
   });
 
+  it('the first log line requires pino as the bundle’s one file, none of the package’s own files', async () => {
+    const cwd = mkdtempSync(path.join(dir, 'pino-'));
+    writeFileSync(path.join(cwd, 'safe-run.config.json'), JSON.stringify({ scriptsDir: SCRIPTS_DIR() }));
+    const trace = path.join(dir, 'trace-pino.txt');
+    writeFileSync(trace, '');
+    const result = await runCli(['list', '--verbose'], {
+      cwd,
+      env: { SAFE_RUN_TRACE: trace, NODE_OPTIONS: `--import=${pathToFileURL(path.join(dir, 'register.mjs')).href}` },
+    });
+    expect(result.exitCode).toBe(0);
+    expect(result.stderr).toContain('config'); // the debug line that made the logger
+    const required = readFileSync(trace, 'utf8')
+      .split('\n')
+      .filter((line) => line.startsWith('require:'));
+    expect(required).toContain(`require:${path.join(BUNDLE, 'pino.cjs')}`);
+    // pino's own requires (sonic-boom, thread-stream, its lib/ files) are inside that file.
+    expect(required.filter((line) => /sonic-boom|thread-stream|\.\/lib\//.test(line))).toEqual([]);
+  });
+
   it("a database command loads pg without Node's fetch: the bundle drops pg's Cloudflare probe", async () => {
     // undici is Node's own module, which the loader hooks never see: ask Node what it loaded.
     const hook = path.join(dir, 'internal-modules.cjs');

@@ -154,15 +154,20 @@ async function bundleChild(): Promise<Metafile> {
 }
 
 /**
- * kysely as one CommonJS file (dist/bundle/kysely.cjs): the child loads it by path, and a
- * script's `kysely` resolves to it through jiti's alias (src/script/child/evaluate.ts), so
- * both still share one copy. Under the permission model every file read is checked, and
- * kysely's 263 files cost a child about 110 ms to require; the one file about 25.
+ * Packages a process loads with require(), each as one CommonJS file (dist/bundle/<name>.cjs).
+ * Under the permission model every file read is checked, and kysely's 263 files cost a child
+ * about 110 ms to require; the one file about 25. A script's `kysely` resolves to that file
+ * through jiti's alias (src/script/child/evaluate.ts), so the child and the script still share
+ * one copy. pino is required by the first log line (src/logger.ts): its 15 files took 35 ms
+ * of every guarded run, the one file 12-20 ms. No transport is used, so the worker files
+ * pino's transports start by path are not needed.
  */
-async function bundleKysely(): Promise<Metafile> {
+const COMMONJS_FILES = ['kysely', 'pino'] as const;
+
+async function bundleCommonJs(name: (typeof COMMONJS_FILES)[number]): Promise<Metafile> {
   const result = await build({
     absWorkingDir: ROOT,
-    entryPoints: { kysely: createRequire(path.join(ROOT, 'package.json')).resolve('kysely') },
+    entryPoints: { [name]: createRequire(path.join(ROOT, 'package.json')).resolve(name) },
     bundle: true,
     format: 'cjs',
     platform: 'node',
@@ -186,7 +191,7 @@ function pointBinAtBundle(): void {
 }
 
 rmSync(OUT, { recursive: true, force: true });
-const built = await Promise.all([bundleCli(), bundleChild(), bundleKysely()]);
+const built = await Promise.all([bundleCli(), bundleChild(), ...COMMONJS_FILES.map(bundleCommonJs)]);
 // Which source files each bundle file holds: tests map a traced chunk back to its modules.
 const meta: Metafile = {
   inputs: Object.assign({}, ...built.map((m) => m.inputs)) as Metafile['inputs'],

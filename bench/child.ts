@@ -2,7 +2,7 @@ import { execa } from 'execa';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cliPath } from './workspace.js';
+import { binPath } from './workspace.js';
 
 /**
  * The CLI as an operator runs it: a child process, so that its peak memory can be read.
@@ -29,9 +29,7 @@ export async function runCli(args: readonly string[], env: Record<string, string
   const dir = mkdtempSync(path.join(os.tmpdir(), 'safe-run-bench-time-'));
   const out = path.join(dir, 'rss');
   try {
-    const [file, argv] = rssMethod
-      ? [GNU_TIME, ['-f', '%M', '-o', out, process.execPath, cliPath, ...args]]
-      : [process.execPath, [cliPath, ...args]];
+    const [file, argv] = rssMethod ? [GNU_TIME, ['-f', '%M', '-o', out, binPath, ...args]] : [binPath, [...args]];
     const started = performance.now();
     const result = await execa(file, argv, {
       env: { ...env, NODE_ENV: 'production' },

@@ -25,8 +25,11 @@ export const packageRoot = ((): string => {
   }
 })();
 
-/** <outDir>/bench/workspace.js -> <outDir>/src/cli.js: the CLI built with this very bench. */
-export const cliPath = path.resolve(here, '../src/cli.js');
+/**
+ * The command an operator runs, `safe-run` as npm links it: bin/safe-run, which starts the CLI
+ * built with this very bench (<outDir>/src/cli.js) as the operator's shell would.
+ */
+export const binPath = path.join(packageRoot, 'bin', 'safe-run');
 
 export const cleanupScriptPath = path.join(packageRoot, 'scripts', 'cleanup-invalid-sessions.ts');
 

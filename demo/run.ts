@@ -19,7 +19,8 @@ import { errorMessage } from '../src/errors.js';
  */
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
-const cli = path.join(root, 'dist/src/cli.js');
+/** The `safe-run` command as npm links it: bin/safe-run starts the built CLI (dist/src/cli.js). */
+const safeRun = path.join(root, 'bin', 'safe-run');
 
 interface Step {
   readonly args: string[];
@@ -124,7 +125,7 @@ async function runCliSteps(env: Record<string, string>, config: string, steps: r
   let ok = true;
   for (const step of steps) {
     say(`${step.why}\n$ safe-run ${step.args.map((a) => (a.includes(' ') ? `"${a}"` : a)).join(' ')}`);
-    const result = await execa(process.execPath, [cli, ...step.args, '--config', config], {
+    const result = await execa(safeRun, [...step.args, '--config', config], {
       env,
       reject: false,
       stdout: 'inherit',

@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { ExitCode, SafeRunError, errorCode, errorMessage } from '../errors.js';
+import { withExtraCa } from './extra-ca.js';
 import type { Database } from './schema.js';
 import { redactUrl } from './url.js';
 
@@ -43,13 +44,15 @@ export function poolCapacity(db: object): number {
 /** A pool on `url`, typed as safe-run's own handle unless the caller (a test, the demo) names its tables. */
 export function createDb<DB = Database>(url: URL | string, options: DbOptions = {}): Kysely<DB> {
   const max = options.maxConnections ?? 4;
-  const pool = new pg.Pool({
-    connectionString: typeof url === 'string' ? url : url.href,
-    max,
-    application_name: options.applicationName ?? 'safe-run',
-    connectionTimeoutMillis: 10_000,
-    allowExitOnIdle: options.allowExitOnIdle ?? false,
-  });
+  const pool = new pg.Pool(
+    withExtraCa({
+      connectionString: typeof url === 'string' ? url : url.href,
+      max,
+      application_name: options.applicationName ?? 'safe-run',
+      connectionTimeoutMillis: 10_000,
+      allowExitOnIdle: options.allowExitOnIdle ?? false,
+    }),
+  );
   // A client that loses its server (killed backend, restart) emits 'error'; unhandled, that
   // kills the process. The query in flight rejects anyway, and that is where it is reported.
   pool.on('error', () => {});
@@ -67,11 +70,21 @@ export async function assertReachable(db: Db, url: URL): Promise<void> {
     throw new SafeRunError(
       `Cannot connect to ${redactUrl(url)}: ${connectionProblem(error)}`,
       ExitCode.usage,
-      'Check that the server is running and that the URL, user and password are right (`safe-run doctor` checks all of it).',
+      UNTRUSTED_CERTIFICATE.has(errorCode(error) ?? '')
+        ? "Name the authority that signed the server's certificate: add sslrootcert=<CA file> to the URL (pg_dump reads it too)."
+        : 'Check that the server is running and that the URL, user and password are right (`safe-run doctor` checks all of it).',
       { cause: error },
     );
   }
 }
+
+/** Node's codes for a server certificate no authority it knows signed. */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+]);
 
 function connectionProblem(error: unknown): string {
   const code = errorCode(error);

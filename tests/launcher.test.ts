@@ -1,5 +1,5 @@
 import { execa, execaSync } from 'execa';
-import { chownSync, copyFileSync, chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, copyFileSync, chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { rootCertificates } from 'node:tls';
@@ -56,7 +56,7 @@ function makeCertificates(dir: string): { ca: string; cert: string; key: string 
   return { ca: file('ca.pem'), cert: file('server.crt'), key: file('server.key') };
 }
 
-describe('NODE_EXTRA_CA_CERTS, read only for a TLS connection to PostgreSQL', () => {
+describe('bin/safe-run, the command npm links: its start-up, and NODE_EXTRA_CA_CERTS only for TLS to PostgreSQL', () => {
   let dir: string;
   let server: ThrowawayPostgres;
   let tlsUrl: string;
@@ -111,6 +111,16 @@ describe('NODE_EXTRA_CA_CERTS, read only for a TLS connection to PostgreSQL', ()
     const link = path.join(dir, 'safe-run');
     execaSync('ln', ['-s', BIN, link]);
     expect((await execa(link, ['--version'])).stdout).toBe(launched.stdout);
+  });
+
+  it('bin/safe-run starts Node with the young and old generations a command fills anyway', async () => {
+    const hook = path.join(dir, 'exec-argv.cjs');
+    const seen = path.join(dir, 'exec-argv.json');
+    writeFileSync(hook, `require('node:fs').writeFileSync(${JSON.stringify(seen)}, JSON.stringify(process.execArgv));\n`);
+    expect((await execa(BIN, ['--version'], { env: { NODE_OPTIONS: `--require=${hook}` } })).exitCode).toBe(0);
+    expect(JSON.parse(readFileSync(seen, 'utf8'))).toEqual(
+      expect.arrayContaining(['--min-semi-space-size=16', '--max-semi-space-size=16', '--initial-old-space-size=64']),
+    );
   });
 
   it('connects with verify-full to a server whose CA only NODE_EXTRA_CA_CERTS names, through bin/safe-run', async () => {

@@ -1,5 +1,5 @@
 import { execa, execaSync } from 'execa';
-import { chownSync, copyFileSync, chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, copyFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { rootCertificates } from 'node:tls';
@@ -111,6 +111,18 @@ describe('bin/safe-run, the command npm links: its start-up, and NODE_EXTRA_CA_C
     const link = path.join(dir, 'safe-run');
     execaSync('ln', ['-s', BIN, link]);
     expect((await execa(link, ['--version'])).stdout).toBe(launched.stdout);
+  });
+
+  it('bin/safe-run in a checkout that was never built says what is missing and how to build it (exit 2)', async () => {
+    const checkout = path.join(dir, 'unbuilt');
+    mkdirSync(path.join(checkout, 'bin'), { recursive: true });
+    copyFileSync(BIN, path.join(checkout, 'bin', 'safe-run'));
+    chmodSync(path.join(checkout, 'bin', 'safe-run'), 0o755);
+    const result = await execa(path.join(checkout, 'bin', 'safe-run'), ['--version'], { reject: false });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toBe(
+      `safe-run: not built yet: ${checkout}/dist/src/cli.js is missing\n  next: cd ${checkout} && npm ci && npm run build`,
+    );
   });
 
   it('bin/safe-run starts Node with the young and old generations a command fills anyway', async () => {

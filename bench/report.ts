@@ -21,6 +21,8 @@ export const FIGURES = {
   peak_rss_mb: { target: '<= 200', pass: (v: number) => v <= 200, unit: 'MB' },
   guard_cli_vs_manual_ratio: { target: '<= 1.3', pass: (v: number) => v <= 1.3, unit: 'x' },
   snapshot_cli_vs_psql_ratio: { target: '<= 0.5', pass: (v: number) => v <= 0.5, unit: 'x' },
+  // Issue 14: "snapshot and check as fast as one psql session or faster"; check after a day of cron snapshots.
+  check_cli_vs_psql_ratio: { target: '<= 1', pass: (v: number) => v <= 1, unit: 'x' },
   // Start-up above `node -e 0` in the same rounds (bench/sides/startup.ts).
   cli_version_ms: { target: '<= 150 above node -e 0', pass: (v: number) => v <= 150, unit: 'ms' },
   cli_list_ms: { target: '<= 400 above node -e 0', pass: (v: number) => v <= 400, unit: 'ms' },

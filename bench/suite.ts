@@ -271,20 +271,37 @@ async function pitrFigures(ctx: SuiteContext): Promise<void> {
 
 /** Whole processes, as an operator runs them: the CLI against PostgreSQL's own programs. */
 async function cliFigures(ctx: SuiteContext): Promise<void> {
-  await fenced(ctx, ['snapshot_cli_vs_psql_ratio'], 'safe-run snapshot against one psql session counting every table', async () => {
-    const c = await compareSnapshotCliWithPsql(ctx.full, ctx.args.rounds);
-    ctx.figures.set('snapshot_cli_vs_psql_ratio', c.safeRun.medianMs / c.psql.medianMs);
-    ctx.rows.push({
-      what: `snapshot, whole processes (${c.countedExactly} of ${c.tables} tables exact)`,
-      a: c.safeRun.name,
-      aMs: c.safeRun.medianMs,
-      b: c.psql.name,
-      bMs: c.psql.medianMs,
-      ratio: c.safeRun.medianMs / c.psql.medianMs,
-      ratioMeans: 'A/B, time',
-    });
-    ctx.details.snapshotCli = c;
-  });
+  await fenced(
+    ctx,
+    ['snapshot_cli_vs_psql_ratio', 'check_cli_vs_psql_ratio'],
+    'safe-run snapshot and check against one psql session counting every table',
+    async () => {
+      const c = await compareSnapshotCliWithPsql(ctx.full, ctx.args.rounds);
+      ctx.figures.set('snapshot_cli_vs_psql_ratio', c.safeRun.medianMs / c.psql.medianMs);
+      ctx.figures.set('check_cli_vs_psql_ratio', c.check.medianMs / c.psql.medianMs);
+      ctx.rows.push(
+        {
+          what: `snapshot, whole processes (${c.countedExactly} of ${c.tables} tables exact)`,
+          a: c.safeRun.name,
+          aMs: c.safeRun.medianMs,
+          b: c.psql.name,
+          bMs: c.psql.medianMs,
+          ratio: c.safeRun.medianMs / c.psql.medianMs,
+          ratioMeans: 'A/B, time',
+        },
+        {
+          what: `check, whole processes (a log of ${c.checkLogEntries} entries)`,
+          a: c.check.name,
+          aMs: c.check.medianMs,
+          b: c.psql.name,
+          bMs: c.psql.medianMs,
+          ratio: c.check.medianMs / c.psql.medianMs,
+          ratioMeans: 'A/B, time',
+        },
+      );
+      ctx.details.snapshotCli = c;
+    },
+  );
   await fenced(ctx, ['guard_cli_vs_manual_ratio'], 'guarded cascade cleanup against doing it safely by hand', async () => {
     const c = await compareGuardCliWithManual(ctx.full, ctx.args.rounds);
     ctx.figures.set('guard_cli_vs_manual_ratio', c.safeRun.medianMs / c.manual.medianMs);

@@ -1,11 +1,13 @@
 import { execa } from 'execa';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { pgChildEnv } from '../../src/backup/child-env.js';
 import { resolvePgTool } from '../../src/backup/pg-tools.js';
 import { backupScope } from '../../src/backup/scope.js';
+import { openAuditLog } from '../../src/audit/log.js';
 import { createDb, type Db } from '../../src/db/connection.js';
+import { takeSnapshot } from '../../src/snapshot/take.js';
 import { describeFailure, runCli, type CliRun } from '../child.js';
 import { GROUPS, insertGroups, type BenchDatabase } from '../data.js';
 import { alternate, type SideSamples } from '../measure.js';
@@ -183,12 +185,33 @@ interface RunJson {
 
 export interface SnapshotCliComparison {
   readonly safeRun: SideSamples;
+  readonly check: SideSamples;
   readonly psql: SideSamples;
   readonly tables: number;
   readonly countedExactly: number;
+  /** Entries in the log at the end: a day of cron snapshots, then what the rounds wrote. */
+  readonly checkLogEntries: number;
 }
 
-/** `safe-run snapshot` against one psql session running count(*) on every user table. */
+/** A day of `safe-run snapshot` from cron every five minutes, the use `snapshot --help` suggests. */
+const CRON_SNAPSHOTS_A_DAY = 288;
+
+/**
+ * The log `check` reads as an operator's would be after a day of cron snapshots: signed
+ * `snapshot` entries of this database, written here in process (the same entry the CLI
+ * writes, without a process per entry). The database does not change meanwhile, so the
+ * comparisons find nothing and `check` costs what reading the log costs.
+ */
+async function writeCronDay(db: Db, ws: Workspace, url: string): Promise<void> {
+  const { snapshot } = await takeSnapshot(db, { url: new URL(url), exactTables: new Set(['public.users']) });
+  const audit = await openAuditLog({ evidenceDir: ws.evidenceDir, signingKeyPath: ws.signingKey });
+  for (let i = 0; i < CRON_SNAPSHOTS_A_DAY; i++) await audit.append('snapshot', { label: 'cron', snapshot });
+}
+
+/**
+ * `safe-run snapshot` and `safe-run check` against one psql session running count(*) on every
+ * user table (issue 14: "snapshot and check as fast as one psql session or faster").
+ */
 export async function compareSnapshotCliWithPsql(bench: BenchDatabase, rounds: number): Promise<SnapshotCliComparison> {
   const ws: Workspace = await createWorkspace('cli-snapshot');
   const db = createDb(bench.url, { maxConnections: 1, applicationName: 'safe-run-bench' });
@@ -199,6 +222,7 @@ export async function compareSnapshotCliWithPsql(bench: BenchDatabase, rounds: n
     const countAll = path.join(ws.dir, 'count-all.sql');
     writeFileSync(countAll, `${rows.map((r) => r.q).join('\n')}\n`);
     await ws.config(bench.url);
+    await writeCronDay(db, ws, bench.url);
     const env = pgChildEnv(new URL(bench.url), 'manual-count');
     let counted = 0;
     const safeRun = async (): Promise<number> => {
@@ -208,15 +232,29 @@ export async function compareSnapshotCliWithPsql(bench: BenchDatabase, rounds: n
       counted = Object.values(tables).filter((t) => t.rowsKind === 'exact').length;
       return result.wallMs;
     };
+    // Exit 10 is drift found: a finished check all the same.
+    const check = async (): Promise<number> => {
+      const result = await runCli(['check', '--json', '--config', ws.configFile], ws.env(bench.url), ws.dir);
+      if (result.exitCode !== 0 && result.exitCode !== 10) throw new Error(describeFailure('safe-run check', result));
+      return result.wallMs;
+    };
     const psql = timed(() => run(programs.psql, ['-X', '-q', '-o', '/dev/null', '-f', countAll], env));
-    const [a, b] = await alternate(
+    const [a, c, b] = await alternate(
       [
         { name: 'safe-run snapshot (CLI)', run: safeRun },
+        { name: `safe-run check (CLI, a log of ${CRON_SNAPSHOTS_A_DAY}+ snapshots)`, run: check },
         { name: `psql: count(*) of each of ${rows.length} tables`, run: psql },
       ],
-      { rounds, label: 'snapshot, whole processes' },
+      { rounds, label: 'snapshot and check, whole processes' },
     );
-    return { safeRun: a!, psql: b!, tables: rows.length, countedExactly: counted };
+    return {
+      safeRun: a!,
+      check: c!,
+      psql: b!,
+      tables: rows.length,
+      countedExactly: counted,
+      checkLogEntries: readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8').split('\n').filter(Boolean).length,
+    };
   } finally {
     await db.destroy();
     await ws.remove();

@@ -2,7 +2,7 @@ import type { BenchArgs } from './args.js';
 import { wants } from './args.js';
 import { describeFailure, rssMethod, runCli } from './child.js';
 import type { BenchDatabase } from './data.js';
-import { progress } from './measure.js';
+import { progress, type SideSamples } from './measure.js';
 import type { ComparisonRow, FigureName, Figures } from './report.js';
 import { BackupBench, compareBackups, compareParallel } from './sides/backup.js';
 import { compareGuardCliWithManual, compareSnapshotCliWithPsql } from './sides/cli.js';
@@ -269,6 +269,11 @@ async function pitrFigures(ctx: SuiteContext): Promise<void> {
   });
 }
 
+/** A row whose ratio is A's time over B's. */
+function timeRatioRow(what: string, a: SideSamples, b: SideSamples, ratioMeans: string): ComparisonRow {
+  return { what, a: a.name, aMs: a.medianMs, b: b.name, bMs: b.medianMs, ratio: a.medianMs / b.medianMs, ratioMeans };
+}
+
 /** Whole processes, as an operator runs them: the CLI against PostgreSQL's own programs. */
 async function cliFigures(ctx: SuiteContext): Promise<void> {
   await fenced(
@@ -277,43 +282,29 @@ async function cliFigures(ctx: SuiteContext): Promise<void> {
     'safe-run snapshot and check against one psql session counting every table',
     async () => {
       const c = await compareSnapshotCliWithPsql(ctx.full, ctx.args.rounds);
-      ctx.figures.set('snapshot_cli_vs_psql_ratio', c.safeRun.medianMs / c.psql.medianMs);
-      ctx.figures.set('check_cli_vs_psql_ratio', c.check.medianMs / c.psql.medianMs);
-      ctx.rows.push(
-        {
-          what: `snapshot, whole processes (${c.countedExactly} of ${c.tables} tables exact)`,
-          a: c.safeRun.name,
-          aMs: c.safeRun.medianMs,
-          b: c.psql.name,
-          bMs: c.psql.medianMs,
-          ratio: c.safeRun.medianMs / c.psql.medianMs,
-          ratioMeans: 'A/B, time',
-        },
-        {
-          what: `check, whole processes (a log of ${c.checkLogEntries} entries)`,
-          a: c.check.name,
-          aMs: c.check.medianMs,
-          b: c.psql.name,
-          bMs: c.psql.medianMs,
-          ratio: c.check.medianMs / c.psql.medianMs,
-          ratioMeans: 'A/B, time',
-        },
+      const snapshot = timeRatioRow(
+        `snapshot, whole processes (${c.countedExactly} of ${c.tables} tables exact)`,
+        c.safeRun,
+        c.psql,
+        'A/B, time',
       );
+      const check = timeRatioRow(`check, whole processes (a log of ${c.checkLogEntries} entries)`, c.check, c.psql, 'A/B, time');
+      ctx.figures.set('snapshot_cli_vs_psql_ratio', snapshot.ratio);
+      ctx.figures.set('check_cli_vs_psql_ratio', check.ratio);
+      ctx.rows.push(snapshot, check);
       ctx.details.snapshotCli = c;
     },
   );
   await fenced(ctx, ['guard_cli_vs_manual_ratio'], 'guarded cascade cleanup against doing it safely by hand', async () => {
     const c = await compareGuardCliWithManual(ctx.full, ctx.args.rounds);
-    ctx.figures.set('guard_cli_vs_manual_ratio', c.safeRun.medianMs / c.manual.medianMs);
-    ctx.rows.push({
-      what: `cleanup (${c.deletedPerRun} + ${c.cascadedPerRun} by cascade), whole processes`,
-      a: c.safeRun.name,
-      aMs: c.safeRun.medianMs,
-      b: c.manual.name,
-      bMs: c.manual.medianMs,
-      ratio: c.safeRun.medianMs / c.manual.medianMs,
-      ratioMeans: 'A/B, overhead',
-    });
+    const row = timeRatioRow(
+      `cleanup (${c.deletedPerRun} + ${c.cascadedPerRun} by cascade), whole processes`,
+      c.safeRun,
+      c.manual,
+      'A/B, overhead',
+    );
+    ctx.figures.set('guard_cli_vs_manual_ratio', row.ratio);
+    ctx.rows.push(row);
     ctx.details.guardCli = c;
   });
 }

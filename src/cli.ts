@@ -1,13 +1,11 @@
 #!/usr/bin/env node
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import type { Argv, CommandModule } from 'yargs';
 import { globalOptions, type GlobalArgs } from './commands/global-args.js';
 import { COMMANDS, DEFAULT_COMMAND, commandFor, commandNames, commandWord, type LazyCommand } from './commands/registry.js';
 import { reportError } from './commands/report-error.js';
 import { usageError } from './errors.js';
+import { packageVersion } from './version.js';
 
 /**
  * Builds the yargs program and nothing else: each command lives in src/commands/ and is
@@ -82,21 +80,6 @@ const EXIT_CODES_HELP = [
       .trimEnd(),
   )
   .join('\n');
-
-/** Walk up from the compiled file: dist/src/cli.js in the package, other depths in other build trees. */
-function packageVersion(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = path.join(dir, 'package.json');
-    if (existsSync(candidate)) {
-      const pkg = JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'safe-run' && pkg.version) return pkg.version;
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) return 'unknown';
-    dir = parent;
-  }
-}
 
 // libpg-query's 2 MB of WASM (the statement policy's parser) is compiled by Liftoff at once and
 // then again by TurboFan on background threads: ~500 ms of CPU that a run's few parses never

@@ -22,6 +22,14 @@ export interface RawLine {
   readonly line: number;
   /** False only for a last line with no newline after it: a write that was cut short. */
   readonly terminated: boolean;
+  /** Byte offset just past the line's newline (audit.jsonl only): where the next read can start. */
+  readonly end?: number;
+}
+
+/** Where readLines starts: a byte offset at the start of a line, and that line's number. */
+export interface LinePosition {
+  readonly offset: number;
+  readonly line: number;
 }
 
 /** The log opened for reading, or null when there is none yet. */
@@ -39,12 +47,13 @@ async function openForReading(file: string): Promise<Awaited<ReturnType<typeof o
  * The lines of a file in constant memory (bounded by the longest line). Splits on "\n"
  * only, unlike readline, so a "\r" added to a line stays part of it and fails its hash.
  */
-export async function* readLines(file: string): AsyncGenerator<RawLine> {
+export async function* readLines(file: string, from: LinePosition = { offset: 0, line: 1 }): AsyncGenerator<RawLine> {
   const handle = await openForReading(file);
   if (!handle) return;
-  const stream = handle.createReadStream({ highWaterMark: 1 << 20 });
+  const stream = handle.createReadStream({ highWaterMark: 1 << 20, start: from.offset });
   let carry: Buffer[] = [];
-  let line = 0;
+  let line = from.line - 1;
+  let read = from.offset;
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       let start = 0;
@@ -52,13 +61,14 @@ export async function* readLines(file: string): AsyncGenerator<RawLine> {
         const piece = chunk.subarray(start, nl);
         const bytes = carry.length ? Buffer.concat([...carry, piece]) : piece;
         carry = [];
-        yield { text: bytes.toString('utf8'), line: ++line, terminated: true };
+        yield { text: bytes.toString('utf8'), line: ++line, terminated: true, end: read + nl + 1 };
         start = nl + 1;
       }
       if (start < chunk.length) carry.push(chunk.subarray(start));
+      read += chunk.length;
     }
   } catch (error) {
-    if (isMissingFile(error) && line === 0) return;
+    if (isMissingFile(error) && line === from.line - 1) return;
     throw auditFailure(`Cannot read the audit log ${file}`, error);
   } finally {
     stream.destroy();
@@ -118,6 +128,31 @@ export async function* readRawEntriesBackward(evidenceDir: string): AsyncGenerat
 export async function* readRawEntries(evidenceDir: string, options?: { readonly keysOnly?: boolean }): AsyncGenerator<AuditEntry> {
   const store = evidenceStore(evidenceDir);
   for await (const raw of store.readLines(options)) yield parseOrFail(store.where, raw.text, `line ${raw.line}`);
+}
+
+/** An entry and where its line ends in audit.jsonl (null in an evidence database, or for a line cut short). */
+export interface PlacedEntry {
+  readonly entry: AuditEntry;
+  readonly end: number | null;
+  /** The line's length in bytes, its newline included (0 where `end` is null). */
+  readonly bytes: number;
+}
+
+/**
+ * readRawEntries with each line's place, from `from` on (audit.jsonl only: an evidence
+ * database has no byte offsets, so `from` must be null there). For check's checkpoint.
+ */
+export async function* readPlacedEntries(evidenceDir: string, from: LinePosition | null): AsyncGenerator<PlacedEntry> {
+  const store = evidenceStore(evidenceDir);
+  if (store.kind !== 'file' && from) throw new Error('an evidence database has no byte offsets to resume from');
+  const lines = store.kind === 'file' ? readLines(auditLogPath(evidenceDir), from ?? undefined) : store.readLines();
+  let start = from?.offset ?? 0;
+  for await (const raw of lines) {
+    const entry = parseOrFail(store.where, raw.text, `line ${raw.line}`);
+    const end = raw.terminated ? (raw.end ?? null) : null;
+    yield { entry, end, bytes: end === null ? 0 : end - start };
+    if (end !== null) start = end;
+  }
 }
 
 /** An entry a typed reader passed over: its body is not what its kind says, or its kind is newer than this safe-run. */

@@ -5,7 +5,7 @@ import { warnSkipped } from '../audit/read.js';
 import { evidenceStore } from '../audit/store.js';
 import type { ChainHead, VerifyProblem, VerifyResult } from '../audit/types.js';
 import { readIdentity } from '../db/identity.js';
-import { findLedgerTampering } from '../ledger/findings.js';
+import { findLedgerTampering, readSeals } from '../ledger/findings.js';
 import { verifyLog } from '../audit/verify.js';
 import { checkWitnessFile } from '../audit/witness-file.js';
 import type { Config } from '../config/config.js';
@@ -54,7 +54,8 @@ async function ledgerProblem(config: Config, target: TargetHandle, log: Logger):
   const live = await target.openIfPossible(log);
   if (!live) return undefined;
   const identity = await readIdentity(live.db, live.url);
-  const first = (await findLedgerTampering(live.db, config.evidenceDir, identity, warnSkipped(log)))[0];
+  const seals = await readSeals(config.evidenceDir, warnSkipped(log));
+  const first = (await findLedgerTampering(live.db, config.evidenceDir, identity, seals))[0];
   return first ? { seq: first.seq, line: first.seq, reason: 'ledger-tampered', detail: first.detail } : undefined;
 }
 

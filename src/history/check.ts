@@ -7,10 +7,12 @@ import { warnSkipped } from '../audit/read.js';
 import type { TargetDatabase, TargetHandle } from '../db/target.js';
 import { databaseAnchor, openAuditLog } from '../audit/log.js';
 import { errorMessage } from '../errors.js';
-import { ledgerTamperFindings, ledgerTriggerFindings } from '../ledger/findings.js';
+import { ledgerTamperFindings, ledgerTriggerFindings, type SealRecord } from '../ledger/findings.js';
 import { sealQuietly } from '../ledger/seal.js';
 import { ledgerInstalled } from '../ledger/state.js';
 import { liveRef } from './entry-ref.js';
+import { packageVersion } from '../version.js';
+import { checkpointScope } from './checkpoint.js';
 import { criticalTablesOf, type CriticalTables } from './critical-tables.js';
 import { readLiveSnapshot } from './live.js';
 import { findingId, scanFindings, type FindingsScan, type OpenFinding } from './open-findings.js';
@@ -49,7 +51,7 @@ export async function checkDatabase(config: Config, target: TargetHandle, log: L
   const ref = scan.newest?.ref;
   // The ledger's findings are about the live database now (a tampered seal, a disabled trigger):
   // open while the live state shows them, unless acknowledged like any other finding.
-  const ledger = (await ledgerFindings(config, await target.open(), now.database, log))
+  const ledger = (await ledgerFindings(config, await target.open(), now.database, scan.seals, log))
     .map((finding) => ({ ...finding, id: findingId(key, finding, null), firstSeen: liveRef(now.takenAt), since: null }))
     .filter((finding) => !scan.acked.has(finding.id));
   const open = [...scan.open, ...ledger];
@@ -78,7 +80,8 @@ export async function readFindings(
   const checked = { ...config, criticalTables: critical.rules };
   const live = await target.open();
   const now = await readLiveSnapshot(live, checked);
-  const scan = await scanFindings(checked, now, live.db, warnSkipped(log));
+  const checkpoint = await checkpointScope(checked, now.database.key, packageVersion(), log);
+  const scan = await scanFindings(checked, now, live.db, { onSkipped: warnSkipped(log), checkpoint, log });
   return { critical, now, scan };
 }
 
@@ -97,7 +100,14 @@ async function witnessFindings(evidenceDir: string): Promise<WitnessFinding[]> {
 }
 
 /** The change ledger: sealed first (check is one of the commands that seal), then compared with every seal. */
-async function ledgerFindings(config: Config, live: TargetDatabase, identity: DatabaseIdentity, log: Logger): Promise<DriftFinding[]> {
+async function ledgerFindings(
+  config: Config,
+  live: TargetDatabase,
+  identity: DatabaseIdentity,
+  logged: readonly SealRecord[],
+  log: Logger,
+): Promise<DriftFinding[]> {
+  const seals = [...logged];
   // Without a ledger there is nothing to seal, and no reason to need the signing key.
   if (await ledgerInstalled(live.db)) {
     try {
@@ -107,13 +117,14 @@ async function ledgerFindings(config: Config, live: TargetDatabase, identity: Da
         anchor: databaseAnchor(live.db),
         log,
       });
-      await sealQuietly(live.db, audit, config.evidenceDir, identity, log);
+      const sealed = await sealQuietly(live.db, audit, config.evidenceDir, identity, log);
+      if (sealed) seals.push(sealed.seal);
     } catch (error) {
       log.warn('could not open the audit log to seal the change ledger', { error: errorMessage(error) });
     }
   }
   return [
-    ...(await ledgerTamperFindings(live.db, config.evidenceDir, identity, warnSkipped(log))),
+    ...(await ledgerTamperFindings(live.db, config.evidenceDir, identity, seals)),
     ...(await ledgerTriggerFindings(live.db, Object.keys(config.criticalTables))),
   ];
 }

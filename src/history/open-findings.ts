@@ -1,14 +1,18 @@
 import { createHash } from 'node:crypto';
 import type { Config } from '../config/config.js';
 import type { Db } from '../db/connection.js';
-import { readEntries, type OnSkipped } from '../audit/read.js';
+import { readPlacedEntries, recordOrSkip, type OnSkipped, type SkippedEntry } from '../audit/read.js';
+import type { AuditEntry } from '../audit/types.js';
+import { silentLogger, type Logger } from '../logger.js';
 import type { AckBody, AuditRecord, CounterDelta, DriftFinding, Snapshot, TableKey } from '../records/index.js';
 import { diffSnapshots } from '../snapshot/diff.js';
 import { liveRef, refOf, type EntryRef, type LoggedRef } from './entry-ref.js';
 import { interruptedRunFindings, isOpen } from './interrupted.js';
 import { snapshotOf, type Observation } from './observations.js';
+import type { SealRecord } from '../ledger/findings.js';
 import { readLiveFacts } from './run-status.js';
-import { isStarted, RunCollector } from './runs.js';
+import { isStarted, RunCollector, type RunSummary, type StartedRun } from './runs.js';
+import { loadCheckpoint, saveCheckpoint, type CheckpointScope, type ScanState, type SkippedNote } from './checkpoint.js';
 
 /** A drift finding with what makes it answerable: a stable id and when it was first seen. */
 export type OpenFinding = DriftFinding & {
@@ -28,6 +32,8 @@ export interface FindingsScan {
   /** The newest signed observation of the database; null when the log has none. */
   readonly newest: Observation | null;
   readonly entriesRead: number;
+  /** This database's `ledger.seal` entries, for the ledger's own findings. */
+  readonly seals: readonly SealRecord[];
 }
 
 /**
@@ -37,53 +43,138 @@ export interface FindingsScan {
  * finding. Inside a committed run's bracket the changes are the run's own, signed in its
  * outcome; inside an exec's, only critical tables and a recreated database are findings
  * (everything else it did is in its own exec.outcome).
+ *
+ * With a checkpoint scope, the scan starts from the state the last check left (checkpoint.ts)
+ * and reads only the entries after it, then leaves the state at the new last entry.
  */
 export async function scanFindings(
   config: Pick<Config, 'evidenceDir' | 'criticalTables'>,
   live: Snapshot,
   db: Db | null,
-  onSkipped: OnSkipped,
+  options: { readonly onSkipped: OnSkipped; readonly checkpoint?: CheckpointScope | null; readonly log?: Pick<Logger, 'debug'> },
 ): Promise<FindingsScan> {
   const key = live.database.key;
-  const runs = new RunCollector();
-  const found = new Map<string, OpenFinding>();
-  const acked = new Map<string, AckBody>();
-  let previous: Observation | null = null;
-  // Writes of runs that rolled back since `previous`: the counters count them, the table does not hold them.
-  let explained = new Map<TableKey, CounterDelta>();
-  let entriesRead = 0;
-  const judge = (to: Snapshot, ref: EntryRef, window: Window): void => {
-    if (!previous) return;
-    for (const finding of inWindow(diffSnapshots(previous.snapshot, to, config, explained), window)) {
-      const id = findingId(key, finding, previous.ref);
-      if (!found.has(id)) found.set(id, { ...finding, id, firstSeen: ref, since: previous.ref });
-    }
-  };
+  const log = options.log ?? silentLogger;
+  const resumed = options.checkpoint ? await loadCheckpoint(options.checkpoint, log) : null;
+  const scan = new Scan(key, config, resumed?.state ?? null);
+  for (const note of resumed?.state.skipped ?? []) options.onSkipped(skippedOf(note));
+  let through = resumed?.through ?? null;
+  let read = 0;
+  for await (const placed of readPlacedEntries(config.evidenceDir, resumed?.from ?? null)) {
+    read++;
+    scan.add(placed.entry, options.onSkipped);
+    through = placed.end === null ? null : { seq: placed.entry.seq, hash: placed.entry.hash, end: placed.end, bytes: placed.bytes };
+  }
+  log.debug('check read the log', { resumedAfter: resumed?.through.seq ?? null, entriesRead: read });
+  if (options.checkpoint && read && through) await saveCheckpoint(options.checkpoint, through, scan.state(), log);
 
-  for await (const entry of readEntries(config.evidenceDir, onSkipped)) {
-    entriesRead++;
-    runs.add(entry);
-    if (entry.kind === 'ack' && entry.body.database === key) acked.set(entry.body.finding, entry.body);
-    if (entry.kind === 'run.outcome' && entry.body.status !== 'committing' && runs.get(entry.runId ?? '')?.intent?.databaseKey === key) {
-      explained = addChanges(explained, entry.body.changes);
+  const newest = scan.previous;
+  scan.judge(live, liveRef(live.takenAt), 'outside');
+  const interrupted = scan.openRuns();
+  const facts = db && interrupted.length ? await readLiveFacts(db, live.database, interrupted) : null;
+  interruptedRunFindings(interrupted, facts).forEach((finding, i) => {
+    const id = findingId(key, finding, null);
+    scan.found.set(id, { ...finding, id, firstSeen: interrupted[i]!.intent.ref, since: null });
+  });
+  const acked = scan.acked;
+  const open = [...scan.found.values()].filter((f) => !acked.has(f.id));
+  return { open, acked, newest, entriesRead: scan.entriesRead, seals: scan.seals };
+}
+
+/** The scan's state between two entries: what checkpoint.ts stores and restores. */
+class Scan {
+  readonly found: Map<string, OpenFinding>;
+  readonly acked: Map<string, AckBody>;
+  previous: Observation | null;
+  /** Writes of runs that rolled back since `previous`: the counters count them, the table does not hold them. */
+  private explained: Map<TableKey, CounterDelta>;
+  private readonly runs: RunCollector;
+  private readonly closedRuns: Set<string>;
+  private readonly skipped: SkippedNote[];
+  readonly seals: SealRecord[];
+  entriesRead: number;
+
+  constructor(
+    private readonly key: string,
+    private readonly config: Pick<Config, 'criticalTables'>,
+    state: ScanState | null,
+  ) {
+    this.found = new Map(state?.found.map((f) => [f.id, f]));
+    this.acked = new Map(state?.acked);
+    this.previous = state?.previous ?? null;
+    this.explained = new Map(state?.explained);
+    this.runs = new RunCollector(state?.runs);
+    this.closedRuns = new Set(state?.closedRuns);
+    this.skipped = [...(state?.skipped ?? [])];
+    this.seals = [...(state?.seals ?? [])];
+    this.entriesRead = state?.entriesRead ?? 0;
+  }
+
+  add(raw: AuditEntry, onSkipped: OnSkipped): void {
+    this.entriesRead++;
+    const entry = recordOrSkip(raw, (skipped) => {
+      this.skipped.push({ seq: raw.seq, kind: raw.kind, reason: skipped.reason, detail: skipped.detail });
+      onSkipped(skipped);
+    });
+    if (!entry) return;
+    this.runs.add(entry);
+    if (entry.kind === 'ack' && entry.body.database === this.key) this.acked.set(entry.body.finding, entry.body);
+    if (entry.kind === 'ledger.seal' && entry.body.database === this.key)
+      this.seals.push({ seq: entry.seq, ts: entry.ts, body: entry.body });
+    if (entry.kind === 'run.outcome' && entry.body.status !== 'committing' && this.isMine(entry.runId)) {
+      this.explained = addChanges(this.explained, entry.body.changes);
     }
     const snapshot = snapshotOf(entry);
-    if (snapshot?.database.key !== key) continue;
-    judge(snapshot, refOf(entry), windowOf(entry));
-    previous = { ref: refOf(entry), snapshot };
-    explained = new Map();
+    if (snapshot?.database.key !== this.key) return;
+    this.judge(snapshot, refOf(entry), windowOf(entry));
+    this.previous = { ref: refOf(entry), snapshot };
+    this.explained = new Map();
   }
-  const newest = previous;
-  judge(live, liveRef(live.takenAt), 'outside');
 
-  const open = runs.runs.filter(isStarted).filter((r) => r.intent.databaseKey === key && isOpen(r));
-  const facts = db && open.length ? await readLiveFacts(db, live.database, open) : null;
-  interruptedRunFindings(open, facts).forEach((finding, i) => {
-    const id = findingId(key, finding, null);
-    found.set(id, { ...finding, id, firstSeen: open[i]!.intent.ref, since: null });
-  });
+  judge(to: Snapshot, ref: EntryRef, window: Window): void {
+    const previous = this.previous;
+    if (!previous) return;
+    for (const finding of inWindow(diffSnapshots(previous.snapshot, to, this.config, this.explained), window)) {
+      const id = findingId(this.key, finding, previous.ref);
+      if (!this.found.has(id)) this.found.set(id, { ...finding, id, firstSeen: ref, since: previous.ref });
+    }
+  }
 
-  return { open: [...found.values()].filter((f) => !acked.has(f.id)), acked, newest, entriesRead };
+  /** This database's started runs that never finished their story in the log. */
+  openRuns(): StartedRun[] {
+    return this.mine().filter(isOpen);
+  }
+
+  /** The state after the last entry added, for the next check. Only this database's runs are kept. */
+  state(): ScanState {
+    const mine = this.mine();
+    const closed = (r: RunSummary): boolean => r.post !== null || r.commitFailed !== null;
+    return {
+      found: [...this.found.values()].filter((f) => !this.acked.has(f.id)),
+      acked: [...this.acked],
+      previous: this.previous,
+      explained: [...this.explained],
+      runs: mine.filter((r) => !closed(r)),
+      closedRuns: [...this.closedRuns, ...mine.filter(closed).map((r) => r.runId)],
+      entriesRead: this.entriesRead,
+      skipped: this.skipped,
+      seals: this.seals,
+    };
+  }
+
+  private isMine(runId: string | undefined): boolean {
+    return !!runId && (this.closedRuns.has(runId) || this.runs.get(runId)?.intent?.databaseKey === this.key);
+  }
+
+  private mine(): StartedRun[] {
+    return this.runs.runs.filter(isStarted).filter((r) => r.intent.databaseKey === this.key);
+  }
+}
+
+function skippedOf(note: SkippedNote): SkippedEntry {
+  // The envelope as far as a warning needs it; the body was never kept.
+  const entry = { seq: note.seq, kind: note.kind } as AuditEntry;
+  return { entry, reason: note.reason, detail: note.detail };
 }
 
 type Window = 'outside' | 'run' | 'exec';

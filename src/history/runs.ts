@@ -54,9 +54,13 @@ export interface PostSummary {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-/** Feed it every entry in log order; `runs` keeps first-intent order. */
+/** Feed it every entry in log order; `runs` keeps first-intent order. A resumed scan starts from the runs it kept. */
 export class RunCollector {
   private readonly byId = new Map<string, Mutable<RunSummary>>();
+
+  constructor(kept: readonly RunSummary[] = []) {
+    for (const run of kept) this.byId.set(run.runId, { ...run });
+  }
 
   add(entry: AuditRecord): void {
     if (!entry.runId) return;

@@ -29,15 +29,13 @@ export interface SealRecord {
   readonly body: LedgerSealBody;
 }
 
-/** Every seal of this database (same key and oid) with its copy from the evidence directory. */
-export async function readSealedCopies(
-  evidenceDir: string,
-  database: Pick<DatabaseIdentity, 'key'> & { readonly oid?: number },
-  onSkipped: OnSkipped,
-): Promise<SealedCopy[]> {
+/** Every `ledger.seal` entry of the log (for a command that does not read the log otherwise). */
+export async function readSeals(evidenceDir: string, onSkipped: OnSkipped): Promise<SealRecord[]> {
   const seals: SealRecord[] = [];
-  for await (const record of readEntries(evidenceDir, onSkipped)) if (record.kind === 'ledger.seal') seals.push(record);
-  return readCopiesOf(evidenceDir, seals, database);
+  for await (const record of readEntries(evidenceDir, onSkipped)) {
+    if (record.kind === 'ledger.seal') seals.push({ seq: record.seq, ts: record.ts, body: record.body });
+  }
+  return seals;
 }
 
 /**
@@ -70,18 +68,19 @@ export async function ledgerTamperFindings(
   db: Db,
   evidenceDir: string,
   identity: DatabaseIdentity,
-  onSkipped: OnSkipped,
+  seals: readonly SealRecord[],
 ): Promise<DriftFinding[]> {
-  return (await findLedgerTampering(db, evidenceDir, identity, onSkipped)).map((t) => ({ kind: 'ledger-tampered', detail: t.detail }));
+  return (await findLedgerTampering(db, evidenceDir, identity, seals)).map((t) => ({ kind: 'ledger-tampered', detail: t.detail }));
 }
 
+/** The seals of this database (same key and oid) against their copies and the live ledger. */
 export async function findLedgerTampering(
   db: Db,
   evidenceDir: string,
   identity: DatabaseIdentity,
-  onSkipped: OnSkipped,
+  seals: readonly SealRecord[],
 ): Promise<LedgerTamper[]> {
-  const copies = await readSealedCopies(evidenceDir, identity, onSkipped);
+  const copies = await readCopiesOf(evidenceDir, seals, identity);
   if (!copies.length) return [];
   const found: LedgerTamper[] = copies.flatMap((c) => (c.problem ? [{ seq: c.seq, detail: `${c.problem} (ledger.seal #${c.seq})` }] : []));
   const sealed = new Map<number, { hash: string; seq: number }>();

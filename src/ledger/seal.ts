@@ -9,6 +9,7 @@ import { parseExact, stringifyExact } from '../db/exact-json.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { LedgerStatementSchema, type DatabaseIdentity, type LedgerSealBody, type LedgerStatement } from '../records/index.js';
+import type { SealRecord } from './findings.js';
 import { inlineRowsColumns, keptRowsSql } from './kept-rows.js';
 import { ledgerInstalled } from './state.js';
 
@@ -48,6 +49,8 @@ export interface SealResult {
   readonly count: number;
   readonly keptRows: number;
   readonly file: string;
+  /** The entry as a reader of the log would see it, for a command that read the log before sealing. */
+  readonly seal: SealRecord;
 }
 
 export const LEDGER_DIR = 'ledger';
@@ -161,7 +164,7 @@ export async function sealLedger(db: Db, audit: AuditLog, evidenceDir: string, i
     };
     const entry = await audit.append('ledger.seal', body);
     await sql`update safe_run.ledger set sealed_in = ${entry.seq} where id = any (${ids}::int8[])`.execute(trx);
-    return { seq: entry.seq, count: lines.length, keptRows: kept.length, file: body.file };
+    return { seq: entry.seq, count: lines.length, keptRows: kept.length, file: body.file, seal: { seq: entry.seq, ts: entry.ts, body } };
   });
 }
 

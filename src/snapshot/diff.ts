@@ -10,6 +10,8 @@ import { countFindings, criticalFindings, schemaFindings } from './diff-tables.j
  *
  * Findings come in reading order: first whether the two snapshots describe the same
  * database and statistics epoch (which decides how the rest can be read), then the tables.
+ * A change to what a finding is must bump SCAN_FORMAT (history/checkpoint.ts), or a check
+ * resumed from an older checkpoint keeps the old answer for the entries before it.
  */
 export function diffSnapshots(
   previous: Snapshot,

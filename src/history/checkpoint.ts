@@ -1,0 +1,219 @@
+import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config/config.js';
+import { canonicalJson } from '../audit/canonical.js';
+import { checkEntryHash, parseEntryLine } from '../audit/entry.js';
+import { openAuditFile } from '../audit/jsonl.js';
+import { loadSigningKey } from '../audit/keys.js';
+import { EVIDENCE_DIR_MODE, EVIDENCE_FILE_MODE } from '../audit/modes.js';
+import { auditLogPath, type LinePosition } from '../audit/read.js';
+import { evidenceStore } from '../audit/store.js';
+import { errorMessage } from '../errors.js';
+import type { SealRecord } from '../ledger/findings.js';
+import type { Logger } from '../logger.js';
+import type { AckBody, CounterDelta, TableKey } from '../records/index.js';
+import type { Observation } from './observations.js';
+import type { OpenFinding } from './open-findings.js';
+import type { RunSummary } from './runs.js';
+
+/**
+ * check compares every pair of consecutive observations, so without this it reads and parses
+ * the whole log on every call: a day of cron snapshots is 288 entries, a month 8,640, and
+ * check's cost grew with them. The checkpoint is the scan's state after some entry N (open
+ * findings, acknowledgements, the last observation, open runs), so the next check reads only
+ * the entries after N.
+ *
+ * It is a cache, not evidence, and it must never hide a finding:
+ * - It is a pure function of the log's first N entries (and the critical tables, and this
+ *   code), so an older checkpoint is only slower, never wrong. Entry N must still be in the
+ *   log, at the same byte offset, with the same hash; a rewritten or cut log is scanned whole.
+ * - It carries an HMAC under a key derived from the signing key, so only a holder of that key
+ *   can write one that is used. Without the key (a read-only host), check scans everything.
+ * - Bump SCAN_FORMAT whenever what a finding is changes (snapshot/diff.ts, open-findings.ts):
+ *   a checkpoint of another format or another safe-run version is ignored.
+ * Only the file store has byte offsets; an evidence database is scanned whole.
+ */
+export const SCAN_FORMAT = 1;
+
+/** The state scanFindings carries from one entry to the next, as JSON. */
+export interface ScanState {
+  readonly found: readonly OpenFinding[];
+  readonly acked: readonly (readonly [string, AckBody])[];
+  readonly previous: Observation | null;
+  readonly explained: readonly (readonly [TableKey, CounterDelta])[];
+  /** This database's runs that may still change the findings: not closed by a run.post or a commit failure. */
+  readonly runs: readonly RunSummary[];
+  /** This database's runs that are closed for good: their later outcomes still count as explained changes. */
+  readonly closedRuns: readonly string[];
+  readonly entriesRead: number;
+  /** Entries whose body did not parse, so a resumed scan warns about them as a whole one does. */
+  readonly skipped: readonly SkippedNote[];
+  readonly seals: readonly SealRecord[];
+}
+
+export interface SkippedNote {
+  readonly seq: number;
+  readonly kind: string;
+  readonly reason: 'unknown-kind' | 'bad-body';
+  readonly detail: string;
+}
+
+/** The last entry a scan read: where the next one resumes. */
+export interface Through {
+  readonly seq: number;
+  readonly hash: string;
+  /** Byte offset just past the entry's line, and the line's length with its newline. */
+  readonly end: number;
+  readonly bytes: number;
+}
+
+/** Who may read and write checkpoints for one database: null when check cannot use them. */
+export interface CheckpointScope {
+  readonly file: string;
+  readonly auditFile: string;
+  readonly databaseKey: string;
+  readonly critical: string;
+  readonly version: string;
+  readonly macKey: Buffer;
+}
+
+interface Stored {
+  readonly format: number;
+  readonly version: string;
+  readonly databaseKey: string;
+  readonly critical: string;
+  readonly through: Through;
+  readonly state: ScanState;
+}
+
+export interface Resumed {
+  readonly through: Through;
+  readonly from: LinePosition;
+  readonly state: ScanState;
+}
+
+/**
+ * The scope for this database, or null (with the reason at debug level) when there is no
+ * usable signing key or the evidence is not a file.
+ */
+export async function checkpointScope(
+  config: Pick<Config, 'evidenceDir' | 'signingKey' | 'criticalTables'>,
+  databaseKey: string,
+  version: string,
+  log: Pick<Logger, 'debug'>,
+): Promise<CheckpointScope | null> {
+  if (evidenceStore(config.evidenceDir).kind !== 'file') return null;
+  try {
+    const key = await loadSigningKey({ signingKeyPath: config.signingKey, evidenceDir: config.evidenceDir });
+    const secret = Buffer.from(key.privateKey.export({ format: 'jwk' }).d ?? '', 'base64url');
+    const macKey = Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'safe-run check checkpoint', 32));
+    const name = createHash('sha256').update(databaseKey).digest('hex').slice(0, 16);
+    return {
+      // One file per database and signing key: two hosts sharing a directory do not overwrite each other's.
+      file: path.join(config.evidenceDir, 'checkpoints', `${name}-${key.keyId}.scan`),
+      auditFile: auditLogPath(config.evidenceDir),
+      databaseKey,
+      critical: createHash('sha256').update(canonicalJson(config.criticalTables)).digest('hex'),
+      version,
+      macKey,
+    };
+  } catch (error) {
+    log.debug('check reads the whole log: no checkpoint without the signing key', { error: errorMessage(error) });
+    return null;
+  }
+}
+
+/** The stored state, or null when there is none or it does not hold for this log, these critical tables and this code. */
+export async function loadCheckpoint(scope: CheckpointScope, log: Pick<Logger, 'debug'>): Promise<Resumed | null> {
+  let text: string;
+  try {
+    text = await readFile(scope.file, 'utf8');
+  } catch {
+    return null;
+  }
+  const nl = text.indexOf('\n');
+  const body = text.slice(nl + 1);
+  if (nl < 0 || !macMatches(scope, body, text.slice(0, nl))) {
+    log.debug('check checkpoint ignored: its MAC does not match', { file: scope.file });
+    return null;
+  }
+  const stored = JSON.parse(body) as Stored;
+  const why =
+    stored.format !== SCAN_FORMAT || stored.version !== scope.version
+      ? 'written by another safe-run'
+      : stored.databaseKey !== scope.databaseKey
+        ? 'another database'
+        : stored.critical !== scope.critical
+          ? 'the critical tables changed'
+          : await anchorMismatch(scope.auditFile, stored.through);
+  if (why) {
+    log.debug('check checkpoint ignored', { file: scope.file, why });
+    return null;
+  }
+  return { through: stored.through, from: { offset: stored.through.end, line: stored.through.seq + 1 }, state: stored.state };
+}
+
+/** Written whole and renamed into place; a checkpoint that cannot be written costs the next check a whole scan, nothing else. */
+export async function saveCheckpoint(
+  scope: CheckpointScope,
+  through: Through,
+  state: ScanState,
+  log: Pick<Logger, 'debug'>,
+): Promise<void> {
+  const stored: Stored = {
+    format: SCAN_FORMAT,
+    version: scope.version,
+    databaseKey: scope.databaseKey,
+    critical: scope.critical,
+    through,
+    state,
+  };
+  const body = JSON.stringify(stored);
+  const temporary = `${scope.file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await mkdir(path.dirname(scope.file), { recursive: true, mode: EVIDENCE_DIR_MODE });
+    await writeFile(temporary, `${mac(scope, body)}\n${body}`, { mode: EVIDENCE_FILE_MODE });
+    await rename(temporary, scope.file);
+  } catch (error) {
+    await unlink(temporary).catch(() => {});
+    log.debug('check checkpoint not written', { file: scope.file, error: errorMessage(error) });
+  }
+}
+
+function mac(scope: CheckpointScope, body: string): string {
+  return createHmac('sha256', scope.macKey).update(body).digest('hex');
+}
+
+function macMatches(scope: CheckpointScope, body: string, stored: string): boolean {
+  const expected = Buffer.from(mac(scope, body), 'hex');
+  const actual = Buffer.from(stored, 'hex');
+  return actual.length === expected.length && timingSafeEqual(actual, expected);
+}
+
+/** Why entry `through` is not where the checkpoint says, or null when it is, byte for byte. */
+async function anchorMismatch(auditFile: string, through: Through): Promise<string | null> {
+  const start = through.end - through.bytes;
+  if (start < 0 || through.bytes < 2) return 'a malformed position';
+  const handle = await openAuditFile(auditFile, 'read').catch(() => null);
+  if (!handle) return 'the log cannot be read';
+  try {
+    const bytes = Buffer.alloc(through.bytes);
+    const { bytesRead } = await handle.read(bytes, 0, through.bytes, start);
+    if (bytesRead !== through.bytes || bytes[through.bytes - 1] !== 0x0a) return `entry ${through.seq} is no longer there`;
+    // A byte before the line that is not a newline: the line is not where it was.
+    if (start > 0) {
+      const before = Buffer.alloc(1);
+      await handle.read(before, 0, 1, start - 1);
+      if (before[0] !== 0x0a) return `entry ${through.seq} moved`;
+    }
+    const line = bytes.subarray(0, through.bytes - 1).toString('utf8');
+    const entry = parseEntryLine(line);
+    if (entry.seq !== through.seq || entry.hash !== through.hash || !checkEntryHash(line, entry).ok) return `entry ${through.seq} changed`;
+    return null;
+  } catch (error) {
+    return `entry ${through.seq} cannot be read back: ${errorMessage(error)}`;
+  } finally {
+    await handle.close();
+  }
+}

@@ -289,9 +289,10 @@ async function cliFigures(ctx: SuiteContext): Promise<void> {
         'A/B, time',
       );
       const check = timeRatioRow(`check, whole processes (a log of ${c.checkLogEntries} entries)`, c.check, c.psql, 'A/B, time');
+      const whole = timeRatioRow('check reading the whole log (no checkpoint), whole processes', c.wholeLogCheck, c.psql, 'A/B, time');
       ctx.figures.set('snapshot_cli_vs_psql_ratio', snapshot.ratio);
       ctx.figures.set('check_cli_vs_psql_ratio', check.ratio);
-      ctx.rows.push(snapshot, check);
+      ctx.rows.push(snapshot, check, whole);
       ctx.details.snapshotCli = c;
     },
   );

@@ -186,6 +186,8 @@ interface RunJson {
 export interface SnapshotCliComparison {
   readonly safeRun: SideSamples;
   readonly check: SideSamples;
+  /** check without a checkpoint (history/checkpoint.ts): the first one, or one without the signing key. */
+  readonly wholeLogCheck: SideSamples;
   readonly psql: SideSamples;
   readonly tables: number;
   readonly countedExactly: number;
@@ -238,11 +240,19 @@ export async function compareSnapshotCliWithPsql(bench: BenchDatabase, rounds: n
       if (result.exitCode !== 0 && result.exitCode !== 10) throw new Error(describeFailure('safe-run check', result));
       return result.wallMs;
     };
+    // The first check of a log, or one on a host without the signing key: no checkpoint, the whole log.
+    const wholeLogCheck = async (): Promise<number> => {
+      rmSync(path.join(ws.evidenceDir, 'checkpoints'), { recursive: true, force: true });
+      return check();
+    };
+    // Cron checks all day long beside the snapshots, so the check a round times starts where the last one stopped.
+    await check();
     const psql = timed(() => run(programs.psql, ['-X', '-q', '-o', '/dev/null', '-f', countAll], env));
-    const [a, c, b] = await alternate(
+    const [a, c, w, b] = await alternate(
       [
         { name: 'safe-run snapshot (CLI)', run: safeRun },
-        { name: `safe-run check (CLI, a log of ${CRON_SNAPSHOTS_A_DAY}+ snapshots)`, run: check },
+        { name: `safe-run check (CLI, after a day of cron snapshots and checks)`, run: check },
+        { name: `safe-run check (CLI, reading the whole log: ${CRON_SNAPSHOTS_A_DAY}+ snapshots)`, run: wholeLogCheck },
         { name: `psql: count(*) of each of ${rows.length} tables`, run: psql },
       ],
       { rounds, label: 'snapshot and check, whole processes' },
@@ -250,6 +260,7 @@ export async function compareSnapshotCliWithPsql(bench: BenchDatabase, rounds: n
     return {
       safeRun: a!,
       check: c!,
+      wholeLogCheck: w!,
       psql: b!,
       tables: rows.length,
       countedExactly: counted,

@@ -1,12 +1,23 @@
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { createDb } from '../src/db/connection.js';
 import type { CheckResult } from '../src/history/check.js';
-import { checkpointScope, loadCheckpoint, saveCheckpoint, type ScanState, type Through } from '../src/history/checkpoint.js';
+import {
+  checkpointScope,
+  loadCheckpoint,
+  SCAN_FORMAT,
+  saveCheckpoint,
+  writeAuthenticated,
+  type ScanState,
+  type Through,
+} from '../src/history/checkpoint.js';
+import { readSeals } from '../src/ledger/findings.js';
+import { sealStamps } from '../src/ledger/verified.js';
 import { silentLogger } from '../src/logger.js';
 import { packageVersion } from '../src/version.js';
 import { parseJson, runCli, type CliResult } from './helpers/cli.js';
+import { writeAs } from './helpers/db.js';
 import { createEvidence, logLines, writeLogLines } from './helpers/evidence.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
 
@@ -110,7 +121,7 @@ describe('check resumes from its checkpoint', () => {
     ws = await createWorkspace();
     expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
     expect((await ws.cli(['check', '--json'])).exitCode).toBe(0);
-    const [file] = readdirSync(checkpointsOf(ws));
+    const file = readdirSync(checkpointsOf(ws)).find((f) => f.endsWith('.scan'));
     const clean = readFileSync(path.join(checkpointsOf(ws), file!), 'utf8');
 
     await outOfBand(ws.t.url, 'delete from oauth_clients');
@@ -181,6 +192,67 @@ describe('check resumes from its checkpoint', () => {
       expect.objectContaining({ kind: 'critical-drop', table: 'public.users', firstSeen: expect.objectContaining({ seq: 2 }) }),
     );
   }, 120_000);
+
+  it('compares a ledger seal again once its copy or its rows change, and never trusts a memo under another key', async () => {
+    ws = await createWorkspace();
+    await sql
+      .raw("create table notes (id int primary key, note text); insert into notes select g, 'n' || g from generate_series(1, 40) g")
+      .execute(ws.t.db);
+    expect((await ws.cli(['protect', 'notes', '--keep-rows'])).exitCode).toBe(0);
+    await writeAs(ws.t.url, 'psql', ['delete from notes where id <= 5']);
+    expect((await ws.cli(['snapshot'])).exitCode).toBe(0); // seals the DELETE
+    const tampered = async (): Promise<string[]> => {
+      const r = await ws.cli(['check', '--json', '--verbose']);
+      return parseJson<CheckResult>(r).findings.flatMap((f) => (f.kind === 'ledger-tampered' ? [f.detail] : []));
+    };
+    expect(await tampered()).toEqual([]);
+    const second = await ws.cli(['check', '--json', '--verbose']);
+    expect(second.stderr).toMatch(/ledger seals checked\s+intact=(\d+) notComparedAgain=\1 problems=0/);
+
+    // The copy rewritten, same length, its times put back: ctime still moves, so it is read again.
+    const copy = readdirSync(path.join(ws.evidenceDir, 'ledger')).find((f) => f.endsWith('.jsonl') && !f.endsWith('.rows.jsonl'))!;
+    const copyPath = path.join(ws.evidenceDir, 'ledger', copy);
+    const original = readFileSync(copyPath, 'utf8');
+    const times = statSync(copyPath);
+    writeFileSync(copyPath, original.replace('"DELETE"', '"UPDATE"'));
+    utimesSync(copyPath, times.atime, times.mtime);
+    expect(await tampered()).toEqual([expect.stringMatching(/sealed copy .* differs from its signed sha256/)]);
+    writeFileSync(copyPath, original);
+    expect(await tampered()).toEqual([]);
+
+    // A sealed statement deleted, and the memo rewritten to vouch for what is left, under another key.
+    const { rows } = await sql<{
+      id: string;
+    }>`select id::text from safe_run.ledger where table_name = 'notes' and operation = 'DELETE'`.execute(ws.t.db);
+    await sql`delete from safe_run.ledger where id = ${rows[0]!.id}::int8`.execute(ws.t.db);
+    const stranger = await createEvidence();
+    try {
+      const database = parseJson<CheckResult>(await ws.cli(['check', '--json'])).database;
+      const ours = await checkpointScope(
+        { evidenceDir: ws.evidenceDir, signingKey: ws.signingKey, criticalTables: {} },
+        database,
+        packageVersion(),
+        silentLogger,
+      );
+      const theirs = await checkpointScope(
+        { evidenceDir: ws.evidenceDir, signingKey: stranger.signingKey, criticalTables: {} },
+        database,
+        packageVersion(),
+        silentLogger,
+      );
+      const seals = await readSeals(ws.evidenceDir, () => {});
+      const stamps = await sealStamps(ws.t.db, ws.evidenceDir, seals);
+      await writeAuthenticated(
+        ours!.ledgerFile,
+        theirs!.macKey,
+        { format: SCAN_FORMAT, databaseKey: database, stamps: [...stamps] },
+        silentLogger,
+      );
+      expect(await tampered()).toEqual([expect.stringMatching(/1 sealed ledger statement\(s\) deleted from safe_run.ledger/)]);
+    } finally {
+      await stranger.cleanup();
+    }
+  }, 180_000);
 
   it('without the signing key reads the whole log and writes nothing', async () => {
     ws = await createWorkspace();

@@ -4,15 +4,16 @@ import { usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { DatabaseIdentity, DriftFinding, Snapshot, TableKey } from '../records/index.js';
 import { warnSkipped } from '../audit/read.js';
+import type { Db } from '../db/connection.js';
 import type { TargetDatabase, TargetHandle } from '../db/target.js';
 import { databaseAnchor, openAuditLog } from '../audit/log.js';
 import { errorMessage } from '../errors.js';
-import { ledgerTamperFindings, ledgerTriggerFindings, type SealRecord } from '../ledger/findings.js';
+import { checkLedgerSeals, ledgerTriggerFindings, type SealRecord } from '../ledger/findings.js';
 import { sealQuietly } from '../ledger/seal.js';
 import { ledgerInstalled } from '../ledger/state.js';
 import { liveRef } from './entry-ref.js';
 import { packageVersion } from '../version.js';
-import { checkpointScope } from './checkpoint.js';
+import { checkpointScope, loadIntactSeals, saveIntactSeals, type CheckpointScope } from './checkpoint.js';
 import { criticalTablesOf, type CriticalTables } from './critical-tables.js';
 import { readLiveSnapshot } from './live.js';
 import { findingId, scanFindings, type FindingsScan, type OpenFinding } from './open-findings.js';
@@ -39,7 +40,7 @@ export interface CheckResult {
  * alert. Critical tables come from the config and from every script's `critical`.
  */
 export async function checkDatabase(config: Config, target: TargetHandle, log: Logger): Promise<CheckResult> {
-  const { critical, now, scan } = await readFindings(config, target, log);
+  const { critical, now, scan, checkpoint } = await readFindings(config, target, log);
   const key = now.database.key;
   if (!scan.newest && !scan.open.length) {
     throw usageError(
@@ -51,7 +52,7 @@ export async function checkDatabase(config: Config, target: TargetHandle, log: L
   const ref = scan.newest?.ref;
   // The ledger's findings are about the live database now (a tampered seal, a disabled trigger):
   // open while the live state shows them, unless acknowledged like any other finding.
-  const ledger = (await ledgerFindings(config, await target.open(), now.database, scan.seals, log))
+  const ledger = (await ledgerFindings(config, await target.open(), now.database, { seals: scan.seals, checkpoint }, log))
     .map((finding) => ({ ...finding, id: findingId(key, finding, null), firstSeen: liveRef(now.takenAt), since: null }))
     .filter((finding) => !scan.acked.has(finding.id));
   const open = [...scan.open, ...ledger];
@@ -75,14 +76,36 @@ export async function readFindings(
   config: Config,
   target: TargetHandle,
   log: Logger,
-): Promise<{ readonly critical: CriticalTables; readonly now: Snapshot; readonly scan: FindingsScan }> {
+): Promise<{
+  readonly critical: CriticalTables;
+  readonly now: Snapshot;
+  readonly scan: FindingsScan;
+  readonly checkpoint: CheckpointScope | null;
+}> {
   const critical = await criticalTablesOf(config, log);
   const checked = { ...config, criticalTables: critical.rules };
   const live = await target.open();
   const now = await readLiveSnapshot(live, checked);
   const checkpoint = await checkpointScope(checked, now.database.key, packageVersion(), log);
   const scan = await scanFindings(checked, now, live.db, { onSkipped: warnSkipped(log), checkpoint, log });
-  return { critical, now, scan };
+  return { critical, now, scan, checkpoint };
+}
+
+/** Sealed rows gone or changed; the seals found intact are remembered, so the next check compares only what changed since. */
+async function ledgerTamperFindings(
+  db: Db,
+  evidenceDir: string,
+  identity: DatabaseIdentity,
+  seals: readonly SealRecord[],
+  checkpoint: CheckpointScope | null,
+  log: Logger,
+): Promise<DriftFinding[]> {
+  const known = await loadIntactSeals(checkpoint, log);
+  const { tampering, intact } = await checkLedgerSeals(db, evidenceDir, identity, seals, known);
+  const skipped = [...known].filter(([seq, stamp]) => intact.get(seq) === stamp).length;
+  log.debug('ledger seals checked', { intact: intact.size, notComparedAgain: skipped, problems: tampering.length });
+  if (intact.size || known.size) await saveIntactSeals(checkpoint, intact, log);
+  return tampering.map((t) => ({ kind: 'ledger-tampered', detail: t.detail }));
 }
 
 /** A witness that missed heads: the log is not what failed, its off-site copy is behind. */
@@ -104,10 +127,10 @@ async function ledgerFindings(
   config: Config,
   live: TargetDatabase,
   identity: DatabaseIdentity,
-  logged: readonly SealRecord[],
+  from: { readonly seals: readonly SealRecord[]; readonly checkpoint: CheckpointScope | null },
   log: Logger,
 ): Promise<DriftFinding[]> {
-  const seals = [...logged];
+  const seals = [...from.seals];
   // Without a ledger there is nothing to seal, and no reason to need the signing key.
   if (await ledgerInstalled(live.db)) {
     try {
@@ -124,7 +147,7 @@ async function ledgerFindings(
     }
   }
   return [
-    ...(await ledgerTamperFindings(live.db, config.evidenceDir, identity, seals)),
+    ...(await ledgerTamperFindings(live.db, config.evidenceDir, identity, seals, from.checkpoint, log)),
     ...(await ledgerTriggerFindings(live.db, Object.keys(config.criticalTables))),
   ];
 }

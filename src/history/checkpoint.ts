@@ -10,7 +10,7 @@ import { EVIDENCE_DIR_MODE, EVIDENCE_FILE_MODE } from '../audit/modes.js';
 import { auditLogPath, type LinePosition } from '../audit/read.js';
 import { evidenceStore } from '../audit/store.js';
 import { errorMessage } from '../errors.js';
-import type { SealRecord } from '../ledger/findings.js';
+import type { IntactSeals, SealRecord } from '../ledger/findings.js';
 import type { Logger } from '../logger.js';
 import type { AckBody, CounterDelta, TableKey } from '../records/index.js';
 import type { Observation } from './observations.js';
@@ -70,7 +70,10 @@ export interface Through {
 
 /** Who may read and write checkpoints for one database: null when check cannot use them. */
 export interface CheckpointScope {
+  /** The scan's state (`<name>.scan`). */
   readonly file: string;
+  /** The ledger seals check found intact (`<name>.ledger`, ledger/verified.ts). */
+  readonly ledgerFile: string;
   readonly auditFile: string;
   readonly databaseKey: string;
   readonly critical: string;
@@ -109,9 +112,11 @@ export async function checkpointScope(
     const secret = Buffer.from(key.privateKey.export({ format: 'jwk' }).d ?? '', 'base64url');
     const macKey = Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'safe-run check checkpoint', 32));
     const name = createHash('sha256').update(databaseKey).digest('hex').slice(0, 16);
+    // One name per database and signing key: two hosts sharing a directory do not overwrite each other's.
+    const base = path.join(config.evidenceDir, 'checkpoints', `${name}-${key.keyId}`);
     return {
-      // One file per database and signing key: two hosts sharing a directory do not overwrite each other's.
-      file: path.join(config.evidenceDir, 'checkpoints', `${name}-${key.keyId}.scan`),
+      file: `${base}.scan`,
+      ledgerFile: `${base}.ledger`,
       auditFile: auditLogPath(config.evidenceDir),
       databaseKey,
       critical: createHash('sha256').update(canonicalJson(config.criticalTables)).digest('hex'),
@@ -126,19 +131,8 @@ export async function checkpointScope(
 
 /** The stored state, or null when there is none or it does not hold for this log, these critical tables and this code. */
 export async function loadCheckpoint(scope: CheckpointScope, log: Pick<Logger, 'debug'>): Promise<Resumed | null> {
-  let text: string;
-  try {
-    text = await readFile(scope.file, 'utf8');
-  } catch {
-    return null;
-  }
-  const nl = text.indexOf('\n');
-  const body = text.slice(nl + 1);
-  if (nl < 0 || !macMatches(scope, body, text.slice(0, nl))) {
-    log.debug('check checkpoint ignored: its MAC does not match', { file: scope.file });
-    return null;
-  }
-  const stored = JSON.parse(body) as Stored;
+  const stored = await readAuthenticated<Stored>(scope.file, scope.macKey, log);
+  if (!stored) return null;
   const why =
     stored.format !== SCAN_FORMAT || stored.version !== scope.version
       ? 'written by another safe-run'
@@ -154,7 +148,6 @@ export async function loadCheckpoint(scope: CheckpointScope, log: Pick<Logger, '
   return { through: stored.through, from: { offset: stored.through.end, line: stored.through.seq + 1 }, state: stored.state };
 }
 
-/** Written whole and renamed into place; a checkpoint that cannot be written costs the next check a whole scan, nothing else. */
 export async function saveCheckpoint(
   scope: CheckpointScope,
   through: Through,
@@ -169,24 +162,65 @@ export async function saveCheckpoint(
     through,
     state,
   };
-  const body = JSON.stringify(stored);
-  const temporary = `${scope.file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+  await writeAuthenticated(scope.file, scope.macKey, stored, log);
+}
+
+interface StoredSeals {
+  readonly format: number;
+  readonly databaseKey: string;
+  readonly stamps: readonly (readonly [number, string])[];
+}
+
+/** The ledger seals the last check found intact, by seq, with their stamps (ledger/verified.ts); empty without a scope. */
+export async function loadIntactSeals(scope: CheckpointScope | null, log: Pick<Logger, 'debug'>): Promise<Map<number, string>> {
+  const stored = scope && (await readAuthenticated<StoredSeals>(scope.ledgerFile, scope.macKey, log));
+  if (!stored || stored.format !== SCAN_FORMAT || stored.databaseKey !== scope.databaseKey) return new Map();
+  return new Map(stored.stamps);
+}
+
+export async function saveIntactSeals(scope: CheckpointScope | null, intact: IntactSeals, log: Pick<Logger, 'debug'>): Promise<void> {
+  if (!scope) return;
+  const stored: StoredSeals = { format: SCAN_FORMAT, databaseKey: scope.databaseKey, stamps: [...intact] };
+  await writeAuthenticated(scope.ledgerFile, scope.macKey, stored, log);
+}
+
+/** A JSON file this signing key's holder wrote, or null: none, unreadable, or its MAC does not match. */
+export async function readAuthenticated<T>(file: string, macKey: Buffer, log: Pick<Logger, 'debug'>): Promise<T | null> {
+  let text: string;
   try {
-    await mkdir(path.dirname(scope.file), { recursive: true, mode: EVIDENCE_DIR_MODE });
-    await writeFile(temporary, `${mac(scope, body)}\n${body}`, { mode: EVIDENCE_FILE_MODE });
-    await rename(temporary, scope.file);
+    text = await readFile(file, 'utf8');
+  } catch {
+    return null;
+  }
+  const nl = text.indexOf('\n');
+  const body = text.slice(nl + 1);
+  if (nl < 0 || !macMatches(macKey, body, text.slice(0, nl))) {
+    log.debug('checkpoint ignored: its MAC does not match', { file });
+    return null;
+  }
+  return JSON.parse(body) as T;
+}
+
+/** Written whole and renamed into place; a checkpoint that cannot be written costs the next check time, nothing else. */
+export async function writeAuthenticated(file: string, macKey: Buffer, value: unknown, log: Pick<Logger, 'debug'>): Promise<void> {
+  const body = JSON.stringify(value);
+  const temporary = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await mkdir(path.dirname(file), { recursive: true, mode: EVIDENCE_DIR_MODE });
+    await writeFile(temporary, `${mac(macKey, body)}\n${body}`, { mode: EVIDENCE_FILE_MODE });
+    await rename(temporary, file);
   } catch (error) {
     await unlink(temporary).catch(() => {});
-    log.debug('check checkpoint not written', { file: scope.file, error: errorMessage(error) });
+    log.debug('checkpoint not written', { file, error: errorMessage(error) });
   }
 }
 
-function mac(scope: CheckpointScope, body: string): string {
-  return createHmac('sha256', scope.macKey).update(body).digest('hex');
+function mac(macKey: Buffer, body: string): string {
+  return createHmac('sha256', macKey).update(body).digest('hex');
 }
 
-function macMatches(scope: CheckpointScope, body: string, stored: string): boolean {
-  const expected = Buffer.from(mac(scope, body), 'hex');
+function macMatches(macKey: Buffer, body: string, stored: string): boolean {
+  const expected = Buffer.from(mac(macKey, body), 'hex');
   const actual = Buffer.from(stored, 'hex');
   return actual.length === expected.length && timingSafeEqual(actual, expected);
 }

@@ -7,6 +7,7 @@ import { parseTableName } from '../db/names.js';
 import { sql } from 'kysely';
 import { ledgerInstalled, readLedgerState } from './state.js';
 import { readSealedCopy, type Mention } from './sealed-copy.js';
+import { sealStamps } from './verified.js';
 
 /**
  * What `check` (exit 10) and `verify --db` (exit 5) say about the ledger: sealed rows that
@@ -64,57 +65,97 @@ export interface LedgerTamper {
   readonly detail: string;
 }
 
-export async function ledgerTamperFindings(
-  db: Db,
-  evidenceDir: string,
-  identity: DatabaseIdentity,
-  seals: readonly SealRecord[],
-): Promise<DriftFinding[]> {
-  return (await findLedgerTampering(db, evidenceDir, identity, seals)).map((t) => ({ kind: 'ledger-tampered', detail: t.detail }));
+/** Seal seq to its stamp (verified.ts): the seals compared and found intact, which the next check may skip while their stamp holds. */
+export type IntactSeals = ReadonlyMap<number, string>;
+
+export interface TamperCheck {
+  readonly tampering: readonly LedgerTamper[];
+  readonly intact: IntactSeals;
 }
 
-/** The seals of this database (same key and oid) against their copies and the live ledger. */
+/** For `verify --db`: every seal compared. */
 export async function findLedgerTampering(
   db: Db,
   evidenceDir: string,
   identity: DatabaseIdentity,
   seals: readonly SealRecord[],
-): Promise<LedgerTamper[]> {
-  const copies = await readCopiesOf(evidenceDir, seals, identity);
+): Promise<readonly LedgerTamper[]> {
+  return (await checkLedgerSeals(db, evidenceDir, identity, seals, new Map())).tampering;
+}
+
+/**
+ * The seals of this database (same key and oid) against their copies and the live ledger.
+ * A seal whose stamp is the one in `known` (found intact before, and neither its live rows
+ * nor its copies written since) is not read again: check costs what was sealed or touched
+ * since the last check, not the whole ledger.
+ */
+export async function checkLedgerSeals(
+  db: Db,
+  evidenceDir: string,
+  identity: DatabaseIdentity,
+  seals: readonly SealRecord[],
+  known: IntactSeals,
+): Promise<TamperCheck> {
+  const mine = seals.filter((s) => s.body.database === identity.key && s.body.databaseOid === identity.oid);
+  if (!mine.length) return { tampering: [], intact: new Map() };
+  if (!(await ledgerInstalled(db))) return { tampering: [await ledgerGone(evidenceDir, mine)], intact: new Map() };
+  const stamps = await sealStamps(db, evidenceDir, mine);
+  const intact = new Map<number, string>();
+  const toCompare: SealRecord[] = [];
+  for (const seal of mine) {
+    const stamp = stamps.get(seal.seq)!;
+    if (known.get(seal.seq) === stamp) intact.set(seal.seq, stamp);
+    else toCompare.push(seal);
+  }
+  const tampering = await compareSeals(db, await readCopiesOf(evidenceDir, toCompare, identity));
+  const tainted = new Set(tampering.flatMap((t) => t.seqs));
+  for (const seal of toCompare) if (!tainted.has(seal.seq)) intact.set(seal.seq, stamps.get(seal.seq)!);
+  return { tampering: tampering.map(({ seq, detail }) => ({ seq, detail })), intact };
+}
+
+async function ledgerGone(evidenceDir: string, seals: readonly SealRecord[]): Promise<LedgerTamper> {
+  const statements = new Set(seals.flatMap((s) => s.body.ids)).size;
+  const last = seals[seals.length - 1]!.seq;
+  return {
+    seq: last,
+    detail: `safe_run.ledger is gone, with ${statements} sealed statement(s) (last seal #${last}); the sealed copies in ${evidenceDir}/ledger still answer \`safe-run blame\``,
+  };
+}
+
+/** A problem and every seal it is about (the first names it). */
+type Problem = LedgerTamper & { readonly seqs: readonly number[] };
+
+async function compareSeals(db: Db, copies: readonly SealedCopy[]): Promise<Problem[]> {
   if (!copies.length) return [];
-  const found: LedgerTamper[] = copies.flatMap((c) => (c.problem ? [{ seq: c.seq, detail: `${c.problem} (ledger.seal #${c.seq})` }] : []));
+  const found: Problem[] = copies.flatMap((c) =>
+    c.problem ? [{ seq: c.seq, seqs: [c.seq], detail: `${c.problem} (ledger.seal #${c.seq})` }] : [],
+  );
   const sealed = new Map<number, { hash: string; seq: number }>();
   for (const c of copies) for (const id of c.body.ids) sealed.set(id, { hash: '', seq: c.seq });
   for (const c of copies) for (const l of c.lines) sealed.set(l.statement.id, { hash: l.hash, seq: c.seq });
-  if (!(await ledgerInstalled(db))) {
-    const last = copies[copies.length - 1]!.seq;
-    return [
-      ...found,
-      {
-        seq: last,
-        detail: `safe_run.ledger is gone, with ${sealed.size} sealed statement(s) (last seal #${last}); the sealed copies in ${evidenceDir}/ledger still answer \`safe-run blame\``,
-      },
-    ];
-  }
-  const live = new Map((await db.transaction().execute((trx) => readStatements(trx, 'sealed'))).map((s) => [s.id, statementHash(s)]));
+  const ids = [...sealed.keys()];
+  const live = new Map((await db.transaction().execute((trx) => readStatements(trx, { ids }))).map((s) => [s.id, statementHash(s)]));
   const missing: number[] = [];
   const changed: number[] = [];
-  let seq = Number.POSITIVE_INFINITY;
+  const seqs = new Set<number>();
   for (const [id, s] of sealed) {
     const hash = live.get(id);
     if (hash === undefined) missing.push(id);
     else if (s.hash && hash !== s.hash) changed.push(id);
     else continue;
-    seq = Math.min(seq, s.seq);
+    seqs.add(s.seq);
   }
+  const seq = Math.min(...seqs);
   if (missing.length)
     found.push({
       seq,
+      seqs: [...seqs],
       detail: `${missing.length} sealed ledger statement(s) deleted from safe_run.ledger (ids ${few(missing)}); the sealed copies keep them`,
     });
   if (changed.length)
     found.push({
       seq,
+      seqs: [...seqs],
       detail: `${changed.length} sealed ledger statement(s) edited in safe_run.ledger (ids ${few(changed)}); the sealed copies hold the originals`,
     });
   const rows = await keptRowsTampering(db, copies, live);
@@ -129,10 +170,10 @@ const few = (ids: readonly number[]): string => ids.slice(0, 10).join(', ') + (i
  * rows. Seals older than the hash hold only the count, so for them a row deleted or added is
  * found, an edited one is not. A statement deleted outright is the finding above already.
  */
-async function keptRowsTampering(db: Db, copies: readonly SealedCopy[], live: ReadonlyMap<number, string>): Promise<LedgerTamper | null> {
-  const now = await readKeptHashes(db, sql`l.sealed_in is not null`, await inlineRowsColumns(db));
+async function keptRowsTampering(db: Db, copies: readonly SealedCopy[], live: ReadonlyMap<number, string>): Promise<Problem | null> {
+  const now = await readKeptHashes(db, sql`l.id = any (${[...live.keys()]}::int8[])`, await inlineRowsColumns(db));
   const changed: number[] = [];
-  let seq = Number.POSITIVE_INFINITY;
+  const seqs = new Set<number>();
   for (const c of copies)
     for (const l of c.lines) {
       const id = l.statement.id;
@@ -141,11 +182,12 @@ async function keptRowsTampering(db: Db, copies: readonly SealedCopy[], live: Re
       const same = l.keptHash === undefined ? (kept?.n ?? 0) === l.kept : (kept?.hash ?? null) === l.keptHash;
       if (same) continue;
       changed.push(id);
-      seq = Math.min(seq, c.seq);
+      seqs.add(c.seq);
     }
   if (!changed.length) return null;
   return {
-    seq,
+    seq: Math.min(...seqs),
+    seqs: [...seqs],
     detail:
       `the kept rows of ${changed.length} sealed ledger statement(s) were edited or deleted in the database (ids ${few(changed)}); ` +
       '`safe-run recover` and `undo` put back the sealed rows, which the evidence directory keeps',

@@ -72,11 +72,12 @@ export function sealHash(hashes: readonly string[]): string {
  */
 export async function readStatements(
   trx: Db,
-  where: 'unsealed' | 'unsealed-visible' | 'sealed',
+  where: 'unsealed' | 'unsealed-visible' | { readonly ids: readonly number[] },
   about?: { readonly schema: string; readonly table: string },
 ): Promise<LedgerStatement[]> {
   await sql`set local timezone = 'UTC'`.execute(trx);
-  const filter = where === 'sealed' ? sql`l.sealed_in is not null` : sql`l.sealed_in is null and not l.pending_drop`;
+  const filter =
+    typeof where === 'object' ? sql`l.id = any (${where.ids as number[]}::int8[])` : sql`l.sealed_in is null and not l.pending_drop`;
   const narrow = about
     ? sql`and ((l.table_schema = ${about.schema} and l.table_name = ${about.table}) or l.operation in ('DELETE', 'TRUNCATE'))`
     : sql``;

@@ -30,8 +30,8 @@ import type { RunSummary } from './runs.js';
  *   log, at the same byte offset, with the same hash; a rewritten or cut log is scanned whole.
  * - It carries an HMAC under a key derived from the signing key, so only a holder of that key
  *   can write one that is used. Without the key (a read-only host), check scans everything.
- * - Bump SCAN_FORMAT whenever what a finding is changes (snapshot/diff.ts, open-findings.ts):
- *   a checkpoint of another format or another safe-run version is ignored.
+ * - Bump SCAN_FORMAT whenever what a finding is changes (snapshot/diff*.ts, open-findings.ts,
+ *   runs.ts): a checkpoint of another format or another safe-run version is ignored.
  * Only the file store has byte offsets; an evidence database is scanned whole.
  */
 export const SCAN_FORMAT = 1;

@@ -18,6 +18,7 @@ import { silentLogger } from '../src/logger.js';
 import { packageVersion } from '../src/version.js';
 import { parseJson, runCli, type CliResult } from './helpers/cli.js';
 import { writeAs } from './helpers/db.js';
+import { createEvidenceDatabase, type EvidenceDatabase } from './helpers/evidence-store.js';
 import { createEvidence, logLines, writeLogLines } from './helpers/evidence.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
 
@@ -264,4 +265,36 @@ describe('check resumes from its checkpoint', () => {
     expect(noKey.stderr).toMatch(/no checkpoint without the signing key/);
     expect(existsSync(checkpointsOf(ws))).toBe(false);
   }, 60_000);
+});
+
+describe('check resumes from its checkpoint in an evidence database', () => {
+  let ws: Workspace;
+  let store: EvidenceDatabase;
+  beforeEach(async () => {
+    store = await createEvidenceDatabase();
+  });
+  afterEach(async () => {
+    await ws.cleanup();
+    await store.drop();
+  });
+
+  it('resumes by seq in an evidence database, and reads it all again once that entry was changed', async () => {
+    ws = await createWorkspace({ evidence: { store: store.writerUrl } });
+    expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
+    expect(resumedAfter(await ws.cli(['check', '--json', '--verbose']))).toBeNull();
+    await outOfBand(ws.t.url, 'delete from oauth_clients');
+    expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
+    const resumed = await ws.cli(['check', '--json', '--verbose']);
+    expect(resumedAfter(resumed)).toBe(1);
+    rmSync(checkpointsOf(ws), { recursive: true, force: true });
+    const whole = await ws.cli(['check', '--json', '--verbose']);
+    expect(resumedAfter(whole)).toBeNull();
+    expect(verdict(resumed)).toEqual(verdict(whole));
+    expect(verdict(resumed).findings).toContainEqual(expect.objectContaining({ table: 'public.oauth_clients' }));
+
+    await sql`update safe_run_evidence.entries set line = replace(line, '"label":null', '"label":"ab"') where seq = 2`.execute(store.db);
+    const rewritten = await ws.cli(['check', '--json', '--verbose']);
+    expect(resumedAfter(rewritten)).toBeNull();
+    expect(rewritten.stderr).toMatch(/check checkpoint ignored.*entry 2 changed/);
+  }, 120_000);
 });

@@ -4,7 +4,7 @@ import { parseEntryLine } from './entry.js';
 import { auditFailure, openAuditFile } from './jsonl.js';
 import type { Logger } from '../logger.js';
 import { parseRecord, type AuditRecord } from '../records/index.js';
-import { evidenceStore } from './store.js';
+import { evidenceStore, type StorePosition } from './store.js';
 import type { AuditEntry } from './types.js';
 
 export function auditLogPath(evidenceDir: string): string {
@@ -22,7 +22,7 @@ export interface RawLine {
   readonly line: number;
   /** False only for a last line with no newline after it: a write that was cut short. */
   readonly terminated: boolean;
-  /** Byte offset just past the line's newline (audit.jsonl only): where the next read can start. */
+  /** Byte offset just past the line's newline in audit.jsonl (0 in an evidence database): where the next read can start. */
   readonly end?: number;
 }
 
@@ -130,28 +130,44 @@ export async function* readRawEntries(evidenceDir: string, options?: { readonly 
   for await (const raw of store.readLines(options)) yield parseOrFail(store.where, raw.text, `line ${raw.line}`);
 }
 
-/** An entry and where its line ends in audit.jsonl (null in an evidence database, or for a line cut short). */
+/** An entry and where a reader resuming after it starts (null for a line cut short: no resuming there). */
 export interface PlacedEntry {
   readonly entry: AuditEntry;
-  readonly end: number | null;
-  /** The line's length in bytes, its newline included (0 where `end` is null). */
-  readonly bytes: number;
+  readonly place: StorePosition | null;
+}
+
+/** readRawEntries with each entry's place, all of them or those after `after`. For check's checkpoint. */
+export async function* readPlacedEntries(evidenceDir: string, after: StorePosition | null): AsyncGenerator<PlacedEntry> {
+  const store = evidenceStore(evidenceDir);
+  let start = after?.end ?? 0;
+  for await (const raw of store.readLines(after ? { after } : undefined)) {
+    const entry = parseOrFail(store.where, raw.text, `line ${raw.line}`);
+    const end = raw.end ?? 0;
+    yield { entry, place: raw.terminated ? { seq: entry.seq, end, bytes: end - start } : null };
+    start = end;
+  }
 }
 
 /**
- * readRawEntries with each line's place, from `from` on (audit.jsonl only: an evidence
- * database has no byte offsets, so `from` must be null there). For check's checkpoint.
+ * The line of audit.jsonl in the byte range `at` names, without its newline, or null when
+ * the range does not hold one whole line. Never throws.
  */
-export async function* readPlacedEntries(evidenceDir: string, from: LinePosition | null): AsyncGenerator<PlacedEntry> {
-  const store = evidenceStore(evidenceDir);
-  if (store.kind !== 'file' && from) throw new Error('an evidence database has no byte offsets to resume from');
-  const lines = store.kind === 'file' ? readLines(auditLogPath(evidenceDir), from ?? undefined) : store.readLines();
-  let start = from?.offset ?? 0;
-  for await (const raw of lines) {
-    const entry = parseOrFail(store.where, raw.text, `line ${raw.line}`);
-    const end = raw.terminated ? (raw.end ?? null) : null;
-    yield { entry, end, bytes: end === null ? 0 : end - start };
-    if (end !== null) start = end;
+export async function readLineAt(file: string, at: StorePosition): Promise<string | null> {
+  const start = at.end - at.bytes;
+  if (start < 0 || at.bytes < 2) return null;
+  const handle = await openForReading(file).catch(() => null);
+  if (!handle) return null;
+  try {
+    // One byte before the line too: it must be a newline (or the file's start), or the range is not a line.
+    const from = Math.max(0, start - 1);
+    const bytes = Buffer.alloc(at.end - from);
+    const { bytesRead } = await handle.read(bytes, 0, bytes.length, from);
+    if (bytesRead !== bytes.length || bytes[bytes.length - 1] !== 0x0a || (start > 0 && bytes[0] !== 0x0a)) return null;
+    return bytes.subarray(start - from, bytes.length - 1).toString('utf8');
+  } catch {
+    return null;
+  } finally {
+    await handle.close();
   }
 }
 

@@ -79,10 +79,10 @@ export function databaseStore(options: DatabaseStoreOptions): DatabaseEvidenceSt
     }
   };
 
-  async function* pages(keysOnly: boolean, backward: boolean): AsyncGenerator<string> {
+  async function* pages(keysOnly: boolean, backward: boolean, from = 0): AsyncGenerator<string> {
     const id = await guarded('Cannot read', findChain);
     if (id === null) return;
-    let after = backward ? Number.MAX_SAFE_INTEGER : 0;
+    let after = backward ? Number.MAX_SAFE_INTEGER : from;
     for (;;) {
       const rows = await guarded('Cannot read', async () => {
         const filter = keysOnly ? sql`and (seq = 1 or kind in ('key.add', 'key.rotate'))` : sql``;
@@ -126,9 +126,18 @@ export function databaseStore(options: DatabaseStoreOptions): DatabaseEvidenceSt
     kind: 'database',
     where,
     async *readLines(readOptions) {
-      let line = 0;
-      for await (const text of pages(readOptions?.keysOnly === true, false)) yield { text, line: ++line, terminated: true } as RawLine;
+      let line = readOptions?.after?.seq ?? 0;
+      for await (const text of pages(readOptions?.keysOnly === true, false, line))
+        yield { text, line: ++line, terminated: true, end: 0 } as RawLine;
     },
+    lineAt: (at) =>
+      guarded('Cannot read', async () => {
+        const id = await findChain();
+        if (id === null) return null;
+        const { rows } = await sql<{ line: string }>`
+          select line from safe_run_evidence.entries where chain_id = ${id} and seq = ${at.seq}`.execute(db);
+        return rows[0]?.line ?? null;
+      }),
     readLinesBackward: () => pages(false, true),
     head: () =>
       guarded('Cannot read', async () => {

@@ -6,9 +6,19 @@ import { parseEntryLine } from './entry.js';
 import { appendLineDurably, readFirstLine } from './jsonl.js';
 import { loadPublicKeys, publishPublicKey, type PublicKeySet } from './keys.js';
 import { withAuditLock } from './lock.js';
-import { auditLogPath, readLines, readLinesBackward, type RawLine } from './read.js';
+import { auditLogPath, readLineAt, readLines, readLinesBackward, type RawLine } from './read.js';
 import { readHead } from './append.js';
 import type { AuditEntry } from './types.js';
+
+/**
+ * Where a reader stopped: after entry `seq`, whose line ends at byte `end` and is `bytes` long
+ * with its newline (audit.jsonl; an evidence database finds entries by seq and ignores both).
+ */
+export interface StorePosition {
+  readonly seq: number;
+  readonly end: number;
+  readonly bytes: number;
+}
 
 /** A signed entry and its exact canonical line, as signEntry returns it. */
 export interface SignedLine<B> {
@@ -29,10 +39,12 @@ export interface EvidenceStore {
   /** For messages: the audit.jsonl path, or the evidence database (no password) and the target's chain. */
   readonly where: string;
   /**
-   * The lines in chain order. `keysOnly` is a hint for readers that only want entry 1 and
-   * the key entries (a store may skip the rest; a reader must still filter).
+   * The lines in chain order, or those after `after`. `keysOnly` is a hint for readers that
+   * only want entry 1 and the key entries (a store may skip the rest; a reader must still filter).
    */
-  readLines(options?: { readonly keysOnly?: boolean }): AsyncGenerator<RawLine>;
+  readLines(options?: { readonly keysOnly?: boolean; readonly after?: StorePosition }): AsyncGenerator<RawLine>;
+  /** The line stored at `at`, or null when there is none: what a reader resuming there checks first. */
+  lineAt(at: StorePosition): Promise<string | null>;
   /** The lines newest first. */
   readLinesBackward(): AsyncGenerator<string>;
   /** The last entry, or null for an empty chain; refuses (exit 5) a damaged tail. */
@@ -59,7 +71,8 @@ export function fileStore(evidenceDir: string, file: string = auditLogPath(evide
   return {
     kind: 'file',
     where: file,
-    readLines: () => readLines(file),
+    readLines: (options) => readLines(file, options?.after ? { offset: options.after.end, line: options.after.seq + 1 } : undefined),
+    lineAt: (at) => readLineAt(file, at),
     readLinesBackward: () => readLinesBackward(file),
     head: async () => (await readHead(file)).head,
     logId: async () => {

@@ -4,11 +4,9 @@ import path from 'node:path';
 import type { Config } from '../config/config.js';
 import { canonicalJson } from '../audit/canonical.js';
 import { checkEntryHash, parseEntryLine } from '../audit/entry.js';
-import { openAuditFile } from '../audit/jsonl.js';
 import { loadSigningKey } from '../audit/keys.js';
 import { EVIDENCE_DIR_MODE, EVIDENCE_FILE_MODE } from '../audit/modes.js';
-import { auditLogPath, type LinePosition } from '../audit/read.js';
-import { evidenceStore } from '../audit/store.js';
+import { evidenceStore, type StorePosition } from '../audit/store.js';
 import { errorMessage } from '../errors.js';
 import type { IntactSeals, SealRecord } from '../ledger/findings.js';
 import type { Logger } from '../logger.js';
@@ -27,12 +25,12 @@ import type { RunSummary } from './runs.js';
  * It is a cache, not evidence, and it must never hide a finding:
  * - It is a pure function of the log's first N entries (and the critical tables, and this
  *   code), so an older checkpoint is only slower, never wrong. Entry N must still be in the
- *   log, at the same byte offset, with the same hash; a rewritten or cut log is scanned whole.
+ *   log, at the same place (byte offset in audit.jsonl, seq in an evidence database), with
+ *   the same hash; a rewritten or cut log is scanned whole.
  * - It carries an HMAC under a key derived from the signing key, so only a holder of that key
  *   can write one that is used. Without the key (a read-only host), check scans everything.
  * - Bump SCAN_FORMAT whenever what a finding is changes (snapshot/diff*.ts, open-findings.ts,
  *   runs.ts): a checkpoint of another format or another safe-run version is ignored.
- * Only the file store has byte offsets; an evidence database is scanned whole.
  */
 export const SCAN_FORMAT = 1;
 
@@ -59,13 +57,9 @@ export interface SkippedNote {
   readonly detail: string;
 }
 
-/** The last entry a scan read: where the next one resumes. */
-export interface Through {
-  readonly seq: number;
+/** The last entry a scan read, and its hash: where the next one resumes. */
+export interface Through extends StorePosition {
   readonly hash: string;
-  /** Byte offset just past the entry's line, and the line's length with its newline. */
-  readonly end: number;
-  readonly bytes: number;
 }
 
 /** Who may read and write checkpoints for one database: null when check cannot use them. */
@@ -74,7 +68,7 @@ export interface CheckpointScope {
   readonly file: string;
   /** The ledger seals check found intact (`<name>.ledger`, ledger/verified.ts). */
   readonly ledgerFile: string;
-  readonly auditFile: string;
+  readonly evidenceDir: string;
   readonly databaseKey: string;
   readonly critical: string;
   readonly version: string;
@@ -92,21 +86,16 @@ interface Stored {
 
 export interface Resumed {
   readonly through: Through;
-  readonly from: LinePosition;
   readonly state: ScanState;
 }
 
-/**
- * The scope for this database, or null (with the reason at debug level) when there is no
- * usable signing key or the evidence is not a file.
- */
+/** The scope for this database, or null (with the reason at debug level) when there is no usable signing key. */
 export async function checkpointScope(
   config: Pick<Config, 'evidenceDir' | 'signingKey' | 'criticalTables'>,
   databaseKey: string,
   version: string,
   log: Pick<Logger, 'debug'>,
 ): Promise<CheckpointScope | null> {
-  if (evidenceStore(config.evidenceDir).kind !== 'file') return null;
   try {
     const key = await loadSigningKey({ signingKeyPath: config.signingKey, evidenceDir: config.evidenceDir });
     const secret = Buffer.from(key.privateKey.export({ format: 'jwk' }).d ?? '', 'base64url');
@@ -117,7 +106,7 @@ export async function checkpointScope(
     return {
       file: `${base}.scan`,
       ledgerFile: `${base}.ledger`,
-      auditFile: auditLogPath(config.evidenceDir),
+      evidenceDir: config.evidenceDir,
       databaseKey,
       critical: createHash('sha256').update(canonicalJson(config.criticalTables)).digest('hex'),
       version,
@@ -140,12 +129,12 @@ export async function loadCheckpoint(scope: CheckpointScope, log: Pick<Logger, '
         ? 'another database'
         : stored.critical !== scope.critical
           ? 'the critical tables changed'
-          : await anchorMismatch(scope.auditFile, stored.through);
+          : await anchorMismatch(scope.evidenceDir, stored.through);
   if (why) {
     log.debug('check checkpoint ignored', { file: scope.file, why });
     return null;
   }
-  return { through: stored.through, from: { offset: stored.through.end, line: stored.through.seq + 1 }, state: stored.state };
+  return { through: stored.through, state: stored.state };
 }
 
 export async function saveCheckpoint(
@@ -226,28 +215,14 @@ function macMatches(macKey: Buffer, body: string, stored: string): boolean {
 }
 
 /** Why entry `through` is not where the checkpoint says, or null when it is, byte for byte. */
-async function anchorMismatch(auditFile: string, through: Through): Promise<string | null> {
-  const start = through.end - through.bytes;
-  if (start < 0 || through.bytes < 2) return 'a malformed position';
-  const handle = await openAuditFile(auditFile, 'read').catch(() => null);
-  if (!handle) return 'the log cannot be read';
+async function anchorMismatch(evidenceDir: string, through: Through): Promise<string | null> {
   try {
-    const bytes = Buffer.alloc(through.bytes);
-    const { bytesRead } = await handle.read(bytes, 0, through.bytes, start);
-    if (bytesRead !== through.bytes || bytes[through.bytes - 1] !== 0x0a) return `entry ${through.seq} is no longer there`;
-    // A byte before the line that is not a newline: the line is not where it was.
-    if (start > 0) {
-      const before = Buffer.alloc(1);
-      await handle.read(before, 0, 1, start - 1);
-      if (before[0] !== 0x0a) return `entry ${through.seq} moved`;
-    }
-    const line = bytes.subarray(0, through.bytes - 1).toString('utf8');
+    const line = await evidenceStore(evidenceDir).lineAt(through);
+    if (line === null) return `entry ${through.seq} is no longer there`;
     const entry = parseEntryLine(line);
     if (entry.seq !== through.seq || entry.hash !== through.hash || !checkEntryHash(line, entry).ok) return `entry ${through.seq} changed`;
     return null;
   } catch (error) {
     return `entry ${through.seq} cannot be read back: ${errorMessage(error)}`;
-  } finally {
-    await handle.close();
   }
 }

@@ -60,10 +60,10 @@ export async function scanFindings(
   for (const note of resumed?.state.skipped ?? []) options.onSkipped(skippedOf(note));
   let through = resumed?.through ?? null;
   let read = 0;
-  for await (const placed of readPlacedEntries(config.evidenceDir, resumed?.from ?? null)) {
+  for await (const { entry, place } of readPlacedEntries(config.evidenceDir, resumed?.through ?? null)) {
     read++;
-    scan.add(placed.entry, options.onSkipped);
-    through = placed.end === null ? null : { seq: placed.entry.seq, hash: placed.entry.hash, end: placed.end, bytes: placed.bytes };
+    scan.add(entry, options.onSkipped);
+    through = place && { ...place, hash: entry.hash };
   }
   log.debug('check read the log', { resumedAfter: resumed?.through.seq ?? null, entriesRead: read });
   if (options.checkpoint && read && through) await saveCheckpoint(options.checkpoint, through, scan.state(), log);

@@ -25,7 +25,7 @@ export interface CatalogTable extends Omit<TableState, 'rows' | 'rowsKind'> {
 export type TableCatalog = Readonly<Record<TableKey, CatalogTable>>;
 
 /** The statements readTableCatalog issues; tests hold the implementation to it. */
-export const CATALOG_QUERY_COUNT = 2;
+export const CATALOG_QUERY_COUNT = 3;
 
 /**
  * Schemas that hold no user tables: the system's, temp and toast namespaces, and
@@ -43,7 +43,7 @@ export const userRelations = sql`
  * `fingerprintsOf` limits the fingerprints to those tables (by oid): the other tables get an
  * empty one. The guard measures after the script that way, because only a table its own
  * transaction locked strongly can have had its shape changed by it, and the deparsing behind
- * a fingerprint is most of this read's cost. An empty set costs one statement, not two.
+ * a fingerprint is most of this read's cost. An empty set costs one statement, not three.
  */
 export async function readTableCatalog(db: Db, options: { readonly fingerprintsOf?: ReadonlySet<number> } = {}): Promise<TableCatalog> {
   const only = options.fingerprintsOf;
@@ -140,10 +140,23 @@ export interface Fingerprints {
   readonly behaviour: string;
 }
 
-/** The fingerprints of `oids`, or of every user table (null): one statement. */
+/** The fingerprints of `oids`, or of every user table (null): two statements on one connection. */
 export async function readFingerprints(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, Fingerprints>> {
-  const result = await sql<{ oid: number; fingerprint: string; behaviour: string }>`
-    with rels as (select u.* from (${userRelations}) u ${oids ? sql`where u.oid = any(${oids}::pg_catalog.oid[])` : sql``}),
+  return joinFingerprints(await readShapes(db, oids), await readBehaviours(db, oids));
+}
+
+/** The two halves readShapes and readBehaviours read (on one connection each, when there are two to spare). */
+export function joinFingerprints(shapes: ReadonlyMap<number, string>, behaviours: ReadonlyMap<number, string>): Map<number, Fingerprints> {
+  return new Map([...shapes].map(([oid, shape]) => [oid, { shape, behaviour: behaviours.get(oid) ?? '' }]));
+}
+
+const relationsOf = (oids: readonly number[] | null) =>
+  sql`select u.* from (${userRelations}) u ${oids ? sql`where u.oid = any(${oids}::pg_catalog.oid[])` : sql``}`;
+
+/** The shape half of each fingerprint: columns, constraints, indexes, partitioning. Most of the deparsing. */
+export async function readShapes(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, string>> {
+  const result = await sql<{ oid: number; fingerprint: string }>`
+    with rels as (${relationsOf(oids)}),
     cols as (
       select a.attrelid as oid,
              string_agg(concat_ws(' ', quote_ident(a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod),
@@ -172,10 +185,27 @@ export async function readFingerprints(db: Db, oids: readonly number[] | null): 
                 from pg_catalog.pg_index i
                 join rels r on r.oid = i.indrelid) d
        group by d.oid
-    ),
-    -- What decides how writes behave and who may make them, beside the shape: triggers with
-    -- their enabled state (ALTER TABLE ... DISABLE TRIGGER ALL turns off foreign-key cascades),
-    -- rules, policies, row security, privileges and the owner.
+    )
+    select r.oid::int8 as oid,
+           encode(sha256(convert_to(concat_ws(E'\n-- ',
+             'columns', cols.def, 'constraints', cons.def, 'indexes', idx.def,
+             'partition', pg_catalog.pg_get_partkeydef(r.oid), pg_catalog.pg_get_expr(c.relpartbound, r.oid)), 'UTF8')), 'hex') as fingerprint
+      from rels r
+      join pg_catalog.pg_class c on c.oid = r.oid
+      left join cols on cols.oid = r.oid
+      left join cons on cons.oid = r.oid
+      left join idx on idx.oid = r.oid`.execute(db);
+  return new Map(result.rows.map((row) => [row.oid, row.fingerprint]));
+}
+
+/**
+ * The behaviour half: what decides how writes behave and who may make them, beside the
+ * shape. Triggers with their enabled state (ALTER TABLE ... DISABLE TRIGGER ALL turns off
+ * foreign-key cascades), rules, policies, row security, privileges and the owner.
+ */
+export async function readBehaviours(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, string>> {
+  const result = await sql<{ oid: number; behaviour: string }>`
+    with rels as (${relationsOf(oids)}),
     trg as (
       select t.tgrelid as oid,
              string_agg(t.tgname || ' ' || t.tgenabled::text || ' ' || pg_catalog.pg_get_triggerdef(t.oid), E'\n' order by t.tgname collate "C") as def
@@ -203,19 +233,13 @@ export async function readFingerprints(db: Db, oids: readonly number[] | null): 
            encode(sha256(convert_to(concat_ws(E'\n-- ',
              'triggers', trg.def, 'rules', rul.def, 'policies', pol.def,
              'row security', c.relrowsecurity::text || ' ' || c.relforcerowsecurity::text,
-             'privileges', c.relacl::text, 'owner', pg_catalog.pg_get_userbyid(c.relowner)), 'UTF8')), 'hex') as behaviour,
-           encode(sha256(convert_to(concat_ws(E'\n-- ',
-             'columns', cols.def, 'constraints', cons.def, 'indexes', idx.def,
-             'partition', pg_catalog.pg_get_partkeydef(r.oid), pg_catalog.pg_get_expr(c.relpartbound, r.oid)), 'UTF8')), 'hex') as fingerprint
+             'privileges', c.relacl::text, 'owner', pg_catalog.pg_get_userbyid(c.relowner)), 'UTF8')), 'hex') as behaviour
       from rels r
       join pg_catalog.pg_class c on c.oid = r.oid
-      left join cols on cols.oid = r.oid
-      left join cons on cons.oid = r.oid
-      left join idx on idx.oid = r.oid
       left join trg on trg.oid = r.oid
       left join rul on rul.oid = r.oid
       left join pol on pol.oid = r.oid`.execute(db);
-  return new Map(result.rows.map((row) => [row.oid, { shape: row.fingerprint, behaviour: row.behaviour }]));
+  return new Map(result.rows.map((row) => [row.oid, row.behaviour]));
 }
 
 /** What a delete in the parent does to the child's rows: pg_constraint.confdeltype. */

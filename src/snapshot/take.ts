@@ -1,5 +1,14 @@
 import { sql } from 'kysely';
-import { readFingerprints, readTableList, withFingerprints, type Fingerprints, type TableCatalog } from '../db/catalog.js';
+import {
+  joinFingerprints,
+  readBehaviours,
+  readFingerprints,
+  readShapes,
+  readTableList,
+  withFingerprints,
+  type Fingerprints,
+  type TableCatalog,
+} from '../db/catalog.js';
 import { type Db, inImportedSnapshot, onlyRow, poolCapacity } from '../db/connection.js';
 import { readIdentity, readWalPosition } from '../db/identity.js';
 import { countInSnapshot, planExactCounts, sumPartitions, tablesToScan } from './counts.js';
@@ -84,13 +93,27 @@ async function readInSnapshot(read: InSnapshot): Promise<Snapshot> {
   // they are read there, beside everything else, in the same snapshot: the counts need only
   // the table list. On a pool of one they wait for the counts on the exporting connection.
   const aside = (read.options.countConnections ?? 2) > 0 && poolCapacity(read.db) >= 2;
-  const fingerprinting = aside ? inImportedSnapshot(read.db, read.snapshotId, (t) => readFingerprints(t, null)) : null;
+  const fingerprinting = aside ? readFingerprintsAside(read.db, read.snapshotId) : null;
   fingerprinting?.catch(() => {}); // awaited below, or before an error leaves: its connection must be back first
   try {
     return await readTablesAndCounts(read, fingerprinting);
   } finally {
     await fingerprinting?.catch(() => {});
   }
+}
+
+/**
+ * Deparsing is CPU in the server's backend. With two connections to spare, the shapes and the
+ * behaviours are read on one each, side by side (about 20 ms instead of 35 for 150 tables with
+ * 340 foreign keys); a count that wants a connection meanwhile waits for one of them.
+ */
+async function readFingerprintsAside(db: Db, snapshotId: string): Promise<ReadonlyMap<number, Fingerprints>> {
+  if (poolCapacity(db) < 3) return inImportedSnapshot(db, snapshotId, (t) => readFingerprints(t, null));
+  const [shapes, behaviours] = await Promise.all([
+    inImportedSnapshot(db, snapshotId, (t) => readShapes(t, null)),
+    inImportedSnapshot(db, snapshotId, (t) => readBehaviours(t, null)),
+  ]);
+  return joinFingerprints(shapes, behaviours);
 }
 
 async function readTablesAndCounts(

@@ -1,7 +1,6 @@
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
-import { createDb } from '../src/db/connection.js';
 import type { CheckResult } from '../src/history/check.js';
 import {
   checkpointScope,
@@ -29,15 +28,6 @@ import { createWorkspace, type Workspace } from './helpers/workspace.js';
  * written with another key, replayed from earlier, or no longer matches the log or the
  * critical tables must never hide a finding.
  */
-
-async function outOfBand(url: string, statement: string): Promise<void> {
-  const db = createDb(url, { maxConnections: 1 });
-  try {
-    await sql.raw(statement).execute(db);
-  } finally {
-    await db.destroy();
-  }
-}
 
 interface Stored {
   critical: string;
@@ -75,7 +65,7 @@ describe('check resumes from its checkpoint', () => {
     const check = () => ws.cli(['check', '--json', '--verbose']);
     const steps: Array<[string, () => Promise<unknown>]> = [
       ['snapshot', () => ws.cli(['snapshot'])],
-      ['out-of-band delete', () => outOfBand(ws.t.url, "delete from users where email like '%example.com'")],
+      ['out-of-band delete', () => writeAs(ws.t.url, 'psql', ["delete from users where email like '%example.com'"])],
       ['snapshot', () => ws.cli(['snapshot', '--label', 'cron'])],
       ['dry run', () => ws.cli(['cleanup-invalid-sessions', '--dry-run'])],
       ['a run that fails and rolls back', () => ws.cli(['fail-after-delete'])],
@@ -89,7 +79,7 @@ describe('check resumes from its checkpoint', () => {
         },
       ],
       ['guarded run', () => ws.cli(['cleanup-invalid-sessions'])],
-      ['out-of-band truncate', () => outOfBand(ws.t.url, 'truncate oidc_models')],
+      ['out-of-band truncate', () => writeAs(ws.t.url, 'psql', ['truncate oidc_models'])],
       ['snapshot', () => ws.cli(['snapshot'])],
     ];
     const resumes: (number | null)[] = [];
@@ -125,7 +115,7 @@ describe('check resumes from its checkpoint', () => {
     const file = readdirSync(checkpointsOf(ws)).find((f) => f.endsWith('.scan'));
     const clean = readFileSync(path.join(checkpointsOf(ws), file!), 'utf8');
 
-    await outOfBand(ws.t.url, 'delete from oauth_clients');
+    await writeAs(ws.t.url, 'psql', ['delete from oauth_clients']);
     expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
     const first = await ws.cli(['check', '--json', '--verbose']);
     expect(first.exitCode).toBe(10);
@@ -181,7 +171,7 @@ describe('check resumes from its checkpoint', () => {
   it('is not used once the critical tables change, so a past drift becomes the critical finding it now is', async () => {
     ws = await createWorkspace({ criticalTables: { users: { maxDropPercent: 90 } } });
     expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
-    await outOfBand(ws.t.url, "delete from users where email like '%example.com'");
+    await writeAs(ws.t.url, 'psql', ["delete from users where email like '%example.com'"]);
     expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
     const before = parseJson<CheckResult>(await ws.cli(['check', '--json']));
     expect(before.findings.map((f) => f.kind)).not.toContain('critical-drop');
@@ -282,7 +272,7 @@ describe('check resumes from its checkpoint in an evidence database', () => {
     ws = await createWorkspace({ evidence: { store: store.writerUrl } });
     expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
     expect(resumedAfter(await ws.cli(['check', '--json', '--verbose']))).toBeNull();
-    await outOfBand(ws.t.url, 'delete from oauth_clients');
+    await writeAs(ws.t.url, 'psql', ['delete from oauth_clients']);
     expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
     const resumed = await ws.cli(['check', '--json', '--verbose']);
     expect(resumedAfter(resumed)).toBe(1);

@@ -1,6 +1,13 @@
 import { sql, type KyselyPlugin } from 'kysely';
 import type { Db } from '../src/db/connection.js';
-import { CATALOG_QUERY_COUNT, readTableCatalog } from '../src/db/catalog.js';
+import {
+  CATALOG_QUERY_COUNT,
+  joinFingerprints,
+  readBehaviours,
+  readFingerprints,
+  readShapes,
+  readTableCatalog,
+} from '../src/db/catalog.js';
 import { readIdentity, readWalPosition } from '../src/db/identity.js';
 import { takeSnapshot } from '../src/snapshot/take.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
@@ -126,6 +133,14 @@ describe('readTableCatalog and the snapshot on unusual schemas', () => {
     const bigger = await readTableCatalog(second.db);
     expect(Object.keys(bigger).length).toBe(Object.keys(catalog).length + 40);
     expect(second.count()).toBe(CATALOG_QUERY_COUNT);
+  });
+
+  it('reads the same fingerprints in one statement as in its two halves on two connections', async () => {
+    const whole = await readFingerprints(t.db, null);
+    const halves = joinFingerprints(await readShapes(t.db, null), await readBehaviours(t.db, null));
+    expect(whole.size).toBeGreaterThan(5);
+    expect(new Map([...halves].sort(([a], [b]) => a - b))).toEqual(new Map([...whole].sort(([a], [b]) => a - b)));
+    expect([...whole.values()].every((f) => /^[0-9a-f]{64}$/.test(f.shape) && /^[0-9a-f]{64}$/.test(f.behaviour))).toBe(true);
   });
 
   it('reads identity and WAL position without privileges it may lack', async () => {

@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import type { TableCounters, TableKey, TableState } from '../records/index.js';
 import type { Db } from './connection.js';
 import { keyOf } from './names.js';
@@ -25,7 +25,7 @@ export interface CatalogTable extends Omit<TableState, 'rows' | 'rowsKind'> {
 export type TableCatalog = Readonly<Record<TableKey, CatalogTable>>;
 
 /** The statements readTableCatalog issues; tests hold the implementation to it. */
-export const CATALOG_QUERY_COUNT = 3;
+export const CATALOG_QUERY_COUNT = 2;
 
 /**
  * Schemas that hold no user tables: the system's, temp and toast namespaces, and
@@ -43,7 +43,7 @@ export const userRelations = sql`
  * `fingerprintsOf` limits the fingerprints to those tables (by oid): the other tables get an
  * empty one. The guard measures after the script that way, because only a table its own
  * transaction locked strongly can have had its shape changed by it, and the deparsing behind
- * a fingerprint is most of this read's cost. An empty set costs one statement, not three.
+ * a fingerprint is most of this read's cost. An empty set costs one statement, not two.
  */
 export async function readTableCatalog(db: Db, options: { readonly fingerprintsOf?: ReadonlySet<number> } = {}): Promise<TableCatalog> {
   const only = options.fingerprintsOf;
@@ -140,9 +140,11 @@ export interface Fingerprints {
   readonly behaviour: string;
 }
 
-/** The fingerprints of `oids`, or of every user table (null): two statements on one connection. */
+/** The fingerprints of `oids`, or of every user table (null): one statement, both halves. */
 export async function readFingerprints(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, Fingerprints>> {
-  return joinFingerprints(await readShapes(db, oids), await readBehaviours(db, oids));
+  const result = await sql<{ oid: number; fingerprint: string; behaviour: string }>`
+    select s.oid, s.fingerprint, b.behaviour from (${shapesSql(oids)}) s join (${behavioursSql(oids)}) b on b.oid = s.oid`.execute(db);
+  return new Map(result.rows.map((row) => [row.oid, { shape: row.fingerprint, behaviour: row.behaviour }]));
 }
 
 /** The two halves readShapes and readBehaviours read (on one connection each, when there are two to spare). */
@@ -155,7 +157,12 @@ const relationsOf = (oids: readonly number[] | null) =>
 
 /** The shape half of each fingerprint: columns, constraints, indexes, partitioning. Most of the deparsing. */
 export async function readShapes(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, string>> {
-  const result = await sql<{ oid: number; fingerprint: string }>`
+  const result = await sql<{ oid: number; fingerprint: string }>`${shapesSql(oids)}`.execute(db);
+  return new Map(result.rows.map((row) => [row.oid, row.fingerprint]));
+}
+
+function shapesSql(oids: readonly number[] | null): RawBuilder<unknown> {
+  return sql`
     with rels as (${relationsOf(oids)}),
     cols as (
       select a.attrelid as oid,
@@ -194,8 +201,7 @@ export async function readShapes(db: Db, oids: readonly number[] | null): Promis
       join pg_catalog.pg_class c on c.oid = r.oid
       left join cols on cols.oid = r.oid
       left join cons on cons.oid = r.oid
-      left join idx on idx.oid = r.oid`.execute(db);
-  return new Map(result.rows.map((row) => [row.oid, row.fingerprint]));
+      left join idx on idx.oid = r.oid`;
 }
 
 /**
@@ -204,7 +210,12 @@ export async function readShapes(db: Db, oids: readonly number[] | null): Promis
  * foreign-key cascades), rules, policies, row security, privileges and the owner.
  */
 export async function readBehaviours(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, string>> {
-  const result = await sql<{ oid: number; behaviour: string }>`
+  const result = await sql<{ oid: number; behaviour: string }>`${behavioursSql(oids)}`.execute(db);
+  return new Map(result.rows.map((row) => [row.oid, row.behaviour]));
+}
+
+function behavioursSql(oids: readonly number[] | null): RawBuilder<unknown> {
+  return sql`
     with rels as (${relationsOf(oids)}),
     trg as (
       select t.tgrelid as oid,
@@ -238,8 +249,7 @@ export async function readBehaviours(db: Db, oids: readonly number[] | null): Pr
       join pg_catalog.pg_class c on c.oid = r.oid
       left join trg on trg.oid = r.oid
       left join rul on rul.oid = r.oid
-      left join pol on pol.oid = r.oid`.execute(db);
-  return new Map(result.rows.map((row) => [row.oid, row.behaviour]));
+      left join pol on pol.oid = r.oid`;
 }
 
 /** What a delete in the parent does to the child's rows: pg_constraint.confdeltype. */

@@ -1,6 +1,6 @@
 /**
  * The contract's exit codes (SPEC "Exit codes"). Every failure that reaches the user is a
- * SafeRunError carrying one of these, so the top-level handler in cli.ts is the only place
+ * SafeRunError carrying one of these, so the top-level handler in program.ts is the only place
  * that turns an error into a process exit status.
  */
 export const ExitCode = {

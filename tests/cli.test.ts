@@ -227,8 +227,10 @@ register('./hooks.mjs', import.meta.url);\n`,
   const loaded = async (args: readonly string[], cwd: string): Promise<{ modules: string; files: string; stdout: string }> => {
     const trace = path.join(dir, `trace-${args.join('-')}.txt`);
     writeFileSync(trace, '');
+    // Traced through the module loader: a start from the snapshot loads no module at all.
     const result = await runCli(args, {
       cwd,
+      fromModules: true,
       env: {
         SAFE_RUN_TRACE: trace,
         NODE_OPTIONS: `--import=${pathToFileURL(path.join(dir, 'register.mjs')).href}`,
@@ -281,6 +283,7 @@ register('./hooks.mjs', import.meta.url);\n`,
     writeFileSync(trace, '');
     const result = await runCli(['list', '--verbose'], {
       cwd,
+      fromModules: true,
       env: { SAFE_RUN_TRACE: trace, NODE_OPTIONS: `--import=${pathToFileURL(path.join(dir, 'register.mjs')).href}` },
     });
     expect(result.exitCode).toBe(0);

@@ -7,10 +7,7 @@ import { sql } from 'kysely';
 import { createDb } from '../src/db/connection.js';
 import { withExtraCa } from '../src/db/extra-ca.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/throwaway/postgres.js';
-import { CLI_PATH, parseJson } from './helpers/cli.js';
-
-/** bin/safe-run, the command npm puts on PATH: <dist>/src/cli.js -> <root>/bin/safe-run. */
-const BIN = path.resolve(path.dirname(CLI_PATH), '../../bin/safe-run');
+import { BIN_PATH as BIN, CLI_PATH, parseJson } from './helpers/cli.js';
 
 /**
  * A certificate authority of our own and a server certificate it signed for 127.0.0.1: what a
@@ -176,5 +173,75 @@ describe('bin/safe-run, the command npm links: its start-up, and NODE_EXTRA_CA_C
     } finally {
       await db.destroy();
     }
+  });
+});
+
+describe('the start-up snapshot (src/startup-snapshot.ts): bin/safe-run starts the CLI from it when it fits', () => {
+  let dir: string;
+  let server: ThrowawayPostgres;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'safe-run-startup-'));
+    server = await startThrowawayPostgres();
+    env = {
+      SAFE_RUN_EVIDENCE_DIR: path.join(dir, 'evidence'),
+      SAFE_RUN_SIGNING_KEY: path.join(dir, 'signing.key'),
+      DATABASE_URL: server.url,
+    };
+    expect((await execa(BIN, ['keygen'], { cwd: dir, env })).exitCode).toBe(0);
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A snapshot's JSON and how the process started (the `--verbose` config line). */
+  const snapshotWith = async (command: string, args: readonly string[]): Promise<{ startedFrom: string; tables: unknown }> => {
+    const result = await execa(command, [...args, 'snapshot', '--json', '--verbose', '--log-format', 'json'], {
+      cwd: dir,
+      env,
+      reject: false,
+    });
+    expect(result.exitCode).toBe(0);
+    const config = result.stderr
+      .split('\n')
+      .map((line) => JSON.parse(line) as { msg: string; startedFrom?: string })
+      .find((line) => line.msg === 'config');
+    const { tables } = parseJson<{ tables: Record<string, { rows: number }> }>({ ...result, exitCode: 0 });
+    return { startedFrom: config?.startedFrom ?? '(no config line)', tables: Object.keys(tables).sort() };
+  };
+
+  it('starts from the snapshot, and records what a start from the modules records', async () => {
+    const fromSnapshot = await snapshotWith(BIN, []);
+    const fromModules = await snapshotWith(process.execPath, [CLI_PATH]);
+    expect(fromSnapshot.startedFrom).toBe('snapshot');
+    expect(fromModules.startedFrom).toBe('modules');
+    expect(fromSnapshot.tables).toEqual(fromModules.tables);
+    // Both entries are in one log, signed and chained.
+    expect((await execa(BIN, ['verify'], { cwd: dir, env })).exitCode).toBe(0);
+  });
+
+  it('loads its modules instead when the blob was built in another checkout or by another Node', async () => {
+    const root = path.resolve(path.dirname(BIN), '..');
+    const copy = path.join(dir, 'moved');
+    mkdirSync(path.join(copy, 'dist', 'src'), { recursive: true });
+    execaSync('cp', ['-r', path.join(root, 'dist', 'bundle'), path.join(copy, 'dist', 'bundle')]);
+    copyFileSync(path.join(root, 'dist', 'src', 'cli.js'), path.join(copy, 'dist', 'src', 'cli.js'));
+    copyFileSync(path.join(root, 'package.json'), path.join(copy, 'package.json'));
+    mkdirSync(path.join(copy, 'bin'));
+    copyFileSync(BIN, path.join(copy, 'bin', 'safe-run'));
+    chmodSync(path.join(copy, 'bin', 'safe-run'), 0o755);
+    execaSync('ln', ['-s', path.join(root, 'node_modules'), path.join(copy, 'node_modules')]);
+    const moved = path.join(copy, 'bin', 'safe-run');
+
+    // The blob names the build it was made in: a moved checkout does not use it.
+    expect((await snapshotWith(moved, [])).startedFrom).toBe('modules');
+    // Here again, but made by a Node of another size or date.
+    const id = path.join(copy, 'dist', 'bundle', 'cli.blob.id');
+    const [, node] = readFileSync(id, 'utf8').split('\n');
+    writeFileSync(id, `${path.join(copy, 'dist', 'bundle')}\n${node}\n1 1\n`);
+    expect((await snapshotWith(moved, [])).startedFrom).toBe('modules');
   });
 });

@@ -10,6 +10,7 @@ import { silentLogger, type Logger } from '../src/logger.js';
 import { withTarget } from '../src/db/target.js';
 import { runGuarded } from '../src/run/pipeline.js';
 import type { RunResult } from '../src/run/types.js';
+import { BUNDLE_DIR } from '../src/own-build.js';
 import { directGate } from '../src/script/gate.js';
 import { loadScriptByName, loadScriptFile } from '../src/script/load.js';
 import type { ListedScript } from '../src/commands/list.js';
@@ -260,6 +261,20 @@ describe('one child per guarded run', () => {
       await trx.rollback().execute();
     }
   };
+
+  it('starts the child from its start-up snapshot, which the build made with this Node', async () => {
+    const file = path.join(dir, 'argv.ts');
+    writeFileSync(file, script('argv', 'return { execArgv: process.execArgv };'));
+    const loaded = await loadScriptFile(file, { log: silentLogger });
+    try {
+      const { execArgv } = (await runInTransaction(loaded)) as { execArgv: string[] };
+      expect(execArgv).toEqual(expect.arrayContaining(['--snapshot-blob', path.join(BUNDLE_DIR, 'child.blob')]));
+      // Still confined: the permission model is on.
+      expect(execArgv.some((arg) => /^--(experimental-)?permission$/.test(arg))).toBe(true);
+    } finally {
+      await loaded.dispose();
+    }
+  });
 
   it('runs the script in the child that read its declarations', async () => {
     const file = path.join(dir, 'pid.ts');

@@ -4,6 +4,7 @@ import type { Config } from '../config/config.js';
 import type { TargetHandle } from '../db/target.js';
 import { ExitCode, ExitWith } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
+import { startedFrom } from '../startup.js';
 
 import type { GlobalArgs } from './global-args.js';
 
@@ -19,7 +20,7 @@ export interface CommandContext {
 export async function loadContext(argv: GlobalArgs): Promise<CommandContext> {
   const log = createLogger({ verbose: argv.verbose, format: argv['log-format'] });
   const config = await loadConfig({ configPath: argv.config, db: argv.db });
-  log.debug('config', { file: config.file ?? '(none found: defaults)', evidenceDir: config.evidenceDir });
+  log.debug('config', { file: config.file ?? '(none found: defaults)', evidenceDir: config.evidenceDir, startedFrom: startedFrom() });
   configureWitnesses(config.evidenceDir, config.witness);
   await useEvidenceStore(config);
   return { config, log, json: argv.json === true };

@@ -20,7 +20,7 @@ export interface LazyCommand {
  * Every command, imported only when it runs (or its own --help is asked for): start-up is
  * paid per command, not for all of them (`npm run bench` measures `cli_version_ms` and
  * `cli_list_ms`). Adding a command is one line here plus src/commands/<name>.ts exporting a
- * CommandBody; never a static import of a command from cli.ts.
+ * CommandBody; never a static import of a command from program.ts.
  */
 export const COMMANDS: readonly LazyCommand[] = [
   {
@@ -147,7 +147,7 @@ export function commandWord(argv: readonly string[]): string | undefined {
 }
 
 /**
- * The command `argv` will run, so cli.ts can start importing it while yargs itself loads. A
+ * The command `argv` will run, so program.ts can start importing it while yargs itself loads. A
  * word that names no command is a script: the guarded run. null for no word (bare --help)
  * and for completion, which import nothing.
  */

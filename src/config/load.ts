@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { errorMessage, usageError } from '../errors.js';
@@ -72,7 +73,8 @@ async function readRawConfig(file: string): Promise<unknown> {
   }
   try {
     // Loaded on demand: most commands never read a TypeScript config, and start-up time counts.
-    const { createJiti } = await import('jiti');
+    // Required, not imported: a process started from the start-up snapshot has no import().
+    const { createJiti } = createRequire(import.meta.url)('jiti') as typeof import('jiti');
     const jiti = createJiti(import.meta.url, { moduleCache: false });
     return await jiti.import(file, { default: true });
   } catch (error) {

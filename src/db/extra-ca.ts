@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
 import type pg from 'pg';
 import { parse } from 'pg-connection-string';
 
@@ -25,7 +24,7 @@ export function withExtraCa(config: pg.PoolConfig & { readonly connectionString:
   if (!verifiesWithDefaultCas(ssl)) return config;
   const extra = readExtraCa(file);
   if (extra === null) return config;
-  return { ...(merged as pg.PoolConfig), ssl: { ...(typeof ssl === 'object' ? ssl : {}), ca: [...rootCertificates, extra] } };
+  return { ...(merged as pg.PoolConfig), ssl: { ...(typeof ssl === 'object' ? ssl : {}), ca: [...tls().rootCertificates, extra] } };
 }
 
 /** TLS on, the server's certificate checked, and against Node's default authorities: no `ca` of the URL's own (sslrootcert). */
@@ -63,4 +62,12 @@ function readExtraCa(file: string): string | null {
     }
   }
   return read.get(file)!;
+}
+
+/**
+ * node:tls on first use: it is loaded only for a TLS connection with an extra CA file, and the
+ * start-up snapshot (support/build/snapshot.ts) cannot hold it.
+ */
+function tls(): typeof import('node:tls') {
+  return process.getBuiltinModule('node:tls');
 }

@@ -1,4 +1,3 @@
-import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/config.js';
 import { ownEntry } from '../own-build.js';
 import type { VerificationOutcome } from './evidence.js';
@@ -21,6 +20,9 @@ export function verifyInWorker(
   store: Pick<Config, 'evidenceStore' | 'databaseUrl'> = { evidenceStore: 'file', databaseUrl: null },
 ): RunningVerification {
   const workerData = { evidenceDir, databaseUrl, evidenceStore: store.evidenceStore, targetUrl: store.databaseUrl };
+  // node:worker_threads on first use: loaded into the start-up snapshot (src/startup-snapshot.ts),
+  // its record of the working directory is lost and a worker's process.cwd() throws.
+  const { Worker } = process.getBuiltinModule('node:worker_threads');
   const worker = new Worker(ownEntry('report/verify-worker.js', 'verify-worker.js'), { workerData });
   const outcome = new Promise<VerificationOutcome>((resolve) => {
     let settled = false;

@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { z } from 'zod';
 import type { Logger } from '../logger.js';
-import { CHILD_MAIN, type ChildSandbox } from './child-sandbox.js';
+import type { ChildSandbox } from './child-sandbox.js';
 import type { ParentMessage } from './child/protocol.js';
 
 /**
@@ -56,7 +56,7 @@ export type ChildMessageIn = z.infer<typeof childMessage>;
 const STDERR_TAIL = 4000;
 
 export function startScriptChild(sandbox: ChildSandbox, log: Logger): ScriptChild {
-  const child: ChildProcess = fork(CHILD_MAIN, [], {
+  const child: ChildProcess = fork(sandbox.main, [], {
     execArgv: [...sandbox.execArgv],
     env: { ...sandbox.env },
     cwd: sandbox.cwd,

@@ -3,7 +3,8 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { usageError } from '../errors.js';
-import { OWN_BUILD_DIR, ownEntry } from '../own-build.js';
+import { BUNDLE_DIR, OWN_BUILD_DIR, ownEntry } from '../own-build.js';
+import { blobFits } from '../startup-blob.js';
 
 /**
  * How a TypeScript script's child is confined (SPEC "Scripts"; README "How a TypeScript
@@ -13,6 +14,8 @@ import { OWN_BUILD_DIR, ownEntry } from '../own-build.js';
  * whatever the permission model would allow.
  */
 export interface ChildSandbox {
+  /** The child's entry; Node's argv[1] only, when the child starts from its start-up snapshot. */
+  readonly main: string;
   readonly execArgv: readonly string[];
   readonly env: Readonly<Record<string, string>>;
   readonly uid?: number;
@@ -21,17 +24,28 @@ export interface ChildSandbox {
 }
 
 /** The child's entry: child/main.js beside this module in tsc's tree, child.js in the bundle. */
-export const CHILD_MAIN = ownEntry('script/child/main.js', 'child.js');
+const CHILD_MAIN = ownEntry('script/child/main.js', 'child.js');
+/** The child's start-up snapshot: kysely, sucrase and jiti already loaded (child/startup-snapshot.ts). */
+const CHILD_BLOB = path.join(BUNDLE_DIR, 'child.blob');
 
 /** Variables a script may see. Everything else (DATABASE_URL, PG*, SAFE_RUN_*, NODE_OPTIONS, tokens) stays behind. */
 const ENV_ALLOW = ['PATH', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'LC_MESSAGES', 'TZ', 'NODE_ENV'];
 
 export function buildSandbox(scriptDirs: readonly string[], scriptUser: string): ChildSandbox {
-  const readable = [...new Set([...scriptDirs, ...moduleDirs()])];
   const user = process.getuid?.() === 0 ? lookupUser(scriptUser) : undefined;
+  const snapshot = startsFromSnapshot(user);
+  const readable = [...new Set([...scriptDirs, ...moduleDirs(snapshot)])];
   if (user) for (const dir of readable) assertReadableBy(dir, user, scriptUser);
   return {
-    execArgv: [permissionFlag(), ...readable.map((dir) => `--allow-fs-read=${dir}`), '--disable-warning=ExperimentalWarning'],
+    main: snapshot ? path.join(BUNDLE_DIR, 'child.js') : CHILD_MAIN,
+    execArgv: [
+      // From a snapshot Node prints the permission model's ExperimentalWarning whatever
+      // --disable-warning says; the child's stderr is the run's log, so warnings are off there.
+      ...(snapshot ? ['--snapshot-blob', CHILD_BLOB, '--no-warnings'] : []),
+      permissionFlag(),
+      ...readable.map((dir) => `--allow-fs-read=${dir}`),
+      '--disable-warning=ExperimentalWarning',
+    ],
     env: Object.fromEntries(ENV_ALLOW.flatMap((key) => (process.env[key] !== undefined ? [[key, process.env[key]!]] : []))),
     ...(user ? { uid: user.uid, gid: user.gid } : {}),
     cwd: scriptDirs[0]!,
@@ -49,8 +63,19 @@ function permissionFlag(): string {
  * and whatever else a script imports). Nothing secret lives there. Trailing separators make
  * each an allowed directory rather than one file.
  */
-function moduleDirs(): string[] {
-  return [OWN_BUILD_DIR, path.dirname(packageDir('jiti'))].map((dir) => (dir.endsWith(path.sep) ? dir : dir + path.sep));
+function moduleDirs(snapshot: boolean): string[] {
+  const own = snapshot ? [OWN_BUILD_DIR, BUNDLE_DIR] : [OWN_BUILD_DIR];
+  return [...own, path.dirname(packageDir('jiti'))].map((dir) => (dir.endsWith(path.sep) ? dir : dir + path.sep));
+}
+
+/**
+ * The child starts from its snapshot when the build made one with this Node, whichever tree
+ * the runner runs from: the child is a process of its own and shares no module with it. A
+ * child that runs as another user must be able to read the blob, or Node would not start.
+ */
+function startsFromSnapshot(user: OsUser | undefined): boolean {
+  if (!blobFits(CHILD_BLOB, BUNDLE_DIR)) return false;
+  return user === undefined || (statSync(CHILD_BLOB).mode & 0o004) !== 0;
 }
 
 function packageDir(name: string): string {

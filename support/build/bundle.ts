@@ -1,10 +1,12 @@
 // Bundles src/ into dist/bundle and points the package's bin at it: run by `npm run build`
 // after tsc, or alone after an edit under src/. Build-time support code, never imported by src/.
 import { build, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
-import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { blobIdentity } from '../../src/startup-blob.js';
 
 /**
  * Why a bundle: a guarded run spent 250-300 ms of a ~900 ms process finding, reading and
@@ -58,7 +60,7 @@ const common: BuildOptions = {
  *   starts, in case the command prints it) never needs them.
  * - yargs lays out the whole help text of a command right after starting it (15-20 ms), in case
  *   the command prints its help later. None does: a command's failure reaches safe-run's own
- *   error handler (cli.ts `.fail`), which prints the error, not the help.
+ *   error handler (program.ts `.fail`), which prints the error, not the help.
  * The build fails, rather than silently keeping the cost, if an upgrade changes a line.
  */
 const LAZY_SEGMENTER = {
@@ -104,6 +106,16 @@ const zodWithoutLocales: Plugin = {
   },
 };
 
+/** jiti's babel (1.5 MB), which jiti requires only when it is given no transform of its own. */
+const jitiWithoutBabel: Plugin = {
+  name: 'jiti-without-babel',
+  setup(plugin) {
+    plugin.onResolve({ filter: /[\\/]babel\.cjs$/ }, (args) =>
+      args.importer.includes(`${path.sep}jiti${path.sep}`) ? { path: args.path, external: true } : undefined,
+    );
+  },
+};
+
 const lazyAtLoad: Plugin = {
   name: 'lazy-at-load',
   setup(plugin) {
@@ -131,6 +143,44 @@ async function bundleCli(): Promise<Metafile> {
     entryPoints: { cli: path.join(SRC, 'cli.ts'), 'verify-worker': path.join(SRC, 'report/verify-worker.ts') },
   });
   return result.metafile!;
+}
+
+/**
+ * The CLI and the script's child again, each as one CommonJS file for its start-up snapshot
+ * (src/startup-snapshot.ts, src/script/child/startup-snapshot.ts): a snapshot is built from a
+ * script, not from ES modules. `import.meta` becomes this file's own
+ * location, the bundle directory like the chunks above, so the paths derived from it
+ * (src/own-build.ts) are the same.
+ */
+async function bundleForSnapshots(): Promise<Metafile[]> {
+  const forSnapshot: BuildOptions = {
+    ...common,
+    splitting: false,
+    format: 'cjs',
+    outdir: undefined,
+    sourcemap: false,
+    plugins: [lazyAtLoad, zodWithoutLocales],
+    define: { ...common.define, 'import.meta.url': '__bundleUrl', 'import.meta.resolve': '__bundleResolve' },
+    banner: {
+      // The snapshot builder's own require() knows Node's built-ins only: a package is resolved through createRequire.
+      js: "var __bundleUrl = require('node:url').pathToFileURL(__filename).href; var __bundleResolve = (s) => require('node:url').pathToFileURL(require('node:module').createRequire(__filename).resolve(s)).href;",
+    },
+  };
+  const [cli, child] = await Promise.all([
+    build({ ...forSnapshot, entryPoints: [path.join(SRC, 'startup-snapshot.ts')], outfile: path.join(OUT, 'cli-snapshot.cjs') }),
+    build({
+      ...forSnapshot,
+      entryPoints: [path.join(SRC, 'script/child/startup-snapshot.ts')],
+      outfile: path.join(OUT, 'child-snapshot.cjs'),
+      // As in bundleChild below: the child's kysely is the one CommonJS file a script shares.
+      // jiti is inside, since a snapshot cannot hold a module loaded by require(); its babel is
+      // not, as the child always gives jiti sucrase's transform.
+      external: ['pg-native', 'kysely'],
+      plugins: [lazyAtLoad, zodWithoutLocales, jitiWithoutBabel],
+      mainFields: ['module', 'main'],
+    }),
+  ]);
+  return [cli.metafile!, child.metafile!];
 }
 
 /**
@@ -190,8 +240,42 @@ function pointBinAtBundle(): void {
   chmodSync(BIN, 0o755);
 }
 
+/**
+ * The start-up snapshot: Node runs cli-snapshot.cjs once and writes its heap to cli.blob, which
+ * bin/safe-run starts from. V8 accepts a blob only from the same Node binary and the same heap
+ * flags, so the flags are read from bin/safe-run itself, and cli.blob.id names the root, the
+ * Node binary (its real path, size and modification time) that bin/safe-run compares before
+ * using the blob. Without a blob (a build that failed here, another Node) the CLI starts from
+ * the bundle's modules as before: slower, the same behaviour.
+ */
+function buildStartupSnapshots(): void {
+  const flags = /^flags="([^"]*)"$/m.exec(readFileSync(path.join(ROOT, 'bin/safe-run'), 'utf8'))?.[1];
+  if (flags === undefined) throw new Error('bin/safe-run no longer sets flags="..." (the heap flags the blob is built with)');
+  buildStartupSnapshot('cli', flags.split(' '));
+  // The script's child is forked with no heap flags (src/script/child-sandbox.ts).
+  buildStartupSnapshot('child', []);
+}
+
+function buildStartupSnapshot(name: 'cli' | 'child', flags: readonly string[]): void {
+  const blob = path.join(OUT, `${name}.blob`);
+  const built = spawnSync(process.execPath, [...flags, '--snapshot-blob', blob, '--build-snapshot', `${name}-snapshot.cjs`], {
+    cwd: OUT,
+    encoding: 'utf8',
+  });
+  // Node warns that some built-ins are "not yet fully verified" in a snapshot; the tests run the CLI from it.
+  const problems = built.stderr
+    .split('\n')
+    .filter((line) => line.trim() && !/not yet fully verified|may still work|To request support|--trace-warnings/.test(line));
+  if (built.status !== 0 || !existsSync(blob)) {
+    rmSync(blob, { force: true });
+    process.stderr.write(`warning: no start-up snapshot for the ${name} (it will start slower): ${problems.slice(-5).join(' ')}\n`);
+    return;
+  }
+  writeFileSync(`${blob}.id`, blobIdentity(OUT, process.execPath));
+}
+
 rmSync(OUT, { recursive: true, force: true });
-const built = await Promise.all([bundleCli(), bundleChild(), ...COMMONJS_FILES.map(bundleCommonJs)]);
+const built = (await Promise.all([bundleCli(), bundleForSnapshots(), bundleChild(), ...COMMONJS_FILES.map(bundleCommonJs)])).flat();
 // Which source files each bundle file holds: tests map a traced chunk back to its modules.
 const meta: Metafile = {
   inputs: Object.assign({}, ...built.map((m) => m.inputs)) as Metafile['inputs'],
@@ -199,3 +283,4 @@ const meta: Metafile = {
 };
 writeFileSync(path.join(OUT, 'meta.json'), JSON.stringify(meta));
 pointBinAtBundle();
+buildStartupSnapshots();

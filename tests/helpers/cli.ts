@@ -15,11 +15,20 @@ export interface CliOptions {
   readonly cwd?: string;
   readonly env?: Record<string, string | undefined>;
   readonly input?: string;
+  /** Start the CLI by loading its modules (`node dist/src/cli.js`), not from the start-up snapshot. */
+  readonly fromModules?: boolean;
 }
 
-/** Run `safe-run <args>` as a user would: a child process, no TTY. */
+/** bin/safe-run, the command npm puts on PATH: it starts the CLI from the start-up snapshot. */
+export const BIN_PATH = path.resolve(path.dirname(CLI_PATH), '../../bin/safe-run');
+
+/**
+ * Run `safe-run <args>` as a user would: bin/safe-run as a child process, no TTY. Tests that
+ * signal the process run `node dist/src/cli.js` instead, so both ways of starting are tested.
+ */
 export async function runCli(args: readonly string[], options: CliOptions = {}): Promise<CliResult> {
-  const result = await execa(process.execPath, [CLI_PATH, ...args], {
+  const [file, argv] = options.fromModules ? [process.execPath, [CLI_PATH, ...args]] : [BIN_PATH, args];
+  const result = await execa(file, argv, {
     cwd: options.cwd,
     env: { DATABASE_URL: undefined, ...options.env },
     extendEnv: true,

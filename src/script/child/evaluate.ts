@@ -7,30 +7,33 @@
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { createJiti } from 'jiti';
+import { transform } from 'sucrase';
 import { CHILD_KYSELY, ownEntry } from '../../own-build.js';
 import type { ScriptDefinition } from '../define.js';
 import type { ScriptSource } from './protocol.js';
 
-type Jiti = ReturnType<typeof import('jiti').createJiti>;
+type Jiti = ReturnType<typeof createJiti>;
 
-let jitiInstance: Promise<Jiti> | undefined;
+let jitiInstance: Jiti | undefined;
 
-async function jiti(): Promise<Jiti> {
-  jitiInstance ??= (async () => {
-    const [{ createJiti }, { transform }] = await Promise.all([import('jiti'), import('sucrase')]);
-    return createJiti(import.meta.url, {
-      moduleCache: false,
-      // The child may not write anywhere: jiti transpiles in memory.
-      fsCache: false,
-      // sucrase strips types and turns imports into requires in a few ms; jiti's own babel
-      // transform costs half a second per child, most of a short script's run.
-      transform: (options) => ({
-        code: transform(options.source, { transforms: ['typescript', 'imports'], filePath: options.filename }).code,
-      }),
-      // A script imports 'safe-run' (and kysely) and must get this very installation.
-      alias: { 'safe-run': ownEntry('index.js', 'index.js'), ...kyselyAlias() },
-    });
-  })();
+/**
+ * The transpiler, made once per child; the child's start-up snapshot makes it while it is
+ * built, with jiti inside the blob (startup-snapshot.ts).
+ */
+export function transpiler(): Jiti {
+  jitiInstance ??= createJiti(import.meta.url, {
+    moduleCache: false,
+    // The child may not write anywhere: jiti transpiles in memory.
+    fsCache: false,
+    // sucrase strips types and turns imports into requires in a few ms; jiti's own babel
+    // transform costs half a second per child, most of a short script's run.
+    transform: (options) => ({
+      code: transform(options.source, { transforms: ['typescript', 'imports'], filePath: options.filename }).code,
+    }),
+    // A script imports 'safe-run' (and kysely) and must get this very installation.
+    alias: { 'safe-run': ownEntry('index.js', 'index.js'), ...kyselyAlias() },
+  });
   return jitiInstance;
 }
 
@@ -48,7 +51,7 @@ function kyselyAlias(): Record<string, string> {
 
 async function evaluate({ file, source }: ScriptSource): Promise<Partial<ScriptDefinition>> {
   // forceTranspile: left to itself jiti would import a .mjs natively, that is from the file on disk.
-  const exports = (await jiti()).evalModule(source, { filename: file, async: false, forceTranspile: true }) as { default?: unknown } | null;
+  const exports = transpiler().evalModule(source, { filename: file, async: false, forceTranspile: true }) as { default?: unknown } | null;
   return (exports?.default ?? exports) as Partial<ScriptDefinition>;
 }
 

@@ -27,17 +27,17 @@ export const RUNNER_OWNS_TRANSACTION =
 export class IpcDialect implements Dialect {
   constructor(private readonly send: SendQuery) {}
   createAdapter(): PostgresAdapter {
-    return new kysely.PostgresAdapter();
+    return new (kysely().PostgresAdapter)();
   }
   createDriver(): Driver {
     return new IpcDriver(this.send);
   }
   createQueryCompiler(): PostgresQueryCompiler {
-    return new kysely.PostgresQueryCompiler();
+    return new (kysely().PostgresQueryCompiler)();
   }
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   createIntrospector(db: Kysely<any>): PostgresIntrospector {
-    return new kysely.PostgresIntrospector(db);
+    return new (kysely().PostgresIntrospector)(db);
   }
 }
 

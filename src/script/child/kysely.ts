@@ -7,5 +7,13 @@ import { CHILD_KYSELY } from '../../own-build.js';
  * build; importing the ES module here as well would load Kysely twice, and that second copy
  * was the largest part of a child's start-up (about 200 of 550 ms before the script ran).
  * One copy also means the script's `sql` and the child's `db` come from one module.
+ *
+ * Required on first use, not at load: the child's start-up snapshot (startup-snapshot.ts)
+ * cannot hold a module loaded by require(), and the script's own import loads it anyway.
  */
-export const kysely = createRequire(import.meta.url)(CHILD_KYSELY) as typeof import('kysely');
+let loaded: typeof import('kysely') | undefined;
+
+export function kysely(): typeof import('kysely') {
+  loaded ??= createRequire(import.meta.url)(CHILD_KYSELY) as typeof import('kysely');
+  return loaded;
+}

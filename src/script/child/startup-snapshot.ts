@@ -1,0 +1,19 @@
+import v8 from 'node:v8';
+import { transpiler } from './evaluate.js';
+import { serve } from './serve.js';
+
+/**
+ * The entry of the script child's start-up snapshot (dist/bundle/child.blob, made by `npm run
+ * build`; ../child-sandbox.ts starts the child from it when it fits this Node). Building loads
+ * kysely, sucrase and jiti and makes the transpiler, so a child starts with them in its heap
+ * instead of reading and running them under the permission model, where every file read is
+ * checked. The rules of src/startup-snapshot.ts hold here too: nothing that depends on the
+ * moment or the machine is computed while building.
+ */
+transpiler();
+
+v8.startupSnapshot.setDeserializeMainFunction(() => {
+  // The child is started in the script's directory; the cached one is where the build ran.
+  process.chdir('.');
+  serve();
+});

@@ -33,7 +33,7 @@ export function ownCommonJs(name: 'kysely' | 'pino'): string {
  * dist/bundle, where the bundle and the start-up snapshots are, from either tree. A snapshot
  * records the paths of the tree it was built in, so it is used only in the build that made it.
  */
-export const BUNDLE_DIR = bundled ? OWN_BUILD_DIR : path.join(OWN_BUILD_DIR, '..', 'bundle');
+export const BUNDLE_DIR = path.resolve(OWN_BUILD_DIR, bundled ? '.' : '../bundle');
 
 /** The kysely a script's child and the script share. */
 export const CHILD_KYSELY = ownCommonJs('kysely');

@@ -45,6 +45,7 @@ describe('safe-run doctor', () => {
       'evidence-modes',
       'witness',
       'script-role',
+      'start-up',
     ]);
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
     // The test login is a superuser: doctor says what that costs and what to do.
@@ -54,6 +55,13 @@ describe('safe-run doctor', () => {
     expect(check(report, 'signing-key').detail).toContain('mode 0600');
     expect(check(report, 'createdb')).toMatchObject({ ok: true, detail: expect.stringContaining('may create databases') });
     expect(result.stdout + result.stderr).not.toContain('n0t-shown');
+    // `safe-run` (bin/safe-run) starts from the start-up snapshot; `node dist/src/cli.js` is told what it misses.
+    expect(check(report, 'start-up')).toMatchObject({ ok: true, detail: expect.stringContaining('cli.blob') });
+    expect(check(report, 'start-up').warning).toBeUndefined();
+    const direct = parseJson<DoctorReport>(
+      await runCli(['doctor', '--json', '--db', url.href], { cwd: ws.cwd, env: ws.env, fromModules: true }),
+    );
+    expect(check(direct, 'start-up')).toMatchObject({ ok: true, warning: true, detail: expect.stringContaining('node dist/src/cli.js') });
 
     const text = await ws.cli(['doctor', '--db', url.href]);
     expect(text.exitCode).toBe(0);

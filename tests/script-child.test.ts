@@ -167,6 +167,15 @@ export default defineScript({
     expect(json.changes['public.oidc_models']).toMatchObject({ deleted: 1 });
   });
 
+  it('runs in a child started from its own start-up snapshot, confined as ever', async () => {
+    ws.writeScript('argv.ts', script('argv', 'return { execArgv: process.execArgv };'));
+    const json = await run('argv');
+    expect(json.exitCode).toBe(0);
+    const { execArgv } = json.scriptOutput as { execArgv: string[] };
+    expect(execArgv).toEqual(expect.arrayContaining(['--snapshot-blob', path.join(BUNDLE_DIR, 'child.blob')]));
+    expect(execArgv.some((arg) => /^--(experimental-)?permission$/.test(arg))).toBe(true);
+  });
+
   it('runs the faithful cleanup exactly as before', async () => {
     const json = await run('cleanup-invalid-sessions');
     expect(json.exitCode).toBe(0);

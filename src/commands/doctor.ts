@@ -5,6 +5,7 @@ import { checkPgTools, probeDatabase } from '../doctor/database-checks.js';
 import { checkAuditLog, checkDiskSpace, checkEvidenceDir } from '../doctor/evidence-checks.js';
 import { checkSigningKey } from '../doctor/key-checks.js';
 import { checkScriptRole } from '../doctor/script-role-checks.js';
+import { checkStartup } from '../doctor/startup-checks.js';
 import { checkLedger } from '../doctor/ledger-checks.js';
 import { checkPgBackRest } from '../doctor/pgbackrest-checks.js';
 import { checkEvidenceModes, checkWitnesses } from '../doctor/trust-checks.js';
@@ -38,6 +39,7 @@ export async function doctor(config: Config, target: TargetHandle, log: Logger):
     await checkWitnesses(config.evidenceDir, config.witness.length),
     ...(await checkScriptRole(config, database.db)),
     ...(await checkLedger(config, database.db)),
+    checkStartup(),
   ];
   const exitCode = doctorExitCode(checks);
   return { ok: exitCode === 0, exitCode, checks };

@@ -148,9 +148,8 @@ async function bundleCli(): Promise<Metafile> {
 /**
  * The CLI and the script's child again, each as one CommonJS file for its start-up snapshot
  * (src/startup-snapshot.ts, src/script/child/startup-snapshot.ts): a snapshot is built from a
- * script, not from ES modules. `import.meta` becomes this file's own
- * location, the bundle directory like the chunks above, so the paths derived from it
- * (src/own-build.ts) are the same.
+ * script, not from ES modules. `import.meta` becomes this file's own location, the bundle
+ * directory like the chunks above, so the paths derived from it (src/own-build.ts) are the same.
  */
 async function bundleForSnapshots(): Promise<Metafile[]> {
   const forSnapshot: BuildOptions = {
@@ -241,12 +240,12 @@ function pointBinAtBundle(): void {
 }
 
 /**
- * The start-up snapshot: Node runs cli-snapshot.cjs once and writes its heap to cli.blob, which
- * bin/safe-run starts from. V8 accepts a blob only from the same Node binary and the same heap
- * flags, so the flags are read from bin/safe-run itself, and cli.blob.id names the root, the
- * Node binary (its real path, size and modification time) that bin/safe-run compares before
- * using the blob. Without a blob (a build that failed here, another Node) the CLI starts from
- * the bundle's modules as before: slower, the same behaviour.
+ * The start-up snapshots: Node runs cli-snapshot.cjs once and writes its heap to cli.blob, which
+ * bin/safe-run starts from (child.blob likewise for a script's child). V8 accepts a blob only
+ * from the same Node binary and the same heap flags, so the flags are read from bin/safe-run
+ * itself, and `<blob>.id` names the bundle directory and the Node binary (src/startup-blob.ts),
+ * compared before a blob is used. Without a blob (a build that failed here, another Node) the
+ * CLI and the child load the bundle's modules as before: slower, the same behaviour.
  */
 function buildStartupSnapshots(): void {
   const flags = /^flags="([^"]*)"$/m.exec(readFileSync(path.join(ROOT, 'bin/safe-run'), 'utf8'))?.[1];

@@ -127,26 +127,6 @@ describe('runBackup and restoreBackup', () => {
     }
   });
 
-  it('looks its tables up on the transaction that exported the snapshot: no connection of its own, and only what that snapshot sees', async () => {
-    // One connection, held by the exporting transaction: a lookup through the pool would wait for it.
-    const one = createDb(t.url, { maxConnections: 1 });
-    try {
-      const tables = await backupScope(t.db, ['public.users'], 'touched');
-      const { held } = await takeSnapshot(one, { exactCountThreshold: 0, countConnections: 0 }, async (snapshotId, exporting) => {
-        // Committed after the export: the snapshot, and so the backup's scope, cannot see it.
-        await sql`create table public.born_later (id int)`.execute(t.db);
-        const late = await runBackup(options({ db: one, snapshotId, exporting, tables: ['public.born_later'] })).catch((e: unknown) => e);
-        expect(late).toBeInstanceOf(SafeRunError);
-        expect((late as SafeRunError).message).toContain('no such table in the database: public.born_later');
-        return runBackup(options({ db: one, snapshotId, exporting, tables }));
-      });
-      expect(held).toMatchObject({ status: 'verified', tables });
-    } finally {
-      await sql`drop table if exists public.born_later`.execute(t.db);
-      await one.destroy();
-    }
-  });
-
   it('quotes weird names for pg_dump and restores them with their prerequisites', async () => {
     await sql`
       create extension if not exists citext;

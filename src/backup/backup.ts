@@ -27,8 +27,6 @@ export interface BackupOptions {
   readonly url: URL;
   /** The pre-snapshot's exported id, so the archive holds exactly the rows it counted. */
   readonly snapshotId: string | null;
-  /** The transaction that exported it: the table lookup reads there instead of waiting for a connection of the pool. */
-  readonly exporting?: Db;
   readonly scope: BackupScope;
   /** The scope's tables (backupScope); ignored for 'full', which holds every user table. */
   readonly tables: readonly TableKey[];
@@ -110,7 +108,7 @@ async function backup(options: BackupOptions): Promise<BackupRecord> {
   const [pgDump, pgRestore, tables] = await Promise.all([
     resolvePgTool('pg_dump', options.serverMajor, options.pgBinDir),
     resolvePgTool('pg_restore', options.serverMajor, options.pgBinDir),
-    lookupBackupTables(options.db, options.snapshotId, options.scope === 'full' ? null : options.tables, options.exporting),
+    lookupBackupTables(options.db, options.snapshotId, options.scope === 'full' ? null : options.tables),
   ]);
   if (options.scope === 'touched' || options.scope === 'guarded') {
     // A table the caller put in scope and that is gone must fail loudly, not shrink the backup.

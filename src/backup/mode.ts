@@ -1,7 +1,6 @@
 import type { BackupRecord, PitrPostRecord, Snapshot } from '../records/index.js';
 import { skippedBackupRecord } from './backup.js';
 import type { BackupScope } from './scope.js';
-import type { Db } from '../db/connection.js';
 import type { Logger } from '../logger.js';
 
 /**
@@ -12,11 +11,8 @@ import type { Logger } from '../logger.js';
 export interface BackupMode {
   /** Before the pre-snapshot: work that must be finished before the instant the snapshot fixes. */
   beforeSnapshot(): Promise<void>;
-  /**
-   * While the pre-snapshot's exported snapshot is open (pg_dump reads exactly the rows counted).
-   * `exporting` is the transaction that exported it, for a short read in that snapshot.
-   */
-  duringSnapshot(exportedSnapshotId: string, exporting?: Db): Promise<void>;
+  /** While the pre-snapshot's exported snapshot is open (pg_dump reads exactly the rows counted). */
+  duringSnapshot(exportedSnapshotId: string): Promise<void>;
   /** After the pre-snapshot: the backup record the signed intent carries. */
   record(pre: Snapshot): Promise<BackupRecord>;
   /** The run stops before an intent names the backup: remove what it wrote. */

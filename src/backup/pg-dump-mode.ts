@@ -9,8 +9,8 @@ export function pgDumpMode(options: Omit<BackupOptions, 'snapshotId'>): BackupMo
   let held: BackupRecord | null = null;
   return {
     beforeSnapshot: async () => {},
-    duringSnapshot: async (snapshotId, exporting) => {
-      held = await runBackup({ ...options, snapshotId, exporting }).catch((error: unknown) =>
+    duringSnapshot: async (snapshotId) => {
+      held = await runBackup({ ...options, snapshotId }).catch((error: unknown) =>
         failedBackupRecord(options.scope, options.tables, error),
       );
     },

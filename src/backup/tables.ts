@@ -18,18 +18,11 @@ export interface BackupTable extends DumpTable {
  * `keys` null it lists what a full dump must hold: every user table except extension
  * members, whose data pg_dump leaves to the extension.
  *
- * Read inside the exported snapshot when there is one, so this sees the tables pg_dump sees:
- * on the transaction that exported it when the caller has it (`exporting`; a guarded run's
- * pool is busy counting then, and a connection of its own cost the backup 50-100 ms), else in
- * a transaction of its own that imports it on another connection of the pool `db`.
+ * Read inside the exported snapshot when there is one, so this sees the tables pg_dump sees.
+ * `db` is a pool, not the session that exported the snapshot: importing it takes a
+ * transaction of its own on another connection.
  */
-export async function lookupBackupTables(
-  db: Db,
-  snapshotId: string | null,
-  keys: readonly TableKey[] | null,
-  exporting?: Db,
-): Promise<BackupTable[]> {
-  if (exporting) return queryTables(exporting, keys);
+export async function lookupBackupTables(db: Db, snapshotId: string | null, keys: readonly TableKey[] | null): Promise<BackupTable[]> {
   if (!snapshotId) return queryTables(db, keys);
   return inImportedSnapshot(db, snapshotId, (trx) => queryTables(trx, keys));
 }

@@ -106,15 +106,13 @@ export async function runGuarded(
     (script) => rememberDeclarations(config, options.scriptName, hint, script, log),
     () => {},
   );
-  // Started by connectAndRun once the connections are made: see there.
-  let facts: RunFacts | null = null;
-  const factsOnce = (): RunFacts => (facts ??= startFacts(config, options, loading));
+  const facts = startFacts(config, options, loading);
   // The statement policy's parser compiles here, on a core the child's start-up leaves idle, not in the script's first statement.
   loadParser().catch(() => {});
   const runId = ulid();
   const interrupt = watchInterrupts();
   try {
-    return await connectAndRun({ config, options, target, log, loading, hint, facts: factsOnce, runId, interrupt, timings });
+    return await connectAndRun({ config, options, target, log, loading, hint, facts, runId, interrupt, timings });
   } catch (error) {
     throw await inPipelineOrder(error, loading, interrupt);
   } finally {
@@ -123,8 +121,7 @@ export async function runGuarded(
       () => {},
     );
     // A run that stopped before its intent leaves no git process behind either.
-    const started = facts as RunFacts | null;
-    if (started) await Promise.allSettled([started.operator, started.git]);
+    await Promise.allSettled([facts.operator, facts.git]);
     await remembering;
     interrupt.dispose();
   }
@@ -195,8 +192,8 @@ interface Start {
   readonly loading: Promise<LoadedScript>;
   /** What the script declared on its last run (declaration-hint.ts), read while the child starts. */
   readonly hint: Promise<DeclarationHint | null>;
-  /** Started once the connections are made, awaited by the intent: git runs while the rest of the run does. */
-  readonly facts: () => RunFacts;
+  /** Started with the load, awaited by the intent: git runs while the rest of the run does. */
+  readonly facts: RunFacts;
   readonly runId: string;
   readonly interrupt: Interrupt;
   /** What it took to get here (load, connect, open the log), recorded with the run's own timings. */
@@ -207,27 +204,16 @@ interface Start {
 async function connectAndRun(start: Start): Promise<RunResult> {
   const { config, options, target, log, timings } = start;
   const url = parseDatabaseUrl(config.databaseUrl);
-  // The name the script is called by: its declarations (and the name they give) are not read yet.
-  const applicationName = `safe-run:${options.scriptName}:${start.runId}`;
-  const connecting = Date.now();
-  // Connecting first, before the checks below are awaited: they and the script's load keep this
-  // thread busy for tens of milliseconds, the server's side of a connection does not need it.
-  // The lock's session, the exporting one, two for the counts, two for the fingerprints.
-  const opening = target.open({ applicationName, maxConnections: 6 });
-  opening.catch(() => {}); // awaited below; withTarget closes it if the script's session fails first
-  // A process start-up blocks this thread (12-17 ms each, four of them): git's two and the
-  // pg_dump/pg_restore version probes start once the connection is made, so that the server
-  // works on the lock, the baseline and the snapshot meanwhile instead of waiting for them.
-  void opening.then(
-    () => {
-      if (dumpsBackup(config, options)) probePgToolsEarly(config.pgBinDir);
-      start.facts();
-    },
-    () => {},
-  );
   // A confirmation prompt waits for the script: nobody should confirm a run that cannot load.
   await checkEnvironment(config, url, options, start.loading);
   await assertEvidenceWritable(config.evidenceDir);
+  // The name the script is called by: its declarations (and the name they give) are not read yet.
+  const applicationName = `safe-run:${options.scriptName}:${start.runId}`;
+  const connecting = Date.now();
+  // The runner's pool and the script's session connect side by side.
+  const opening = target.open({ applicationName, maxConnections: 6 });
+  opening.catch(() => {}); // awaited below; withTarget closes it if the script's session fails first
+  if (dumpsBackup(config, options)) probePgToolsEarly(config.pgBinDir);
   return withScriptSession(config, url, applicationName, async (scriptDb) =>
     withClient((await opening).db, async (session) => {
       timings.connect = Date.now() - connecting;
@@ -338,7 +324,7 @@ async function guardedSteps(early: EarlyContext, preparation: Preparation): Prom
     },
   };
   const [taken, baseline] = await Promise.allSettled([
-    takeSnapshot(early.db, snapshotOptions, (snapshotId, exporting) => backupMode.duringSnapshot(snapshotId, exporting)),
+    takeSnapshot(early.db, snapshotOptions, (snapshotId) => backupMode.duringSnapshot(snapshotId)),
     preparation.early ? preparation.get() : null,
   ]);
   if (taken.status === 'rejected' || baseline.status === 'rejected') {
@@ -520,10 +506,10 @@ function chooseBackupMode(ctx: EarlyContext, scope: BackupScope, planning: Promi
 function timedDuring(timings: Record<string, number>, mode: BackupMode): BackupMode {
   return {
     ...mode,
-    duringSnapshot: async (snapshotId, exporting) => {
+    duringSnapshot: async (snapshotId) => {
       const started = Date.now();
       try {
-        await mode.duringSnapshot(snapshotId, exporting);
+        await mode.duringSnapshot(snapshotId);
       } finally {
         timings.backup = (timings.backup ?? 0) + (Date.now() - started);
       }
@@ -549,25 +535,25 @@ function scopedDumpMode(
   hinted: Scope | null,
 ): BackupMode {
   let current: BackupMode | null = null;
-  const dump = (tables: readonly TableKey[], snapshotId: string, exporting?: Db, signal = ctx.interrupt.abortSignal): Promise<void> => {
+  const dump = (tables: readonly TableKey[], snapshotId: string, signal = ctx.interrupt.abortSignal): Promise<void> => {
     current = timedDuring(ctx.timings, dumpOf(tables, signal));
-    return current.duringSnapshot(snapshotId, exporting);
+    return current.duringSnapshot(snapshotId);
   };
   return {
     beforeSnapshot: async () => {},
-    duringSnapshot: async (snapshotId, exporting) => {
+    duringSnapshot: async (snapshotId) => {
       // Declarations that arrived before the snapshot was exported need no hint.
       const exported = Date.now();
       const first = hinted ? await settledOr(planning, hinted) : await planning;
       // How long the exported snapshot sat waiting for the script's declarations before its backup could start.
       ctx.timings.backupWaited = Date.now() - exported;
-      if (first !== hinted) return dump(first.backupTables, snapshotId, exporting);
+      if (first !== hinted) return dump(first.backupTables, snapshotId);
       const stop = new AbortController();
       const started = Date.now();
       ctx.log.debug("backup started on the script's declarations of its last run, while its child starts", {
         tables: hinted.backupTables,
       });
-      const dumping = dump(hinted.backupTables, snapshotId, exporting, AbortSignal.any([ctx.interrupt.abortSignal, stop.signal]));
+      const dumping = dump(hinted.backupTables, snapshotId, AbortSignal.any([ctx.interrupt.abortSignal, stop.signal]));
       const plan = await planning.catch(async (error: unknown) => {
         stop.abort(); // the script did not load: nothing will run, and nobody needs this dump
         await dumping;
@@ -581,7 +567,7 @@ function scopedDumpMode(
       stop.abort();
       await dumping;
       await current!.discard();
-      return dump(plan.backupTables, snapshotId, exporting);
+      return dump(plan.backupTables, snapshotId);
     },
     record: async (pre) => (current ?? dumpOf((await planning).backupTables, ctx.interrupt.abortSignal)).record(pre),
     discard: async () => current?.discard(),
@@ -664,7 +650,7 @@ async function intentBody(ctx: RunContext, pre: Snapshot, backup: BackupRecord):
       kind: script.kind,
       path: script.path,
       sha256: script.sha256,
-      git: await ctx.facts().git,
+      git: await ctx.facts.git,
       touches: script.touches,
       limits: script.limits,
       critical: script.critical,
@@ -672,7 +658,7 @@ async function intentBody(ctx: RunContext, pre: Snapshot, backup: BackupRecord):
     },
     args: ctx.options.args,
     dryRun: ctx.options.dryRun,
-    operator: await ctx.facts().operator,
+    operator: await ctx.facts.operator,
     host: os.hostname(),
     reason: ctx.options.reason,
     url: redactUrl(ctx.url),

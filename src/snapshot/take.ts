@@ -43,7 +43,7 @@ export interface TakenSnapshot<T> {
 export async function takeSnapshot<T>(
   db: Db,
   options: SnapshotOptions,
-  whileOpen?: (exportedSnapshotId: string, exporting: Db) => Promise<T>,
+  whileOpen?: (exportedSnapshotId: string) => Promise<T>,
 ): Promise<TakenSnapshot<T>> {
   const started = performance.now();
   const takenAt = new Date().toISOString();
@@ -59,7 +59,7 @@ export async function takeSnapshot<T>(
       const snapshotId = onlyRow((await sql<{ id: string }>`select pg_export_snapshot() as id`.execute(trx)).rows).id;
       // Started before the reads and awaited after them: the backup and the counts share the
       // snapshot and the machine, not a turn. Its rejection is handled where it is awaited.
-      const holding = whileOpen?.(snapshotId, trx);
+      const holding = whileOpen?.(snapshotId);
       holding?.catch(() => {});
       let snapshot: Snapshot;
       try {

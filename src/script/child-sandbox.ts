@@ -25,7 +25,7 @@ export interface ChildSandbox {
 
 /** The child's entry: child/main.js beside this module in tsc's tree, child.js in the bundle. */
 const CHILD_MAIN = ownEntry('script/child/main.js', 'child.js');
-/** The child's start-up snapshot: kysely, sucrase and jiti already loaded (child/startup-snapshot.ts). */
+/** The child's start-up snapshot: sucrase and jiti already loaded (child/startup-snapshot.ts). */
 const CHILD_BLOB = path.join(BUNDLE_DIR, 'child.blob');
 
 /** Variables a script may see. Everything else (DATABASE_URL, PG*, SAFE_RUN_*, NODE_OPTIONS, tokens) stays behind. */

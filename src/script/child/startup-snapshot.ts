@@ -5,10 +5,11 @@ import { serve } from './serve.js';
 /**
  * The entry of the script child's start-up snapshot (dist/bundle/child.blob, made by `npm run
  * build`; ../child-sandbox.ts starts the child from it when it fits this Node). Building loads
- * kysely, sucrase and jiti and makes the transpiler, so a child starts with them in its heap
- * instead of reading and running them under the permission model, where every file read is
- * checked. The rules of src/startup-snapshot.ts hold here too: nothing that depends on the
- * moment or the machine is computed while building.
+ * sucrase and jiti and makes the transpiler, so a child starts with them in its heap instead
+ * of reading and running them under the permission model, where every file read is checked.
+ * kysely is not inside: a snapshot cannot hold a module loaded by require(), and the script
+ * must share the child's one copy of it (kysely.ts). The rules of src/startup-snapshot.ts hold
+ * here too: nothing that depends on the moment or the machine is computed while building.
  */
 transpiler();
 

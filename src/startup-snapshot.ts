@@ -11,8 +11,8 @@ import { markStartedFromSnapshot } from './startup.js';
  * used by bin/safe-run). Building runs this file once: every command's modules are loaded
  * and their top-level work done (zod's schemas, yargs, the driver), and V8 writes the heap to
  * the blob. A command then starts from that heap instead of reading, compiling and running
- * ~3 MB of JavaScript again: `safe-run snapshot` used 0.2 s of CPU instead of 0.4
- * (BENCHMARKS.md, eighth pass).
+ * ~3 MB of JavaScript again: `safe-run snapshot` took 0.43 s and 0.37 s of CPU instead of 0.59
+ * and 0.55 (BENCHMARKS.md, eighth pass).
  *
  * Whatever a module computed at load is frozen into the blob, so what depends on the moment
  * or the machine must not be computed at load, or is put right below when a command starts:

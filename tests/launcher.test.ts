@@ -8,6 +8,7 @@ import { createDb } from '../src/db/connection.js';
 import { withExtraCa } from '../src/db/extra-ca.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/throwaway/postgres.js';
 import { BIN_PATH as BIN, CLI_PATH, parseJson } from './helpers/cli.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
 /**
  * A certificate authority of our own and a server certificate it signed for 127.0.0.1: what a
@@ -178,22 +179,22 @@ describe('bin/safe-run, the command npm links: its start-up, and NODE_EXTRA_CA_C
 
 describe('the start-up snapshot (src/startup-snapshot.ts): bin/safe-run starts the CLI from it when it fits', () => {
   let dir: string;
-  let server: ThrowawayPostgres;
+  let t: TestDatabase;
   let env: Record<string, string>;
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'safe-run-startup-'));
-    server = await startThrowawayPostgres();
+    t = await createTestDatabase('startup');
     env = {
       SAFE_RUN_EVIDENCE_DIR: path.join(dir, 'evidence'),
       SAFE_RUN_SIGNING_KEY: path.join(dir, 'signing.key'),
-      DATABASE_URL: server.url,
+      DATABASE_URL: t.url,
     };
     expect((await execa(BIN, ['keygen'], { cwd: dir, env })).exitCode).toBe(0);
-  }, 60_000);
+  });
 
   afterAll(async () => {
-    await server?.stop();
+    await t?.drop();
     rmSync(dir, { recursive: true, force: true });
   });
 

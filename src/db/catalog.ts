@@ -155,10 +155,15 @@ export function joinFingerprints(shapes: ReadonlyMap<number, string>, behaviours
 const relationsOf = (oids: readonly number[] | null) =>
   sql`select u.* from (${userRelations}) u ${oids ? sql`where u.oid = any(${oids}::pg_catalog.oid[])` : sql``}`;
 
+/** One half's statement alone: its hash per table oid, from the column that half names it by. */
+async function readHalf(db: Db, half: RawBuilder<unknown>, column: 'fingerprint' | 'behaviour'): Promise<ReadonlyMap<number, string>> {
+  const result = await sql<{ oid: number; fingerprint: string; behaviour: string }>`${half}`.execute(db);
+  return new Map(result.rows.map((row) => [row.oid, row[column]]));
+}
+
 /** The shape half of each fingerprint: columns, constraints, indexes, partitioning. Most of the deparsing. */
-export async function readShapes(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, string>> {
-  const result = await sql<{ oid: number; fingerprint: string }>`${shapesSql(oids)}`.execute(db);
-  return new Map(result.rows.map((row) => [row.oid, row.fingerprint]));
+export function readShapes(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, string>> {
+  return readHalf(db, shapesSql(oids), 'fingerprint');
 }
 
 function shapesSql(oids: readonly number[] | null): RawBuilder<unknown> {
@@ -209,9 +214,8 @@ function shapesSql(oids: readonly number[] | null): RawBuilder<unknown> {
  * shape. Triggers with their enabled state (ALTER TABLE ... DISABLE TRIGGER ALL turns off
  * foreign-key cascades), rules, policies, row security, privileges and the owner.
  */
-export async function readBehaviours(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, string>> {
-  const result = await sql<{ oid: number; behaviour: string }>`${behavioursSql(oids)}`.execute(db);
-  return new Map(result.rows.map((row) => [row.oid, row.behaviour]));
+export function readBehaviours(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, string>> {
+  return readHalf(db, behavioursSql(oids), 'behaviour');
 }
 
 function behavioursSql(oids: readonly number[] | null): RawBuilder<unknown> {

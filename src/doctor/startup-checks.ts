@@ -12,8 +12,8 @@ import { pass, warn, type DoctorCheck } from './check.js';
  */
 export function checkStartup(): DoctorCheck {
   const name = 'start-up';
-  if (startedFrom() === 'snapshot') return pass(name, `from the start-up snapshot ${path.join(BUNDLE_DIR, 'cli.blob')}`);
   const blob = path.join(BUNDLE_DIR, 'cli.blob');
+  if (startedFrom() === 'snapshot') return pass(name, `from the start-up snapshot ${blob}`);
   const root = path.resolve(BUNDLE_DIR, '..', '..');
   const rebuild = `cd ${root} && npm run build`;
   if (!existsSync(blob))
@@ -21,7 +21,7 @@ export function checkStartup(): DoctorCheck {
   if (!blobFits(blob, BUNDLE_DIR)) {
     return warn(
       name,
-      `loading its modules: the start-up snapshot was made by another Node or in another directory than ${process.execPath}`,
+      `loading its modules: the start-up snapshot was made by another Node than ${process.execPath}, or in another directory`,
       rebuild,
     );
   }

@@ -416,7 +416,7 @@ const LEDGER_FIGURES: FigureName[] = [
   'blame_with_ledger_10k_statements_ms',
 ];
 
-/** The change ledger (issue 12) against no protection, against a row-level audit trigger, and the floor of its design. */
+/** The change ledger (issue 12) against no protection, against a row-level audit trigger, and the floors of its design (bench/sides/ledger.ts). */
 async function ledgerFigures(ctx: SuiteContext): Promise<void> {
   await fenced(ctx, LEDGER_FIGURES, 'change ledger: OLTP, bulk delete, blame', async () => {
     const l = await measureLedger(ctx.demoUrl, ctx.args.rounds, ctx.args.quick);
@@ -455,6 +455,15 @@ async function ledgerFigures(ctx: SuiteContext): Promise<void> {
         ratioMeans: 'B/A, overhead',
       },
       {
+        what: 'pgbench UPDATE+INSERT, count + one row a statement (the least)',
+        a: 'unprotected',
+        aMs: tpsMs(l.oltpTps.plain),
+        b: 'least ledger',
+        bMs: tpsMs(l.oltpTps.least),
+        ratio: l.oltpTps.plain / l.oltpTps.least,
+        ratioMeans: 'B/A, overhead',
+      },
+      {
         what: 'DELETE 100,000 rows, ledger counts',
         a: 'unprotected',
         aMs: bulk('plain'),
@@ -479,6 +488,24 @@ async function ledgerFigures(ctx: SuiteContext): Promise<void> {
         b: 'empty trigger',
         bMs: bulk('floor'),
         ratio: bulk('floor') / bulk('plain'),
+        ratioMeans: 'B/A, overhead',
+      },
+      {
+        what: 'DELETE 100,000 rows, count + one row (the least)',
+        a: 'unprotected',
+        aMs: bulk('plain'),
+        b: 'least ledger',
+        bMs: bulk('least'),
+        ratio: bulk('least') / bulk('plain'),
+        ratioMeans: 'B/A, overhead',
+      },
+      {
+        what: 'DELETE 100,000 rows, the least + rows copied as they are',
+        a: 'unprotected',
+        aMs: bulk('plain'),
+        b: 'least, rows copied',
+        bMs: bulk('copy'),
+        ratio: bulk('copy') / bulk('plain'),
         ratioMeans: 'B/A, overhead',
       },
       {

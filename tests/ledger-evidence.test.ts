@@ -160,6 +160,32 @@ describe('the change ledger in the evidence', () => {
     );
   });
 
+  it('a disabled event trigger, or one an older safe-run installed that is blind to DROP OWNED, is a finding until protect runs again', async () => {
+    expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
+    await sql`alter event trigger safe_run_ledger_sql_drop disable`.execute(ws.t.db);
+    // What an install from before DROP OWNED was watched left behind.
+    await sql
+      .raw(
+        `drop event trigger safe_run_ledger_drop_start;
+         create event trigger safe_run_ledger_drop_start on ddl_command_start when tag in ('DROP TABLE', 'DROP SCHEMA')
+           execute function safe_run.ledger_drop_start();
+         alter event trigger safe_run_ledger_drop_start enable always`,
+      )
+      .execute(ws.t.db);
+    const doctor = await ws.cli(['doctor', '--json']);
+    expect(doctor.exitCode).toBe(2);
+    const detail = parseJson<DoctorReport>(doctor).checks.find((c) => c.name === 'ledger')!.detail;
+    expect(detail).toContain('event trigger safe_run_ledger_sql_drop disabled: drops are not recorded');
+    expect(detail).toContain('safe_run_ledger_drop_start is from an older install, blind to DROP OWNED');
+    const check = await ws.cli(['check', '--json']);
+    expect(check.exitCode).toBe(10);
+    expect(parseJson<CheckResult>(check).findings.filter((f) => f.kind === 'ledger-trigger-disabled')).toHaveLength(2);
+
+    expect((await ws.cli(['protect'])).exitCode).toBe(0);
+    const after = parseJson<DoctorReport>(await ws.cli(['doctor', '--json']));
+    expect(after.checks.find((c) => c.name === 'ledger')).toMatchObject({ ok: true });
+  });
+
   it('after the database is dropped and recreated, blame answers from the sealed copies and names what was lost', async () => {
     expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
     await sql`delete from users where email = 'pro.user@example.com'`.execute(ws.t.db);

@@ -200,7 +200,7 @@ export async function ledgerTriggerFindings(db: Db, criticalTables: readonly Tab
   if (!state.installed) return [];
   const findings: DriftFinding[] = state.eventProblems.map((p) => ({
     kind: 'ledger-trigger-disabled' as const,
-    detail: `${p}: DDL and drops are not recorded. Run \`safe-run protect\` again`,
+    detail: `${p}. Run \`safe-run protect\` again`,
   }));
   for (const t of state.tables) {
     if (!t.exists) continue;

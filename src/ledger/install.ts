@@ -64,6 +64,27 @@ export async function resolveRelations(db: Db, { schema, table }: TableName): Pr
 }
 
 /**
+ * The ledger's triggers on one relation, as `verb` (create or create or replace) statements:
+ * `target` and `args` are SQL text, a quoted name and the literal arguments, or format()
+ * placeholders (COVER_PARTITIONS_SQL).
+ */
+function triggerStatements(target: string, args: string, verb: string): { name: string; create: string }[] {
+  return [
+    ...DML_TRIGGERS.map((t) => ({
+      name: t.name,
+      create: `${verb} ${t.name} ${t.timing} on ${target} ${t.referencing} for each statement execute function safe_run.${t.fn}(${args})`,
+    })),
+    {
+      name: TRUNCATE_TRIGGER,
+      create: `${verb} ${TRUNCATE_TRIGGER} before truncate on ${target} for each statement execute function safe_run.ledger_truncate(${args})`,
+    },
+  ];
+}
+
+// ALWAYS: session_replication_role = replica (what pg_restore --disable-triggers and some tools set) must not silence it.
+const enableAlways = (target: string, name: string): string => `alter table ${target} enable always trigger ${name}`;
+
+/**
  * `replace` (PostgreSQL 14+): CREATE OR REPLACE TRIGGER, so that installing again never drops
  * a ledger trigger; a dropped one is recorded as LEDGER OFF (schema-sql.ts), which blame
  * reports for any change around it. Older servers drop and create.
@@ -76,20 +97,58 @@ export function tableTriggerSql(
 ): string[] {
   const target = quoteTable(relation.schema, relation.name);
   const args = `'${keepRows ? 'keep' : 'count'}', '${settings.keepRowsMax}', '${settings.statementText}'`;
-  const verb = replace ? 'create or replace trigger' : 'create trigger';
-  const create = [
-    ...DML_TRIGGERS.map(
-      (t) => `${verb} ${t.name} ${t.timing} on ${target} ${t.referencing} for each statement execute function safe_run.${t.fn}(${args})`,
-    ),
-    `${verb} ${TRUNCATE_TRIGGER} before truncate on ${target} for each statement execute function safe_run.ledger_truncate(${args})`,
-  ];
   return [
     ...(replace ? [] : removeTableTriggerSql(relation)),
-    ...create,
-    // ALWAYS: session_replication_role = replica (what pg_restore --disable-triggers and some tools set) must not silence it.
-    ...LEDGER_TRIGGER_NAMES.map((name) => `alter table ${target} enable always trigger ${name}`),
+    ...triggerStatements(target, args, replace ? 'create or replace trigger' : 'create trigger').map((t) => t.create),
+    ...LEDGER_TRIGGER_NAMES.map((name) => enableAlways(target, name)),
   ];
 }
+
+/**
+ * A partition made after `protect` (CREATE TABLE ... PARTITION OF, ATTACH PARTITION: the
+ * monthly partition a scheduler adds) gets its parent's ledger triggers, with the parent's
+ * arguments, from the DDL event trigger (schema-sql.ts): a parent's statement trigger does
+ * not fire for a write straight to a partition, so without them those writes would go
+ * unnamed. `rel` is the table the command made or altered; its partitions, at any depth,
+ * are covered parents first. A trigger the partition already has is left as it is.
+ * The TRUNCATE trigger comes first and ENABLE ALWAYS last: each ALTER TABLE brings this
+ * function back (ddl_command_end), and a partition that has it is done.
+ */
+export const COVER_PARTITIONS_SQL: readonly string[] = [
+  `create or replace function safe_run.ledger_cover_partitions(rel oid) returns void
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $fn$
+declare
+  p record;
+begin
+  loop
+    select c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname) as target,
+           pg_catalog.array_to_string(array(
+             select pg_catalog.quote_literal(a.arg)
+               from pg_catalog.unnest((pg_catalog.string_to_array(pg_catalog.encode(parent.tgargs, 'escape'), '\\000'))[1:parent.tgnargs])
+                    with ordinality a(arg, i)
+              order by a.i), ', ') as args
+      into p
+      from (select rel as relid union select t.relid::pg_catalog.oid from pg_catalog.pg_partition_tree(rel) t) tree
+      join pg_catalog.pg_class c on c.oid = tree.relid and c.relispartition and c.relkind in ('r', 'p')
+      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+      join pg_catalog.pg_inherits i on i.inhrelid = c.oid
+      join pg_catalog.pg_trigger parent on parent.tgrelid = i.inhparent and parent.tgname = '${TRUNCATE_TRIGGER}'
+     where not exists (select from pg_catalog.pg_trigger t where t.tgrelid = c.oid and t.tgname = '${TRUNCATE_TRIGGER}')
+     limit 1;
+    exit when not found;
+${[...triggerStatements('%1$s', '%2$s', 'create trigger')]
+  .reverse()
+  .map(
+    (t) => `    if not exists (select from pg_catalog.pg_trigger t where t.tgrelid = p.oid and t.tgname = '${t.name}') then
+      execute pg_catalog.format('${t.create}', p.target, p.args);
+    end if;`,
+  )
+  .join('\n')}
+${LEDGER_TRIGGER_NAMES.map((name) => `    execute pg_catalog.format('${enableAlways('%1$s', name)}', p.target);`).join('\n')}
+  end loop;
+end $fn$`,
+  'revoke all on function safe_run.ledger_cover_partitions(oid) from public',
+];
 
 export function removeTableTriggerSql(relation: { schema: string; name: string }): string[] {
   return LEDGER_TRIGGER_NAMES.map((name) => `drop trigger if exists ${name} on ${quoteTable(relation.schema, relation.name)}`);
@@ -108,6 +167,7 @@ export async function planInstall(db: Db, targets: readonly ProtectTarget[], set
         ...dropEventTriggersSql(),
         ...LEDGER_STORAGE_SQL,
         ...LEDGER_FUNCTIONS_SQL,
+        ...COVER_PARTITIONS_SQL,
         `insert into safe_run.ledger_settings (statement_text, keep_rows_max) values (${literal(settings.statementText)}, ${settings.keepRowsMax})
   on conflict (one) do update set statement_text = excluded.statement_text, keep_rows_max = excluded.keep_rows_max`,
       ],

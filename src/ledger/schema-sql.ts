@@ -274,26 +274,53 @@ language sql immutable set search_path = pg_catalog, pg_temp as $fn$
 $fn$`;
 
 /**
- * ddl_command_start of DROP TABLE / DROP SCHEMA: sql_drop fires after the rows are gone, so
- * every protected table the statement may drop is copied now, as a pending DROP.
+ * ddl_command_start of DROP TABLE, DROP SCHEMA and DROP OWNED: sql_drop fires after the rows
+ * are gone, so every watched table the statement may drop is copied now, as a pending DROP.
  * ddl_command_end removes the candidates sql_drop did not confirm.
+ *
+ * Watched: a protected table under its name, and any table that carries a ledger trigger: a
+ * protected table's partitions (DROP TABLE of one partition takes its rows, and the parent's
+ * name is not in the statement) and a partition detached from it since. A partition whose
+ * parent is copied too is not copied again: the parent's copy holds its rows. DROP OWNED BY
+ * names a role, not a table: the tables of that owner are the candidates (CURRENT_USER,
+ * CURRENT_ROLE and SESSION_USER read as the writer's roles; current_user in here is the owner).
  */
 const DROP_START_SQL = `create or replace function safe_run.ledger_drop_start() returns event_trigger language plpgsql ${FN} as $fn$
 declare
   q text := pg_catalog.current_query();
+  writer text := coalesce(nullif(pg_catalog.current_setting('role'), 'none'), session_user);
+  by_keyword boolean := q ~* '(^|[^[:alnum:]_$])(current_user|current_role|session_user)($|[^[:alnum:]_$])';
   s record;
   p record;
 begin
   select * into s from safe_run.ledger_settings;
-  for p in select pr.* from safe_run.protected pr
-    join pg_catalog.pg_namespace ns on ns.nspname = pr.table_schema
-    join pg_catalog.pg_class c on c.relnamespace = ns.oid and c.relname = pr.table_name
-  loop
+  for p in
+    with watched as (
+      select c.oid, ns.nspname::text as table_schema, c.relname::text as table_name,
+             pg_catalog.pg_get_userbyid(c.relowner)::text as owner, coalesce(pr.keep_rows, t.keep) as keep_rows
+        from pg_catalog.pg_class c
+        join pg_catalog.pg_namespace ns on ns.oid = c.relnamespace
+        left join safe_run.protected pr on pr.table_schema = ns.nspname and pr.table_name = c.relname
+        left join lateral (select pg_catalog.encode(tg.tgargs, 'escape') like 'keep%' as keep from pg_catalog.pg_trigger tg
+                            where tg.tgrelid = c.oid and tg.tgname = 'safe_run_ledger_truncate') t on true
+       where c.relkind in ('r', 'p') and (pr.table_name is not null or t.keep is not null)
+    ),
     -- A name with a double quote is written with it doubled.
-    if (tg_tag = 'DROP TABLE' and (safe_run.mentions(q, p.table_name) or safe_run.mentions(q, pg_catalog.replace(p.table_name, '"', '""'))))
-       or (tg_tag = 'DROP SCHEMA' and (safe_run.mentions(q, p.table_schema) or safe_run.mentions(q, pg_catalog.replace(p.table_schema, '"', '""')))) then
-      perform safe_run.ledger_keep_table('DROP', p.table_schema, p.table_name, p.keep_rows, s.keep_rows_max, s.statement_text, true);
-    end if;
+    dropped as (
+      select w.* from watched w
+       where case tg_tag
+               when 'DROP TABLE' then safe_run.mentions(q, w.table_name) or safe_run.mentions(q, pg_catalog.replace(w.table_name, '"', '""'))
+               when 'DROP SCHEMA' then safe_run.mentions(q, w.table_schema) or safe_run.mentions(q, pg_catalog.replace(w.table_schema, '"', '""'))
+               when 'DROP OWNED' then safe_run.mentions(q, w.owner) or safe_run.mentions(q, pg_catalog.replace(w.owner, '"', '""'))
+                 or (by_keyword and w.owner in (writer, session_user))
+               else false
+             end
+    )
+    select d.* from dropped d
+     where not exists (select from dropped a
+                        where a.oid in (select x.relid::pg_catalog.oid from pg_catalog.pg_partition_ancestors(d.oid) x where x.relid::pg_catalog.oid <> d.oid))
+  loop
+    perform safe_run.ledger_keep_table('DROP', p.table_schema, p.table_name, p.keep_rows, s.keep_rows_max, s.statement_text, true);
   end loop;
 end $fn$`;
 
@@ -337,7 +364,8 @@ end $fn$`;
 
 /**
  * ddl_command_end: what was created or altered (DROP is sql_drop's), and the cleanup of
- * unconfirmed DROP candidates. An ALTER TABLE of a table with ledger triggers is looked at
+ * unconfirmed DROP candidates. A partition made or attached under a protected table gets
+ * its ledger triggers here (ledger_cover_partitions, install.ts). An ALTER TABLE of a table with ledger triggers is looked at
  * after it ran (LEDGER_SWITCHES): switched off, on again, or renamed away.
  */
 const DDL_END_SQL = `create or replace function safe_run.ledger_ddl_end() returns event_trigger language plpgsql ${FN} as $fn$
@@ -351,8 +379,10 @@ declare
   disabled bigint;
   triggers bigint;
   gone record;
+  made oid[] := '{}';
+  rel oid;
 begin
-  if tg_tag in ('DROP TABLE', 'DROP SCHEMA') then
+  if tg_tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') then
     delete from safe_run.ledger_rows lr using safe_run.ledger l
      where lr.ledger_id = l.id and l.sealed_in is null and l.xid = pg_catalog.pg_current_xact_id() and l.pending_drop;
     delete from safe_run.ledger l where l.sealed_in is null and l.xid = pg_catalog.pg_current_xact_id() and l.pending_drop;
@@ -366,6 +396,7 @@ begin
     tname := null;
     if r.classid = 'pg_catalog.pg_class'::pg_catalog.regclass and r.object_type like 'table%' then
       select c.relname::text, c.relispartition into tname, part from pg_catalog.pg_class c where c.oid = r.objid;
+      if r.command_tag in ('CREATE TABLE', 'ALTER TABLE') then made := made || r.objid; end if;
       if r.command_tag = 'ALTER TABLE' then
         select pg_catalog.count(*) filter (where t.tgenabled = 'D'), pg_catalog.count(*) into disabled, triggers
           from pg_catalog.pg_trigger t where t.tgrelid = r.objid and t.tgname like 'safe\\_run\\_ledger\\_%';
@@ -395,6 +426,10 @@ begin
       end if;
     end if;
     perform safe_run.ledger_append(op, tschema, tname, r.object_identity, 0, false, 0, s.statement_text, false);
+  end loop;
+  -- After the loop: the triggers it creates are DDL too, recorded by this same function.
+  foreach rel in array made loop
+    perform safe_run.ledger_cover_partitions(rel);
   end loop;
 end $fn$`;
 
@@ -445,10 +480,17 @@ export const LEDGER_FUNCTIONS_SQL: readonly string[] = [
   'grant execute on function safe_run.ledger_own_statements() to public',
 ];
 
+/** `misses`: what goes unrecorded while one is missing or disabled (doctor and check say it). */
 export const EVENT_TRIGGERS = [
-  { name: 'safe_run_ledger_drop_start', event: 'ddl_command_start', fn: 'ledger_drop_start', tags: ['DROP TABLE', 'DROP SCHEMA'] },
-  { name: 'safe_run_ledger_sql_drop', event: 'sql_drop', fn: 'ledger_sql_drop', tags: [] },
-  { name: 'safe_run_ledger_ddl_end', event: 'ddl_command_end', fn: 'ledger_ddl_end', tags: [] },
+  {
+    name: 'safe_run_ledger_drop_start',
+    event: 'ddl_command_start',
+    fn: 'ledger_drop_start',
+    tags: ['DROP TABLE', 'DROP SCHEMA', 'DROP OWNED'],
+    misses: 'a protected table dropped loses its rows unkept',
+  },
+  { name: 'safe_run_ledger_sql_drop', event: 'sql_drop', fn: 'ledger_sql_drop', tags: [], misses: 'drops are not recorded' },
+  { name: 'safe_run_ledger_ddl_end', event: 'ddl_command_end', fn: 'ledger_ddl_end', tags: [], misses: 'DDL is not recorded' },
 ] as const;
 
 export function eventTriggerSql(): string[] {

@@ -22,7 +22,7 @@ export interface ProtectedTable {
 export interface LedgerState {
   readonly installed: boolean;
   readonly tables: readonly ProtectedTable[];
-  /** Event triggers missing or not ENABLE ALWAYS. */
+  /** Event triggers missing, not ENABLE ALWAYS, or installed by an older safe-run that fires on fewer commands. */
   readonly eventProblems: readonly string[];
 }
 
@@ -52,14 +52,16 @@ export async function readLedgerState(db: Db): Promise<LedgerState> {
       join pg_catalog.pg_class c on c.oid = tree.relid
       join pg_catalog.pg_namespace n on n.oid = c.relnamespace
       left join pg_catalog.pg_trigger t on t.tgrelid = c.oid and t.tgname::text = any (${LEDGER_TRIGGER_NAMES as string[]})`.execute(db);
-  const { rows: events } = await sql<{ name: string; enabled: keyof typeof ENABLED }>`
-    select evtname::text as name, evtenabled::text as enabled from pg_catalog.pg_event_trigger where evtname like 'safe\\_run\\_ledger\\_%'`.execute(
-    db,
-  );
+  const { rows: events } = await sql<{ name: string; enabled: keyof typeof ENABLED; tags: string[] | null }>`
+    select evtname::text as name, evtenabled::text as enabled, evttags as tags
+      from pg_catalog.pg_event_trigger where evtname like 'safe\\_run\\_ledger\\_%'`.execute(db);
   const eventProblems = EVENT_TRIGGERS.flatMap((e) => {
     const found = events.find((r) => r.name === e.name);
-    if (!found) return [`event trigger ${e.name} missing`];
-    return found.enabled === 'A' ? [] : [`event trigger ${e.name} ${ENABLED[found.enabled]}`];
+    if (!found) return [`event trigger ${e.name} missing: ${e.misses}`];
+    if (found.enabled !== 'A') return [`event trigger ${e.name} ${ENABLED[found.enabled]}: ${e.misses}`];
+    // An install from an older safe-run fires on fewer commands (before DROP OWNED, say).
+    const missing = (e.tags as readonly string[]).filter((tag) => !(found.tags ?? []).includes(tag));
+    return missing.length ? [`event trigger ${e.name} is from an older install, blind to ${missing.join(', ')}: ${e.misses}`] : [];
   });
   return {
     installed: true,

@@ -279,6 +279,21 @@ describe('safe-run protect and the change ledger', () => {
     expect((await ledgerOf(ws, 'DROP', 'ev_as'))[0]).toMatchObject({ row_count: 0, rows_kept: 0 });
   });
 
+  it('DROP TABLE ... CASCADE of an inheritance parent that is not protected keeps the rows of its protected child', async () => {
+    await sql
+      .raw(
+        `create table legacy_base (id int, v text);
+         create table legacy_2019 (extra text) inherits (legacy_base);
+         insert into legacy_2019 values (1, 'a', 'x'), (2, 'b', 'y');`,
+      )
+      .execute(ws.t.db);
+    expect((await ws.cli(['protect', 'legacy_2019', '--keep-rows'])).exitCode).toBe(0);
+    await writeAs(ws.t.url, 'cleanup', ['drop table legacy_base cascade']);
+    const [dropped] = await ledgerOf(ws, 'DROP', 'legacy_2019');
+    expect(dropped).toMatchObject({ row_count: 2, rows_kept: 2 });
+    expect((await keptRows(ws, dropped!.id)).map((k) => k.row.extra).sort()).toEqual(['x', 'y']);
+  });
+
   it('a partition made or attached after protect gets the ledger triggers: writes straight to it are named', async () => {
     await sql
       .raw(

@@ -280,8 +280,10 @@ $fn$`;
  *
  * Watched: a protected table under its name, and any table that carries a ledger trigger: a
  * protected table's partitions (DROP TABLE of one partition takes its rows, and the parent's
- * name is not in the statement) and a partition detached from it since. A partition whose
- * parent is copied too is not copied again: the parent's copy holds its rows. DROP OWNED BY
+ * name is not in the statement) and a partition detached from it since. DROP TABLE of a
+ * parent takes its partitions and inheritance children along: a watched table is a candidate
+ * when it or one of its ancestors is named. A partition whose parent is copied too is not
+ * copied again: the parent's copy holds its rows. DROP OWNED BY
  * names a role, not a table: the tables of that owner are the candidates (CURRENT_USER,
  * CURRENT_ROLE and SESSION_USER read as the writer's roles; current_user in here is the owner).
  */
@@ -295,9 +297,15 @@ declare
 begin
   select * into s from safe_run.ledger_settings;
   for p in
-    with watched as (
+    with recursive up (child, parent) as (
+      select i.inhrelid, i.inhparent from pg_catalog.pg_inherits i
+      union
+      select up.child, i.inhparent from up join pg_catalog.pg_inherits i on i.inhrelid = up.parent
+    ),
+    watched as (
       select c.oid, ns.nspname::text as table_schema, c.relname::text as table_name,
-             pg_catalog.pg_get_userbyid(c.relowner)::text as owner, coalesce(pr.keep_rows, t.keep) as keep_rows
+             pg_catalog.pg_get_userbyid(c.relowner)::text as owner, coalesce(pr.keep_rows, t.keep) as keep_rows,
+             array(select a.relname::text from up join pg_catalog.pg_class a on a.oid = up.parent where up.child = c.oid) as ancestors
         from pg_catalog.pg_class c
         join pg_catalog.pg_namespace ns on ns.oid = c.relnamespace
         left join safe_run.protected pr on pr.table_schema = ns.nspname and pr.table_name = c.relname
@@ -309,7 +317,8 @@ begin
     dropped as (
       select w.* from watched w
        where case tg_tag
-               when 'DROP TABLE' then safe_run.mentions(q, w.table_name) or safe_run.mentions(q, pg_catalog.replace(w.table_name, '"', '""'))
+               when 'DROP TABLE' then exists (select from pg_catalog.unnest(w.table_name || w.ancestors) n(name)
+                                               where safe_run.mentions(q, n.name) or safe_run.mentions(q, pg_catalog.replace(n.name, '"', '""')))
                when 'DROP SCHEMA' then safe_run.mentions(q, w.table_schema) or safe_run.mentions(q, pg_catalog.replace(w.table_schema, '"', '""'))
                when 'DROP OWNED' then safe_run.mentions(q, w.owner) or safe_run.mentions(q, pg_catalog.replace(w.owner, '"', '""'))
                  or (by_keyword and w.owner in (writer, session_user))

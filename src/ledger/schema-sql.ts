@@ -297,8 +297,16 @@ declare
 begin
   select * into s from safe_run.ledger_settings;
   for p in
-    with recursive up (child, parent) as (
-      select i.inhrelid, i.inhparent from pg_catalog.pg_inherits i
+    -- Found from the few rows that name them (every DROP TABLE runs this, temporary ones too).
+    with recursive ids (oid) as (
+      select tg.tgrelid from pg_catalog.pg_trigger tg where tg.tgname = 'safe_run_ledger_truncate'
+      union
+      select c.oid from safe_run.protected pr
+        join pg_catalog.pg_namespace ns on ns.nspname = pr.table_schema
+        join pg_catalog.pg_class c on c.relnamespace = ns.oid and c.relname = pr.table_name
+    ),
+    up (child, parent) as (
+      select i.inhrelid, i.inhparent from pg_catalog.pg_inherits i join ids on ids.oid = i.inhrelid
       union
       select up.child, i.inhparent from up join pg_catalog.pg_inherits i on i.inhrelid = up.parent
     ),
@@ -306,12 +314,12 @@ begin
       select c.oid, ns.nspname::text as table_schema, c.relname::text as table_name,
              pg_catalog.pg_get_userbyid(c.relowner)::text as owner, coalesce(pr.keep_rows, t.keep) as keep_rows,
              array(select a.relname::text from up join pg_catalog.pg_class a on a.oid = up.parent where up.child = c.oid) as ancestors
-        from pg_catalog.pg_class c
+        from ids
+        join pg_catalog.pg_class c on c.oid = ids.oid and c.relkind in ('r', 'p')
         join pg_catalog.pg_namespace ns on ns.oid = c.relnamespace
         left join safe_run.protected pr on pr.table_schema = ns.nspname and pr.table_name = c.relname
         left join lateral (select pg_catalog.encode(tg.tgargs, 'escape') like 'keep%' as keep from pg_catalog.pg_trigger tg
                             where tg.tgrelid = c.oid and tg.tgname = 'safe_run_ledger_truncate') t on true
-       where c.relkind in ('r', 'p') and (pr.table_name is not null or t.keep is not null)
     ),
     -- A name with a double quote is written with it doubled.
     dropped as (

@@ -294,6 +294,21 @@ describe('safe-run protect and the change ledger', () => {
     expect((await keptRows(ws, dropped!.id)).map((k) => k.row.extra).sort()).toEqual(['x', 'y']);
   });
 
+  it('a protected table renamed or moved away, then dropped under its new name, keeps its rows', async () => {
+    await sql
+      .raw(
+        `create schema attic;
+         create table ledger_renamed (id int primary key); insert into ledger_renamed select generate_series(1, 3);
+         create table ledger_moved (id int primary key); insert into ledger_moved select generate_series(1, 4);`,
+      )
+      .execute(ws.t.db);
+    expect((await ws.cli(['protect', 'ledger_renamed', 'ledger_moved', '--keep-rows'])).exitCode).toBe(0);
+    await writeAs(ws.t.url, 'tidy', ['alter table ledger_renamed rename to old_stuff', 'drop table old_stuff']);
+    await writeAs(ws.t.url, 'tidy', ['alter table ledger_moved set schema attic', 'drop schema attic cascade']);
+    expect((await ledgerOf(ws, 'DROP', 'old_stuff'))[0]).toMatchObject({ row_count: 3, rows_kept: 3 });
+    expect((await ledgerOf(ws, 'DROP', 'ledger_moved'))[0]).toMatchObject({ row_count: 4, rows_kept: 4 });
+  });
+
   it('a partition made or attached after protect gets the ledger triggers: writes straight to it are named', async () => {
     await sql
       .raw(

@@ -271,6 +271,40 @@ describe('attacks on the guard', () => {
     });
   });
 
+  describe('12. a sequence set back, which no rollback undoes', () => {
+    const position = async (): Promise<string> =>
+      (await sql<{ v: string }>`select last_value::text as v from pg_sequences where sequencename = 'invoice_no'`.execute(ws.t.db)).rows[0]!
+        .v;
+    beforeEach(async () => {
+      await sql`create sequence invoice_no start 1000`.execute(ws.t.db);
+      await sql`select nextval('invoice_no') from generate_series(1, 5)`.execute(ws.t.db);
+    });
+
+    it.each([
+      ['setval', "select setval('invoice_no', 1);", '1'],
+      ['setval(..., false)', "select setval('invoice_no', 1, false);", null],
+    ])('%s below its position stops the run, and the detail puts it back', async (_how, statement, left) => {
+      ws.writeScript('renumber.sql', sqlScript(`${DELETE_ONE_SESSION};\n${statement}`));
+      const json = await expectRolledBack('renumber', 'sequence-reset');
+      const reset = json.violations.find((v) => v.rule === 'sequence-reset')!;
+      expect(reset).toMatchObject({ object: 'public.invoice_no', detail: expect.stringContaining('went back from 1004') });
+      // Not undone by the rollback: the sequence is where the script left it until the operator puts it back.
+      expect(
+        (await sql<{ v: string | null }>`select last_value::text as v from pg_sequences where sequencename = 'invoice_no'`.execute(ws.t.db))
+          .rows[0]!.v,
+      ).toBe(left);
+      await sql.raw(/SELECT pg_catalog\.setval\(.*\);/.exec(reset.detail)![0]).execute(ws.t.db);
+      expect(await position()).toBe('1004');
+    });
+
+    it('a sequence moved forward (re-synced after an import) commits', async () => {
+      ws.writeScript('resync.sql', sqlScript(`${DELETE_ONE_SESSION};\nselect setval('invoice_no', 5000);`));
+      const json = runJson(await ws.cli(['resync', '--json']));
+      expect({ exit: json.exitCode, violations: json.violations }).toEqual({ exit: 0, violations: [] });
+      expect(await position()).toBe('5000');
+    });
+  });
+
   describe('8. ending the transaction from inside', () => {
     it('a procedure that commits cannot commit inside the run: not committed, users unchanged', async () => {
       // Made beforehand by someone else, so the policy never sees its body.

@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import type { PgSequences } from '../db/schema.js';
-import { keyOf, parseTableName } from '../db/names.js';
-import type { TableChange, TableKey } from '../records/index.js';
+import { keyOf, parseTableName, quoteTable } from '../db/names.js';
+import type { TableChange, TableKey, Violation } from '../records/index.js';
 
 /**
  * What the script's own transaction did, measured from inside it. pg_stat_xact_user_tables
@@ -42,7 +42,6 @@ export async function readXactCounters(trx: Db): Promise<Map<number, XactCounter
   return new Map(rows.map((r) => [Number(r.relid), { ins: r.ins, upd: r.upd, del: r.del }]));
 }
 
-/** Sequence positions: nextval() survives a rollback, so a dry run must say it consumed some. */
 /**
  * Relations this transaction holds a lock on that DML never takes (SHARE UPDATE EXCLUSIVE
  * and up). TRUNCATE, ALTER, CREATE/DROP INDEX and DROP/CREATE TABLE all take one, so a new
@@ -58,6 +57,7 @@ export async function readOwnStrongLocks(trx: Db): Promise<Set<number>> {
   return new Set(rows.map((r) => Number(r.oid)));
 }
 
+/** Sequence positions: nextval() survives a rollback, so a dry run must say it consumed some. */
 export async function readSequencePositions(trx: Db): Promise<Map<string, string | null>> {
   // last_value as text: a bigint sequence can pass 2^53, where the int8 parser would round it.
   const { rows } = await sql<Pick<PgSequences, 'schemaname' | 'sequencename'> & { last_value: string | null }>`
@@ -86,6 +86,42 @@ export async function sequencesDrawnHere(trx: Db, moved: readonly string[]): Pro
     }
   }
   return drawn;
+}
+
+/**
+ * setval() is not undone by a rollback either, and a sequence set back hands out ids that
+ * rows already have: the next INSERTs fail, or worse. A sequence that moved against its
+ * direction during the run (a CYCLE sequence may wrap, so it is left out) stops the run.
+ * Another session could have done it meanwhile, and a rollback cannot undo it: the detail
+ * gives the statement that puts it back, for the operator to run, rather than running it.
+ */
+export async function sequenceResets(
+  trx: Db,
+  before: ReadonlyMap<string, string | null>,
+  after: ReadonlyMap<string, string | null>,
+): Promise<Violation[]> {
+  const moved = [...after].filter(([name, value]) => before.get(name) != null && value !== before.get(name));
+  if (!moved.length) return [];
+  const { rows } = await sql<{ schemaname: string; sequencename: string; up: boolean; cycle: boolean }>`
+    select schemaname, sequencename, increment_by > 0 as up, cycle from pg_catalog.pg_sequences`.execute(trx);
+  const meta = new Map(rows.map((r) => [keyOf(r.schemaname, r.sequencename), r]));
+  return moved.flatMap(([name, now]): Violation[] => {
+    const m = meta.get(name);
+    const was = BigInt(before.get(name)!);
+    // null: set back with is_called false (setval(s, n, false), or ALTER SEQUENCE ... RESTART).
+    const back = now === null || (m?.up === false ? BigInt(now) > was : BigInt(now) < was);
+    if (!m || m.cycle || !back) return [];
+    const target = quoteTable(m.schemaname, m.sequencename).replace(/'/g, "''");
+    return [
+      {
+        object: name,
+        rule: 'sequence-reset',
+        detail:
+          `sequence ${name} went back from ${was} to ${now ?? 'a value not drawn yet'} during the run: the next INSERTs would ` +
+          `reuse ids. setval() is not undone by the rollback; if this script did it, put it back: SELECT pg_catalog.setval('${target}', ${was});`,
+      },
+    ];
+  });
 }
 
 export interface Measurement {

@@ -33,6 +33,7 @@ export const ViolationRuleSchema = z.enum([
   'evidence-schema',
   'unexplained-change',
   'ledger-disagrees',
+  'sequence-reset',
   'escaped',
 ]);
 export type ViolationRule = z.infer<typeof ViolationRuleSchema>;

@@ -305,6 +305,35 @@ describe('attacks on the guard', () => {
     });
   });
 
+  describe('13. a second session through a foreign table', () => {
+    // postgres_fdw pointing back at this very database: the delete runs on the wrapper's own connection.
+    beforeEach(async () => {
+      const { rows } = await sql<{ port: string; db: string }>`select current_setting('port') as port, current_database() as db`.execute(
+        ws.t.db,
+      );
+      await sql
+        .raw(
+          `create extension if not exists postgres_fdw;
+           create server loopback foreign data wrapper postgres_fdw options (host '127.0.0.1', port '${rows[0]!.port}', dbname '${rows[0]!.db}');
+           create user mapping for current_user server loopback options (user '${new URL(ws.t.url).username}');
+           create foreign table public.users_elsewhere (id uuid, email text) server loopback options (schema_name 'public', table_name 'users');
+           create table public.notes (id int); insert into public.notes select generate_series(1, 3);
+           create foreign table public.notes_elsewhere (id int) server loopback options (schema_name 'public', table_name 'notes');`,
+        )
+        .execute(ws.t.db);
+    });
+
+    it.each([
+      ['a DELETE', "delete from users_elsewhere where email like '%example.com'", 'users_elsewhere'],
+      ['a TRUNCATE', 'truncate notes_elsewhere', 'notes_elsewhere'],
+    ])('%s through it is refused, and the other connection rolls back with the run', async (_how, statement, table) => {
+      ws.writeScript('elsewhere.sql', sqlScript(`${DELETE_ONE_SESSION};\n${statement};`));
+      const json = await expectRolledBack('elsewhere', 'foreign-write');
+      expect(json.violations.find((v) => v.rule === 'foreign-write')).toMatchObject({ object: `public.${table}` });
+      expect([await countRows(ws.t.db, 'users'), await countRows(ws.t.db, 'notes')]).toEqual([8, 3]);
+    });
+  });
+
   describe('8. ending the transaction from inside', () => {
     it('a procedure that commits cannot commit inside the run: not committed, users unchanged', async () => {
       // Made beforehand by someone else, so the policy never sees its body.

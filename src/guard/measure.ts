@@ -124,6 +124,31 @@ export async function sequenceResets(
   });
 }
 
+/**
+ * A foreign table's rows live on another server, or come back to this database through a
+ * connection of their own (a postgres_fdw server pointing here): no counter, count or
+ * backup of this run sees them, and a ledger would name that connection, not the run. A
+ * write takes ROW EXCLUSIVE on the foreign table in this transaction (a TRUNCATE, ACCESS
+ * EXCLUSIVE), so the locks tell; the run does not commit, and postgres_fdw rolls the remote
+ * transaction back with it.
+ */
+export async function foreignWrites(trx: Db): Promise<Violation[]> {
+  const { rows } = await sql<{ schema: string; name: string; mode: string }>`
+    select n.nspname as schema, c.relname as name, l.mode
+      from pg_catalog.pg_locks l
+      join pg_catalog.pg_class c on c.oid = l.relation
+      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+     where l.pid = pg_catalog.pg_backend_pid() and l.locktype = 'relation' and l.granted and c.relkind = 'f'
+       and l.mode in ('RowExclusiveLock', 'AccessExclusiveLock')`.execute(trx);
+  return rows.map((r) => ({
+    object: keyOf(r.schema, r.name),
+    rule: 'foreign-write',
+    detail:
+      `wrote to foreign table ${keyOf(r.schema, r.name)}: its rows are on another server (or reached through another ` +
+      'connection), where safe-run cannot count, back them up or name who changed them. Run that change on the server that holds the table.',
+  }));
+}
+
 export interface Measurement {
   readonly changes: Record<TableKey, TableChange>;
   /** Sequences whose position moved during the run, by anyone (see sequencesDrawnHere). */

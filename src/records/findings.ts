@@ -34,6 +34,7 @@ export const ViolationRuleSchema = z.enum([
   'unexplained-change',
   'ledger-disagrees',
   'sequence-reset',
+  'foreign-write',
   'escaped',
 ]);
 export type ViolationRule = z.infer<typeof ViolationRuleSchema>;

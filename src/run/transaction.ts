@@ -18,6 +18,7 @@ import {
   readXactCounters,
   sequencesDrawnHere,
   sequenceResets,
+  foreignWrites,
   type XactState,
 } from '../guard/measure.js';
 import {
@@ -257,7 +258,7 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
   ];
   // Only a superuser can switch counting off; under a role the counters are the whole story.
   if (trust === 'superuser') violations.push(...uncountedChanges(own, changes));
-  violations.push(...(await sequenceResets(trx, baseline.xact.sequences, current.sequences)));
+  violations.push(...(await sequenceResets(trx, baseline.xact.sequences, current.sequences)), ...(await foreignWrites(trx)));
   const ledger = ownLedger
     ? ledgerCrossCheck(ownLedger, changes, await readProtectedKeys(input.db), (key) => current.shapes.get(key)?.leafPartitions ?? [])
     : null;

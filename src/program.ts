@@ -32,13 +32,22 @@ export async function buildProgram(argv: string[]) {
     .wrap(Math.min(100, process.stdout.columns ?? 100))
     .fail((message, error) => {
       if (error) throw error;
-      // With the guarded run as the default command, "no command" surfaces as a missing positional.
-      const text =
-        !message || /Not enough non-option arguments/.test(message)
-          ? 'Name a script to run or a command; `safe-run list` shows the scripts.'
-          : message;
-      throw usageError(text, 'See `safe-run --help`.');
+      if (message && /Not enough non-option arguments/.test(message)) throw missingArgument(argv);
+      throw usageError(message || NO_COMMAND, 'See `safe-run --help`.');
     });
+}
+
+const NO_COMMAND = 'Name a script to run or a command; `safe-run list` shows the scripts.';
+
+/**
+ * yargs says "Not enough non-option arguments" for a command without its positional
+ * (`safe-run blame`), and, with the guarded run as the default command, for no command at all.
+ */
+function missingArgument(argv: readonly string[]): Error {
+  const entry = commandFor(argv);
+  if (!entry || entry === DEFAULT_COMMAND) return usageError(NO_COMMAND, 'See `safe-run --help`.');
+  const [word, ...positionals] = entry.command.split(' ');
+  return usageError(`Missing ${positionals.join(' ')}. Usage: safe-run ${entry.command}`, `See \`safe-run ${word} --help\`.`);
 }
 
 /**

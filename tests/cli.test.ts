@@ -59,9 +59,11 @@ describe('CLI input errors', () => {
     expectUsageError(await runCli(['cleanup-invalid-sessions', '--db', 'not a url'], { cwd }), 'Not a database URL');
   });
 
-  it('rejects an unknown flag and a missing command', async () => {
+  it('rejects an unknown flag, a missing command, and a command without its argument', async () => {
     expectUsageError(await runCli(['list', '--frobnicate'], { cwd }), 'Unknown argument: frobnicate');
     expectUsageError(await runCli([], { cwd }), 'Name a script to run or a command');
+    expectUsageError(await runCli(['blame'], { cwd }), 'Missing <table>. Usage: safe-run blame <table>');
+    expectUsageError(await runCli(['restore'], { cwd }), 'Missing <run>. Usage: safe-run restore <run>');
   });
 
   it('says an unreachable database is unreachable, without echoing the password', async () => {

@@ -64,7 +64,7 @@ export async function resolveRelations(db: Db, { schema, table }: TableName): Pr
 }
 
 /**
- * The ledger's triggers on one relation, as `verb` (create or create or replace) statements:
+ * The ledger's triggers on one relation, as `verb` (`create trigger` or `create or replace trigger`) statements:
  * `target` and `args` are SQL text, a quoted name and the literal arguments, or format()
  * placeholders (COVER_PARTITIONS_SQL).
  */
@@ -109,8 +109,8 @@ export function tableTriggerSql(
  * monthly partition a scheduler adds) gets its parent's ledger triggers, with the parent's
  * arguments, from the DDL event trigger (schema-sql.ts): a parent's statement trigger does
  * not fire for a write straight to a partition, so without them those writes would go
- * unnamed. `rel` is the table the command made or altered; its partitions, at any depth,
- * are covered parents first. A trigger the partition already has is left as it is.
+ * unnamed. `rel` is the table the command made or altered; it and its partitions, at any
+ * depth, are covered, parents first. A trigger the partition already has is left as it is.
  * The TRUNCATE trigger comes first and ENABLE ALWAYS last: each ALTER TABLE brings this
  * function back (ddl_command_end), and a partition that has it is done.
  */
@@ -136,7 +136,7 @@ begin
      where not exists (select from pg_catalog.pg_trigger t where t.tgrelid = c.oid and t.tgname = '${TRUNCATE_TRIGGER}')
      limit 1;
     exit when not found;
-${[...triggerStatements('%1$s', '%2$s', 'create trigger')]
+${triggerStatements('%1$s', '%2$s', 'create trigger')
   .reverse()
   .map(
     (t) => `    if not exists (select from pg_catalog.pg_trigger t where t.tgrelid = p.oid and t.tgname = '${t.name}') then

@@ -280,12 +280,13 @@ $fn$`;
  *
  * Watched: a protected table under its name, and any table that carries a ledger trigger: a
  * protected table's partitions (DROP TABLE of one partition takes its rows, and the parent's
- * name is not in the statement) and a partition detached from it since. DROP TABLE of a
- * parent takes its partitions and inheritance children along: a watched table is a candidate
- * when it or one of its ancestors is named. A partition whose parent is copied too is not
- * copied again: the parent's copy holds its rows. DROP OWNED BY
- * names a role, not a table: the tables of that owner are the candidates (CURRENT_USER,
- * CURRENT_ROLE and SESSION_USER read as the writer's roles; current_user in here is the owner).
+ * name is not in the statement), one detached from it since, one renamed or moved away.
+ * - DROP TABLE of a parent takes its partitions and inheritance children along: a watched
+ *   table is a candidate when it or one of its ancestors is named. A partition whose parent
+ *   is copied too is not copied again: the parent's copy holds its rows.
+ * - DROP OWNED BY names a role, not a table: the tables of that owner are the candidates
+ *   (CURRENT_USER, CURRENT_ROLE and SESSION_USER read as the writer's roles; current_user in
+ *   here is the function's owner).
  */
 const DROP_START_SQL = `create or replace function safe_run.ledger_drop_start() returns event_trigger language plpgsql ${FN} as $fn$
 declare
@@ -382,8 +383,9 @@ end $fn$`;
 /**
  * ddl_command_end: what was created or altered (DROP is sql_drop's), and the cleanup of
  * unconfirmed DROP candidates. A partition made or attached under a protected table gets
- * its ledger triggers here (ledger_cover_partitions, install.ts). An ALTER TABLE of a table with ledger triggers is looked at
- * after it ran (LEDGER_SWITCHES): switched off, on again, or renamed away.
+ * its ledger triggers here (ledger_cover_partitions, install.ts). An ALTER TABLE of a table
+ * with ledger triggers is looked at after it ran (LEDGER_SWITCHES): switched off, on again,
+ * or renamed away.
  */
 const DDL_END_SQL = `create or replace function safe_run.ledger_ddl_end() returns event_trigger language plpgsql ${FN} as $fn$
 declare

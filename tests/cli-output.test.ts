@@ -57,6 +57,27 @@ describe('CLI output against a real database', () => {
     }
   });
 
+  it('folds many drift findings of one kind into one line of the summary; the signed outcome keeps each', async () => {
+    expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
+    // A migration between two observations: four tables change shape at once.
+    const tables = ['users', 'oidc_models', 'credit_allocation', 'subscriptions'];
+    for (const t of tables) await sql.raw(`alter table ${t} add column drift_probe int`).execute(ws.t.db);
+    try {
+      const result = await ws.cli(['purge-sessions', '--dry-run']);
+      const drift = result.stdout.split('\n').filter((l) => l.includes('drift since the last observation'));
+      expect(drift).toEqual([
+        expect.stringMatching(
+          /schema-changed 4 times \(public\.\w+, public\.\w+, public\.\w+ and 1 more\); the first: .*`safe-run check` lists each$/,
+        ),
+      ]);
+      const shown = parseJson<{ outcome: { drift: { kind: string }[] } }>(await ws.cli(['show', 'last', '--json']));
+      expect(shown.outcome.drift.filter((d) => d.kind === 'schema-changed')).toHaveLength(4);
+    } finally {
+      for (const t of tables) await sql.raw(`alter table ${t} drop column drift_probe`).execute(ws.t.db);
+      expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
+    }
+  });
+
   it('show last (and latest) is the newest run; --script picks the newest of one script', async () => {
     const committed = parseJson<{ runId: string }>(await ws.cli(['cleanup-invalid-sessions', '--json']));
     const newer = parseJson<{ runId: string }>(await ws.cli(['purge-sessions', '--dry-run', '--json']));

@@ -1,8 +1,11 @@
 import { type RunResult } from './types.js';
 import { violationSubject, type BackupRecord, type PitrIntentRecord } from '../records/index.js';
 
-/** The human summary of a run: what changed, the guards' verdict, the backup, the timings. */
-/** `next` replaces the status's own next step: a built-in run (recover, undo, restore) knows better than "fix the script". */
+/**
+ * The human summary of a run: what changed, the guards' verdict, the backup, the timings.
+ * `next` replaces the status's own next step: a built-in run (recover, undo, restore) knows
+ * better than "fix the script".
+ */
 export function renderRunSummary(r: RunResult, next?: string): string {
   const lines = [`${r.script}  run ${r.runId}  ${headline(r)}`];
   lines.push(...changeTable(r));
@@ -22,7 +25,7 @@ export function renderRunSummary(r: RunResult, next?: string): string {
       ? '  backup: stopped by the interrupt; the partial archive was removed'
       : backupLine(r.backup, r.status === 'dry-run'),
   );
-  for (const d of r.drift) lines.push(`  drift since the last observation: ${d.kind}${d.table ? ` ${d.table}` : ''}: ${d.detail}`);
+  lines.push(...driftLines(r.drift));
   if (r.scriptOutput !== undefined) lines.push(`  script returned: ${JSON.stringify(r.scriptOutput)}`);
   lines.push(
     `  timings: ${Object.entries(r.timingsMs)
@@ -129,4 +132,25 @@ function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} kB`;
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** Findings of one kind shown one by one; more than this become one line (the JSON and `safe-run check` keep each). */
+const DRIFT_LINES_PER_KIND = 3;
+
+/**
+ * What changed since the last observation, before the run. A schema recreated or migrated
+ * changes every table at once: a hundred lines of it would bury the run's own verdict.
+ */
+function driftLines(drift: RunResult['drift']): string[] {
+  const byKind = new Map<string, RunResult['drift'][number][]>();
+  for (const d of drift) byKind.set(d.kind, [...(byKind.get(d.kind) ?? []), d]);
+  return [...byKind].flatMap(([kind, findings]) => {
+    if (findings.length <= DRIFT_LINES_PER_KIND)
+      return findings.map((d) => `  drift since the last observation: ${kind}${d.table ? ` ${d.table}` : ''}: ${d.detail}`);
+    const tables = findings.flatMap((d) => (d.table ? [d.table] : []));
+    const named = `${tables.slice(0, DRIFT_LINES_PER_KIND).join(', ')} and ${findings.length - DRIFT_LINES_PER_KIND} more`;
+    return [
+      `  drift since the last observation: ${kind} ${findings.length} times (${named}); the first: ${findings[0]!.detail}. \`safe-run check\` lists each`,
+    ];
+  });
 }

@@ -297,6 +297,19 @@ describe('attacks on the guard', () => {
       expect(await position()).toBe('1004');
     });
 
+    it('a declared TRUNCATE ... RESTART IDENTITY commits: that restart rolls back with a run, setval does not', async () => {
+      await sql`create table tickets (id serial primary key, note text); insert into tickets (note) values ('a'), ('b'), ('c')`.execute(
+        ws.t.db,
+      );
+      ws.writeScript('reset-tickets.sql', sqlScript('truncate tickets restart identity;', '-- @touches tickets: truncate'));
+      const json = runJson(await ws.cli(['reset-tickets', '--json']));
+      expect({ exit: json.exitCode, violations: json.violations }).toEqual({ exit: 0, violations: [] });
+      const { rows } = await sql<{
+        v: string | null;
+      }>`select last_value::text as v from pg_sequences where sequencename = 'tickets_id_seq'`.execute(ws.t.db);
+      expect(rows[0]!.v).toBeNull();
+    });
+
     it('a sequence moved forward (re-synced after an import) commits', async () => {
       ws.writeScript('resync.sql', sqlScript(`${DELETE_ONE_SESSION};\nselect setval('invoice_no', 5000);`));
       const json = runJson(await ws.cli(['resync', '--json']));

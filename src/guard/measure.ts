@@ -102,15 +102,23 @@ export async function sequenceResets(
 ): Promise<Violation[]> {
   const moved = [...after].filter(([name, value]) => before.get(name) != null && value !== before.get(name));
   if (!moved.length) return [];
-  const { rows } = await sql<{ schemaname: string; sequencename: string; up: boolean; cycle: boolean }>`
-    select schemaname, sequencename, increment_by > 0 as up, cycle from pg_catalog.pg_sequences`.execute(trx);
+  // TRUNCATE ... RESTART IDENTITY and ALTER SEQUENCE ... RESTART give the sequence new storage,
+  // which rolls back with the run (and they are the truncate and DDL guards' to judge): this
+  // transaction then wrote the sequence's pg_class row. setval() writes in place.
+  const { rows } = await sql<{ schemaname: string; sequencename: string; up: boolean; cycle: boolean; restarted: boolean }>`
+    select s.schemaname, s.sequencename, s.increment_by > 0 as up, s.cycle,
+           coalesce(c.xmin = pg_catalog.xid(pg_catalog.pg_current_xact_id()), false) as restarted
+      from pg_catalog.pg_sequences s
+      left join pg_catalog.pg_class c on c.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', s.schemaname, s.sequencename))`.execute(
+    trx,
+  );
   const meta = new Map(rows.map((r) => [keyOf(r.schemaname, r.sequencename), r]));
   return moved.flatMap(([name, now]): Violation[] => {
     const m = meta.get(name);
     const was = BigInt(before.get(name)!);
-    // null: set back with is_called false (setval(s, n, false), or ALTER SEQUENCE ... RESTART).
+    // null: set back with is_called false (setval(s, n, false)).
     const back = now === null || (m?.up === false ? BigInt(now) > was : BigInt(now) < was);
-    if (!m || m.cycle || !back) return [];
+    if (!m || m.cycle || m.restarted || !back) return [];
     const target = quoteTable(m.schemaname, m.sequencename).replace(/'/g, "''");
     return [
       {

@@ -294,6 +294,18 @@ describe('safe-run protect and the change ledger', () => {
     expect((await keptRows(ws, dropped!.id)).map((k) => k.row.extra).sort()).toEqual(['x', 'y']);
   });
 
+  it('DROP TYPE ... CASCADE of the type a protected table is made OF keeps its rows', async () => {
+    await sql
+      .raw(
+        `create type "Contact Card" as (name text, phone text);
+         create table cards of "Contact Card"; insert into cards values ('a', '1'), ('b', '2'), ('c', '3');`,
+      )
+      .execute(ws.t.db);
+    expect((await ws.cli(['protect', 'cards', '--keep-rows'])).exitCode).toBe(0);
+    await writeAs(ws.t.url, 'cleanup', ['drop type "Contact Card" cascade']);
+    expect((await ledgerOf(ws, 'DROP', 'cards'))[0]).toMatchObject({ row_count: 3, rows_kept: 3 });
+  });
+
   it('a protected table renamed or moved away, then dropped under its new name, keeps its rows', async () => {
     await sql
       .raw(

@@ -274,7 +274,7 @@ language sql immutable set search_path = pg_catalog, pg_temp as $fn$
 $fn$`;
 
 /**
- * ddl_command_start of DROP TABLE, DROP SCHEMA and DROP OWNED: sql_drop fires after the rows
+ * ddl_command_start of DROP TABLE, DROP SCHEMA, DROP OWNED and DROP TYPE: sql_drop fires after the rows
  * are gone, so every watched table the statement may drop is copied now, as a pending DROP.
  * ddl_command_end removes the candidates sql_drop did not confirm.
  *
@@ -287,6 +287,7 @@ $fn$`;
  * - DROP OWNED BY names a role, not a table: the tables of that owner are the candidates
  *   (CURRENT_USER, CURRENT_ROLE and SESSION_USER read as the writer's roles; current_user in
  *   here is the function's owner).
+ * - DROP TYPE ... CASCADE takes a table made `OF` that type along.
  */
 const DROP_START_SQL = `create or replace function safe_run.ledger_drop_start() returns event_trigger language plpgsql ${FN} as $fn$
 declare
@@ -314,6 +315,7 @@ begin
     watched as (
       select c.oid, ns.nspname::text as table_schema, c.relname::text as table_name,
              pg_catalog.pg_get_userbyid(c.relowner)::text as owner, coalesce(pr.keep_rows, t.keep) as keep_rows,
+             (select ty.typname::text from pg_catalog.pg_type ty where ty.oid = c.reloftype) as of_type,
              array(select a.relname::text from up join pg_catalog.pg_class a on a.oid = up.parent where up.child = c.oid) as ancestors
         from ids
         join pg_catalog.pg_class c on c.oid = ids.oid and c.relkind in ('r', 'p')
@@ -331,6 +333,7 @@ begin
                when 'DROP SCHEMA' then safe_run.mentions(q, w.table_schema) or safe_run.mentions(q, pg_catalog.replace(w.table_schema, '"', '""'))
                when 'DROP OWNED' then safe_run.mentions(q, w.owner) or safe_run.mentions(q, pg_catalog.replace(w.owner, '"', '""'))
                  or (by_keyword and w.owner in (writer, session_user))
+               when 'DROP TYPE' then safe_run.mentions(q, w.of_type) or safe_run.mentions(q, pg_catalog.replace(w.of_type, '"', '""'))
                else false
              end
     )
@@ -401,7 +404,7 @@ declare
   made oid[] := '{}';
   rel oid;
 begin
-  if tg_tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED') then
+  if tg_tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TYPE') then
     delete from safe_run.ledger_rows lr using safe_run.ledger l
      where lr.ledger_id = l.id and l.sealed_in is null and l.xid = pg_catalog.pg_current_xact_id() and l.pending_drop;
     delete from safe_run.ledger l where l.sealed_in is null and l.xid = pg_catalog.pg_current_xact_id() and l.pending_drop;
@@ -505,7 +508,7 @@ export const EVENT_TRIGGERS = [
     name: 'safe_run_ledger_drop_start',
     event: 'ddl_command_start',
     fn: 'ledger_drop_start',
-    tags: ['DROP TABLE', 'DROP SCHEMA', 'DROP OWNED'],
+    tags: ['DROP TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP TYPE'],
     misses: 'a protected table dropped loses its rows unkept',
   },
   { name: 'safe_run_ledger_sql_drop', event: 'sql_drop', fn: 'ledger_sql_drop', tags: [], misses: 'drops are not recorded' },

@@ -297,17 +297,20 @@ describe('attacks on the guard', () => {
       expect(await position()).toBe('1004');
     });
 
-    it('a declared TRUNCATE ... RESTART IDENTITY commits: that restart rolls back with a run, setval does not', async () => {
+    it('a declared TRUNCATE ... RESTART IDENTITY is no reset: that restart rolls back with the run, setval does not', async () => {
       await sql`create table tickets (id serial primary key, note text); insert into tickets (note) values ('a'), ('b'), ('c')`.execute(
         ws.t.db,
       );
       ws.writeScript('reset-tickets.sql', sqlScript('truncate tickets restart identity;', '-- @touches tickets: truncate'));
-      const json = runJson(await ws.cli(['reset-tickets', '--json']));
-      expect({ exit: json.exitCode, violations: json.violations }).toEqual({ exit: 0, violations: [] });
+      // A dry run: the restart happens inside the transaction and is undone with it. (Only the
+      // sequence rule is asserted: a role another test file creates meanwhile is a catalog change too.)
+      const json = runJson(await ws.cli(['reset-tickets', '--dry-run', '--json']));
+      expect(json.changes['public.tickets']).toMatchObject({ truncated: true });
+      expect(rules(json)).not.toContain('sequence-reset');
       const { rows } = await sql<{
         v: string | null;
       }>`select last_value::text as v from pg_sequences where sequencename = 'tickets_id_seq'`.execute(ws.t.db);
-      expect(rows[0]!.v).toBeNull();
+      expect(rows[0]!.v).toBe('3');
     });
 
     it('a sequence moved forward (re-synced after an import) commits', async () => {

@@ -4,7 +4,7 @@ import { prepareBaseline, withStorageNow, type PreparedBaseline } from '../src/g
 import { readCatalogWrites } from '../src/guard/catalog-changes.js';
 import type { CatalogChange } from '../src/guard/catalog-diff.js';
 import { readCatalogVerdict, type CatalogVerdict } from '../src/guard/catalog-verdict.js';
-import { measureChanges, readOwnStrongLocks, readXactCounters, readSequencePositions } from '../src/guard/measure.js';
+import { measureChanges, readOwnLocks, readXactCounters, readSequencePositions } from '../src/guard/measure.js';
 import { readTableShapes } from '../src/guard/shapes.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
@@ -34,7 +34,7 @@ async function observe(session: Db, script: (trx: Db) => Promise<unknown>, trust
       writes: await readCatalogWrites(trx),
     };
     await script(trx);
-    const locks = await readOwnStrongLocks(trx);
+    const locks = (await readOwnLocks(trx)).strong;
     const shapes = await readTableShapes(trx, locks);
     const current = { counters: await readXactCounters(trx), shapes, sequences: await readSequencePositions(trx) };
     let verdictStatements = 0;
@@ -102,6 +102,16 @@ describe('the guard measured against a baseline prepared before the transaction'
     const seen = await observe(session, (trx) => sql`alter table oidc_models add column note text`.execute(trx));
     expect(seen.fingerprinted).toEqual(['public.oidc_models']);
     expect(seen.changes['public.oidc_models']).toEqual(expect.objectContaining({ ddl: true }));
+  });
+
+  it('counts a table the script dropped as its own DDL: its lock outlives its pg_class row', async () => {
+    await sql`create table scratch_drop (id int)`.execute(session);
+    try {
+      const seen = await observe(session, (trx) => sql`drop table scratch_drop`.execute(trx));
+      expect(seen.changes['public.scratch_drop']).toEqual(expect.objectContaining({ ddl: true }));
+    } finally {
+      await sql`drop table if exists scratch_drop`.execute(session);
+    }
   });
 
   it('sees a TRUNCATE against the prepared storage', async () => {

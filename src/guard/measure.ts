@@ -42,19 +42,36 @@ export async function readXactCounters(trx: Db): Promise<Map<number, XactCounter
   return new Map(rows.map((r) => [Number(r.relid), { ins: r.ins, upd: r.upd, del: r.del }]));
 }
 
-/**
- * Relations this transaction holds a lock on that DML never takes (SHARE UPDATE EXCLUSIVE
- * and up). TRUNCATE, ALTER, CREATE/DROP INDEX and DROP/CREATE TABLE all take one, so a new
- * relfilenode or fingerprint on a table outside this set was another session's doing: a
- * concurrent TRUNCATE or DDL becomes visible inside a READ COMMITTED script, and must not
- * be recorded as the run's.
- */
-export async function readOwnStrongLocks(trx: Db): Promise<Set<number>> {
-  const { rows } = await sql<{ oid: number }>`
-    select relation::int8 as oid from pg_catalog.pg_locks
-    where pid = pg_catalog.pg_backend_pid() and locktype = 'relation' and granted
-      and mode in ('ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')`.execute(trx);
-  return new Set(rows.map((r) => Number(r.oid)));
+/** What the script's transaction holds relation locks on, read once after the script. */
+export interface OwnLocks {
+  /**
+   * Relations it holds a lock on that DML never takes (SHARE UPDATE EXCLUSIVE and up).
+   * TRUNCATE, ALTER, CREATE/DROP INDEX and DROP/CREATE TABLE all take one, so a new
+   * relfilenode or fingerprint on a table outside this set was another session's doing: a
+   * concurrent TRUNCATE or DDL becomes visible inside a READ COMMITTED script, and must not
+   * be recorded as the run's.
+   */
+  readonly strong: Set<number>;
+  /** Foreign tables it wrote to or truncated (see foreignWriteViolations). */
+  readonly foreignWrites: readonly TableKey[];
+}
+
+const STRONG_MODES = ['ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'];
+
+export async function readOwnLocks(trx: Db): Promise<OwnLocks> {
+  const { rows } = await sql<{ oid: number; mode: string; foreign: boolean; schema: string; name: string }>`
+    select l.relation::int8 as oid, l.mode, coalesce(c.relkind = 'f', false) as foreign, n.nspname as schema, c.relname as name
+      from pg_catalog.pg_locks l
+      -- Outer joins: a table this transaction dropped has a lock and no pg_class row any more.
+      left join pg_catalog.pg_class c on c.oid = l.relation
+      left join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+     where l.pid = pg_catalog.pg_backend_pid() and l.locktype = 'relation' and l.granted`.execute(trx);
+  return {
+    strong: new Set(rows.filter((r) => STRONG_MODES.includes(r.mode)).map((r) => Number(r.oid))),
+    foreignWrites: rows
+      .filter((r) => r.foreign && (r.mode === 'RowExclusiveLock' || r.mode === 'AccessExclusiveLock'))
+      .map((r) => keyOf(r.schema, r.name)),
+  };
 }
 
 /** Sequence positions: nextval() survives a rollback, so a dry run must say it consumed some. */
@@ -140,19 +157,12 @@ export async function sequenceResets(
  * EXCLUSIVE), so the locks tell; the run does not commit, and postgres_fdw rolls the remote
  * transaction back with it.
  */
-export async function foreignWrites(trx: Db): Promise<Violation[]> {
-  const { rows } = await sql<{ schema: string; name: string; mode: string }>`
-    select n.nspname as schema, c.relname as name, l.mode
-      from pg_catalog.pg_locks l
-      join pg_catalog.pg_class c on c.oid = l.relation
-      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-     where l.pid = pg_catalog.pg_backend_pid() and l.locktype = 'relation' and l.granted and c.relkind = 'f'
-       and l.mode in ('RowExclusiveLock', 'AccessExclusiveLock')`.execute(trx);
-  return rows.map((r) => ({
-    object: keyOf(r.schema, r.name),
+export function foreignWriteViolations(locks: OwnLocks): Violation[] {
+  return locks.foreignWrites.map((table) => ({
+    object: table,
     rule: 'foreign-write',
     detail:
-      `wrote to foreign table ${keyOf(r.schema, r.name)}: its rows are on another server (or reached through another ` +
+      `wrote to foreign table ${table}: its rows are on another server (or reached through another ` +
       'connection), where safe-run cannot count, back them up or name who changed them. Run that change on the server that holds the table.',
   }));
 }

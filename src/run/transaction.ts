@@ -13,12 +13,12 @@ import { addChanges, evaluateGuards } from '../guard/rules.js';
 import { evidenceSchemaViolations, readEvidenceSchema, type EvidenceSchemaState } from '../guard/evidence-schema.js';
 import {
   measureChanges,
-  readOwnStrongLocks,
+  readOwnLocks,
   readSequencePositions,
   readXactCounters,
   sequencesDrawnHere,
   sequenceResets,
-  foreignWrites,
+  foreignWriteViolations,
   type XactState,
 } from '../guard/measure.js';
 import {
@@ -213,7 +213,8 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
   // Deferred constraint triggers would otherwise fire at COMMIT, after every measurement:
   // whatever they do must happen now, where it is counted and judged.
   await sql`set constraints all immediate`.execute(trx);
-  const ownStrongLocks = await readOwnStrongLocks(trx);
+  const ownLocks = await readOwnLocks(trx);
+  const ownStrongLocks = ownLocks.strong;
   const current = await readXactState(trx, ownStrongLocks);
   const measured = measureChanges(baseline.xact, current, ownStrongLocks);
   const watched = guardedTables(input, current);
@@ -258,7 +259,7 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
   ];
   // Only a superuser can switch counting off; under a role the counters are the whole story.
   if (trust === 'superuser') violations.push(...uncountedChanges(own, changes));
-  violations.push(...(await sequenceResets(trx, baseline.xact.sequences, current.sequences)), ...(await foreignWrites(trx)));
+  violations.push(...(await sequenceResets(trx, baseline.xact.sequences, current.sequences)), ...foreignWriteViolations(ownLocks));
   const ledger = ownLedger
     ? ledgerCrossCheck(ownLedger, changes, await readProtectedKeys(input.db), (key) => current.shapes.get(key)?.leafPartitions ?? [])
     : null;

@@ -23,7 +23,7 @@ export async function buildProgram(argv: string[]) {
   for (const entry of COMMANDS) program = program.command(lazy(entry));
   return program
     .completion('completion', 'Print a bash/zsh completion script: safe-run completion >> ~/.bashrc')
-    .demandCommand(1, 'Name a script to run or a command; `safe-run list` shows the scripts.')
+    .demandCommand(1, NO_COMMAND)
     .parserConfiguration({ 'populate--': true })
     .strict()
     .version(packageVersion())

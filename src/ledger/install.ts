@@ -3,7 +3,7 @@ import type { Db } from '../db/connection.js';
 import { keyOf, quoteTable } from '../db/names.js';
 import { ExitCode, SafeRunError, usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { dropEventTriggersSql, eventTriggerSql, LEDGER_FUNCTIONS_SQL, LEDGER_STORAGE_SQL } from './schema-sql.js';
+import { dropEventTriggersSql, eventTriggerSql, LEDGER_FUNCTIONS_SQL, LEDGER_STORAGE_SQL, TRUNCATE_TRIGGER } from './schema-sql.js';
 
 /**
  * What `protect` does, as a list of steps of SQL: printed before it runs (and instead of
@@ -41,7 +41,6 @@ export const DML_TRIGGERS = [
   },
   { name: 'safe_run_ledger_delete', timing: 'after delete', referencing: 'referencing old table as safe_run_old', fn: 'ledger_delete' },
 ] as const;
-export const TRUNCATE_TRIGGER = 'safe_run_ledger_truncate';
 export const LEDGER_TRIGGER_NAMES: readonly string[] = [...DML_TRIGGERS.map((t) => t.name), TRUNCATE_TRIGGER];
 
 /** The table and every partition below it: a parent's statement trigger does not fire for a write to a partition. */

@@ -17,6 +17,9 @@
  */
 const FN = 'security definer set search_path = pg_catalog, pg_temp';
 
+/** The ledger's BEFORE TRUNCATE trigger: every protected table and partition has one, so the drop trigger finds them by it. */
+export const TRUNCATE_TRIGGER = 'safe_run_ledger_truncate';
+
 /**
  * What each write costs is the point here (issue 12's targets): every index and every check
  * on these tables is paid once per statement, and on `ledger_rows` once per kept row.
@@ -301,7 +304,7 @@ begin
   for p in
     -- Found from the few rows that name them (every DROP TABLE runs this, temporary ones too).
     with recursive ids (oid) as (
-      select tg.tgrelid from pg_catalog.pg_trigger tg where tg.tgname = 'safe_run_ledger_truncate'
+      select tg.tgrelid from pg_catalog.pg_trigger tg where tg.tgname = '${TRUNCATE_TRIGGER}'
       union
       select c.oid from safe_run.protected pr
         join pg_catalog.pg_namespace ns on ns.nspname = pr.table_schema
@@ -322,7 +325,7 @@ begin
         join pg_catalog.pg_namespace ns on ns.oid = c.relnamespace
         left join safe_run.protected pr on pr.table_schema = ns.nspname and pr.table_name = c.relname
         left join lateral (select pg_catalog.encode(tg.tgargs, 'escape') like 'keep%' as keep from pg_catalog.pg_trigger tg
-                            where tg.tgrelid = c.oid and tg.tgname = 'safe_run_ledger_truncate') t on true
+                            where tg.tgrelid = c.oid and tg.tgname = '${TRUNCATE_TRIGGER}') t on true
     ),
     -- A name with a double quote is written with it doubled.
     dropped as (

@@ -3,7 +3,7 @@ import { sql, type KyselyPlugin, type RawBuilder } from 'kysely';
 import { createDb, type Db } from '../src/db/connection.js';
 import { CATALOG_STATE_STATEMENTS, readCatalogState } from '../src/guard/catalog-changes.js';
 import type { CatalogChange } from '../src/guard/catalog-diff.js';
-import { judgeCatalogChanges, readCatalogSnapshot, type CatalogVerdict } from '../src/guard/catalog-verdict.js';
+import { judgeCatalogChanges, readCatalogSnapshot, type CatalogJudgement } from '../src/guard/catalog-verdict.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
 /**
@@ -15,7 +15,7 @@ async function observe(
   db: Db,
   act: RawBuilder<unknown> | ((trx: Db) => Promise<void>),
   arrange?: RawBuilder<unknown>,
-): Promise<CatalogVerdict> {
+): Promise<CatalogJudgement> {
   return db.connection().execute(async (conn) => {
     await sql`begin`.execute(conn);
     try {

@@ -1,7 +1,7 @@
 import { sql, type KyselyPlugin } from 'kysely';
 import { createDb, type Db } from '../src/db/connection.js';
 import { prepareBaseline, withStorageNow, type PreparedBaseline } from '../src/guard/baseline.js';
-import { readCatalogWrites } from '../src/guard/catalog-changes.js';
+import { readCatalogStateAt, readCatalogWrites } from '../src/guard/catalog-changes.js';
 import type { CatalogChange } from '../src/guard/catalog-diff.js';
 import { readCatalogVerdict, type CatalogVerdict } from '../src/guard/catalog-verdict.js';
 import { measureChanges, readOwnLocks, readXactCounters, readSequencePositions } from '../src/guard/measure.js';
@@ -23,10 +23,24 @@ interface Observed {
   readonly fingerprinted: readonly string[];
 }
 
-async function observe(session: Db, script: (trx: Db) => Promise<unknown>, trust: 'role' | 'superuser' = 'role'): Promise<Observed> {
+/** `between` runs after the baseline is prepared and before BEGIN; `other` reads the catalog as BEGIN found it. */
+interface Around {
+  readonly between?: () => Promise<unknown>;
+  readonly other?: Db;
+}
+
+async function observe(
+  session: Db,
+  script: (trx: Db) => Promise<unknown>,
+  trust: 'role' | 'superuser' = 'role',
+  around: Around = {},
+): Promise<Observed> {
   const prepared: PreparedBaseline = await prepareBaseline(session);
+  await around.between?.();
   const trx = await session.startTransaction().execute();
   try {
+    const { rows } = await sql<{ snapshot: string }>`select pg_catalog.pg_export_snapshot() as snapshot`.execute(trx);
+    const atBegin = around.other ? () => readCatalogStateAt(around.other!, rows[0]!.snapshot) : undefined;
     const before = {
       counters: await readXactCounters(trx),
       shapes: await withStorageNow(trx, prepared.shapes),
@@ -34,7 +48,8 @@ async function observe(session: Db, script: (trx: Db) => Promise<unknown>, trust
       writes: await readCatalogWrites(trx),
     };
     await script(trx);
-    const locks = (await readOwnLocks(trx)).strong;
+    const ownLocks = await readOwnLocks(trx);
+    const locks = ownLocks.strong;
     const shapes = await readTableShapes(trx, locks);
     const current = { counters: await readXactCounters(trx), shapes, sequences: await readSequencePositions(trx) };
     let verdictStatements = 0;
@@ -46,6 +61,8 @@ async function observe(session: Db, script: (trx: Db) => Promise<unknown>, trust
       trx.withPlugin(counting),
       { state: prepared.catalog, writes: before.writes, census: prepared.census },
       trust,
+      ownLocks,
+      atBegin,
     );
     return {
       verdict,
@@ -129,8 +146,92 @@ describe('the guard measured against a baseline prepared before the transaction'
       expect(blind.verdict.changes).toEqual([]); // what the counters alone would say
       const seen = await observe(session, (trx) => sql`select sneaky_ddl()`.execute(trx), 'superuser');
       expect(summary(seen.verdict.changes)).toEqual(expect.arrayContaining([expect.stringMatching(/sneaky_made/)]));
+      // The census finds the rows this transaction wrote, so the changes are its own work.
+      expect(seen.verdict.ownWork).toBe(true);
     } finally {
       await sql`drop function sneaky_ddl()`.execute(session);
+    }
+  });
+
+  it.each(['role', 'superuser'] as const)(
+    "under trust %s, does not count a role another session creates during the transaction as the transaction's work",
+    async (trust) => {
+      try {
+        const seen = await observe(
+          session,
+          async (trx) => {
+            await sql`delete from oidc_models where kind = 'Session'`.execute(trx);
+            await sql`create role made_elsewhere`.execute(t.db);
+          },
+          trust,
+        );
+        expect(seen.verdict.ownWork).toBe(false);
+      } finally {
+        await sql`drop role if exists made_elsewhere`.execute(t.db);
+      }
+    },
+  );
+
+  it.each(['role', 'superuser'] as const)(
+    'under trust %s, names the table the transaction created and not the role another session created meanwhile',
+    async (trust) => {
+      try {
+        const seen = await observe(
+          session,
+          async (trx) => {
+            await sql`create table made_here (x int)`.execute(trx);
+            await sql`create role made_elsewhere`.execute(t.db);
+          },
+          trust,
+        );
+        expect(seen.verdict.ownWork).toBe(true);
+        expect(summary(seen.verdict.changes)).toEqual(['created table column public.made_here.x', 'created table public.made_here']);
+      } finally {
+        await sql`drop role if exists made_elsewhere`.execute(t.db);
+      }
+    },
+  );
+
+  it.each(['role', 'superuser'] as const)(
+    'under trust %s, does not name what another session dropped or altered between the baseline and BEGIN',
+    async (trust) => {
+      await sql`create role dropped_elsewhere`.execute(t.db);
+      await sql`create table altered_elsewhere (x int)`.execute(t.db);
+      try {
+        const between = async (): Promise<void> => {
+          await sql`drop role dropped_elsewhere`.execute(t.db);
+          await sql`alter table altered_elsewhere add column y int`.execute(t.db);
+        };
+        const script = (trx: Db): Promise<unknown> => sql`create table made_here (x int)`.execute(trx);
+        // Without the catalog as BEGIN found it, the baseline read before the backup would blame them on the run.
+        const blind = await observe(session, script, trust, { between });
+        expect(summary(blind.verdict.changes).filter((c) => c.includes('elsewhere'))).not.toEqual([]);
+        await sql`create role dropped_elsewhere`.execute(t.db);
+        await sql`alter table altered_elsewhere drop column y`.execute(t.db);
+        const seen = await observe(session, script, trust, { between, other: t.db });
+        expect(summary(seen.verdict.changes)).toEqual(['created table column public.made_here.x', 'created table public.made_here']);
+      } finally {
+        await sql`drop role if exists dropped_elsewhere`.execute(t.db);
+        await sql`drop table if exists altered_elsewhere`.execute(t.db);
+      }
+    },
+  );
+
+  it('does not wait for the catalog as BEGIN found it behind a lock the transaction holds itself', async () => {
+    await sql`create table altered_elsewhere (x int)`.execute(t.db);
+    try {
+      // Reading usage_events' column default from another connection needs a lock the ALTER holds.
+      const seen = await observe(session, (trx) => sql`alter table usage_events add column z int`.execute(trx), 'role', {
+        between: () => sql`alter table altered_elsewhere add column y int`.execute(t.db),
+        other: t.db,
+      });
+      // Without that reading the baseline stands: the other session's column is named too, on the safe side.
+      expect(summary(seen.verdict.changes)).toEqual([
+        'created table column public.altered_elsewhere.y',
+        'created table column public.usage_events.z',
+      ]);
+    } finally {
+      await sql`drop table altered_elsewhere`.execute(t.db);
     }
   });
 
@@ -171,6 +272,7 @@ describe('the guard measured against a baseline prepared before the transaction'
     try {
       const blind = await blindly(body, (trx) => sql`select blind_ddl()`.execute(trx));
       expect(summary(blind.verdict.changes)).toEqual(expect.arrayContaining([expect.stringMatching(named)]));
+      expect(blind.verdict.ownWork).toBe(true);
     } finally {
       await sql`drop trigger if exists users_blind on users`.execute(session);
     }

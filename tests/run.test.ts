@@ -402,6 +402,33 @@ describe('safe-run <script>', () => {
     expect(Object.keys(json.changes)).toEqual(['public.oidc_models']);
   });
 
+  it('does not blame on a run with DDL of its own the role another session creates in the cluster meanwhile', async () => {
+    ws.writeScript(
+      'rogue.ts',
+      rogue(
+        'await sql`alter table usage_events add column note text`.execute(db); await sql`select pg_sleep(3)`.execute(db);',
+        "touches: { usage_events: ['ddl'] },",
+      ),
+    );
+    const run = ws.cli(['rogue', '--json']);
+    await waitFor(() => auditKinds(ws).includes('run.intent'));
+    const role = `made_elsewhere_${process.pid}`;
+    await sql`create role ${sql.id(role)}`.execute(ws.t.db);
+    try {
+      const result = await run;
+      expect(result.exitCode).toBe(0);
+      expect(parseJson<RunResult>(result).violations).toEqual([]);
+      const { rows } = await sql<{
+        n: number;
+      }>`select count(*)::int as n from information_schema.columns where table_name = 'usage_events' and column_name = 'note'`.execute(
+        ws.t.db,
+      );
+      expect(rows[0]!.n).toBe(1);
+    } finally {
+      await sql`drop role ${sql.id(role)}`.execute(ws.t.db);
+    }
+  });
+
   it('warns on a dry run that drew from a sequence, and not about sequences other sessions used', async () => {
     ws.writeScript(
       'rogue.ts',

@@ -398,6 +398,37 @@ describe('attacks on the guard', () => {
       expect(rules(json)).toContain(rule);
       expect(await allCounts(ws)).toEqual(before);
     });
+
+    // The catalog write counters stay at zero, so "the script wrote no catalog row" is no proof under a superuser.
+    it.each([
+      ['disables a trigger', 'alter table users disable trigger user_watch', 'trigger user_watch on public.users'],
+      ['drops a trigger', 'drop trigger user_watch on users', 'trigger user_watch on public.users'],
+      ['creates a role', 'create role blind_made_role', 'role blind_made_role'],
+    ])('does not commit DDL a pre-existing function does with track_counts off (it %s)', async (_what, ddl, named) => {
+      await sql`create trigger user_watch after delete on users for each statement execute function pg_catalog.suppress_redundant_updates_trigger()`.execute(
+        ws.t.db,
+      );
+      await sql`create function public.blind_ddl() returns void language plpgsql set track_counts = off
+                as ${sql.lit(`begin ${ddl}; end`)}`.execute(ws.t.db);
+      ws.writeScript('blind.sql', sqlScript('select public.blind_ddl();'));
+      try {
+        const json = runJson(await ws.cli(['blind', '--json']));
+        expect({ exit: json.exitCode, status: json.status, trust: json.trust }).toEqual({
+          exit: 3,
+          status: 'guard-violation',
+          trust: 'superuser',
+        });
+        expect(json.violations).toEqual(
+          expect.arrayContaining([expect.objectContaining({ rule: 'undeclared-ddl', object: expect.stringContaining(named) })]),
+        );
+        const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_roles where rolname = 'blind_made_role'`.execute(
+          ws.t.db,
+        );
+        expect(rows[0]!.n).toBe(0);
+      } finally {
+        await sql`drop role if exists blind_made_role`.execute(ws.t.db);
+      }
+    });
   });
 });
 

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
-import type { Db } from '../db/connection.js';
+import { inImportedSnapshot, type Db } from '../db/connection.js';
+import { errorCode } from '../errors.js';
 import type { PgStatXactTables } from '../db/schema.js';
 import type { TableKey } from '../records/index.js';
 import { CATALOG_STATE_QUERY } from './catalog-state-sql.js';
@@ -91,6 +92,27 @@ export async function readCatalogState(trx: Db): Promise<CatalogState> {
   }
   return { objects, storage };
 }
+
+/**
+ * The catalog as a transaction found it: read on another connection `db`, in the snapshot the
+ * transaction exported at BEGIN, so neither its own changes nor later ones by anyone show.
+ * Null when a lock stands in the way: deparsing a column default or a partition bound takes
+ * a share lock on its table, and the transaction waiting for this read may hold a stronger
+ * one (its own ALTER TABLE) until the read is done. Waiting would never end.
+ */
+export async function readCatalogStateAt(db: Db, snapshotId: string): Promise<CatalogState | null> {
+  try {
+    return await inImportedSnapshot(db, snapshotId, async (trx) => {
+      await sql`set local lock_timeout = '100ms'`.execute(trx);
+      return readCatalogState(trx);
+    });
+  } catch (error) {
+    if (errorCode(error) === LOCK_NOT_AVAILABLE) return null;
+    throw error;
+  }
+}
+
+const LOCK_NOT_AVAILABLE = '55P03';
 
 /**
  * The transaction's own write counters on the system catalogs. They move for whatever the

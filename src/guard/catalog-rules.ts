@@ -7,12 +7,12 @@ import type { CatalogVerdict } from './catalog-verdict.js';
  * (a function, a view, a role, a grant on another object) needs the script-wide `ddl`.
  * Nothing in the `safe_run` schema is ever allowed: that is the evidence.
  *
- * Under READ COMMITTED the diff also shows DDL that other sessions committed meanwhile. The
- * transaction's own counters on the catalogs tell the two apart: a script that wrote no
- * catalog row changed nothing there, whatever the diff shows.
+ * Under READ COMMITTED the diff also shows DDL that other sessions committed meanwhile: a
+ * script whose transaction did no catalog work (CatalogVerdict.ownWork) changed nothing there,
+ * whatever the diff shows.
  */
 export function catalogViolations(verdict: CatalogVerdict, script: Pick<ScriptRecord, 'touches' | 'ddl'>): Violation[] {
-  if (verdict.writes.size === 0) return [];
+  if (!verdict.ownWork) return [];
   const violations: Violation[] = [];
   for (const change of verdict.changes) {
     const object = `${change.objectType} ${change.identity}`;

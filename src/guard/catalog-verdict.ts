@@ -1,4 +1,4 @@
-import { censusUnchanged, readCatalogCensus } from './catalog-census.js';
+import { censusUnchanged, readCatalogCensus, type CatalogCensus } from './catalog-census.js';
 import type { Db } from '../db/connection.js';
 import {
   catalogWritesDelta,
@@ -10,7 +10,11 @@ import {
   type CatalogWrites,
 } from './catalog-changes.js';
 import { diffCatalogState, storageChanges, temporaryObjectsChanged, type CatalogChange } from './catalog-diff.js';
+import type { OwnLocks } from './measure.js';
 import { byCodeUnit } from '../text-order.js';
+
+/** The diff's verdict alone, before asking whose work it was. */
+export type CatalogJudgement = Omit<CatalogVerdict, 'ownWork'>;
 
 /** What the guard reads once before the script and once after, in the script's transaction. */
 export interface CatalogSnapshot {
@@ -23,6 +27,12 @@ export interface CatalogSnapshot {
 export interface CatalogVerdict {
   /** Named changes outside temp namespaces, plus at most one `unidentified` (see judgeCatalogChanges). */
   readonly changes: readonly CatalogChange[];
+  /**
+   * Whether the transaction itself did catalog work (catalogWork below). Under READ COMMITTED
+   * the diff also names DDL other sessions committed meanwhile; a transaction that did none
+   * changed nothing there, whatever the diff shows.
+   */
+  readonly ownWork: boolean;
   /** The transaction's catalog writes between the two snapshots, by catalog. */
   readonly writes: CatalogWrites;
   /** Relations given a new relfilenode: TRUNCATE and rewrites, judged elsewhere. */
@@ -70,24 +80,85 @@ export async function readCatalogSnapshot(trx: Db): Promise<CatalogSnapshot> {
  * pre-existing function may carry `SET track_counts = off`), so under `trust: superuser` it
  * also needs the catalog census (catalog-census.ts) to show no row written by this
  * transaction and every catalog's count as it was; without a census the state is read in
- * full. DDL done with counting off is still named by the diff (rule 1 below).
+ * full. DDL done with counting off is still named by the diff (rule 1 below), and still
+ * counts as the transaction's own (catalogWork).
  */
-export async function readCatalogVerdict(trx: Db, before: CatalogSnapshot, trust: 'role' | 'superuser'): Promise<CatalogVerdict> {
+export async function readCatalogVerdict(
+  trx: Db,
+  before: CatalogSnapshot,
+  trust: 'role' | 'superuser',
+  locks: Pick<OwnLocks, 'strong' | 'objects'>,
+  atBegin?: () => Promise<CatalogState | null>,
+): Promise<CatalogVerdict> {
   const census = trust === 'superuser' ? before.census : undefined;
-  const { writes, unchanged } = await withCatalogSearchPath(trx, async (t) => ({
+  const { writes, after } = await withCatalogSearchPath(trx, async (t) => ({
     writes: await readCatalogWritesHere(t),
-    unchanged: trust === 'role' || (!!census && censusUnchanged(census, await readCatalogCensus(t, [...census.keys()]))),
+    after: census ? await readCatalogCensus(t, [...census.keys()]) : null,
   }));
+  const unchanged = trust === 'role' || (!!census && !!after && censusUnchanged(census, after));
   if (unchanged && catalogWritesDelta(before.writes, writes).size === 0) {
     // No pg_class row written, so no relfilenode moved either: TRUNCATE and rewrites write one.
-    return { changes: [], writes: new Map(), storageMoved: 0, temporaryObjectsChanged: false };
+    return { changes: [], ownWork: false, writes: new Map(), storageMoved: 0, temporaryObjectsChanged: false };
   }
-  return judgeCatalogChanges(before, { state: await readCatalogState(trx), writes });
+  const state = await readCatalogState(trx);
+  const evidence: Evidence = { trust, writes: catalogWritesDelta(before.writes, writes), census: after, locks };
+  const isOwn = (change: CatalogChange): boolean => ownChange(change, evidence);
+  let verdict = judgeCatalogChanges(before, { state, writes }, isOwn);
+  // `before` was read before the backup. Whatever it names may have been another session's
+  // between then and BEGIN: compared with the catalog as the transaction found it, it is not.
+  // Without that reading (catalog-changes.ts: readCatalogStateAt), `before` stands.
+  const begin = atBegin && verdict.changes.some((c) => c.action !== 'unidentified') ? await atBegin() : null;
+  if (begin) verdict = judgeCatalogChanges({ ...before, state: begin }, { state, writes }, isOwn);
+  return { ...verdict, ownWork: catalogWork(evidence) };
+}
+
+/** What says a catalog change is the transaction's own, read after the script. */
+interface Evidence {
+  readonly trust: 'role' | 'superuser';
+  /** The transaction's own catalog writes (after minus before). */
+  readonly writes: CatalogWrites;
+  /** Under a superuser: the census after the script, with the rows the transaction wrote. */
+  readonly census: CatalogCensus | null;
+  readonly locks: Pick<OwnLocks, 'strong' | 'objects'>;
+}
+
+/**
+ * Did this transaction write the catalogs? Under a role its write counters are the whole
+ * story. A superuser's counters may have been off (a pre-existing function with `SET
+ * track_counts = off`), so any of these says yes as well: a visible catalog row this
+ * transaction wrote (the census's `own`: CREATE, ALTER, GRANT, ...), or a lock no DML takes,
+ * which DROP, ALTER TABLE and COMMENT hold to the end of the transaction. No census to read
+ * says yes. Left out, and said in docs/security.md: REVOKE of a role membership takes no
+ * lock and only deletes a row, so done with counting off it is not seen.
+ */
+function catalogWork(e: Evidence): boolean {
+  if (e.writes.size > 0) return true;
+  if (e.trust === 'role') return false;
+  return !e.census || e.census.own.size > 0 || e.locks.objects > 0 || e.locks.strong.size > 0;
+}
+
+/**
+ * Whether one named change can be this transaction's, catalog by catalog: creating or
+ * dropping an object writes the catalog it lives in, so a change in a catalog the transaction
+ * never wrote is another session's, committed meanwhile (a role created elsewhere in the
+ * cluster, say). Under a superuser "wrote" is a counter, or a row of that catalog carrying
+ * the transaction's xid; for a drop, which leaves no row, any lock no DML takes. An
+ * alteration may be written to another catalog than the object's own (a view's rule, an
+ * index's pg_index row), so it is always the transaction's once it did catalog work.
+ */
+function ownChange(change: CatalogChange, e: Evidence): boolean {
+  if (change.action === 'altered' || change.action === 'unidentified') return true;
+  const catalogs = change.catalog === 'pg_description' ? ['pg_description', 'pg_shdescription'] : [change.catalog];
+  if (catalogs.some((c) => e.writes.has(c))) return true;
+  if (e.trust === 'role') return false;
+  if (!e.census || catalogs.some((c) => e.census!.own.has(c))) return true;
+  return change.action === 'dropped' && (e.locks.objects > 0 || e.locks.strong.size > 0);
 }
 
 /**
  * The rule, in order:
- * 1. Every object the diff names (outside temp namespaces) is a change.
+ * 1. Every object the diff names (outside temp namespaces) is a change, unless `isOwn` says
+ *    it cannot be this transaction's (ownChange).
  * 2. If the diff names something, the catalog writes are recorded but add nothing: the
  *    transaction changed the catalogs, and the named changes say how.
  * 3. Otherwise each catalog with writes must be explained, or it is unidentified:
@@ -102,8 +173,12 @@ export async function readCatalogVerdict(trx: Db, before: CatalogSnapshot, trust
  *    apart, so a script should use ON COMMIT DROP), work in a rolled-back savepoint, and
  *    any catalog the state does not read (text search, collations, operator classes...).
  */
-export function judgeCatalogChanges(before: CatalogSnapshot, after: CatalogSnapshot): CatalogVerdict {
-  const named = diffCatalogState(before.state, after.state);
+export function judgeCatalogChanges(
+  before: CatalogSnapshot,
+  after: CatalogSnapshot,
+  isOwn: (change: CatalogChange) => boolean = () => true,
+): CatalogJudgement {
+  const named = diffCatalogState(before.state, after.state).filter(isOwn);
   const writes = catalogWritesDelta(before.writes, after.writes);
   const storageMoved = storageChanges(before.state, after.state);
   const tempChanged = temporaryObjectsChanged(before.state, after.state);

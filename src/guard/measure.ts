@@ -54,23 +54,31 @@ export interface OwnLocks {
   readonly strong: Set<number>;
   /** Foreign tables it wrote to or truncated (see foreignWriteViolations). */
   readonly foreignWrites: readonly TableKey[];
+  /**
+   * Locks on catalog objects other than relations (a function, a role, a type...): DROP,
+   * COMMENT and ALTER ... RESET take one, and hold it to the end of the transaction, whatever
+   * the statistics counters say (catalog-verdict.ts).
+   */
+  readonly objects: number;
 }
 
 const STRONG_MODES = ['ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'];
 
 export async function readOwnLocks(trx: Db): Promise<OwnLocks> {
-  const { rows } = await sql<{ oid: number; mode: string; foreign: boolean; schema: string; name: string }>`
-    select l.relation::int8 as oid, l.mode, coalesce(c.relkind = 'f', false) as foreign, n.nspname as schema, c.relname as name
+  const { rows } = await sql<{ locktype: string; oid: number; mode: string; foreign: boolean; schema: string; name: string }>`
+    select l.locktype, l.relation::int8 as oid, l.mode, coalesce(c.relkind = 'f', false) as foreign, n.nspname as schema, c.relname as name
       from pg_catalog.pg_locks l
       -- Outer joins: a table this transaction dropped has a lock and no pg_class row any more.
       left join pg_catalog.pg_class c on c.oid = l.relation
       left join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-     where l.pid = pg_catalog.pg_backend_pid() and l.locktype = 'relation' and l.granted`.execute(trx);
+     where l.pid = pg_catalog.pg_backend_pid() and l.locktype in ('relation', 'object') and l.granted`.execute(trx);
+  const relations = rows.filter((r) => r.locktype === 'relation');
   return {
-    strong: new Set(rows.filter((r) => STRONG_MODES.includes(r.mode)).map((r) => Number(r.oid))),
-    foreignWrites: rows
+    strong: new Set(relations.filter((r) => STRONG_MODES.includes(r.mode)).map((r) => Number(r.oid))),
+    foreignWrites: relations
       .filter((r) => r.foreign && (r.mode === 'RowExclusiveLock' || r.mode === 'AccessExclusiveLock'))
       .map((r) => keyOf(r.schema, r.name)),
+    objects: rows.length - relations.length,
   };
 }
 

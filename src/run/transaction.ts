@@ -7,7 +7,7 @@ import { readConcurrentWrites, type ConcurrentWrites } from '../guard/concurrent
 import { readOwnRows, uncountedChanges } from '../guard/own-rows.js';
 import { catalogViolations } from '../guard/catalog-rules.js';
 import { withStorageNow, type PreparedBaseline } from '../guard/baseline.js';
-import { readCatalogWrites, type CatalogWrites } from '../guard/catalog-changes.js';
+import { readCatalogStateAt, readCatalogWrites, type CatalogWrites } from '../guard/catalog-changes.js';
 import { readCatalogVerdict } from '../guard/catalog-verdict.js';
 import { addChanges, evaluateGuards } from '../guard/rules.js';
 import { evidenceSchemaViolations, readEvidenceSchema, type EvidenceSchemaState } from '../guard/evidence-schema.js';
@@ -94,6 +94,11 @@ export interface TransactionResult {
 
 interface Baseline {
   readonly xact: XactState;
+  /**
+   * The snapshot the transaction began with, exported: the catalog as it found it, read on
+   * another connection only if the verdict names a change (catalog-verdict.ts).
+   */
+  readonly snapshotAtBegin: string;
   readonly catalogWrites: CatalogWrites;
   readonly evidence: EvidenceSchemaState;
   readonly settings: SettingValues;
@@ -114,10 +119,10 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
   const trx = await input.scriptDb.startTransaction().execute();
   // The insert position, not the write position: the write position lags behind commits
   // that are not flushed yet, and point-in-time recovery needs where this run really starts.
-  const { rows } = await sql<{ pid: number; xid: string; lsn: string }>`
+  const { rows } = await sql<{ pid: number; xid: string; lsn: string; snapshot: string }>`
     select pg_catalog.pg_backend_pid() as pid, pg_catalog.txid_current()::text as xid,
-           pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(trx);
-  const { pid, xid, lsn } = onlyRow(rows);
+           pg_catalog.pg_current_wal_insert_lsn()::text as lsn, pg_catalog.pg_export_snapshot() as snapshot`.execute(trx);
+  const { pid, xid, lsn, snapshot } = onlyRow(rows);
   await applyRunnerSettings(trx, {
     applicationName: `safe-run:${script.name}:${input.runId}`,
     statementTimeoutMs: config.statementTimeoutMs,
@@ -139,6 +144,7 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
       shapes: await withStorageNow(trx, input.prepared.shapes),
       sequences: await readSequencePositions(trx),
     },
+    snapshotAtBegin: snapshot,
     catalogWrites: await readCatalogWrites(trx),
     evidence: await readEvidenceSchema(trx),
     settings: await readGuardedSettings(trx),
@@ -243,6 +249,8 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
         trx,
         { state: input.prepared.catalog, writes: baseline.catalogWrites, census: input.prepared.census },
         trust,
+        ownLocks,
+        () => readCatalogStateAt(input.db, baseline.snapshotAtBegin),
       ),
       script,
     ),

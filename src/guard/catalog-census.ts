@@ -18,12 +18,8 @@ export interface CatalogCensus {
   readonly rows: ReadonlyMap<string, number>;
   /** Visible catalog rows written by the reading transaction or a newer one. */
   readonly newer: number;
-  /**
-   * Of those, by catalog, the ones the reading transaction itself wrote (its subtransactions included):
-   * a visible row whose writer is still in progress can only be its own. Another session's
-   * committed DDL is newer, never own.
-   */
-  readonly own: ReadonlyMap<string, number>;
+  /** The catalogs holding such rows. */
+  readonly newerIn: readonly string[];
 }
 
 const LEFT_OUT = ['pg_statistic', 'pg_statistic_ext_data', 'pg_largeobject'];
@@ -45,35 +41,51 @@ export async function listCatalogs(db: Db): Promise<string[]> {
  * the reading transaction's xid or, if it has none yet when first asked, from the next xid
  * to be assigned, older than anything the transaction writes afterwards. A newer row may also
  * be another session's committed change (READ COMMITTED sees it); for the guard that only
- * means the full re-read, as before. "Own" asks pg_xact_status of each newer row's writer,
- * widened to the 64-bit id of the reading transaction's epoch (a newer xid is at most 2^31
- * ahead of it).
+ * means the full re-read, as before, and readOwnCatalogRows tells the two apart.
  */
 export async function readCatalogCensus(db: Db, catalogs: readonly string[]): Promise<CatalogCensus> {
   const parts = catalogs.map(
     (name) => sql`
       select ${name}::pg_catalog.text as catalog, pg_catalog.count(*) as n,
-             pg_catalog.array_agg(xmin::pg_catalog.text::pg_catalog.int8) filter (where pg_catalog.age(xmin) operator(pg_catalog.<=) 0) as recent
+             pg_catalog.count(*) filter (where pg_catalog.age(xmin) operator(pg_catalog.<=) 0) as newer
         from ${sql.id('pg_catalog', name)}`,
   );
-  const { rows } = await sql<{ catalog: string; n: string; newer: string; own: string }>`
-    with me as (
-      select coalesce(pg_catalog.pg_current_xact_id_if_assigned(), pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot()))
-             ::pg_catalog.text::pg_catalog.int8 as top
-    ), census as (${sql.join(parts, sql` union all `)})
-    select c.catalog, c.n, w.newer, w.own
-      from census c, me, lateral (
-        select pg_catalog.count(*) as newer,
-               pg_catalog.count(*) filter (where pg_catalog.pg_xact_status(x.widened::pg_catalog.text::pg_catalog.xid8) operator(pg_catalog.=) 'in progress') as own
-          from pg_catalog.unnest(c.recent) r(xid),
-               lateral (select (me.top operator(pg_catalog.>>) 32 operator(pg_catalog.<<) 32) operator(pg_catalog.|) r.xid as guess) g,
-               lateral (select case when g.guess operator(pg_catalog.<) me.top then g.guess operator(pg_catalog.+) 4294967296 else g.guess end as widened) x
-      ) w`.execute(db);
+  const { rows } = await sql<{ catalog: string; n: string; newer: string }>`${sql.join(parts, sql` union all `)}`.execute(db);
   return {
     rows: new Map(rows.map((r) => [r.catalog, Number(r.n)])),
     newer: rows.reduce((sum, r) => sum + Number(r.newer), 0),
-    own: new Map(rows.filter((r) => Number(r.own) > 0).map((r) => [r.catalog, Number(r.own)])),
+    newerIn: rows.filter((r) => Number(r.newer) > 0).map((r) => r.catalog),
   };
+}
+
+/**
+ * Of the newer rows of `catalogs`, how many the reading transaction wrote itself (its
+ * subtransactions included), by catalog: a visible row whose writer is still in progress can
+ * only be its own, and no setting hides it. pg_xact_status needs the 64-bit id: a newer xid is
+ * at most 2^31 ahead of the transaction's own, so it takes that epoch, or the next one.
+ */
+export async function readOwnCatalogRows(db: Db, catalogs: readonly string[]): Promise<ReadonlyMap<string, number>> {
+  if (catalogs.length === 0) return new Map();
+  const parts = catalogs.map(
+    (name) => sql`
+      select ${name}::pg_catalog.text as catalog, xmin::pg_catalog.text::pg_catalog.int8 as xid
+        from ${sql.id('pg_catalog', name)} where pg_catalog.age(xmin) operator(pg_catalog.<=) 0`,
+  );
+  const { rows } = await sql<{ catalog: string; own: string }>`
+    with me as (
+      select coalesce(pg_catalog.pg_current_xact_id_if_assigned(), pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot()))
+             ::pg_catalog.text::pg_catalog.int8 as top
+    ), newer as (${sql.join(parts, sql` union all `)}),
+    widened as (
+      select n.catalog, (me.top operator(pg_catalog.>>) 32 operator(pg_catalog.<<) 32) operator(pg_catalog.|) n.xid as guess, me.top
+        from newer n, me
+    )
+    select w.catalog, pg_catalog.count(*) as own
+      from widened w
+     where pg_catalog.pg_xact_status((case when w.guess operator(pg_catalog.<) w.top then w.guess operator(pg_catalog.+) 4294967296
+                                           else w.guess end)::pg_catalog.text::pg_catalog.xid8) operator(pg_catalog.=) 'in progress'
+     group by w.catalog`.execute(db);
+  return new Map(rows.map((r) => [r.catalog, Number(r.own)]));
 }
 
 /** Same catalogs, same row counts, and nothing written by the reading transaction or a newer one. */

@@ -1,4 +1,4 @@
-import { censusUnchanged, readCatalogCensus, type CatalogCensus } from './catalog-census.js';
+import { censusUnchanged, readCatalogCensus, readOwnCatalogRows } from './catalog-census.js';
 import type { Db } from '../db/connection.js';
 import {
   catalogWritesDelta,
@@ -100,8 +100,9 @@ export async function readCatalogVerdict(
     // No pg_class row written, so no relfilenode moved either: TRUNCATE and rewrites write one.
     return { changes: [], ownWork: false, writes: new Map(), storageMoved: 0, temporaryObjectsChanged: false };
   }
+  const own = after ? await withCatalogSearchPath(trx, (t) => readOwnCatalogRows(t, after.newerIn)) : null;
   const state = await readCatalogState(trx);
-  const evidence: Evidence = { trust, writes: catalogWritesDelta(before.writes, writes), census: after, locks };
+  const evidence: Evidence = { trust, writes: catalogWritesDelta(before.writes, writes), ownRows: own, locks };
   const isOwn = (change: CatalogChange): boolean => ownChange(change, evidence);
   let verdict = judgeCatalogChanges(before, { state, writes }, isOwn);
   // `before` was read before the backup. Whatever it names may have been another session's
@@ -117,8 +118,8 @@ interface Evidence {
   readonly trust: 'role' | 'superuser';
   /** The transaction's own catalog writes (after minus before). */
   readonly writes: CatalogWrites;
-  /** Under a superuser: the census after the script, with the rows the transaction wrote. */
-  readonly census: CatalogCensus | null;
+  /** Under a superuser: the catalog rows the transaction wrote, by catalog (null: no census to go by). */
+  readonly ownRows: ReadonlyMap<string, number> | null;
   readonly locks: Pick<OwnLocks, 'strong' | 'objects'>;
 }
 
@@ -126,7 +127,7 @@ interface Evidence {
  * Did this transaction write the catalogs? Under a role its write counters are the whole
  * story. A superuser's counters may have been off (a pre-existing function with `SET
  * track_counts = off`), so any of these says yes as well: a visible catalog row this
- * transaction wrote (the census's `own`: CREATE, ALTER, GRANT, ...), or a lock no DML takes,
+ * transaction wrote (readOwnCatalogRows: CREATE, ALTER, GRANT, ...), or a lock no DML takes,
  * which DROP, ALTER TABLE and COMMENT hold to the end of the transaction. No census to read
  * says yes. Left out, and said in docs/security.md: REVOKE of a role membership takes no
  * lock and only deletes a row, so done with counting off it is not seen.
@@ -134,7 +135,7 @@ interface Evidence {
 function catalogWork(e: Evidence): boolean {
   if (e.writes.size > 0) return true;
   if (e.trust === 'role') return false;
-  return !e.census || e.census.own.size > 0 || e.locks.objects > 0 || e.locks.strong.size > 0;
+  return !e.ownRows || e.ownRows.size > 0 || e.locks.objects > 0 || e.locks.strong.size > 0;
 }
 
 /**
@@ -151,7 +152,7 @@ function ownChange(change: CatalogChange, e: Evidence): boolean {
   const catalogs = change.catalog === 'pg_description' ? ['pg_description', 'pg_shdescription'] : [change.catalog];
   if (catalogs.some((c) => e.writes.has(c))) return true;
   if (e.trust === 'role') return false;
-  if (!e.census || catalogs.some((c) => e.census!.own.has(c))) return true;
+  if (!e.ownRows || catalogs.some((c) => e.ownRows!.has(c))) return true;
   return change.action === 'dropped' && (e.locks.objects > 0 || e.locks.strong.size > 0);
 }
 

@@ -404,10 +404,14 @@ describe('attacks on the guard', () => {
       ['disables a trigger', 'alter table users disable trigger user_watch', 'trigger user_watch on public.users'],
       ['drops a trigger', 'drop trigger user_watch on users', 'trigger user_watch on public.users'],
       ['creates a role', 'create role blind_made_role', 'role blind_made_role'],
+      // REVOKE takes no lock and leaves no row: only the count of memberships goes down.
+      ['revokes a role membership', 'revoke blind_granted from blind_member', 'role membership blind_member in blind_granted'],
     ])('does not commit DDL a pre-existing function does with track_counts off (it %s)', async (_what, ddl, named) => {
       await sql`create trigger user_watch after delete on users for each statement execute function pg_catalog.suppress_redundant_updates_trigger()`.execute(
         ws.t.db,
       );
+      await sql`create role blind_granted`.execute(ws.t.db);
+      await sql`create role blind_member in role blind_granted`.execute(ws.t.db);
       await sql`create function public.blind_ddl() returns void language plpgsql set track_counts = off
                 as ${sql.lit(`begin ${ddl}; end`)}`.execute(ws.t.db);
       ws.writeScript('blind.sql', sqlScript('select public.blind_ddl();'));
@@ -421,12 +425,12 @@ describe('attacks on the guard', () => {
         expect(json.violations).toEqual(
           expect.arrayContaining([expect.objectContaining({ rule: 'undeclared-ddl', object: expect.stringContaining(named) })]),
         );
-        const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_roles where rolname = 'blind_made_role'`.execute(
-          ws.t.db,
-        );
-        expect(rows[0]!.n).toBe(0);
+        const { rows } = await sql<{ made: number; members: number }>`
+          select (select count(*)::int from pg_roles where rolname = 'blind_made_role') as made,
+                 (select count(*)::int from pg_auth_members where roleid = 'blind_granted'::regrole) as members`.execute(ws.t.db);
+        expect(rows[0]).toEqual({ made: 0, members: 1 });
       } finally {
-        await sql`drop role if exists blind_made_role`.execute(ws.t.db);
+        await sql`drop role if exists blind_made_role, blind_member, blind_granted`.execute(ws.t.db);
       }
     });
   });

@@ -102,7 +102,8 @@ export async function readCatalogVerdict(
   }
   const own = after ? await withCatalogSearchPath(trx, (t) => readOwnCatalogRows(t, after.newerIn)) : null;
   const state = await readCatalogState(trx);
-  const evidence: Evidence = { trust, writes: catalogWritesDelta(before.writes, writes), ownRows: own, locks };
+  const revoked = !!census && !!after && (after.rows.get('pg_auth_members') ?? 0) < (census.get('pg_auth_members') ?? 0);
+  const evidence: Evidence = { trust, writes: catalogWritesDelta(before.writes, writes), ownRows: own, locks, revoked };
   const isOwn = (change: CatalogChange): boolean => ownChange(change, evidence);
   let verdict = judgeCatalogChanges(before, { state, writes }, isOwn);
   // `before` was read before the backup. Whatever it names may have been another session's
@@ -121,21 +122,26 @@ interface Evidence {
   /** Under a superuser: the catalog rows the transaction wrote, by catalog (null: no census to go by). */
   readonly ownRows: ReadonlyMap<string, number> | null;
   readonly locks: Pick<OwnLocks, 'strong' | 'objects'>;
+  /**
+   * Under a superuser: fewer role memberships than before the backup. REVOKE deletes the row
+   * and takes no lock, so with counting off nothing else shows it; another session's REVOKE
+   * meanwhile shows the same, and is blamed on the run (refused, never cleared).
+   */
+  readonly revoked: boolean;
 }
 
 /**
  * Did this transaction write the catalogs? Under a role its write counters are the whole
  * story. A superuser's counters may have been off (a pre-existing function with `SET
  * track_counts = off`), so any of these says yes as well: a visible catalog row this
- * transaction wrote (readOwnCatalogRows: CREATE, ALTER, GRANT, ...), or a lock no DML takes,
- * which DROP, ALTER TABLE and COMMENT hold to the end of the transaction. No census to read
- * says yes. Left out, and said in docs/security.md: REVOKE of a role membership takes no
- * lock and only deletes a row, so done with counting off it is not seen.
+ * transaction wrote (readOwnCatalogRows: CREATE, ALTER, GRANT, ...), a lock no DML takes,
+ * which DROP, ALTER TABLE and COMMENT hold to the end of the transaction, or a role membership
+ * gone (`revoked`). No census to read says yes.
  */
 function catalogWork(e: Evidence): boolean {
   if (e.writes.size > 0) return true;
   if (e.trust === 'role') return false;
-  return !e.ownRows || e.ownRows.size > 0 || e.locks.objects > 0 || e.locks.strong.size > 0;
+  return !e.ownRows || e.ownRows.size > 0 || e.locks.objects > 0 || e.locks.strong.size > 0 || e.revoked;
 }
 
 /**
@@ -143,7 +149,8 @@ function catalogWork(e: Evidence): boolean {
  * dropping an object writes the catalog it lives in, so a change in a catalog the transaction
  * never wrote is another session's, committed meanwhile (a role created elsewhere in the
  * cluster, say). Under a superuser "wrote" is a counter, or a row of that catalog carrying
- * the transaction's xid; for a drop, which leaves no row, any lock no DML takes. An
+ * the transaction's xid; for a drop, which leaves no row, any lock no DML takes (or, for a role
+ * membership, `revoked`). An
  * alteration may be written to another catalog than the object's own (a view's rule, an
  * index's pg_index row), so it is always the transaction's once it did catalog work.
  */
@@ -153,6 +160,7 @@ function ownChange(change: CatalogChange, e: Evidence): boolean {
   if (catalogs.some((c) => e.writes.has(c))) return true;
   if (e.trust === 'role') return false;
   if (!e.ownRows || catalogs.some((c) => e.ownRows!.has(c))) return true;
+  if (change.action === 'dropped' && change.catalog === 'pg_auth_members' && e.revoked) return true;
   return change.action === 'dropped' && (e.locks.objects > 0 || e.locks.strong.size > 0);
 }
 

@@ -172,6 +172,24 @@ describe('the guard measured against a baseline prepared before the transaction'
     },
   );
 
+  it("under trust superuser, does not count a role another session drops with its membership as the transaction's work", async () => {
+    await sql`create role granted_elsewhere`.execute(t.db);
+    await sql`create role member_elsewhere in role granted_elsewhere`.execute(t.db);
+    try {
+      const seen = await observe(
+        session,
+        async (trx) => {
+          await sql`delete from oidc_models where kind = 'Session'`.execute(trx);
+          await sql`drop role member_elsewhere`.execute(t.db);
+        },
+        'superuser',
+      );
+      expect(seen.verdict.ownWork).toBe(false);
+    } finally {
+      await sql`drop role if exists member_elsewhere, granted_elsewhere`.execute(t.db);
+    }
+  });
+
   it.each(['role', 'superuser'] as const)(
     'under trust %s, names the table the transaction created and not the role another session created meanwhile',
     async (trust) => {

@@ -102,7 +102,7 @@ export async function readCatalogVerdict(
   }
   const own = after ? await withCatalogSearchPath(trx, (t) => readOwnCatalogRows(t, after.newerIn)) : null;
   const state = await readCatalogState(trx);
-  const revoked = !!census && !!after && (after.rows.get('pg_auth_members') ?? 0) < (census.get('pg_auth_members') ?? 0);
+  const revoked = !!census && !!after && fewer(census, after.rows, 'pg_auth_members') && !fewer(census, after.rows, 'pg_authid');
   const evidence: Evidence = { trust, writes: catalogWritesDelta(before.writes, writes), ownRows: own, locks, revoked };
   const isOwn = (change: CatalogChange): boolean => ownChange(change, evidence);
   let verdict = judgeCatalogChanges(before, { state, writes }, isOwn);
@@ -123,11 +123,17 @@ interface Evidence {
   readonly ownRows: ReadonlyMap<string, number> | null;
   readonly locks: Pick<OwnLocks, 'strong' | 'objects'>;
   /**
-   * Under a superuser: fewer role memberships than before the backup. REVOKE deletes the row
-   * and takes no lock, so with counting off nothing else shows it; another session's REVOKE
-   * meanwhile shows the same, and is blamed on the run (refused, never cleared).
+   * Under a superuser: fewer role memberships than before the backup, and no fewer roles.
+   * REVOKE deletes the row and takes no lock, so with counting off nothing else shows it;
+   * another session's REVOKE meanwhile shows the same, and is blamed on the run (refused,
+   * never cleared). A role dropped with its memberships takes a lock, which tells when it was
+   * the run's (ownChange).
    */
   readonly revoked: boolean;
+}
+
+function fewer(before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>, catalog: string): boolean {
+  return (after.get(catalog) ?? 0) < (before.get(catalog) ?? 0);
 }
 
 /**

@@ -17,7 +17,8 @@ async function observe(
   arrange?: RawBuilder<unknown>,
 ): Promise<CatalogJudgement> {
   return db.connection().execute(async (conn) => {
-    await sql`begin`.execute(conn);
+    // Repeatable read: roles are cluster-wide, and the test files running beside this one create and drop some.
+    await sql`begin isolation level repeatable read`.execute(conn);
     try {
       if (arrange) await arrange.execute(conn);
       const before = await readCatalogSnapshot(conn);

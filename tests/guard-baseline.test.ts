@@ -59,7 +59,7 @@ async function observe(
     };
     const verdict = await readCatalogVerdict(
       trx.withPlugin(counting),
-      { state: prepared.catalog, writes: before.writes, census: prepared.census },
+      { state: prepared.catalog, writes: before.writes, catalogs: prepared.catalogs },
       trust,
       ownLocks,
       atBegin,
@@ -146,7 +146,7 @@ describe('the guard measured against a baseline prepared before the transaction'
       expect(blind.verdict.changes).toEqual([]); // what the counters alone would say
       const seen = await observe(session, (trx) => sql`select sneaky_ddl()`.execute(trx), 'superuser');
       expect(summary(seen.verdict.changes)).toEqual(expect.arrayContaining([expect.stringMatching(/sneaky_made/)]));
-      // The census finds the rows this transaction wrote, so the changes are its own work.
+      // The catalog rows carrying this transaction's xid say the changes are its own work.
       expect(seen.verdict.ownWork).toBe(true);
     } finally {
       await sql`drop function sneaky_ddl()`.execute(session);
@@ -211,6 +211,25 @@ describe('the guard measured against a baseline prepared before the transaction'
   );
 
   it.each(['role', 'superuser'] as const)(
+    'under trust %s, names the table the transaction created and not the one another session created in the same catalog meanwhile',
+    async (trust) => {
+      try {
+        const seen = await observe(
+          session,
+          async (trx) => {
+            await sql`create table made_here (x int)`.execute(trx);
+            await sql`create table made_elsewhere (y int)`.execute(t.db);
+          },
+          trust,
+        );
+        expect(summary(seen.verdict.changes)).toEqual(['created table column public.made_here.x', 'created table public.made_here']);
+      } finally {
+        await sql`drop table if exists made_elsewhere`.execute(t.db);
+      }
+    },
+  );
+
+  it.each(['role', 'superuser'] as const)(
     'under trust %s, does not name what another session dropped or altered between the baseline and BEGIN',
     async (trust) => {
       await sql`create role dropped_elsewhere`.execute(t.db);
@@ -218,14 +237,14 @@ describe('the guard measured against a baseline prepared before the transaction'
       try {
         const between = async (): Promise<void> => {
           await sql`drop role dropped_elsewhere`.execute(t.db);
-          await sql`alter table altered_elsewhere add column y int`.execute(t.db);
+          await sql`grant select on altered_elsewhere to public`.execute(t.db);
         };
         const script = (trx: Db): Promise<unknown> => sql`create table made_here (x int)`.execute(trx);
-        // Without the catalog as BEGIN found it, the baseline read before the backup would blame them on the run.
+        // Without the catalog as BEGIN found it, the baseline read before the backup would blame the grant on the run.
         const blind = await observe(session, script, trust, { between });
-        expect(summary(blind.verdict.changes).filter((c) => c.includes('elsewhere'))).not.toEqual([]);
+        expect(summary(blind.verdict.changes)).toContain('altered table public.altered_elsewhere');
         await sql`create role dropped_elsewhere`.execute(t.db);
-        await sql`alter table altered_elsewhere drop column y`.execute(t.db);
+        await sql`revoke select on altered_elsewhere from public`.execute(t.db);
         const seen = await observe(session, script, trust, { between, other: t.db });
         expect(summary(seen.verdict.changes)).toEqual(['created table column public.made_here.x', 'created table public.made_here']);
       } finally {
@@ -240,12 +259,12 @@ describe('the guard measured against a baseline prepared before the transaction'
     try {
       // Reading usage_events' column default from another connection needs a lock the ALTER holds.
       const seen = await observe(session, (trx) => sql`alter table usage_events add column z int`.execute(trx), 'role', {
-        between: () => sql`alter table altered_elsewhere add column y int`.execute(t.db),
+        between: () => sql`grant select on altered_elsewhere to public`.execute(t.db),
         other: t.db,
       });
-      // Without that reading the baseline stands: the other session's column is named too, on the safe side.
+      // Without that reading the baseline stands: the other session's grant is named too, on the safe side.
       expect(summary(seen.verdict.changes)).toEqual([
-        'created table column public.altered_elsewhere.y',
+        'altered table public.altered_elsewhere',
         'created table column public.usage_events.z',
       ]);
     } finally {
@@ -253,10 +272,10 @@ describe('the guard measured against a baseline prepared before the transaction'
     }
   });
 
-  it('under trust superuser, reads the catalog census after a script that only changed rows, not the whole state', async () => {
+  it('under trust superuser, looks for catalog rows its transaction wrote after a script that only changed rows, not the whole state', async () => {
     const seen = await observe(session, (trx) => sql`delete from oidc_models where kind = 'Session'`.execute(trx), 'superuser');
     expect(seen.verdict.changes).toEqual([]);
-    // Savepoint, set, the counters, the census, rollback to, release: the full state read would add its own five.
+    // Savepoint, set, the counters, the transaction's own catalog rows, rollback to, release: the full state read would add its own five.
     expect(seen.verdictStatements).toBe(6);
   });
 
@@ -273,7 +292,7 @@ describe('the guard measured against a baseline prepared before the transaction'
   }
 
   it.each([
-    // Only deletes catalog rows: the census sees a count go down.
+    // Only deletes catalog rows: the trigger's table stays locked.
     ['drops a trigger', 'drop trigger users_blind on users', /^dropped trigger users_blind on public\.users$/],
     // Only updates one: the new row version carries the transaction's xid.
     ['switches a trigger off', 'alter table users disable trigger users_blind', /^altered trigger users_blind on public\.users$/],

@@ -404,7 +404,13 @@ describe('attacks on the guard', () => {
       ['disables a trigger', 'alter table users disable trigger user_watch', 'trigger user_watch on public.users'],
       ['drops a trigger', 'drop trigger user_watch on users', 'trigger user_watch on public.users'],
       ['creates a role', 'create role blind_made_role', 'role blind_made_role'],
-      // REVOKE takes no lock and leaves no row: only the count of memberships goes down.
+      // REVOKE takes no object lock and leaves no row: its write lock on pg_auth_members stays.
+      // So does a superuser's DELETE straight from a catalog.
+      [
+        'deletes a trigger row from pg_trigger',
+        "delete from pg_catalog.pg_trigger where tgname = 'user_watch'",
+        'trigger user_watch on public.users',
+      ],
       ['revokes a role membership', 'revoke blind_granted from blind_member', 'role membership blind_member in blind_granted'],
     ])('does not commit DDL a pre-existing function does with track_counts off (it %s)', async (_what, ddl, named) => {
       await sql`create trigger user_watch after delete on users for each statement execute function pg_catalog.suppress_redundant_updates_trigger()`.execute(

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import type { TableKey } from '../records/index.js';
-import { listCatalogs, readCatalogCensus } from './catalog-census.js';
+import { listCatalogs } from './catalog-authors.js';
 import { readCatalogState, type CatalogState } from './catalog-changes.js';
 import type { TableShape } from './measure.js';
 import { readTrust, useCatalogSearchPath } from './settings.js';
@@ -24,8 +24,8 @@ import { readTableShapes } from './shapes.js';
 export interface PreparedBaseline {
   readonly shapes: ReadonlyMap<TableKey, TableShape>;
   readonly catalog: CatalogState;
-  /** Rows per system catalog beside `catalog`, read for a superuser: lets the verdict skip the full read (catalog-verdict.ts). */
-  readonly census: ReadonlyMap<string, number> | null;
+  /** For a superuser, the system catalogs to look for rows its transaction wrote (catalog-verdict.ts). */
+  readonly catalogs: readonly string[] | null;
 }
 
 export async function prepareBaseline(scriptDb: Db): Promise<PreparedBaseline> {
@@ -36,8 +36,8 @@ export async function prepareBaseline(scriptDb: Db): Promise<PreparedBaseline> {
       // The same path the transaction measures under: it shapes what the deparsers print.
       await useCatalogSearchPath(trx);
       // Only a superuser's verdict uses it (catalog-verdict.ts); under a role the counters do.
-      const census = (await readTrust(trx)) === 'superuser' ? (await readCatalogCensus(trx, await listCatalogs(trx))).rows : null;
-      return { shapes: await readTableShapes(trx), catalog: await readCatalogState(trx), census };
+      const catalogs = (await readTrust(trx)) === 'superuser' ? await listCatalogs(trx) : null;
+      return { shapes: await readTableShapes(trx), catalog: await readCatalogState(trx), catalogs };
     });
 }
 

@@ -14,6 +14,8 @@ export interface CatalogChange {
   readonly catalog: string;
   readonly table?: TableKey;
   readonly detail: string;
+  /** The object's key in the catalog state (`catalog/objid/subid`); none for `unidentified`. */
+  readonly key?: string;
 }
 
 /**
@@ -57,7 +59,15 @@ export function storageChanges(before: CatalogState, after: CatalogState): numbe
 }
 
 function change(action: CatalogChange['action'], o: CatalogObject, detail: string): CatalogChange {
-  return { action, objectType: o.objectType, identity: o.identity, catalog: o.catalog, ...(o.table ? { table: o.table } : {}), detail };
+  return {
+    action,
+    objectType: o.objectType,
+    identity: o.identity,
+    catalog: o.catalog,
+    ...(o.table ? { table: o.table } : {}),
+    detail,
+    key: o.key,
+  };
 }
 
 const TRIGGER_STATES: Readonly<Record<string, string>> = {

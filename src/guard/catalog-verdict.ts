@@ -1,4 +1,4 @@
-import { censusUnchanged, readCatalogCensus, readOwnCatalogRows } from './catalog-census.js';
+import { readCreatedHere, readOwnCatalogRows } from './catalog-authors.js';
 import type { Db } from '../db/connection.js';
 import {
   catalogWritesDelta,
@@ -20,8 +20,8 @@ export type CatalogJudgement = Omit<CatalogVerdict, 'ownWork'>;
 export interface CatalogSnapshot {
   readonly state: CatalogState;
   readonly writes: CatalogWrites;
-  /** Rows per catalog when `state` was read (catalog-census.ts); a superuser's shortcut needs it. */
-  readonly census?: ReadonlyMap<string, number> | null;
+  /** For a superuser, the system catalogs to look for rows the transaction wrote (catalog-authors.ts). */
+  readonly catalogs?: readonly string[] | null;
 }
 
 export interface CatalogVerdict {
@@ -73,37 +73,37 @@ export async function readCatalogSnapshot(trx: Db): Promise<CatalogSnapshot> {
 }
 
 /**
- * The verdict after the script: its transaction's catalog writes are read again, and only if
- * it wrote a catalog row is the whole state read and compared with `before`; that full read
- * is most of what measuring a DML script costs. Under a role the shortcut rests on the write
- * counters alone. A superuser can switch them off (track_counts is superuser-only, and a
- * pre-existing function may carry `SET track_counts = off`), so under `trust: superuser` it
- * also needs the catalog census (catalog-census.ts) to show no row written by this
- * transaction and every catalog's count as it was; without a census the state is read in
- * full. DDL done with counting off is still named by the diff (rule 1 below), and still
- * counts as the transaction's own (catalogWork).
+ * The verdict after the script: what says the transaction did catalog work is read first
+ * (catalogWork), and only if it did is the whole state read and compared with `before`; that
+ * full read is most of what measuring a DML script costs. Under a role the write counters say
+ * it. A superuser can switch them off (track_counts is superuser-only, and a pre-existing
+ * function may carry `SET track_counts = off`), so under `trust: superuser` the catalog rows
+ * carrying the transaction's xid and its locks say it too. DDL done with counting off is still
+ * named by the diff (rule 1 below), and counts as the transaction's own. Other sessions' DDL
+ * costs no full read.
  */
 export async function readCatalogVerdict(
   trx: Db,
   before: CatalogSnapshot,
   trust: 'role' | 'superuser',
-  locks: Pick<OwnLocks, 'strong' | 'objects'>,
+  locks: Pick<OwnLocks, 'strong' | 'objects' | 'catalogs'>,
   atBegin?: () => Promise<CatalogState | null>,
 ): Promise<CatalogVerdict> {
-  const census = trust === 'superuser' ? before.census : undefined;
-  const { writes, after } = await withCatalogSearchPath(trx, async (t) => ({
+  const catalogs = trust === 'superuser' ? before.catalogs : undefined;
+  const { writes, own } = await withCatalogSearchPath(trx, async (t) => ({
     writes: await readCatalogWritesHere(t),
-    after: census ? await readCatalogCensus(t, [...census.keys()]) : null,
+    own: catalogs ? await readOwnCatalogRows(t, catalogs) : null,
   }));
-  const unchanged = trust === 'role' || (!!census && !!after && censusUnchanged(census, after));
-  if (unchanged && catalogWritesDelta(before.writes, writes).size === 0) {
-    // No pg_class row written, so no relfilenode moved either: TRUNCATE and rewrites write one.
+  const work = { trust, writes: catalogWritesDelta(before.writes, writes), ownRows: own, locks };
+  if (!catalogWork(work)) {
+    // Nothing the diff could name is this transaction's, and no relfilenode moved either:
+    // TRUNCATE and rewrites write a pg_class row. Other sessions' DDL costs no full read.
     return { changes: [], ownWork: false, writes: new Map(), storageMoved: 0, temporaryObjectsChanged: false };
   }
-  const own = after ? await withCatalogSearchPath(trx, (t) => readOwnCatalogRows(t, after.newerIn)) : null;
   const state = await readCatalogState(trx);
-  const revoked = !!census && !!after && fewer(census, after.rows, 'pg_auth_members') && !fewer(census, after.rows, 'pg_authid');
-  const evidence: Evidence = { trust, writes: catalogWritesDelta(before.writes, writes), ownRows: own, locks, revoked };
+  const created = diffCatalogState(before.state, state).filter((c) => c.action === 'created');
+  const createdHere = await withCatalogSearchPath(trx, (t) => readCreatedHere(t, created, trust === 'superuser'));
+  const evidence: Evidence = { ...work, createdHere };
   const isOwn = (change: CatalogChange): boolean => ownChange(change, evidence);
   let verdict = judgeCatalogChanges(before, { state, writes }, isOwn);
   // `before` was read before the backup. Whatever it names may have been another session's
@@ -111,7 +111,7 @@ export async function readCatalogVerdict(
   // Without that reading (catalog-changes.ts: readCatalogStateAt), `before` stands.
   const begin = atBegin && verdict.changes.some((c) => c.action !== 'unidentified') ? await atBegin() : null;
   if (begin) verdict = judgeCatalogChanges({ ...before, state: begin }, { state, writes }, isOwn);
-  return { ...verdict, ownWork: catalogWork(evidence) };
+  return { ...verdict, ownWork: true };
 }
 
 /** What says a catalog change is the transaction's own, read after the script. */
@@ -119,21 +119,11 @@ interface Evidence {
   readonly trust: 'role' | 'superuser';
   /** The transaction's own catalog writes (after minus before). */
   readonly writes: CatalogWrites;
-  /** Under a superuser: the catalog rows the transaction wrote, by catalog (null: no census to go by). */
+  /** Under a superuser: the catalog rows the transaction wrote, by catalog (null: not looked for). */
   readonly ownRows: ReadonlyMap<string, number> | null;
-  readonly locks: Pick<OwnLocks, 'strong' | 'objects'>;
-  /**
-   * Under a superuser: fewer role memberships than before the backup, and no fewer roles.
-   * REVOKE deletes the row and takes no lock, so with counting off nothing else shows it;
-   * another session's REVOKE meanwhile shows the same, and is blamed on the run (refused,
-   * never cleared). A role dropped with its memberships takes a lock, which tells when it was
-   * the run's (ownChange).
-   */
-  readonly revoked: boolean;
-}
-
-function fewer(before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>, catalog: string): boolean {
-  return (after.get(catalog) ?? 0) < (before.get(catalog) ?? 0);
+  /** By key, of the objects created: whether this transaction wrote the object's own row (catalog-authors.ts). */
+  readonly createdHere: ReadonlyMap<string, boolean>;
+  readonly locks: Pick<OwnLocks, 'strong' | 'objects' | 'catalogs'>;
 }
 
 /**
@@ -141,32 +131,35 @@ function fewer(before: ReadonlyMap<string, number>, after: ReadonlyMap<string, n
  * story. A superuser's counters may have been off (a pre-existing function with `SET
  * track_counts = off`), so any of these says yes as well: a visible catalog row this
  * transaction wrote (readOwnCatalogRows: CREATE, ALTER, GRANT, ...), a lock no DML takes,
- * which DROP, ALTER TABLE and COMMENT hold to the end of the transaction, or a role membership
- * gone (`revoked`). No census to read says yes.
+ * which DROP, ALTER TABLE and COMMENT hold to the end of the transaction, or a write lock
+ * still held on a catalog (REVOKE, which takes no other lock and leaves no row; a DELETE
+ * straight from a catalog). Not having looked for rows (no catalog list) says yes.
  */
-function catalogWork(e: Evidence): boolean {
+function catalogWork(e: Omit<Evidence, 'createdHere'>): boolean {
   if (e.writes.size > 0) return true;
   if (e.trust === 'role') return false;
-  return !e.ownRows || e.ownRows.size > 0 || e.locks.objects > 0 || e.locks.strong.size > 0 || e.revoked;
+  return !e.ownRows || e.ownRows.size > 0 || e.locks.objects > 0 || e.locks.strong.size > 0 || e.locks.catalogs.size > 0;
 }
 
 /**
- * Whether one named change can be this transaction's, catalog by catalog: creating or
- * dropping an object writes the catalog it lives in, so a change in a catalog the transaction
- * never wrote is another session's, committed meanwhile (a role created elsewhere in the
- * cluster, say). Under a superuser "wrote" is a counter, or a row of that catalog carrying
- * the transaction's xid; for a drop, which leaves no row, any lock no DML takes (or, for a role
- * membership, `revoked`). An
- * alteration may be written to another catalog than the object's own (a view's rule, an
- * index's pg_index row), so it is always the transaction's once it did catalog work.
+ * Whether one named change can be this transaction's. A created object is, exactly when its
+ * own catalog row carries the transaction's xid (where that row can be looked up). Otherwise
+ * it goes catalog by catalog: creating or dropping an object writes the catalog it lives in,
+ * so a change in a catalog the transaction never wrote is another session's, committed
+ * meanwhile (a role created elsewhere in the cluster, say). Under a superuser "wrote" is also
+ * a row of that catalog carrying the transaction's xid or a write lock still held on it; for
+ * a drop, which leaves no row, any lock no DML takes as well. An alteration may be written to
+ * another catalog than the object's own (a view's rule, an index's pg_index row), so it is
+ * always the transaction's once it did catalog work.
  */
 function ownChange(change: CatalogChange, e: Evidence): boolean {
   if (change.action === 'altered' || change.action === 'unidentified') return true;
+  const here = change.action === 'created' && change.key !== undefined ? e.createdHere.get(change.key) : undefined;
+  if (here !== undefined) return here;
   const catalogs = change.catalog === 'pg_description' ? ['pg_description', 'pg_shdescription'] : [change.catalog];
   if (catalogs.some((c) => e.writes.has(c))) return true;
   if (e.trust === 'role') return false;
-  if (!e.ownRows || catalogs.some((c) => e.ownRows!.has(c))) return true;
-  if (change.action === 'dropped' && change.catalog === 'pg_auth_members' && e.revoked) return true;
+  if (!e.ownRows || catalogs.some((c) => e.ownRows!.has(c) || e.locks.catalogs.has(c))) return true;
   return change.action === 'dropped' && (e.locks.objects > 0 || e.locks.strong.size > 0);
 }
 

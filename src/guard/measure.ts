@@ -60,13 +60,29 @@ export interface OwnLocks {
    * the statistics counters say (catalog-verdict.ts).
    */
   readonly objects: number;
+  /**
+   * System catalogs it holds a write lock on (ROW EXCLUSIVE and up). Some DDL gives the lock
+   * back when it is done with the catalog, but a write through SQL (a superuser's DELETE FROM
+   * pg_catalog.pg_trigger) keeps it to the end.
+   */
+  readonly catalogs: ReadonlySet<string>;
 }
 
+const READ_MODES = ['AccessShareLock', 'RowShareLock'];
 const STRONG_MODES = ['ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'];
 
 export async function readOwnLocks(trx: Db): Promise<OwnLocks> {
-  const { rows } = await sql<{ locktype: string; oid: number; mode: string; foreign: boolean; schema: string; name: string }>`
-    select l.locktype, l.relation::int8 as oid, l.mode, coalesce(c.relkind = 'f', false) as foreign, n.nspname as schema, c.relname as name
+  const { rows } = await sql<{
+    locktype: string;
+    oid: number;
+    mode: string;
+    foreign: boolean;
+    table: boolean;
+    schema: string;
+    name: string;
+  }>`
+    select l.locktype, l.relation::int8 as oid, l.mode, coalesce(c.relkind = 'f', false) as foreign,
+           coalesce(c.relkind = 'r', false) as table, n.nspname as schema, c.relname as name
       from pg_catalog.pg_locks l
       -- Outer joins: a table this transaction dropped has a lock and no pg_class row any more.
       left join pg_catalog.pg_class c on c.oid = l.relation
@@ -79,6 +95,7 @@ export async function readOwnLocks(trx: Db): Promise<OwnLocks> {
       .filter((r) => r.foreign && (r.mode === 'RowExclusiveLock' || r.mode === 'AccessExclusiveLock'))
       .map((r) => keyOf(r.schema, r.name)),
     objects: rows.length - relations.length,
+    catalogs: new Set(relations.filter((r) => r.table && r.schema === 'pg_catalog' && !READ_MODES.includes(r.mode)).map((r) => r.name)),
   };
 }
 

@@ -247,7 +247,7 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
     ...catalogViolations(
       await readCatalogVerdict(
         trx,
-        { state: input.prepared.catalog, writes: baseline.catalogWrites, census: input.prepared.census },
+        { state: input.prepared.catalog, writes: baseline.catalogWrites, catalogs: input.prepared.catalogs },
         trust,
         ownLocks,
         () => readCatalogStateAt(input.db, baseline.snapshotAtBegin),

@@ -190,41 +190,27 @@ describe('the guard measured against a baseline prepared before the transaction'
     }
   });
 
-  it.each(['role', 'superuser'] as const)(
-    'under trust %s, names the table the transaction created and not the role another session created meanwhile',
-    async (trust) => {
+  it.each([
+    ['role', 'a role (another catalog)', 'role'],
+    ['superuser', 'a role (another catalog)', 'role'],
+    ['role', 'a table (the same catalog)', 'table'],
+    ['superuser', 'a table (the same catalog)', 'table'],
+  ] as const)(
+    'under trust %s, names the table the transaction created and not %s another session created meanwhile',
+    async (trust, _what, kind) => {
       try {
         const seen = await observe(
           session,
           async (trx) => {
             await sql`create table made_here (x int)`.execute(trx);
-            await sql`create role made_elsewhere`.execute(t.db);
+            await sql.raw(kind === 'role' ? 'create role made_elsewhere' : 'create table made_elsewhere (y int)').execute(t.db);
           },
           trust,
         );
         expect(seen.verdict.ownWork).toBe(true);
         expect(summary(seen.verdict.changes)).toEqual(['created table column public.made_here.x', 'created table public.made_here']);
       } finally {
-        await sql`drop role if exists made_elsewhere`.execute(t.db);
-      }
-    },
-  );
-
-  it.each(['role', 'superuser'] as const)(
-    'under trust %s, names the table the transaction created and not the one another session created in the same catalog meanwhile',
-    async (trust) => {
-      try {
-        const seen = await observe(
-          session,
-          async (trx) => {
-            await sql`create table made_here (x int)`.execute(trx);
-            await sql`create table made_elsewhere (y int)`.execute(t.db);
-          },
-          trust,
-        );
-        expect(summary(seen.verdict.changes)).toEqual(['created table column public.made_here.x', 'created table public.made_here']);
-      } finally {
-        await sql`drop table if exists made_elsewhere`.execute(t.db);
+        await sql.raw(`drop ${kind} if exists made_elsewhere`).execute(t.db);
       }
     },
   );

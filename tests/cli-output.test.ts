@@ -149,8 +149,9 @@ describe('CLI output against a real database', () => {
         stderr: String(result.stderr),
       });
       expect(run).toMatchObject({ status: 'interrupted', backup: { status: 'failed' } });
-      // The lock is still held: had pg_dump not been stopped, the run could not have ended.
-      expect(await backupSessions('true')).toBe(0);
+      // The lock is still held: had pg_dump not been stopped, the run could not have ended. Its
+      // server session goes with the cancel pg_dump sends as it stops, a moment after the exit.
+      await waitFor(async () => (await backupSessions('true')) === 0, 10_000);
       expect(partial[0]).toBe(`${run.runId}.dump`);
       expect(readdirSync(backups).sort()).toEqual([...earlier].sort());
       const shown = parseJson<{ runId: string; status: { status: string } }>(await ws.cli(['show', 'last', '--json']));

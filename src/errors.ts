@@ -35,13 +35,16 @@ export class SafeRunError extends Error {
 export const usageError = (message: string, hint?: string, cause?: unknown): SafeRunError =>
   new SafeRunError(message, ExitCode.usage, hint, { cause });
 
-/** A message for any thrown value, without a stack. */
 /** The `code` of a Node or PostgreSQL error (ENOENT, 42P01), whatever shape the thrown value has. */
 export function errorCode(error: unknown): string | undefined {
   if (typeof error !== 'object' || error === null || !('code' in error)) return undefined;
   return typeof error.code === 'string' ? error.code : undefined;
 }
 
+/** PostgreSQL's lock_not_available: a lock_timeout (or NOWAIT) ran out. */
+export const LOCK_NOT_AVAILABLE = '55P03';
+
+/** A message for any thrown value, without a stack. */
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);

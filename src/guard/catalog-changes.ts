@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { inImportedSnapshot, type Db } from '../db/connection.js';
-import { errorCode } from '../errors.js';
+import { errorCode, LOCK_NOT_AVAILABLE } from '../errors.js';
 import type { PgStatXactTables } from '../db/schema.js';
 import type { TableKey } from '../records/index.js';
 import { CATALOG_STATE_QUERY } from './catalog-state-sql.js';
@@ -111,8 +111,6 @@ export async function readCatalogStateAt(db: Db, snapshotId: string): Promise<Ca
     throw error;
   }
 }
-
-const LOCK_NOT_AVAILABLE = '55P03';
 
 /**
  * The transaction's own write counters on the system catalogs. They move for whatever the

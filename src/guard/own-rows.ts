@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import { countRowsExact } from './measure.js';
 import type { TableChange, TableKey, Violation } from '../records/index.js';
-import { errorCode } from '../errors.js';
+import { errorCode, LOCK_NOT_AVAILABLE } from '../errors.js';
 
 /**
  * The script's own net rows in a table, read without statistics: the count inside its
@@ -28,7 +28,6 @@ export interface OwnRows {
 }
 
 const ATTEMPTS = 3;
-const LOCK_NOT_AVAILABLE = '55P03';
 
 /**
  * `inside`: the tables whose in-transaction count the caller needs anyway (the guards' and

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import { keyOf, quoteTable } from '../db/names.js';
-import { ExitCode, SafeRunError, usageError } from '../errors.js';
+import { ExitCode, LOCK_NOT_AVAILABLE, SafeRunError, usageError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { dropEventTriggersSql, eventTriggerSql, LEDGER_FUNCTIONS_SQL, LEDGER_STORAGE_SQL, TRUNCATE_TRIGGER } from './schema-sql.js';
 
@@ -225,7 +225,6 @@ export async function assertSuperuser(db: Db): Promise<void> {
   );
 }
 
-const LOCK_NOT_AVAILABLE = '55P03';
 const ATTEMPTS = 5;
 
 export async function applySteps(db: Db, steps: readonly InstallStep[], lockTimeoutMs: number, log: Logger): Promise<void> {

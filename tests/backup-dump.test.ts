@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runBackup, type BackupOptions } from '../src/backup/backup.js';
 import { createScratchDatabase, restoreBackup } from '../src/backup/restore.js';
-import { backupScope } from '../src/backup/scope.js';
+import { backupScope, readScopeGraph } from '../src/backup/scope.js';
 import { createDb, type Db } from '../src/db/connection.js';
 import { withDatabase } from '../src/db/url.js';
 import { ExitCode, SafeRunError } from '../src/errors.js';
@@ -155,6 +155,10 @@ describe('runBackup and restoreBackup', () => {
     );
     expect(held!.status).toBe('verified');
     expect(held!.tables).toEqual(tables);
+    // A run dumps its scope as its scope graph named the tables, without a lookup of its own: the same names reach pg_dump.
+    const fromGraph = await runBackup(options({ tables, known: (await readScopeGraph(t.db)).existing }));
+    expect(fromGraph.status).toBe('verified');
+    expect(fromGraph.tables).toEqual(tables);
 
     const target = await newScratch();
     try {
@@ -238,6 +242,19 @@ describe('runBackup and restoreBackup', () => {
     const error = await runBackup(options({ tables: ['public.users', 'public.dropped_meanwhile'] })).catch((e: unknown) => e);
     expect((error as SafeRunError).exitCode).toBe(ExitCode.backupFailed);
     expect((error as SafeRunError).message).toContain('public.dropped_meanwhile');
+  });
+
+  it('fails with exit 4 when a table the scope graph named is dropped before the dump, instead of backing up less', async () => {
+    await sql`create table public.gone_before_dump (id int)`.execute(t.db);
+    const graph = await readScopeGraph(t.db);
+    await sql`drop table public.gone_before_dump`.execute(t.db);
+    const runId = `r${randomBytes(6).toString('hex')}`;
+    const error = await runBackup(options({ runId, tables: ['public.gone_before_dump', 'public.users'], known: graph.existing })).catch(
+      (e: unknown) => e,
+    );
+    expect((error as SafeRunError).exitCode).toBe(ExitCode.backupFailed);
+    expect((error as SafeRunError).message).toMatch(/no matching tables.*gone_before_dump/);
+    expect(existsSync(path.join(evidenceDir, 'backups', `${runId}.dump`))).toBe(false);
   });
 
   it('fails with exit 4 when the evidence directory cannot be created', async () => {

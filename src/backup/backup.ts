@@ -19,6 +19,7 @@ import { lookupBackupTables, type BackupTable } from './tables.js';
 import type { Db } from '../db/connection.js';
 import { noProgress, type Progress } from '../progress.js';
 import { DumpProgress, dumpErrors } from './dump-progress.js';
+import { byCodeUnit } from '../text-order.js';
 
 export interface BackupOptions {
   /** The target's pool (the caller's): the table lookup reads through it, inside the exported snapshot. */
@@ -30,6 +31,13 @@ export interface BackupOptions {
   readonly scope: BackupScope;
   /** The scope's tables (backupScope); ignored for 'full', which holds every user table. */
   readonly tables: readonly TableKey[];
+  /**
+   * The tables as the run's scope graph read them, under its lock, just before the snapshot
+   * (ScopeGraph.existing). When they name every table in scope, pg_dump starts at once instead
+   * of after a reading of its own. A table dropped in between still fails the backup: pg_dump's
+   * --strict-names refuses a name that matches nothing, and the archive is checked table by table.
+   */
+  readonly known?: ReadonlyMap<TableKey, BackupTable>;
   readonly evidenceDir: string;
   readonly runId: string;
   readonly compress: number;
@@ -96,6 +104,14 @@ export function skippedBackupRecord(scope: BackupScope, durationMs = 0): BackupR
   return { scope, status: 'skipped', path: null, format: null, sha256: null, bytes: 0, tables: [], pgDump: null, durationMs };
 }
 
+/** The scope's tables from `known`, in lookupBackupTables' order; null when it lacks one (or for 'full'). */
+function knownTables(options: BackupOptions): BackupTable[] | null {
+  if (!options.known || options.scope === 'full') return null;
+  const tables = options.tables.map((key) => options.known!.get(key));
+  if (tables.some((t) => t === undefined)) return null;
+  return (tables as BackupTable[]).sort((a, b) => byCodeUnit(a.key, b.key));
+}
+
 async function backup(options: BackupOptions): Promise<BackupRecord> {
   const started = performance.now();
   const skipped = (tables: readonly TableKey[]): BackupRecord => ({
@@ -108,7 +124,7 @@ async function backup(options: BackupOptions): Promise<BackupRecord> {
   const [pgDump, pgRestore, tables] = await Promise.all([
     resolvePgTool('pg_dump', options.serverMajor, options.pgBinDir),
     resolvePgTool('pg_restore', options.serverMajor, options.pgBinDir),
-    lookupBackupTables(options.db, options.snapshotId, options.scope === 'full' ? null : options.tables),
+    knownTables(options) ?? lookupBackupTables(options.db, options.snapshotId, options.scope === 'full' ? null : options.tables),
   ]);
   if (options.scope === 'touched' || options.scope === 'guarded') {
     // A table the caller put in scope and that is gone must fail loudly, not shrink the backup.

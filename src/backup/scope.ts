@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
-import { readForeignKeys, userRelations } from '../db/catalog.js';
+import { readForeignKeys } from '../db/catalog.js';
 import type { Db } from '../db/connection.js';
 import type { TableKey } from '../records/index.js';
+import { readUserTables, type BackupTable } from './tables.js';
 
 export type BackupScope = 'guarded' | 'touched' | 'full' | 'none';
 export const BACKUP_SCOPES = ['guarded', 'touched', 'full', 'none'] as const;
@@ -29,18 +30,22 @@ export async function backupScope(
   critical: Iterable<TableKey> = [],
 ): Promise<TableKey[]> {
   if (scope === 'none') return [];
-  if (scope === 'full') return [...(await readTableKeys(db))].sort();
+  if (scope === 'full') return (await readUserTables(db)).map((t) => t.key);
   return closureOf(await readScopeGraph(db), scope === 'guarded' ? [...declared, ...critical] : declared);
 }
 
 /** The tables and their dependent edges, read once: a run derives its touched and guarded scopes from one reading. */
 export interface ScopeGraph {
-  readonly existing: ReadonlySet<TableKey>;
+  /**
+   * Every user table, by key, with the exact names pg_dump needs: a run's backup dumps its
+   * scope as read here, under the run's lock, without reading the tables again.
+   */
+  readonly existing: ReadonlyMap<TableKey, BackupTable>;
   readonly children: ReadonlyMap<TableKey, readonly TableKey[]>;
 }
 
 export async function readScopeGraph(db: Db): Promise<ScopeGraph> {
-  const existing = await readTableKeys(db);
+  const existing = new Map((await readUserTables(db)).map((t) => [t.key, t]));
   const children = new Map<TableKey, TableKey[]>();
   for (const edge of await readDependentEdges(db)) {
     if (!existing.has(edge.child)) continue;
@@ -64,15 +69,9 @@ export function closureOf(graph: ScopeGraph, seeds: readonly TableKey[]): TableK
 }
 
 /** `users` means `public.users` (SPEC "Configuration"); a key that already exists wins. */
-function normalizeKey(name: TableKey, existing: ReadonlySet<TableKey>): TableKey {
+function normalizeKey(name: TableKey, existing: ReadonlyMap<TableKey, unknown>): TableKey {
   if (existing.has(name) || name.includes('.')) return name;
   return `public.${name}`;
-}
-
-async function readTableKeys(db: Db): Promise<Set<TableKey>> {
-  const result = await sql<{ key: string }>`
-    select r.nspname || '.' || r.relname as key from (${userRelations}) r`.execute(db);
-  return new Set(result.rows.map((row) => row.key));
 }
 
 interface Edge {

@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import { userRelations } from '../db/catalog.js';
 import { inImportedSnapshot, type Db } from '../db/connection.js';
 import type { PgClass, PgNamespace } from '../db/schema.js';
@@ -23,15 +23,20 @@ export interface BackupTable extends DumpTable {
  * transaction of its own on another connection.
  */
 export async function lookupBackupTables(db: Db, snapshotId: string | null, keys: readonly TableKey[] | null): Promise<BackupTable[]> {
-  if (!snapshotId) return queryTables(db, keys);
-  return inImportedSnapshot(db, snapshotId, (trx) => queryTables(trx, keys));
-}
-
-async function queryTables(db: Db, keys: readonly TableKey[] | null): Promise<BackupTable[]> {
   const filter = keys
     ? sql`r.nspname || '.' || r.relname = any(${[...keys]}::text[])`
     : sql`not exists (select 1 from pg_catalog.pg_depend d
                        where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = r.oid and d.deptype = 'e')`;
+  if (!snapshotId) return queryTables(db, filter);
+  return inImportedSnapshot(db, snapshotId, (trx) => queryTables(trx, filter));
+}
+
+/** Every user table with its exact names, extension members included: the scope graph's reading (scope.ts). */
+export async function readUserTables(db: Db): Promise<BackupTable[]> {
+  return queryTables(db, sql`true`);
+}
+
+async function queryTables(db: Db, filter: RawBuilder<unknown>): Promise<BackupTable[]> {
   const result = await sql<Pick<PgNamespace, 'nspname'> & Pick<PgClass, 'relname' | 'relkind'>>`
     select r.nspname, r.relname, r.relkind from (${userRelations}) r where ${filter}`.execute(db);
   return result.rows

@@ -309,7 +309,7 @@ async function guardedSteps(early: EarlyContext, preparation: Preparation): Prom
   // its counts and the backup start on the declarations of the script's last run when there
   // is such a hint, and otherwise wait for the declarations that name their tables.
   // pgbackrest mode dumps nothing: it checks the archive before and records positions after.
-  const backupMode = chooseBackupMode(early, scope, planning, hinted);
+  const backupMode = chooseBackupMode(early, scope, graph, planning, hinted);
   await backupMode.beforeSnapshot();
   const beforeSnapshotMs = Date.now() - t;
   // What needs only the pre-snapshot starts as soon as its reads are done, while pg_dump runs on.
@@ -475,7 +475,13 @@ function dumpsBackup(config: Config, options: RunOptions): boolean {
  * pg_dump's 'touched' and 'guarded' scopes come from the script's declarations, which may
  * still be loading (scopedDumpMode); 'full' and 'none' do not depend on them.
  */
-function chooseBackupMode(ctx: EarlyContext, scope: BackupScope, planning: Promise<RunPlan>, hinted: Scope | null): BackupMode {
+function chooseBackupMode(
+  ctx: EarlyContext,
+  scope: BackupScope,
+  graph: ScopeGraph,
+  planning: Promise<RunPlan>,
+  hinted: Scope | null,
+): BackupMode {
   const { config } = ctx;
   if (ctx.options.dryRun) return dryRunMode(scope, ctx.log);
   if (config.backup.mode === 'pgbackrest' && config.backup.pgbackrest) {
@@ -487,6 +493,7 @@ function chooseBackupMode(ctx: EarlyContext, scope: BackupScope, planning: Promi
       url: ctx.url,
       scope,
       tables,
+      known: graph.existing,
       evidenceDir: config.evidenceDir,
       runId: ctx.runId,
       compress: config.backup.compress,

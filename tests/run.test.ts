@@ -309,6 +309,19 @@ describe('safe-run <script>', () => {
     expect(await allCounts(ws)).toEqual(before);
   });
 
+  it('names the unwritable evidence directory first when the database cannot be reached either', async () => {
+    // The connections open while the evidence probe runs; the probe's failure is still the one reported.
+    const file = path.join(ws.cwd, 'not-a-dir-either');
+    writeFileSync(file, '');
+    const result = await runCli(['cleanup-invalid-sessions'], {
+      cwd: ws.cwd,
+      env: { ...ws.env, SAFE_RUN_EVIDENCE_DIR: path.join(file, 'evidence'), DATABASE_URL: 'postgres://x@127.0.0.1:1/x' },
+    });
+    expect(result.exitCode).toBe(4);
+    expect(result.stderr).toContain('not writable (ENOTDIR)');
+    expect(result.stderr).not.toContain('Cannot connect');
+  });
+
   it('rolls back and records an interrupted outcome on SIGINT', async () => {
     ws.writeScript(
       'rogue.ts',

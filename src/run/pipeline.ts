@@ -206,7 +206,11 @@ async function connectAndRun(start: Start): Promise<RunResult> {
   const url = parseDatabaseUrl(config.databaseUrl);
   // A confirmation prompt waits for the script: nobody should confirm a run that cannot load.
   await checkEnvironment(config, url, options, start.loading);
-  await assertEvidenceWritable(config.evidenceDir);
+  // The evidence probe syncs a file to disk: the connections open meanwhile, and nothing is
+  // read, locked or written through them until it has passed. Its failure (exit 4) is still
+  // the one reported when a connection fails too, as when the probe came first.
+  const probing = assertEvidenceWritable(config.evidenceDir);
+  probing.catch(() => {}); // awaited before the first use of a connection, and on every failure
   // The name the script is called by: its declarations (and the name they give) are not read yet.
   const applicationName = `safe-run:${options.scriptName}:${start.runId}`;
   const connecting = Date.now();
@@ -214,23 +218,29 @@ async function connectAndRun(start: Start): Promise<RunResult> {
   const opening = target.open({ applicationName, maxConnections: 6 });
   opening.catch(() => {}); // awaited below; withTarget closes it if the script's session fails first
   if (dumpsBackup(config, options)) probePgToolsEarly(config.pgBinDir);
-  return withScriptSession(config, url, applicationName, async (scriptDb) =>
-    withClient((await opening).db, async (session) => {
-      timings.connect = Date.now() - connecting;
-      const { db } = await opening;
-      const audit = await timed(timings, 'openLog', () =>
-        openAuditLog({
-          evidenceDir: config.evidenceDir,
-          signingKeyPath: config.signingKey,
-          anchor: databaseAnchor(session),
-          log,
-        }),
-      );
-      const identity = await readIdentity(session, url);
-      const ctx: EarlyContext = { ...start, identity, url, db, scriptDb, session, audit };
-      return withAdvisoryLock(session, log, () => guardedRun(ctx));
-    }),
-  );
+  try {
+    return await withScriptSession(config, url, applicationName, async (scriptDb) =>
+      withClient((await opening).db, async (session) => {
+        timings.connect = Date.now() - connecting;
+        await probing;
+        const { db } = await opening;
+        const audit = await timed(timings, 'openLog', () =>
+          openAuditLog({
+            evidenceDir: config.evidenceDir,
+            signingKeyPath: config.signingKey,
+            anchor: databaseAnchor(session),
+            log,
+          }),
+        );
+        const identity = await readIdentity(session, url);
+        const ctx: EarlyContext = { ...start, identity, url, db, scriptDb, session, audit };
+        return withAdvisoryLock(session, log, () => guardedRun(ctx));
+      }),
+    );
+  } catch (error) {
+    await probing;
+    throw error;
+  }
 }
 
 /**

@@ -20,7 +20,7 @@ import type { TargetHandle } from '../db/target.js';
 import { parseDatabaseUrl, redactUrl } from '../db/url.js';
 import { ExitCode, SafeRunError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { findScriptFiles, loadScriptByName, scriptLoadOptions, type LoadedScript } from '../script/load.js';
+import { loadScriptByName, scriptLoadOptions, type LoadedScript } from '../script/load.js';
 import { settledOr, takeSnapshot } from '../snapshot/take.js';
 import { prepareBaseline, type PreparedBaseline } from '../guard/baseline.js';
 import { loadParser } from '../guard/pg-parser.js';
@@ -85,8 +85,7 @@ interface RunFacts {
  * Starting the script's child is the longest step before the script can run (a Node start-up,
  * the transpiler, the module's import, then its declarations). Nothing else waits for it
  * unless it needs the declarations: the checks, both connections, the log and its key, the
- * lock, the catalog half of the baseline and of the pre-snapshot, and the git facts all run
- * meanwhile. A failure is still reported in the pipeline's order (the load's first, see
+ * lock, and the catalog half of the baseline and of the pre-snapshot all run meanwhile. A failure is still reported in the pipeline's order (the load's first, see
  * `inPipelineOrder`), and nothing is left behind: the child is disposed of once it has
  * started, the connections are closed by their scopes.
  */
@@ -106,7 +105,8 @@ export async function runGuarded(
     (script) => rememberDeclarations(config, options.scriptName, hint, script, log),
     () => {},
   );
-  const facts = startFacts(config, options, loading);
+  const held: { facts?: RunFacts } = {};
+  const facts = (): RunFacts => (held.facts ??= startFacts(loading));
   // The statement policy's parser compiles here, on a core the child's start-up leaves idle, not in the script's first statement.
   loadParser().catch(() => {});
   const runId = ulid();
@@ -121,7 +121,7 @@ export async function runGuarded(
       () => {},
     );
     // A run that stopped before its intent leaves no git process behind either.
-    await Promise.allSettled([facts.operator, facts.git]);
+    if (held.facts) await Promise.allSettled([held.facts.operator, held.facts.git]);
     await remembering;
     interrupt.dispose();
   }
@@ -145,16 +145,14 @@ async function rememberDeclarations(
 }
 
 /**
- * The git facts of the intent, read while the child starts: the operator's identity, and the
- * commit of the file the script's name resolves to (read again for the path the loader
- * settled on, should that be another).
+ * The git facts of the intent: the operator's identity, and the commit of the script's file.
+ * Read once pg_dump runs (guardedSteps), or when the intent is written, whichever comes first:
+ * starting two git processes blocks this process for tens of milliseconds, which the steps
+ * before the backup would wait for, and pg_dump leaves it idle.
  */
-function startFacts(config: Config, options: RunOptions, loading: Promise<LoadedScript>): RunFacts {
+function startFacts(loading: Promise<LoadedScript>): RunFacts {
   const operator = readOperator();
-  const file = findScriptFiles(config.scriptsDirs).get(options.scriptName);
-  const early = file ? scriptGitState(file) : null;
-  early?.catch(() => {});
-  const git = loading.then((script) => (early && script.path === file ? early : scriptGitState(script.path)));
+  const git = loading.then((script) => scriptGitState(script.path));
   operator.catch(() => {});
   git.catch(() => {});
   return { operator, git };
@@ -192,8 +190,8 @@ interface Start {
   readonly loading: Promise<LoadedScript>;
   /** What the script declared on its last run (declaration-hint.ts), read while the child starts. */
   readonly hint: Promise<DeclarationHint | null>;
-  /** Started with the load, awaited by the intent: git runs while the rest of the run does. */
-  readonly facts: RunFacts;
+  /** The git facts, started on first call (startFacts) and awaited by the intent. */
+  readonly facts: () => RunFacts;
   readonly runId: string;
   readonly interrupt: Interrupt;
   /** What it took to get here (load, connect, open the log), recorded with the run's own timings. */
@@ -322,7 +320,8 @@ async function guardedSteps(early: EarlyContext, preparation: Preparation): Prom
   const backupMode = chooseBackupMode(early, scope, graph, planning, hinted);
   await backupMode.beforeSnapshot();
   const beforeSnapshotMs = Date.now() - t;
-  // What needs only the pre-snapshot starts as soon as its reads are done, while pg_dump runs on.
+  // What needs only the pre-snapshot starts as soon as its reads are done, while pg_dump runs
+  // on, and so do the git facts of the intent (startFacts).
   const afterRead: { work?: Promise<readonly DriftFinding[]> } = {};
   const snapshotOptions = {
     url: early.url,
@@ -330,6 +329,7 @@ async function guardedSteps(early: EarlyContext, preparation: Preparation): Prom
     exactTablesGuess: hinted?.exactTables,
     countConnections: 2,
     onRead: (pre: Snapshot) => {
+      early.facts();
       afterRead.work = beforeIntent(early, pre);
     },
   };
@@ -667,7 +667,7 @@ async function intentBody(ctx: RunContext, pre: Snapshot, backup: BackupRecord):
       kind: script.kind,
       path: script.path,
       sha256: script.sha256,
-      git: await ctx.facts.git,
+      git: await ctx.facts().git,
       touches: script.touches,
       limits: script.limits,
       critical: script.critical,
@@ -675,7 +675,7 @@ async function intentBody(ctx: RunContext, pre: Snapshot, backup: BackupRecord):
     },
     args: ctx.options.args,
     dryRun: ctx.options.dryRun,
-    operator: await ctx.facts.operator,
+    operator: await ctx.facts().operator,
     host: os.hostname(),
     reason: ctx.options.reason,
     url: redactUrl(ctx.url),

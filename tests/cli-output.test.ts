@@ -116,10 +116,11 @@ describe('CLI output against a real database', () => {
     await sql`analyze slow_dump`.execute(ws.t.db);
     ws.writeConfig({ backup: { lockWaitTimeout: '10min' } });
     // Polled from the pool, not from the lock holder: inside its transaction pg_stat_activity stays as first read.
+    // This database's only: pg_stat_activity is the cluster's, and other test files run pg_dump beside this one.
     const backupSessions = async (condition: string): Promise<number> =>
       (
         await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
-          where application_name = 'safe-run backup' and ${sql.raw(condition)}`.execute(ws.t.db)
+          where datname = current_database() and application_name = 'safe-run backup' and ${sql.raw(condition)}`.execute(ws.t.db)
       ).rows[0]!.n;
     const holder = new pg.Client({ connectionString: ws.t.url });
     await holder.connect();

@@ -107,9 +107,13 @@ export function skippedBackupRecord(scope: BackupScope, durationMs = 0): BackupR
 /** The scope's tables from `known`, in lookupBackupTables' order; null when it lacks one (or for 'full'). */
 function knownTables(options: BackupOptions): BackupTable[] | null {
   if (!options.known || options.scope === 'full') return null;
-  const tables = options.tables.map((key) => options.known!.get(key));
-  if (tables.some((t) => t === undefined)) return null;
-  return (tables as BackupTable[]).sort((a, b) => byCodeUnit(a.key, b.key));
+  const tables: BackupTable[] = [];
+  for (const key of options.tables) {
+    const table = options.known.get(key);
+    if (!table) return null;
+    tables.push(table);
+  }
+  return tables.sort((a, b) => byCodeUnit(a.key, b.key));
 }
 
 async function backup(options: BackupOptions): Promise<BackupRecord> {

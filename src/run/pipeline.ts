@@ -85,9 +85,10 @@ interface RunFacts {
  * Starting the script's child is the longest step before the script can run (a Node start-up,
  * the transpiler, the module's import, then its declarations). Nothing else waits for it
  * unless it needs the declarations: the checks, both connections, the log and its key, the
- * lock, and the catalog half of the baseline and of the pre-snapshot all run meanwhile. A failure is still reported in the pipeline's order (the load's first, see
- * `inPipelineOrder`), and nothing is left behind: the child is disposed of once it has
- * started, the connections are closed by their scopes.
+ * lock, and the catalog half of the baseline and of the pre-snapshot all run meanwhile. A
+ * failure is still reported in the pipeline's order (the load's first, see `inPipelineOrder`),
+ * and nothing is left behind: the child is disposed of once it has started, the connections
+ * are closed by their scopes.
  */
 export async function runGuarded(
   config: Config,

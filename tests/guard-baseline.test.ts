@@ -23,11 +23,13 @@ interface Observed {
   readonly fingerprinted: readonly string[];
 }
 
-/** `between` runs after the baseline is prepared and before BEGIN; `other` reads the catalog as BEGIN found it. */
+/** `between` runs after the baseline is prepared and before BEGIN. */
 interface Around {
   readonly between?: () => Promise<unknown>;
-  readonly other?: Db;
 }
+
+/** The runner's connection: it reads the catalog as BEGIN found it, as a run's pool does. */
+let runner: Db;
 
 async function observe(
   session: Db,
@@ -40,7 +42,7 @@ async function observe(
   const trx = await session.startTransaction().execute();
   try {
     const { rows } = await sql<{ snapshot: string }>`select pg_catalog.pg_export_snapshot() as snapshot`.execute(trx);
-    const atBegin = around.other ? () => readCatalogStateAt(around.other!, rows[0]!.snapshot) : undefined;
+    const atBegin = (): ReturnType<typeof readCatalogStateAt> => readCatalogStateAt(runner, rows[0]!.snapshot);
     const before = {
       counters: await readXactCounters(trx),
       shapes: await withStorageNow(trx, prepared.shapes),
@@ -59,7 +61,7 @@ async function observe(
     };
     const verdict = await readCatalogVerdict(
       trx.withPlugin(counting),
-      { state: prepared.catalog, writes: before.writes, catalogs: prepared.catalogs },
+      { writes: before.writes, catalogs: prepared.catalogs },
       trust,
       ownLocks,
       atBegin,
@@ -83,6 +85,7 @@ describe('the guard measured against a baseline prepared before the transaction'
   beforeAll(async () => {
     t = await createTestDatabase('baseline');
     session = createDb(t.url, { maxConnections: 1 });
+    runner = t.db;
   });
   afterAll(async () => {
     await session.destroy();
@@ -225,13 +228,7 @@ describe('the guard measured against a baseline prepared before the transaction'
           await sql`drop role dropped_elsewhere`.execute(t.db);
           await sql`grant select on altered_elsewhere to public`.execute(t.db);
         };
-        const script = (trx: Db): Promise<unknown> => sql`create table made_here (x int)`.execute(trx);
-        // Without the catalog as BEGIN found it, the baseline read before the backup would blame the grant on the run.
-        const blind = await observe(session, script, trust, { between });
-        expect(summary(blind.verdict.changes)).toContain('altered table public.altered_elsewhere');
-        await sql`create role dropped_elsewhere`.execute(t.db);
-        await sql`revoke select on altered_elsewhere from public`.execute(t.db);
-        const seen = await observe(session, script, trust, { between, other: t.db });
+        const seen = await observe(session, (trx) => sql`create table made_here (x int)`.execute(trx), trust, { between });
         expect(summary(seen.verdict.changes)).toEqual(['created table column public.made_here.x', 'created table public.made_here']);
       } finally {
         await sql`drop role if exists dropped_elsewhere`.execute(t.db);
@@ -240,22 +237,76 @@ describe('the guard measured against a baseline prepared before the transaction'
     },
   );
 
-  it('does not wait for the catalog as BEGIN found it behind a lock the transaction holds itself', async () => {
-    await sql`create table altered_elsewhere (x int)`.execute(t.db);
-    try {
-      // Reading usage_events' column default from another connection needs a lock the ALTER holds.
-      const seen = await observe(session, (trx) => sql`alter table usage_events add column z int`.execute(trx), 'role', {
-        between: () => sql`grant select on altered_elsewhere to public`.execute(t.db),
-        other: t.db,
+  describe('the catalog as BEGIN found it, read behind the ACCESS EXCLUSIVE locks the transaction holds', () => {
+    // Every definition that PostgreSQL's deparsers (pg_get_expr, pg_get_viewdef, ...) can only
+    // print by opening the table, which waits for the script's lock: a column default, a
+    // generated column, CHECK and EXCLUDE constraints, an expression index with a predicate, a
+    // trigger's WHEN, a view, a rule, a policy, a partition key and bound, expression statistics.
+    beforeAll(async () => {
+      await sql
+        .raw(
+          `
+        create table locked_all (id int primary key, v int check (v > 0), w int default 42,
+                                 g int generated always as (v * 2) stored, e int, exclude using btree ((e + 1) with =));
+        create index locked_all_expr on locked_all ((v + 1)) where v > 3;
+        create table locked_child (id int references locked_all (id) on delete cascade);
+        create function locked_noop() returns trigger language plpgsql as 'begin return new; end';
+        create trigger locked_when before update on locked_all for each row when (old.v is distinct from new.v) execute function locked_noop();
+        create view locked_view as select id, v from locked_all where v > 1;
+        create rule locked_rule as on delete to locked_child do also notify locked_child;
+        create policy locked_policy on locked_all using (v > 0) with check (w > 0);
+        create table locked_parts (k int, x int default 7) partition by range ((k + 0));
+        create table locked_part1 partition of locked_parts for values from (0) to (10);
+        create statistics locked_stats on (v + 1), w from locked_all;
+      `,
+        )
+        .execute(t.db);
+    });
+    afterAll(async () => {
+      await sql.raw(`drop table locked_child, locked_parts, locked_all cascade; drop function locked_noop()`).execute(t.db);
+    });
+    const lockEverything = sql`lock table locked_all, locked_child, locked_view, locked_parts, locked_part1 in access exclusive mode`;
+
+    it.each(['role', 'superuser'] as const)('under trust %s, names the policy the script added to a table it locked', async (trust) => {
+      const seen = await observe(
+        session,
+        async (trx) => {
+          await lockEverything.execute(trx);
+          await sql`create policy evil_policy on locked_all using (true)`.execute(trx);
+        },
+        trust,
+      );
+      expect(summary(seen.verdict.changes)).toEqual(['created policy evil_policy on public.locked_all']);
+    });
+
+    it('names a column default the script changed, and nothing it did not touch', async () => {
+      const seen = await observe(session, async (trx) => {
+        await lockEverything.execute(trx);
+        await sql`alter table locked_all alter column w set default 0`.execute(trx);
       });
-      // Without that reading the baseline stands: the other session's grant is named too, on the safe side.
-      expect(summary(seen.verdict.changes)).toEqual([
-        'altered table public.altered_elsewhere',
-        'created table column public.usage_events.z',
+      expect(seen.verdict.changes).toEqual([
+        expect.objectContaining({
+          action: 'altered',
+          identity: 'public.locked_all.w',
+          detail: 'table column public.locked_all.w: default changed',
+        }),
       ]);
-    } finally {
-      await sql`drop table altered_elsewhere`.execute(t.db);
-    }
+    });
+  });
+
+  it('clears nothing when a lock on a system catalog keeps the catalog as BEGIN found it unread', async () => {
+    const seen = await observe(
+      session,
+      async (trx) => {
+        await sql`lock table pg_catalog.pg_class in access exclusive mode`.execute(trx);
+        await sql`create table made_behind_lock (x int)`.execute(trx);
+      },
+      'superuser',
+    );
+    expect(seen.verdict.ownWork).toBe(true);
+    expect(seen.verdict.changes).toEqual([
+      expect.objectContaining({ action: 'unidentified', detail: expect.stringContaining('a lock on a system catalog kept the catalog') }),
+    ]);
   });
 
   it('under trust superuser, looks for catalog rows its transaction wrote after a script that only changed rows, not the whole state', async () => {

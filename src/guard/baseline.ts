@@ -2,28 +2,30 @@ import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import type { TableKey } from '../records/index.js';
 import { listCatalogs } from './catalog-authors.js';
-import { readCatalogState, type CatalogState } from './catalog-changes.js';
 import type { TableShape } from './measure.js';
 import { readTrust, useCatalogSearchPath } from './settings.js';
 import { readTableShapes } from './shapes.js';
 
 /**
- * The heavy half of the guard's baseline: every catalog object (catalog-changes.ts) and every
- * table's shape with its fingerprint. Both are deparsing work on a few hundred objects,
- * most of what a baseline costs, and neither needs the script's transaction: they describe
- * the committed catalog, which is what that transaction sees until the script runs. So they
- * are read on the script's own session (same role, same temp namespace, the same search
- * path as inside) in a read-only transaction of their own, while the backup runs, and the
- * script's transaction starts with only its own counters, settings and sequences to read.
+ * The heavy half of the guard's baseline: every table's shape with its fingerprint, deparsing
+ * work on a few hundred objects that does not need the script's transaction: it describes the
+ * committed catalog, which is what that transaction sees until the script runs. So it is read
+ * on the script's own session (same role, same temp namespace, the same search path as
+ * inside) in a read-only transaction of its own, while the backup runs, and the script's
+ * transaction starts with only its own counters, settings and sequences to read.
+ *
+ * The catalog objects (catalog-changes.ts) are not read here at all: most scripts never write
+ * the catalogs, and the one that does is compared with the catalog exactly as its transaction
+ * found it at BEGIN, read afterwards in the snapshot it exported then (readCatalogStateAt).
+ * That reading takes no lock a script can hold against it (catalog-state-sql.ts).
  *
  * What this moves: DDL another session commits between this read and the end of the
- * script shows in the comparison as before, over a window that now starts during the
+ * script shows in the shapes as before, over a window that now starts during the
  * backup rather than at BEGIN. It can only add a change (and then only where the script's
  * transaction wrote catalog rows or took a strong lock itself), never hide one.
  */
 export interface PreparedBaseline {
   readonly shapes: ReadonlyMap<TableKey, TableShape>;
-  readonly catalog: CatalogState;
   /** For a superuser, the system catalogs to look for rows its transaction wrote (catalog-verdict.ts). */
   readonly catalogs: readonly string[] | null;
 }
@@ -37,7 +39,7 @@ export async function prepareBaseline(scriptDb: Db): Promise<PreparedBaseline> {
       await useCatalogSearchPath(trx);
       // Only a superuser's verdict uses it (catalog-verdict.ts); under a role the counters do.
       const catalogs = (await readTrust(trx)) === 'superuser' ? await listCatalogs(trx) : null;
-      return { shapes: await readTableShapes(trx), catalog: await readCatalogState(trx), catalogs };
+      return { shapes: await readTableShapes(trx), catalogs };
     });
 }
 

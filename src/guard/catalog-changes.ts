@@ -96,9 +96,10 @@ export async function readCatalogState(trx: Db): Promise<CatalogState> {
 /**
  * The catalog as a transaction found it: read on another connection `db`, in the snapshot the
  * transaction exported at BEGIN, so neither its own changes nor later ones by anyone show.
- * Null when a lock stands in the way: deparsing a column default or a partition bound takes
- * a share lock on its table, and the transaction waiting for this read may hold a stronger
- * one (its own ALTER TABLE) until the read is done. Waiting would never end.
+ * The reading takes no lock on a user table (catalog-state-sql.ts), so the transaction's own
+ * ACCESS EXCLUSIVE locks cannot hold it up. Null when a lock on a system catalog itself does
+ * (a superuser's LOCK TABLE pg_catalog.pg_class): the transaction waiting for this read would
+ * hold that lock until the read was done, so waiting would never end.
  */
 export async function readCatalogStateAt(db: Db, snapshotId: string): Promise<CatalogState | null> {
   try {

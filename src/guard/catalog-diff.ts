@@ -109,8 +109,32 @@ function describeFacet(key: string, b: unknown, a: unknown, o: CatalogObject): s
   if (key === 'rowSecurity') return `row level security ${a ? 'enabled' : 'disabled'}`;
   if (key === 'forceRowSecurity') return `row level security ${a ? 'forced' : 'no longer forced'} for the owner`;
   if (key === 'securityDefiner') return a ? 'now SECURITY DEFINER' : 'no longer SECURITY DEFINER';
-  if (key === 'body' || key === 'view' || key === 'digest') return 'definition changed';
+  const digest = DIGESTS[key];
+  if (digest || (key === 'definition' && (isDigest(b) || isDigest(a)))) {
+    return `${digest ?? 'definition'} ${b === null ? 'set' : a === null ? 'removed' : 'changed'}`;
+  }
   return `${key} ${show(b)} -> ${show(a)}`;
+}
+
+/**
+ * Facets kept as an md5 of the definition, not its text (catalog-state-sql.ts: the text could
+ * only be printed by opening the table, which the script's lock may forbid). They say that
+ * the definition changed; the statement that changed it is in the run's log.
+ */
+const DIGESTS: Readonly<Record<string, string>> = {
+  body: 'definition',
+  view: 'definition',
+  digest: 'definition',
+  index: 'index definition',
+  default: 'default',
+  partitionKey: 'partition key',
+  partitionBound: 'partition bound',
+  using: 'USING expression',
+  withCheck: 'WITH CHECK expression',
+};
+
+function isDigest(v: unknown): boolean {
+  return typeof v === 'string' && /^[0-9a-f]{32}$/.test(v);
 }
 
 /**

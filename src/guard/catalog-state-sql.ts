@@ -17,6 +17,15 @@ import { sql } from 'kysely';
  * in the separate `storage` row). Other sessions' temp namespaces are skipped entirely.
  * pg_authid and user-mapping options are never read: any role must be able to run this.
  *
+ * It takes no lock on any user table, so another connection can read the catalog as the
+ * script's transaction found it at BEGIN while that transaction holds ACCESS EXCLUSIVE locks
+ * (catalog-changes.ts: readCatalogStateAt). PostgreSQL's deparsers open the table to print an
+ * expression (pg_get_expr, pg_get_viewdef, pg_get_ruledef, a CHECK's pg_get_constraintdef, a
+ * trigger's WHEN, pg_get_partkeydef, pg_get_statisticsobjdef), so those definitions are kept
+ * as an md5 of the stored node tree instead: the same row gives the same text, and a change
+ * is named, not printed. Deparsers that only look names up (a foreign key, a trigger without
+ * WHEN) stay, for the detail they give.
+ *
  * The caller runs it with search_path = pg_catalog, pg_temp (see withCatalogSearchPath), so
  * no operator or type can be shadowed; functions and catalogs are qualified all the same.
  */
@@ -51,12 +60,14 @@ relations as (
            'persistence', r.relpersistence, 'rowSecurity', r.relrowsecurity, 'forceRowSecurity', r.relforcerowsecurity,
            'options', r.reloptions, 'replicaIdentity', r.relreplident, 'tablespace', r.reltablespace,
            'accessMethod', (select am.amname from pg_catalog.pg_am am where am.oid = r.relam),
-           'partitionKey', case when r.relkind = 'p' then pg_catalog.pg_get_partkeydef(r.oid) end,
-           'partitionBound', pg_catalog.pg_get_expr(r.relpartbound, r.oid),
+           'partitionKey', (select pg_catalog.md5(pg_catalog.concat_ws('|', pt.partstrat, pt.partattrs, pt.partclass,
+                              pt.partcollation, pt.partexprs)) from pg_catalog.pg_partitioned_table pt where pt.partrelid = r.oid),
+           'partitionBound', pg_catalog.md5(r.relpartbound::pg_catalog.text),
            'inherits', (select pg_catalog.array_agg(i.inhparent::pg_catalog.regclass::pg_catalog.text order by i.inhseqno)
                           from pg_catalog.pg_inherits i where i.inhrelid = r.oid),
-           'view', case when r.relkind in ('v', 'm') then pg_catalog.md5(pg_catalog.pg_get_viewdef(r.oid)) end,
-           -- The raw pg_index columns, not pg_get_indexdef: that deparse cost 40 us an index.
+           'view', case when r.relkind in ('v', 'm') then (select pg_catalog.md5(w.ev_action::pg_catalog.text) from pg_catalog.pg_rewrite w
+                                                             where w.ev_class = r.oid and w.rulename = '_RETURN') end,
+           -- The raw pg_index columns, not pg_get_indexdef: that deparse locks the table and cost 40 us an index.
            'index', case when x.indexrelid is not null then pg_catalog.md5(pg_catalog.concat_ws('|', x.indrelid, x.indkey,
                       x.indclass, x.indcollation, x.indoption, x.indexprs, x.indpred, x.indisunique, x.indisprimary,
                       x.indisexclusion, x.indimmediate)) end,
@@ -77,7 +88,7 @@ columns as (
          r.tbl, r.temp,
          pg_catalog.jsonb_build_object(
            'name', a.attname, 'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'notNull', a.attnotnull,
-           'default', pg_catalog.pg_get_expr(d.adbin, d.adrelid), 'identity', nullif(a.attidentity::pg_catalog.text, ''),
+           'default', pg_catalog.md5(d.adbin::pg_catalog.text), 'identity', nullif(a.attidentity::pg_catalog.text, ''),
            'generated', nullif(a.attgenerated::pg_catalog.text, ''), 'collation', nullif(a.attcollation, 0),
            'acl', a.attacl::pg_catalog.text[], 'options', a.attoptions, 'storage', a.attstorage,
            'compression', nullif(a.attcompression::pg_catalog.text, ''), 'statisticsTarget', a.attstattarget)
@@ -89,7 +100,12 @@ columns as (
 constraints as (
   select 'pg_constraint', 'pg_catalog.pg_constraint'::pg_catalog.regclass::pg_catalog.oid, c.oid, 0, r.tbl,
          coalesce(r.temp, ns.own_temp),
-         pg_catalog.jsonb_build_object('definition', pg_catalog.pg_get_constraintdef(c.oid), 'validated', c.convalidated,
+         pg_catalog.jsonb_build_object(
+           -- A CHECK or EXCLUDE constraint's text is deparsed against its table, which locks it.
+           'definition', case when c.conrelid <> 0 and c.contype in ('c', 'x')
+                              then pg_catalog.md5(pg_catalog.concat_ws('|', c.contype, c.conkey, c.conexclop, c.conindid, c.conbin))
+                              else pg_catalog.pg_get_constraintdef(c.oid) end,
+           'validated', c.convalidated,
                                        'deferrable', c.condeferrable, 'deferred', c.condeferred)
     from pg_catalog.pg_constraint c
     join ns on ns.oid = c.connamespace
@@ -99,7 +115,11 @@ constraints as (
 triggers as (
   select 'pg_trigger', 'pg_catalog.pg_trigger'::pg_catalog.regclass::pg_catalog.oid, t.oid, 0, r.tbl, r.temp,
          pg_catalog.jsonb_build_object(
-           'enabled', t.tgenabled, 'definition', pg_catalog.pg_get_triggerdef(t.oid), 'internal', t.tgisinternal,
+           'enabled', t.tgenabled, 'internal', t.tgisinternal,
+           -- Deparsing a WHEN clause locks the table.
+           'definition', case when t.tgqual is null then pg_catalog.pg_get_triggerdef(t.oid)
+                              else pg_catalog.md5(pg_catalog.concat_ws('|', t.tgname, t.tgfoid, t.tgtype, t.tgargs, t.tgattr,
+                                     t.tgqual, t.tgdeferrable, t.tginitdeferred, t.tgoldtable, t.tgnewtable)) end,
            'enforces', (select c.conname || ' on ' || c.conrelid::pg_catalog.regclass::pg_catalog.text
                           from pg_catalog.pg_constraint c where c.oid = t.tgconstraint))
     from pg_catalog.pg_trigger t
@@ -120,7 +140,8 @@ functions as (
 ),
 rules as (
   select 'pg_rewrite', 'pg_catalog.pg_rewrite'::pg_catalog.regclass::pg_catalog.oid, w.oid, 0, r.tbl, r.temp,
-         pg_catalog.jsonb_build_object('definition', pg_catalog.md5(pg_catalog.pg_get_ruledef(w.oid)), 'enabled', w.ev_enabled)
+         pg_catalog.jsonb_build_object('definition', pg_catalog.md5(pg_catalog.concat_ws('|', w.ev_type, w.is_instead, w.ev_qual, w.ev_action)),
+           'enabled', w.ev_enabled)
     from pg_catalog.pg_rewrite w
     join rel r on r.oid = w.ev_class
    where w.rulename <> '_RETURN'
@@ -131,7 +152,7 @@ policies as (
            'command', p.polcmd, 'permissive', p.polpermissive,
            'roles', (select pg_catalog.array_agg(case when o = 0 then 'PUBLIC' else pg_catalog.pg_get_userbyid(o)::pg_catalog.text end
                                                  order by o) from pg_catalog.unnest(p.polroles) o),
-           'using', pg_catalog.pg_get_expr(p.polqual, p.polrelid), 'withCheck', pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid))
+           'using', pg_catalog.md5(p.polqual::pg_catalog.text), 'withCheck', pg_catalog.md5(p.polwithcheck::pg_catalog.text))
     from pg_catalog.pg_policy p
     join rel r on r.oid = p.polrelid
 ),
@@ -183,7 +204,7 @@ others as (
   select 'pg_publication', 'pg_catalog.pg_publication'::pg_catalog.regclass::pg_catalog.oid, p.oid, 0, null, false,
          (pg_catalog.to_jsonb(p) - 'oid' - 'pubname') || pg_catalog.jsonb_build_object(
            'tables', (select pg_catalog.array_agg(pr.prrelid::pg_catalog.regclass::pg_catalog.text
-                                                  || coalesce(' where ' || pg_catalog.pg_get_expr(pr.prqual, pr.prrelid), '')
+                                                  || coalesce(' where ' || pg_catalog.md5(pr.prqual::pg_catalog.text), '')
                                                   order by 1)
                         from pg_catalog.pg_publication_rel pr where pr.prpubid = p.oid),
            'schemas', (select pg_catalog.array_agg(pn.pnnspid::pg_catalog.regnamespace::pg_catalog.text order by 1)
@@ -237,7 +258,8 @@ others as (
     from pg_catalog.pg_tablespace t
   union all
   select 'pg_statistic_ext', 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass::pg_catalog.oid, s.oid, 0, r.tbl, r.temp,
-         pg_catalog.jsonb_build_object('definition', pg_catalog.pg_get_statisticsobjdef(s.oid),
+         pg_catalog.jsonb_build_object('definition', pg_catalog.md5(pg_catalog.concat_ws('|', s.stxname, s.stxnamespace, s.stxkeys,
+                                         s.stxkind, s.stxexprs)),
            'owner', pg_catalog.pg_get_userbyid(s.stxowner), 'target', s.stxstattarget)
     from pg_catalog.pg_statistic_ext s join rel r on r.oid = s.stxrelid
 ),

@@ -16,7 +16,7 @@ import { byCodeUnit } from '../text-order.js';
 /** The diff's verdict alone, before asking whose work it was. */
 export type CatalogJudgement = Omit<CatalogVerdict, 'ownWork'>;
 
-/** What the guard reads once before the script and once after, in the script's transaction. */
+/** The catalog and its write counters at one moment of the script's transaction. */
 export interface CatalogSnapshot {
   readonly state: CatalogState;
   readonly writes: CatalogWrites;
@@ -72,11 +72,15 @@ export async function readCatalogSnapshot(trx: Db): Promise<CatalogSnapshot> {
   return { state: await readCatalogState(trx), writes };
 }
 
+/** What the verdict needs from before the script: the write counters read at BEGIN, and for a superuser the catalogs to look in. */
+export type CatalogBaseline = Omit<CatalogSnapshot, 'state'>;
+
 /**
  * The verdict after the script: what says the transaction did catalog work is read first
- * (catalogWork), and only if it did is the whole state read and compared with `before`; that
- * full read is most of what measuring a DML script costs. Under a role the write counters say
- * it. A superuser can switch them off (track_counts is superuser-only, and a pre-existing
+ * (catalogWork), and only if it did is the whole state read, now and as the transaction found
+ * it at BEGIN (`atBegin`, on another connection, side by side), and compared; those two full
+ * reads are most of what measuring a DML script would cost. Under a role the write counters
+ * say it. A superuser can switch them off (track_counts is superuser-only, and a pre-existing
  * function may carry `SET track_counts = off`), so under `trust: superuser` the catalog rows
  * carrying the transaction's xid and its locks say it too. DDL done with counting off is still
  * named by the diff (rule 1 below), and counts as the transaction's own. Other sessions' DDL
@@ -84,10 +88,10 @@ export async function readCatalogSnapshot(trx: Db): Promise<CatalogSnapshot> {
  */
 export async function readCatalogVerdict(
   trx: Db,
-  before: CatalogSnapshot,
+  before: CatalogBaseline,
   trust: 'role' | 'superuser',
   locks: Pick<OwnLocks, 'strong' | 'objects' | 'catalogs'>,
-  atBegin?: () => Promise<CatalogState | null>,
+  atBegin: () => Promise<CatalogState | null>,
 ): Promise<CatalogVerdict> {
   const catalogs = trust === 'superuser' ? before.catalogs : undefined;
   const { writes, own } = await withCatalogSearchPath(trx, async (t) => ({
@@ -100,18 +104,49 @@ export async function readCatalogVerdict(
     // TRUNCATE and rewrites write a pg_class row. Other sessions' DDL costs no full read.
     return { changes: [], ownWork: false, writes: new Map(), storageMoved: 0, temporaryObjectsChanged: false };
   }
-  const state = await readCatalogState(trx);
-  const created = diffCatalogState(before.state, state).filter((c) => c.action === 'created');
+  const [begin, state] = await bothSettled(atBegin(), readCatalogState(trx));
+  if (!begin) return unreadableAtBegin(work.writes);
+  const created = diffCatalogState(begin, state).filter((c) => c.action === 'created');
   const createdHere = await withCatalogSearchPath(trx, (t) => readCreatedHere(t, created, trust === 'superuser'));
   const evidence: Evidence = { ...work, createdHere };
-  const isOwn = (change: CatalogChange): boolean => ownChange(change, evidence);
-  let verdict = judgeCatalogChanges(before, { state, writes }, isOwn);
-  // `before` was read before the backup. Whatever it names may have been another session's
-  // between then and BEGIN: compared with the catalog as the transaction found it, it is not.
-  // Without that reading (catalog-changes.ts: readCatalogStateAt), `before` stands.
-  const begin = atBegin && verdict.changes.some((c) => c.action !== 'unidentified') ? await atBegin() : null;
-  if (begin) verdict = judgeCatalogChanges({ ...before, state: begin }, { state, writes }, isOwn);
+  const verdict = judgeCatalogChanges({ ...before, state: begin }, { state, writes }, (change) => ownChange(change, evidence));
   return { ...verdict, ownWork: true };
+}
+
+/** Both results; when either fails, its error, once the other has finished too (its connection is back). */
+async function bothSettled<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [x, y] = await Promise.allSettled([a, b]);
+  if (x.status === 'rejected') throw x.reason;
+  if (y.status === 'rejected') throw y.reason;
+  return [x.value, y.value];
+}
+
+/**
+ * The transaction wrote the catalogs and the catalog as it found it at BEGIN could not be
+ * read: a lock on a system catalog itself (a superuser's LOCK TABLE pg_catalog.pg_class, or
+ * another session's VACUUM FULL of one) kept the reading out. Nothing can be compared, so
+ * nothing is cleared: one unidentified change naming the catalogs written, which only a
+ * script-wide `ddl` declaration allows.
+ */
+function unreadableAtBegin(writes: CatalogWrites): CatalogVerdict {
+  const written = [...writes.keys()].sort(byCodeUnit);
+  return {
+    changes: [
+      {
+        action: 'unidentified',
+        objectType: 'catalog rows',
+        identity: written.join(', ') || 'system catalogs',
+        catalog: written[0] ?? 'pg_class',
+        detail:
+          'the transaction changed the system catalogs, and a lock on a system catalog kept the catalog as it was at BEGIN ' +
+          'from being read, so what changed cannot be named',
+      },
+    ],
+    ownWork: true,
+    writes,
+    storageMoved: 0,
+    temporaryObjectsChanged: false,
+  };
 }
 
 /** What says a catalog change is the transaction's own, read after the script. */

@@ -96,7 +96,7 @@ interface Baseline {
   readonly xact: XactState;
   /**
    * The snapshot the transaction began with, exported: the catalog as it found it, read on
-   * another connection only if the verdict names a change (catalog-verdict.ts).
+   * another connection only if the transaction wrote the catalogs (catalog-verdict.ts).
    */
   readonly snapshotAtBegin: string;
   readonly catalogWrites: CatalogWrites;
@@ -136,8 +136,8 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
   const scriptSearchPath = await useCatalogSearchPath(trx);
   const trust = await readTrust(trx);
   // The counters and the relfilenodes are read inside the transaction (SPEC step 7 and
-  // "Facts"); the catalog and the fingerprints were read on this session before it began
-  // (guard/baseline.ts).
+  // "Facts"); the fingerprints were read on this session before it began (guard/baseline.ts),
+  // and the catalog as it is now is read later, from the snapshot exported above, if needed.
   const baseline: Baseline = {
     xact: {
       counters: await readXactCounters(trx),
@@ -245,12 +245,8 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
     ...settingViolations(baseline.settings, settingsAfter),
     ...evidenceSchemaViolations(baseline.evidence, await readEvidenceSchema(trx), ledgerAllowance(ownLedger)),
     ...catalogViolations(
-      await readCatalogVerdict(
-        trx,
-        { state: input.prepared.catalog, writes: baseline.catalogWrites, catalogs: input.prepared.catalogs },
-        trust,
-        ownLocks,
-        () => readCatalogStateAt(input.db, baseline.snapshotAtBegin),
+      await readCatalogVerdict(trx, { writes: baseline.catalogWrites, catalogs: input.prepared.catalogs }, trust, ownLocks, () =>
+        readCatalogStateAt(input.db, baseline.snapshotAtBegin),
       ),
       script,
     ),

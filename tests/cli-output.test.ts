@@ -4,8 +4,9 @@ import path from 'node:path';
 import pg from 'pg';
 import { sql } from 'kysely';
 import { waitFor } from './helpers/attacks.js';
-import { CLI_PATH, parseJson } from './helpers/cli.js';
+import { CLI_PATH, parseJson, runCli } from './helpers/cli.js';
 import { countRows } from './helpers/db.js';
+import { logLines } from './helpers/evidence.js';
 import { createWorkspace, type Workspace } from './helpers/workspace.js';
 
 /** What an operator reads: log lines on stderr, one document on stdout, `show last`, the summary, Ctrl-C. */
@@ -76,6 +77,18 @@ describe('CLI output against a real database', () => {
       for (const t of tables) await sql.raw(`alter table ${t} drop column drift_probe`).execute(ws.t.db);
       expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
     }
+  });
+
+  it('snapshot without its signing key exits 2 with the keygen hint and appends nothing, though it reads the database meanwhile', async () => {
+    expect((await ws.cli(['snapshot'])).exitCode).toBe(0);
+    const before = logLines(ws.evidenceDir).length;
+    const result = await runCli(['snapshot'], { cwd: ws.cwd, env: { ...ws.env, SAFE_RUN_SIGNING_KEY: path.join(ws.cwd, 'no-such.key') } });
+    expect({ exitCode: result.exitCode, stderr: result.stderr }).toEqual({
+      exitCode: 2,
+      stderr: expect.stringMatching(/No signing key at .*no-such\.key[\s\S]*safe-run keygen/),
+    });
+    expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace without --verbose
+    expect(logLines(ws.evidenceDir)).toHaveLength(before);
   });
 
   it('show last (and latest) is the newest run; --script picks the newest of one script', async () => {

@@ -41,13 +41,17 @@ export async function recordSnapshot(
   live: TargetDatabase,
   log: Logger,
 ): Promise<SnapshotResult> {
-  // The key is checked before any counting, so a missing key costs nothing.
-  const audit = await openAuditLog({
+  // The key and the log's head are checked while the snapshot is read, which writes nothing:
+  // a missing key still stops the command before anything is written. Counting every table
+  // (--exact) can take minutes, which a missing key should not wait for.
+  const opening = openAuditLog({
     evidenceDir: config.evidenceDir,
     signingKeyPath: config.signingKey,
     anchor: databaseAnchor(live.db),
     log,
   });
+  opening.catch(() => {}); // awaited below, after the read
+  if (options.exact) await opening;
   // Counted exactly like the config's: a critical table only a script declares is still one `check` watches.
   const critical = await criticalTablesOf(config, log);
   const snapshot = await readLiveSnapshot(
@@ -56,7 +60,11 @@ export async function recordSnapshot(
     [],
     options.exact ?? false,
     options.progress,
-  );
+  ).catch(async (error: unknown) => {
+    await opening; // a missing key is the error to report, as if it had been checked first
+    throw error;
+  });
+  const audit = await opening;
   await sealQuietly(live.db, audit, config.evidenceDir, snapshot.database, log);
   const entry = await audit.append('snapshot', { label: options.label, snapshot });
   return {

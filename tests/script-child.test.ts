@@ -167,6 +167,41 @@ export default defineScript({
     expect(json.changes['public.oidc_models']).toMatchObject({ deleted: 1 });
   });
 
+  it('gets every row and value the statement returned, of every type, and the rows a DELETE affected', async () => {
+    ws.writeScript(
+      'types.ts',
+      script(
+        'types',
+        `const { rows } = await sql\`select g as i, 1.5::numeric as n, g % 2 = 0 as b, null::text as nul,
+                  '2026-01-02T03:04:05Z'::timestamptz as ts, '\\\\x0102'::bytea as bin, '{"a": [1, 2]}'::jsonb as j, array[g, 2] as arr,
+                  'x' as dup, 'y' as dup
+             from generate_series(1, 3) g order by g\`.execute(db);
+         const none = await sql\`select 1 as x where false\`.execute(db);
+         const deleted = await db.deleteFrom('oidc_models').where('id', '=', 'sess-valid-pro').executeTakeFirst();
+         return {
+           none: none.rows.length,
+           deleted: String(deleted.numDeletedRows),
+           rows: rows.map((r) => ({ ...r, ts: r.ts instanceof Date ? r.ts.toISOString() : 'not a Date', bin: Array.from(r.bin), keys: Object.keys(r) })),
+         };`,
+      ),
+    );
+    const json = await run('types');
+    expect(json.exitCode).toBe(0);
+    const row = (g: number): Record<string, unknown> => ({
+      i: g,
+      n: '1.5',
+      b: g % 2 === 0,
+      nul: null,
+      ts: '2026-01-02T03:04:05.000Z',
+      bin: [1, 2],
+      j: { a: [1, 2] },
+      arr: [g, 2],
+      dup: 'y',
+      keys: ['i', 'n', 'b', 'nul', 'ts', 'bin', 'j', 'arr', 'dup'],
+    });
+    expect(json.scriptOutput).toEqual({ none: 0, deleted: '1', rows: [row(1), row(2), row(3)] });
+  });
+
   it('runs in a child started from its own start-up snapshot, confined as ever', async () => {
     ws.writeScript('argv.ts', script('argv', 'return { execArgv: process.execArgv };'));
     const json = await run('argv');

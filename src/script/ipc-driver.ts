@@ -1,6 +1,6 @@
 import type { ScriptRunContext } from './gate.js';
 import { describeExit, type ChildMessageIn, type ScriptChild } from './child-process.js';
-import { fromWireError, toWireError, type ScriptSource } from './child/protocol.js';
+import { fromWireError, toWireError, toWireResult, type ScriptSource } from './child/protocol.js';
 
 /**
  * The runner's side of a TypeScript script's run: each statement the child sends goes to
@@ -57,7 +57,7 @@ export function runInChild(
       const served = context
         .gate(message.query)
         .then(
-          (result) => child.send({ type: 'query-result', id: message.id, result }),
+          (result) => child.send({ type: 'query-result', id: message.id, result: toWireResult(result) }),
           (error: unknown) => child.send({ type: 'query-error', id: message.id, error: toWireError(error) }),
         )
         .finally(() => {

@@ -40,7 +40,7 @@ export interface ScriptSource {
 export type ParentMessage =
   | { readonly type: 'describe'; readonly scripts: readonly ScriptSource[] }
   | { readonly type: 'run'; readonly script: ScriptSource; readonly args: readonly string[]; readonly dryRun: boolean }
-  | { readonly type: 'query-result'; readonly id: number; readonly result: ScriptQueryResult }
+  | { readonly type: 'query-result'; readonly id: number; readonly result: WireQueryResult }
   | { readonly type: 'query-error'; readonly id: number; readonly error: WireError };
 
 /** One script's declarations as the child read them, before the parent has checked them. */
@@ -55,6 +55,35 @@ export type ChildMessage =
   | { readonly type: 'log'; readonly level: LogLevel; readonly msg: string; readonly fields?: Record<string, unknown> }
   | { readonly type: 'done'; readonly value: unknown }
   | { readonly type: 'failed'; readonly error: WireError };
+
+/**
+ * A statement's rows by column: the names once, then each column's values in row order.
+ * Structured clone copies an object's keys with every row, and a script that reads tens of
+ * thousands of rows waited about twice as long for them that way (BENCHMARKS.md). The rows
+ * of one statement share their columns: pg builds every row from the statement's fields.
+ */
+export interface WireQueryResult {
+  readonly columns: readonly string[];
+  readonly values: readonly (readonly unknown[])[];
+  readonly numAffectedRows?: number;
+}
+
+export function toWireResult(result: ScriptQueryResult): WireQueryResult {
+  const columns = result.rows.length ? Object.keys(result.rows[0]!) : [];
+  const values = columns.map((column) => result.rows.map((row) => row[column]));
+  return { columns, values, ...(result.numAffectedRows !== undefined ? { numAffectedRows: result.numAffectedRows } : {}) };
+}
+
+export function fromWireResult(wire: WireQueryResult): ScriptQueryResult {
+  const count = wire.values[0]?.length ?? 0;
+  const rows = new Array<Record<string, unknown>>(count);
+  for (let i = 0; i < count; i++) {
+    const row: Record<string, unknown> = {};
+    for (let c = 0; c < wire.columns.length; c++) row[wire.columns[c]!] = wire.values[c]![i];
+    rows[i] = row;
+  }
+  return { rows, ...(wire.numAffectedRows !== undefined ? { numAffectedRows: wire.numAffectedRows } : {}) };
+}
 
 const PG_FIELDS = ['code', 'detail', 'hint', 'position', 'severity', 'where', 'schema', 'table', 'column', 'constraint'] as const;
 

@@ -10,6 +10,7 @@ import { IpcDialect } from './ipc-dialect.js';
 import { kysely } from './kysely.js';
 import {
   fromWireError,
+  fromWireResult,
   toWireError,
   type ChildMessage,
   type Described,
@@ -86,7 +87,7 @@ function onMessage(message: ParentMessage): void {
   if (message.type === 'query-result' || message.type === 'query-error') {
     const waiter = pending.get(message.id);
     pending.delete(message.id);
-    if (message.type === 'query-result') waiter?.resolve(message.result);
+    if (message.type === 'query-result') waiter?.resolve(fromWireResult(message.result));
     else waiter?.reject(fromWireError(message.error));
   } else if (message.type === 'describe') {
     void (async () => {

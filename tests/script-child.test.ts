@@ -167,12 +167,12 @@ export default defineScript({
     expect(json.changes['public.oidc_models']).toMatchObject({ deleted: 1 });
   });
 
-  it('gets every row and value the statement returned, of every type, and the rows a DELETE affected', async () => {
+  it('gets every row and value the statement returned, of every type (int8 digit for digit, as Kysely gives it), and the rows a DELETE affected', async () => {
     ws.writeScript(
       'types.ts',
       script(
         'types',
-        `const { rows } = await sql\`select g as i, 1.5::numeric as n, g % 2 = 0 as b, null::text as nul,
+        `const { rows } = await sql\`select g as i, 9007199254740993::int8 as big, 1.5::numeric as n, g % 2 = 0 as b, null::text as nul,
                   '2026-01-02T03:04:05Z'::timestamptz as ts, '\\\\x0102'::bytea as bin, '{"a": [1, 2]}'::jsonb as j, array[g, 2] as arr,
                   'x' as dup, 'y' as dup
              from generate_series(1, 3) g order by g\`.execute(db);
@@ -189,6 +189,7 @@ export default defineScript({
     expect(json.exitCode).toBe(0);
     const row = (g: number): Record<string, unknown> => ({
       i: g,
+      big: '9007199254740993',
       n: '1.5',
       b: g % 2 === 0,
       nul: null,
@@ -197,7 +198,7 @@ export default defineScript({
       j: { a: [1, 2] },
       arr: [g, 2],
       dup: 'y',
-      keys: ['i', 'n', 'b', 'nul', 'ts', 'bin', 'j', 'arr', 'dup'],
+      keys: ['i', 'big', 'n', 'b', 'nul', 'ts', 'bin', 'j', 'arr', 'dup'],
     });
     expect(json.scriptOutput).toEqual({ none: 0, deleted: '1', rows: [row(1), row(2), row(3)] });
   });

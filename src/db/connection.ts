@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { ExitCode, SafeRunError, errorCode, errorMessage } from '../errors.js';
@@ -13,6 +14,33 @@ export type Db = Kysely<Database>;
 
 // int8 and numeric come back as strings by default; counts and counters fit in a double.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+/**
+ * A script's own statements (the gate runs each inside asScriptStatement) get int8 as pg and
+ * Kysely give it by default, a string, digit for digit: a bigint id past 2^53 read back as a
+ * double would name another row in the script's next statement. The runner's own reads, on
+ * the same session, keep the numbers set above.
+ */
+const scriptStatement = new AsyncLocalStorage<true>();
+const SCRIPT_TYPES = {
+  getTypeParser: (oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 ? (value: string) => value : pg.types.getTypeParser(oid, format),
+};
+
+export function asScriptStatement<T>(run: () => Promise<T>): Promise<T> {
+  return scriptStatement.run(true, run);
+}
+
+class SafeRunClient extends pg.Client {
+  // pg's overloads, as Kysely calls them: (text, values) for a promise.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override query(config: any, values?: any, callback?: any): any {
+    if (typeof config !== 'string' || !scriptStatement.getStore()) return super.query(config, values, callback);
+    const done = typeof values === 'function' ? values : callback;
+    const exact: pg.QueryConfig = { text: config, values: typeof values === 'function' ? undefined : values, types: SCRIPT_TYPES };
+    return done ? super.query(exact, done) : super.query(exact);
+  }
+}
 
 export interface DbOptions {
   readonly applicationName?: string;
@@ -51,6 +79,7 @@ export function createDb<DB = Database>(url: URL | string, options: DbOptions = 
       application_name: options.applicationName ?? 'safe-run',
       connectionTimeoutMillis: 10_000,
       allowExitOnIdle: options.allowExitOnIdle ?? false,
+      Client: SafeRunClient,
     }),
   );
   // A client that loses its server (killed backend, restart) emits 'error'; unhandled, that

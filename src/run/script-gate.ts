@@ -1,4 +1,4 @@
-import type { Db } from '../db/connection.js';
+import { asScriptStatement, type Db } from '../db/connection.js';
 import { ExitCode, SafeRunError, errorMessage } from '../errors.js';
 import { refusedStatements } from '../guard/statement-policy.js';
 import type { Logger } from '../logger.js';
@@ -63,7 +63,7 @@ export async function runThroughGate(script: LoadedScript, trx: Db, options: Gat
         'The run is rolled back. Change the script and run it again.',
       );
     }
-    const result = await direct(query);
+    const result = await asScriptStatement(() => direct(query));
     rowsAffected += result.numAffectedRows ?? 0;
     return result;
   };

@@ -141,12 +141,12 @@ describe('a TypeScript script in its child', () => {
     expect(json.error).toMatchObject({ code: '42P01', position: 15 });
   });
 
-  it("imports kysely and kysely/helpers/postgres itself, beside safe-run's sql", async () => {
+  it("imports kysely and kysely/helpers/postgres itself, beside safe-run's sql, all one copy with the child's db", async () => {
     ws.writeScript(
       'helpers.ts',
       `
-import { defineScript } from 'safe-run';
-import { sql } from 'kysely';
+import { defineScript, sql as safeRunSql } from 'safe-run';
+import { Kysely, sql } from 'kysely';
 import { jsonArrayFrom } from 'kysely/helpers/postgres';
 export default defineScript({
   name: 'helpers',
@@ -157,13 +157,13 @@ export default defineScript({
       .selectNoFrom((eb) => [jsonArrayFrom(eb.selectFrom('users').select('email').orderBy('email').limit(2)).as('emails')])
       .execute();
     await sql\`delete from oidc_models where id = 'sess-valid-pro'\`.execute(db);
-    return row.emails.length;
+    return { emails: row.emails.length, oneKysely: db instanceof Kysely, oneSql: sql === safeRunSql };
   },
 });
 `,
     );
     const json = await run('helpers');
-    expect({ exit: json.exitCode, output: json.scriptOutput }).toEqual({ exit: 0, output: 2 });
+    expect({ exit: json.exitCode, output: json.scriptOutput }).toEqual({ exit: 0, output: { emails: 2, oneKysely: true, oneSql: true } });
     expect(json.changes['public.oidc_models']).toMatchObject({ deleted: 1 });
   });
 

@@ -171,10 +171,10 @@ async function bundleForSnapshots(): Promise<Metafile[]> {
       ...forSnapshot,
       entryPoints: [path.join(SRC, 'script/child/startup-snapshot.ts')],
       outfile: path.join(OUT, 'child-snapshot.cjs'),
-      // As in bundleChild below: the child's kysely is the one CommonJS file a script shares.
-      // jiti is inside, since a snapshot cannot hold a module loaded by require(); its babel is
-      // not, as the child always gives jiti sucrase's transform.
-      external: ['pg-native', 'kysely'],
+      // jiti and kysely are inside, since a snapshot cannot hold a module loaded by require();
+      // the child puts this kysely where the script's require() finds it (startup-snapshot.ts).
+      // jiti's babel is not, as the child always gives jiti sucrase's transform.
+      external: ['pg-native'],
       plugins: [lazyAtLoad, zodWithoutLocales, jitiWithoutBabel],
       mainFields: ['module', 'main'],
     }),

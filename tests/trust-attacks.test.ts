@@ -404,6 +404,8 @@ describe('attacks on the guard', () => {
       ['disables a trigger', 'alter table users disable trigger user_watch', 'trigger user_watch on public.users', ''],
       ['drops a trigger', 'drop trigger user_watch on users', 'trigger user_watch on public.users', ''],
       ['creates a role', 'create role blind_made_role', 'role blind_made_role', ''],
+      // GRANT gives its catalog lock back and locks no table: only the pg_class row it rewrote, carrying the transaction's xid, says it.
+      ['grants on a table', 'grant all on users to public', 'table public.users', ''],
       // REVOKE takes no object lock and leaves no row: its write lock on pg_auth_members stays.
       // So does a superuser's DELETE straight from a catalog.
       [

@@ -26,6 +26,9 @@ export async function listCatalogs(db: Db): Promise<string[]> {
   return rows.map((r) => r.relname);
 }
 
+/** The reading transaction's own 64-bit id, or the next one to be assigned when it has none yet. */
+const OWN_XID = sql`coalesce(pg_catalog.pg_current_xact_id_if_assigned(), pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot()))::pg_catalog.text::pg_catalog.int8`;
+
 /**
  * Whether a visible row's `xmin` is the reading transaction's own (its subtransactions
  * included): a visible row whose writer is still in progress can only be its own, and no
@@ -33,8 +36,7 @@ export async function listCatalogs(db: Db): Promise<string[]> {
  * pg_xact_status needs the 64-bit id: a newer xid is at most 2^31 ahead of the transaction's
  * own, so it takes that epoch, or the next one.
  */
-export function writtenHere(xmin: RawBuilder<unknown>): RawBuilder<boolean> {
-  const top = sql`(select coalesce(pg_catalog.pg_current_xact_id_if_assigned(), pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot()))::pg_catalog.text::pg_catalog.int8)`;
+export function writtenHere(xmin: RawBuilder<unknown>, top: RawBuilder<unknown> = sql`(select ${OWN_XID})`): RawBuilder<boolean> {
   const guess = sql`((${top} operator(pg_catalog.>>) 32 operator(pg_catalog.<<) 32) operator(pg_catalog.|) ${xmin}::pg_catalog.text::pg_catalog.int8)`;
   const widened = sql`(case when ${guess} operator(pg_catalog.<) ${top} then ${guess} operator(pg_catalog.+) 4294967296 else ${guess} end)`;
   return sql<boolean>`(case when pg_catalog.age(${xmin}) operator(pg_catalog.>) 0 then false
@@ -44,13 +46,17 @@ export function writtenHere(xmin: RawBuilder<unknown>): RawBuilder<boolean> {
 /** Of the newer rows of `catalogs`, how many the reading transaction wrote itself, by catalog. */
 export async function readOwnCatalogRows(db: Db, catalogs: readonly string[]): Promise<ReadonlyMap<string, number>> {
   if (catalogs.length === 0) return new Map();
+  // The transaction's id once, in a CTE every branch joins, not three subqueries in each of
+  // 60 branches: that took a third of the planning (10 against 7 ms) and half the text.
   const parts = catalogs.map(
     (name) => sql`
       select ${name}::pg_catalog.text as catalog, pg_catalog.count(*) as own
-        from ${sql.id('pg_catalog', name)}
-       where pg_catalog.age(xmin) operator(pg_catalog.<=) 0 and ${writtenHere(sql.ref('xmin'))}`,
+        from ${sql.id('pg_catalog', name)} t, me
+       where pg_catalog.age(t.xmin) operator(pg_catalog.<=) 0 and ${writtenHere(sql.ref('t.xmin'), sql.ref('me.top'))}`,
   );
-  const { rows } = await sql<{ catalog: string; own: string }>`${sql.join(parts, sql` union all `)}`.execute(db);
+  const { rows } = await sql<{ catalog: string; own: string }>`
+    with me as materialized (select ${OWN_XID} as top)
+    ${sql.join(parts, sql` union all `)}`.execute(db);
   return new Map(rows.filter((r) => Number(r.own) > 0).map((r) => [r.catalog, Number(r.own)]));
 }
 

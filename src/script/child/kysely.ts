@@ -9,7 +9,8 @@ import { CHILD_KYSELY } from '../../own-build.js';
  * One copy also means the script's `sql` and the child's `db` come from one module.
  *
  * Required on first use, not at load: the child's start-up snapshot (startup-snapshot.ts)
- * cannot hold a module loaded by require(), and the script's own import loads it anyway.
+ * cannot hold a module loaded by require(). A child started from it finds its own bundled
+ * copy in require's cache under that file's name, and reads no file at all.
  */
 let loaded: typeof import('kysely') | undefined;
 

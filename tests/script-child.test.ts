@@ -203,6 +203,47 @@ export default defineScript({
     expect(json.scriptOutput).toEqual({ none: 0, deleted: '1', rows: [row(1), row(2), row(3)] });
   });
 
+  it("logs the script's lines in the order it wrote them, with their fields, around its statements", async () => {
+    ws.writeScript(
+      'chatty.ts',
+      script(
+        'chatty',
+        `log.info('first', { n: 1 });
+         log.warn('second');
+         await sql\`select 1\`.execute(db);
+         log.info('third', { when: new Date('2026-01-01T00:00:00Z') });
+         log.error('fourth', { cannot: () => 1 });
+         for (let i = 0; i < 300; i++) log.info('bulk ' + i);
+         ${DELETE_A_SESSION}
+         log.info('last');`,
+        "touches: { oidc_models: ['delete'] },",
+      ).replace('async run({ db, args })', 'async run({ db, log })'),
+    );
+    const result = await ws.cli(['chatty', '--json', '--log-format', 'json']);
+    expect(result.exitCode).toBe(0);
+    const lines = result.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { level: number; msg: string; n?: number; when?: string; cannot?: unknown })
+      .filter((l) => /^(first|second|third|fourth|bulk \d+|last)$/.test(l.msg));
+    expect(lines.map((l) => l.msg)).toEqual([
+      'first',
+      'second',
+      'third',
+      'fourth',
+      ...Array.from({ length: 300 }, (_, i) => `bulk ${i}`),
+      'last',
+    ]);
+    expect(lines.slice(0, 4).map(({ level, n, when, cannot }) => ({ level, n, when, cannot }))).toEqual([
+      { level: 30, n: 1, when: undefined, cannot: undefined },
+      { level: 40, n: undefined, when: undefined, cannot: undefined },
+      { level: 30, n: undefined, when: '2026-01-01T00:00:00.000Z', cannot: undefined },
+      // A field that cannot cross to the runner (a function) is dropped; the line is kept.
+      { level: 50, n: undefined, when: undefined, cannot: undefined },
+    ]);
+    expect(parseJson<RunResult>(result).changes['public.oidc_models']).toMatchObject({ deleted: 1 });
+  });
+
   it('runs in a child started from its own start-up snapshot, confined as ever', async () => {
     ws.writeScript('argv.ts', script('argv', 'return { execArgv: process.execArgv };'));
     const json = await run('argv');

@@ -43,10 +43,14 @@ const childMessage = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('query'), id: z.number().int(), query: z.object({ sql: z.string(), parameters: z.array(z.unknown()) }) }),
   z.object({
-    type: z.literal('log'),
-    level: z.enum(['debug', 'info', 'warn', 'error']),
-    msg: z.string(),
-    fields: z.record(z.string(), z.unknown()).optional(),
+    type: z.literal('logs'),
+    entries: z.array(
+      z.object({
+        level: z.enum(['debug', 'info', 'warn', 'error']),
+        msg: z.string(),
+        fields: z.record(z.string(), z.unknown()).optional(),
+      }),
+    ),
   }),
   z.object({ type: z.literal('done'), value: z.unknown() }),
   z.object({ type: z.literal('failed'), error: wireError }),

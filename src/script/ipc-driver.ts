@@ -71,7 +71,7 @@ export function runInChild(
     child.onMessage((message) => {
       if (settled) return;
       if (message.type === 'query') serveQuery(message);
-      else if (message.type === 'log') context.log[message.level](message.msg, message.fields);
+      else if (message.type === 'logs') for (const line of message.entries) context.log[line.level](line.msg, line.fields);
       else if (message.type === 'done') finish({ value: message.value });
       else if (message.type === 'failed') finish({ error: fromWireError(message.error as never) });
     });

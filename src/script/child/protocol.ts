@@ -24,6 +24,13 @@ export interface WireError {
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
+/** One line of the script's `log`, as it wrote it. */
+export interface LogEntry {
+  readonly level: LogLevel;
+  readonly msg: string;
+  readonly fields?: Record<string, unknown>;
+}
+
 /**
  * A script's source as the parent read (and hashed) it. The child evaluates this text, never
  * the file, so the code that runs is the code the intent recorded.
@@ -52,7 +59,7 @@ export type Described =
 export type ChildMessage =
   | { readonly type: 'described'; readonly scripts: readonly Described[] }
   | { readonly type: 'query'; readonly id: number; readonly query: ScriptQuery }
-  | { readonly type: 'log'; readonly level: LogLevel; readonly msg: string; readonly fields?: Record<string, unknown> }
+  | { readonly type: 'logs'; readonly entries: readonly LogEntry[] }
   | { readonly type: 'done'; readonly value: unknown }
   | { readonly type: 'failed'; readonly error: WireError };
 

@@ -85,7 +85,7 @@ interface RunFacts {
  * Starting the script's child is the longest step before the script can run (a Node start-up,
  * the transpiler, the module's import, then its declarations). Nothing else waits for it
  * unless it needs the declarations: the checks, both connections, the log and its key, the
- * lock, and the catalog half of the baseline and of the pre-snapshot all run meanwhile. A
+ * lock, the table shapes of the baseline and the pre-snapshot's catalog all run meanwhile. A
  * failure is still reported in the pipeline's order (the load's first, see `inPipelineOrder`),
  * and nothing is left behind: the child is disposed of once it has started, the connections
  * are closed by their scopes.
@@ -243,8 +243,8 @@ async function connectAndRun(start: Start): Promise<RunResult> {
 }
 
 /**
- * The catalog half of the guard's baseline (guard/baseline.ts), read on the script's own
- * session. Started as soon as the lock is held, it runs beside the scope, the counts and
+ * The prepared half of the guard's baseline, its table shapes (guard/baseline.ts), read on the
+ * script's own session. Started as soon as the lock is held, it runs beside the scope, the counts and
  * the backup, which are reads too, so none of them waits for it. Only when the run's own
  * first append will create or widen the anchor table (a database's first run) does it
  * wait until after the intent: that DDL is the runner's, not the script's.

@@ -137,7 +137,8 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
   const trust = await readTrust(trx);
   // The counters and the relfilenodes are read inside the transaction (SPEC step 7 and
   // "Facts"); the fingerprints were read on this session before it began (guard/baseline.ts),
-  // and the catalog as it is now is read later, from the snapshot exported above, if needed.
+  // and the catalog as this transaction finds it is read afterwards, in the snapshot exported
+  // above, only if the script wrote the catalogs.
   const baseline: Baseline = {
     xact: {
       counters: await readXactCounters(trx),

@@ -61,7 +61,7 @@ async function observe(
     };
     const verdict = await readCatalogVerdict(
       trx.withPlugin(counting),
-      { writes: before.writes, catalogs: prepared.catalogs },
+      { writes: before.writes, ownRows: prepared.ownRows },
       trust,
       ownLocks,
       atBegin,
@@ -312,8 +312,14 @@ describe('the guard measured against a baseline prepared before the transaction'
   it('under trust superuser, looks for catalog rows its transaction wrote after a script that only changed rows, not the whole state', async () => {
     const seen = await observe(session, (trx) => sql`delete from oidc_models where kind = 'Session'`.execute(trx), 'superuser');
     expect(seen.verdict.changes).toEqual([]);
-    // Savepoint, set, the counters, the transaction's own catalog rows, rollback to, release: the full state read would add its own five.
-    expect(seen.verdictStatements).toBe(6);
+    // Savepoint, set, the counters, the check that the prepared scan is this run's, the scan, rollback to, release: the full state read would add its own five.
+    expect(seen.verdictStatements).toBe(7);
+    // The scan ran the plan made before the transaction, once there and once after the script.
+    const { rows } = await sql<{ generic_plans: string }>`
+      select generic_plans from pg_catalog.pg_prepared_statements where name like 'safe_run_own_catalog_rows_%' order by prepare_time desc limit 1`.execute(
+      session,
+    );
+    expect(rows.map((r) => Number(r.generic_plans))).toEqual([2]);
   });
 
   /** A pre-existing function that runs `body` with the catalog write counters switched off, as only a superuser can. */

@@ -406,6 +406,16 @@ describe('attacks on the guard', () => {
       ['creates a role', 'create role blind_made_role', 'role blind_made_role', ''],
       // GRANT gives its catalog lock back and locks no table: only the pg_class row it rewrote, carrying the transaction's xid, says it.
       ['grants on a table', 'grant all on users to public', 'table public.users', ''],
+      // The scan is prepared on the script's own session before it runs: one that puts an empty one in its place is not believed.
+      [
+        "grants on a table, after replacing the guard's prepared scan with an empty one",
+        "perform set_config('blind.scan', (select name from pg_prepared_statements where name like 'safe_run%'), true); " +
+          "execute format('deallocate %I', current_setting('blind.scan')); " +
+          "execute format('prepare %I as select 0 as i, 0::int8 as own where false', current_setting('blind.scan')); " +
+          'grant all on users to public',
+        'table public.users',
+        '',
+      ],
       // REVOKE takes no object lock and leaves no row: its write lock on pg_auth_members stays.
       // So does a superuser's DELETE straight from a catalog.
       [

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import type { TableKey } from '../records/index.js';
-import { listCatalogs } from './catalog-authors.js';
+import { listCatalogs, prepareOwnCatalogRows, type OwnRowsScan } from './catalog-authors.js';
 import type { TableShape } from './measure.js';
 import { readTrust, useCatalogSearchPath } from './settings.js';
 import { readTableShapes } from './shapes.js';
@@ -26,8 +26,8 @@ import { readTableShapes } from './shapes.js';
  */
 export interface PreparedBaseline {
   readonly shapes: ReadonlyMap<TableKey, TableShape>;
-  /** For a superuser, the system catalogs to look for rows its transaction wrote (catalog-verdict.ts). */
-  readonly catalogs: readonly string[] | null;
+  /** For a superuser, the scan for catalog rows its transaction wrote, prepared (catalog-verdict.ts). */
+  readonly ownRows: OwnRowsScan | null;
 }
 
 export async function prepareBaseline(scriptDb: Db): Promise<PreparedBaseline> {
@@ -38,8 +38,8 @@ export async function prepareBaseline(scriptDb: Db): Promise<PreparedBaseline> {
       // The same path the transaction measures under: it shapes what the deparsers print.
       await useCatalogSearchPath(trx);
       // Only a superuser's verdict uses it (catalog-verdict.ts); under a role the counters do.
-      const catalogs = (await readTrust(trx)) === 'superuser' ? await listCatalogs(trx) : null;
-      return { shapes: await readTableShapes(trx), catalogs };
+      const ownRows = (await readTrust(trx)) === 'superuser' ? await prepareOwnCatalogRows(trx, await listCatalogs(trx)) : null;
+      return { shapes: await readTableShapes(trx), ownRows };
     });
 }
 

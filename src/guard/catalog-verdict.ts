@@ -1,4 +1,4 @@
-import { readCreatedHere, readOwnCatalogRows } from './catalog-authors.js';
+import { readCreatedHere, readOwnCatalogRows, type OwnRowsScan } from './catalog-authors.js';
 import type { Db } from '../db/connection.js';
 import {
   catalogWritesDelta,
@@ -20,8 +20,8 @@ export type CatalogJudgement = Omit<CatalogVerdict, 'ownWork'>;
 export interface CatalogSnapshot {
   readonly state: CatalogState;
   readonly writes: CatalogWrites;
-  /** For a superuser, the system catalogs to look for rows the transaction wrote (catalog-authors.ts). */
-  readonly catalogs?: readonly string[] | null;
+  /** For a superuser, the scan for catalog rows the transaction wrote (catalog-authors.ts). */
+  readonly ownRows?: OwnRowsScan | null;
 }
 
 export interface CatalogVerdict {
@@ -93,10 +93,10 @@ export async function readCatalogVerdict(
   locks: Pick<OwnLocks, 'strong' | 'objects' | 'catalogs'>,
   atBegin: () => Promise<CatalogState | null>,
 ): Promise<CatalogVerdict> {
-  const catalogs = trust === 'superuser' ? before.catalogs : undefined;
+  const scan = trust === 'superuser' ? before.ownRows : undefined;
   const { writes, own } = await withCatalogSearchPath(trx, async (t) => ({
     writes: await readCatalogWritesHere(t),
-    own: catalogs ? await readOwnCatalogRows(t, catalogs) : null,
+    own: scan ? await readOwnCatalogRows(t, scan) : null,
   }));
   const work = { trust, writes: catalogWritesDelta(before.writes, writes), ownRows: own, locks };
   if (!catalogWork(work)) {

@@ -246,7 +246,7 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
     ...settingViolations(baseline.settings, settingsAfter),
     ...evidenceSchemaViolations(baseline.evidence, await readEvidenceSchema(trx), ledgerAllowance(ownLedger)),
     ...catalogViolations(
-      await readCatalogVerdict(trx, { writes: baseline.catalogWrites, catalogs: input.prepared.catalogs }, trust, ownLocks, () =>
+      await readCatalogVerdict(trx, { writes: baseline.catalogWrites, ownRows: input.prepared.ownRows }, trust, ownLocks, () =>
         readCatalogStateAt(input.db, baseline.snapshotAtBegin),
       ),
       script,

@@ -40,6 +40,9 @@ export const userRelations = sql`
      and n.nspname !~ '^pg_(toast|temp)'`;
 
 /**
+ * The tables with the shape half of their fingerprints, what the guard compares before and
+ * after the script: what it did to triggers, rules, policies and privileges is the catalog
+ * verdict's to name (guard/catalog-verdict.ts), so the behaviour half is not read here.
  * `fingerprintsOf` limits the fingerprints to those tables (by oid): the other tables get an
  * empty one. The guard measures after the script that way, because only a table its own
  * transaction locked strongly can have had its shape changed by it, and the deparsing behind
@@ -48,8 +51,8 @@ export const userRelations = sql`
 export async function readTableCatalog(db: Db, options: { readonly fingerprintsOf?: ReadonlySet<number> } = {}): Promise<TableCatalog> {
   const only = options.fingerprintsOf;
   const tables = await readTableList(db);
-  const fingerprints = only?.size === 0 ? new Map<number, Fingerprints>() : await readFingerprints(db, only ? [...only] : null);
-  return withFingerprints(tables, fingerprints);
+  const shapes = only?.size === 0 ? new Map<number, string>() : await readShapes(db, only ? [...only] : null);
+  return withFingerprints(tables, joinFingerprints(shapes, new Map()));
 }
 
 /**

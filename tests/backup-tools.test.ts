@@ -1,6 +1,8 @@
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { dbnameConninfo, pgChildEnv } from '../src/backup/child-env.js';
 import { pgDumpArgs, tablePattern } from '../src/backup/pg-dump-args.js';
 import { parsePgVersion, probePgToolsEarly, resolvePgTool } from '../src/backup/pg-tools.js';
@@ -9,13 +11,20 @@ import { ExitCode, SafeRunError } from '../src/errors.js';
 
 describe('resolvePgTool', () => {
   let fakeDir: string;
+  const savedCache = process.env.XDG_CACHE_HOME;
   beforeAll(() => {
     // Not a mock of pg_dump's behaviour: only its --version answer, to test the selection.
     fakeDir = mkdtempSync(path.join(os.tmpdir(), 'safe-run-fake-pg-'));
     writeFileSync(path.join(fakeDir, 'pg_dump'), '#!/bin/sh\necho "pg_dump (PostgreSQL) 9.6.0"\n');
     chmodSync(path.join(fakeDir, 'pg_dump'), 0o755);
+    // The versions it remembers go to this test's own cache, not the user's.
+    process.env.XDG_CACHE_HOME = path.join(fakeDir, 'cache');
   });
-  afterAll(() => rmSync(fakeDir, { recursive: true, force: true }));
+  afterAll(() => {
+    if (savedCache === undefined) delete process.env.XDG_CACHE_HOME;
+    else process.env.XDG_CACHE_HOME = savedCache;
+    rmSync(fakeDir, { recursive: true, force: true });
+  });
 
   it('parses the version line of every packaging', () => {
     expect(parsePgVersion('pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)')).toEqual({ version: '15.18', major: 15 });
@@ -78,6 +87,31 @@ describe('resolvePgTool', () => {
     expect([dump.version, restore.version]).toEqual(['16.2', '16.2']);
     expect(readFileSync(path.join(dir, 'pg_dump.calls'), 'utf8')).toBe('started\n');
     expect(readFileSync(path.join(dir, 'pg_restore.calls'), 'utf8')).toBe('started\n');
+  });
+
+  it('remembers what a program said between commands, and asks again once the program is replaced', async () => {
+    const dir = path.join(fakeDir, 'remembered');
+    mkdirSync(dir);
+    const program = path.join(dir, 'pg_dump');
+    const install = (version: string): void => {
+      writeFileSync(program, `#!/bin/sh\necho started >> "$0.calls"\necho "pg_dump (PostgreSQL) ${version}"\n`);
+      chmodSync(program, 0o755);
+    };
+    // Each command is its own process, as each safe-run command is: nothing is shared but the cache directory.
+    const command = async (): Promise<string> => {
+      const module = path.join(path.dirname(fileURLToPath(import.meta.url)), '../src/backup/pg-tools.js');
+      const code = `const { resolvePgTool } = await import(${JSON.stringify(module)}); console.log((await resolvePgTool('pg_dump', 15, ${JSON.stringify(dir)})).version);`;
+      const result = await execa(process.execPath, ['--input-type=module', '-e', code], {
+        env: { XDG_CACHE_HOME: process.env.XDG_CACHE_HOME },
+      });
+      return result.stdout;
+    };
+    install('16.2');
+    expect([await command(), await command()]).toEqual(['16.2', '16.2']);
+    expect(readFileSync(`${program}.calls`, 'utf8')).toBe('started\n');
+    install('17.1');
+    expect(await command()).toBe('17.1');
+    expect(readFileSync(`${program}.calls`, 'utf8')).toBe('started\nstarted\n');
   });
 });
 

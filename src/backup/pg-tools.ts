@@ -1,6 +1,9 @@
 import { execa } from 'execa';
-import { existsSync, realpathSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
+import { safeRunCacheDir } from '../cache-dir.js';
 import { ExitCode, SafeRunError } from '../errors.js';
 import { candidateBinDirs } from './pg-bin-dirs.js';
 
@@ -83,10 +86,69 @@ const versionCache = new Map<string, Promise<ResolvedPgTool | null>>();
 function readVersion(bin: string): Promise<ResolvedPgTool | null> {
   let probe = versionCache.get(bin);
   if (!probe) {
-    probe = probeVersion(bin).catch(() => null);
+    const known = knownVersion(bin);
+    probe = known ? Promise.resolve(known) : probeVersion(bin).then(rememberVersion, () => null);
     versionCache.set(bin, probe);
   }
   return probe;
+}
+
+/**
+ * What each program's `--version` said, kept between commands in `pg-tools.json` of the
+ * cache directory: asking pg_dump and pg_restore starts two processes, which cost a run about
+ * 25 ms before its backup could start. An entry holds for the very file it was read from
+ * (its real path, inode, size and modification time), so an upgraded or replaced program is
+ * asked again. Only a convenience: a missing, stale or edited file costs a probe, and an
+ * entry that lied about a version would meet pg_dump's own refusal of a server it cannot read.
+ */
+const versionEntry = z.object({ file: z.string(), version: z.string(), major: z.number().int() }).strict();
+const versionFile = z.record(z.string(), versionEntry);
+type VersionFile = z.infer<typeof versionFile>;
+
+const versionFilePath = (): string => path.join(safeRunCacheDir(), 'pg-tools.json');
+
+/** The program's file as the cache knows it; null if it cannot be read. */
+function fileIdentity(bin: string): string | null {
+  try {
+    const real = realpathSync(bin);
+    const stat = statSync(real);
+    return `${real} ${stat.ino} ${stat.size} ${stat.mtimeMs}`;
+  } catch {
+    return null;
+  }
+}
+
+function readVersionFile(): VersionFile {
+  try {
+    const parsed = versionFile.safeParse(JSON.parse(readFileSync(versionFilePath(), 'utf8')));
+    return parsed.success ? parsed.data : {};
+  } catch {
+    return {};
+  }
+}
+
+function knownVersion(bin: string): ResolvedPgTool | null {
+  const entry = readVersionFile()[bin];
+  const file = fileIdentity(bin);
+  return entry && file !== null && entry.file === file ? { path: bin, version: entry.version, major: entry.major } : null;
+}
+
+/** Written whole and renamed into place; entries of programs that are gone are dropped. A failure only means asking next time. */
+function rememberVersion(tool: ResolvedPgTool | null): ResolvedPgTool | null {
+  const file = tool && fileIdentity(tool.path);
+  if (!tool || !file) return tool;
+  const target = versionFilePath();
+  const temporary = `${target}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    const kept = Object.entries(readVersionFile()).filter(([bin]) => bin !== tool.path && existsSync(bin));
+    const entries: VersionFile = Object.fromEntries([...kept, [tool.path, { file, version: tool.version, major: tool.major }]]);
+    mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
+    writeFileSync(temporary, `${JSON.stringify(entries)}\n`, { mode: 0o600 });
+    renameSync(temporary, target);
+  } catch {
+    rmSync(temporary, { force: true });
+  }
+  return tool;
 }
 
 async function probeVersion(bin: string): Promise<ResolvedPgTool | null> {

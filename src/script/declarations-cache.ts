@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { safeRunCacheDir } from '../cache-dir.js';
 import type { LoadedScript } from './load.js';
 
 /**
@@ -42,7 +42,7 @@ const cachedEntry = z.object({
 
 /** `$XDG_CACHE_HOME/safe-run/scripts` (else `~/.cache/...`): disposable, outside the evidence. */
 export function declarationsCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'safe-run', 'scripts');
+  return path.join(safeRunCacheDir(env), 'scripts');
 }
 
 /**

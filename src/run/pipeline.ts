@@ -68,6 +68,8 @@ interface EarlyContext extends Start {
   readonly scriptDb: Db;
   readonly session: Db;
   readonly audit: AuditLog;
+  /** The tables and what a delete in each reaches, read on the pool while the log opens and the lock is taken. */
+  readonly graph: Promise<ScopeGraph>;
 }
 
 interface RunContext extends EarlyContext {
@@ -223,17 +225,25 @@ async function connectAndRun(start: Start): Promise<RunResult> {
         timings.connect = Date.now() - connecting;
         await probing;
         const { db } = await opening;
-        const audit = await timed(timings, 'openLog', () =>
-          openAuditLog({
-            evidenceDir: config.evidenceDir,
-            signingKeyPath: config.signingKey,
-            anchor: databaseAnchor(session),
-            log,
-          }),
-        );
-        const identity = await readIdentity(session, url);
-        const ctx: EarlyContext = { ...start, identity, url, db, scriptDb, session, audit };
-        return withAdvisoryLock(session, log, () => guardedRun(ctx));
+        // A read of the catalog, which needs neither the log nor the lock: it runs beside them, on
+        // a connection of its own. Awaited by the steps, and settled before the pool can close.
+        const graph = readScopeGraph(db);
+        graph.catch(() => {});
+        try {
+          const audit = await timed(timings, 'openLog', () =>
+            openAuditLog({
+              evidenceDir: config.evidenceDir,
+              signingKeyPath: config.signingKey,
+              anchor: databaseAnchor(session),
+              log,
+            }),
+          );
+          const identity = await readIdentity(session, url);
+          const ctx: EarlyContext = { ...start, identity, url, db, scriptDb, session, audit, graph };
+          return await withAdvisoryLock(session, log, () => guardedRun(ctx));
+        } finally {
+          await graph.catch(() => {});
+        }
       }),
     );
   } catch (error) {
@@ -301,7 +311,7 @@ async function guardedSteps(early: EarlyContext, preparation: Preparation): Prom
   const { config, log, timings } = early;
   const started = Date.now();
   const scope = early.options.backupScope ?? config.backup.scope;
-  const [graph, hint] = await Promise.all([readScopeGraph(early.session), early.hint]);
+  const [graph, hint] = await Promise.all([early.graph, early.hint]);
   const planning = early.loading.then((script): RunPlan => ({ script, ...scopeOf(script, config, graph, scope), at: Date.now() }));
   // The declarations of the script's last run, to start on while its child starts (null: none kept).
   const hinted = hint ? scopeOf(hint, config, graph, scope) : null;

@@ -71,6 +71,8 @@ describe('resolvePgTool', () => {
     chmodSync(path.join(real, 'pg_dump'), 0o755);
     expect((await resolvePgTool('pg_dump', 15, null, [onPath, real])).path).toBe(path.join(real, 'pg_dump'));
     expect((await resolvePgTool('pg_dump', 15, null, [onPath])).path).toBe(path.join(onPath, 'pg_dump'));
+    // What it starts depends on the installed clients, not on its own file: its answer is never kept.
+    expect(readFileSync(path.join(process.env.XDG_CACHE_HOME!, 'safe-run', 'pg-tools.json'), 'utf8')).not.toContain('pg_wrapper');
   });
 
   it("answers the run's backup from the probes started while it connected, without asking the programs again", async () => {

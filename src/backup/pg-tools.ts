@@ -86,8 +86,16 @@ const versionCache = new Map<string, Promise<ResolvedPgTool | null>>();
 function readVersion(bin: string): Promise<ResolvedPgTool | null> {
   let probe = versionCache.get(bin);
   if (!probe) {
-    const known = knownVersion(bin);
-    probe = known ? Promise.resolve(known) : probeVersion(bin).then(rememberVersion, () => null);
+    // Debian's pg_wrapper starts whichever client the installed packages and the cluster setup
+    // name, so its own file does not tell its version: it is asked every time.
+    const kept = !isDebianWrapper(bin);
+    const known = kept ? knownVersion(bin) : null;
+    probe = known
+      ? Promise.resolve(known)
+      : probeVersion(bin).then(
+          (tool) => (kept ? rememberVersion(tool) : tool),
+          () => null,
+        );
     versionCache.set(bin, probe);
   }
   return probe;

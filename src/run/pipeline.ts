@@ -227,6 +227,8 @@ async function connectAndRun(start: Start): Promise<RunResult> {
         const { db } = await opening;
         // A read of the catalog, which needs neither the log nor the lock: it runs beside them, on
         // a connection of its own. Awaited by the steps, and settled before the pool can close.
+        // Like any read outside the exported snapshot it can miss DDL committed meanwhile; a
+        // cascade it misses shows as an undeclared change, which the guard refuses.
         const graph = readScopeGraph(db);
         graph.catch(() => {});
         try {

@@ -429,7 +429,11 @@ describe('safe-run <script>', () => {
     await sql`create role ${sql.id(role)}`.execute(ws.t.db);
     try {
       const result = await run;
-      expect(result.exitCode).toBe(0);
+      // The error too, so that a failure says what stopped the run.
+      expect({ exit: result.exitCode, error: result.exitCode === 0 ? null : result.stdout || result.stderr }).toEqual({
+        exit: 0,
+        error: null,
+      });
       expect(parseJson<RunResult>(result).violations).toEqual([]);
       const { rows } = await sql<{
         n: number;

@@ -1,9 +1,8 @@
 import { execa } from 'execa';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { safeRunCacheDir } from '../cache-dir.js';
+import { safeRunCacheDir, writeCacheFile } from '../cache-dir.js';
 import { ExitCode, SafeRunError } from '../errors.js';
 import { candidateBinDirs } from './pg-bin-dirs.js';
 
@@ -145,17 +144,9 @@ function knownVersion(bin: string): ResolvedPgTool | null {
 function rememberVersion(tool: ResolvedPgTool | null): ResolvedPgTool | null {
   const file = tool && fileIdentity(tool.path);
   if (!tool || !file) return tool;
-  const target = versionFilePath();
-  const temporary = `${target}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    const kept = Object.entries(readVersionFile()).filter(([bin]) => bin !== tool.path && existsSync(bin));
-    const entries: VersionFile = Object.fromEntries([...kept, [tool.path, { file, version: tool.version, major: tool.major }]]);
-    mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
-    writeFileSync(temporary, `${JSON.stringify(entries)}\n`, { mode: 0o600 });
-    renameSync(temporary, target);
-  } catch {
-    rmSync(temporary, { force: true });
-  }
+  const kept = Object.entries(readVersionFile()).filter(([bin]) => bin !== tool.path && existsSync(bin));
+  const entries: VersionFile = Object.fromEntries([...kept, [tool.path, { file, version: tool.version, major: tool.major }]]);
+  writeCacheFile(versionFilePath(), `${JSON.stringify(entries)}\n`);
   return tool;
 }
 

@@ -1,9 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { safeRunCacheDir } from '../cache-dir.js';
+import { safeRunCacheDir, writeCacheFile } from '../cache-dir.js';
 import type { LoadedScript } from './load.js';
 
 /**
@@ -87,19 +87,11 @@ export function readCachedDeclarations(cacheDir: string, file: string, key: stri
  * entry or the new one. A cache that cannot be written only costs the next command the parse.
  */
 export function writeCachedDeclarations(cacheDir: string, file: string, key: string, declarations: ScriptDeclarations): void {
-  const target = entryPath(cacheDir, file);
-  const temporary = `${target}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+  if (!writeCacheFile(entryPath(cacheDir, file), JSON.stringify({ key, declarations: pick(declarations) }))) return;
   try {
-    mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
-    writeFileSync(temporary, JSON.stringify({ key, declarations: pick(declarations) }), { mode: 0o600 });
-    renameSync(temporary, target);
     forgetVanishedScripts(cacheDir);
   } catch {
-    try {
-      unlinkSync(temporary);
-    } catch {
-      // Nothing was written.
-    }
+    // The next write prunes.
   }
 }
 

@@ -258,9 +258,9 @@ async function connectAndRun(start: Start): Promise<RunResult> {
  * The prepared half of the guard's baseline, its table shapes (guard/baseline.ts), read on the
  * script's own session. Started as soon as the lock is held, it runs beside the counts and the
  * backup (the scope graph was read before the lock), which are reads too, so none of them waits
- * for it. Only when the run's own
- * first append will create or widen the anchor table (a database's first run) does it
- * wait until after the intent: that DDL is the runner's, not the script's.
+ * for it. Only when the run's own first append will create or widen the anchor table (a
+ * database's first run) does it wait until after the intent: that DDL is the runner's, not the
+ * script's.
  */
 interface Preparation {
   /** Started already: the snapshot step awaits it with the backup. */

@@ -9,8 +9,10 @@ import { errorCode, LOCK_NOT_AVAILABLE } from '../errors.js';
  * transaction minus the count of the committed state, read on the runner's connection at
  * the same moment. The two differ only by the script's uncommitted work, so other sessions
  * (inserting or deleting meanwhile, their statistics arriving late) cannot be mistaken for
- * it, and cannot mask it either. The committed count is read before and after the inside
- * one; when another session commits in between, the reading is repeated.
+ * it, and cannot mask it either. The committed state is held still around the inside count:
+ * read in a snapshot taken before it, and found unchanged after it, either because no
+ * transaction committed meanwhile or because a second count says so. When another session
+ * commits in between, the reading is repeated.
  */
 export interface WatchedTable {
   readonly schema: string;
@@ -54,9 +56,10 @@ export async function readOwnRows(
 }
 
 /**
- * Every table at once, each reading one statement: the committed counts, the counts inside,
- * the committed counts again. A table whose committed count moved meanwhile is read again
- * (up to ATTEMPTS times); one that never held still gets no entry.
+ * Every table at once: the committed counts, each in a snapshot taken before the count
+ * inside starts and read beside it; then, unless no transaction committed since those
+ * snapshots, the committed counts again. A table whose committed count moved meanwhile is
+ * read again (up to ATTEMPTS times); one that never held still gets no entry.
  */
 async function netChanges(
   runnerDb: Db,
@@ -68,9 +71,8 @@ async function netChanges(
   let firstInside: Record<TableKey, number> | null = null;
   let pending = tables;
   for (let attempt = 0; attempt === 0 || (attempt < ATTEMPTS && pending.length); attempt++) {
-    const before = pending.length ? await countCommitted(runnerDb, pending) : {};
-    const inside = await countRowsExact(trx, attempt === 0 ? first : pending);
-    const after = pending.length ? await countCommitted(runnerDb, pending) : {};
+    const { before, inside, snapshots } = await countBesideInside(runnerDb, trx, pending, attempt === 0 ? first : pending);
+    const after = !pending.length || (await nothingCommittedSince(runnerDb, snapshots)) ? before : await countCommitted(runnerDb, pending);
     firstInside ??= inside;
     pending = pending.filter((t) => {
       if (before[t.key] !== after[t.key]) return true;
@@ -79,6 +81,100 @@ async function netChanges(
     });
   }
   return { net, inside: firstInside ?? {} };
+}
+
+/**
+ * The committed counts of `committed`, read in snapshots taken before the count inside of
+ * `inside` starts, and that count, side by side on the server's cores. Every started
+ * statement is settled before this returns, failed or not.
+ */
+async function countBesideInside(
+  runnerDb: Db,
+  trx: Db,
+  committed: readonly WatchedTable[],
+  inside: readonly WatchedTable[],
+): Promise<{ before: Record<TableKey, number>; inside: Record<TableKey, number>; snapshots: string[] }> {
+  const held = committed.map((table) => countCommittedInSnapshot(runnerDb, table));
+  const counting = Promise.all(held.map((h) => h.count));
+  counting.catch(() => {}); // settled below, whatever happens to the snapshots
+  let snapshots: string[];
+  try {
+    snapshots = await Promise.all(held.map((h) => h.snapshot));
+  } catch (error) {
+    await counting.catch(() => {});
+    throw error;
+  }
+  const [before, counted] = await Promise.allSettled([counting, countRowsExact(trx, inside)]);
+  if (before.status === 'rejected') throw before.reason;
+  if (counted.status === 'rejected') throw counted.reason;
+  return { before: Object.assign({}, ...before.value) as Record<TableKey, number>, inside: counted.value, snapshots };
+}
+
+/**
+ * One table's committed count in a REPEATABLE READ transaction: `snapshot` resolves once the
+ * transaction's snapshot is taken, before the count, so what the count sees is fixed from then.
+ */
+function countCommittedInSnapshot(db: Db, table: WatchedTable): { snapshot: Promise<string>; count: Promise<Record<TableKey, number>> } {
+  let taken!: (snapshot: string) => void;
+  const snapshot = new Promise<string>((resolve) => (taken = resolve));
+  const count = db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .execute(async (trx) => {
+      const { rows } = await sql<{ snapshot: string }>`
+        select pg_catalog.set_config('lock_timeout', '1s', true), pg_catalog.pg_current_snapshot()::pg_catalog.text as snapshot`.execute(
+        trx,
+      );
+      taken(rows[0]!.snapshot);
+      return countRowsExact(trx, [table]);
+    });
+  // A failure before the snapshot was taken is the count's: the snapshot never comes then.
+  return { snapshot: Promise.race([snapshot, count.then(() => snapshot)]), count };
+}
+
+/**
+ * Whether every transaction the server counts as committed now was committed already in each
+ * of `snapshots` (pg_current_snapshot() text). Then no committed state has changed since, and
+ * a second count would only repeat the first. The script's own transaction is in progress
+ * throughout, so it counts in neither.
+ */
+async function nothingCommittedSince(db: Db, snapshots: readonly string[]): Promise<boolean> {
+  const { rows } = await sql<{ now: string }>`select pg_catalog.pg_current_snapshot()::pg_catalog.text as now`.execute(db);
+  const now = rows[0]!.now;
+  return snapshots.every((earlier) => sameCommitted(earlier, now));
+}
+
+/** A pg_snapshot as text, `xmin:xmax:xip,...`: what a transaction id's visibility depends on. */
+interface XidSnapshot {
+  readonly xmin: bigint;
+  readonly xmax: bigint;
+  readonly inProgress: ReadonlySet<bigint>;
+}
+
+function parseSnapshot(text: string): XidSnapshot {
+  const [xmin, xmax, xip = ''] = text.split(':');
+  return { xmin: BigInt(xmin!), xmax: BigInt(xmax!), inProgress: new Set(xip ? xip.split(',').map((x) => BigInt(x)) : []) };
+}
+
+function committedIn(snapshot: XidSnapshot, xid: bigint): boolean {
+  return xid < snapshot.xmin || (xid < snapshot.xmax && !snapshot.inProgress.has(xid));
+}
+
+/** Beyond this many transaction ids started in between, the second count is cheaper than the proof. */
+const MAX_XIDS_COMPARED = 10_000n;
+
+/**
+ * Whether `later` counts no transaction as finished that `earlier` did not: every id that was
+ * running or not yet started in `earlier` is still running, or not started, in `later`. An
+ * aborted transaction looks finished too, which only costs a second count.
+ */
+export function sameCommitted(earlierText: string, laterText: string): boolean {
+  const earlier = parseSnapshot(earlierText);
+  const later = parseSnapshot(laterText);
+  if (later.xmax - earlier.xmax > MAX_XIDS_COMPARED) return false;
+  for (const xid of earlier.inProgress) if (committedIn(later, xid)) return false;
+  for (let xid = earlier.xmax; xid < later.xmax; xid++) if (committedIn(later, xid)) return false;
+  return true;
 }
 
 async function readOneByOne(runnerDb: Db, trx: Db, tables: readonly WatchedTable[]): Promise<Omit<OwnRows, 'inside'>> {

@@ -239,7 +239,9 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
     watched,
   );
   const inTxCounts = Object.fromEntries(watched.map((t) => [t.key, own.inside[t.key]!]));
-  const concurrent = await readConcurrentWrites(input.db, input.pre, Object.keys(inTxCounts));
+  // Read on the runner's pool while the catalog verdict reads on the transaction; awaited last.
+  const concurrent = readConcurrentWrites(input.db, input.pre, Object.keys(inTxCounts));
+  concurrent.catch(() => {});
   // The change ledger's triggers write to safe_run for the script's own statements: those rows, exactly, are allowed.
   const ownLedger = await readOwnLedger(trx);
   const violations = [
@@ -275,7 +277,7 @@ async function measure(input: TransactionInput, trx: Db, baseline: Baseline, tru
     inTxCounts,
     violations,
     sequencesUsed: await sequencesDrawnHere(trx, measured.sequencesUsed),
-    concurrent,
+    concurrent: await concurrent,
     ledger,
   };
 }

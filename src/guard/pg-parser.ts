@@ -126,13 +126,24 @@ function call<T>(parse: () => T): T {
 
 /** String index of every byte offset of `text` in UTF-8 (one past the end included). */
 export function charOffsets(text: string): (byteOffset: number) => number {
+  // Nearly every statement is ASCII, where a byte is a character: the gate maps every
+  // statement a script sends, and one with thousands of parameters is tens of kilobytes.
+  if (Buffer.byteLength(text, 'utf8') === text.length)
+    return (byteOffset) => (byteOffset >= 0 ? Math.min(byteOffset, text.length) : text.length);
   const byteToChar: number[] = [];
   let chars = 0;
   for (const ch of text) {
-    const bytes = Buffer.byteLength(ch, 'utf8');
+    const bytes = utf8Length(ch.codePointAt(0)!);
     for (let i = 0; i < bytes; i++) byteToChar.push(chars);
     chars += ch.length;
   }
   byteToChar.push(chars);
   return (byteOffset) => byteToChar[Math.min(byteOffset, byteToChar.length - 1)] ?? chars;
+}
+
+/** Bytes of one code point in UTF-8; a lone surrogate is written as U+FFFD, three bytes, as Buffer does. */
+function utf8Length(codePoint: number): number {
+  if (codePoint < 0x80) return 1;
+  if (codePoint < 0x800) return 2;
+  return codePoint < 0x10000 ? 3 : 4;
 }

@@ -33,8 +33,13 @@ export interface PolicyOptions {
 /** Every refusal in a SQL text, in order. A text the grammar rejects throws a usage error. */
 export async function refusedStatements(text: string, source = 'SQL', options: PolicyOptions = {}): Promise<readonly Refusal[]> {
   await loadParser();
+  return refusalsIn(await splitStatements(text, source), options);
+}
+
+/** Every refusal in statements already cut (splitStatements), in order. */
+export function refusalsIn(statements: readonly SqlStatement[], options: PolicyOptions = {}): readonly Refusal[] {
   const refusals: Refusal[] = [];
-  for (const statement of await splitStatements(text, source)) {
+  for (const statement of statements) {
     const seen = new Set<string>();
     for (const { rule, what } of findingsIn(statement.node, statement.text)) {
       if (rule === 'unchecked-dynamic' && !options.refuseDynamic) continue;

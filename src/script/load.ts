@@ -13,7 +13,7 @@ import type { ScriptSource } from './child/protocol.js';
 import { runInChild } from './ipc-driver.js';
 import { describeInChild, type Description } from './script-meta.js';
 import { parseSqlHeader } from './sql-header.js';
-import { policyError, refusedStatements, splitStatements } from '../guard/statement-policy.js';
+import { policyError, refusalsIn, splitStatements } from '../guard/statement-policy.js';
 
 /** A script ready to run: declarations normalised to `schema.table` keys. */
 export interface LoadedScript {
@@ -232,9 +232,9 @@ function tsScript(
 
 async function sqlScript(file: string, source: string, sha256: string): Promise<LoadedScript> {
   // Judged whole before anything is locked: one refused statement and none of the file runs.
-  const refusals = await refusedStatements(source, `Script ${file}`);
-  if (refusals.length) throw policyError(refusals, `Script ${file}`);
   const statements = await splitStatements(source, `Script ${file}`);
+  const refusals = refusalsIn(statements);
+  if (refusals.length) throw policyError(refusals, `Script ${file}`);
   let header;
   try {
     header = parseSqlHeader(source, file);

@@ -1,7 +1,8 @@
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
+import { fsyncDir } from '../audit/jsonl.js';
 import { EVIDENCE_DIR_MODE, EVIDENCE_FILE_MODE } from '../audit/modes.js';
 import { restrictToOwner } from './private-files.js';
 import path from 'node:path';
@@ -174,7 +175,10 @@ async function backup(options: BackupOptions): Promise<BackupRecord> {
         : await dumpToDirectory(pgDump.path, args, env, target, watch);
     watch.progress.stop();
     await restrictToOwner(target);
-    await verifyArchive(pgRestore.path, target, env, tables);
+    // On disk before the intent names it, and so before the script can run: pg_dump syncs a
+    // directory archive itself, but the custom format reaches the file through this process.
+    await Promise.all([format === 'custom' ? syncFile(target) : null, verifyArchive(pgRestore.path, target, env, tables)]);
+    await fsyncDir(dir);
     const record: BackupRecord = {
       scope: options.scope,
       status: 'verified',
@@ -193,6 +197,16 @@ async function backup(options: BackupOptions): Promise<BackupRecord> {
     // A partial archive must not look like evidence.
     await rm(target, { recursive: true, force: true }).catch(() => {});
     throw error;
+  }
+}
+
+/** fsync; a failure (EIO, a full disk) fails the backup, so the script never runs on a backup that may not exist. */
+async function syncFile(file: string): Promise<void> {
+  const handle = await open(file, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

@@ -23,7 +23,7 @@ import type { Logger } from '../logger.js';
 import { loadScriptByName, scriptLoadOptions, type LoadedScript } from '../script/load.js';
 import { settledOr, takeSnapshot } from '../snapshot/take.js';
 import { prepareBaseline, type PreparedBaseline } from '../guard/baseline.js';
-import { loadParser } from '../guard/pg-parser.js';
+import { warmParser } from '../guard/pg-parser.js';
 import type {
   BackupRecord,
   DatabaseIdentity,
@@ -110,8 +110,8 @@ export async function runGuarded(
   );
   const held: { facts?: RunFacts } = {};
   const facts = (): RunFacts => (held.facts ??= startFacts(loading));
-  // The statement policy's parser compiles here, on a core the child's start-up leaves idle, not in the script's first statement.
-  loadParser().catch(() => {});
+  // The statement policy's parser loads and compiles here, while the child starts, not in the script's first statement.
+  warmParser().catch(() => {});
   const runId = ulid();
   const interrupt = watchInterrupts();
   try {

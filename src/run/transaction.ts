@@ -7,7 +7,7 @@ import { readConcurrentWrites, type ConcurrentWrites } from '../guard/concurrent
 import { readOwnRows, uncountedChanges } from '../guard/own-rows.js';
 import { catalogViolations } from '../guard/catalog-rules.js';
 import { withStorageNow, type PreparedBaseline } from '../guard/baseline.js';
-import { readCatalogStateAt, readCatalogWrites, type CatalogWrites } from '../guard/catalog-changes.js';
+import { readCatalogStateAt, readCatalogWritesHere, type CatalogWrites } from '../guard/catalog-changes.js';
 import { readCatalogVerdict } from '../guard/catalog-verdict.js';
 import { addChanges, evaluateGuards } from '../guard/rules.js';
 import { evidenceSchemaViolations, readEvidenceSchema, type EvidenceSchemaState } from '../guard/evidence-schema.js';
@@ -146,7 +146,8 @@ export async function runScriptTransaction(input: TransactionInput): Promise<Tra
       sequences: await readSequencePositions(trx),
     },
     snapshotAtBegin: snapshot,
-    catalogWrites: await readCatalogWrites(trx),
+    // The catalog search path is in force from useCatalogSearchPath above: no savepoint of its own.
+    catalogWrites: await readCatalogWritesHere(trx),
     evidence: await readEvidenceSchema(trx),
     settings: await readGuardedSettings(trx),
   };

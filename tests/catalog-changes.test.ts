@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { sql, type KyselyPlugin, type RawBuilder } from 'kysely';
 import { createDb, type Db } from '../src/db/connection.js';
-import { CATALOG_STATE_STATEMENTS, readCatalogState } from '../src/guard/catalog-changes.js';
+import { CATALOG_STATE_STATEMENTS, readCatalogState, readCatalogStateAt } from '../src/guard/catalog-changes.js';
 import type { CatalogChange } from '../src/guard/catalog-diff.js';
 import { judgeCatalogChanges, readCatalogSnapshot, type CatalogJudgement } from '../src/guard/catalog-verdict.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
@@ -271,6 +271,33 @@ describe('catalog changes inside the script transaction', () => {
       await sql`revoke create on schema public from ${sql.id(role)}; drop owned by ${sql.id(role)}; drop role ${sql.id(role)}`.execute(
         t.db,
       );
+    }
+  });
+
+  it('leaves out a role another session dropped after the snapshot it reads in, instead of naming it with nothing', async () => {
+    const role = `gone_${randomBytes(4).toString('hex')}`;
+    await sql`create role ${sql.id(role)}`.execute(t.db);
+    const holder = createDb(t.url, { maxConnections: 1 });
+    const reader = createDb(t.url, { maxConnections: 1 });
+    try {
+      // The role is in the snapshot, and gone from the catalogs that pg_identify_object reads.
+      const state = await holder.connection().execute(async (conn) => {
+        await sql`begin isolation level repeatable read`.execute(conn);
+        try {
+          const { rows } = await sql<{ id: string }>`select pg_export_snapshot() as id`.execute(conn);
+          await sql`drop role ${sql.id(role)}`.execute(t.db);
+          return await readCatalogStateAt(reader, rows[0]!.id);
+        } finally {
+          await sql`rollback`.execute(conn);
+        }
+      });
+      const objects = [...state!.objects.values()];
+      expect(objects.filter((o) => typeof o.identity !== 'string')).toEqual([]);
+      expect(objects.filter((o) => o.identity === role)).toEqual([]);
+      expect(objects.some((o) => o.objectType === 'role')).toBe(true);
+    } finally {
+      await Promise.all([holder.destroy(), reader.destroy()]);
+      await sql`drop role if exists ${sql.id(role)}`.execute(t.db);
     }
   });
 

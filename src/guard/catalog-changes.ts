@@ -79,6 +79,11 @@ export async function readCatalogState(trx: Db): Promise<CatalogState> {
       storage = new Map(Object.entries((row.facets ?? {}) as Record<string, number>));
       continue;
     }
+    // pg_identify_object names an object from the current catalogs, not from this read's
+    // snapshot: no name means another session dropped it and committed meanwhile (a role or a
+    // database, which are cluster-wide). The script's own uncommitted drops still have names
+    // here, on either connection, so leaving these out hides none of its work.
+    if (row.identity === null) continue;
     objects.set(row.key, {
       key: row.key,
       catalog: row.catalog,

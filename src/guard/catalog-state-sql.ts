@@ -33,7 +33,8 @@ export const CATALOG_STATE_QUERY = sql<{
   catalog: string;
   key: string;
   type: string;
-  identity: string;
+  /** Null when the object is gone from the current catalogs (readCatalogState). */
+  identity: string | null;
   tbl: string | null;
   temp: boolean;
   facets: Record<string, unknown>;

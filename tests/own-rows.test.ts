@@ -73,6 +73,19 @@ describe('readOwnRows', () => {
     }
   });
 
+  it('names a table the transaction locks against the runner as blocked, rather than waiting on it', async () => {
+    const trx = await scriptDb.startTransaction().execute();
+    try {
+      await sql`lock table users in access exclusive mode`.execute(trx);
+      const own = await readOwnRows(runner, trx, [users], {});
+      expect(own.blocked).toEqual(['public.users']);
+      expect(own.net).toEqual({});
+      expect(own.inside['public.users']).toBe(await countRowsIn(trx));
+    } finally {
+      await trx.rollback().execute();
+    }
+  });
+
   it('counts the committed rows once when no transaction commits meanwhile', async () => {
     const trx = await scriptDb.startTransaction().execute();
     try {
@@ -95,4 +108,9 @@ async function untilWaitingForLock(db: Db, pid: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   throw new Error("the count inside the transaction never waited for the other session's lock");
+}
+
+async function countRowsIn(trx: Db): Promise<number> {
+  const { rows } = await sql<{ n: number }>`select count(*)::int as n from users`.execute(trx);
+  return rows[0]!.n;
 }

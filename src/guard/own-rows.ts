@@ -113,6 +113,8 @@ async function countBesideInside(
 /**
  * One table's committed count in a REPEATABLE READ transaction: `snapshot` resolves once the
  * transaction's snapshot is taken, before the count, so what the count sees is fixed from then.
+ * The count gives up after a second's wait for a lock (LOCK_NOT_AVAILABLE): the runner must
+ * never wait on the script's locks, since the script's transaction waits on the runner.
  */
 function countCommittedInSnapshot(db: Db, table: WatchedTable): { snapshot: Promise<string>; count: Promise<Record<TableKey, number>> } {
   let taken!: (snapshot: string) => void;
@@ -129,7 +131,10 @@ function countCommittedInSnapshot(db: Db, table: WatchedTable): { snapshot: Prom
       return countRowsExact(trx, [table]);
     });
   // A failure before the snapshot was taken is the count's: the snapshot never comes then.
-  return { snapshot: Promise.race([snapshot, count.then(() => snapshot)]), count };
+  // Handled here too, for a caller that waits only for the count (countCommitted).
+  const held = Promise.race([snapshot, count.then(() => snapshot)]);
+  held.catch(() => {});
+  return { snapshot: held, count };
 }
 
 /**
@@ -221,13 +226,6 @@ export function uncountedChanges(own: OwnRows, changes: Readonly<Record<TableKey
  * The runner's side must never wait on the script's locks: the script's transaction waits on the runner.
  */
 async function countCommitted(db: Db, tables: readonly WatchedTable[]): Promise<Record<TableKey, number>> {
-  const counts = await Promise.all(
-    tables.map((table) =>
-      db.transaction().execute(async (trx) => {
-        await sql`select pg_catalog.set_config('lock_timeout', '1s', true)`.execute(trx);
-        return countRowsExact(trx, [table]);
-      }),
-    ),
-  );
+  const counts = await Promise.all(tables.map((table) => countCommittedInSnapshot(db, table).count));
   return Object.assign({}, ...counts) as Record<TableKey, number>;
 }

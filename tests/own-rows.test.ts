@@ -80,7 +80,7 @@ describe('readOwnRows', () => {
       const own = await readOwnRows(runner, trx, [users], {});
       expect(own.blocked).toEqual(['public.users']);
       expect(own.net).toEqual({});
-      expect(own.inside['public.users']).toBe(await countRowsIn(trx));
+      expect(own.inside['public.users']).toBe(await countRows(trx, 'users'));
     } finally {
       await trx.rollback().execute();
     }
@@ -108,9 +108,4 @@ async function untilWaitingForLock(db: Db, pid: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   throw new Error("the count inside the transaction never waited for the other session's lock");
-}
-
-async function countRowsIn(trx: Db): Promise<number> {
-  const { rows } = await sql<{ n: number }>`select count(*)::int as n from users`.execute(trx);
-  return rows[0]!.n;
 }

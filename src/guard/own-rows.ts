@@ -107,7 +107,7 @@ async function countBesideInside(
   const [before, counted] = await Promise.allSettled([counting, countRowsExact(trx, inside)]);
   if (before.status === 'rejected') throw before.reason;
   if (counted.status === 'rejected') throw counted.reason;
-  return { before: Object.assign({}, ...before.value) as Record<TableKey, number>, inside: counted.value, snapshots };
+  return { before: mergeCounts(before.value), inside: counted.value, snapshots };
 }
 
 /**
@@ -132,9 +132,9 @@ function countCommittedInSnapshot(db: Db, table: WatchedTable): { snapshot: Prom
     });
   // A failure before the snapshot was taken is the count's: the snapshot never comes then.
   // Handled here too, for a caller that waits only for the count (countCommitted).
-  const held = Promise.race([snapshot, count.then(() => snapshot)]);
-  held.catch(() => {});
-  return { snapshot: held, count };
+  const whenTaken = Promise.race([snapshot, count.then(() => snapshot)]);
+  whenTaken.catch(() => {});
+  return { snapshot: whenTaken, count };
 }
 
 /**
@@ -223,9 +223,11 @@ export function uncountedChanges(own: OwnRows, changes: Readonly<Record<TableKey
 /**
  * Each table on a connection of its own, side by side, as the runner's pool allows: the
  * bracket around the count inside is as wide as its slowest table, not the sum of them.
- * The runner's side must never wait on the script's locks: the script's transaction waits on the runner.
  */
 async function countCommitted(db: Db, tables: readonly WatchedTable[]): Promise<Record<TableKey, number>> {
-  const counts = await Promise.all(tables.map((table) => countCommittedInSnapshot(db, table).count));
+  return mergeCounts(await Promise.all(tables.map((table) => countCommittedInSnapshot(db, table).count)));
+}
+
+function mergeCounts(counts: readonly Record<TableKey, number>[]): Record<TableKey, number> {
   return Object.assign({}, ...counts) as Record<TableKey, number>;
 }

@@ -24,8 +24,9 @@ async function observe(
       const before = await readCatalogSnapshot(conn);
       if (typeof act === 'function') await act(conn);
       else await act.execute(conn);
-      const judged = judgeCatalogChanges(before, await readCatalogSnapshot(conn));
-      return { ...judged, changes: judged.changes.filter((c) => !anotherFilesRole(c)) };
+      // Filtered as the runner's own-change test does, before the verdict: a role another file
+      // created meanwhile must not stand in for the unidentified writes of this case.
+      return judgeCatalogChanges(before, await readCatalogSnapshot(conn), (c) => !anotherFilesRole(c));
     } finally {
       await sql`rollback`.execute(conn);
     }

@@ -50,6 +50,12 @@ describe('canonical JSON', () => {
       ['x', 1e21, 0.1, 123456789012345680000],
       { '\u00e9': 1, e: 2, '\ud83d\ude00': 3, E: 4 },
       { date: new Date('2024-01-02T03:04:05Z'), skip: undefined },
+      // JavaScript lists array-index keys first, in numeric order: the package's order is another.
+      { b: 1, '10': 'ten', '9': 'nine', '0x': 0, a: { '2': [{ z: 1, '1': 2 }] } },
+      JSON.parse('{"__proto__": {"b": 1, "a": 2}, "x": [null, true, "\\\\ud800"]}'),
+      { toJSON: () => ({ y: 1, x: { toJSON: () => [3, { d: 1, c: 2 }] } }), ignored: 1 },
+      [undefined, Symbol('s'), { u: undefined, s: Symbol('t') }],
+      Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`public.t${(i * 7919) % 300}`, { rows: i, kind: 'estimate', n: i / 3 }])),
     ];
     for (const sample of samples) expect(canonicalJson(sample)).toBe(canonicalize(sample));
     expect(canonicalJson({ b: 2, a: 1 })).toBe('{"a":1,"b":2}');
@@ -60,6 +66,8 @@ describe('canonical JSON', () => {
     expect(() => canonicalJson({ n: Number.NaN })).toThrow(/NaN/);
     expect(() => canonicalJson({ n: 1n })).toThrow(TypeError);
     expect(() => canonicalJson({ s: '\ud800' })).toThrow(/surrogate/);
+    expect(() => canonicalJson({ deep: [{ '\udc00': 1 }] })).toThrow(/surrogate/);
+    expect(() => canonicalJson([{ n: Number.POSITIVE_INFINITY }])).toThrow(/Infinity/);
   });
 
   it('writes each entry line as the canonical JSON of the whole entry', () => {

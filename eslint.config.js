@@ -26,4 +26,15 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
     },
   },
+  {
+    // src/zod.ts configures zod before any schema is built: schemas take `z` from there.
+    files: ['src/**/*.ts'],
+    ignores: ['src/zod.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        { paths: [{ name: 'zod', message: 'Import { z } from src/zod.ts, which configures it.', allowTypeImports: true }] },
+      ],
+    },
+  },
 );

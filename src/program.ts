@@ -1,5 +1,3 @@
-// First: the schemas that later imports build must see this setting.
-import './zod-config.js';
 import v8 from 'node:v8';
 import type { Argv, CommandModule } from 'yargs';
 import { globalOptions, type GlobalArgs } from './commands/global-args.js';

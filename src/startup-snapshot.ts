@@ -1,5 +1,3 @@
-// First: the schemas that later imports build must see this setting.
-import './zod-config.js';
 import crypto from 'node:crypto';
 import os from 'node:os';
 import v8 from 'node:v8';

@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
+import { z } from '../zod.js';
 import { safeRunCacheDir, writeCacheFile } from '../cache-dir.js';
 import { ExitCode, SafeRunError } from '../errors.js';
 import { candidateBinDirs } from './pg-bin-dirs.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../zod.js';
 import { parseLsn } from '../blame/lsn.js';
 import { ExitCode, SafeRunError } from '../errors.js';
 import { pgbackrest, type PgBackRestCall } from './pgbackrest.js';

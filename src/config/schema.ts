@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../zod.js';
 import { DURATION_EXAMPLES, matchDurationMs } from './duration.js';
 
 /**

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../zod.js';
 import { DriftFindingSchema } from './findings.js';
 import { intentContextShape } from './intent.js';
 import { byTable, CounterDeltaSchema, SnapshotSchema } from './table.js';

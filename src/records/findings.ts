@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../zod.js';
 import { CounterDeltaSchema, TableKeySchema } from './table.js';
 
 /** What the guard and the drift check find. Entries written before `object` existed carry `table` only. */

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../zod.js';
 import { OperationSchema } from './findings.js';
 import { PitrIntentRecordSchema } from './pitr.js';
 import { byTable, SnapshotSchema, TableKeySchema } from './table.js';

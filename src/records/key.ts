@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../zod.js';
 
 /** Body of a `key.rotate` entry. The OLD key signs it, which is what makes the new key trustworthy. */
 export const KeyRotateBodySchema = z

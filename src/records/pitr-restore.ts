@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../zod.js';
 import { OperatorSchema } from './intent.js';
 import { byTable, TableKeySchema } from './table.js';
 

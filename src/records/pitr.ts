@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../zod.js';
 
 /**
  * Point-in-time recovery through pgBackRest (backup.mode "pgbackrest"). Each record carries

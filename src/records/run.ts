@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../zod.js';
 import { LedgerCrossCheckSchema } from './ledger.js';
 import { DriftFindingSchema, RunErrorSchema, TableChangeSchema, ViolationSchema } from './findings.js';
 import { intentContextShape, ScriptRecordSchema } from './intent.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../zod.js';
 
 /**
  * What a snapshot records (SPEC "Vocabulary: snapshot"). These shapes are written into signed

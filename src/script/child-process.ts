@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { z } from 'zod';
+import { z } from '../zod.js';
 import type { Logger } from '../logger.js';
 import type { ChildSandbox } from './child-sandbox.js';
 import type { ParentMessage } from './child/protocol.js';

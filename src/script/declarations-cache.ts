@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
+import { z } from '../zod.js';
 import { safeRunCacheDir, writeCacheFile } from '../cache-dir.js';
 import type { LoadedScript } from './load.js';
 

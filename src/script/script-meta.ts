@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../zod.js';
 import { usageError } from '../errors.js';
 import { describeExit, type ScriptChild } from './child-process.js';
 import { fromWireError, type ScriptSource } from './child/protocol.js';

@@ -94,19 +94,20 @@ export async function standAgainstAnchor(
   const store = evidenceStore(evidenceDir);
   if (store.kind !== 'file') return standInStore(store, configSearch);
   const file = auditLogPath(evidenceDir);
-  const ends = await readLogEnds(file);
+  const listing = anchor?.list?.().then(
+    (heads) => ({ heads }),
+    (error: unknown) => ({ error }),
+  );
+  const ends = await readLogEnds(file).finally(() => listing);
   let anchored: readonly AnchoredLog[] = [];
   let checked = anchor !== null;
-  if (anchor?.list) {
-    try {
-      anchored = await anchor.list();
-    } catch (error) {
-      checked = false;
-      log.warn('Could not read the chain heads anchored in the database; the log is read without that check', {
-        error: errorMessage(error),
-      });
-    }
-  }
+  const listed = await listing;
+  if (listed && 'error' in listed) {
+    checked = false;
+    log.warn('Could not read the chain heads anchored in the database; the log is read without that check', {
+      error: errorMessage(listed.error),
+    });
+  } else if (listed) anchored = listed.heads;
   const here = evidenceDirIdentity(evidenceDir);
   const problem = behindAnchor(file, here, ends, anchored);
   if (problem) {

@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { usageError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
+import { bothSettled } from '../settled.js';
 import { evidenceDirIdentity, type ChainAnchor } from './anchor.js';
 import { assertWritableAgainstAnchor } from './anchor-check.js';
 import { activeKeyId, appendSignedEntry } from './append.js';
@@ -41,11 +42,14 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
   const log = options.log ?? silentLogger;
   const store = evidenceStore(evidenceDir);
   const file = store.where;
-  let key = await loadSigningKey({ signingKeyPath, evidenceDir });
   // A shared store's chain head is the anchor (in its own database, beyond a DROP DATABASE of the target).
   const targetAnchor = store.kind === 'file' ? (options.anchor ?? null) : null;
+  // The key and the anchor are read side by side; a key error is still the one reported when both fail.
   // Before anything is created: a fork of the database's log must not even leave a directory behind.
-  if (targetAnchor) await assertWritableAgainstAnchor(evidenceDir, targetAnchor, log);
+  let [key] = await bothSettled(
+    loadSigningKey({ signingKeyPath, evidenceDir }),
+    targetAnchor ? assertWritableAgainstAnchor(evidenceDir, targetAnchor, log) : Promise.resolve(),
+  );
   try {
     await mkdir(evidenceDir, { recursive: true, mode: EVIDENCE_DIR_MODE });
   } catch (error) {

@@ -10,6 +10,7 @@ import {
   type CatalogWrites,
 } from './catalog-changes.js';
 import { diffCatalogState, storageChanges, temporaryObjectsChanged, type CatalogChange } from './catalog-diff.js';
+import { bothSettled } from '../settled.js';
 import type { OwnLocks } from './measure.js';
 import { byCodeUnit } from '../text-order.js';
 
@@ -111,14 +112,6 @@ export async function readCatalogVerdict(
   const evidence: Evidence = { ...work, createdHere };
   const verdict = judgeCatalogChanges({ ...before, state: begin }, { state, writes }, (change) => ownChange(change, evidence));
   return { ...verdict, ownWork: true };
-}
-
-/** Both results; when either fails, its error, once the other has finished too (its connection is back). */
-async function bothSettled<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
-  const [x, y] = await Promise.allSettled([a, b]);
-  if (x.status === 'rejected') throw x.reason;
-  if (y.status === 'rejected') throw y.reason;
-  return [x.value, y.value];
 }
 
 /**

@@ -47,6 +47,7 @@ import { withScriptSession } from './script-session.js';
 import { runScriptTransaction } from './transaction.js';
 import type { RunResult } from './types.js';
 import { noProgress, type Progress } from '../progress.js';
+import { bothSettled } from '../settled.js';
 
 /** The guarded run, SPEC "The guarded run" steps 1 to 12. */
 export interface RunOptions {
@@ -232,15 +233,18 @@ async function connectAndRun(start: Start): Promise<RunResult> {
         const graph = readScopeGraph(db);
         graph.catch(() => {});
         try {
-          const audit = await timed(timings, 'openLog', () =>
-            openAuditLog({
-              evidenceDir: config.evidenceDir,
-              signingKeyPath: config.signingKey,
-              anchor: databaseAnchor(session),
-              log,
-            }),
+          // The identity is read beside the log's opening; the log's error is the one reported when both fail.
+          const [audit, identity] = await bothSettled(
+            timed(timings, 'openLog', () =>
+              openAuditLog({
+                evidenceDir: config.evidenceDir,
+                signingKeyPath: config.signingKey,
+                anchor: databaseAnchor(session),
+                log,
+              }),
+            ),
+            readIdentity(session, url),
           );
-          const identity = await readIdentity(session, url);
           const ctx: EarlyContext = { ...start, identity, url, db, scriptDb, session, audit, graph };
           return await withAdvisoryLock(session, log, () => guardedRun(ctx));
         } finally {

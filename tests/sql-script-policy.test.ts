@@ -1,3 +1,5 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { sql } from 'kysely';
 import { parseJson } from './helpers/cli.js';
 import { countRows } from './helpers/db.js';
@@ -27,6 +29,11 @@ describe('a .sql script under the statement policy', () => {
     expect(result.stderr).toContain(`line ${line + 2}: COMMIT`);
     expect(result.stderr).toContain('safe-run runs the whole script in one transaction and commits it itself when the guards pass');
     expect(await countRows(ws.t.db, 'users')).toBe(before);
+    // Judged while its backup was taken: that backup is gone, and no entry names the run.
+    const backups = path.join(ws.evidenceDir, 'backups');
+    expect(existsSync(backups) ? readdirSync(backups) : []).toEqual([]);
+    const log = path.join(ws.evidenceDir, 'audit.jsonl');
+    expect(existsSync(log) ? readFileSync(log, 'utf8') : '').not.toMatch(/"kind":"run\./);
   });
 
   it('runs and commits an allowed multi-statement script, one statement at a time', async () => {

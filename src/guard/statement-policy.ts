@@ -62,7 +62,7 @@ export function policyError(refusals: readonly Refusal[], source: string): SafeR
   const count = refusals.length === 1 ? 'a statement' : `${refusals.length} statements`;
   return usageError(
     `${source} has ${count} that safe-run refuses to run:\n${lines.join('\n')}`,
-    'Nothing ran and nothing was locked. Change the script and run it again.',
+    'None of it ran, and nothing was recorded. Change the script and run it again.',
   );
 }
 

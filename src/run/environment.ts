@@ -12,8 +12,8 @@ export async function checkEnvironment(
   config: Config,
   url: URL,
   options: { reason: string | null; yes?: boolean; dryRun: boolean },
-  /** Settled before anyone is asked to confirm (the script's load, which may still fail). */
-  beforePrompt?: Promise<unknown>,
+  /** Settled before anyone is asked to confirm (the script's load, which may still fail); called only to prompt. */
+  beforePrompt?: () => Promise<unknown>,
 ): Promise<void> {
   for (const [name, env] of Object.entries(config.environments)) {
     if (!new RegExp(env.hostPattern).test(url.hostname)) continue;
@@ -21,7 +21,7 @@ export async function checkEnvironment(
       throw usageError(`The ${name} environment requires a reason.`, 'Add --reason "ticket or why" to the command.');
     }
     if (env.confirm && !options.yes && !options.dryRun) {
-      await beforePrompt;
+      await beforePrompt?.();
       await confirm(name, databaseName(url));
     }
   }

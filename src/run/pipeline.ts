@@ -102,7 +102,9 @@ export async function runGuarded(
 ): Promise<RunResult> {
   // Step 1: everything that can be checked without touching the database.
   const timings: Record<string, number> = {};
-  const loading = timed(timings, 'load', () => load(options.scriptName, config.scriptsDirs, scriptLoadOptions(config)));
+  // A .sql script's header is read now and its statements judged while pg_dump runs (judgeWhileDumping).
+  const loadOptions = { ...scriptLoadOptions(config), judgeLater: true };
+  const loading = timed(timings, 'load', () => load(options.scriptName, config.scriptsDirs, loadOptions));
   loading.catch(() => {}); // awaited where the declarations are needed, and below
   const hint = readDeclarationHint(config.evidenceDir, options.scriptName);
   const remembering = loading.then(
@@ -111,14 +113,12 @@ export async function runGuarded(
   );
   const held: { facts?: RunFacts } = {};
   const facts = (): RunFacts => (held.facts ??= startFacts(loading));
-  // The statement policy's parser loads and compiles here, while the child starts, not in the script's first statement.
-  warmParser().catch(() => {});
   const runId = ulid();
   const interrupt = watchInterrupts();
   try {
     return await connectAndRun({ config, options, target, log, loading, hint, facts, runId, interrupt, timings });
   } catch (error) {
-    throw await inPipelineOrder(error, loading, interrupt);
+    throw await inPipelineOrder(error, loaded(loading), interrupt);
   } finally {
     await loading.then(
       (script) => script.dispose(),
@@ -129,6 +129,31 @@ export async function runGuarded(
     await remembering;
     interrupt.dispose();
   }
+}
+
+/**
+ * The script loaded and, for a .sql script, its statements judged: what a load failure was
+ * before the statements were judged apart (a refusal is still reported first, and is still
+ * what a confirmation prompt waits for).
+ */
+function loaded(loading: Promise<LoadedScript>): Promise<LoadedScript> {
+  return loading.then(async (script) => {
+    await script.judge?.();
+    return script;
+  });
+}
+
+/**
+ * Work on this process's main thread that the script needs only once the intent is written,
+ * done while pg_dump runs rather than on the way to it: a .sql script's statements are parsed
+ * and judged (40-60 ms, most of it compiling the parser's WebAssembly), and for a TypeScript
+ * script the parser is warmed, so that its first statement does not pay that inside its
+ * transaction.
+ */
+async function judgeWhileDumping(loading: Promise<LoadedScript>): Promise<void> {
+  const script = await loading;
+  if (script.judge) await script.judge();
+  else await warmParser().catch(() => {});
 }
 
 /**
@@ -207,7 +232,7 @@ async function connectAndRun(start: Start): Promise<RunResult> {
   const { config, options, target, log, timings } = start;
   const url = parseDatabaseUrl(config.databaseUrl);
   // A confirmation prompt waits for the script: nobody should confirm a run that cannot load.
-  await checkEnvironment(config, url, options, start.loading);
+  await checkEnvironment(config, url, options, () => loaded(start.loading));
   // The evidence probe syncs a file to disk: the connections open meanwhile, and nothing is
   // read, locked or written through them until it has passed. Its failure (exit 4) is still
   // the one reported when a connection fails too, as when the probe came first.
@@ -340,7 +365,7 @@ async function guardedSteps(early: EarlyContext, preparation: Preparation): Prom
   const beforeSnapshotMs = Date.now() - t;
   // What needs only the pre-snapshot starts as soon as its reads are done, while pg_dump runs
   // on, and so do the git facts of the intent (startFacts).
-  const afterRead: { work?: Promise<readonly DriftFinding[]> } = {};
+  const afterRead: { work?: Promise<readonly DriftFinding[]>; judged?: Promise<void> } = {};
   const snapshotOptions = {
     url: early.url,
     exactTables: counted,
@@ -349,6 +374,8 @@ async function guardedSteps(early: EarlyContext, preparation: Preparation): Prom
     onRead: (pre: Snapshot) => {
       early.facts();
       afterRead.work = beforeIntent(early, pre);
+      afterRead.judged = judgeWhileDumping(early.loading);
+      afterRead.judged.catch(() => {}); // a refusal is awaited before the intent
     },
   };
   const [taken, baseline] = await Promise.allSettled([
@@ -358,7 +385,7 @@ async function guardedSteps(early: EarlyContext, preparation: Preparation): Prom
   if (taken.status === 'rejected' || baseline.status === 'rejected') {
     // The counts or the baseline failed beside a finished backup: no intent will ever name that archive.
     await backupMode.discard();
-    await afterRead.work;
+    await Promise.allSettled([afterRead.work, afterRead.judged]);
     throw taken.status === 'rejected' ? taken.reason : (baseline as PromiseRejectedResult).reason;
   }
   const { script, cascadeFrom, exactTables, at: planned } = await planning;
@@ -374,9 +401,11 @@ async function guardedSteps(early: EarlyContext, preparation: Preparation): Prom
 
   // Step 6: the intent, durable before the script can touch anything.
   try {
+    // A refused statement stops the run here, with no intent: nothing names its backup.
+    await (afterRead.judged ?? judgeWhileDumping(early.loading));
     await ctx.audit.append('run.intent', await intentBody(ctx, pre, backup), { runId: ctx.runId });
   } catch (error) {
-    // No intent refers to this backup, and a full disk is the usual cause: give the space back.
+    // No intent refers to this backup (a full disk is the usual cause): give the space back.
     await backupMode.discard();
     throw error;
   }

@@ -13,7 +13,7 @@ import type { ScriptSource } from './child/protocol.js';
 import { runInChild } from './ipc-driver.js';
 import { describeInChild, type Description } from './script-meta.js';
 import { parseSqlHeader } from './sql-header.js';
-import { policyError, refusalsIn, splitStatements } from '../guard/statement-policy.js';
+import { policyError, refusalsIn, splitStatements, type SqlStatement } from '../guard/statement-policy.js';
 
 /** A script ready to run: declarations normalised to `schema.table` keys. */
 export interface LoadedScript {
@@ -31,6 +31,12 @@ export interface LoadedScript {
   readonly ddl: boolean;
   /** For SQL scripts, the statement text, so errors can point into it. */
   readonly sqlText?: string;
+  /**
+   * A .sql script loaded with `judgeLater`: parses and judges its statements on the first call
+   * (later calls share it), and rejects with the statement policy's refusal. Absent otherwise:
+   * the script was judged whole as it loaded.
+   */
+  readonly judge?: () => Promise<void>;
   run(context: ScriptRunContext): Promise<unknown>;
   /**
    * Stops the TypeScript child kept idle since the declarations were read, when the run ends
@@ -67,6 +73,11 @@ export interface ScriptLoadOptions {
   readonly idleTimeoutMs?: number;
   /** Where the child's own stdout/stderr lines go while its declarations are read. */
   readonly log?: Logger;
+  /**
+   * A .sql script's statements are judged on `judge()`, not as it loads: a guarded run reads
+   * the header's declarations at once, and parses the statements while pg_dump runs.
+   */
+  readonly judgeLater?: boolean;
 }
 
 export const scriptLoadOptions = (config: Pick<Config, 'scriptUser' | 'statementTimeoutMs'>): ScriptLoadOptions => ({
@@ -151,7 +162,7 @@ async function loadScripts(files: readonly string[], options: ScriptLoadOptions,
         if (r instanceof Error) return r;
         try {
           const sha256 = createHash('sha256').update(r.source).digest('hex');
-          if (r.file.endsWith('.sql')) return await sqlScript(r.file, r.source, sha256);
+          if (r.file.endsWith('.sql')) return await sqlScript(r.file, r.source, sha256, options.judgeLater ?? false);
           const described = await describing;
           const idle = keepChild && ts.length === 1 ? child : undefined;
           const script = tsScript(r.file, r.source, sha256, described.get(path.resolve(r.file)), idle, options);
@@ -230,11 +241,11 @@ function tsScript(
   };
 }
 
-async function sqlScript(file: string, source: string, sha256: string): Promise<LoadedScript> {
-  // Judged whole before anything is locked: one refused statement and none of the file runs.
-  const statements = await splitStatements(source, `Script ${file}`);
-  const refusals = refusalsIn(statements);
-  if (refusals.length) throw policyError(refusals, `Script ${file}`);
+async function sqlScript(file: string, source: string, sha256: string, judgeLater: boolean): Promise<LoadedScript> {
+  // Judged whole before any of it runs: one refused statement and none of the file runs.
+  let judging: Promise<readonly SqlStatement[]> | null = null;
+  const judged = (): Promise<readonly SqlStatement[]> => (judging ??= judgeStatements(file, source));
+  if (!judgeLater) await judged();
   let header;
   try {
     header = parseSqlHeader(source, file);
@@ -251,11 +262,12 @@ async function sqlScript(file: string, source: string, sha256: string): Promise<
     sqlText: source,
     ...normaliseDeclarations(file, header.touches, header.limits, header.critical),
     ddl: header.ddl,
+    ...(judgeLater ? { judge: async () => void (await judged()) } : {}),
     dispose: async () => {},
     // One statement at a time, so the gate judges and runs exactly what the grammar cut.
     run: async ({ gate }) => {
       let rowsAffected = 0;
-      for (const statement of statements) {
+      for (const statement of await judged()) {
         try {
           const result = await gate({ sql: statement.text, parameters: [] });
           rowsAffected += Number(result.numAffectedRows ?? 0);
@@ -266,6 +278,13 @@ async function sqlScript(file: string, source: string, sha256: string): Promise<
       return { rowsAffected };
     },
   };
+}
+
+async function judgeStatements(file: string, source: string): Promise<readonly SqlStatement[]> {
+  const statements = await splitStatements(source, `Script ${file}`);
+  const refusals = refusalsIn(statements);
+  if (refusals.length) throw policyError(refusals, `Script ${file}`);
+  return statements;
 }
 
 /** The server's error position counts from the statement; toRunError draws it into the whole file. */

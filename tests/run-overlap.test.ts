@@ -112,6 +112,17 @@ describe('a guarded run does the script-independent steps while the script loads
     expect(await runSessionsLeft(holder)).toBe(0);
   });
 
+  it('reports a .sql script’s refused statement (exit 2) over a lock refused first, though its statements are judged later', async () => {
+    ws.writeScript('sneaky.sql', '-- @description sneaky\n-- @touches users: delete\nselect 1;\ncommit;\ndelete from users;\n');
+    await sql`select pg_advisory_lock(${0x5afe}, 1)`.execute(holder);
+    const error = await guarded('sneaky', loadScriptByName).catch((e: unknown) => e);
+    expect(error).toMatchObject({ exitCode: 2, message: expect.stringMatching(/refuses to run:\n {2}line 4: commit/) });
+    expect(await runSessionsLeft(holder)).toBe(0);
+    expect(
+      existsSync(path.join(ws.evidenceDir, 'audit.jsonl')) ? readFileSync(path.join(ws.evidenceDir, 'audit.jsonl'), 'utf8').trim() : '',
+    ).toBe('');
+  });
+
   it('records the same git facts as before: the script commit and dirty state, and the git identity', async () => {
     const git = (args: string[]) => execa('git', ['-C', ws.scriptsDir, ...args]);
     ws.writeScript('tracked.ts', script('tracked', DELETE_A_SESSION));

@@ -405,7 +405,8 @@ async function guardedSteps(early: EarlyContext, preparation: Preparation): Prom
     await (afterRead.judged ?? judgeWhileDumping(early.loading));
     await ctx.audit.append('run.intent', await intentBody(ctx, pre, backup), { runId: ctx.runId });
   } catch (error) {
-    // No intent refers to this backup (a full disk is the usual cause): give the space back.
+    // No intent refers to this backup (a refused statement, or an entry that could not be
+    // written: a full disk, usually): give the space back.
     await backupMode.discard();
     throw error;
   }

@@ -3,6 +3,7 @@ import type { Db } from '../db/connection.js';
 import { countRowsExact } from './measure.js';
 import type { TableChange, TableKey, Violation } from '../records/index.js';
 import { errorCode, LOCK_NOT_AVAILABLE } from '../errors.js';
+import { bothSettled } from '../settled.js';
 
 /**
  * The script's own net rows in a table, read without statistics: the count inside its
@@ -104,10 +105,8 @@ async function countBesideInside(
     await counting.catch(() => {});
     throw error;
   }
-  const [before, counted] = await Promise.allSettled([counting, countRowsExact(trx, inside)]);
-  if (before.status === 'rejected') throw before.reason;
-  if (counted.status === 'rejected') throw counted.reason;
-  return { before: mergeCounts(before.value), inside: counted.value, snapshots };
+  const [before, counted] = await bothSettled(counting, countRowsExact(trx, inside));
+  return { before: mergeCounts(before), inside: counted, snapshots };
 }
 
 /**

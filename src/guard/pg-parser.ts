@@ -75,8 +75,8 @@ export function loadParser(): Promise<void> {
 /**
  * loadParser, then one parse of the statement kinds maintenance scripts send. V8 compiles
  * WebAssembly lazily, each function on its first call and on the calling thread: the first
- * parse took about 30 ms against 1-3 for the next. A run calls this while its script starts,
- * so that the script's first statement does not pay it inside its transaction.
+ * parse took about 30 ms against 1-3 for the next. A run calls this while pg_dump runs
+ * (run/pipeline.ts), so that the script's first statement does not pay it inside its transaction.
  */
 export async function warmParser(): Promise<void> {
   await loadParser();

@@ -151,9 +151,8 @@ function loaded(loading: Promise<LoadedScript>): Promise<LoadedScript> {
  * transaction.
  */
 async function judgeWhileDumping(loading: Promise<LoadedScript>): Promise<void> {
-  const script = await loading;
-  if (script.judge) await script.judge();
-  else await warmParser().catch(() => {});
+  const script = await loaded(loading);
+  if (!script.judge) await warmParser().catch(() => {});
 }
 
 /**

@@ -237,7 +237,6 @@ describe('takeSnapshot with a guess at the tables to count', () => {
     const taking = takeSnapshot(t.db, {
       exactTables,
       exactTablesGuess: new Set(['public.users', 'public.models']),
-      countConnections: 2,
       onCounted: (_done, _total, table) => counted.push(table),
     });
     // The guess is counted without waiting for the set.

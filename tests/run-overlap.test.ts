@@ -142,6 +142,31 @@ describe('a guarded run does the script-independent steps while the script loads
     expect(parseJson<RunResult>(edited).status).toBe('committed');
     expect(lastIntent(ws).script.git).toEqual({ commit: head, dirty: true });
   });
+
+  // Every connection is a server process started for the run; on two cores the extra ones cost
+  // more of the server's CPU than their parallel reads saved (BENCHMARKS.md, "fifteenth stop").
+  it('starts five server sessions for a run with a pg_dump backup: its own three, the script’s and pg_dump’s', async () => {
+    ws.writeScript(
+      'cascade.sql',
+      "-- @touches oidc_models: delete\n-- @touches models: delete\ndelete from oidc_models where id = 'sess-valid-pro';\ndelete from models where false;\n",
+    );
+    const sessions = async (): Promise<number> => {
+      const { rows } = await sql<{ n: number }>`
+        select pg_stat_clear_snapshot(), sessions::int as n from pg_stat_database where datname = current_database()`.execute(holder);
+      return rows[0]!.n;
+    };
+    // The holder's own session is counted once its statistics are sent: force that first.
+    await sql`select pg_stat_force_next_flush()`.execute(holder);
+    await sql`select 1`.execute(holder);
+    const before = await sessions();
+    const run = await ws.cli(['cascade', '--json', '--backup', 'touched']);
+    expect(parseJson<RunResult>(run).status).toBe('committed');
+    expect(await runSessionsLeft(holder)).toBe(0);
+    // A backend counts its session when it reports its statistics, at the latest as it exits.
+    await waitFor(async () => (await sessions()) - before >= 5, 5_000).catch(() => {});
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await sessions()) - before).toBe(5);
+  });
 });
 
 /** Waits until the run has tried the lock: its session shows up beside the holder's. */
@@ -168,7 +193,7 @@ describe('takeSnapshot with the tables to count still being worked out', () => {
   it('reads the catalog meanwhile and counts exactly what the promise names once it resolves', async () => {
     let resolve: (tables: ReadonlySet<string>) => void = () => {};
     const exactTables = new Promise<ReadonlySet<string>>((r) => (resolve = r));
-    const taking = takeSnapshot(t.db, { exactTables, countConnections: 2 });
+    const taking = takeSnapshot(t.db, { exactTables });
     resolve(new Set(['public.users', 'public.oidc_models']));
     const { snapshot } = await taking;
     expect(snapshot.tables['public.users']).toMatchObject({ rowsKind: 'exact', rows: 8 });
@@ -179,7 +204,7 @@ describe('takeSnapshot with the tables to count still being worked out', () => {
   });
 
   it('fails with the promise’s error and ends its transaction', async () => {
-    const failed = takeSnapshot(t.db, { exactTables: Promise.reject(new Error('the script did not load')), countConnections: 2 });
+    const failed = takeSnapshot(t.db, { exactTables: Promise.reject(new Error('the script did not load')) });
     await expect(failed).rejects.toThrow('the script did not load');
     const { rows } = await sql<{ n: number }>`
       select count(*)::int as n from pg_stat_activity where datname = current_database() and state like 'idle in transaction%'`.execute(

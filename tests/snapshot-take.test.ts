@@ -120,7 +120,7 @@ describe('takeSnapshot', () => {
     const trx = await locker.startTransaction().execute();
     try {
       await sql`lock table locked in access exclusive mode`.execute(trx);
-      const { snapshot, held } = await takeSnapshot(t.db, { exactTables: new Set(['public.locked']), countConnections: 0 }, async () => {
+      const { snapshot, held } = await takeSnapshot(t.db, { exactTables: new Set(['public.locked']), connections: 1 }, async () => {
         await waitFor(async () => {
           const { rows } = await sql<{ n: number }>`
             select count(*)::int as n from pg_stat_activity
@@ -165,7 +165,7 @@ describe('takeSnapshot', () => {
       await new Promise((r) => setTimeout(r, 50));
       const { snapshot, held } = await takeSnapshot(
         t.db,
-        { exactCountThreshold: 1_000_000, exactTables: new Set(['public.big']), countConnections: 2 },
+        { exactCountThreshold: 1_000_000, exactTables: new Set(['public.big']) },
         async (snapshotId) => {
           await sql`insert into small_a default values`.execute(t.db);
           // Another connection importing the snapshot still sees the counted state.
@@ -194,19 +194,19 @@ describe('takeSnapshot', () => {
     const fingerprints = (s: Snapshot): Record<string, [string, string | undefined]> =>
       Object.fromEntries(Object.entries(s.tables).map(([k, v]) => [k, [v.fingerprint, v.behaviourFingerprint]]));
     const catalog = await readTableCatalog(t.db);
-    const aside = (await takeSnapshot(t.db, { countConnections: 2 })).snapshot;
-    const alone = (await takeSnapshot(t.db, { countConnections: 0 })).snapshot;
+    const aside = (await takeSnapshot(t.db, { connections: 2 })).snapshot;
+    const alone = (await takeSnapshot(t.db, { connections: 1 })).snapshot;
     expect(fingerprints(aside)).toEqual(fingerprints(alone));
     expect(Object.keys(aside.tables).sort()).toEqual(Object.keys(catalog).sort());
     for (const [key, table] of Object.entries(catalog)) expect(aside.tables[key]!.fingerprint).toBe(table.fingerprint);
     expect(aside.tables['public.users']!.fingerprint).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  it.each([1, 2])('completes on a pool of %i connection(s), whatever countConnections asks for', async (connections) => {
-    // A pool of one: everything on the exporting connection. Two: the counts and the fingerprints take turns on the other.
+  it.each([1, 2])('completes on a pool of %i connection(s), whatever connections asks for', async (connections) => {
+    // A pool of one: everything on the exporting connection. Two: the fingerprints on the other.
     const small = createDb(t.url, { maxConnections: connections });
     try {
-      const { snapshot } = await takeSnapshot(small, { countConnections: 2, exactCountThreshold: 1_000_000 });
+      const { snapshot } = await takeSnapshot(small, { connections: 4, exactCountThreshold: 1_000_000 });
       expect(snapshot.tables['public.users']!.rowsKind).toBe('exact');
       expect(snapshot.tables['public.users']!.rows).toBe((await liveCounts(t.db, ['public.users']))['public.users']);
       expect(snapshot.tables['public.users']!.fingerprint).toMatch(/^[0-9a-f]{64}$/);
@@ -215,10 +215,27 @@ describe('takeSnapshot', () => {
     }
   });
 
-  it('counts on the exporting connection alone when countConnections is 0', async () => {
-    const { snapshot } = await takeSnapshot(t.db, { exactCountThreshold: 1_000_000, countConnections: 0 });
+  it('counts on the exporting connection alone when given one connection', async () => {
+    const { snapshot } = await takeSnapshot(t.db, { exactCountThreshold: 1_000_000, connections: 1 });
     expect(snapshot.tables['public.users']!.rowsKind).toBe('exact');
     expect(snapshot.tables['public.users']!.rows).toBe((await liveCounts(t.db, ['public.users']))['public.users']);
+  });
+
+  // Each connection is a server process started for the snapshot: it must open no more than it is given.
+  it.each([1, 2, 3])('opens at most %i connection(s) of a larger pool when given that many', async (connections) => {
+    const applicationName = `snapshot-budget-${connections}`;
+    const pool = createDb(t.url, { maxConnections: 6, applicationName });
+    try {
+      const { snapshot } = await takeSnapshot(pool, { connections, exactCountThreshold: 1_000_000 });
+      expect(snapshot.tables['public.users']!.rowsKind).toBe('exact');
+      // A pool keeps what it opened, idle, for ten seconds: what is there now is everything it opened.
+      const { rows } = await sql<{ n: number }>`
+        select count(*)::int as n from pg_stat_activity where application_name = ${applicationName}`.execute(t.db);
+      expect(rows[0]!.n).toBeLessThanOrEqual(connections);
+      expect(rows[0]!.n).toBe(Math.min(connections, 2));
+    } finally {
+      await pool.destroy();
+    }
   });
 });
 
@@ -229,7 +246,6 @@ describe('takeSnapshot progress', () => {
       const seen: [number, number, string][] = [];
       const { snapshot } = await takeSnapshot(t.db, {
         exactTables: new Set(['public.users', 'public.oidc_models']),
-        countConnections: 2,
         onCounted: (done, total, table) => seen.push([done, total, table]),
       });
       const exact = Object.entries(snapshot.tables)

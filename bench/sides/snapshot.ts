@@ -28,7 +28,9 @@ export async function cleanupSnapshotPlan(db: Db, config: Config): Promise<Snaps
 
 function snapshotOnce(db: Db, url: string, plan: SnapshotPlan, knownCounts?: Readonly<Record<TableKey, number>>) {
   return takeSnapshot(db, {
-    ...(knownCounts ? { knownCounts, countConnections: 1 } : { exactTables: plan.exactTables, countConnections: 2 }),
+    ...(knownCounts ? { knownCounts } : { exactTables: plan.exactTables }),
+    // What a guarded run gives its snapshots (run/pipeline.ts).
+    connections: 2,
     url: new URL(url),
   });
 }

@@ -52,7 +52,7 @@ export async function readTableCatalog(db: Db, options: { readonly fingerprintsO
   const only = options.fingerprintsOf;
   const tables = await readTableList(db);
   const shapes = only?.size === 0 ? new Map<number, string>() : await readShapes(db, only ? [...only] : null);
-  return withFingerprints(tables, joinFingerprints(shapes, new Map()));
+  return withFingerprints(tables, new Map([...shapes].map(([oid, shape]) => [oid, { shape, behaviour: '' }])));
 }
 
 /**
@@ -150,23 +150,13 @@ export async function readFingerprints(db: Db, oids: readonly number[] | null): 
   return new Map(result.rows.map((row) => [row.oid, { shape: row.fingerprint, behaviour: row.behaviour }]));
 }
 
-/** The two halves readShapes and readBehaviours read (on one connection each, when there are two to spare). */
-export function joinFingerprints(shapes: ReadonlyMap<number, string>, behaviours: ReadonlyMap<number, string>): Map<number, Fingerprints> {
-  return new Map([...shapes].map(([oid, shape]) => [oid, { shape, behaviour: behaviours.get(oid) ?? '' }]));
-}
-
 const relationsOf = (oids: readonly number[] | null) =>
   sql`select u.* from (${userRelations}) u ${oids ? sql`where u.oid = any(${oids}::pg_catalog.oid[])` : sql``}`;
 
-/** One half's statement alone: its hash per table oid, from the column that half names it by. */
-async function readHalf(db: Db, half: RawBuilder<unknown>, column: 'fingerprint' | 'behaviour'): Promise<ReadonlyMap<number, string>> {
-  const result = await sql<{ oid: number; fingerprint: string; behaviour: string }>`${half}`.execute(db);
-  return new Map(result.rows.map((row) => [row.oid, row[column]]));
-}
-
 /** The shape half of each fingerprint: columns, constraints, indexes, partitioning. Most of the deparsing. */
-export function readShapes(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, string>> {
-  return readHalf(db, shapesSql(oids), 'fingerprint');
+export async function readShapes(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, string>> {
+  const result = await sql<{ oid: number; fingerprint: string }>`${shapesSql(oids)}`.execute(db);
+  return new Map(result.rows.map((row) => [row.oid, row.fingerprint]));
 }
 
 function shapesSql(oids: readonly number[] | null): RawBuilder<unknown> {
@@ -217,10 +207,6 @@ function shapesSql(oids: readonly number[] | null): RawBuilder<unknown> {
  * shape. Triggers with their enabled state (ALTER TABLE ... DISABLE TRIGGER ALL turns off
  * foreign-key cascades), rules, policies, row security, privileges and the owner.
  */
-export function readBehaviours(db: Db, oids: readonly number[] | null): Promise<ReadonlyMap<number, string>> {
-  return readHalf(db, behavioursSql(oids), 'behaviour');
-}
-
 function behavioursSql(oids: readonly number[] | null): RawBuilder<unknown> {
   return sql`
     with rels as (${relationsOf(oids)}),

@@ -157,7 +157,8 @@ async function snapshotOf<T>(
   const options: SnapshotOptions = {
     exactTables: new Set(Object.keys(ctx.config.criticalTables)),
     exactCountThreshold: ctx.config.exactCountThreshold,
-    countConnections: 2,
+    // The pool's five, less the lock's session.
+    connections: 4,
     url: ctx.url,
   };
   return takeSnapshot(db, options, whileOpen && ((snapshotId) => whileOpen(snapshotId, db)));

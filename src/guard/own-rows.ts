@@ -85,7 +85,7 @@ async function netChanges(
 }
 
 /**
- * The committed counts of `committed`, read in snapshots taken before the count inside of
+ * The committed counts of `committed`, read in a snapshot taken before the count inside of
  * `inside` starts, and that count, side by side on the server's cores. Every started
  * statement is settled before this returns, failed or not.
  */
@@ -95,27 +95,32 @@ async function countBesideInside(
   committed: readonly WatchedTable[],
   inside: readonly WatchedTable[],
 ): Promise<{ before: Record<TableKey, number>; inside: Record<TableKey, number>; snapshots: string[] }> {
-  const held = committed.map((table) => countCommittedInSnapshot(runnerDb, table));
-  const counting = Promise.all(held.map((h) => h.count));
-  counting.catch(() => {}); // settled below, whatever happens to the snapshots
-  let snapshots: string[];
+  if (!committed.length) return { before: {}, inside: await countRowsExact(trx, inside), snapshots: [] };
+  const held = countCommittedInSnapshot(runnerDb, committed);
+  held.count.catch(() => {}); // settled below, whatever happens to the snapshot
+  let snapshot: string;
   try {
-    snapshots = await Promise.all(held.map((h) => h.snapshot));
+    snapshot = await held.snapshot;
   } catch (error) {
-    await counting.catch(() => {});
+    await held.count.catch(() => {});
     throw error;
   }
-  const [before, counted] = await bothSettled(counting, countRowsExact(trx, inside));
-  return { before: mergeCounts(before), inside: counted, snapshots };
+  const [before, counted] = await bothSettled(held.count, countRowsExact(trx, inside));
+  return { before, inside: counted, snapshots: [snapshot] };
 }
 
 /**
- * One table's committed count in a REPEATABLE READ transaction: `snapshot` resolves once the
- * transaction's snapshot is taken, before the count, so what the count sees is fixed from then.
- * The count gives up after a second's wait for a lock (LOCK_NOT_AVAILABLE): the runner must
- * never wait on the script's locks, since the script's transaction waits on the runner.
+ * The committed counts of `tables` in one REPEATABLE READ transaction on one connection:
+ * `snapshot` resolves once its snapshot is taken, before the counts, so what they see is fixed
+ * from then. One connection, not one per table: each is a server process started for the
+ * run, which costs more than the tables' counts side by side save on two cores. The counts
+ * give up after a second's wait for a lock (LOCK_NOT_AVAILABLE): the runner must never wait on
+ * the script's locks, since the script's transaction waits on the runner.
  */
-function countCommittedInSnapshot(db: Db, table: WatchedTable): { snapshot: Promise<string>; count: Promise<Record<TableKey, number>> } {
+function countCommittedInSnapshot(
+  db: Db,
+  tables: readonly WatchedTable[],
+): { snapshot: Promise<string>; count: Promise<Record<TableKey, number>> } {
   let taken!: (snapshot: string) => void;
   const snapshot = new Promise<string>((resolve) => (taken = resolve));
   const count = db
@@ -127,7 +132,7 @@ function countCommittedInSnapshot(db: Db, table: WatchedTable): { snapshot: Prom
         trx,
       );
       taken(rows[0]!.snapshot);
-      return countRowsExact(trx, [table]);
+      return countRowsExact(trx, tables);
     });
   // A failure before the snapshot was taken is the count's: the snapshot never comes then.
   // Handled here too, for a caller that waits only for the count (countCommitted).
@@ -219,14 +224,7 @@ export function uncountedChanges(own: OwnRows, changes: Readonly<Record<TableKey
   return violations;
 }
 
-/**
- * Each table on a connection of its own, side by side, as the runner's pool allows: the
- * bracket around the count inside is as wide as its slowest table, not the sum of them.
- */
-async function countCommitted(db: Db, tables: readonly WatchedTable[]): Promise<Record<TableKey, number>> {
-  return mergeCounts(await Promise.all(tables.map((table) => countCommittedInSnapshot(db, table).count)));
-}
-
-function mergeCounts(counts: readonly Record<TableKey, number>[]): Record<TableKey, number> {
-  return Object.assign({}, ...counts) as Record<TableKey, number>;
+/** The second reading of the committed counts, after the count inside. */
+function countCommitted(db: Db, tables: readonly WatchedTable[]): Promise<Record<TableKey, number>> {
+  return countCommittedInSnapshot(db, tables).count;
 }

@@ -32,7 +32,6 @@ export async function readLiveSnapshot(
     const { snapshot } = await takeSnapshot(live.db, {
       exactTables,
       ...(countAll ? { exactCountThreshold: config.exactCountThreshold } : {}),
-      countConnections: 2,
       url: live.url,
       onCounted: (done, total, table) => {
         bar ??= progress.start('exact counts', total);

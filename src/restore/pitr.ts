@@ -105,7 +105,6 @@ export async function restorePitr(
       const { snapshot } = await takeSnapshot(db, {
         url,
         exactTables,
-        countConnections: 2,
       });
       const comparison = comparePitrCounts(run.snapshot, snapshot, await concurrentTables(config.evidenceDir, run.runId));
       const body: PitrRestoreBody = {

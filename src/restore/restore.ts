@@ -180,7 +180,8 @@ async function restoreInto(job: RestoreJob, url: URL): Promise<Restored> {
         const { snapshot } = await takeSnapshot(db, {
           exactTables: new Set(tables.map((t) => t.key)),
           exactCountThreshold: config.exactCountThreshold,
-          countConnections: 2,
+          // The pool's four, less the lock's session.
+          connections: 3,
           url,
         });
         return { url, database: identity.name, counts, snapshot };

@@ -79,7 +79,6 @@ async function settleAndSnapshot(input: EscapeInput, exactTables: ReadonlySet<Ta
   const { snapshot } = await takeSnapshot(input.db, {
     exactTables,
     exactCountThreshold: input.config.exactCountThreshold,
-    countConnections: 2,
   });
   return snapshot;
 }

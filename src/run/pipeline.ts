@@ -61,6 +61,18 @@ export interface RunOptions {
   readonly progress?: Progress;
 }
 
+/**
+ * The runner's connections: the lock's session, held for the whole run, and two for the
+ * snapshots (the exporting one, and one reading the fingerprints beside the counts), which
+ * between the snapshots read the scope graph and write the seal. Every connection is a server
+ * process started for this run; three instead of six took about 200 ms of the server's CPU
+ * off a guarded cleanup (BENCHMARKS.md, "fifteenth stop"). The script's own session and
+ * pg_dump's are apart from these.
+ */
+const RUN_POOL = 3;
+/** What a snapshot may hold of RUN_POOL: all but the lock's session, so that none waits for the pool. */
+const SNAPSHOT_CONNECTIONS = RUN_POOL - 1;
+
 /** What a run holds before its script's declarations are known: all of it is the script's business but none of it needs them. */
 interface EarlyContext extends Start {
   readonly identity: DatabaseIdentity;
@@ -241,7 +253,7 @@ async function connectAndRun(start: Start): Promise<RunResult> {
   const applicationName = `safe-run:${options.scriptName}:${start.runId}`;
   const connecting = Date.now();
   // The runner's pool and the script's session connect side by side.
-  const opening = target.open({ applicationName, maxConnections: 6 });
+  const opening = target.open({ applicationName, maxConnections: RUN_POOL });
   opening.catch(() => {}); // awaited below; withTarget closes it if the script's session fails first
   if (dumpsBackup(config, options)) probePgToolsEarly(config.pgBinDir);
   try {
@@ -369,7 +381,7 @@ async function guardedSteps(early: EarlyContext, preparation: Preparation): Prom
     url: early.url,
     exactTables: counted,
     exactTablesGuess: hinted?.exactTables,
-    countConnections: 2,
+    connections: SNAPSHOT_CONNECTIONS,
     onRead: (pre: Snapshot) => {
       early.facts();
       afterRead.work = beforeIntent(early, pre);
@@ -469,14 +481,12 @@ async function guardedSteps(early: EarlyContext, preparation: Preparation): Prom
   const { rows } = await sql<{ lsn: string }>`select pg_catalog.pg_current_wal_insert_lsn()::text as lsn`.execute(ctx.session);
   // The guarded tables' counts are the transaction's own, measured just before COMMIT;
   // everything else is the catalog and statistics as they are now.
-  // (A table in exactTables the script's role could not count is counted here.) One
-  // counting connection means the counts stay on the exporting one and a second reads the
-  // fingerprints beside them (snapshot/take.ts).
+  // (A table in exactTables the script's role could not count is counted here.)
   const { snapshot: post } = await takeSnapshot(ctx.db, {
     url: ctx.url,
     exactTables,
     knownCounts: tx.outcome.inTxCounts,
-    countConnections: 1,
+    connections: SNAPSHOT_CONNECTIONS,
   });
   timings.post = Date.now() - t;
   t = Date.now();

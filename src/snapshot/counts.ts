@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { CatalogTable, TableCatalog } from '../db/catalog.js';
-import { inImportedSnapshot, poolCapacity, type Db } from '../db/connection.js';
+import { inImportedSnapshot, type Db } from '../db/connection.js';
 import type { TableKey } from '../records/index.js';
 
 /**
@@ -88,10 +88,11 @@ export function countBatches(tables: readonly CatalogTable[]): CatalogTable[][] 
 }
 
 /**
- * Counts `tables` over `connections` extra transactions that all import the exported
- * snapshot, so every count describes the same instant as the catalog read. With zero
- * connections (or nothing to count) the work stays on `fallback`, the exporting
- * transaction itself, which sees the same snapshot by definition.
+ * Counts `tables` over up to `connections` extra transactions that all import the exported
+ * snapshot, so every count describes the same instant as the catalog read. With one or none
+ * (or a single batch to count) the work stays on `fallback`, the exporting transaction
+ * itself, which sees the same snapshot by definition: a connection of its own would cost a
+ * new server process for no parallel work.
  */
 export async function countInSnapshot(
   db: Db,
@@ -111,8 +112,7 @@ export async function countInSnapshot(
       }
     }
   };
-  // Each worker takes a connection of its own; the exporting one is already taken.
-  const workers = Math.min(connections, queue.length, poolCapacity(db) - 1);
+  const workers = Math.min(connections, queue.length);
   if (workers <= 1) {
     await drain(fallback);
     return counts;

@@ -1,14 +1,5 @@
 import { sql } from 'kysely';
-import {
-  joinFingerprints,
-  readBehaviours,
-  readFingerprints,
-  readShapes,
-  readTableList,
-  withFingerprints,
-  type Fingerprints,
-  type TableCatalog,
-} from '../db/catalog.js';
+import { readFingerprints, readTableList, withFingerprints, type Fingerprints, type TableCatalog } from '../db/catalog.js';
 import { type Db, inImportedSnapshot, onlyRow, poolCapacity } from '../db/connection.js';
 import { readIdentity, readWalPosition } from '../db/identity.js';
 import { countInSnapshot, planExactCounts, sumPartitions, tablesToScan } from './counts.js';
@@ -35,10 +26,8 @@ export interface TakenSnapshot<T> {
  * Cost: a fixed number of catalog and statistics queries, plus the rows of the tables
  * counted exactly (`exactTables`, not those in `knownCounts`), never the rows of the others.
  *
- * Connections: the exporting one, then up to `countConnections` for the counts and one for
- * the fingerprints, as the pool behind `db` allows (poolCapacity; a pool of one does all of it
- * on the exporting connection), plus what `whileOpen` takes. With countConnections 0 everything
- * runs on the exporting connection.
+ * Connections: at most `options.connections` at once (connectionBudget), the exporting one
+ * included, plus what `whileOpen` takes.
  */
 export async function takeSnapshot<T>(
   db: Db,
@@ -87,33 +76,31 @@ interface InSnapshot {
   readonly started: number;
 }
 
+/**
+ * How many connections a snapshot holds at once, the exporting one included: what the caller
+ * allows (`options.connections`), never more than the pool has. Each further connection is a
+ * new server process: on the bench machine 18 ms of the server's CPU to start and end one,
+ * and its first catalog read costs two to three times a warm one's (the fingerprints: 28 ms
+ * against 8). On two busy cores that is more than the parallel reads save, so a run asks
+ * for two (BENCHMARKS.md, "fifteenth stop").
+ */
+function connectionBudget(db: Db, options: SnapshotOptions): number {
+  return Math.max(1, Math.min(options.connections ?? poolCapacity(db), poolCapacity(db)));
+}
+
 async function readInSnapshot(read: InSnapshot): Promise<Snapshot> {
-  // The fingerprints are most of the catalog read (every table's definition deparsed). When
-  // the pool has a second connection (and counting on others is allowed, countConnections)
-  // they are read there, beside everything else, in the same snapshot: the counts need only
-  // the table list. On a pool of one they wait for the counts on the exporting connection.
-  const aside = (read.options.countConnections ?? 2) > 0 && poolCapacity(read.db) >= 2;
-  const fingerprinting = aside ? readFingerprintsAside(read.db, read.snapshotId) : null;
+  // The fingerprints are most of the catalog read (every table's definition deparsed). With
+  // a second connection they are read there, beside everything else, in the same snapshot:
+  // the counts need only the table list. With one they wait for the counts on the exporting
+  // connection.
+  const aside = connectionBudget(read.db, read.options) >= 2;
+  const fingerprinting = aside ? inImportedSnapshot(read.db, read.snapshotId, (t) => readFingerprints(t, null)) : null;
   fingerprinting?.catch(() => {}); // awaited below, or before an error leaves: its connection must be back first
   try {
     return await readTablesAndCounts(read, fingerprinting);
   } finally {
     await fingerprinting?.catch(() => {});
   }
-}
-
-/**
- * Deparsing is CPU in the server's backend. With two connections to spare, the shapes and the
- * behaviours are read on one each, side by side (about 20 ms instead of 35 for 150 tables with
- * 340 foreign keys); a count that wants a connection meanwhile waits for one of them.
- */
-async function readFingerprintsAside(db: Db, snapshotId: string): Promise<ReadonlyMap<number, Fingerprints>> {
-  if (poolCapacity(db) < 3) return inImportedSnapshot(db, snapshotId, (t) => readFingerprints(t, null));
-  const [shapes, behaviours] = await Promise.all([
-    inImportedSnapshot(db, snapshotId, (t) => readShapes(t, null)),
-    inImportedSnapshot(db, snapshotId, (t) => readBehaviours(t, null)),
-  ]);
-  return joinFingerprints(shapes, behaviours);
 }
 
 async function readTablesAndCounts(
@@ -140,7 +127,9 @@ async function readTablesAndCounts(
   const plan = (tables: ReadonlySet<TableKey>): Set<TableKey> => planExactCounts(catalog, tables, options.exactCountThreshold);
   const count = async (wanted: ReadonlySet<TableKey>, counts: Map<TableKey, number>): Promise<void> => {
     const toScan = tablesToScan(catalog, wanted).filter((t) => !known.has(t.key) && !counts.has(t.key));
-    const counted = await countInSnapshot(db, trx, snapshotId, toScan, options.countConnections ?? 2, options.onCounted);
+    // The exporting connection is taken, and so is the fingerprints' when they are read aside.
+    const workers = connectionBudget(db, options) - 1 - (fingerprinting ? 1 : 0);
+    const counted = await countInSnapshot(db, trx, snapshotId, toScan, workers, options.onCounted);
     for (const [key, n] of counted) counts.set(key, n);
   };
   const counts = new Map<TableKey, number>();

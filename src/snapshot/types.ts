@@ -27,8 +27,13 @@ export interface SnapshotOptions {
    * in-transaction counts, for its post-snapshot): recorded as exact without a scan.
    */
   readonly knownCounts?: Readonly<Record<TableKey, number>>;
-  /** Parallel connections for the exact counts, all on the same exported snapshot. */
-  readonly countConnections?: number;
+  /**
+   * The most connections the snapshot holds at once, the exporting one included (default: as
+   * many as the pool has). With two or more the fingerprints are read on a second one; with
+   * three or more the exact counts spread over the rest. A caller holding a connection of the
+   * same pool (a run's lock session) leaves it out, so that nothing waits for the pool.
+   */
+  readonly connections?: number;
   /** The URL the handle was made from: host and port for DatabaseIdentity.key over a Unix socket. */
   readonly url?: URL;
   /**

@@ -134,7 +134,7 @@ describe('pg_dump argv and environment', () => {
         compress: 6,
         jobs,
         lockWaitTimeoutMs: 10_000,
-        directory: '/tmp/x.dir',
+        output: '/tmp/x.dir',
       });
       const line = args.join(' ');
       for (const secret of ['s3cr', 'backup_role', 'db.internal', '6543', 'postgres://']) expect(line).not.toContain(secret);
@@ -171,6 +171,10 @@ describe('pg_dump argv and environment', () => {
   it('chooses the format from jobs and the tables from the scope', () => {
     const custom = pgDumpArgs({ scope: 'touched', tables: weird, snapshotId: null, compress: 0, jobs: 1, lockWaitTimeoutMs: 1 });
     expect(custom[0]).toBe('--format=custom');
+    expect(custom.some((a) => a.startsWith('--file'))).toBe(false);
+    expect(
+      pgDumpArgs({ scope: 'full', tables: [], snapshotId: null, compress: 0, jobs: 1, lockWaitTimeoutMs: 1, output: '/e/b/r.dump' }),
+    ).toContain('--file=/e/b/r.dump');
     expect(custom.some((a) => a.startsWith('--snapshot'))).toBe(false);
     expect(custom.filter((a) => a.startsWith('--table='))).toEqual([
       '--table="Weird Schema"."Mixed ""Quoted"" Table"',
@@ -184,7 +188,7 @@ describe('pg_dump argv and environment', () => {
       compress: 6,
       jobs: 3,
       lockWaitTimeoutMs: 1,
-      directory: '/e/b/r.dir',
+      output: '/e/b/r.dir',
     });
     expect(parallel.slice(0, 3)).toEqual(['--format=directory', '--jobs=3', '--file=/e/b/r.dir']);
     expect(parallel).toContain('--exclude-schema=safe_run');

@@ -112,7 +112,7 @@ export class BackupBench {
         jobs: directory ? Math.max(2, kind.jobs) : 1,
         scope: kind.scope,
         tables,
-        directory: directory ? target : undefined,
+        output: directory ? target : undefined,
       }).map((a) => (a.startsWith('--jobs=') ? `--jobs=${kind.jobs}` : a));
       const env = pgChildEnv(url, 'raw pg_dump');
       const fd = directory ? null : openSync(target, 'wx');

@@ -91,7 +91,8 @@ export async function hashDirectory(dir: string): Promise<{ sha256: string; byte
   return { sha256: manifest.digest('hex'), bytes };
 }
 
-async function hashFile(file: string): Promise<string> {
+/** The sha256 of one file, read as a stream. */
+export async function hashFile(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest('hex');

@@ -1,17 +1,14 @@
 import { execa } from 'execa';
-import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { existsSync, mkdirSync } from 'node:fs';
+import { rm, stat, writeFile } from 'node:fs/promises';
 import { fsyncDir } from '../audit/jsonl.js';
 import { EVIDENCE_DIR_MODE, EVIDENCE_FILE_MODE } from '../audit/modes.js';
 import { restrictToOwner } from './private-files.js';
 import path from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { errorMessage, ExitCode, SafeRunError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { BackupRecord, TableKey } from '../records/index.js';
-import { hasTableEntry, hashDirectory, listArchive } from './archive.js';
+import { hasTableEntry, hashDirectory, hashFile, listArchive } from './archive.js';
 import { pgChildEnv } from './child-env.js';
 import { pgDumpArgs } from './pg-dump-args.js';
 import { resolvePgTool } from './pg-tools.js';
@@ -161,7 +158,7 @@ async function backup(options: BackupOptions): Promise<BackupRecord> {
     ...options,
     scope: options.scope,
     tables,
-    directory: format === 'directory' ? target : undefined,
+    output: target,
     verbose: progress.active,
   });
   options.log.debug('pg_dump', { bin: pgDump.path, args, tables: tables.length });
@@ -175,9 +172,9 @@ async function backup(options: BackupOptions): Promise<BackupRecord> {
         : await dumpToDirectory(pgDump.path, args, env, target, watch);
     watch.progress.stop();
     await restrictToOwner(target);
-    // On disk before the intent names it, and so before the script can run: pg_dump syncs a
-    // directory archive itself, but the custom format reaches the file through this process.
-    await Promise.all([format === 'custom' ? syncFile(target) : null, verifyArchive(pgRestore.path, target, env, tables)]);
+    // On disk before the intent names it, and so before the script can run: pg_dump syncs what
+    // it writes itself (no --no-sync), and the directory entry is synced here.
+    await verifyArchive(pgRestore.path, target, env, tables);
     await fsyncDir(dir);
     const record: BackupRecord = {
       scope: options.scope,
@@ -200,16 +197,6 @@ async function backup(options: BackupOptions): Promise<BackupRecord> {
   }
 }
 
-/** fsync; a failure (EIO, a full disk) fails the backup, so the script never runs on a backup that may not exist. */
-async function syncFile(file: string): Promise<void> {
-  const handle = await open(file, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 interface DumpWatch {
   readonly signal: AbortSignal | undefined;
   readonly progress: DumpProgress;
@@ -220,7 +207,14 @@ interface Written {
   readonly bytes: number;
 }
 
-/** pg_dump writes the custom format to stdout; we hash each chunk on its way to the file. */
+/**
+ * The custom format, written by pg_dump straight to the file, then hashed as it was written.
+ * Through this process it waited on a 64 kB pipe whenever the main thread was busy (judging
+ * the script, signing, the snapshot's rows), and the archive had no data offsets in its table
+ * of contents: pg_restore of one table then read the whole file. The file is created here,
+ * exclusively and private, so that pg_dump never overwrites evidence and never makes the file
+ * readable by others, even for a moment.
+ */
 async function dumpToFile(
   bin: string,
   args: readonly string[],
@@ -228,31 +222,20 @@ async function dumpToFile(
   target: string,
   watch: DumpWatch,
 ): Promise<Written> {
-  const child = execa(bin, args, { ...childOptions(env, watch), buffer: { stdout: false } });
+  await writeFile(target, '', { flag: 'wx', mode: EVIDENCE_FILE_MODE });
+  const child = execa(bin, args, childOptions(env, watch));
   child.stderr.on('data', (chunk: Buffer) => watch.progress.stderr(chunk));
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      watch.progress.written(bytes);
-      done(null, chunk);
-    },
-  });
-  // 'wx': never overwrite evidence, even if a file appeared since the check in backup().
-  const writing = pipeline(child.stdout, tap, createWriteStream(target, { flags: 'wx', mode: EVIDENCE_FILE_MODE })).then(
-    () => null,
-    (error: unknown) => {
-      child.kill();
-      return error;
-    },
-  );
-  const [result, writeError] = await Promise.all([child, writing]);
+  // The bar's byte count, from the file's size: pg_dump tells nothing of it.
+  const sizing = setInterval(() => {
+    stat(target).then(
+      (info) => watch.progress.written(info.size),
+      () => {},
+    );
+  }, 250);
+  const result = await child.finally(() => clearInterval(sizing));
   assertNotInterrupted(watch);
-  if (writeError) throw new Error(`cannot write ${target}: ${errorMessage(writeError)}`);
   if (result.exitCode !== 0) throw new Error(childFailure('pg_dump', result));
-  return { sha256: hash.digest('hex'), bytes };
+  return { sha256: await hashFile(target), bytes: (await stat(target)).size };
 }
 
 async function dumpToDirectory(

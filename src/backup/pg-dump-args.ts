@@ -14,8 +14,11 @@ export interface PgDumpArgsOptions {
   /** More than 1 switches to the directory format, the only one pg_dump writes in parallel. */
   readonly jobs: number;
   readonly lockWaitTimeoutMs: number;
-  /** The directory to create, for the directory format; the custom format goes to stdout. */
-  readonly directory?: string;
+  /**
+   * Where pg_dump writes: the directory it creates (directory format) or the file (custom
+   * format). A custom archive without one goes to stdout.
+   */
+  readonly output?: string;
   /** `--verbose`, whose stderr lines the progress bar reads (dump-progress.ts). */
   readonly verbose?: boolean;
 }
@@ -27,8 +30,9 @@ export interface PgDumpArgsOptions {
  */
 export function pgDumpArgs(options: PgDumpArgsOptions): string[] {
   const parallel = options.jobs > 1;
-  if (parallel && !options.directory) throw new Error('pgDumpArgs: a parallel dump needs a directory');
-  const args = parallel ? ['--format=directory', `--jobs=${options.jobs}`, `--file=${options.directory}`] : ['--format=custom'];
+  if (parallel && !options.output) throw new Error('pgDumpArgs: a parallel dump needs a directory');
+  const args = parallel ? ['--format=directory', `--jobs=${options.jobs}`] : ['--format=custom'];
+  if (options.output) args.push(`--file=${options.output}`);
   args.push(`--compress=${options.compress}`);
   if (options.snapshotId) args.push(`--snapshot=${options.snapshotId}`);
   // pg_dump takes ACCESS SHARE locks before reading; waiting forever behind someone's

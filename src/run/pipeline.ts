@@ -65,7 +65,7 @@ export interface RunOptions {
  * The runner's connections: the lock's session, held for the whole run, and two for the
  * snapshots (the exporting one, and one reading the fingerprints beside the counts), which
  * between the snapshots read the scope graph and write the seal. Every connection is a server
- * process started for this run; three instead of six took about 230 ms of the server's CPU
+ * process started for this run; three instead of six took about 180 ms of the server's CPU
  * off a guarded cleanup (BENCHMARKS.md, "fifteenth stop"). The script's own session and
  * pg_dump's are apart from these.
  */

@@ -225,14 +225,19 @@ async function dumpToFile(
   await writeFile(target, '', { flag: 'wx', mode: EVIDENCE_FILE_MODE });
   const child = execa(bin, args, childOptions(env, watch));
   child.stderr.on('data', (chunk: Buffer) => watch.progress.stderr(chunk));
-  // The bar's byte count, from the file's size: pg_dump tells nothing of it.
+  // The bar's byte count, from the file's size: pg_dump tells nothing of it. A size read
+  // still on its way when pg_dump ends is dropped, so the bar is never drawn after it stops.
+  let dumping = true;
   const sizing = setInterval(() => {
     stat(target).then(
-      (info) => watch.progress.written(info.size),
+      (info) => dumping && watch.progress.written(info.size),
       () => {},
     );
   }, 250);
-  const result = await child.finally(() => clearInterval(sizing));
+  const result = await child.finally(() => {
+    dumping = false;
+    clearInterval(sizing);
+  });
   assertNotInterrupted(watch);
   if (result.exitCode !== 0) throw new Error(childFailure('pg_dump', result));
   return { sha256: await hashFile(target), bytes: (await stat(target)).size };

@@ -42,6 +42,9 @@ interface ExecContext {
   readonly log: Logger;
 }
 
+/** The lock's session and four for the snapshots, which count side by side (exactCountThreshold). */
+const EXEC_POOL = 5;
+
 /**
  * `safe-run exec -- <command...>`: snapshots, a backup and signed entries around a command that
  * has no transaction. The target is opened only once the command is known to exist.
@@ -57,7 +60,7 @@ export async function execWrapped(config: Config, options: ExecOptions, target: 
   // One session holds the lock while the command runs. The other connections sit idle in the
   // pool then: a reset that drops the database WITH (FORCE) ends them, and the pool replaces
   // them for the post-snapshot and the anchor (a plain DROP is blocked by the lock session anyway).
-  const { db } = await target.open({ applicationName: `safe-run:exec:${runId}`, maxConnections: 5 });
+  const { db } = await target.open({ applicationName: `safe-run:exec:${runId}`, maxConnections: EXEC_POOL });
   const interrupt = watchInterrupts();
   try {
     const audit = await openAuditLog({
@@ -157,8 +160,8 @@ async function snapshotOf<T>(
   const options: SnapshotOptions = {
     exactTables: new Set(Object.keys(ctx.config.criticalTables)),
     exactCountThreshold: ctx.config.exactCountThreshold,
-    // The pool's five, less the lock's session.
-    connections: 4,
+    // All but the lock's session, so that none waits for the pool.
+    connections: EXEC_POOL - 1,
     url: ctx.url,
   };
   return takeSnapshot(db, options, whileOpen && ((snapshotId) => whileOpen(snapshotId, db)));

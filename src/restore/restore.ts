@@ -151,6 +151,9 @@ async function restoreIntoScratch(job: RestoreJob, admin: Db, serverUrl: URL, na
 const INTO_HINT =
   "Read pg_restore's message above: columns that changed since the backup, or a foreign key to a row that is not there, are the usual causes.";
 
+/** The lock's session and three for the snapshot after the restore. */
+const INTO_POOL = 4;
+
 /**
  * Data only, into existing empty tables, under the run lock of that database (a restore
  * must not interleave with a guarded run). Afterwards a snapshot, so that `check` sees the
@@ -159,7 +162,7 @@ const INTO_HINT =
  */
 async function restoreInto(job: RestoreJob, url: URL): Promise<Restored> {
   const { archive, tables, config } = job;
-  return withDatabaseAt(url, { applicationName: 'safe-run restore', maxConnections: 4 }, (db) =>
+  return withDatabaseAt(url, { applicationName: 'safe-run restore', maxConnections: INTO_POOL }, (db) =>
     withClient(db, (session) =>
       withAdvisoryLock(session, job.log, async () => {
         const identity = await readIdentity(session, url);
@@ -180,8 +183,8 @@ async function restoreInto(job: RestoreJob, url: URL): Promise<Restored> {
         const { snapshot } = await takeSnapshot(db, {
           exactTables: new Set(tables.map((t) => t.key)),
           exactCountThreshold: config.exactCountThreshold,
-          // The pool's four, less the lock's session.
-          connections: 3,
+          // All but the lock's session, so that none waits for the pool.
+          connections: INTO_POOL - 1,
           url,
         });
         return { url, database: identity.name, counts, snapshot };

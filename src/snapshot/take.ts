@@ -93,11 +93,13 @@ async function readInSnapshot(read: InSnapshot): Promise<Snapshot> {
   // a second connection they are read there, beside everything else, in the same snapshot:
   // the counts need only the table list. With one they wait for the counts on the exporting
   // connection.
-  const aside = connectionBudget(read.db, read.options) >= 2;
+  const budget = connectionBudget(read.db, read.options);
+  const aside = budget >= 2;
   const fingerprinting = aside ? inImportedSnapshot(read.db, read.snapshotId, (t) => readFingerprints(t, null)) : null;
   fingerprinting?.catch(() => {}); // awaited below, or before an error leaves: its connection must be back first
   try {
-    return await readTablesAndCounts(read, fingerprinting);
+    // The exporting connection is taken, and so is the fingerprints' when they are read aside.
+    return await readTablesAndCounts(read, fingerprinting, budget - 1 - (aside ? 1 : 0));
   } finally {
     await fingerprinting?.catch(() => {});
   }
@@ -107,6 +109,8 @@ async function readTablesAndCounts(
   read: InSnapshot,
   /** Null: read here, on the exporting transaction, once the counts are done. */
   fingerprinting: Promise<ReadonlyMap<number, Fingerprints>> | null,
+  /** Connections the counts may take beside the exporting one. */
+  countWorkers: number,
 ): Promise<Snapshot> {
   const { db, trx, snapshotId, options, takenAt, started } = read;
   const database = await readIdentity(trx, options.url);
@@ -127,9 +131,7 @@ async function readTablesAndCounts(
   const plan = (tables: ReadonlySet<TableKey>): Set<TableKey> => planExactCounts(catalog, tables, options.exactCountThreshold);
   const count = async (wanted: ReadonlySet<TableKey>, counts: Map<TableKey, number>): Promise<void> => {
     const toScan = tablesToScan(catalog, wanted).filter((t) => !known.has(t.key) && !counts.has(t.key));
-    // The exporting connection is taken, and so is the fingerprints' when they are read aside.
-    const workers = connectionBudget(db, options) - 1 - (fingerprinting ? 1 : 0);
-    const counted = await countInSnapshot(db, trx, snapshotId, toScan, workers, options.onCounted);
+    const counted = await countInSnapshot(db, trx, snapshotId, toScan, countWorkers, options.onCounted);
     for (const [key, n] of counted) counts.set(key, n);
   };
   const counts = new Map<TableKey, number>();

@@ -4,6 +4,7 @@ import type { Config } from '../../src/config/config.js';
 import { createDb, type Db } from '../../src/db/connection.js';
 import { loadScriptFile } from '../../src/script/load.js';
 import { takeSnapshot } from '../../src/snapshot/take.js';
+import { SNAPSHOT_CONNECTIONS } from '../../src/run/pipeline.js';
 import type { TableKey } from '../../src/records/index.js';
 import type { BenchDatabase } from '../data.js';
 import { alternate, timeMs, type SideSamples } from '../measure.js';
@@ -29,8 +30,8 @@ export async function cleanupSnapshotPlan(db: Db, config: Config): Promise<Snaps
 function snapshotOnce(db: Db, url: string, plan: SnapshotPlan, knownCounts?: Readonly<Record<TableKey, number>>) {
   return takeSnapshot(db, {
     ...(knownCounts ? { knownCounts } : { exactTables: plan.exactTables }),
-    // What a guarded run gives its snapshots (run/pipeline.ts).
-    connections: 2,
+    // What a guarded run gives its snapshots.
+    connections: SNAPSHOT_CONNECTIONS,
     url: new URL(url),
   });
 }

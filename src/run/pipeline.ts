@@ -71,7 +71,7 @@ export interface RunOptions {
  */
 const RUN_POOL = 3;
 /** What a snapshot may hold of RUN_POOL: all but the lock's session, so that none waits for the pool. */
-const SNAPSHOT_CONNECTIONS = RUN_POOL - 1;
+export const SNAPSHOT_CONNECTIONS = RUN_POOL - 1;
 
 /** What a run holds before its script's declarations are known: all of it is the script's business but none of it needs them. */
 interface EarlyContext extends Start {
